@@ -1,0 +1,416 @@
+"""The ``newsletter`` command (Typer): commands parse arguments and call the domain."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlmodel import Session
+
+from newsletter import articles, db, delivery, editor, previews, rendering, seeding, subscribers
+from newsletter.config import Settings, get_settings
+from newsletter.exceptions import InvalidInput, NewsletterError, QABlocked
+
+app = typer.Typer(help="Compose newsletter issues and deliver them.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+articles_app = typer.Typer(help="The article library.", no_args_is_help=True)
+issues_app = typer.Typer(help="Draft, check and send issues.", no_args_is_help=True)
+subs_app = typer.Typer(help="Subscribers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(articles_app, name="articles")
+app.add_typer(issues_app, name="issues")
+app.add_typer(subs_app, name="subscribers")
+
+console = Console()
+err = Console(stderr=True)
+
+
+def settings() -> Settings:
+    return get_settings()
+
+
+@contextmanager
+def session() -> Iterator[Session]:
+    with db.session_scope(settings().database_url) as s:
+        yield s
+
+
+# ---------------------------------------------------------------- db, seed, demo, worker
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default: the newest)."""
+    db.upgrade(settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ('base' for an empty database)."""
+    db.downgrade(settings().database_url, revision)
+    console.print(f"database at {revision}")
+
+
+@app.command()
+def seed() -> None:
+    """Load the sample newsletter, articles and subscribers (safe to run again)."""
+    db.upgrade(settings().database_url)
+    with session() as s:
+        result = seeding.seed(s)
+    console.print(
+        f"seeded {result.newsletter.name!r}: {result.articles} articles, "
+        f"{result.subscribers} subscribers"
+    )
+
+
+@app.command()
+def demo() -> None:
+    """Seed, draft a Belarus Weekly issue and send it through an in-process worker to ./outbox/."""
+    from newsletter.demo import run_demo
+
+    with _progress_bar("sending") as (bar, task):
+
+        def show(state: delivery.Progress) -> None:
+            bar.update(task, total=state.total or None, completed=state.done)
+
+        result = run_demo(on_progress=show)
+    console.print(f"[bold]Belarus Weekly issue #{result.issue_number}[/] (id {result.issue_id})")
+    console.print(f"delivered: {result.delivered}")
+    console.print(f"skipped (unsubscribed): {result.skipped}")
+    if result.failed:
+        console.print(f"[red]failed: {result.failed}[/]")
+    console.print(f"outbox: {result.outbox} ({result.received} messages)")
+    console.print(f"preview: {result.preview}")
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
+    beat: Annotated[
+        bool, typer.Option(help="also run the periodic tick (one worker only)")
+    ] = False,
+    loglevel: str = "INFO",
+) -> None:
+    """Run a Celery worker on the configured broker."""
+    from worker.celery_app import app as celery_app
+
+    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    if beat:
+        argv.append("--beat")
+    celery_app.worker_main(argv)
+
+
+# ---------------------------------------------------------------- articles
+
+
+@articles_app.command("import")
+def articles_import(source: str) -> None:
+    """Import articles from a JSON/YAML file, an RSS/Atom file, or a feed URL."""
+    with session() as s:
+        if source.startswith(("http://", "https://")):
+            result = articles.import_feed(s, source)
+        else:
+            result = articles.import_file(s, Path(source))
+    console.print(f"created {result.created}, updated {result.updated}")
+    for error in result.errors:
+        err.print(f"[yellow]skipped[/] {error}")
+
+
+@articles_app.command("list")
+def articles_list(search: str | None = None, limit: int = 50) -> None:
+    """List articles, newest first."""
+    table = Table("id", "published", "title", "url")
+    with session() as s:
+        for a in articles.list_articles(s, search=search, limit=limit):
+            table.add_row(
+                str(a.id), f"{a.published_at:%Y-%m-%d}" if a.published_at else "", a.title, a.url
+            )
+    console.print(table)
+
+
+# ---------------------------------------------------------------- issues
+
+
+@issues_app.command("create")
+def issues_create(
+    newsletter: Annotated[str, typer.Option(help="newsletter slug or id")],
+    title: Annotated[str, typer.Option()],
+    subject: Annotated[str | None, typer.Option()] = None,
+    preheader: str = "",
+    intro_file: Annotated[Path | None, typer.Option(help="Markdown file with the intro")] = None,
+) -> None:
+    """Create a draft issue."""
+    intro = _read_text(intro_file) if intro_file else ""
+    with session() as s:
+        issue = editor.create_issue(
+            s,
+            newsletter=newsletter,
+            title=title,
+            subject=subject,
+            preheader=preheader,
+            intro_md=intro,
+        )
+    console.print(f"created issue {issue.id} (#{issue.number})")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+
+
+@issues_app.command("add")
+def issues_add(
+    issue_id: int,
+    article_id: int,
+    section: Annotated[str, typer.Option(help="section title (created if new)")] = "Top stories",
+    position: Annotated[int | None, typer.Option(help="0-based place in the section")] = None,
+    blurb: Annotated[str | None, typer.Option(help="replaces the article summary")] = None,
+) -> None:
+    """Add an article to a section of an issue."""
+    with session() as s:
+        sec = editor.section_by_title(s, issue_id=issue_id, title=section)
+        assert sec.id is not None
+        item = editor.add_item(
+            s, section_id=sec.id, article_id=article_id, position=position, blurb=blurb
+        )
+    console.print(f"added item {item.id} to {section!r} at position {item.position}")
+
+
+@issues_app.command("move")
+def issues_move(
+    item_id: int,
+    position: int,
+    section_id: Annotated[int | None, typer.Option("--section", help="section id")] = None,
+) -> None:
+    """Move an item to a 0-based position (optionally into another section)."""
+    with session() as s:
+        editor.move_item(s, item_id=item_id, position=position, section_id=section_id)
+    console.print(f"moved item {item_id}")
+
+
+@issues_app.command("remove")
+def issues_remove(item_id: int) -> None:
+    """Remove an item from its issue."""
+    with session() as s:
+        editor.remove_item(s, item_id=item_id)
+    console.print(f"removed item {item_id}")
+
+
+@issues_app.command("blurb")
+def issues_blurb(item_id: int, text: str) -> None:
+    """Override an item's summary (empty text restores the article's)."""
+    with session() as s:
+        editor.set_blurb(s, item_id=item_id, blurb=text)
+    console.print(f"blurb of item {item_id} set")
+
+
+@issues_app.command("list")
+def issues_list(newsletter: str | None = None) -> None:
+    """List issues."""
+    from sqlmodel import col, select
+
+    from newsletter.models import Issue
+
+    table = Table("id", "newsletter", "#", "status", "title")
+    with session() as s:
+        stmt = select(Issue).order_by(col(Issue.id))
+        if newsletter:
+            stmt = stmt.where(Issue.newsletter_id == editor.get_newsletter(s, newsletter).id)
+        for i in s.exec(stmt).all():
+            table.add_row(str(i.id), str(i.newsletter_id), str(i.number), i.status, i.title)
+    console.print(table)
+
+
+@issues_app.command("show")
+def issues_show(issue_id: int) -> None:
+    """Show an issue's sections and items in order."""
+    with session() as s:
+        outline = editor.load_outline(s, issue_id)
+    issue = outline.issue
+    console.print(
+        f"[bold]{outline.newsletter.name} #{issue.number}[/] (id {issue.id}, {issue.status})"
+    )
+    console.print(f"subject: {outline.subject or '[red](none)[/]'}")
+    console.print(f"preheader: {issue.preheader}")
+    for sec in outline.sections:
+        console.print(f"\n[bold]{sec.section.title}[/] (section {sec.section.id})")
+        for it in sec.items:
+            mark = " [dim](blurb overridden)[/]" if it.item.blurb else ""
+            console.print(f"  {it.item.position}. item {it.item.id}: {it.article.title}{mark}")
+
+
+@issues_app.command("qa")
+def issues_qa(issue_id: int) -> None:
+    """Check an issue before sending; exit 1 when something blocks the send."""
+    with session() as s:
+        outline = editor.load_outline(s, issue_id)
+        report = editor.qa_report(
+            outline,
+            compiled=rendering.compile_issue(outline),
+            size_limit=settings().html_size_limit,
+        )
+    for f in report.findings:
+        colour = "red" if f.blocking else "yellow"
+        console.print(
+            f"[{colour}]{'BLOCKING' if f.blocking else 'warning'}[/] {f.code}: {f.message}"
+        )
+    if not report.findings:
+        console.print("[green]no findings[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@issues_app.command("preview")
+def issues_preview(
+    issue_id: int,
+    out: Annotated[Path | None, typer.Option(help="write the HTML here")] = None,
+    text: Annotated[bool, typer.Option(help="print the plain-text part")] = False,
+) -> None:
+    """Write an HTML preview (or print the text part)."""
+    if text:
+        console.print(
+            previews.preview(settings(), issue_id=issue_id)[1], markup=False, highlight=False
+        )
+        return
+    path = previews.write_preview(settings(), issue_id=issue_id, path=out)
+    console.print(f"preview: {path}")
+
+
+@issues_app.command("send")
+def issues_send(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+) -> None:
+    """Start sending an issue: freeze it, fill the ledger, queue the batches."""
+    from worker.tasks import dispatch
+
+    with session() as s:
+        start = delivery.start_send(s, issue_id=issue_id, size_limit=settings().html_size_limit)
+    if start.started:
+        console.print(
+            f"issue {issue_id}: {start.recipients} recipients ({start.skipped} not active)"
+        )
+    else:
+        console.print(f"issue {issue_id} was already started; nothing new queued")
+    dispatch.delay(issue_id)
+    if follow:
+        _follow(issue_id)
+    else:
+        console.print("queued; a running `newsletter worker` delivers it")
+
+
+def _follow(issue_id: int) -> None:
+    with _progress_bar(f"issue {issue_id}") as (bar, task):
+        while True:
+            with session() as s:
+                state = delivery.progress(s, issue_id=issue_id)
+            bar.update(task, total=state.total or None, completed=state.done)
+            if state.finished or state.status == "paused":
+                break
+            time.sleep(0.5)
+    _print_status(state)
+
+
+@issues_app.command("status")
+def issues_status(issue_id: int) -> None:
+    """Counts by delivery state."""
+    with session() as s:
+        state = delivery.progress(s, issue_id=issue_id)
+    _print_status(state)
+
+
+def _print_status(state: delivery.Progress) -> None:
+    console.print(
+        f"issue {state.issue_id}: {state.status}" + (f" ({state.reason})" if state.reason else "")
+    )
+    for name in ("pending", "sending", "sent", "failed", "skipped"):
+        console.print(f"  {name}: {state.counts.get(name, 0)}")
+
+
+@contextmanager
+def _progress_bar(label: str) -> Iterator[tuple[Progress, TaskID]]:
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
+    with bar:
+        yield bar, bar.add_task(label, total=None)
+
+
+# ---------------------------------------------------------------- subscribers
+
+
+@subs_app.command("add")
+def subs_add(
+    email: str,
+    newsletter: Annotated[list[str], typer.Option(help="slug or id; repeat for several")],
+    name: str = "",
+) -> None:
+    """Add an active subscriber to newsletters (an unsubscribed address stays unsubscribed)."""
+    with session() as s:
+        sub = subscribers.subscribe(s, email=email, name=name, newsletters=newsletter, source="cli")
+    console.print(f"subscriber {sub.id}: {sub.email}")
+
+
+@subs_app.command("list")
+def subs_list(
+    newsletter: str | None = None,
+    status: str | None = None,
+    search: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> None:
+    """List subscribers with their subscription status."""
+    table = Table("id", "email", "name", "newsletter", "status")
+    with session() as s:
+        total, rows = subscribers.list_subscriptions(
+            s, newsletter=newsletter, status=status, search=search, limit=limit, offset=offset
+        )
+    for sub, subscription in rows:
+        table.add_row(
+            str(sub.id), sub.email, sub.name, str(subscription.newsletter_id), subscription.status
+        )
+    console.print(table)
+    console.print(f"{total} in all")
+
+
+# ---------------------------------------------------------------- entry point
+
+
+def main() -> None:
+    """Run the CLI; user mistakes become one red line and exit 1, never a traceback."""
+    try:
+        app()
+    except QABlocked as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except NewsletterError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except (OperationalError, ProgrammingError) as exc:
+        first_line = str(exc.orig).splitlines()[0]
+        err.print(f"[red]database error:[/] {first_line} (did you run `newsletter db upgrade`?)")
+        sys.exit(1)

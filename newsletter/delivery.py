@@ -1,0 +1,364 @@
+"""The delivery ledger: start a send, claim batches under a lease, record results, finish.
+
+One ``Delivery`` row per (issue, subscriber) is the source of truth; Celery only carries ids. A
+row moves pending -> sending (claimed, leased) -> sent | failed | pending again (retry later).
+A lease that runs out (a killed worker) puts the row back to pending; the Message-ID stays the
+one derived from (issue, subscriber), so a re-sent copy is recognisably the same message.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, SQLModel
+
+from newsletter import editor, rendering
+from newsletter.exceptions import InvalidState, QABlocked
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    IssueStatus,
+    RenderedIssue,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+
+_tables = SQLModel.metadata.tables
+D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
+I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
+S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
+SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class SendStart:
+    issue_id: int
+    started: bool  # False when the issue was already sending or sent: a second start is a no-op
+    recipients: int
+    skipped: int
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    attempts: int
+    active: bool  # still subscribed now; a row whose subscriber left since the start is skipped
+
+
+@dataclass(frozen=True)
+class Progress:
+    issue_id: int
+    status: str
+    counts: dict[str, int] = field(default_factory=dict)
+    reason: str | None = None
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ("sent", "failed", "skipped"))
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (IssueStatus.sent, IssueStatus.cancelled)
+
+
+# ---------------------------------------------------------------- starting a send
+
+
+def freeze(session: Session, issue_id: int, *, size_limit: int) -> RenderedIssue:
+    """Render the issue once, refuse it if QA blocks, and keep the result for every worker."""
+    outline = editor.load_outline(session, issue_id)
+    compiled = rendering.compile_issue(outline)
+    report = editor.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    if not report.ok:
+        raise QABlocked([f.message for f in report.blocking])
+    frozen = session.get(RenderedIssue, issue_id) or RenderedIssue(
+        issue_id=issue_id, subject="", html="", text=""
+    )
+    frozen.subject, frozen.preheader = compiled.subject, compiled.preheader
+    frozen.html, frozen.text, frozen.compiled_at = compiled.html, compiled.text, utcnow()
+    session.add(frozen)
+    return frozen
+
+
+def start_send(session: Session, *, issue_id: int, size_limit: int) -> SendStart:
+    """draft/scheduled -> sending in one guarded update; a ledger row per active subscriber."""
+    issue = editor.get_issue(session, issue_id)
+    if issue.status not in (IssueStatus.draft, IssueStatus.scheduled):
+        return SendStart(issue_id, False, _count(session, issue_id), 0)
+    freeze(session, issue_id, size_limit=size_limit)
+    claimed = session.execute(
+        update(I)
+        .where(I.c.id == issue_id, I.c.status.in_([IssueStatus.draft, IssueStatus.scheduled]))
+        .values(status=IssueStatus.sending, send_started_at=utcnow(), status_reason=None)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()  # someone else started it between our read and our update
+        return SendStart(issue_id, False, _count(session, issue_id), 0)
+    inserted = _insert_ledger(session, issue_id=issue_id, newsletter_id=issue.newsletter_id)
+    skipped = session.execute(
+        select(func.count())
+        .select_from(S)
+        .where(S.c.newsletter_id == issue.newsletter_id, S.c.status != SubscriptionStatus.active)
+    ).scalar_one()
+    session.flush()
+    return SendStart(issue_id, True, inserted, int(skipped))
+
+
+def _insert_ledger(session: Session, *, issue_id: int, newsletter_id: int) -> int:
+    """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory."""
+    source = select(
+        literal(issue_id), S.c.subscriber_id, literal(DeliveryStatus.pending), literal(0)
+    ).where(S.c.newsletter_id == newsletter_id, S.c.status == SubscriptionStatus.active)
+    columns = ["issue_id", "subscriber_id", "status", "attempts"]
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(D).from_select(columns, source).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(D).from_select(columns, source).on_conflict_do_nothing()
+    else:  # pragma: no cover - other databases are not supported yet
+        stmt = insert(D).from_select(columns, source)
+    session.execute(stmt)
+    # rowcount of INSERT ... SELECT is -1 on some drivers; the issue's rows are all new here
+    return _count(session, issue_id)
+
+
+def _count(session: Session, issue_id: int) -> int:
+    return int(
+        session.execute(
+            select(func.count()).select_from(D).where(D.c.issue_id == issue_id)
+        ).scalar_one()
+    )
+
+
+# ---------------------------------------------------------------- claiming and recording
+
+
+def claim(
+    session: Session, *, issue_id: int, limit: int, lease_seconds: int, now: datetime | None = None
+) -> list[Claimed]:
+    """Lease up to ``limit`` due pending rows of a sending issue; commit before sending them."""
+    now = now or utcnow()
+    due = (
+        select(D.c.id)
+        .where(
+            D.c.issue_id == issue_id,
+            D.c.status == DeliveryStatus.pending,
+            or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+            exists().where(I.c.id == issue_id, I.c.status == IssueStatus.sending),
+        )
+        .order_by(D.c.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)  # concurrent claimers take disjoint rows
+    rows = session.execute(
+        update(D)
+        .where(D.c.id.in_(due.scalar_subquery()), D.c.status == DeliveryStatus.pending)
+        .values(
+            status=DeliveryStatus.sending,
+            lease_until=now + timedelta(seconds=lease_seconds),
+            attempts=D.c.attempts + 1,
+        )
+        .returning(D.c.id, D.c.subscriber_id, D.c.attempts)
+    ).all()
+    return _with_recipients(session, issue_id, rows)
+
+
+def _with_recipients(session: Session, issue_id: int, rows: Sequence[Any]) -> list[Claimed]:
+    if not rows:
+        return []
+    newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
+    people = session.execute(
+        select(SUB.c.id, SUB.c.email, SUB.c.name, S.c.status)
+        .select_from(SUB)
+        .join(S, and_(S.c.subscriber_id == SUB.c.id, S.c.newsletter_id == newsletter_id))
+        .where(SUB.c.id.in_([r.subscriber_id for r in rows]))
+    ).all()
+    by_id = {p.id: p for p in people}
+    claimed = []
+    for r in sorted(rows, key=lambda r: r.id):
+        person = by_id.get(r.subscriber_id)
+        claimed.append(
+            Claimed(
+                delivery_id=r.id,
+                subscriber_id=r.subscriber_id,
+                email=person.email if person else "",
+                name=person.name if person else "",
+                attempts=r.attempts,
+                active=person is not None and person.status == SubscriptionStatus.active,
+            )
+        )
+    return claimed
+
+
+def _finish_row(session: Session, delivery_id: int, **values: Any) -> bool:
+    result = session.execute(
+        update(D)
+        .where(D.c.id == delivery_id, D.c.status == DeliveryStatus.sending)
+        .values(lease_until=None, **values)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def record_sent(session: Session, *, delivery_id: int, message_id: str, response: str) -> bool:
+    return _finish_row(
+        session,
+        delivery_id,
+        status=DeliveryStatus.sent,
+        message_id=message_id,
+        smtp_response=response[:1000],
+        sent_at=utcnow(),
+    )
+
+
+def record_skipped(session: Session, *, delivery_id: int, reason: str) -> bool:
+    return _finish_row(session, delivery_id, status=DeliveryStatus.skipped, smtp_response=reason)
+
+
+def record_failed(session: Session, *, delivery_id: int, response: str) -> bool:
+    return _finish_row(
+        session, delivery_id, status=DeliveryStatus.failed, smtp_response=response[:1000]
+    )
+
+
+def backoff(attempts: int, *, base: float, rng: random.Random | None = None) -> timedelta:
+    """Exponential backoff with full jitter, capped at six hours."""
+    ceiling = min(base * (2 ** max(attempts - 1, 0)), 6 * 3600.0)
+    return timedelta(seconds=(rng or random).uniform(ceiling / 2, ceiling))
+
+
+def record_retry(
+    session: Session,
+    *,
+    delivery_id: int,
+    attempts: int,
+    response: str,
+    max_attempts: int,
+    base_seconds: float,
+) -> bool:
+    """A temporary failure: back to pending for later, or failed once attempts run out."""
+    if attempts >= max_attempts:
+        return record_failed(session, delivery_id=delivery_id, response=f"gave up: {response}")
+    return _finish_row(
+        session,
+        delivery_id,
+        status=DeliveryStatus.pending,
+        smtp_response=response[:1000],
+        next_attempt_at=utcnow() + backoff(attempts, base=base_seconds),
+    )
+
+
+def mark_bounced(session: Session, *, subscriber_id: int, issue_id: int) -> None:
+    """A 5.1.x reply: the mailbox does not exist, so the address is not mailed again."""
+    newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
+    session.execute(
+        update(S)
+        .where(S.c.subscriber_id == subscriber_id, S.c.newsletter_id == newsletter_id)
+        .values(status=SubscriptionStatus.bounced, updated_at=utcnow())
+    )
+
+
+# ---------------------------------------------------------------- leases, finishing, progress
+
+
+def requeue_expired(session: Session, *, now: datetime | None = None) -> int:
+    """Rows whose lease ran out (their worker died) go back to pending."""
+    result = session.execute(
+        update(D)
+        .where(D.c.status == DeliveryStatus.sending, D.c.lease_until < (now or utcnow()))
+        .values(status=DeliveryStatus.pending, lease_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def ready_count(session: Session, *, issue_id: int, now: datetime | None = None) -> int:
+    """Pending rows that are due now."""
+    now = now or utcnow()
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(D)
+            .where(
+                D.c.issue_id == issue_id,
+                D.c.status == DeliveryStatus.pending,
+                or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+            )
+        ).scalar_one()
+    )
+
+
+def finish_if_done(session: Session, *, issue_id: int) -> bool:
+    """sending -> sent once no row is pending or in flight; True when this call finished it."""
+    open_rows = exists().where(
+        D.c.issue_id == issue_id,
+        D.c.status.in_([DeliveryStatus.pending, DeliveryStatus.sending]),
+    )
+    result = session.execute(
+        update(I)
+        .where(I.c.id == issue_id, I.c.status == IssueStatus.sending, ~open_rows)
+        .values(status=IssueStatus.sent, sent_at=utcnow())
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def sending_issue_ids(session: Session) -> list[int]:
+    return list(
+        session.execute(select(I.c.id).where(I.c.status == IssueStatus.sending)).scalars().all()
+    )
+
+
+def progress(session: Session, *, issue_id: int) -> Progress:
+    issue = editor.get_issue(session, issue_id)
+    rows = session.execute(
+        select(D.c.status, func.count()).where(D.c.issue_id == issue_id).group_by(D.c.status)
+    ).all()
+    return Progress(
+        issue_id=issue_id,
+        status=issue.status,
+        counts={str(status): int(n) for status, n in rows},
+        reason=issue.status_reason,
+    )
+
+
+def ensure_sending(session: Session, *, issue_id: int) -> Issue:
+    issue = editor.get_issue(session, issue_id)
+    if issue.status != IssueStatus.sending:
+        raise InvalidState(f"issue {issue_id} is {issue.status}, not sending")
+    return issue
+
+
+def release(session: Session, *, delivery_ids: list[int]) -> int:
+    """Give claimed rows back unsent (the issue was paused or cancelled mid-batch)."""
+    if not delivery_ids:
+        return 0
+    result = session.execute(
+        update(D)
+        .where(D.c.id.in_(delivery_ids), D.c.status == DeliveryStatus.sending)
+        .values(status=DeliveryStatus.pending, lease_until=None, attempts=D.c.attempts - 1)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def in_flight(session: Session, *, issue_id: int) -> bool:
+    return bool(
+        session.execute(
+            select(exists().where(D.c.issue_id == issue_id, D.c.status == DeliveryStatus.sending))
+        ).scalar()
+    )

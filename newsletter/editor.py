@@ -1,0 +1,378 @@
+"""Assemble issues: sections, ordered items, intro and subject; the QA report before a send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+from urllib.parse import urlparse
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from newsletter.exceptions import InvalidInput, InvalidState, NotFound
+from newsletter.models import (
+    Article,
+    Issue,
+    IssueItem,
+    IssueSection,
+    IssueStatus,
+    Newsletter,
+)
+
+if TYPE_CHECKING:
+    from newsletter.rendering import CompiledIssue
+
+
+@dataclass(frozen=True)
+class OutlineItem:
+    item: IssueItem
+    article: Article
+
+    @property
+    def blurb(self) -> str:
+        return self.item.blurb or self.article.summary
+
+
+@dataclass(frozen=True)
+class OutlineSection:
+    section: IssueSection
+    items: list[OutlineItem]
+
+
+@dataclass(frozen=True)
+class IssueOutline:
+    """An issue with everything needed to render it, in order."""
+
+    newsletter: Newsletter
+    issue: Issue
+    sections: list[OutlineSection]
+
+    @property
+    def items(self) -> list[OutlineItem]:
+        return [it for sec in self.sections for it in sec.items]
+
+    @property
+    def lead(self) -> OutlineItem | None:
+        items = self.items
+        return items[0] if items else None
+
+    @property
+    def subject(self) -> str:
+        if self.issue.subject:
+            return self.issue.subject
+        lead = self.lead
+        return f"{self.newsletter.name}: {lead.article.title}" if lead else ""
+
+
+# ---------------------------------------------------------------- lookups
+
+
+def get_newsletter(session: Session, ref: str | int) -> Newsletter:
+    stmt = select(Newsletter).where(
+        Newsletter.id == int(ref) if str(ref).isdigit() else Newsletter.slug == str(ref)
+    )
+    newsletter = session.exec(stmt).first()
+    if newsletter is None:
+        raise NotFound(f"no newsletter {ref!r}")
+    return newsletter
+
+
+def get_issue(session: Session, issue_id: int) -> Issue:
+    issue = session.get(Issue, issue_id)
+    if issue is None:
+        raise NotFound(f"no issue with id {issue_id}")
+    return issue
+
+
+def _editable_issue(session: Session, issue_id: int) -> Issue:
+    issue = get_issue(session, issue_id)
+    if issue.status != IssueStatus.draft:
+        raise InvalidState(f"issue {issue_id} is {issue.status}; only drafts can be edited")
+    return issue
+
+
+def _get_item(session: Session, item_id: int) -> tuple[IssueItem, IssueSection]:
+    item = session.get(IssueItem, item_id)
+    if item is None:
+        raise NotFound(f"no issue item with id {item_id}")
+    section = session.get(IssueSection, item.section_id)
+    assert section is not None  # foreign key
+    _editable_issue(session, section.issue_id)
+    return item, section
+
+
+# ---------------------------------------------------------------- issues
+
+
+def create_issue(
+    session: Session,
+    *,
+    newsletter: str | int,
+    title: str,
+    subject: str | None = None,
+    preheader: str = "",
+    intro_md: str = "",
+) -> Issue:
+    """Create a draft; issues are numbered 1, 2, 3... per newsletter."""
+    if not title.strip():
+        raise InvalidInput("an issue needs a title")
+    nl = get_newsletter(session, newsletter)
+    last = session.exec(select(func.max(Issue.number)).where(Issue.newsletter_id == nl.id)).one()
+    issue = Issue(
+        newsletter_id=nl.id,  # type: ignore[arg-type]
+        number=(last or 0) + 1,
+        title=title.strip(),
+        subject=(subject or None),
+        preheader=preheader,
+        intro_md=intro_md,
+    )
+    session.add(issue)
+    session.flush()
+    return issue
+
+
+def update_issue(
+    session: Session,
+    *,
+    issue_id: int,
+    title: str | None = None,
+    subject: str | None = None,
+    preheader: str | None = None,
+    intro_md: str | None = None,
+) -> Issue:
+    issue = _editable_issue(session, issue_id)
+    if title is not None:
+        issue.title = title
+    if subject is not None:
+        issue.subject = subject or None  # empty string restores the default subject
+    if preheader is not None:
+        issue.preheader = preheader
+    if intro_md is not None:
+        issue.intro_md = intro_md
+    session.add(issue)
+    session.flush()
+    return issue
+
+
+def load_outline(session: Session, issue_id: int) -> IssueOutline:
+    issue = get_issue(session, issue_id)
+    newsletter = session.get(Newsletter, issue.newsletter_id)
+    assert newsletter is not None
+    sections = session.exec(
+        select(IssueSection)
+        .where(IssueSection.issue_id == issue_id)
+        .order_by(col(IssueSection.position))
+    ).all()
+    rows = session.exec(
+        select(IssueItem, Article)
+        .join(Article, col(Article.id) == IssueItem.article_id)
+        .where(col(IssueItem.section_id).in_([s.id for s in sections]))
+        .order_by(col(IssueItem.position))
+    ).all()
+    by_section: dict[int, list[OutlineItem]] = {s.id: [] for s in sections if s.id is not None}
+    for item, article in rows:
+        by_section[item.section_id].append(OutlineItem(item, article))
+    return IssueOutline(
+        newsletter=newsletter,
+        issue=issue,
+        sections=[OutlineSection(s, by_section[s.id]) for s in sections if s.id is not None],
+    )
+
+
+# ---------------------------------------------------------------- sections and items
+
+
+def _renumber(rows: list[IssueSection] | list[IssueItem]) -> None:
+    for position, row in enumerate(rows):
+        row.position = position
+
+
+def add_section(session: Session, *, issue_id: int, title: str) -> IssueSection:
+    _editable_issue(session, issue_id)
+    if not title.strip():
+        raise InvalidInput("a section needs a title")
+    count = session.exec(
+        select(func.count()).select_from(IssueSection).where(IssueSection.issue_id == issue_id)
+    ).one()
+    section = IssueSection(issue_id=issue_id, title=title.strip(), position=count)
+    session.add(section)
+    session.flush()
+    return section
+
+
+def section_by_title(session: Session, *, issue_id: int, title: str) -> IssueSection:
+    """The section of that title, created at the end if the issue has none yet."""
+    found = session.exec(
+        select(IssueSection).where(
+            IssueSection.issue_id == issue_id, IssueSection.title == title.strip()
+        )
+    ).first()
+    return found or add_section(session, issue_id=issue_id, title=title)
+
+
+def _section_items(session: Session, section_id: int) -> list[IssueItem]:
+    return list(
+        session.exec(
+            select(IssueItem)
+            .where(IssueItem.section_id == section_id)
+            .order_by(col(IssueItem.position))
+        ).all()
+    )
+
+
+def _clamp(position: int | None, size: int) -> int:
+    if position is None:
+        return size
+    return max(0, min(position, size))
+
+
+def add_item(
+    session: Session,
+    *,
+    section_id: int,
+    article_id: int,
+    position: int | None = None,
+    blurb: str | None = None,
+) -> IssueItem:
+    """Put an article in a section (at the end unless a 0-based position is given)."""
+    section = session.get(IssueSection, section_id)
+    if section is None:
+        raise NotFound(f"no section with id {section_id}")
+    _editable_issue(session, section.issue_id)
+    if session.get(Article, article_id) is None:
+        raise NotFound(f"no article with id {article_id}")
+    if article_id in _issue_article_ids(session, section.issue_id):
+        raise InvalidInput(f"article {article_id} is already in this issue")
+    items = _section_items(session, section_id)
+    item = IssueItem(section_id=section_id, article_id=article_id, position=0, blurb=blurb)
+    items.insert(_clamp(position, len(items)), item)
+    _renumber(items)
+    session.add_all(items)
+    session.flush()
+    return item
+
+
+def _issue_article_ids(session: Session, issue_id: int) -> set[int]:
+    return set(
+        session.exec(
+            select(IssueItem.article_id)
+            .join(IssueSection, col(IssueSection.id) == IssueItem.section_id)
+            .where(IssueSection.issue_id == issue_id)
+        ).all()
+    )
+
+
+def move_item(
+    session: Session, *, item_id: int, position: int, section_id: int | None = None
+) -> IssueItem:
+    """Move an item to a 0-based position, in its own section or in another of the same issue."""
+    item, section = _get_item(session, item_id)
+    target_id = section_id if section_id is not None else section.id
+    assert target_id is not None
+    if target_id != section.id:
+        target = session.get(IssueSection, target_id)
+        if target is None or target.issue_id != section.issue_id:
+            raise InvalidInput(f"section {target_id} is not in the same issue")
+        source_items = [i for i in _section_items(session, section.id) if i.id != item.id]  # type: ignore[arg-type]
+        _renumber(source_items)
+        session.add_all(source_items)
+        item.section_id = target_id
+    items = [i for i in _section_items(session, target_id) if i.id != item.id]
+    items.insert(_clamp(position, len(items)), item)
+    _renumber(items)
+    session.add_all(items)
+    session.flush()
+    return item
+
+
+def remove_item(session: Session, *, item_id: int) -> None:
+    item, section = _get_item(session, item_id)
+    session.delete(item)
+    session.flush()
+    rest = _section_items(session, section.id)  # type: ignore[arg-type]
+    _renumber(rest)
+    session.add_all(rest)
+    session.flush()
+
+
+def set_blurb(session: Session, *, item_id: int, blurb: str | None) -> IssueItem:
+    item, _ = _get_item(session, item_id)
+    item.blurb = blurb or None
+    session.add(item)
+    session.flush()
+    return item
+
+
+# ---------------------------------------------------------------- QA
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    message: str
+    blocking: bool
+
+
+@dataclass
+class QAReport:
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def blocking(self) -> list[Finding]:
+        return [f for f in self.findings if f.blocking]
+
+    @property
+    def ok(self) -> bool:
+        return not self.blocking
+
+    def add(self, code: str, message: str, *, blocking: bool) -> None:
+        self.findings.append(Finding(code, message, blocking))
+
+
+def _is_absolute(url: str | None) -> bool:
+    parsed = urlparse(url or "")
+    return parsed.scheme in {"http", "https"} and bool(parsed.netloc)
+
+
+def qa_report(
+    outline: IssueOutline, *, compiled: CompiledIssue | None, size_limit: int
+) -> QAReport:
+    """Check an issue before sending; blocking findings stop a send."""
+    report = QAReport()
+    if not outline.subject.strip():
+        report.add("no-subject", "the issue has no subject", blocking=True)
+    if not outline.items:
+        report.add("no-items", "the issue has no articles", blocking=True)
+    for sec in outline.sections:
+        if not sec.items:
+            report.add("empty-section", f"section {sec.section.title!r} is empty", blocking=True)
+    for it in outline.items:
+        _check_article(report, it.article)
+    if compiled is not None:
+        _check_compiled(report, compiled, size_limit)
+    return report
+
+
+def _check_compiled(report: QAReport, compiled: CompiledIssue, size_limit: int) -> None:
+    for link in sorted(set(compiled.links())):
+        if not (_is_absolute(link) or link.startswith("mailto:")):
+            report.add("relative-link", f"link {link!r} is not absolute", blocking=True)
+    if compiled.html_size > size_limit:
+        report.add(
+            "html-too-large",
+            f"rendered HTML is {compiled.html_size:,} bytes, over {size_limit:,} "
+            "(Gmail clips messages at about 102 KB)",
+            blocking=False,
+        )
+
+
+def _check_article(report: QAReport, article: Article) -> None:
+    name = f"article {article.id} ({article.title[:40]!r})"
+    if article.image_url and not (article.image_alt or "").strip():
+        report.add("image-without-alt", f"{name}: image has no alt text", blocking=True)
+    if not _is_absolute(article.url):
+        report.add("relative-link", f"{name}: link {article.url!r} is not absolute", blocking=True)
+    if article.image_url and not _is_absolute(article.image_url):
+        report.add(
+            "relative-link", f"{name}: image {article.image_url!r} is not absolute", blocking=True
+        )

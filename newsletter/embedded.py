@@ -1,0 +1,33 @@
+"""The embedded default, running in this process: a real Celery worker thread and an SMTP sink."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+@contextmanager
+def celery_worker(app: Any, *, concurrency: int = 2) -> Iterator[Any]:
+    """A real Celery worker consuming the configured broker from a thread (not eager mode)."""
+    from celery.worker import state
+
+    worker = app.WorkController(
+        app=app,
+        pool="threads",
+        concurrency=concurrency,
+        loglevel="WARNING",
+        without_heartbeat=True,
+        without_mingle=True,
+        without_gossip=True,
+        ready_callback=None,
+    )
+    thread = threading.Thread(target=worker.start, name="celery-worker", daemon=True)
+    thread.start()
+    try:
+        yield worker
+    finally:
+        state.should_terminate = 0  # the consumer loop's own shutdown signal
+        thread.join(30)
+        state.should_terminate = None

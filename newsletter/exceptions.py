@@ -1,0 +1,60 @@
+"""Errors raised by the domain. User mistakes are all ``UserError``, shown as one line.
+
+NewsletterError
+├── UserError                 a mistake the user can fix (shown as one line, exit 1 / HTTP 4xx)
+│   ├── NotFound              an id, slug or file that does not exist
+│   ├── InvalidInput          a malformed file, field or argument
+│   ├── InvalidState          the action does not fit the object's status (e.g. edit a sent issue)
+│   └── QABlocked             the QA report has blocking findings
+├── RenderError               a template failed to render or MJML failed to compile
+└── TransportError            a message could not be handed over
+    ├── TemporaryFailure      4xx, timeouts, dropped connections: retry later
+    └── PermanentFailure      5xx: do not retry
+"""
+
+from __future__ import annotations
+
+
+class NewsletterError(Exception):
+    """Base of every error the domain raises on purpose."""
+
+
+class UserError(NewsletterError):
+    """A mistake the user can fix."""
+
+
+class NotFound(UserError):
+    pass
+
+
+class InvalidInput(UserError):
+    pass
+
+
+class InvalidState(UserError):
+    pass
+
+
+class QABlocked(UserError):
+    def __init__(self, findings: list[str]) -> None:
+        super().__init__("QA blocks sending: " + "; ".join(findings))
+        self.findings = findings
+
+
+class RenderError(NewsletterError):
+    pass
+
+
+class TransportError(NewsletterError):
+    def __init__(self, message: str, *, code: int | None = None, response: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.response = response
+
+
+class TemporaryFailure(TransportError):
+    pass
+
+
+class PermanentFailure(TransportError):
+    pass

@@ -1,0 +1,148 @@
+"""MIME for one issue, built once as bytes; per recipient only a few headers and values change.
+
+The shared headers are folded once by ``email.policy.SMTP``; each body part is quoted-printable,
+encoded per recipient by ``binascii`` (C). Every line ends in CRLF: some servers refuse bare LF
+with a 5xx that must not be mistaken for a bounce.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import hmac
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.header import Header
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr
+from urllib.parse import quote
+
+from newsletter.exceptions import InvalidInput
+from newsletter.models import Newsletter, utcnow
+from newsletter.rendering import CompiledIssue, Personaliser
+
+CRLF = "\r\n"
+
+
+@dataclass(frozen=True)
+class Recipient:
+    subscriber_id: int
+    email: str
+    name: str
+    values: Mapping[str, str]  # per-recipient template fields (see rendering.RECIPIENT_FIELDS)
+    unsubscribe_url: str
+    unsubscribe_mailto: str
+
+
+def domain_of(address: str) -> str:
+    return address.rsplit("@", 1)[-1].lower()
+
+
+def message_id(secret: str, *, issue_id: int, subscriber_id: int, domain: str) -> str:
+    """Stable per (issue, subscriber): a re-sent copy carries the same id, so receivers fold it."""
+    mac = hmac.new(secret.encode(), f"{issue_id}:{subscriber_id}".encode(), hashlib.sha256)
+    return f"<{issue_id}.{subscriber_id}.{mac.hexdigest()[:16]}@{domain}>"
+
+
+def _no_newlines(value: str, field: str) -> str:
+    if "\r" in value or "\n" in value:
+        raise InvalidInput(f"{field} contains a line break")
+    return value
+
+
+def _to_header(name: str, email: str) -> str:
+    addr = formataddr((" ".join(name.split()), _no_newlines(email, "address")), charset="utf-8")
+    return f"To: {addr}"
+
+
+def _subject(subject: str) -> str:
+    # Header folds at spaces; the policy folder puts a short subject wholly on a continuation
+    # line, which readers then show with a leading space
+    text = _no_newlines(subject, "subject")
+    charset = "us-ascii" if text.isascii() else "utf-8"
+    header = Header(text, charset, maxlinelen=78, header_name="Subject")
+    return "Subject: " + header.encode(linesep=CRLF)
+
+
+def _qp(text: str) -> bytes:
+    normalised = text.replace("\r\n", "\n").replace("\n", CRLF)
+    if not normalised.endswith(CRLF):
+        normalised += CRLF
+    return binascii.b2a_qp(normalised.encode("utf-8"), quotetabs=False, istext=True)
+
+
+class MessageTemplate:
+    """An issue's message with holes for the recipient: build once, ``render`` per recipient."""
+
+    def __init__(
+        self,
+        *,
+        compiled: CompiledIssue,
+        newsletter: Newsletter,
+        issue_id: int,
+        secret: str,
+    ) -> None:
+        self.issue_id = issue_id
+        self.secret = secret
+        self.domain = domain_of(newsletter.from_email)
+        self.list_id = f"<{newsletter.slug}.{self.domain}>"
+        self.boundary = f"=_nl_{issue_id}_{secrets.token_hex(12)}"
+        self._html = Personaliser(compiled.html, html_escape=True)
+        self._text = Personaliser(compiled.text, html_escape=False)
+        self._head = self._shared_head(compiled, newsletter).encode("ascii")
+        part_head = (
+            f"--{self.boundary}{CRLF}Content-Type: text/%s; charset=utf-8{CRLF}"
+            f"Content-Transfer-Encoding: quoted-printable{CRLF}{CRLF}"
+        )
+        self._text_head = (part_head % "plain").encode("ascii")
+        self._html_head = (CRLF + part_head % "html").encode("ascii")
+        self._tail = f"{CRLF}--{self.boundary}--{CRLF}".encode("ascii")
+
+    def _shared_head(self, compiled: CompiledIssue, newsletter: Newsletter) -> str:
+        msg = EmailMessage(policy=SMTP)
+        msg["From"] = formataddr((newsletter.from_name, newsletter.from_email), charset="utf-8")
+        if newsletter.reply_to:
+            msg["Reply-To"] = newsletter.reply_to
+        msg["Date"] = format_datetime(utcnow())
+        msg["List-Id"] = f"{newsletter.name} {self.list_id}"
+        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+        msg["Precedence"] = "bulk"
+        msg["Feedback-ID"] = f"{self.issue_id}:{newsletter.slug}:newsletter"
+        msg["MIME-Version"] = "1.0"
+        msg["Content-Type"] = f'multipart/alternative; boundary="{self.boundary}"'
+        return msg.as_string().split(CRLF + CRLF, 1)[0] + CRLF + _subject(compiled.subject) + CRLF
+
+    def message_id(self, subscriber_id: int) -> str:
+        return message_id(
+            self.secret, issue_id=self.issue_id, subscriber_id=subscriber_id, domain=self.domain
+        )
+
+    def render(self, recipient: Recipient) -> tuple[str, bytes]:
+        """(Message-ID, the whole message as CRLF bytes) for one recipient."""
+        mid = self.message_id(recipient.subscriber_id)
+        unsubscribe = (
+            f"List-Unsubscribe: <{_no_newlines(recipient.unsubscribe_url, 'URL')}>,{CRLF}"
+            f" <{_no_newlines(recipient.unsubscribe_mailto, 'mailto')}>"
+        )
+        personal = CRLF.join(
+            [_to_header(recipient.name, recipient.email), f"Message-ID: {mid}", unsubscribe]
+        )
+        data = b"".join(
+            [
+                self._head,
+                personal.encode("utf-8"),
+                (CRLF + CRLF).encode("ascii"),
+                self._text_head,
+                _qp(self._text(recipient.values)),
+                self._html_head,
+                _qp(self._html(recipient.values)),
+                self._tail,
+            ]
+        )
+        return mid, data
+
+
+def unsubscribe_mailto(mailbox: str, token: str) -> str:
+    return f"mailto:{mailbox}?subject={quote('unsubscribe ' + token)}"

@@ -1,0 +1,172 @@
+"""SQLModel tables and their status enums.
+
+Statuses are stored as short strings (not database enum types) so migrations stay simple on both
+SQLite and PostgreSQL. All timestamps are aware UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class IssueStatus(StrEnum):
+    draft = "draft"
+    scheduled = "scheduled"
+    sending = "sending"
+    paused = "paused"
+    sent = "sent"
+    cancelled = "cancelled"
+
+
+class SubscriptionStatus(StrEnum):
+    pending = "pending"
+    active = "active"
+    unsubscribed = "unsubscribed"
+    bounced = "bounced"
+    complained = "complained"
+
+
+class DeliveryStatus(StrEnum):
+    pending = "pending"
+    sending = "sending"
+    sent = "sent"
+    failed = "failed"
+    skipped = "skipped"
+
+
+def _status(default: str) -> Any:
+    return Field(default=default, sa_type=String(16), index=True)
+
+
+class Newsletter(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    slug: str = Field(sa_type=String(80), unique=True, index=True)
+    name: str
+    from_name: str
+    from_email: str
+    reply_to: str | None = None
+    postal_address: str
+    description: str = Field(default="", sa_type=Text)
+    website_url: str = ""
+    membership_url: str = ""
+    brand_color: str = "#b4121b"
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Article(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_type=String(2000), unique=True, index=True)
+    title: str
+    summary: str = Field(default="", sa_type=Text)
+    bullet: str = Field(default="", sa_type=Text)  # one sentence for the digest's summary list
+    body_html: str = Field(default="", sa_type=Text)
+    image_url: str | None = None
+    image_alt: str | None = None
+    image_credit: str | None = None
+    author: str | None = None
+    section: str | None = None
+    tags: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    published_at: datetime | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Issue(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("newsletter_id", "number"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    newsletter_id: int = Field(foreign_key="newsletter.id", index=True)
+    number: int
+    title: str
+    subject: str | None = None
+    preheader: str = ""
+    intro_md: str = Field(default="", sa_type=Text)
+    status: str = _status(IssueStatus.draft)
+    scheduled_at: datetime | None = None
+    send_started_at: datetime | None = None
+    sent_at: datetime | None = None
+    status_reason: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class IssueSection(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    title: str
+    position: int
+
+
+class IssueItem(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    section_id: int = Field(foreign_key="issuesection.id", index=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    position: int
+    blurb: str | None = Field(default=None, sa_type=Text)
+
+
+class RenderedIssue(SQLModel, table=True):
+    """The frozen email of an issue: what every worker personalises and the archive shows."""
+
+    issue_id: int = Field(foreign_key="issue.id", primary_key=True)
+    subject: str
+    preheader: str = ""
+    html: str = Field(sa_type=Text)
+    text: str = Field(sa_type=Text)
+    compiled_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscriber(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(sa_type=String(320), unique=True, index=True)
+    name: str = ""
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class Subscription(SQLModel, table=True):
+    __table_args__ = (
+        UniqueConstraint("subscriber_id", "newsletter_id"),
+        Index("ix_subscription_newsletter_status", "newsletter_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    newsletter_id: int = Field(foreign_key="newsletter.id")
+    status: str = _status(SubscriptionStatus.pending)
+    consent_at: datetime | None = None
+    consent_ip: str | None = None
+    consent_user_agent: str | None = None
+    consent_source: str | None = None
+    consent_text_version: str | None = None
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    unsubscribed_at: datetime | None = None
+
+
+class Delivery(SQLModel, table=True):
+    """One row per (issue, recipient): the ledger that makes delivery exactly-once."""
+
+    __table_args__ = (
+        UniqueConstraint("issue_id", "subscriber_id"),
+        Index("ix_delivery_issue_status", "issue_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id")
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    status: str = Field(default=DeliveryStatus.pending, sa_type=String(16))
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    lease_until: datetime | None = None
+    message_id: str | None = Field(default=None, sa_type=String(255))
+    smtp_response: str | None = Field(default=None, sa_type=Text)
+    sent_at: datetime | None = None

@@ -1,0 +1,43 @@
+"""Preview an issue as a reader would see it, with sample personal values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from newsletter import db, editor, rendering, sender
+from newsletter.config import Settings
+from newsletter.models import RenderedIssue
+
+
+def preview(settings: Settings, *, issue_id: int) -> tuple[str, str]:
+    """(html, text): the frozen issue if it was sent, else a fresh compile of the draft."""
+    with db.session_scope(settings.database_url) as session:
+        outline = editor.load_outline(session, issue_id)
+        frozen = session.get(RenderedIssue, issue_id)
+        compiled = (
+            rendering.CompiledIssue(frozen.subject, frozen.preheader, frozen.html, frozen.text)
+            if frozen
+            else rendering.compile_issue(outline)
+        )
+    links = sender.personal_links(
+        settings,
+        subscriber_id=0,
+        newsletter_id=outline.newsletter.id,  # type: ignore[arg-type]
+    )
+    values = {
+        "name": "Sample Reader",
+        "greeting": "Dear reader,",
+        "email": "reader@example.org",
+        "unsubscribe_url": links["unsubscribe_url"],
+        "preferences_url": links["preferences_url"],
+        "view_url": sender.archive_url(settings, outline.newsletter, outline.issue),
+    }
+    return rendering.personalise(compiled, values)
+
+
+def write_preview(settings: Settings, *, issue_id: int, path: Path | None = None) -> Path:
+    html, _ = preview(settings, issue_id=issue_id)
+    target = path or settings.preview_dir / f"issue-{issue_id}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(html, encoding="utf-8")
+    return target.resolve()

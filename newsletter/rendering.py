@@ -1,0 +1,215 @@
+"""Compile an issue once (Jinja2 -> MJML -> HTML, and a text twin); personalise per recipient.
+
+Per-recipient values are rendered as placeholder tokens that survive Jinja2 and MJML untouched;
+``Personaliser`` splits the compiled output on them once, so each recipient costs one join.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import nh3
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+from mjml import mjml2html
+
+from newsletter.editor import IssueOutline, OutlineItem
+from newsletter.exceptions import RenderError
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+#: per-recipient fields; each becomes the token ``__NL_<NAME>__`` in compiled output
+RECIPIENT_FIELDS = (
+    "name",
+    "greeting",
+    "email",
+    "unsubscribe_url",
+    "preferences_url",
+    "view_url",
+)
+PLACEHOLDERS = {name: f"__NL_{name.upper()}__" for name in RECIPIENT_FIELDS}
+_TOKEN_RE = re.compile(r"__NL_([A-Z_]+?)__")
+_HREF_RE = re.compile(r"""href=["']([^"']*)["']""")
+
+
+@dataclass(frozen=True)
+class CompiledIssue:
+    subject: str
+    preheader: str
+    html: str
+    text: str
+
+    @property
+    def html_size(self) -> int:
+        return len(self.html.encode())
+
+    def links(self) -> list[str]:
+        """Every href in the HTML that is not a per-recipient placeholder."""
+        return [h for h in _HREF_RE.findall(self.html) if not _TOKEN_RE.fullmatch(h)]
+
+
+@lru_cache(maxsize=1)
+def environment() -> Environment:
+    # text twins are not HTML: escaping them would print &amp; to readers; all else is escaped
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES_DIR),
+        autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),  # noqa: S701
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["paragraphs"] = _paragraphs
+    return env
+
+
+def _paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n", text or "") if p.strip()]
+
+
+_markdown = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": True})
+
+
+def markdown_to_html(source: str) -> str:
+    """Editor Markdown to safe HTML (raw HTML in the Markdown is not passed through)."""
+    rendered = _markdown.render(source or "")
+    return nh3.clean(rendered, url_schemes={"http", "https", "mailto"})
+
+
+def _story(entry: OutlineItem) -> dict[str, Any]:
+    article = entry.article
+    return {
+        "id": entry.item.id,
+        "headline": article.title,
+        "url": article.url,
+        "summary": entry.blurb,
+        "bullet": (article.bullet if not entry.item.blurb else "") or _first_sentence(entry.blurb),
+        "image_url": article.image_url,
+        "image_alt": article.image_alt or "",
+        "image_credit": article.image_credit or "",
+        "author": article.author or "",
+        "published": _date(article.published_at),
+    }
+
+
+_SENTENCE_END = re.compile(r"[.!?][\"\u201d\u2019']?\s+(?=[A-Z\"\u201c])")
+_ABBREVIATION = re.compile(
+    r"(\b[A-Z]|\b(?:Mr|Mrs|Ms|Dr|St|Gen|Gov|Sen|Rep|Jan|Feb|Aug|Sept|Oct|Nov|Dec))\.$"
+)
+
+
+def _first_sentence(text: str) -> str:
+    """The first sentence of the first paragraph ("U.S." and "Oct." do not end one)."""
+    first = _paragraphs(text)[0] if text.strip() else ""
+    for match in _SENTENCE_END.finditer(first):
+        candidate = first[: match.start() + 1]
+        if not _ABBREVIATION.search(candidate):
+            return first[: match.end()].strip()
+    return first
+
+
+_AP_MONTHS = (
+    "Jan.",
+    "Feb.",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "Aug.",
+    "Sept.",
+    "Oct.",
+    "Nov.",
+    "Dec.",
+)
+
+
+def _date(value: datetime | None) -> str:
+    """Wire-service style: "Oct. 19, 2025", "May 4, 2025"."""
+    return f"{_AP_MONTHS[value.month - 1]} {value.day}, {value.year}" if value else ""
+
+
+def issue_context(outline: IssueOutline) -> dict[str, Any]:
+    nl, issue = outline.newsletter, outline.issue
+    return {
+        "newsletter": nl,
+        "issue": issue,
+        "subject": outline.subject,
+        "preheader": issue.preheader,
+        "intro_html": Markup(markdown_to_html(issue.intro_md)),  # noqa: S704 - sanitised above
+        "intro_md": issue.intro_md,
+        "date": _date(issue.send_started_at or issue.created_at),
+        "sections": [
+            {"title": s.section.title, "stories": [_story(i) for i in s.items]}
+            for s in outline.sections
+        ],
+        "bullets": [_story(i)["bullet"] for i in outline.items],
+        "r": PLACEHOLDERS,
+    }
+
+
+def render_template(name: str, context: Mapping[str, Any]) -> str:
+    try:
+        return environment().get_template(name).render(**context)
+    except TemplateError as exc:
+        raise RenderError(f"template {name}: {exc}") from exc
+
+
+def compile_mjml(source: str, *, template: str) -> str:
+    try:
+        return str(mjml2html(source, disable_comments=True))
+    except (ValueError, RuntimeError) as exc:
+        raise RenderError(f"MJML in template {template} does not compile: {exc}") from exc
+
+
+def compile_email(template: str, context: Mapping[str, Any]) -> tuple[str, str]:
+    """Render ``email/<template>.mjml.j2`` and its text twin; MJML is compiled here, once."""
+    mjml_name, text_name = f"email/{template}.mjml.j2", f"email/{template}.txt.j2"
+    html_out = compile_mjml(render_template(mjml_name, context), template=mjml_name)
+    return html_out, render_template(text_name, context)
+
+
+def compile_issue(outline: IssueOutline) -> CompiledIssue:
+    context = issue_context(outline)
+    html_out, text_out = compile_email("issue", context)
+    return CompiledIssue(
+        subject=outline.subject, preheader=outline.issue.preheader, html=html_out, text=text_out
+    )
+
+
+class Personaliser:
+    """Fills per-recipient values into a compiled template without compiling it again."""
+
+    def __init__(self, compiled: str, *, html_escape: bool) -> None:
+        parts = _TOKEN_RE.split(compiled)
+        # split() alternates literal, field, literal...; unknown tokens stay literal
+        self._literals = parts[0::2]
+        self._fields = [p.lower() for p in parts[1::2]]
+        unknown = [f for f in self._fields if f not in PLACEHOLDERS]
+        if unknown:
+            raise RenderError(f"unknown per-recipient fields: {sorted(set(unknown))}")
+        self._escape = html_escape
+
+    def __call__(self, values: Mapping[str, str]) -> str:
+        out = [self._literals[0]]
+        for name, literal in zip(self._fields, self._literals[1:], strict=True):
+            value = values.get(name, "")
+            out.append(html.escape(value, quote=True) if self._escape else value)
+            out.append(literal)
+        return "".join(out)
+
+
+def personalise(compiled: CompiledIssue, values: Mapping[str, str]) -> tuple[str, str]:
+    """One recipient's (html, text); for many recipients build ``Personaliser`` once."""
+    return (
+        Personaliser(compiled.html, html_escape=True)(values),
+        Personaliser(compiled.text, html_escape=False)(values),
+    )

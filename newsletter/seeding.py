@@ -1,0 +1,89 @@
+"""Load the sample newsletter, articles and subscribers from ``seeds/`` (idempotent)."""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlmodel import Session, select
+
+from newsletter import articles, editor, subscribers
+from newsletter.exceptions import InvalidInput
+from newsletter.models import Article, Issue, Newsletter, SubscriptionStatus
+
+SEEDS_DIR = Path(__file__).resolve().parent.parent / "seeds"
+
+
+@dataclass(frozen=True)
+class SeedResult:
+    newsletter: Newsletter
+    articles: int
+    subscribers: int
+
+
+def _load_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidInput(f"cannot read seed file {path}: {exc}") from exc
+
+
+def seed(session: Session, *, folder: Path = SEEDS_DIR) -> SeedResult:
+    """Create or update the sample data; running it again changes nothing new."""
+    spec = _load_yaml(folder / "newsletter.yaml")
+    newsletter = _upsert_newsletter(session, spec["newsletter"])
+    result = articles.import_file(session, folder / "articles.yaml")
+    if result.errors:
+        raise InvalidInput("seed articles: " + "; ".join(result.errors))
+    count = _seed_subscribers(session, folder / "subscribers.csv", newsletter)
+    return SeedResult(newsletter, result.created + result.updated, count)
+
+
+def _upsert_newsletter(session: Session, data: dict[str, Any]) -> Newsletter:
+    newsletter = session.exec(select(Newsletter).where(Newsletter.slug == data["slug"])).first()
+    newsletter = newsletter or Newsletter(**data)
+    for key, value in data.items():
+        setattr(newsletter, key, value)
+    session.add(newsletter)
+    session.flush()
+    return newsletter
+
+
+def _seed_subscribers(session: Session, path: Path, newsletter: Newsletter) -> int:
+    with path.open(encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        status = SubscriptionStatus(row.get("status") or "active")
+        subscribers.subscribe(
+            session,
+            email=row["email"],
+            name=row.get("name", ""),
+            newsletters=[newsletter.slug],
+            status=status,
+            source="seed",
+        )
+    return len(rows)
+
+
+def draft_sample_issue(session: Session, *, folder: Path = SEEDS_DIR) -> Issue:
+    """A new draft of the sample issue, laid out as seeds/newsletter.yaml says."""
+    spec = _load_yaml(folder / "newsletter.yaml")
+    layout = spec["issue"]
+    issue = editor.create_issue(
+        session,
+        newsletter=spec["newsletter"]["slug"],
+        title=layout["title"],
+        preheader=layout.get("preheader", ""),
+        intro_md=layout.get("intro", ""),
+    )
+    for section_spec in layout["sections"]:
+        section = editor.add_section(session, issue_id=issue.id, title=section_spec["title"])  # type: ignore[arg-type]
+        for url in section_spec["articles"]:
+            article = session.exec(select(Article).where(Article.url == url)).first()
+            if article is None:
+                raise InvalidInput(f"seed issue names an unknown article {url}")
+            editor.add_item(session, section_id=section.id, article_id=article.id)  # type: ignore[arg-type]
+    return issue

@@ -1,0 +1,120 @@
+"""A local SMTP sink (aiosmtpd): the demo's and the tests' mail server.
+
+It stores every message it accepts, in memory and optionally as ``.eml`` files in a folder, and can
+be told to answer some messages with a temporary failure or to hang up, for failure tests.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP as SMTPServer  # noqa: N811
+from aiosmtpd.smtp import Envelope, Session
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+
+    def parse(self) -> Message:
+        return message_from_bytes(self.data)
+
+
+@dataclass
+class FaultPlan:
+    """Faults to inject: a share of 451 replies and of dropped connections."""
+
+    temp_fail_ratio: float = 0.0
+    drop_ratio: float = 0.0
+    seed: int | None = None
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+
+class _Handler:
+    def __init__(self, sink: SMTPSink) -> None:
+        self.sink = sink
+
+    async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
+        faults = self.sink.faults
+        roll = faults.rng.random()
+        if roll < faults.drop_ratio:
+            transport = getattr(session, "transport", None)
+            if transport is not None:
+                transport.close()
+            return "421 closing"
+        if roll < faults.drop_ratio + faults.temp_fail_ratio:
+            return "451 4.3.0 try again later"
+        content = envelope.original_content or envelope.content or b""
+        data = content if isinstance(content, bytes) else content.encode()
+        self.sink.store(Received(str(envelope.mail_from), list(envelope.rcpt_tos), data))
+        return "250 2.0.0 OK queued"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+class SMTPSink:
+    """``with SMTPSink(folder=...) as sink:`` runs a real SMTP server on ``sink.port``."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        folder: Path | None = None,
+        faults: FaultPlan | None = None,
+        on_message: Callable[[Received], None] | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port or free_port(host)
+        self.folder = folder
+        self.faults = faults or FaultPlan()
+        self.on_message = on_message
+        self.messages: list[Received] = []
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    def store(self, received: Received) -> None:
+        with self._lock:
+            self.messages.append(received)
+            count = len(self.messages)
+        if self.folder is not None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            (self.folder / f"{count:06d}.eml").write_bytes(received.data)
+        if self.on_message is not None:
+            self.on_message(received)
+
+    def start(self) -> SMTPSink:
+        self._controller = Controller(
+            _Handler(self), hostname=self.host, port=self.port, data_size_limit=50_000_000
+        )
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SMTPSink:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()

@@ -1,0 +1,110 @@
+"""SMTP over one reused connection, with replies sorted into temporary and permanent failures."""
+
+from __future__ import annotations
+
+import contextlib
+import smtplib
+import ssl
+from dataclasses import dataclass
+from typing import NoReturn
+
+from newsletter.exceptions import PermanentFailure, TemporaryFailure
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    host: str
+    port: int
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    timeout: float = 30.0
+
+
+def _reply(code: int, message: bytes | str) -> str:
+    text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
+    return f"{code} {text}".strip()
+
+
+class SMTPTransport:
+    """Keeps one connection open across messages; reconnects once when the server hung up."""
+
+    def __init__(self, config: SMTPConfig) -> None:
+        self.config = config
+        self._conn: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        try:
+            conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+            if cfg.starttls:
+                conn.starttls(context=ssl.create_default_context())
+            if cfg.username:
+                conn.login(cfg.username, cfg.password or "")
+        except smtplib.SMTPResponseException as exc:
+            raise _classify(exc.smtp_code, exc.smtp_error) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TemporaryFailure(f"cannot connect to {cfg.host}:{cfg.port}: {exc}") from exc
+        return conn
+
+    def send(self, envelope_from: str, to: str, data: bytes) -> str:
+        for attempt in (1, 2):
+            if self._conn is None:
+                self._conn = self._connect()
+            try:
+                return self._send_once(self._conn, envelope_from, to, data)
+            except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as exc:
+                self._drop()
+                if attempt == 2:
+                    raise TemporaryFailure(f"connection lost: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _send_once(self, conn: smtplib.SMTP, envelope_from: str, to: str, data: bytes) -> str:
+        conn.ehlo_or_helo_if_needed()
+        code, msg = conn.mail(envelope_from)
+        if code != 250:
+            self._fail(conn, code, msg)
+        code, msg = conn.rcpt(to)
+        if code not in (250, 251):
+            self._fail(conn, code, msg)
+        try:
+            code, msg = conn.data(data)
+        except smtplib.SMTPResponseException as exc:
+            self._fail(conn, exc.smtp_code, exc.smtp_error)
+        return _reply(code, msg)
+
+    def _fail(self, conn: smtplib.SMTP, code: int, msg: bytes | str) -> NoReturn:
+        if code == 421:  # the server is closing the connection
+            self._drop()
+        elif code == -1:
+            self._drop()
+            raise TemporaryFailure("connection lost mid-transaction", code=None)
+        else:
+            self._reset(conn)
+        raise _classify(code, msg)
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            finally:
+                self._conn = None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                self._conn.quit()
+            self._drop()
+
+
+def _classify(code: int, message: bytes | str) -> TemporaryFailure | PermanentFailure:
+    reply = _reply(code, message)
+    if 400 <= code < 500:
+        return TemporaryFailure(f"temporary failure: {reply}", code=code, response=reply)
+    return PermanentFailure(f"permanent failure: {reply}", code=code, response=reply)

@@ -1,0 +1,220 @@
+"""Shared fixtures: every database test runs on SQLite and on PostgreSQL; real Redis and SMTP.
+
+A service that is not reachable skips its tests with the reason, except under
+NEWSLETTER_REQUIRE_SERVICES=1 (set by .ci/run), where it fails them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy.engine import make_url
+from sqlmodel import Session
+
+from newsletter import db
+from newsletter.config import Settings, get_settings
+from newsletter.models import (
+    Article,
+    Issue,
+    IssueItem,
+    IssueSection,
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+)
+
+PG_ADMIN_URL = os.environ.get(
+    "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+TEMPLATE_DB = "newsletter_test_template"
+
+
+def require(service: str, problem: str) -> None:
+    """Skip (or, under NEWSLETTER_REQUIRE_SERVICES=1, fail) a test whose service is missing."""
+    message = f"{service} not reachable: {problem}"
+    if os.environ.get("NEWSLETTER_REQUIRE_SERVICES") == "1":
+        pytest.fail(message + " (NEWSLETTER_REQUIRE_SERVICES=1)")
+    pytest.skip(message)
+
+
+def _pg_conninfo(database: str) -> str:
+    url = make_url(PG_ADMIN_URL).set(drivername="postgresql", database=database)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> str | None:
+    """A database migrated once with Alembic; each test gets a copy. None when unreachable."""
+    admin_db = make_url(PG_ADMIN_URL).database or "postgres"
+    try:
+        with psycopg.connect(_pg_conninfo(admin_db), autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    except psycopg.Error as exc:
+        return f"!{exc}".splitlines()[0]
+    url = make_url(PG_ADMIN_URL).set(database=TEMPLATE_DB).render_as_string(hide_password=False)
+    db.upgrade(url)
+    db.get_engine(url).dispose()
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    postgres_template: str | None,
+) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "newsletter.db"
+        url = f"sqlite:///{path}"
+        db.upgrade(url)
+        yield url
+        db.get_engine(url).dispose()
+        return
+    if postgres_template is None or postgres_template.startswith("!"):
+        require("PostgreSQL", (postgres_template or "!")[1:])
+    name = f"nl_test_{uuid.uuid4().hex[:12]}"
+    admin_db = make_url(PG_ADMIN_URL).database or "postgres"
+    with psycopg.connect(_pg_conninfo(admin_db), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    db.get_engine(url).dispose()
+    with psycopg.connect(_pg_conninfo(admin_db), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def redis_url() -> str:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        require("Redis", str(exc))
+    return REDIS_URL
+
+
+@pytest.fixture
+def settings(
+    database_url: str, tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Settings]:
+    """Settings for this test, also seen by code that reads get_settings() (the worker tasks)."""
+    monkeypatch.setenv("NEWSLETTER_DATABASE_URL", database_url)
+    monkeypatch.setenv("NEWSLETTER_ENVIRONMENT", "test")
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-secret")
+    monkeypatch.setenv("NEWSLETTER_BROKER_FOLDER", str(tmp_path / "broker"))  # type: ignore[operator]
+    monkeypatch.setenv("NEWSLETTER_BASE_URL", "https://news.example.org")
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def session(settings: Settings) -> Iterator[Session]:
+    with Session(db.get_engine(settings.database_url), expire_on_commit=False) as s:
+        yield s
+
+
+# ---------------------------------------------------------------- factories
+
+
+def _uid() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def make_newsletter(session: Session, **overrides: object) -> Newsletter:
+    uid = _uid()
+    values: dict[str, object] = {
+        "slug": f"weekly-{uid}",
+        "name": "Belarus Weekly",
+        "from_name": "Belarus Weekly",
+        "from_email": "weekly@news.example.org",
+        "reply_to": "editors@news.example.org",
+        "postal_address": "Example News Ltd, 12 Sample Street, Warsaw",
+        "description": "You get this because you signed up at news.example.org.",
+        "website_url": "https://news.example.org",
+        "membership_url": "https://news.example.org/membership",
+    }
+    values.update(overrides)
+    newsletter = Newsletter(**values)  # type: ignore[arg-type]
+    session.add(newsletter)
+    session.commit()
+    return newsletter
+
+
+def make_article(session: Session, **overrides: object) -> Article:
+    uid = _uid()
+    values: dict[str, object] = {
+        "url": f"https://news.example.org/2025/10/story-{uid}",
+        "title": f"Story {uid}",
+        "summary": f"First sentence of story {uid}. Second sentence.",
+        "image_url": f"https://images.example.org/{uid}.jpg",
+        "image_alt": "A street in Minsk",
+        "image_credit": "Photo: Example Agency",
+        "author": "Olga Varabei",
+        "published_at": datetime(2025, 10, 19, 8, 0, tzinfo=UTC),
+    }
+    values.update(overrides)
+    article = Article(**values)  # type: ignore[arg-type]
+    session.add(article)
+    session.commit()
+    return article
+
+
+def make_subscribers(
+    session: Session,
+    newsletter: Newsletter,
+    count: int,
+    *,
+    status: SubscriptionStatus = SubscriptionStatus.active,
+    domain: str = "example.org",
+) -> list[Subscriber]:
+    uid = _uid()
+    people = [
+        Subscriber(email=f"reader{i}-{uid}@{domain}", name=f"Reader {i}") for i in range(count)
+    ]
+    session.add_all(people)
+    session.flush()
+    session.add_all(
+        Subscription(subscriber_id=p.id, newsletter_id=newsletter.id, status=status)  # type: ignore[arg-type]
+        for p in people
+    )
+    session.commit()
+    return people
+
+
+@dataclass
+class IssueFixture:
+    newsletter: Newsletter
+    issue: Issue
+    sections: list[IssueSection]
+    items: list[IssueItem]
+    articles: list[Article]
+
+
+def make_issue(
+    session: Session, *, newsletter: Newsletter | None = None, layout: tuple[int, ...] = (2, 1)
+) -> IssueFixture:
+    """A draft issue with len(layout) sections holding layout[i] articles each."""
+    from newsletter import editor
+
+    newsletter = newsletter or make_newsletter(session)
+    issue = editor.create_issue(session, newsletter=newsletter.slug, title="This week in Belarus")
+    sections, items, articles = [], [], []
+    for index, count in enumerate(layout):
+        section = editor.add_section(session, issue_id=issue.id, title=f"Section {index + 1}")  # type: ignore[arg-type]
+        sections.append(section)
+        for _ in range(count):
+            article = make_article(session)
+            articles.append(article)
+            items.append(editor.add_item(session, section_id=section.id, article_id=article.id))  # type: ignore[arg-type]
+    session.commit()
+    return IssueFixture(newsletter, issue, sections, items, articles)

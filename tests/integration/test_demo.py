@@ -1,0 +1,104 @@
+"""`newsletter demo` as a user runs it: a fresh folder, the embedded default, twice."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+from email import message_from_bytes
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import DEV_SECRET
+from newsletter.seeding import SEEDS_DIR
+from newsletter.tokens import Purpose, read_token
+
+
+def run_demo(folder: Path) -> str:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    done = subprocess.run(
+        [sys.executable, "-m", "newsletter", "demo"],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def seeded(status: str) -> set[str]:
+    with (SEEDS_DIR / "subscribers.csv").open(encoding="utf-8") as handle:
+        return {row["email"].lower() for row in csv.DictReader(handle) if row["status"] == status}
+
+
+def outbox(folder: Path) -> list[EmailMessage]:
+    files = sorted((folder / "outbox").glob("*.eml"))
+    return [message_from_bytes(f.read_bytes(), policy=default_policy) for f in files]  # type: ignore[misc]
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
+    folder = tmp_path_factory.mktemp("demo")
+    first = run_demo(folder)
+    second = run_demo(folder)
+    return folder, first, second
+
+
+def test_demo_delivers_exactly_one_message_per_active_seeded_subscriber(
+    demo_folder: tuple[Path, str, str],
+) -> None:
+    folder, _, _ = demo_folder
+    recipients = [str(m["To"].addresses[0].addr_spec).lower() for m in outbox(folder)]
+    assert sorted(recipients) == sorted(seeded("active"))
+    assert not set(recipients) & seeded("unsubscribed")
+
+
+def test_demo_prints_counts_outbox_and_preview(demo_folder: tuple[Path, str, str]) -> None:
+    folder, first, second = demo_folder
+    active, unsubscribed = len(seeded("active")), len(seeded("unsubscribed"))
+    for output, number in ((first, 1), (second, 2)):
+        assert f"issue #{number}" in output
+        assert f"delivered: {active}" in output
+        assert f"skipped (unsubscribed): {unsubscribed}" in output
+        assert str(folder / "outbox") in output
+    preview = re.search(r"preview: (\S+)", second)
+    assert preview is not None
+    assert "Read more" in Path(preview.group(1)).read_text(encoding="utf-8")
+
+
+def test_demo_messages_carry_both_parts_and_the_list_headers(
+    demo_folder: tuple[Path, str, str],
+) -> None:
+    folder, _, _ = demo_folder
+    for message in outbox(folder):
+        assert message.get_content_type() == "multipart/alternative"
+        assert "Read more" in message.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+        assert "Read more" in message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert str(message["Subject"]).startswith("Belarus Weekly: ")
+        for header in ("From", "Date", "Message-ID", "List-Id", "List-Unsubscribe"):
+            assert message[header], header
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+
+
+def test_each_demo_message_has_its_own_subscribers_unsubscribe_url(
+    demo_folder: tuple[Path, str, str],
+) -> None:
+    folder, _, _ = demo_folder
+    with sqlite3.connect(folder / "newsletter.db") as conn:
+        emails = dict(conn.execute("select id, email from subscriber").fetchall())
+    for message in outbox(folder):
+        url = re.search(r"<(https?://[^>]+/unsubscribe/([^>]+))>", str(message["List-Unsubscribe"]))
+        assert url is not None
+        token = read_token(DEV_SECRET, Purpose.unsubscribe, url.group(2))
+        assert emails[token.subscriber_id] == message["To"].addresses[0].addr_spec
+        html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert url.group(1) in html

@@ -1,0 +1,142 @@
+"""Tests for editor.qa_report and the QA gate in delivery.start_send."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from newsletter import delivery, editor, rendering
+from newsletter.editor import QAReport
+from newsletter.exceptions import QABlocked
+from newsletter.models import Delivery, IssueStatus
+from tests.conftest import make_article, make_issue, make_newsletter, make_subscribers
+
+SIZE_LIMIT = 100_000
+
+
+def _report(session: Session, issue_id: int, *, size_limit: int = SIZE_LIMIT) -> QAReport:
+    outline = editor.load_outline(session, issue_id)
+    return editor.qa_report(
+        outline, compiled=rendering.compile_issue(outline), size_limit=size_limit
+    )
+
+
+def _codes(report: QAReport) -> list[str]:
+    return sorted(f.code for f in report.findings)
+
+
+def _only(report: QAReport, code: str) -> list[editor.Finding]:
+    return [f for f in report.findings if f.code == code]
+
+
+def test_clean_issue_has_no_findings(session: Session) -> None:
+    fx = make_issue(session)
+    report = _report(session, fx.issue.id)  # type: ignore[arg-type]
+    assert report.findings == []
+    assert report.ok
+
+
+def test_issue_without_items_or_subject_is_blocked_for_both(session: Session) -> None:
+    nl = make_newsletter(session)
+    issue = editor.create_issue(session, newsletter=nl.slug, title="Empty")
+    report = _report(session, issue.id)  # type: ignore[arg-type]
+    assert _codes(report) == ["no-items", "no-subject"]
+    assert all(f.blocking for f in report.findings)
+    assert not report.ok
+
+
+def test_explicit_subject_silences_no_subject(session: Session) -> None:
+    nl = make_newsletter(session)
+    issue = editor.create_issue(session, newsletter=nl.slug, title="Empty", subject="Hello")
+    assert _codes(_report(session, issue.id)) == ["no-items"]  # type: ignore[arg-type]
+
+
+def test_empty_section_is_a_blocking_finding(session: Session) -> None:
+    fx = make_issue(session, layout=(1, 0))
+    report = _report(session, fx.issue.id)  # type: ignore[arg-type]
+    [finding] = report.findings
+    assert (finding.code, finding.blocking) == ("empty-section", True)
+    assert "'Section 2'" in finding.message
+
+
+def test_image_without_alt_is_a_blocking_finding(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    article = make_article(session, image_alt="  ")
+    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    report = _report(session, fx.issue.id)  # type: ignore[arg-type]
+    [finding] = report.findings
+    assert (finding.code, finding.blocking) == ("image-without-alt", True)
+    assert f"article {article.id}" in finding.message
+
+
+def test_article_without_image_needs_no_alt(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    article = make_article(session, image_url=None, image_alt=None)
+    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    assert _report(session, fx.issue.id).findings == []  # type: ignore[arg-type]
+
+
+def test_relative_article_url_is_a_blocking_finding(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    article = make_article(session, url="/2025/10/relative-story")
+    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    findings = _only(_report(session, fx.issue.id), "relative-link")  # type: ignore[arg-type]
+    assert findings, "a relative article URL must be reported"
+    assert all(f.blocking for f in findings)
+    assert all("'/2025/10/relative-story'" in f.message for f in findings)
+
+
+def test_relative_link_in_intro_markdown_is_a_blocking_finding(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    editor.update_issue(session, issue_id=fx.issue.id, intro_md="See [x](/relative).")  # type: ignore[arg-type]
+    report = _report(session, fx.issue.id)  # type: ignore[arg-type]
+    [finding] = report.findings
+    assert (finding.code, finding.blocking) == ("relative-link", True)
+    assert "'/relative'" in finding.message
+
+
+def test_mailto_link_in_intro_is_not_a_relative_link(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    editor.update_issue(
+        session,
+        issue_id=fx.issue.id,  # type: ignore[arg-type]
+        intro_md="Write to [us](mailto:editors@news.example.org).",
+    )
+    assert _report(session, fx.issue.id).findings == []  # type: ignore[arg-type]
+
+
+def test_html_over_size_limit_is_a_non_blocking_warning(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    report = _report(session, fx.issue.id, size_limit=1_000)  # type: ignore[arg-type]
+    [finding] = report.findings
+    assert (finding.code, finding.blocking) == ("html-too-large", False)
+    assert report.ok
+
+
+def test_start_send_raises_qa_blocked_on_blocking_findings(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    article = make_article(session, image_alt="")
+    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    session.commit()
+    with pytest.raises(QABlocked) as raised:
+        delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+    assert len(raised.value.findings) == 1
+    assert "image has no alt text" in raised.value.findings[0]
+
+
+def test_blocked_start_send_leaves_a_draft_without_deliveries(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    make_subscribers(session, fx.newsletter, 3)
+    article = make_article(session, image_alt="")
+    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    session.commit()
+    with pytest.raises(QABlocked):
+        delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+    session.rollback()
+    session.expire_all()
+    assert editor.get_issue(session, fx.issue.id).status == IssueStatus.draft  # type: ignore[arg-type]
+    count = session.exec(
+        select(func.count()).select_from(Delivery).where(Delivery.issue_id == fx.issue.id)
+    ).one()
+    assert count == 0

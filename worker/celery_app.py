@@ -1,0 +1,63 @@
+"""The Celery app, configured from Settings (broker URL, queues, reliability options)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+from kombu.entity import Queue
+
+from newsletter.config import Settings, get_settings
+
+app = Celery("newsletter", include=["worker.tasks"])
+
+
+def broker_options(settings: Settings) -> dict[str, Any]:
+    if settings.broker_url.startswith("filesystem"):
+        folder = settings.broker_folder
+        for sub in ("queue", "processed", "control"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+        return {
+            "data_folder_in": str(folder / "queue"),
+            "data_folder_out": str(folder / "queue"),
+            "processed_folder": str(folder / "processed"),
+            "control_folder": str(folder / "control"),
+            "store_processed": False,
+            "polling_interval": 0.1,
+        }
+    # a long visibility timeout: the ledger's lease, not Redis, decides when to resend
+    return {"visibility_timeout": 3600}
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app at the settings' broker; safe to call again with other settings."""
+    _drop_connections()
+    app.conf.update(
+        broker_url=settings.broker_url,
+        broker_transport_options=broker_options(settings),
+        broker_connection_retry_on_startup=True,
+        task_ignore_result=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        task_default_queue="newsletter",
+        # control tasks (dispatch, tick) never wait behind a long queue of send batches
+        task_queues=[Queue("newsletter"), Queue("newsletter.send")],  # type: ignore[no-untyped-call]
+        task_routes={"worker.tasks.send_batch": {"queue": "newsletter.send"}},
+        beat_schedule={
+            "tick": {"task": "worker.tasks.tick", "schedule": 5.0},
+        },
+        timezone="UTC",
+    )
+    return app
+
+
+def _drop_connections() -> None:
+    # pools made for the previous broker must not be reused for the new one
+    # (closing them would also close kombu's shared producer pools that still point at them)
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+configure(get_settings())

@@ -1,0 +1,58 @@
+"""Thin Celery tasks: they take ids and call ``newsletter.sender``."""
+
+from __future__ import annotations
+
+import threading
+
+from newsletter import sender
+from newsletter.config import get_settings
+from newsletter.transports.smtp import SMTPConfig, SMTPTransport
+from worker.celery_app import app
+
+_local = threading.local()  # one SMTP connection per worker process (or thread, in the demo)
+
+
+def transport() -> SMTPTransport:
+    settings = get_settings()
+    config = SMTPConfig(
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        username=settings.smtp_username,
+        password=settings.smtp_password,
+        starttls=settings.smtp_starttls,
+        timeout=settings.smtp_timeout,
+    )
+    current: SMTPTransport | None = getattr(_local, "transport", None)
+    if current is None or current.config != config:
+        if current is not None:
+            current.close()
+        current = _local.transport = SMTPTransport(config)
+    return current
+
+
+@app.task(name="worker.tasks.dispatch")
+def dispatch(issue_id: int) -> int:
+    """Start the batch chains of an issue that has been started."""
+    settings = get_settings()
+    started = sender.tick(settings, parallelism=settings.send_parallelism).batches.get(issue_id, 0)
+    for _ in range(started):
+        send_batch.delay(issue_id)
+    return started
+
+
+@app.task(name="worker.tasks.send_batch")
+def send_batch(issue_id: int) -> int:
+    result = sender.run_batch(get_settings(), issue_id=issue_id, transport=transport())
+    if result.more:
+        send_batch.delay(issue_id)
+    return result.sent
+
+
+@app.task(name="worker.tasks.tick")
+def tick() -> int:
+    settings = get_settings()
+    result = sender.tick(settings, parallelism=settings.send_parallelism)
+    for issue_id, count in result.batches.items():
+        for _ in range(count):
+            send_batch.delay(issue_id)
+    return result.requeued

@@ -168,9 +168,12 @@ def claim(
     )
     if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)  # concurrent claimers take disjoint rows
+    # MATERIALIZED: run the LIMIT once; as an IN (subquery) PostgreSQL may re-run it per row
+    # and claim more than `limit` rows
+    picked = due.cte("picked").prefix_with("MATERIALIZED")
     rows = session.execute(
         update(D)
-        .where(D.c.id.in_(due.scalar_subquery()), D.c.status == DeliveryStatus.pending)
+        .where(D.c.id == picked.c.id, D.c.status == DeliveryStatus.pending)
         .values(
             status=DeliveryStatus.sending,
             lease_until=now + timedelta(seconds=lease_seconds),

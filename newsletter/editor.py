@@ -142,7 +142,9 @@ def update_issue(
 ) -> Issue:
     issue = _editable_issue(session, issue_id)
     if title is not None:
-        issue.title = title
+        if not title.strip():
+            raise InvalidInput("an issue needs a title")
+        issue.title = title.strip()
     if subject is not None:
         issue.subject = subject or None  # empty string restores the default subject
     if preheader is not None:

@@ -25,7 +25,19 @@ from newsletter.transports import Transport
 
 #: how many messages between two looks at the issue's status (pause/cancel take effect here)
 STATUS_CHECK_EVERY = 25
-_BAD_MAILBOX = re.compile(r"\b5\.1\.\d+\b")
+_ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
+_MAILBOX_CODES = frozenset({550, 551, 553})
+
+
+def is_bad_mailbox(code: int | None, response: str) -> bool:
+    """5.1.x (bad address) is a bounce; 5.7.1 (policy) or 5.6.x (content) is not.
+
+    Without an enhanced status code, only the mailbox reply codes 550/551/553 count.
+    """
+    enhanced = _ENHANCED.search(response)
+    if enhanced:
+        return enhanced.group(1) == "5" and enhanced.group(2) == "1"
+    return code in _MAILBOX_CODES
 
 
 @dataclass
@@ -190,7 +202,7 @@ def _send_one(
         result.retried += 1
     except PermanentFailure as exc:
         delivery.record_failed(session, delivery_id=row.delivery_id, response=exc.response)
-        if _BAD_MAILBOX.search(exc.response) or exc.code in (550, 551, 553):
+        if is_bad_mailbox(exc.code, exc.response):
             delivery.mark_bounced(session, subscriber_id=row.subscriber_id, issue_id=prep.issue.id)  # type: ignore[arg-type]
         result.failed += 1
     else:

@@ -52,9 +52,8 @@ class _Handler:
         faults = self.sink.faults
         roll = faults.rng.random()
         if roll < faults.drop_ratio:
-            transport = getattr(session, "transport", None)
-            if transport is not None:
-                transport.close()
+            if server.transport is not None:
+                server.transport.close()
             return "421 closing"
         if roll < faults.drop_ratio + faults.temp_fail_ratio:
             return "451 4.3.0 try again later"

@@ -71,6 +71,9 @@ class SMTPTransport:
             code, msg = conn.data(data)
         except smtplib.SMTPResponseException as exc:
             self._fail(conn, exc.smtp_code, exc.smtp_error)
+        # data() raises only when DATA itself is refused; the verdict on the message comes back
+        if code != 250:
+            self._fail(conn, code, msg)
         return _reply(code, msg)
 
     def _fail(self, conn: smtplib.SMTP, code: int, msg: bytes | str) -> NoReturn:

@@ -272,3 +272,9 @@ def test_unknown_ids_raise_not_found(session: Session, call: str) -> None:
     }
     with pytest.raises(NotFound):
         calls[call]()  # type: ignore[no-untyped-call]
+
+
+def test_update_issue_refuses_a_blank_title(session: Session) -> None:
+    fx = make_issue(session)
+    with pytest.raises(InvalidInput):
+        editor.update_issue(session, issue_id=fx.issue.id, title="   ")  # type: ignore[arg-type]

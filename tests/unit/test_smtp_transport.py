@@ -1,0 +1,169 @@
+"""Tests for SMTPTransport against a real local SMTP server (newsletter.sink.SMTPSink)."""
+
+from __future__ import annotations
+
+import smtplib
+from collections.abc import Iterator
+
+import pytest
+
+from newsletter.exceptions import TemporaryFailure
+from newsletter.sink import FaultPlan, SMTPSink, free_port
+from newsletter.transports.smtp import SMTPConfig, SMTPTransport
+
+SENDER = "bounces@newsletter.example.org"
+
+
+def _message(n: int) -> bytes:
+    return (
+        f"From: weekly@news.example.org\r\nTo: reader{n}@example.org\r\n"
+        f"Subject: Issue part {n}\r\nMessage-ID: <{n}@news.example.org>\r\n\r\n"
+        f"Body of message {n}.\r\n"
+    ).encode()
+
+
+@pytest.fixture
+def connects(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
+    """Every TCP connection smtplib opens, as (host, port)."""
+    calls: list[tuple[str, int]] = []
+    real = smtplib.SMTP.connect
+
+    def counting(
+        self: smtplib.SMTP, host: str = "localhost", port: int = 0, source_address: None = None
+    ) -> tuple[int, bytes]:
+        calls.append((host, port))
+        return real(self, host, port, source_address)
+
+    monkeypatch.setattr(smtplib.SMTP, "connect", counting)
+    return calls
+
+
+@pytest.fixture
+def sink() -> Iterator[SMTPSink]:
+    with SMTPSink() as running:
+        yield running
+
+
+def _transport(port: int) -> SMTPTransport:
+    return SMTPTransport(SMTPConfig(host="127.0.0.1", port=port, timeout=5))
+
+
+def _send_five(sink: SMTPSink) -> list[str]:
+    transport = _transport(sink.port)
+    try:
+        return [transport.send(SENDER, f"reader{n}@example.org", _message(n)) for n in range(5)]
+    finally:
+        transport.close()
+
+
+def test_five_messages_share_one_connection(
+    sink: SMTPSink, connects: list[tuple[str, int]]
+) -> None:
+    _send_five(sink)
+    assert connects == [("127.0.0.1", sink.port)]
+
+
+def test_sink_stores_every_message_with_its_envelope(sink: SMTPSink) -> None:
+    _send_five(sink)
+    assert [(m.mail_from, m.rcpt_tos) for m in sink.messages] == [
+        (SENDER, [f"reader{n}@example.org"]) for n in range(5)
+    ]
+
+
+def test_sink_stores_the_message_content(sink: SMTPSink) -> None:
+    _send_five(sink)
+    subjects = [m.parse()["Subject"] for m in sink.messages]
+    bodies = [
+        m.parse().get_payload().replace("\r\n", "\n")  # type: ignore[union-attr]
+        for m in sink.messages
+    ]
+    assert subjects == [f"Issue part {n}" for n in range(5)]
+    assert bodies == [f"Body of message {n}.\n" for n in range(5)]
+
+
+def test_send_returns_the_servers_reply(sink: SMTPSink) -> None:
+    assert _send_five(sink) == ["250 2.0.0 OK queued"] * 5
+
+
+def test_close_then_send_opens_a_new_connection(
+    sink: SMTPSink, connects: list[tuple[str, int]]
+) -> None:
+    transport = _transport(sink.port)
+    try:
+        transport.send(SENDER, "a@example.org", _message(1))
+        transport.close()
+        transport.send(SENDER, "b@example.org", _message(2))
+    finally:
+        transport.close()
+    assert len(connects) == 2
+    assert [m.rcpt_tos for m in sink.messages] == [["a@example.org"], ["b@example.org"]]
+
+
+def test_temporary_failure_after_data_raises_temporary_failure_451() -> None:
+    with SMTPSink(faults=FaultPlan(temp_fail_ratio=1.0, seed=1)) as failing:
+        transport = _transport(failing.port)
+        try:
+            with pytest.raises(TemporaryFailure) as raised:
+                transport.send(SENDER, "reader@example.org", _message(1))
+        finally:
+            transport.close()
+    assert raised.value.code == 451
+    assert raised.value.response.startswith("451 4.3.0")
+
+
+def test_server_not_listening_raises_temporary_failure() -> None:
+    port = free_port()  # bound and released: nothing listens there now
+    transport = _transport(port)
+    with pytest.raises(TemporaryFailure, match=f"cannot connect to 127.0.0.1:{port}") as raised:
+        transport.send(SENDER, "reader@example.org", _message(1))
+    assert raised.value.code is None
+
+
+def test_server_hanging_up_on_every_try_raises_temporary_failure_after_one_reconnect(
+    connects: list[tuple[str, int]],
+) -> None:
+    with SMTPSink(faults=FaultPlan(drop_ratio=1.0, seed=1)) as dropping:
+        transport = _transport(dropping.port)
+        try:
+            with pytest.raises(TemporaryFailure, match="connection lost") as raised:
+                transport.send(SENDER, "reader@example.org", _message(1))
+        finally:
+            transport.close()
+        stored = list(dropping.messages)
+    assert raised.value.code is None
+    assert connects == [("127.0.0.1", dropping.port)] * 2
+    assert stored == []
+
+
+def test_send_after_the_server_restarted_reconnects_and_delivers(
+    connects: list[tuple[str, int]],
+) -> None:
+    first = SMTPSink().start()
+    port = first.port
+    transport = _transport(port)
+    try:
+        transport.send(SENDER, "a@example.org", _message(1))
+        first.stop()  # the open connection dies with the server
+        with SMTPSink(port=port) as second:
+            reply = transport.send(SENDER, "b@example.org", _message(2))
+            delivered = [m.rcpt_tos for m in second.messages]
+    finally:
+        first.stop()
+        transport.close()
+    assert reply.startswith("250")
+    assert delivered == [["b@example.org"]]
+    assert connects == [("127.0.0.1", port)] * 2
+
+
+def test_sink_drop_fault_hangs_up_the_connection() -> None:
+    # the transport tests above rely on FaultPlan(drop_ratio=1.0) really closing the socket
+    with SMTPSink(faults=FaultPlan(drop_ratio=1.0, seed=1)) as dropping:
+        conn = smtplib.SMTP("127.0.0.1", dropping.port, timeout=5)
+        try:
+            conn.ehlo()
+            conn.mail(SENDER)
+            conn.rcpt("reader@example.org")
+            with pytest.raises(smtplib.SMTPServerDisconnected):
+                conn.data(_message(1))
+        finally:
+            conn.close()

@@ -1,0 +1,75 @@
+"""The `newsletter` command as a user meets it: mistakes give one line and exit 1."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["COLUMNS"] = "200"  # keep rich from wrapping the one-line errors
+    return subprocess.run(
+        [sys.executable, "-m", "newsletter", *args],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli")
+    assert cli(folder, "seed").returncode == 0
+    done = cli(folder, "issues", "create", "--newsletter", "belarus-weekly", "--title", "Test")
+    assert done.returncode == 0, done.stderr
+    return folder
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], text: str) -> None:
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr + done.stdout
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, done.stderr
+    assert text in lines[0]
+
+
+def test_unknown_issue_id_is_one_line_error(seeded: Path) -> None:
+    assert_one_line_error(cli(seeded, "issues", "show", "999"), "no issue with id 999")
+
+
+def test_missing_article_file_is_one_line_error(seeded: Path) -> None:
+    assert_one_line_error(cli(seeded, "articles", "import", "missing.yaml"), "missing.yaml")
+
+
+def test_malformed_yaml_names_the_file_and_line(seeded: Path) -> None:
+    (seeded / "bad.yaml").write_text("- url: [unclosed\n", encoding="utf-8")
+    assert_one_line_error(cli(seeded, "articles", "import", "bad.yaml"), "bad.yaml")
+
+
+def test_sending_an_empty_issue_is_blocked_by_qa(seeded: Path) -> None:
+    done = cli(seeded, "issues", "send", "1")
+    assert_one_line_error(done, "QA blocks sending")
+    assert "draft" in cli(seeded, "issues", "status", "1").stdout
+
+
+def test_qa_exits_1_and_names_blocking_findings(seeded: Path) -> None:
+    done = cli(seeded, "issues", "qa", "1")
+    assert done.returncode == 1
+    assert "no-items" in done.stdout
+
+
+def test_adding_and_moving_items_changes_the_shown_order(seeded: Path) -> None:
+    assert cli(seeded, "issues", "add", "1", "1", "--section", "Diplomacy").returncode == 0
+    assert cli(seeded, "issues", "add", "1", "2", "--section", "Diplomacy").returncode == 0
+    before = cli(seeded, "issues", "show", "1").stdout
+    assert before.index("item 1:") < before.index("item 2:")
+    assert cli(seeded, "issues", "move", "2", "0").returncode == 0
+    after = cli(seeded, "issues", "show", "1").stdout
+    assert after.index("item 2:") < after.index("item 1:")

@@ -36,6 +36,8 @@ def run_demo(*, on_progress: ProgressHook | None = None, timeout: float = 300.0)
     settings = get_settings()
     # worker errors must reach the terminal; routine INFO from the worker thread must not
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # the file-system broker has no host; kombu warns about that on every connection
+    logging.getLogger("kombu.connection").setLevel(logging.ERROR)
     db.upgrade(settings.database_url)
     with db.session_scope(settings.database_url) as session:
         seeding.seed(session)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
@@ -22,6 +23,7 @@ class TokenData:
     newsletter_id: int | None
 
 
+@lru_cache(maxsize=32)  # built per recipient otherwise, twice per message on the send path
 def _serializer(secret: str, purpose: Purpose) -> URLSafeTimedSerializer:
     # the purpose is the salt, so a token made for one purpose never verifies for another
     return URLSafeTimedSerializer(secret, salt=f"newsletter.{purpose}")

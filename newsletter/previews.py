@@ -19,19 +19,15 @@ def preview(settings: Settings, *, issue_id: int) -> tuple[str, str]:
             if frozen
             else rendering.compile_issue(outline)
         )
-    links = sender.personal_links(
+    # subscriber 0 and no name: links that verify but unsubscribe nobody, a "Dear reader," greeting
+    values, _ = sender.recipient_values(
         settings,
+        outline.newsletter,
+        outline.issue,
         subscriber_id=0,
-        newsletter_id=outline.newsletter.id,  # type: ignore[arg-type]
+        email="reader@example.org",
+        name="",
     )
-    values = {
-        "name": "Sample Reader",
-        "greeting": "Dear reader,",
-        "email": "reader@example.org",
-        "unsubscribe_url": links["unsubscribe_url"],
-        "preferences_url": links["preferences_url"],
-        "view_url": sender.archive_url(settings, outline.newsletter, outline.issue),
-    }
     return rendering.personalise(compiled, values)
 
 

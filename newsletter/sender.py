@@ -97,13 +97,20 @@ def archive_url(settings: Settings, newsletter: Newsletter, issue: Issue) -> str
     return f"{settings.base_url.rstrip('/')}/archive/{newsletter.slug}/{issue.number}"
 
 
-def recipient(
-    settings: Settings, prep: _Prepared, *, subscriber_id: int, email: str, name: str
-) -> Recipient:
+def recipient_values(
+    settings: Settings,
+    newsletter: Newsletter,
+    issue: Issue,
+    *,
+    subscriber_id: int,
+    email: str,
+    name: str,
+) -> tuple[dict[str, str], dict[str, str]]:
+    """(template values, personal links) for one reader; the preview uses it too."""
     links = personal_links(
         settings,
         subscriber_id=subscriber_id,
-        newsletter_id=prep.newsletter.id,  # type: ignore[arg-type]
+        newsletter_id=newsletter.id,  # type: ignore[arg-type]
     )
     first = name.split()[0] if name.strip() else ""
     values = {
@@ -112,8 +119,17 @@ def recipient(
         "email": email,
         "unsubscribe_url": links["unsubscribe_url"],
         "preferences_url": links["preferences_url"],
-        "view_url": archive_url(settings, prep.newsletter, prep.issue),
+        "view_url": archive_url(settings, newsletter, issue),
     }
+    return values, links
+
+
+def recipient(
+    settings: Settings, prep: _Prepared, *, subscriber_id: int, email: str, name: str
+) -> Recipient:
+    values, links = recipient_values(
+        settings, prep.newsletter, prep.issue, subscriber_id=subscriber_id, email=email, name=name
+    )
     return Recipient(
         subscriber_id=subscriber_id,
         email=email,

@@ -35,7 +35,8 @@ PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-TEMPLATE_DB = "newsletter_test_template"
+# one template per pytest run, so that two runs on one machine never drop each other's
+TEMPLATE_DB = f"newsletter_test_template_{os.getpid()}"
 
 
 def require(service: str, problem: str) -> None:
@@ -52,7 +53,7 @@ def _pg_conninfo(database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def postgres_template() -> str | None:
+def postgres_template() -> Iterator[str | None]:
     """A database migrated once with Alembic; each test gets a copy. None when unreachable."""
     admin_db = make_url(PG_ADMIN_URL).database or "postgres"
     try:
@@ -60,11 +61,14 @@ def postgres_template() -> str | None:
             conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
             conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
     except psycopg.Error as exc:
-        return f"!{exc}".splitlines()[0]
+        yield f"!{exc}".splitlines()[0]
+        return
     url = make_url(PG_ADMIN_URL).set(database=TEMPLATE_DB).render_as_string(hide_password=False)
     db.upgrade(url)
     db.get_engine(url).dispose()
-    return url
+    yield url
+    with psycopg.connect(_pg_conninfo(admin_db), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -6,6 +6,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -17,15 +18,25 @@ from rich.progress import (
     Progress,
     TaskID,
     TextColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlmodel import Session
 
-from newsletter import articles, db, delivery, editor, previews, rendering, seeding, subscribers
+from newsletter import (
+    articles,
+    controls,
+    db,
+    delivery,
+    editor,
+    previews,
+    rendering,
+    seeding,
+    subscribers,
+)
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import InvalidInput, NewsletterError, QABlocked
+from newsletter.models import DeliveryStatus, IssueStatus
 
 app = typer.Typer(help="Compose newsletter issues and deliver them.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -36,6 +47,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(articles_app, name="articles")
 app.add_typer(issues_app, name="issues")
 app.add_typer(subs_app, name="subscribers")
+admin_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
+app.add_typer(admin_app, name="admin")
 
 console = Console()
 err = Console(stderr=True)
@@ -301,8 +314,6 @@ def issues_send(
     follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
 ) -> None:
     """Start sending an issue: freeze it, fill the ledger, queue the batches."""
-    from worker.tasks import dispatch
-
     with session() as s:
         start = delivery.start_send(s, issue_id=issue_id, size_limit=settings().html_size_limit)
     if start.started:
@@ -311,6 +322,12 @@ def issues_send(
         )
     else:
         console.print(f"issue {issue_id} was already started; nothing new queued")
+    _dispatch(issue_id, follow)
+
+
+def _dispatch(issue_id: int, follow: bool) -> None:
+    from worker.tasks import dispatch
+
     dispatch.delay(issue_id)
     if follow:
         _follow(issue_id)
@@ -322,28 +339,131 @@ def _follow(issue_id: int) -> None:
     with _progress_bar(f"issue {issue_id}") as (bar, task):
         while True:
             with session() as s:
-                state = delivery.progress(s, issue_id=issue_id)
-            bar.update(task, total=state.total or None, completed=state.done)
-            if state.finished or state.status == "paused":
+                state = controls.status(s, issue_id=issue_id)
+            p = state.progress
+            bar.update(
+                task,
+                total=p.total or None,
+                completed=p.done,
+                rate=f"{state.rate:,.0f}/s",
+                eta=_eta(state.eta_seconds),
+            )
+            if p.finished or p.status == IssueStatus.paused:
                 break
             time.sleep(0.5)
     _print_status(state)
 
 
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA -"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"ETA {minutes}:{secs:02d}"
+
+
 @issues_app.command("status")
-def issues_status(issue_id: int) -> None:
-    """Counts by delivery state."""
+def issues_status(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show live progress until it ends")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Counts by delivery state, current rate, ETA and the last errors."""
+    if follow:
+        _follow(issue_id)
+        return
     with session() as s:
-        state = delivery.progress(s, issue_id=issue_id)
-    _print_status(state)
+        state = controls.status(s, issue_id=issue_id)
+    if as_json:
+        console.print_json(data=state.as_dict())
+    else:
+        _print_status(state)
 
 
-def _print_status(state: delivery.Progress) -> None:
-    console.print(
-        f"issue {state.issue_id}: {state.status}" + (f" ({state.reason})" if state.reason else "")
-    )
-    for name in ("pending", "sending", "sent", "failed", "skipped"):
-        console.print(f"  {name}: {state.counts.get(name, 0)}")
+def _print_status(state: controls.Status) -> None:
+    p = state.progress
+    console.print(f"issue {p.issue_id}: {p.status}" + (f" ({p.reason})" if p.reason else ""))
+    if state.scheduled_at and p.status == IssueStatus.scheduled:
+        console.print(f"  scheduled for {state.scheduled_at.isoformat(timespec='minutes')}")
+    for name in DeliveryStatus:
+        if name != DeliveryStatus.cancelled or p.counts.get(name):
+            console.print(f"  {name}: {p.counts.get(name, 0)}")
+    if p.status == IssueStatus.sending:
+        console.print(f"  rate: {state.rate:,.1f} msg/s, {_eta(state.eta_seconds)}")
+    if state.last_errors:
+        console.print("  last errors:")
+        for e in state.last_errors:
+            console.print(f"    {e.email}: {e.response}", markup=False, highlight=False)
+
+
+@issues_app.command("pause")
+def issues_pause(
+    issue_id: int, reason: Annotated[str, typer.Option(help="shown in status")] = "paused by hand"
+) -> None:
+    """Stop sending after the messages in flight; resume picks up where it stopped."""
+    with session() as s:
+        controls.pause(s, issue_id=issue_id, reason=reason)
+    console.print(f"issue {issue_id}: paused")
+
+
+@issues_app.command("resume")
+def issues_resume(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+) -> None:
+    """Go on sending a paused issue (also one the circuit breaker paused)."""
+    with session() as s:
+        controls.resume(s, issue_id=issue_id)
+    console.print(f"issue {issue_id}: sending again")
+    _dispatch(issue_id, follow)
+
+
+@issues_app.command("cancel")
+def issues_cancel(issue_id: int) -> None:
+    """Stop for good; the rows not yet sent are marked cancelled."""
+    with session() as s:
+        count = controls.cancel(s, issue_id=issue_id)
+    console.print(f"issue {issue_id}: cancelled ({count} not sent)")
+
+
+@issues_app.command("resend-failed")
+def issues_resend_failed(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+) -> None:
+    """Send again to the recipients whose delivery failed (and who are still subscribed)."""
+    with session() as s:
+        count = controls.resend_failed(s, issue_id=issue_id)
+    if not count:
+        console.print(f"issue {issue_id}: no failed deliveries to resend")
+        return
+    console.print(f"issue {issue_id}: {count} failed deliveries queued again")
+    _dispatch(issue_id, follow)
+
+
+@issues_app.command("schedule")
+def issues_schedule(
+    issue_id: int,
+    at: Annotated[str, typer.Argument(help="ISO time with zone, e.g. 2026-12-01T08:00+01:00")],
+) -> None:
+    """Send at a given time (a running worker with --beat starts it)."""
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise InvalidInput(f"not an ISO date and time: {at!r}") from exc
+    with session() as s:
+        issue = controls.schedule(
+            s, issue_id=issue_id, at=when, size_limit=settings().html_size_limit
+        )
+    assert issue.scheduled_at is not None
+    console.print(f"issue {issue_id}: scheduled for {issue.scheduled_at.isoformat()}")
+
+
+@issues_app.command("unschedule")
+def issues_unschedule(issue_id: int) -> None:
+    """Back to draft."""
+    with session() as s:
+        controls.unschedule(s, issue_id=issue_id)
+    console.print(f"issue {issue_id}: draft again")
 
 
 @contextmanager
@@ -352,12 +472,13 @@ def _progress_bar(label: str) -> Iterator[tuple[Progress, TaskID]]:
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TextColumn("{task.fields[eta]}"),
         console=console,
         transient=False,
     )
     with bar:
-        yield bar, bar.add_task(label, total=None)
+        yield bar, bar.add_task(label, total=None, rate="", eta="")
 
 
 # ---------------------------------------------------------------- subscribers
@@ -395,6 +516,58 @@ def subs_list(
         )
     console.print(table)
     console.print(f"{total} in all")
+
+
+# ---------------------------------------------------------------- admin API: tokens, serve
+
+
+@admin_app.command("create-token")
+def admin_create_token(name: str) -> None:
+    """Create an admin API token; it is printed once and only its hash is kept."""
+    from newsletter import apitokens
+
+    with session() as s:
+        token = apitokens.create(s, name)
+    console.print(f"token {name!r} (shown only once, store it now; only its hash is kept):")
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+@admin_app.command("revoke-token")
+def admin_revoke_token(name: str) -> None:
+    """Revoke an admin API token; requests with it get 403 from then on."""
+    from newsletter import apitokens
+
+    with session() as s:
+        token = apitokens.revoke(s, name)
+    console.print(f"token {token.name!r} revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@admin_app.command("list-tokens")
+def admin_list_tokens() -> None:
+    """List admin API tokens (names and dates; the tokens themselves are not stored)."""
+    from newsletter import apitokens
+
+    def when(value: datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+    table = Table("name", "created", "last used", "revoked")
+    with session() as s:
+        for t in apitokens.list_tokens(s):
+            table.add_row(t.name, when(t.created_at), when(t.last_used_at), when(t.revoked_at))
+    console.print(table)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Run the HTTP API (admin routes need a token from `newsletter admin create-token`)."""
+    import uvicorn
+
+    from newsletter.api.app import create_app
+
+    uvicorn.run(create_app(settings()), host=host, port=port)
 
 
 # ---------------------------------------------------------------- entry point

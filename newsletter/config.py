@@ -46,15 +46,53 @@ class Settings(BaseSettings):
         100_000, description="QA warns above this many bytes (Gmail clips ~102 KB)"
     )
 
+    redis_url: str | None = Field(
+        None,
+        description="Redis for the shared send rate (and sign-up counters); "
+        "defaults to the broker when that is Redis",
+    )
+    send_rate: float = Field(
+        0.0, ge=0, description="messages per second for all workers together; 0 = no limit"
+    )
+    send_burst: int = Field(0, ge=0, description="token bucket size; 0 = one second of rate")
+    breaker_window: int = Field(100, ge=1, description="recent results the circuit breaker sees")
+    breaker_min_results: int = Field(20, ge=1, description="results needed before it can trip")
+    breaker_threshold: float = Field(
+        0.5, gt=0, le=1, description="share of failures in the window that pauses the issue"
+    )
+
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
+    dkim_key_file: Path | None = None
+
     @model_validator(mode="after")
     def _refuse_dev_secret(self) -> Settings:
         if self.environment == "production" and self.secret_key == DEV_SECRET:
             raise ValueError("NEWSLETTER_SECRET_KEY must be set in production")
         return self
 
+    @model_validator(mode="after")
+    def _lease_outlasts_one_send(self) -> Settings:
+        # a batch renews its lease between messages; one message must fit inside a lease
+        if self.lease_seconds <= 2 * self.smtp_timeout:
+            raise ValueError(
+                f"NEWSLETTER_LEASE_SECONDS ({self.lease_seconds}) must be more than twice "
+                f"NEWSLETTER_SMTP_TIMEOUT ({self.smtp_timeout})"
+            )
+        return self
+
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def shared_redis_url(self) -> str | None:
+        """Where workers share state (the rate bucket); None on the embedded file broker."""
+        if self.redis_url:
+            return self.redis_url
+        if self.broker_url.startswith(("redis://", "rediss://")):
+            return self.broker_url
+        return None
 
 
 @lru_cache

@@ -9,6 +9,7 @@ one derived from (issue, subscriber), so a re-sent copy is recognisably the same
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -16,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Table, and_, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel
 
 from newsletter import editor, rendering
@@ -38,6 +40,9 @@ I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
 S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
 SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
 
+#: results are recorded on a Session or, by the sender, on an autocommit Connection
+Executor = Session | Connection
+
 
 @dataclass(frozen=True)
 class SendStart:
@@ -55,6 +60,7 @@ class Claimed:
     name: str
     attempts: int
     active: bool  # still subscribed now; a row whose subscriber left since the start is skipped
+    lease: str = ""  # the claim's token: only its holder may record the row's result
 
 
 @dataclass(frozen=True)
@@ -70,7 +76,7 @@ class Progress:
 
     @property
     def done(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("sent", "failed", "skipped"))
+        return sum(self.counts.get(s, 0) for s in ("sent", "failed", "skipped", "cancelled"))
 
     @property
     def finished(self) -> bool:
@@ -153,8 +159,13 @@ def _count(session: Session, issue_id: int) -> int:
 def claim(
     session: Session, *, issue_id: int, limit: int, lease_seconds: int, now: datetime | None = None
 ) -> list[Claimed]:
-    """Lease up to ``limit`` due pending rows of a sending issue; commit before sending them."""
+    """Lease up to ``limit`` due pending rows of a sending issue; commit before sending them.
+
+    The rows carry a fresh lease token: if the lease runs out and another batch claims a row,
+    the first batch can no longer record (nor release) it.
+    """
     now = now or utcnow()
+    token = uuid.uuid4().hex
     due = (
         select(D.c.id)
         .where(
@@ -177,14 +188,36 @@ def claim(
         .values(
             status=DeliveryStatus.sending,
             lease_until=now + timedelta(seconds=lease_seconds),
+            lease_token=token,
             attempts=D.c.attempts + 1,
         )
         .returning(D.c.id, D.c.subscriber_id, D.c.attempts)
     ).all()
-    return _with_recipients(session, issue_id, rows)
+    return _with_recipients(session, issue_id, rows, token)
 
 
-def _with_recipients(session: Session, issue_id: int, rows: Sequence[Any]) -> list[Claimed]:
+def renew(
+    session: Executor, *, delivery_ids: list[int], lease: str, lease_seconds: int
+) -> set[int]:
+    """Extend the lease of rows this claim still holds; returns their ids (the others are lost)."""
+    if not delivery_ids:
+        return set()
+    rows = session.execute(
+        update(D)
+        .where(
+            D.c.id.in_(delivery_ids),
+            D.c.status == DeliveryStatus.sending,
+            D.c.lease_token == lease,
+        )
+        .values(lease_until=utcnow() + timedelta(seconds=lease_seconds))
+        .returning(D.c.id)
+    ).all()
+    return {r.id for r in rows}
+
+
+def _with_recipients(
+    session: Session, issue_id: int, rows: Sequence[Any], token: str
+) -> list[Claimed]:
     if not rows:
         return []
     newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
@@ -206,24 +239,37 @@ def _with_recipients(session: Session, issue_id: int, rows: Sequence[Any]) -> li
                 name=person.name if person else "",
                 attempts=r.attempts,
                 active=person is not None and person.status == SubscriptionStatus.active,
+                lease=token,
             )
         )
     return claimed
 
 
-def _finish_row(session: Session, delivery_id: int, **values: Any) -> bool:
+def _finish_row(session: Executor, delivery_id: int, lease: str | None, **values: Any) -> bool:
+    """Record a result on a row in flight; with ``lease``, only if that claim still holds it."""
+    where = [D.c.id == delivery_id, D.c.status == DeliveryStatus.sending]
+    if lease is not None:
+        where.append(D.c.lease_token == lease)
     result = session.execute(
         update(D)
-        .where(D.c.id == delivery_id, D.c.status == DeliveryStatus.sending)
-        .values(lease_until=None, **values)
+        .where(*where)
+        .values(lease_until=None, lease_token=None, updated_at=utcnow(), **values)
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def record_sent(session: Session, *, delivery_id: int, message_id: str, response: str) -> bool:
+def record_sent(
+    session: Executor,
+    *,
+    delivery_id: int,
+    message_id: str,
+    response: str,
+    lease: str | None = None,
+) -> bool:
     return _finish_row(
         session,
         delivery_id,
+        lease,
         status=DeliveryStatus.sent,
         message_id=message_id,
         smtp_response=response[:1000],
@@ -231,13 +277,19 @@ def record_sent(session: Session, *, delivery_id: int, message_id: str, response
     )
 
 
-def record_skipped(session: Session, *, delivery_id: int, reason: str) -> bool:
-    return _finish_row(session, delivery_id, status=DeliveryStatus.skipped, smtp_response=reason)
-
-
-def record_failed(session: Session, *, delivery_id: int, response: str) -> bool:
+def record_skipped(
+    session: Executor, *, delivery_id: int, reason: str, lease: str | None = None
+) -> bool:
     return _finish_row(
-        session, delivery_id, status=DeliveryStatus.failed, smtp_response=response[:1000]
+        session, delivery_id, lease, status=DeliveryStatus.skipped, smtp_response=reason
+    )
+
+
+def record_failed(
+    session: Executor, *, delivery_id: int, response: str, lease: str | None = None
+) -> bool:
+    return _finish_row(
+        session, delivery_id, lease, status=DeliveryStatus.failed, smtp_response=response[:1000]
     )
 
 
@@ -248,27 +300,31 @@ def backoff(attempts: int, *, base: float, rng: random.Random | None = None) -> 
 
 
 def record_retry(
-    session: Session,
+    session: Executor,
     *,
     delivery_id: int,
     attempts: int,
     response: str,
     max_attempts: int,
     base_seconds: float,
+    lease: str | None = None,
 ) -> bool:
     """A temporary failure: back to pending for later, or failed once attempts run out."""
     if attempts >= max_attempts:
-        return record_failed(session, delivery_id=delivery_id, response=f"gave up: {response}")
+        return record_failed(
+            session, delivery_id=delivery_id, response=f"gave up: {response}", lease=lease
+        )
     return _finish_row(
         session,
         delivery_id,
+        lease,
         status=DeliveryStatus.pending,
         smtp_response=response[:1000],
         next_attempt_at=utcnow() + backoff(attempts, base=base_seconds),
     )
 
 
-def mark_bounced(session: Session, *, subscriber_id: int, issue_id: int) -> None:
+def mark_bounced(session: Executor, *, subscriber_id: int, issue_id: int) -> None:
     """A 5.1.x reply: the mailbox does not exist, so the address is not mailed again."""
     newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
     session.execute(
@@ -286,7 +342,7 @@ def requeue_expired(session: Session, *, now: datetime | None = None) -> int:
     result = session.execute(
         update(D)
         .where(D.c.status == DeliveryStatus.sending, D.c.lease_until < (now or utcnow()))
-        .values(status=DeliveryStatus.pending, lease_until=None)
+        .values(status=DeliveryStatus.pending, lease_until=None, lease_token=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -347,14 +403,22 @@ def ensure_sending(session: Session, *, issue_id: int) -> Issue:
     return issue
 
 
-def release(session: Session, *, delivery_ids: list[int]) -> int:
+def release(session: Executor, *, delivery_ids: list[int], lease: str | None = None) -> int:
     """Give claimed rows back unsent (the issue was paused or cancelled mid-batch)."""
     if not delivery_ids:
         return 0
+    where = [D.c.id.in_(delivery_ids), D.c.status == DeliveryStatus.sending]
+    if lease is not None:
+        where.append(D.c.lease_token == lease)
     result = session.execute(
         update(D)
-        .where(D.c.id.in_(delivery_ids), D.c.status == DeliveryStatus.sending)
-        .values(status=DeliveryStatus.pending, lease_until=None, attempts=D.c.attempts - 1)
+        .where(*where)
+        .values(
+            status=DeliveryStatus.pending,
+            lease_until=None,
+            lease_token=None,
+            attempts=D.c.attempts - 1,
+        )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

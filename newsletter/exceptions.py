@@ -5,7 +5,9 @@ NewsletterError
 │   ├── NotFound              an id, slug or file that does not exist
 │   ├── InvalidInput          a malformed file, field or argument
 │   ├── InvalidState          the action does not fit the object's status (e.g. edit a sent issue)
-│   └── QABlocked             the QA report has blocking findings
+│   ├── QABlocked             the QA report has blocking findings
+│   ├── InvalidToken          a missing or unknown admin API token (HTTP 401)
+│   └── RevokedToken          an admin API token that was revoked (HTTP 403)
 ├── RenderError               a template failed to render or MJML failed to compile
 └── TransportError            a message could not be handed over
     ├── TemporaryFailure      4xx, timeouts, dropped connections: retry later
@@ -39,6 +41,14 @@ class QABlocked(UserError):
     def __init__(self, findings: list[str]) -> None:
         super().__init__("QA blocks sending: " + "; ".join(findings))
         self.findings = findings
+
+
+class InvalidToken(UserError):
+    """No admin API token, or one that matches none stored."""
+
+
+class RevokedToken(UserError):
+    """An admin API token that exists but was revoked."""
 
 
 class RenderError(NewsletterError):

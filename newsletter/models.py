@@ -41,6 +41,7 @@ class DeliveryStatus(StrEnum):
     sent = "sent"
     failed = "failed"
     skipped = "skipped"
+    cancelled = "cancelled"  # the issue was cancelled before this row was sent
 
 
 def _status(default: str) -> Any:
@@ -95,6 +96,7 @@ class Issue(SQLModel, table=True):
     send_started_at: datetime | None = None
     sent_at: datetime | None = None
     status_reason: str | None = None
+    status_changed_at: datetime | None = None  # last pause/resume/cancel/schedule
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -158,6 +160,7 @@ class Delivery(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
         Index("ix_delivery_issue_status", "issue_id", "status"),
+        Index("ix_delivery_issue_sent_at", "issue_id", "sent_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -167,6 +170,19 @@ class Delivery(SQLModel, table=True):
     attempts: int = 0
     next_attempt_at: datetime | None = None
     lease_until: datetime | None = None
+    lease_token: str | None = Field(default=None, sa_type=String(32))  # which claim holds it
     message_id: str | None = Field(default=None, sa_type=String(255))
     smtp_response: str | None = Field(default=None, sa_type=Text)
     sent_at: datetime | None = None
+    updated_at: datetime | None = None  # when the last attempt's result was recorded
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the admin API; only its SHA-256 is stored."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_type=String(100), unique=True, index=True)
+    token_hash: str = Field(sa_type=String(64), unique=True, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

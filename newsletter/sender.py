@@ -6,19 +6,27 @@ while due rows remain, asks for one follow-up batch, so ``parallelism`` chains w
 
 from __future__ import annotations
 
+import logging
 import re
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy.engine import Engine
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from newsletter import delivery
+from newsletter import controls, delivery
+from newsletter.breaker import CircuitBreaker
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput, PermanentFailure, TemporaryFailure
 from newsletter.messages import MessageTemplate, Recipient, unsubscribe_mailto
 from newsletter.models import Issue, IssueStatus, Newsletter, RenderedIssue
+from newsletter.ratelimit import THROTTLE_CODES, LimiterUnavailable, RateLimiter, limiter_for
 from newsletter.rendering import CompiledIssue
 from newsletter.tokens import Purpose, make_token
 from newsletter.transports import Transport
@@ -27,6 +35,7 @@ from newsletter.transports import Transport
 STATUS_CHECK_EVERY = 25
 _ENHANCED = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _MAILBOX_CODES = frozenset({550, 551, 553})
+log = logging.getLogger(__name__)
 
 
 def is_bad_mailbox(code: int | None, response: str) -> bool:
@@ -47,9 +56,14 @@ class BatchResult:
     retried: int = 0
     failed: int = 0
     skipped: int = 0
+    lost: int = 0  # rows whose lease ran out before this batch reached them (not sent)
     stopped: bool = False  # the issue was paused or cancelled mid-batch
     more: bool = False  # due rows remain: the caller should run another batch
     finished: bool = False  # this batch finished the issue
+
+
+class Signer(Protocol):
+    def sign(self, message: bytes) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -58,9 +72,21 @@ class _Prepared:
     newsletter: Newsletter
     issue: Issue
     template: MessageTemplate
+    signer: Signer | None = None
 
 
+#: templates of the issues this process sent lately (a worker lives through many issues)
 _templates: dict[int, _Prepared] = {}
+_TEMPLATES_KEPT = 8
+
+
+def signer_for(settings: Settings) -> Signer | None:
+    """The DKIM signer when a key is configured (a half-done configuration is an error)."""
+    if not (settings.dkim_selector or settings.dkim_domain or settings.dkim_key_file):
+        return None
+    from newsletter.dkim import signer_from_settings
+
+    return signer_from_settings(settings)
 
 
 def prepared(session: Session, issue_id: int, settings: Settings) -> _Prepared:
@@ -78,7 +104,11 @@ def prepared(session: Session, issue_id: int, settings: Settings) -> _Prepared:
     template = MessageTemplate(
         compiled=compiled, newsletter=newsletter, issue_id=issue_id, secret=settings.secret_key
     )
-    _templates[issue_id] = _Prepared(frozen.compiled_at, newsletter, issue, template)
+    while len(_templates) >= _TEMPLATES_KEPT:
+        del _templates[next(iter(_templates))]
+    _templates[issue_id] = _Prepared(
+        frozen.compiled_at, newsletter, issue, template, signer_for(settings)
+    )
     return _templates[issue_id]
 
 
@@ -140,9 +170,25 @@ def recipient(
     )
 
 
-def run_batch(settings: Settings, *, issue_id: int, transport: Transport) -> BatchResult:
-    """Claim one batch, send each message, record each reply as soon as it comes."""
+def run_batch(
+    settings: Settings,
+    *,
+    issue_id: int,
+    transport: Transport,
+    limiter: RateLimiter | None = None,
+    breaker: CircuitBreaker | None = None,
+) -> BatchResult:
+    """Claim one batch, send each message, record each reply as soon as it comes.
+
+    Each result is its own autocommit statement (one round trip; on PostgreSQL without waiting
+    for the WAL flush): a killed worker loses at most the one message it was sending, which
+    comes back after its lease with the same Message-ID.
+    """
     engine = get_engine(settings.database_url)
+    limiter = limiter or limiter_for(
+        settings.shared_redis_url, settings.send_rate, settings.send_burst
+    )
+    breaker = breaker or breaker_for(settings)
     result = BatchResult()
     with Session(engine, expire_on_commit=False) as session:
         claimed = delivery.claim(
@@ -155,27 +201,155 @@ def run_batch(settings: Settings, *, issue_id: int, transport: Transport) -> Bat
         result.claimed = len(claimed)
         if claimed:
             prep = prepared(session, issue_id, settings)
-            _send_claimed(session, settings, prep, claimed, transport, result)
+            run = _Run(settings, prep, transport, limiter, breaker, result)
+            run.generation = _generation(session, issue_id)
+            with _recorder(engine) as conn:
+                run.send_all(session, conn, claimed)
     _wrap_up(engine, issue_id, result)
     return result
 
 
-def _send_claimed(
-    session: Session,
-    settings: Settings,
-    prep: _Prepared,
-    claimed: list[delivery.Claimed],
-    transport: Transport,
-    result: BatchResult,
-) -> None:
-    for index, row in enumerate(claimed):
-        if index and index % STATUS_CHECK_EVERY == 0 and not _still_sending(session, prep):
-            delivery.release(session, delivery_ids=[r.delivery_id for r in claimed[index:]])
-            session.commit()
-            result.stopped = True
-            return
-        _send_one(session, settings, prep, row, transport, result)
-        session.commit()
+@contextmanager
+def _recorder(engine: Engine) -> Iterator[Connection]:
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        postgres = engine.dialect.name == "postgresql"
+        if postgres:
+            # a worker crash cannot lose a committed row; a database crash could lose the last
+            # few hundred milliseconds of results, which then go out again (same Message-ID)
+            conn.execute(text("SET synchronous_commit TO off"))
+        try:
+            yield conn
+        finally:
+            if postgres:
+                conn.execute(text("RESET synchronous_commit"))
+
+
+def _generation(session: Session, issue_id: int) -> datetime | None:
+    issue = session.get(Issue, issue_id, populate_existing=True)
+    return issue.status_changed_at if issue else None
+
+
+class _Run:
+    """One batch's sending loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        prep: _Prepared,
+        transport: Transport,
+        limiter: RateLimiter,
+        breaker: CircuitBreaker,
+        result: BatchResult,
+    ) -> None:
+        self.settings, self.prep, self.transport = settings, prep, transport
+        self.limiter, self.breaker, self.result = limiter, breaker, result
+        self.issue_id: int = prep.issue.id  # type: ignore[assignment]
+        self.generation: datetime | None = None
+        self.tokens = 0
+        self.chunk = max(1, min(10, getattr(limiter, "burst", 10) // 4))
+
+    def send_all(self, session: Session, conn: Connection, claimed: list[delivery.Claimed]) -> None:
+        lease = claimed[0].lease
+        held = {r.delivery_id for r in claimed}
+        renewed = time.monotonic()
+        for index, row in enumerate(claimed):
+            rest = [r.delivery_id for r in claimed[index:]]
+            stop = (
+                bool(index)
+                and index % STATUS_CHECK_EVERY == 0
+                and not _still_sending(session, self.prep)
+            )
+            if not stop and self.tokens == 0 and row.active:
+                try:
+                    self.limiter.acquire(self.chunk)
+                    self.tokens = self.chunk
+                except LimiterUnavailable as exc:
+                    log.warning("issue %s: %s; batch stopped", self.issue_id, exc)
+                    stop = True
+            if stop:
+                delivery.release(conn, delivery_ids=rest, lease=lease)
+                controls.settle_cancelled(conn, issue_id=self.issue_id)
+                self.result.stopped = True
+                return
+            if time.monotonic() - renewed > self.settings.lease_seconds / 3:
+                # a slow batch (rate limit, slow server) keeps its rows; rows whose lease ran
+                # out anyway belong to another batch now and are not sent from here
+                held = delivery.renew(
+                    conn, delivery_ids=rest, lease=lease, lease_seconds=self.settings.lease_seconds
+                )
+                renewed = time.monotonic()
+            if row.delivery_id not in held:
+                self.result.lost += 1
+                continue
+            if self.send_one(conn, row):
+                self.tokens -= 1
+            if self.result.stopped:  # the circuit breaker tripped
+                delivery.release(conn, delivery_ids=rest[1:], lease=lease)
+                return
+
+    def send_one(self, conn: Connection, row: delivery.Claimed) -> bool:
+        """Send and record one row; True when a message went to the server."""
+        settings, prep, result = self.settings, self.prep, self.result
+        if not row.active:
+            delivery.record_skipped(
+                conn, delivery_id=row.delivery_id, reason="no longer subscribed"
+            )
+            result.skipped += 1
+            return False
+        try:
+            person = recipient(
+                settings, prep, subscriber_id=row.subscriber_id, email=row.email, name=row.name
+            )
+            mid, data = prep.template.render(person)
+            if prep.signer is not None:
+                data = prep.signer.sign(data)
+        except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
+            delivery.record_failed(
+                conn, delivery_id=row.delivery_id, response=f"local: {exc}", lease=row.lease
+            )
+            result.failed += 1
+            return False
+        try:
+            reply = self.transport.send(settings.bounce_address, row.email, data)
+        except TemporaryFailure as exc:
+            delivery.record_retry(
+                conn,
+                delivery_id=row.delivery_id,
+                attempts=row.attempts,
+                response=str(exc),
+                max_attempts=settings.max_attempts,
+                base_seconds=settings.retry_base_seconds,
+                lease=row.lease,
+            )
+            result.retried += 1
+            if exc.code in THROTTLE_CODES:
+                self.limiter.throttled()
+            self.observe(conn, failed=True, reply=str(exc))
+        except PermanentFailure as exc:
+            delivery.record_failed(
+                conn, delivery_id=row.delivery_id, response=exc.response, lease=row.lease
+            )
+            result.failed += 1
+            if is_bad_mailbox(exc.code, exc.response):
+                delivery.mark_bounced(conn, subscriber_id=row.subscriber_id, issue_id=self.issue_id)
+                self.observe(conn, failed=False)
+            else:
+                self.observe(conn, failed=True, reply=exc.response)
+        else:
+            if not delivery.record_sent(
+                conn, delivery_id=row.delivery_id, message_id=mid, response=reply, lease=row.lease
+            ):
+                log.warning("delivery %s: sent after its lease was lost", row.delivery_id)
+            result.sent += 1
+            self.observe(conn, failed=False)
+        return True
+
+    def observe(self, conn: Connection, *, failed: bool, reply: str = "") -> None:
+        verdict = self.breaker.record(self.issue_id, self.generation, failed=failed, reply=reply)
+        if verdict.tripped:
+            if controls.trip(conn, issue_id=self.issue_id, reason=verdict.reason):
+                log.warning("issue %s paused: %s", self.issue_id, verdict.reason)
+            self.result.stopped = True
 
 
 def _still_sending(session: Session, prep: _Prepared) -> bool:
@@ -183,65 +357,43 @@ def _still_sending(session: Session, prep: _Prepared) -> bool:
     return issue is not None and issue.status == IssueStatus.sending
 
 
-def _send_one(
-    session: Session,
-    settings: Settings,
-    prep: _Prepared,
-    row: delivery.Claimed,
-    transport: Transport,
-    result: BatchResult,
-) -> None:
-    if not row.active:
-        delivery.record_skipped(session, delivery_id=row.delivery_id, reason="no longer subscribed")
-        result.skipped += 1
-        return
-    try:
-        person = recipient(
-            settings, prep, subscriber_id=row.subscriber_id, email=row.email, name=row.name
-        )
-        mid, data = prep.template.render(person)
-    except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
-        delivery.record_failed(session, delivery_id=row.delivery_id, response=f"local: {exc}")
-        result.failed += 1
-        return
-    try:
-        reply = transport.send(settings.bounce_address, row.email, data)
-    except TemporaryFailure as exc:
-        delivery.record_retry(
-            session,
-            delivery_id=row.delivery_id,
-            attempts=row.attempts,
-            response=str(exc),
-            max_attempts=settings.max_attempts,
-            base_seconds=settings.retry_base_seconds,
-        )
-        result.retried += 1
-    except PermanentFailure as exc:
-        delivery.record_failed(session, delivery_id=row.delivery_id, response=exc.response)
-        if is_bad_mailbox(exc.code, exc.response):
-            delivery.mark_bounced(session, subscriber_id=row.subscriber_id, issue_id=prep.issue.id)  # type: ignore[arg-type]
-        result.failed += 1
-    else:
-        delivery.record_sent(session, delivery_id=row.delivery_id, message_id=mid, response=reply)
-        result.sent += 1
-
-
 def _wrap_up(engine: Engine, issue_id: int, result: BatchResult) -> None:
     with Session(engine) as session:
         result.finished = delivery.finish_if_done(session, issue_id=issue_id)
-        result.more = not result.stopped and delivery.ready_count(session, issue_id=issue_id) > 0
+        # a batch that claimed nothing (the issue is paused, or other chains took the rows)
+        # ends its chain; the tick restarts an issue that still has work
+        result.more = (
+            not result.stopped
+            and result.claimed > 0
+            and delivery.ready_count(session, issue_id=issue_id) > 0
+        )
         session.commit()
+
+
+_breakers: dict[tuple[int, int, float], CircuitBreaker] = {}
+
+
+def breaker_for(settings: Settings) -> CircuitBreaker:
+    """The process's circuit breaker for these settings."""
+    key = (settings.breaker_window, settings.breaker_min_results, settings.breaker_threshold)
+    if key not in _breakers:
+        _breakers[key] = CircuitBreaker(window=key[0], min_results=key[1], threshold=key[2])
+    return _breakers[key]
 
 
 @dataclass(frozen=True)
 class TickResult:
     requeued: int
     batches: dict[int, int]  # issue id -> batch chains to start
+    started: list[int] = field(default_factory=list)  # scheduled issues whose time came
 
 
 def tick(settings: Settings, *, parallelism: int) -> TickResult:
-    """The periodic look: expired leases back to pending; idle sending issues restarted."""
+    """The periodic look: due scheduled issues started; expired leases back to pending; idle
+    sending issues restarted."""
     with Session(get_engine(settings.database_url)) as session:
+        started = controls.start_due(session, size_limit=settings.html_size_limit)
+        session.commit()
         requeued = delivery.requeue_expired(session)
         batches: dict[int, int] = {}
         for issue_id in delivery.sending_issue_ids(session):
@@ -251,7 +403,7 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
             if ready and not delivery.in_flight(session, issue_id=issue_id):
                 batches[issue_id] = chains(ready, settings.batch_size, parallelism)
         session.commit()
-    return TickResult(requeued, batches)
+    return TickResult(requeued, batches, started)
 
 
 def chains(ready: int, batch_size: int, parallelism: int) -> int:

@@ -531,3 +531,99 @@ def test_run_batch_that_sends_everything_finishes_the_issue(
     result = sender.run_batch(settings, issue_id=st.issue_id, transport=FakeTransport())
     assert (result.sent, result.finished) == (3, True)
     assert _issue(session, st.issue_id).status == IssueStatus.sent
+
+
+# ---------------------------------------------------------------- leases that run out mid-batch
+
+
+def test_a_claim_that_lost_its_lease_can_no_longer_record_or_release(
+    session: Session, started: Started
+) -> None:
+    first = _claim(session, started.issue_id, limit=2)
+    later = utcnow() + timedelta(seconds=301)
+    assert delivery.requeue_expired(session, now=later) == 2
+    second = _claim(session, started.issue_id, limit=1, now=later)
+    session.commit()
+    assert second[0].delivery_id == first[0].delivery_id and second[0].lease != first[0].lease
+
+    # the first batch, still running, reports on a row the second one now holds: refused
+    assert not delivery.record_sent(
+        session,
+        delivery_id=first[0].delivery_id,
+        message_id="<a>",
+        response="250",
+        lease=first[0].lease,
+    )
+    assert not delivery.release(session, delivery_ids=[first[0].delivery_id], lease=first[0].lease)
+    assert delivery.record_sent(
+        session,
+        delivery_id=second[0].delivery_id,
+        message_id="<b>",
+        response="250",
+        lease=second[0].lease,
+    )
+    # and a row that went back to pending and was not re-claimed is not the first batch's either
+    assert (
+        delivery.renew(
+            session,
+            delivery_ids=[r.delivery_id for r in first],
+            lease=first[0].lease,
+            lease_seconds=300,
+        )
+        == set()
+    )
+    session.commit()
+    rows = {r.id: r for r in _rows(session, started.issue_id)}
+    assert rows[first[0].delivery_id].message_id == "<b>"
+    assert rows[first[1].delivery_id].status == DeliveryStatus.pending
+
+
+def test_renew_extends_the_lease_of_rows_still_held(session: Session, started: Started) -> None:
+    claimed = _claim(session, started.issue_id, limit=3)
+    before = {r.id: _aware(r.lease_until) for r in _rows(session, started.issue_id)}
+    held = delivery.renew(
+        session,
+        delivery_ids=[r.delivery_id for r in claimed],
+        lease=claimed[0].lease,
+        lease_seconds=900,
+    )
+    session.commit()
+    assert held == {r.delivery_id for r in claimed}
+    for row in _rows(session, started.issue_id):
+        assert _aware(row.lease_until) > before[row.id] + timedelta(seconds=500)
+
+
+def test_a_slow_batch_does_not_send_rows_another_batch_took_over(
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch slower than its lease (rate limit, slow server) must not double-send."""
+    monkeypatch.setenv("NEWSLETTER_LEASE_SECONDS", "6")
+    monkeypatch.setenv("NEWSLETTER_SMTP_TIMEOUT", "1")
+    settings = Settings()
+    st = _start(session, active=5)
+    taken: list[delivery.Claimed] = []
+
+    class SlowFirst(FakeTransport):
+        def send(self, envelope_from: str, to: str, data: bytes) -> str:
+            reply = super().send(envelope_from, to, data)
+            if len(self.sent) == 1:
+                # the server stalls past a third of the lease; meanwhile the lease runs out
+                # and another worker's batch takes the rows over
+                import time
+
+                time.sleep(2.1)
+                with Session(session.get_bind()) as other:
+                    delivery.requeue_expired(other, now=utcnow() + timedelta(seconds=10))
+                    taken.extend(
+                        delivery.claim(other, issue_id=st.issue_id, limit=10, lease_seconds=300)
+                    )
+                    other.commit()
+            return reply
+
+    transport = SlowFirst()
+    result = sender.run_batch(settings, issue_id=st.issue_id, transport=transport)
+    assert len(transport.sent) == 1  # the other four were not sent from here
+    assert result.lost == 4 and result.sent == 1
+    assert {c.delivery_id for c in taken} >= {
+        r.id for r in _rows(session, st.issue_id) if r.status == DeliveryStatus.sending
+    }

@@ -1,0 +1,15 @@
+"""The HTTP API (FastAPI): ``create_app`` in ``app.py``, one router module per area.
+
+- ``app.py``    the factory, error handlers, the list of routers
+- ``deps.py``   settings, per-request database session, dispatcher
+- ``auth.py``   the admin bearer-token dependency
+- ``issues.py`` ``/api/issues/{id}/...``: send controls and status
+
+Run it with ``newsletter serve``; OpenAPI docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+from newsletter.api.app import create_app
+
+__all__ = ["create_app"]

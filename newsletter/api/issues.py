@@ -1,0 +1,127 @@
+"""Operator controls of an issue's send, over HTTP: ``/api/issues/{id}/...``, admin token only.
+
+Routes do HTTP only: they call ``newsletter.controls`` and ``newsletter.delivery``, and the
+domain's errors become responses in the app's error handlers. Every response is the issue's
+status (``controls.Status.as_dict()``), with a few more keys where an action has a result.
+
+A route that puts the issue (back) into ``sending`` commits before it dispatches: the worker reads
+the issue in its own transaction, and a dispatch that ran before the commit would find nothing to
+send (the beat's tick would only pick the issue up seconds later).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from pydantic import AwareDatetime, BaseModel, Field
+from sqlmodel import Session
+
+from newsletter import controls, delivery
+from newsletter.api.auth import TokenDep, require_token
+from newsletter.api.deps import Dispatcher, DispatcherDep, SessionDep, SettingsDep
+from newsletter.models import IssueStatus
+
+router = APIRouter(prefix="/issues", tags=["issues"], dependencies=[Depends(require_token)])
+
+StatusDict = dict[str, Any]
+
+
+class ReasonBody(BaseModel):
+    reason: str | None = Field(
+        None, min_length=1, max_length=1000, description="shown in the issue's status"
+    )
+
+
+class ScheduleBody(BaseModel):
+    at: AwareDatetime = Field(description="when to send, with a time zone (ISO 8601)")
+
+
+OptionalReason = Annotated[ReasonBody | None, Body()]
+
+
+def _status(session: Session, issue_id: int) -> StatusDict:
+    return controls.status(session, issue_id=issue_id).as_dict()
+
+
+def _commit_and_dispatch(session: Session, dispatch: Dispatcher, issue_id: int) -> None:
+    session.commit()
+    dispatch(issue_id)
+
+
+def _reason(body: ReasonBody | None, action: str, token_name: str) -> str:
+    if body is not None and body.reason:
+        return body.reason
+    return f"{action} by an operator (API token {token_name!r})"
+
+
+@router.get("/{issue_id}/status", summary="Delivery counts, rate, ETA and the last errors")
+def get_status(issue_id: int, session: SessionDep) -> StatusDict:
+    return _status(session, issue_id)
+
+
+@router.post("/{issue_id}/send", summary="Freeze the issue, fill the ledger, queue the batches")
+def send(
+    issue_id: int, session: SessionDep, settings: SettingsDep, dispatch: DispatcherDep
+) -> StatusDict:
+    """A second send of a started issue is a no-op (``started`` is false)."""
+    start = delivery.start_send(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    session.commit()
+    state = _status(session, issue_id)
+    if state["status"] == IssueStatus.sending:  # just started, or re-kick a running send
+        dispatch(issue_id)
+    return {
+        **state,
+        "started": start.started,
+        "recipients": start.recipients,
+        "skipped": start.skipped,
+    }
+
+
+@router.post("/{issue_id}/pause", summary="sending -> paused, within one batch")
+def pause(
+    issue_id: int, session: SessionDep, token: TokenDep, body: OptionalReason = None
+) -> StatusDict:
+    controls.pause(session, issue_id=issue_id, reason=_reason(body, "paused", token.name))
+    return _status(session, issue_id)
+
+
+@router.post("/{issue_id}/resume", summary="paused -> sending")
+def resume(issue_id: int, session: SessionDep, dispatch: DispatcherDep) -> StatusDict:
+    controls.resume(session, issue_id=issue_id)
+    _commit_and_dispatch(session, dispatch, issue_id)
+    return _status(session, issue_id)
+
+
+@router.post("/{issue_id}/cancel", summary="Stop for good; unsent recipients become cancelled")
+def cancel(
+    issue_id: int, session: SessionDep, token: TokenDep, body: OptionalReason = None
+) -> StatusDict:
+    cancelled = controls.cancel(
+        session, issue_id=issue_id, reason=_reason(body, "cancelled", token.name)
+    )
+    return {**_status(session, issue_id), "cancelled": cancelled}
+
+
+@router.post(
+    "/{issue_id}/resend-failed", summary="Failed recipients (still active) back to pending"
+)
+def resend_failed(issue_id: int, session: SessionDep, dispatch: DispatcherDep) -> StatusDict:
+    requeued = controls.resend_failed(session, issue_id=issue_id)
+    if requeued:
+        _commit_and_dispatch(session, dispatch, issue_id)
+    return {**_status(session, issue_id), "requeued": requeued}
+
+
+@router.post("/{issue_id}/schedule", summary="draft -> scheduled at a time (QA runs now)")
+def schedule(
+    issue_id: int, body: ScheduleBody, session: SessionDep, settings: SettingsDep
+) -> StatusDict:
+    controls.schedule(session, issue_id=issue_id, at=body.at, size_limit=settings.html_size_limit)
+    return _status(session, issue_id)
+
+
+@router.post("/{issue_id}/unschedule", summary="scheduled -> draft")
+def unschedule(issue_id: int, session: SessionDep) -> StatusDict:
+    controls.unschedule(session, issue_id=issue_id)
+    return _status(session, issue_id)

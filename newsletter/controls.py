@@ -1,0 +1,327 @@
+"""What an operator does to a send: schedule, pause, resume, cancel, resend to failed; status.
+
+Each control is one guarded ``UPDATE`` on the issue (its ``WHERE`` names the states it may leave),
+so two operators, or an operator and the circuit breaker, never race each other into a wrong
+state. Workers look at the issue's status between messages and stop within one batch.
+The CLI, the admin API and the worker's tick all call these functions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import Table, and_, exists, func, select, update
+from sqlmodel import Session, SQLModel
+
+from newsletter import delivery, editor, rendering
+from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    IssueStatus,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+
+_tables = SQLModel.metadata.tables
+D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
+I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
+S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
+SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
+
+#: the window over which ``status`` measures the current rate
+RATE_WINDOW = timedelta(seconds=10)
+
+
+def _move(
+    session: Session,
+    issue_id: int,
+    *,
+    allowed: tuple[IssueStatus, ...],
+    to: IssueStatus,
+    action: str,
+    **values: object,
+) -> Issue:
+    """One guarded transition; a clear error naming the current state when it is not allowed."""
+    issue = editor.get_issue(session, issue_id)
+    result = session.execute(
+        update(I)
+        .where(I.c.id == issue_id, I.c.status.in_([s.value for s in allowed]))
+        .values(status=to, status_changed_at=utcnow(), **values)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(issue)
+        names = ", ".join(s.value for s in allowed)
+        raise InvalidState(
+            f"cannot {action} issue {issue_id}: it is {issue.status} (only {names} can be)"
+        )
+    session.flush()
+    session.refresh(issue)
+    return issue
+
+
+# ---------------------------------------------------------------- scheduling
+
+
+def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) -> Issue:
+    """draft -> scheduled at ``at`` (aware); QA runs now so a blocked issue is refused now."""
+    if at.tzinfo is None:
+        raise InvalidInput("the scheduled time needs a time zone (e.g. 2026-12-01T08:00+01:00)")
+    outline = editor.load_outline(session, issue_id)
+    compiled = rendering.compile_issue(outline)
+    report = editor.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    if not report.ok:
+        raise QABlocked([f.message for f in report.blocking])
+    return _move(
+        session,
+        issue_id,
+        allowed=(IssueStatus.draft, IssueStatus.scheduled),
+        to=IssueStatus.scheduled,
+        action="schedule",
+        scheduled_at=at,
+        status_reason=None,
+    )
+
+
+def unschedule(session: Session, *, issue_id: int) -> Issue:
+    return _move(
+        session,
+        issue_id,
+        allowed=(IssueStatus.scheduled,),
+        to=IssueStatus.draft,
+        action="unschedule",
+        scheduled_at=None,
+    )
+
+
+def due_issue_ids(session: Session, *, now: datetime | None = None) -> list[int]:
+    return list(
+        session.execute(
+            select(I.c.id)
+            .where(I.c.status == IssueStatus.scheduled, I.c.scheduled_at <= (now or utcnow()))
+            .order_by(I.c.scheduled_at)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def start_due(session: Session, *, size_limit: int, now: datetime | None = None) -> list[int]:
+    """Start every scheduled issue whose time has come; returns the ids started.
+
+    An issue that fails QA at its time (an article edited since) goes back to draft with the
+    findings as its reason instead of blocking the others.
+    """
+    started = []
+    for issue_id in due_issue_ids(session, now=now):
+        try:
+            with session.begin_nested():
+                if delivery.start_send(session, issue_id=issue_id, size_limit=size_limit).started:
+                    started.append(issue_id)
+        except QABlocked as exc:
+            session.execute(
+                update(I)
+                .where(I.c.id == issue_id, I.c.status == IssueStatus.scheduled)
+                .values(
+                    status=IssueStatus.draft,
+                    status_changed_at=utcnow(),
+                    status_reason=f"scheduled send blocked by QA: {exc}"[:1000],
+                )
+            )
+    session.flush()
+    return started
+
+
+# ---------------------------------------------------------------- pause, resume, cancel
+
+
+def pause(session: Session, *, issue_id: int, reason: str = "paused by an operator") -> Issue:
+    """sending -> paused. Rows already claimed finish or are released within one batch."""
+    return _move(
+        session,
+        issue_id,
+        allowed=(IssueStatus.sending,),
+        to=IssueStatus.paused,
+        action="pause",
+        status_reason=reason[:1000],
+    )
+
+
+def trip(session: delivery.Executor, *, issue_id: int, reason: str) -> bool:
+    """The circuit breaker's pause: a no-op (False) when the issue is no longer sending."""
+    result = session.execute(
+        update(I)
+        .where(I.c.id == issue_id, I.c.status == IssueStatus.sending)
+        .values(status=IssueStatus.paused, status_changed_at=utcnow(), status_reason=reason[:1000])
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def resume(session: Session, *, issue_id: int) -> Issue:
+    """paused -> sending; the caller then dispatches batches (worker.tasks.dispatch)."""
+    return _move(
+        session,
+        issue_id,
+        allowed=(IssueStatus.paused,),
+        to=IssueStatus.sending,
+        action="resume",
+        status_reason=None,
+    )
+
+
+def cancel(session: Session, *, issue_id: int, reason: str = "cancelled by an operator") -> int:
+    """Stop for good: unsent rows become ``cancelled``; returns how many. Sent rows stay sent."""
+    _move(
+        session,
+        issue_id,
+        allowed=(IssueStatus.draft, IssueStatus.scheduled, IssueStatus.sending, IssueStatus.paused),
+        to=IssueStatus.cancelled,
+        action="cancel",
+        status_reason=reason[:1000],
+    )
+    return settle_cancelled(session, issue_id=issue_id)
+
+
+def settle_cancelled(session: delivery.Executor, *, issue_id: int) -> int:
+    """Pending rows of a cancelled issue become ``cancelled`` (also after a batch releases rows)."""
+    result = session.execute(
+        update(D)
+        .where(
+            D.c.issue_id == issue_id,
+            D.c.status == DeliveryStatus.pending,
+            exists().where(I.c.id == issue_id, I.c.status == IssueStatus.cancelled),
+        )
+        .values(status=DeliveryStatus.cancelled, updated_at=utcnow())
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def resend_failed(session: Session, *, issue_id: int) -> int:
+    """Failed rows back to pending, for subscribers still active; the issue sends again.
+
+    Rows of subscribers who bounced, complained or left since are not retried. Returns the
+    number of rows re-queued; with none, the issue's status is left as it is.
+    """
+    issue = editor.get_issue(session, issue_id)
+    if issue.status not in (IssueStatus.sent, IssueStatus.sending, IssueStatus.paused):
+        raise InvalidState(
+            f"cannot resend issue {issue_id}: it is {issue.status} (only sent, sending "
+            "or paused issues have failed rows to resend)"
+        )
+    still_active = exists().where(
+        S.c.subscriber_id == D.c.subscriber_id,
+        S.c.newsletter_id == issue.newsletter_id,
+        S.c.status == SubscriptionStatus.active,
+    )
+    result = session.execute(
+        update(D)
+        .where(D.c.issue_id == issue_id, D.c.status == DeliveryStatus.failed, still_active)
+        .values(
+            status=DeliveryStatus.pending,
+            attempts=0,
+            next_attempt_at=None,
+            lease_until=None,
+            updated_at=utcnow(),
+        )
+    )
+    count = int(result.rowcount)  # type: ignore[attr-defined]
+    if count and issue.status == IssueStatus.sent:
+        _move(
+            session,
+            issue_id,
+            allowed=(IssueStatus.sent,),
+            to=IssueStatus.sending,
+            action="resend",
+            sent_at=None,
+            status_reason=f"resending {count} failed",
+        )
+    session.flush()
+    return count
+
+
+# ---------------------------------------------------------------- status
+
+
+@dataclass(frozen=True)
+class LastError:
+    email: str
+    response: str
+    at: datetime | None
+    status: str
+
+
+@dataclass(frozen=True)
+class Status:
+    progress: delivery.Progress
+    rate: float  # messages sent per second over the last RATE_WINDOW
+    eta_seconds: float | None  # None when nothing is moving
+    last_errors: list[LastError]
+    scheduled_at: datetime | None
+
+    @property
+    def remaining(self) -> int:
+        counts = self.progress.counts
+        return counts.get(DeliveryStatus.pending, 0) + counts.get(DeliveryStatus.sending, 0)
+
+    def as_dict(self) -> dict[str, object]:
+        p = self.progress
+        return {
+            "issue_id": p.issue_id,
+            "status": p.status,
+            "reason": p.reason,
+            "counts": {s.value: p.counts.get(s.value, 0) for s in DeliveryStatus},
+            "total": p.total,
+            "done": p.done,
+            "rate": round(self.rate, 1),
+            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
+            "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+            "last_errors": [
+                {
+                    "email": e.email,
+                    "response": e.response,
+                    "at": e.at.isoformat() if e.at else None,
+                    "status": e.status,
+                }
+                for e in self.last_errors
+            ],
+        }
+
+
+def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
+    now = utcnow()
+    state = delivery.progress(session, issue_id=issue_id)
+    recent = session.execute(
+        select(func.count())
+        .select_from(D)
+        .where(D.c.issue_id == issue_id, D.c.sent_at >= now - RATE_WINDOW)
+    ).scalar_one()
+    rate = int(recent) / RATE_WINDOW.total_seconds()
+    remaining = state.counts.get("pending", 0) + state.counts.get("sending", 0)
+    eta = remaining / rate if rate > 0 and state.status == IssueStatus.sending else None
+    rows = session.execute(
+        select(SUB.c.email, D.c.smtp_response, D.c.updated_at, D.c.status)
+        .select_from(D)
+        .join(SUB, and_(SUB.c.id == D.c.subscriber_id))
+        .where(
+            D.c.issue_id == issue_id,
+            D.c.smtp_response.is_not(None),
+            D.c.status.in_([DeliveryStatus.failed, DeliveryStatus.pending]),
+            D.c.attempts > 0,
+        )
+        .order_by(D.c.updated_at.desc(), D.c.id.desc())
+        .limit(errors)
+    ).all()
+    issue = editor.get_issue(session, issue_id)
+    return Status(
+        progress=state,
+        rate=rate,
+        eta_seconds=eta,
+        last_errors=[
+            LastError(r.email, r.smtp_response or "", r.updated_at, r.status) for r in rows
+        ],
+        scheduled_at=issue.scheduled_at,
+    )

@@ -1,0 +1,74 @@
+"""The chaos send at CI size: kills and a Redis restart, nobody missed, duplicates bounded.
+
+The scenario itself is ``tests/chaos/chaos_send.py`` (run it by hand with ``--subscribers 10000``
+for the large run); this test runs it as a subprocess and checks its last line, a JSON object.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.conftest import PG_ADMIN_URL, require
+
+SCRIPT = Path(__file__).with_name("chaos_send.py")
+ROOT = SCRIPT.parents[2]
+SUBSCRIBERS = 2000
+TIMEOUT = 900  # seconds; the run takes well under 2 minutes on a 2-core machine
+
+
+def _services_or_skip() -> None:
+    conninfo = make_url(PG_ADMIN_URL).set(drivername="postgresql")
+    try:
+        with psycopg.connect(
+            conninfo.render_as_string(hide_password=False), connect_timeout=3
+        ) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        require("PostgreSQL", str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    if shutil.which("redis-server") is None:
+        require("Redis", "no redis-server binary on PATH (the chaos test runs its own server)")
+
+
+@pytest.mark.services
+def test_chaos_send_reaches_everyone_with_bounded_duplicates() -> None:
+    _services_or_skip()
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--subscribers", str(SUBSCRIBERS)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)  # the script cleans up its workers and Redis
+        try:
+            out, err = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        pytest.fail(f"chaos send still running after {TIMEOUT}s\n{out[-4000:]}\n{err[-4000:]}")
+    report = f"exit {proc.returncode}\n--- stdout\n{out[-6000:]}\n--- stderr\n{err[-6000:]}"
+    lines = out.strip().splitlines()
+    assert lines, report
+    result = json.loads(lines[-1])
+    assert "error" not in result, report
+
+    assert result["subscribers"] == SUBSCRIBERS, report
+    assert result["kills"] == 3, report
+    assert result["missed"] == 0, report
+    assert result["received_unique"] == SUBSCRIBERS, report
+    assert result["duplicates"] <= result["kills"], report
+    assert result["duplicates_same_message_id"] is True, report
+    assert result["final_status"] == "sent", report
+    assert proc.returncode == 0, report  # the script's own further checks (ledger, Redis restart)

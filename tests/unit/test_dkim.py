@@ -17,6 +17,7 @@ import dkim
 import pytest
 from dkim.crypto import parse_pem_private_key
 from dkim.util import parse_tag_value
+from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.dkim import (
@@ -33,7 +34,7 @@ from newsletter.models import Newsletter
 from newsletter.rendering import PLACEHOLDERS, CompiledIssue
 from newsletter.sink import SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
-from tests.conftest import require
+from tests.conftest import make_issue, make_subscribers, require
 
 SELECTOR = "nl2025"
 DOMAIN = "news.example.org"
@@ -482,3 +483,38 @@ def test_generated_key_has_the_bits_asked_for(key_pem: bytes) -> None:
 def test_generate_key_refuses_short_keys() -> None:
     with pytest.raises(InvalidInput, match="at least 1024 bits"):
         generate_key(512)
+
+
+# ---------------------------------------------------------------- through the sender
+
+
+def test_the_sender_signs_every_message_when_a_key_is_configured(
+    session: Session,
+    settings: Settings,
+    key_pem: bytes,
+    dnsfunc: DnsFunc,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from newsletter import delivery, sender
+
+    key_file = tmp_path / "dkim.pem"
+    key_file.write_bytes(key_pem)
+    monkeypatch.setenv("NEWSLETTER_DKIM_SELECTOR", SELECTOR)
+    monkeypatch.setenv("NEWSLETTER_DKIM_DOMAIN", DOMAIN)
+    monkeypatch.setenv("NEWSLETTER_DKIM_KEY_FILE", str(key_file))
+    monkeypatch.setattr(sender, "_templates", {})
+    settings = Settings()
+    fx = make_issue(session)
+    make_subscribers(session, fx.newsletter, 3)
+    delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    session.commit()
+    with SMTPSink() as sink:
+        transport = SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
+        result = sender.run_batch(settings, issue_id=fx.issue.id, transport=transport)  # type: ignore[arg-type]
+        transport.close()
+    assert result.sent == 3 and len(sink.messages) == 3
+    for received in sink.messages:
+        assert received.data.startswith(b"DKIM-Signature:")
+        assert dkim.verify(received.data, dnsfunc=dnsfunc)
+        assert "list-unsubscribe" in _signed_headers(received.data)

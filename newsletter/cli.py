@@ -122,8 +122,10 @@ def worker(
     loglevel: str = "INFO",
 ) -> None:
     """Run a Celery worker on the configured broker."""
+    from newsletter import sender
     from worker.celery_app import app as celery_app
 
+    sender.signer_for(settings())  # a bad DKIM configuration stops here, in one line
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
     if beat:
         argv.append("--beat")

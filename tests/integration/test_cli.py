@@ -73,3 +73,56 @@ def test_adding_and_moving_items_changes_the_shown_order(seeded: Path) -> None:
     assert cli(seeded, "issues", "move", "2", "0").returncode == 0
     after = cli(seeded, "issues", "show", "1").stdout
     assert after.index("item 2:") < after.index("item 1:")
+
+
+@pytest.fixture(scope="module")
+def drafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A seeded folder with one issue that passes QA (two articles in one section)."""
+    folder = tmp_path_factory.mktemp("cli-controls")
+    assert cli(folder, "seed").returncode == 0
+    done = cli(folder, "issues", "create", "--newsletter", "belarus-weekly", "--title", "Controls")
+    assert done.returncode == 0, done.stderr
+    for article in ("1", "2"):
+        added = cli(folder, "issues", "add", "1", article, "--section", "News")
+        assert added.returncode == 0, added.stderr
+    return folder
+
+
+def _status(folder: Path) -> dict[str, object]:
+    import json
+
+    done = cli(folder, "issues", "status", "1", "--json")
+    assert done.returncode == 0, done.stderr
+    data: dict[str, object] = json.loads(done.stdout)
+    return data
+
+
+def test_controls_from_the_command_line(drafted: Path) -> None:
+    assert_one_line_error(cli(drafted, "issues", "pause", "1"), "cannot pause issue 1: it is draft")
+    assert_one_line_error(
+        cli(drafted, "issues", "schedule", "1", "next tuesday"), "not an ISO date and time"
+    )
+    assert_one_line_error(
+        cli(drafted, "issues", "schedule", "1", "2030-01-01T08:00"), "needs a time zone"
+    )
+    done = cli(drafted, "issues", "schedule", "1", "2030-01-01T08:00+01:00")
+    assert done.returncode == 0, done.stderr
+    assert _status(drafted)["scheduled_at"] == "2030-01-01T07:00:00+00:00"
+    assert cli(drafted, "issues", "unschedule", "1").returncode == 0
+    assert _status(drafted)["status"] == "draft"
+
+    # started, with no worker running: the rows wait in the ledger
+    sent = cli(drafted, "issues", "send", "1")
+    assert sent.returncode == 0, sent.stderr
+    assert cli(drafted, "issues", "pause", "1", "--reason", "a typo").returncode == 0
+    state = _status(drafted)
+    assert (state["status"], state["reason"]) == ("paused", "a typo")
+    assert cli(drafted, "issues", "resume", "1").returncode == 0
+    assert _status(drafted)["status"] == "sending"
+    cancelled = cli(drafted, "issues", "cancel", "1")
+    assert cancelled.returncode == 0, cancelled.stderr
+    state = _status(drafted)
+    counts = state["counts"]
+    assert isinstance(counts, dict)
+    assert state["status"] == "cancelled" and counts["cancelled"] == 42  # the active seeds
+    assert_one_line_error(cli(drafted, "issues", "resume", "1"), "it is cancelled")

@@ -67,8 +67,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_dev_secret(self) -> Settings:
-        if self.environment == "production" and self.secret_key == DEV_SECRET:
-            raise ValueError("NEWSLETTER_SECRET_KEY must be set in production")
+        if self.environment != "development" and self.secret_key == DEV_SECRET:
+            raise ValueError(
+                f"NEWSLETTER_SECRET_KEY must be set outside development "
+                f"(NEWSLETTER_ENVIRONMENT is {self.environment!r})"
+            )
         return self
 
     @model_validator(mode="after")

@@ -152,6 +152,9 @@ class Subscription(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     updated_at: datetime = Field(default_factory=utcnow)
     unsubscribed_at: datetime | None = None
+    confirmation_sent_at: datetime | None = None  # last confirmation email (resend window)
+    soft_bounces: int = 0  # soft bounces in a row; reset by a delivery that got through
+    last_bounce_at: datetime | None = None
 
 
 class Delivery(SQLModel, table=True):
@@ -186,3 +189,33 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+
+
+class SubscriberEvent(SQLModel, table=True):
+    """What happened to a subscriber, for consent records and the GDPR export.
+
+    kind: signup | confirm | unsubscribe | resubscribe | preferences | import | bounce |
+    complaint | admin. Erasing a subscriber deletes their events with them.
+    """
+
+    __table_args__ = (Index("ix_subscriberevent_subscriber_at", "subscriber_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id")
+    newsletter_id: int | None = Field(default=None, foreign_key="newsletter.id")
+    kind: str = Field(sa_type=String(32))
+    at: datetime = Field(default_factory=utcnow)
+    ip: str | None = Field(default=None, sa_type=String(64))
+    user_agent: str | None = Field(default=None, sa_type=String(500))
+    source: str | None = Field(default=None, sa_type=String(32))  # form | api | import | admin
+    consent_text_version: str | None = Field(default=None, sa_type=String(32))
+    detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Suppression(SQLModel, table=True):
+    """Addresses that must not come back silently: a SHA-256 of the normalised address only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email_hash: str = Field(sa_type=String(64), unique=True, index=True)
+    reason: str = Field(sa_type=String(32))  # erased | bounced | complained
+    created_at: datetime = Field(default_factory=utcnow)

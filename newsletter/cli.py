@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, BinaryIO
 
 import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    DownloadColumn,
     MofNCompleteColumn,
     Progress,
     TaskID,
     TextColumn,
+    TransferSpeedColumn,
 )
 from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError
@@ -26,6 +28,7 @@ from sqlmodel import Session
 from newsletter import (
     articles,
     controls,
+    csvio,
     db,
     delivery,
     editor,
@@ -49,6 +52,8 @@ app.add_typer(issues_app, name="issues")
 app.add_typer(subs_app, name="subscribers")
 admin_app = typer.Typer(help="Admin API tokens.", no_args_is_help=True)
 app.add_typer(admin_app, name="admin")
+bounces_app = typer.Typer(help="Bounces, complaints, mailto unsubscribes.", no_args_is_help=True)
+app.add_typer(bounces_app, name="bounces")
 
 console = Console()
 err = Console(stderr=True)
@@ -520,6 +525,138 @@ def subs_list(
     console.print(f"{total} in all")
 
 
+@subs_app.command("import")
+def subs_import(
+    file: Annotated[Path, typer.Argument(help="CSV with a header row naming an email column")],
+    newsletter: Annotated[
+        list[str] | None, typer.Option(help="default for rows that name no newsletter")
+    ] = None,
+) -> None:
+    """Import subscribers from CSV; bad rows are listed by line number and the rest import."""
+    with _open_binary(file) as stream, _byte_bar(file) as advance, session() as s:
+        report = csvio.import_csv(s, stream, newsletters=newsletter or (), on_progress=advance)
+    _print_import(report)
+
+
+def _print_import(report: csvio.ImportReport) -> None:
+    console.print(
+        f"{report.rows} rows: {report.imported} imported, {report.updated} updated, "
+        f"{report.unchanged} unchanged, {report.duplicates} duplicates merged, "
+        f"{report.suppressed} suppressed, {len(report.errors)} with errors"
+    )
+    if report.kept:
+        console.print(f"{report.kept} left unsubscribed/bounced/complained (never re-activated)")
+    if report.ignored_columns:
+        console.print(f"ignored columns: {', '.join(report.ignored_columns)}", markup=False)
+    for issue in report.warnings:
+        err.print(f"line {issue.line}: warning: {issue.reason}", markup=False, highlight=False)
+    for issue in report.errors:
+        err.print(f"line {issue.line}: error: {issue.reason}", markup=False, highlight=False)
+
+
+@contextmanager
+def _open_binary(path: Path) -> Iterator[BinaryIO]:
+    if str(path) == "-":
+        yield sys.stdin.buffer
+        return
+    try:
+        handle = path.open("rb")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from exc
+    with handle:
+        yield handle
+
+
+@contextmanager
+def _byte_bar(path: Path) -> Iterator[Callable[[int], None]]:
+    """A progress bar (on stderr) by bytes read of ``path``."""
+    total = path.stat().st_size if str(path) != "-" and path.is_file() else None
+    bar = Progress(
+        TextColumn("importing"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("import", total=total)
+        yield lambda done: bar.update(task, completed=done)
+
+
+@subs_app.command("export")
+def subs_export(
+    newsletter: Annotated[str | None, typer.Option(help="slug or id")] = None,
+    status: Annotated[str | None, typer.Option(help="active, pending, unsubscribed, ...")] = None,
+    out: Annotated[Path | None, typer.Option(help="write here instead of stdout")] = None,
+) -> None:
+    """Export subscriptions as CSV (formula-like cells get a leading apostrophe)."""
+    with session() as s:
+        newsletter_id = editor.get_newsletter(s, newsletter).id if newsletter else None
+        pieces = csvio.export_csv(s, newsletter_id=newsletter_id, status=status)
+        if out is None:
+            for piece in pieces:
+                sys.stdout.write(piece)
+            return
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            handle.writelines(pieces)
+    console.print(f"exported to {out}")
+
+
+@subs_app.command("export-data")
+def subs_export_data(subscriber: Annotated[str, typer.Argument(help="email or id")]) -> None:
+    """Everything about one subscriber as JSON (GDPR access request)."""
+    import json
+
+    from newsletter import gdpr
+
+    with session() as s:
+        data = gdpr.export_subscriber(s, subscriber)
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+@subs_app.command("erase")
+def subs_erase(
+    subscriber: Annotated[str, typer.Argument(help="email or id")],
+    yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
+) -> None:
+    """Erase one subscriber (GDPR): personal data deleted, a hash of the address suppressed."""
+    from newsletter import gdpr
+
+    if not yes:
+        typer.confirm(f"Erase {subscriber} for good?", abort=True)
+    with session() as s:
+        done = gdpr.erase_subscriber(s, subscriber)
+    console.print(
+        f"subscriber {done.subscriber_id} erased: {done.subscriptions} subscriptions and "
+        f"{done.events} events deleted, {done.deliveries} deliveries anonymised"
+    )
+
+
+@bounces_app.command("process")
+def bounces_process(
+    file: Annotated[Path, typer.Argument(help="one message or an mbox; - for stdin")],
+) -> None:
+    """Apply bounces (DSN), complaints (ARF) and mailto unsubscribes from a message or mbox."""
+    from collections import Counter
+
+    from newsletter import bounces
+
+    counts: Counter[str] = Counter()
+    with _open_binary(file) as stream, session() as s:
+        for number, raw in enumerate(bounces.iter_messages(stream), start=1):
+            result = bounces.process_message(s, settings(), raw)
+            counts[result.kind] += 1
+            who = ", ".join(result.addresses) or ", ".join(map(str, result.subscriber_ids))
+            console.print(
+                f"{number}: {result.kind}" + (f" {who}" if who else "") + f": {result.outcome}",
+                markup=False,
+                highlight=False,
+            )
+    summary = ", ".join(f"{counts[k]} {k}" for k in bounces.Kind)
+    console.print(f"{sum(counts.values())} messages: {summary}")
+
+
 # ---------------------------------------------------------------- admin API: tokens, serve
 
 
@@ -563,13 +700,27 @@ def admin_list_tokens() -> None:
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str,
+        typer.Option(
+            help="proxies whose X-Forwarded-For gives the client IP (comma-separated, or *); "
+            "sign-up limits and consent records use that IP"
+        ),
+    ] = "127.0.0.1",
 ) -> None:
-    """Run the HTTP API (admin routes need a token from `newsletter admin create-token`)."""
+    """Run the HTTP app: admin API under /api (token from `newsletter admin create-token`),
+    public sign-up, confirm, unsubscribe and preference pages; OpenAPI at /docs."""
     import uvicorn
 
     from newsletter.api.app import create_app
 
-    uvicorn.run(create_app(settings()), host=host, port=port)
+    uvicorn.run(
+        create_app(settings()),
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+    )
 
 
 # ---------------------------------------------------------------- entry point

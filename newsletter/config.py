@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     smtp_timeout: float = 30.0
 
     bounce_address: str = "bounces@newsletter.example.org"
+    soft_bounce_limit: int = Field(
+        3, ge=1, description="soft bounces in a row that mark an address bounced"
+    )
     unsubscribe_mailbox: str = "unsubscribe@newsletter.example.org"
     outbox_dir: Path = Path("outbox")
     preview_dir: Path = Path("previews")
@@ -60,6 +63,25 @@ class Settings(BaseSettings):
     breaker_threshold: float = Field(
         0.5, gt=0, le=1, description="share of failures in the window that pauses the issue"
     )
+
+    confirmation_max_age_seconds: int = Field(
+        7 * 86400, ge=60, description="how long a sign-up's confirmation link works"
+    )
+    confirmation_resend_seconds: int = Field(
+        600, ge=0, description="a repeated sign-up sends no new confirmation email within this"
+    )
+    consent_text_version: str = Field(
+        "2025-10",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$",
+        description="the consent text the sign-up form shows: templates/web/consent/<v>.txt",
+    )
+    signup_limit_per_ip: int = Field(
+        10, ge=0, description="sign-ups accepted from one client IP per window; 0 = no limit"
+    )
+    signup_limit_per_address: int = Field(
+        3, ge=0, description="sign-ups accepted for one email address per window; 0 = no limit"
+    )
+    signup_limit_window_seconds: int = Field(3600, ge=1, description="the sign-up limits' window")
 
     dkim_selector: str | None = None
     dkim_domain: str | None = None

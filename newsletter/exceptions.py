@@ -4,10 +4,12 @@ NewsletterError
 ├── UserError                 a mistake the user can fix (shown as one line, exit 1 / HTTP 4xx)
 │   ├── NotFound              an id, slug or file that does not exist
 │   ├── InvalidInput          a malformed file, field or argument
+│   │   └── InvalidLink       a forged, altered, expired or wrong-purpose personal link (400)
 │   ├── InvalidState          the action does not fit the object's status (e.g. edit a sent issue)
 │   ├── QABlocked             the QA report has blocking findings
 │   ├── InvalidToken          a missing or unknown admin API token (HTTP 401)
-│   └── RevokedToken          an admin API token that was revoked (HTTP 403)
+│   ├── RevokedToken          an admin API token that was revoked (HTTP 403)
+│   └── RateLimited           too many sign-ups from one IP or for one address (HTTP 429)
 ├── RenderError               a template failed to render or MJML failed to compile
 └── TransportError            a message could not be handed over
     ├── TemporaryFailure      4xx, timeouts, dropped connections: retry later
@@ -33,6 +35,10 @@ class InvalidInput(UserError):
     pass
 
 
+class InvalidLink(InvalidInput):
+    """A personal link whose token does not verify: forged, altered, expired, wrong purpose."""
+
+
 class InvalidState(UserError):
     pass
 
@@ -49,6 +55,14 @@ class InvalidToken(UserError):
 
 class RevokedToken(UserError):
     """An admin API token that exists but was revoked."""
+
+
+class RateLimited(UserError):
+    """Too many attempts; ``retry_after`` is the seconds until the next one is accepted."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class RenderError(NewsletterError):

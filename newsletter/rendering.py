@@ -34,6 +34,7 @@ RECIPIENT_FIELDS = (
     "unsubscribe_url",
     "preferences_url",
     "view_url",
+    "confirm_url",  # the sign-up confirmation email's link
 )
 PLACEHOLDERS = {name: f"__NL_{name.upper()}__" for name in RECIPIENT_FIELDS}
 _TOKEN_RE = re.compile(r"__NL_([A-Z_]+?)__")

@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from newsletter import controls, delivery
+from newsletter import controls, delivery, suppression
 from newsletter.breaker import CircuitBreaker
 from newsletter.config import Settings
 from newsletter.db import get_engine
@@ -332,6 +332,7 @@ class _Run:
             result.failed += 1
             if is_bad_mailbox(exc.code, exc.response):
                 delivery.mark_bounced(conn, subscriber_id=row.subscriber_id, issue_id=self.issue_id)
+                suppression.suppress(conn, row.email, suppression.Reason.bounced)
                 self.observe(conn, failed=False)
             else:
                 self.observe(conn, failed=True, reply=exc.response)

@@ -1,14 +1,28 @@
-"""Signed tokens for personal links, bound to a subscriber and a purpose."""
+"""Signed tokens for personal links, bound to a subscriber and a purpose.
+
+Two payload shapes share one scheme (itsdangerous, the purpose as the salt, so a token made for
+one purpose never verifies for another):
+
+- ``make_token``/``read_token``: one subscriber and one newsletter (or None: all of them); the
+  unsubscribe and preferences links of every issue.
+- ``make_confirm_token``/``read_confirm_token``: a double opt-in confirmation for one subscriber
+  and several newsletters, with the sign-up's source and consent text version, so that the
+  confirmation records what the person agreed to; it expires (``max_age``) and its issue time
+  tells a fresh sign-up from an old link.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from enum import StrEnum
 from functools import lru_cache
+from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from newsletter.exceptions import InvalidInput
+from newsletter.exceptions import InvalidLink
 
 
 class Purpose(StrEnum):
@@ -23,9 +37,17 @@ class TokenData:
     newsletter_id: int | None
 
 
+@dataclass(frozen=True)
+class ConfirmData:
+    subscriber_id: int
+    newsletter_ids: tuple[int, ...]
+    source: str
+    consent_text_version: str
+    issued_at: datetime
+
+
 @lru_cache(maxsize=32)  # built per recipient otherwise, twice per message on the send path
 def _serializer(secret: str, purpose: Purpose) -> URLSafeTimedSerializer:
-    # the purpose is the salt, so a token made for one purpose never verifies for another
     return URLSafeTimedSerializer(secret, salt=f"newsletter.{purpose}")
 
 
@@ -33,14 +55,53 @@ def make_token(secret: str, purpose: Purpose, subscriber_id: int, newsletter_id:
     return str(_serializer(secret, purpose).dumps([subscriber_id, newsletter_id]))
 
 
+def _loads(secret: str, purpose: Purpose, token: str, max_age: int | None) -> tuple[Any, datetime]:
+    try:
+        payload, issued = _serializer(secret, purpose).loads(
+            token, max_age=max_age, return_timestamp=True
+        )
+    except SignatureExpired as exc:
+        raise InvalidLink("this link has expired") from exc
+    except (BadSignature, ValueError, TypeError) as exc:
+        raise InvalidLink("this link is not valid") from exc
+    return payload, issued.astimezone(UTC)
+
+
 def read_token(
     secret: str, purpose: Purpose, token: str, *, max_age: int | None = None
 ) -> TokenData:
-    """Verify a token; raise InvalidInput for a forged, altered, expired or wrong-purpose one."""
+    """Verify a token; raise InvalidLink for a forged, altered, expired or wrong-purpose one."""
+    payload, _issued = _loads(secret, purpose, token, max_age)
     try:
-        sub, nl = _serializer(secret, purpose).loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        raise InvalidInput("this link has expired") from exc
-    except (BadSignature, ValueError, TypeError) as exc:
-        raise InvalidInput("this link is not valid") from exc
-    return TokenData(subscriber_id=int(sub), newsletter_id=None if nl is None else int(nl))
+        sub, nl = payload
+        return TokenData(subscriber_id=int(sub), newsletter_id=None if nl is None else int(nl))
+    except (ValueError, TypeError) as exc:
+        raise InvalidLink("this link is not valid") from exc
+
+
+def make_confirm_token(
+    secret: str,
+    *,
+    subscriber_id: int,
+    newsletter_ids: Iterable[int],
+    source: str,
+    consent_text_version: str,
+) -> str:
+    payload = [subscriber_id, sorted(set(newsletter_ids)), source, consent_text_version]
+    return str(_serializer(secret, Purpose.confirm).dumps(payload))
+
+
+def read_confirm_token(secret: str, token: str, *, max_age: int) -> ConfirmData:
+    """Verify a confirmation token; InvalidLink when forged, altered, expired or not one."""
+    payload, issued = _loads(secret, Purpose.confirm, token, max_age)
+    try:
+        sub, ids, source, version = payload
+        return ConfirmData(
+            subscriber_id=int(sub),
+            newsletter_ids=tuple(int(i) for i in ids),
+            source=str(source),
+            consent_text_version=str(version),
+            issued_at=issued,
+        )
+    except (ValueError, TypeError) as exc:
+        raise InvalidLink("this link is not valid") from exc

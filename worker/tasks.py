@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 
-from newsletter import sender
+from newsletter import confirmations, sender
 from newsletter.config import get_settings
+from newsletter.exceptions import TemporaryFailure
+from newsletter.subscribers import ConfirmationRequest
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from worker.celery_app import app
 
@@ -56,3 +58,20 @@ def tick() -> int:
         for _ in range(count):
             send_batch.delay(issue_id)
     return result.requeued
+
+
+@app.task(
+    name="worker.tasks.send_confirmation",
+    autoretry_for=(TemporaryFailure,),
+    retry_backoff=30,  # 30 s, 60 s, ... with jitter: far below the broker's visibility timeout
+    retry_backoff_max=900,
+    retry_jitter=True,
+    max_retries=5,
+)
+def send_confirmation(
+    subscriber_id: int, newsletter_ids: list[int], source: str, consent_text_version: str
+) -> str:
+    """One sign-up's double opt-in email, over the same SMTP transport as the issues."""
+    ids = tuple(newsletter_ids)
+    request = ConfirmationRequest(subscriber_id, ids, source, consent_text_version)
+    return confirmations.send_confirmation(get_settings(), request, transport=transport())

@@ -16,21 +16,25 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import newsletter
-from newsletter.api import issues
+from newsletter.api import bounces, issues, public, subscribers
 from newsletter.api.deps import Dispatcher, celery_dispatch
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
     InvalidInput,
+    InvalidLink,
     InvalidState,
     InvalidToken,
     NotFound,
     QABlocked,
+    RateLimited,
     RevokedToken,
     UserError,
 )
 
 API_PREFIX = "/api"
-ROUTERS: tuple[APIRouter, ...] = (issues.router,)
+ROUTERS: tuple[APIRouter, ...] = (issues.router, subscribers.router, bounces.router, public.api)
+#: routers served at the site's root: the public HTML pages (sign-up, confirm, unsubscribe, ...)
+PAGES: tuple[APIRouter, ...] = (public.pages,)
 
 #: domain errors and their status codes; the most specific class wins (Starlette walks the MRO)
 STATUS_OF: dict[type[UserError], int] = {
@@ -38,8 +42,10 @@ STATUS_OF: dict[type[UserError], int] = {
     InvalidInput: 422,
     InvalidState: 409,
     QABlocked: 409,
+    InvalidLink: 400,
     InvalidToken: 401,
     RevokedToken: 403,
+    RateLimited: 429,
     UserError: 400,
 }
 
@@ -67,6 +73,8 @@ def create_app(settings: Settings | None = None, *, dispatch: Dispatcher | None 
     app.add_exception_handler(RequestValidationError, _validation_error)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
+    for router in PAGES:
+        app.include_router(router)
     return app
 
 
@@ -78,6 +86,8 @@ def _user_error(code: int) -> Handler:
             body["findings"] = exc.findings
         if isinstance(exc, InvalidToken):
             headers = {"WWW-Authenticate": "Bearer"}
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.retry_after)}
         return JSONResponse(body, status_code=code, headers=headers)
 
     return handle

@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from newsletter import db
 from newsletter.config import Settings
+from newsletter.subscribers import ConfirmationRequest
 
 #: queues the batch chains of a started issue; the app's default hands it to Celery
 Dispatcher = Callable[[int], None]
@@ -51,3 +52,30 @@ def get_dispatcher(request: Request) -> Dispatcher:
 
 
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
+
+
+#: queues a sign-up's confirmation email; the default hands it to Celery. Tests (and embedders)
+#: may set ``app.state.send_confirmation`` to another callable.
+ConfirmationSender = Callable[[ConfirmationRequest], None]
+
+
+def celery_send_confirmation(request: ConfirmationRequest) -> None:
+    """``worker.tasks.send_confirmation.delay`` on the broker ``worker.celery_app`` uses."""
+    from worker.tasks import send_confirmation
+
+    send_confirmation.delay(
+        request.subscriber_id,
+        list(request.newsletter_ids),
+        request.source,
+        request.consent_text_version,
+    )
+
+
+def get_confirmation_sender(request: Request) -> ConfirmationSender:
+    send: ConfirmationSender = getattr(
+        request.app.state, "send_confirmation", celery_send_confirmation
+    )
+    return send
+
+
+ConfirmationSenderDep = Annotated[ConfirmationSender, Depends(get_confirmation_sender)]

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from newsletter import delivery, sender
+from newsletter import delivery, sender, suppression
 from newsletter.config import Settings
 from newsletter.exceptions import PermanentFailure, TemporaryFailure, TransportError
 from newsletter.models import (
@@ -457,6 +457,9 @@ def test_run_batch_fails_a_permanent_failure_and_marks_the_mailbox_bounced(
     newsletter_id: int = batch.started.fx.newsletter.id  # type: ignore[assignment]
     assert (row.status, row.smtp_response) == ("failed", "550 5.1.1 no such user")
     assert _subscription_status(session, batch.gone, newsletter_id) == "bounced"
+    # and on the suppression list, so an import cannot bring the address back silently
+    assert suppression.reason_for(session, batch.gone.email) == "bounced"
+    assert suppression.reason_for(session, batch.ok[0].email) is None
 
 
 def test_run_batch_counts_each_outcome(batch: Batch) -> None:

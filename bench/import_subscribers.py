@@ -1,0 +1,141 @@
+"""CSV import throughput: N generated rows into a fresh SQLite file and a fresh PostgreSQL database.
+
+Each run writes one CSV (email, name, newsletters, status, consent columns; 1 row in 50 repeats
+an earlier address, so merging is exercised) to a temporary folder, migrates a fresh database
+(``nl_bench_import_<hex>`` on PostgreSQL, dropped at the end), creates the newsletter and times
+``csvio.import_csv`` plus the commit. The last line is one JSON object with ``rows``,
+``sqlite_s`` and ``postgres_s`` (and rows/s for each).
+
+    python bench/import_subscribers.py                 # 100,000 rows
+    python bench/import_subscribers.py --rows 20000 --skip-postgres
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
+    sys.path.insert(0, str(ROOT))
+
+from sqlmodel import Session  # noqa: E402
+
+from newsletter import csvio, db  # noqa: E402
+from newsletter.models import Newsletter  # noqa: E402
+
+PG_ADMIN_URL = os.environ.get(
+    "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+SLUG = "bench-weekly"
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def write_csv(path: Path, rows: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(csvio.IMPORT_COLUMNS)
+        for i in range(rows):
+            n = i - 7 if i % 50 == 49 else i  # a duplicate of an earlier row now and then
+            out.writerow(
+                [
+                    f"reader.{n}@mail{n % 97}.example.org",
+                    f"Reader Number {n}",
+                    SLUG,
+                    "active",
+                    "2025-10-19T08:00:00+00:00",
+                    f"192.0.2.{n % 250}",
+                    "import",
+                    "2025-10",
+                ]
+            )
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"nl_bench_import_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = admin.set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        db.get_engine(url).dispose()
+        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def timed_import(url: str, path: Path) -> tuple[float, csvio.ImportReport]:
+    db.upgrade(url)
+    with Session(db.get_engine(url)) as session:
+        session.add(
+            Newsletter(
+                slug=SLUG,
+                name="Bench Weekly",
+                from_name="Bench Weekly",
+                from_email="weekly@bench.example.org",
+                postal_address="1 Bench Street",
+            )
+        )
+        session.commit()
+    with Session(db.get_engine(url)) as session, path.open("rb") as stream:
+        start = time.perf_counter()
+        report = csvio.import_csv(session, stream)
+        session.commit()
+        elapsed = time.perf_counter() - start
+    return elapsed, report
+
+
+def run(label: str, url: str, path: Path, rows: int) -> float:
+    elapsed, report = timed_import(url, path)
+    say(
+        f"{label}: {rows:,} rows in {elapsed:.2f} s = {rows / elapsed:,.0f} rows/s "
+        f"({report.imported:,} imported, {report.duplicates:,} duplicates, "
+        f"{len(report.errors)} errors)"
+    )
+    if report.errors or report.imported + report.duplicates != rows:
+        raise SystemExit(f"{label}: unexpected report {report.as_dict()}")
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--skip-postgres", action="store_true")
+    args = parser.parse_args(argv)
+    results: dict[str, float | int | None] = {"rows": args.rows}
+    with tempfile.TemporaryDirectory(prefix="nl-bench-import-") as tmp:
+        path = Path(tmp) / "subscribers.csv"
+        write_csv(path, args.rows)
+        say(f"{path.stat().st_size / 1e6:.1f} MB of CSV, {args.rows:,} rows")
+        sqlite_s = run("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", path, args.rows)
+        results["sqlite_s"] = round(sqlite_s, 3)
+        results["sqlite_rows_per_s"] = round(args.rows / sqlite_s)
+        results["postgres_s"] = None
+        if not args.skip_postgres:
+            with postgres_database() as url:
+                postgres_s = run("postgresql", url, path, args.rows)
+            results["postgres_s"] = round(postgres_s, 3)
+            results["postgres_rows_per_s"] = round(args.rows / postgres_s)
+    print(json.dumps(results), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,264 @@
+"""Subscriber administration over HTTP: ``/api/subscribers...``, admin token only.
+
+Routes do HTTP only: search/create/update live in ``newsletter.subscriber_admin``, CSV in
+``newsletter.csvio``, GDPR requests in ``newsletter.gdpr``.
+
+- ``GET    /subscribers``               search (email contains, status, newsletter), paginated
+- ``POST   /subscribers``               create (422 with the reason for a bad address)
+- ``GET    /subscribers/export``        CSV of subscriptions, streamed (``newsletter``, ``status``)
+- ``POST   /subscribers/import``        CSV upload (multipart field ``file``, or a ``text/csv``
+                                        body), read as a stream; returns the import report
+- ``GET    /subscribers/{id}``          one subscriber with subscriptions
+- ``PATCH  /subscribers/{id}``          name, attributes, statuses per newsletter
+- ``DELETE /subscribers/{id}``          GDPR erasure
+- ``GET    /subscribers/{id}/export``   GDPR export (JSON)
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from datetime import datetime
+from typing import IO, Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session
+from starlette.datastructures import UploadFile
+
+from newsletter import csvio, db, gdpr, subscriber_admin
+from newsletter.api.auth import TokenDep, require_token
+from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.editor import get_newsletter
+from newsletter.exceptions import InvalidInput
+from newsletter.models import Subscriber, Subscription, SubscriptionStatus
+
+router = APIRouter(
+    prefix="/subscribers", tags=["subscribers"], dependencies=[Depends(require_token)]
+)
+
+SPOOL_BYTES = 1024 * 1024  # an uploaded body larger than this waits on disk, not in memory
+
+
+class SubscriptionPublic(BaseModel):
+    newsletter: str
+    newsletter_id: int
+    status: SubscriptionStatus
+    consent_at: datetime | None
+    consent_ip: str | None
+    consent_source: str | None
+    consent_text_version: str | None
+    created_at: datetime
+    updated_at: datetime
+    unsubscribed_at: datetime | None
+    soft_bounces: int
+    last_bounce_at: datetime | None
+
+
+class SubscriberPublic(BaseModel):
+    id: int
+    email: str
+    name: str
+    attributes: dict[str, Any]
+    created_at: datetime
+    subscriptions: list[SubscriptionPublic]
+
+
+class SubscribersPublic(BaseModel):
+    items: list[SubscriberPublic]
+    total: int
+    page: int
+    per_page: int
+
+
+class SubscriberCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=320)
+    name: str = Field("", max_length=1000, description="line breaks become spaces")
+    newsletters: list[str] = Field(min_length=1, description="slugs or ids")
+    status: SubscriptionStatus = SubscriptionStatus.active
+
+
+class SubscriberUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=1000)
+    attributes: dict[str, Any] | None = Field(None, description="replaces the whole object")
+    subscriptions: dict[str, SubscriptionStatus] | None = Field(
+        None, description="status per newsletter slug or id"
+    )
+    reactivate: bool = Field(
+        False, description="allow moving out of unsubscribed/bounced/complained"
+    )
+
+
+def _public(subscriber: Subscriber, subs: list[tuple[Subscription, str]]) -> SubscriberPublic:
+    assert subscriber.id is not None
+    return SubscriberPublic(
+        id=subscriber.id,
+        email=subscriber.email,
+        name=subscriber.name,
+        attributes=subscriber.attributes,
+        created_at=subscriber.created_at,
+        subscriptions=[
+            SubscriptionPublic(**sub.model_dump(), newsletter=slug) for sub, slug in subs
+        ],
+    )
+
+
+def _one(session: Session, subscriber_id: int) -> SubscriberPublic:
+    return _public(
+        subscriber_admin.get(session, subscriber_id),
+        subscriber_admin.subscriptions(session, subscriber_id),
+    )
+
+
+@router.get("", summary="Search subscribers (paginated)")
+def list_subscribers(
+    session: SessionDep,
+    email: Annotated[str | None, Query(description="part of the address")] = None,
+    status: Annotated[SubscriptionStatus | None, Query()] = None,
+    newsletter: Annotated[str | None, Query(description="slug or id")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> SubscribersPublic:
+    found = subscriber_admin.search(
+        session,
+        email=email,
+        status=status,
+        newsletter=newsletter,
+        limit=per_page,
+        offset=(page - 1) * per_page,
+    )
+    return SubscribersPublic(
+        items=[_public(s, subs) for s, subs in found.items],
+        total=found.total,
+        page=page,
+        per_page=per_page,
+    )
+
+
+@router.post("", status_code=201, summary="Create a subscriber")
+def create_subscriber(
+    body: SubscriberCreate, session: SessionDep, token: TokenDep
+) -> SubscriberPublic:
+    subscriber = subscriber_admin.create(
+        session,
+        email=body.email,
+        name=body.name,
+        newsletters=body.newsletters,
+        status=body.status,
+        actor=f"token {token.name}",
+    )
+    assert subscriber.id is not None
+    return _one(session, subscriber.id)
+
+
+@router.get(
+    "/export",
+    summary="Subscriptions as CSV (streamed)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}}},
+)
+def export_subscribers(
+    session: SessionDep,
+    settings: SettingsDep,
+    newsletter: Annotated[str | None, Query(description="slug or id")] = None,
+    status: Annotated[SubscriptionStatus | None, Query()] = None,
+) -> StreamingResponse:
+    # resolved now, so that an unknown newsletter is a 404 and not a broken stream
+    newsletter_id = get_newsletter(session, newsletter).id if newsletter else None
+
+    def stream() -> Iterator[str]:
+        # the request's session is closed by the time the body streams: use one of our own
+        with db.session_scope(settings.database_url) as own:
+            yield from csvio.export_csv(own, newsletter_id=newsletter_id, status=status)
+
+    return StreamingResponse(
+        stream(),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="subscribers.csv"'},
+    )
+
+
+@router.post(
+    "/import",
+    summary="Import a CSV (multipart field 'file', or a text/csv body)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "string", "format": "binary"}},
+                        "required": ["file"],
+                    }
+                },
+                "text/csv": {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
+async def import_subscribers(
+    request: Request,
+    session: SessionDep,
+    newsletter: Annotated[
+        list[str] | None, Query(description="default newsletters for rows that name none")
+    ] = None,
+) -> dict[str, Any]:
+    with await _csv_body(request) as stream:
+        report = await run_in_threadpool(
+            csvio.import_csv, session, stream, newsletters=newsletter or ()
+        )
+    return report.as_dict()
+
+
+async def _csv_body(request: Request) -> IO[bytes]:
+    """The uploaded CSV as a binary file, spooled to disk past ``SPOOL_BYTES``."""
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise InvalidInput("the multipart form needs a file field named 'file'")
+        await upload.seek(0)
+        return upload.file
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115 - returned
+    async for piece in request.stream():
+        spool.write(piece)
+    spool.seek(0)
+    return spool
+
+
+@router.get("/{subscriber_id}", summary="One subscriber with subscriptions")
+def get_subscriber(subscriber_id: int, session: SessionDep) -> SubscriberPublic:
+    return _one(session, subscriber_id)
+
+
+@router.patch("/{subscriber_id}", summary="Change name, attributes, statuses")
+def update_subscriber(
+    subscriber_id: int, body: SubscriberUpdate, session: SessionDep, token: TokenDep
+) -> SubscriberPublic:
+    subscriber_admin.update(
+        session,
+        subscriber_id,
+        name=body.name,
+        attributes=body.attributes,
+        statuses=body.subscriptions,
+        reactivate=body.reactivate,
+        actor=f"token {token.name}",
+    )
+    return _one(session, subscriber_id)
+
+
+@router.delete("/{subscriber_id}", summary="Erase (GDPR): personal data gone, hash suppressed")
+def erase_subscriber(subscriber_id: int, session: SessionDep) -> dict[str, Any]:
+    return gdpr.erase_subscriber(session, subscriber_id).as_dict()
+
+
+@router.get("/{subscriber_id}/export", summary="Everything about one subscriber (GDPR)")
+def export_subscriber(subscriber_id: int, session: SessionDep) -> dict[str, Any]:
+    return gdpr.export_subscriber(session, subscriber_id)

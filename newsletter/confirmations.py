@@ -1,0 +1,177 @@
+"""The double opt-in email: compiled once per set of newsletters, personalised per sign-up.
+
+``send_confirmation`` is what the Celery task ``worker.tasks.send_confirmation`` calls: it reads
+what is still waiting for a confirmation (a subscription confirmed or bounced meanwhile is left
+out; nothing left, no email), signs a confirmation link, and hands the message to the same SMTP
+transport as the issues (DKIM-signed when that is configured). The message is transactional: it
+carries ``Auto-Submitted: auto-generated`` and no List-Unsubscribe, and its envelope sender is the
+bounce address, so a bad mailbox comes back to the bounce path.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime, formataddr, make_msgid
+from functools import lru_cache
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from newsletter import db, rendering
+from newsletter.config import Settings
+from newsletter.exceptions import PermanentFailure
+from newsletter.messages import domain_of
+from newsletter.models import Newsletter, Subscription, utcnow
+from newsletter.subscribers import CONFIRMABLE, ConfirmationRequest, live_subscriber
+from newsletter.tokens import make_confirm_token
+from newsletter.transports import Transport
+
+TEMPLATE = "confirm"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    message_id: str
+    to: str
+    data: bytes  # the whole message, CRLF line ends
+
+
+def one_line(text: str) -> str:
+    """Header text: CR, LF and other control characters would start a header of their own."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
+
+
+def listing(names: Sequence[str]) -> str:
+    """ "A", "A and B", "A, B and C"."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+@lru_cache(maxsize=32)
+def _compile(source: str) -> str:
+    # the MJML differs only by the newsletters' names and branding: compile each variant once
+    return rendering.compile_mjml(source, template=f"email/{TEMPLATE}.mjml.j2")
+
+
+def compile_confirmation(
+    newsletters: Sequence[Newsletter], *, valid_days: int
+) -> rendering.CompiledIssue:
+    """The email with per-recipient placeholders (name, email, confirm_url) still in it."""
+    names = listing([one_line(nl.name) for nl in newsletters])
+    context: dict[str, Any] = {
+        "newsletter": newsletters[0],
+        "newsletters": newsletters,
+        "names": names,
+        "subject": f"Confirm your subscription to {names}",
+        "preheader": "One click and you are subscribed; no click and you never hear from us.",
+        "valid_days": valid_days,
+        "r": rendering.PLACEHOLDERS,
+    }
+    source = rendering.render_template(f"email/{TEMPLATE}.mjml.j2", context)
+    text = rendering.render_template(f"email/{TEMPLATE}.txt.j2", context)
+    return rendering.CompiledIssue(context["subject"], context["preheader"], _compile(source), text)
+
+
+def confirm_url(settings: Settings, request: ConfirmationRequest) -> str:
+    token = make_confirm_token(
+        settings.secret_key,
+        subscriber_id=request.subscriber_id,
+        newsletter_ids=request.newsletter_ids,
+        source=request.source,
+        consent_text_version=request.consent_text_version,
+    )
+    return f"{settings.base_url.rstrip('/')}/confirm/{token}"
+
+
+def build(
+    settings: Settings,
+    session: Session,
+    request: ConfirmationRequest,
+    *,
+    now: datetime | None = None,
+) -> Outgoing | None:
+    """The message for what is still waiting to be confirmed, or None when nothing is."""
+    subscriber = live_subscriber(session, request.subscriber_id)
+    waiting = session.exec(
+        select(Subscription.newsletter_id).where(
+            Subscription.subscriber_id == request.subscriber_id,
+            col(Subscription.newsletter_id).in_(request.newsletter_ids),
+            col(Subscription.status).in_(list(CONFIRMABLE)),
+        )
+    ).all()
+    if not waiting:
+        return None
+    request = ConfirmationRequest(
+        request.subscriber_id, tuple(sorted(waiting)), request.source, request.consent_text_version
+    )
+    newsletters = [n for n in (session.get(Newsletter, i) for i in request.newsletter_ids) if n]
+    compiled = compile_confirmation(
+        newsletters, valid_days=max(1, settings.confirmation_max_age_seconds // 86400)
+    )
+    name = one_line(subscriber.name)
+    first = name.split()[0] if name else ""
+    values = dict.fromkeys(rendering.PLACEHOLDERS, "") | {
+        "name": name,
+        "greeting": f"Hello {first}," if first else "Hello,",
+        "email": subscriber.email,
+        "view_url": settings.base_url,  # the masthead's link when a newsletter has no website
+        "confirm_url": confirm_url(settings, request),
+    }
+    html, text = rendering.personalise(compiled, values)
+    return _mime(newsletters[0], subscriber.email, name, compiled.subject, html, text, now)
+
+
+def _mime(
+    sender: Newsletter,
+    to: str,
+    name: str,
+    subject: str,
+    html: str,
+    text: str,
+    now: datetime | None,
+) -> Outgoing:
+    msg = EmailMessage(policy=SMTP)  # SMTP: CRLF line ends, headers folded for the wire
+    msg["From"] = formataddr((one_line(sender.from_name), sender.from_email), charset="utf-8")
+    if sender.reply_to:
+        msg["Reply-To"] = one_line(sender.reply_to)
+    msg["To"] = formataddr((name, to), charset="utf-8")
+    msg["Subject"] = one_line(subject)
+    msg["Date"] = format_datetime(now or utcnow())
+    message_id = make_msgid("confirm", domain=domain_of(sender.from_email))
+    msg["Message-ID"] = message_id
+    msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this
+    msg["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
+    msg.set_content(text, cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", cte="base64")
+    return Outgoing(message_id, to, msg.as_bytes())
+
+
+def send_confirmation(
+    settings: Settings, request: ConfirmationRequest, *, transport: Transport
+) -> str:
+    """Build and hand over one confirmation email; returns what happened, for the log.
+
+    A temporary failure (TemporaryFailure) propagates, for the task to retry; a permanent one
+    is logged: the subscription stays pending and expires with its link.
+    """
+    from newsletter.sender import signer_for  # the DKIM set-up the issues use
+
+    with db.session_scope(settings.database_url) as session:
+        outgoing = build(settings, session, request)
+    if outgoing is None:
+        return "skipped: nothing is waiting for a confirmation any more"
+    data = outgoing.data
+    signer = signer_for(settings)
+    if signer is not None:
+        data = signer.sign(data)
+    try:
+        reply = transport.send(settings.bounce_address, outgoing.to, data)
+    except PermanentFailure as exc:
+        log.warning("confirmation to subscriber %s refused: %s", request.subscriber_id, exc)
+        return f"refused: {exc.response or exc}"
+    return f"sent {outgoing.message_id}: {reply}"

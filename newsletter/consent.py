@@ -1,0 +1,27 @@
+"""The consent texts a sign-up shows, one file per version: ``templates/web/consent/<v>.txt``.
+
+A subscription records the version its subscriber agreed to, so a text is never edited once it
+has been shown: write a new file and point ``NEWSLETTER_CONSENT_TEXT_VERSION`` at it. The form
+posts back the version it displayed, which is what gets recorded even if the setting changed
+between the page load and the click.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from newsletter.exceptions import InvalidInput
+from newsletter.rendering import TEMPLATES_DIR
+
+CONSENT_DIR = TEMPLATES_DIR / "web" / "consent"
+_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # also the column's 32 characters
+
+
+@lru_cache(maxsize=16)
+def consent_text(version: str) -> str:
+    """The text of ``version``; InvalidInput for an unknown one."""
+    path = CONSENT_DIR / f"{version}.txt"
+    if not _VERSION.fullmatch(version) or not path.is_file():
+        raise InvalidInput(f"unknown consent text version {version!r}")
+    return path.read_text(encoding="utf-8").strip()

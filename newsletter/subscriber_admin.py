@@ -1,0 +1,222 @@
+"""What the admin API does with subscribers: search a page of them, create one, change one.
+
+An admin may set any subscription status explicitly, unlike an import or a sign-up; but moving a
+subscription out of unsubscribed, bounced or complained needs ``reactivate=True``, so that nobody
+re-activates a person who said no by accident. Such a move is recorded as an ``admin`` event and
+lifts the address's bounce/complaint suppression. An address on the suppression list cannot be
+created again through the API (an erased person comes back only by signing up themselves).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Table, exists, func, insert, select
+from sqlmodel import Session, SQLModel, col
+from sqlmodel import select as sm_select
+
+from newsletter.editor import get_newsletter
+from newsletter.exceptions import InvalidInput, InvalidState, NotFound
+from newsletter.models import (
+    Newsletter,
+    Subscriber,
+    SubscriberEvent,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from newsletter.subscribers import STICKY, clean_name, normalise_email
+from newsletter.suppression import Reason, lift, reason_for
+
+_tables = SQLModel.metadata.tables
+SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
+S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
+NL: Table = _tables[Newsletter.__tablename__]  # type: ignore[index]
+EV: Table = _tables[SubscriberEvent.__tablename__]  # type: ignore[index]
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[tuple[Subscriber, list[tuple[Subscription, str]]]]  # (subscriber, (sub, slug))
+    total: int
+
+
+def search(
+    session: Session,
+    *,
+    email: str | None = None,
+    status: str | None = None,
+    newsletter: str | int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> Page:
+    """Subscribers whose address contains ``email`` and who have a subscription matching
+    ``status`` and ``newsletter`` (both on the same subscription), ordered by id."""
+    if status is not None and status not in SubscriptionStatus.__members__:
+        raise InvalidInput(f"status {status!r} is not one of {', '.join(SubscriptionStatus)}")
+    stmt = select(SUB.c.id)
+    if email:
+        stmt = stmt.where(SUB.c.email.contains(email.strip().lower(), autoescape=True))
+    if status is not None or newsletter is not None:
+        match = [S.c.subscriber_id == SUB.c.id]
+        if status is not None:
+            match.append(S.c.status == status)
+        if newsletter is not None:
+            match.append(S.c.newsletter_id == get_newsletter(session, newsletter).id)
+        stmt = stmt.where(exists().where(*match))
+    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
+    ids = list(session.execute(stmt.order_by(SUB.c.id).limit(limit).offset(offset)).scalars())
+    people = session.exec(
+        sm_select(Subscriber).where(col(Subscriber.id).in_(ids)).order_by(col(Subscriber.id))
+    ).all()
+    subs = _subscriptions_of(session, ids)
+    return Page([(p, subs.get(p.id or 0, [])) for p in people], int(total))
+
+
+def get(session: Session, subscriber_id: int) -> Subscriber:
+    subscriber = session.get(Subscriber, subscriber_id)
+    if subscriber is None:
+        raise NotFound(f"no subscriber with id {subscriber_id}")
+    return subscriber
+
+
+def subscriptions(session: Session, subscriber_id: int) -> list[tuple[Subscription, str]]:
+    """(subscription, newsletter slug) of one subscriber, oldest first."""
+    return _subscriptions_of(session, [subscriber_id]).get(subscriber_id, [])
+
+
+def _subscriptions_of(
+    session: Session, ids: list[int]
+) -> dict[int, list[tuple[Subscription, str]]]:
+    rows = session.exec(
+        sm_select(Subscription, Newsletter.slug)
+        .join(Newsletter, col(Newsletter.id) == Subscription.newsletter_id)
+        .where(col(Subscription.subscriber_id).in_(ids))
+        .order_by(col(Subscription.id))
+    ).all()
+    grouped: dict[int, list[tuple[Subscription, str]]] = {}
+    for sub, slug in rows:
+        grouped.setdefault(sub.subscriber_id, []).append((sub, slug))
+    return grouped
+
+
+def create(
+    session: Session,
+    *,
+    email: str,
+    newsletters: Sequence[str | int],
+    name: str = "",
+    status: SubscriptionStatus = SubscriptionStatus.active,
+    actor: str = "admin",
+) -> Subscriber:
+    """A new subscriber on ``newsletters``; an existing or suppressed address is refused."""
+    address = normalise_email(email)
+    if not newsletters:
+        raise InvalidInput("name at least one newsletter")
+    ids = [_newsletter_id(session, ref) for ref in newsletters]
+    existing = session.execute(select(SUB.c.id).where(SUB.c.email == address)).scalar()
+    if existing is not None:
+        raise InvalidState(f"{address} is already subscriber {existing}")
+    reason = reason_for(session, address)
+    if reason is not None:
+        raise InvalidState(f"{address} is on the suppression list ({reason})")
+    subscriber = Subscriber(email=address, name=clean_name(name))
+    session.add(subscriber)
+    session.flush()
+    assert subscriber.id is not None
+    for nid in dict.fromkeys(ids):
+        _set(session, subscriber.id, nid, None, status, actor)
+    session.flush()
+    return subscriber
+
+
+def update(
+    session: Session,
+    subscriber_id: int,
+    *,
+    name: str | None = None,
+    attributes: dict[str, Any] | None = None,
+    statuses: Mapping[str, SubscriptionStatus] | None = None,
+    reactivate: bool = False,
+    actor: str = "admin",
+) -> Subscriber:
+    """Change the name, replace the attributes, set statuses per newsletter (slug or id)."""
+    subscriber = get(session, subscriber_id)
+    if name is not None:
+        subscriber.name = clean_name(name)
+    if attributes is not None:
+        subscriber.attributes = dict(attributes)
+    session.add(subscriber)
+    current = {
+        sub.newsletter_id: sub.status for sub, _slug in subscriptions(session, subscriber_id)
+    }
+    for ref, status in (statuses or {}).items():
+        nid = _newsletter_id(session, ref)
+        before = current.get(nid)
+        if before == status:
+            continue
+        if before in STICKY and status not in STICKY and not reactivate:
+            raise InvalidState(
+                f"subscriber {subscriber_id} is {before} on {ref!r}: "
+                "set reactivate to true to subscribe them again"
+            )
+        _set(session, subscriber_id, nid, before, status, actor)
+        if before in STICKY and status not in STICKY:
+            lift(session, subscriber.email, only=(Reason.bounced, Reason.complained))
+    session.flush()
+    return subscriber
+
+
+def _newsletter_id(session: Session, ref: str | int) -> int:
+    try:
+        newsletter = get_newsletter(session, ref)
+    except NotFound as exc:  # a bad value in a request body, not a missing resource
+        raise InvalidInput(str(exc)) from exc
+    assert newsletter.id is not None
+    return newsletter.id
+
+
+def _set(
+    session: Session,
+    subscriber_id: int,
+    newsletter_id: int,
+    before: str | None,
+    status: SubscriptionStatus,
+    actor: str,
+) -> None:
+    now = utcnow()
+    sub = _subscription(session, subscriber_id, newsletter_id)
+    if sub is None:
+        sub = Subscription(
+            subscriber_id=subscriber_id,
+            newsletter_id=newsletter_id,
+            consent_source="admin",
+            consent_at=now if status == SubscriptionStatus.active else None,
+        )
+    sub.status, sub.updated_at = status, now
+    if status == SubscriptionStatus.active:
+        sub.soft_bounces = 0
+    if status == SubscriptionStatus.unsubscribed:
+        sub.unsubscribed_at = now
+    session.add(sub)
+    session.execute(
+        insert(EV).values(
+            subscriber_id=subscriber_id,
+            newsletter_id=newsletter_id,
+            kind="admin",
+            at=now,
+            source="api",
+            detail={"from": before, "status": str(status), "by": actor},
+        )
+    )
+
+
+def _subscription(session: Session, subscriber_id: int, newsletter_id: int) -> Subscription | None:
+    return session.exec(
+        sm_select(Subscription).where(
+            Subscription.subscriber_id == subscriber_id,
+            Subscription.newsletter_id == newsletter_id,
+        )
+    ).first()

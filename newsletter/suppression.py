@@ -1,0 +1,78 @@
+"""The suppression list: SHA-256 hashes of addresses that must not come back silently.
+
+An erased subscriber, a hard bounce and a spam complaint each leave the hash of the normalised
+address here (never the address itself). An import skips these addresses and says so; an admin
+creating one by hand is refused. The first reason recorded for an address is kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Collection
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import String, Table, any_, bindparam, delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, SQLModel
+
+from newsletter.models import Suppression, utcnow
+
+SUPPRESSION: Table = SQLModel.metadata.tables[Suppression.__tablename__]  # type: ignore[index]
+
+
+class Reason(StrEnum):
+    erased = "erased"
+    bounced = "bounced"
+    complained = "complained"
+
+
+def email_hash(address: str) -> str:
+    """SHA-256 hex of a normalised address (the caller normalises; we only lower-case)."""
+    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+
+
+def suppress(session: Session | Connection, address: str, reason: Reason) -> str:
+    """Add the address's hash (a no-op when it is already there); returns the hash.
+
+    Also called by the sender, on its autocommit connection, for a 5.1.x reply mid-send.
+    """
+    digest = email_hash(address)
+    values = {"email_hash": digest, "reason": str(reason), "created_at": utcnow()}
+    stmt: Any
+    bind = session if isinstance(session, Connection) else session.get_bind()
+    if bind.dialect.name == "postgresql":
+        stmt = postgresql.insert(SUPPRESSION).values(values).on_conflict_do_nothing()
+    else:
+        stmt = sqlite.insert(SUPPRESSION).values(values).on_conflict_do_nothing()
+    session.execute(stmt)
+    return digest
+
+
+def reasons(session: Session, hashes: Collection[str]) -> dict[str, str]:
+    """{hash: reason} for those of ``hashes`` on the list (one query)."""
+    if not hashes:
+        return {}
+    column = SUPPRESSION.c.email_hash
+    if session.get_bind().dialect.name == "postgresql":  # one array parameter, not thousands
+        match = column == any_(bindparam(None, list(hashes), type_=postgresql.ARRAY(String)))
+    else:
+        match = column.in_(list(hashes))
+    rows = session.execute(select(column, SUPPRESSION.c.reason).where(match)).all()
+    return {row.email_hash: row.reason for row in rows}
+
+
+def reason_for(session: Session, address: str) -> str | None:
+    return reasons(session, [email_hash(address)]).get(email_hash(address))
+
+
+def lift(session: Session, address: str, *, only: Collection[Reason]) -> bool:
+    """Remove the address's entry when its reason is one of ``only``; True if one was removed."""
+    result = session.execute(
+        delete(SUPPRESSION).where(
+            SUPPRESSION.c.email_hash == email_hash(address),
+            SUPPRESSION.c.reason.in_([str(r) for r in only]),
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

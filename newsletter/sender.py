@@ -366,7 +366,7 @@ def _wrap_up(engine: Engine, issue_id: int, result: BatchResult) -> None:
         result.more = (
             not result.stopped
             and result.claimed > 0
-            and delivery.ready_count(session, issue_id=issue_id) > 0
+            and delivery.has_ready(session, issue_id=issue_id)
         )
         session.commit()
 

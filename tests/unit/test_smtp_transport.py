@@ -167,3 +167,23 @@ def test_sink_drop_fault_hangs_up_the_connection() -> None:
                 conn.data(_message(1))
         finally:
             conn.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b".starts with a dot\r\n",
+        b"line one\r\n.\r\nafter a lone dot\r\n",
+        b"line one\r\n..two dots\r\n",
+        b"no final line break",
+    ],
+)
+def test_dot_stuffing_delivers_the_message_unchanged(body: bytes) -> None:
+    message = b"From: a@example.org\r\nTo: b@example.org\r\nSubject: dots\r\n\r\n" + body
+    with SMTPSink() as sink:
+        transport = SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
+        transport.send("a@example.org", "b@example.org", message)
+        transport.send("a@example.org", "b@example.org", message)  # the connection still works
+        transport.close()
+    expected = message if message.endswith(b"\r\n") else message + b"\r\n"
+    assert [m.data for m in sink.messages] == [expected, expected]

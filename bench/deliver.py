@@ -1,0 +1,476 @@
+"""Delivery throughput: N subscribers on PostgreSQL + Redis, K Celery worker processes, a fast sink.
+
+One run, measured end to end through the real stack (fresh database ``nl_bench_<hex>``, a
+redis-server of its own on a spare port, Celery workers, SMTP to Postfix's ``smtp-sink``, or
+the project's aiosmtpd sink in its own process when smtp-sink is not installed; the sample issue
+of seeds/, ~60 KB of HTML, ~93 KB on the wire):
+
+  * a send to 1,000 subscribers, then a send to N (default 100,000), each with a fresh database
+    and fresh workers that are up and answering pings before the send starts;
+  * workers: one Celery worker of prefork concurrency K (``--layout pool``, the default: it
+    measured a little faster) or K workers of concurrency 1 (``--layout procs``); batch size
+    ``--batch-size`` (200), K batch chains (``--parallelism``), no send rate limit;
+  * rate: messages/s from ``dispatch`` to the (N-250)th message's ``sent_at`` in the ledger
+    (the tail, where chains run dry one by one, is left out);
+  * ceiling: K processes with one smtplib connection each sending this send's message (one
+    recipient's, pre-built) to the same sink for a few seconds, summed, measured just before
+    the dispatch with the workers up and idle; ratio = rate / ceiling;
+  * ledger_insert_s: ``delivery.start_send`` for N subscribers (render + freeze + guarded
+    update + INSERT ... SELECT + commit); the INSERT ... SELECT alone is printed too;
+  * peak RSS (VmHWM) of the worker processes (Celery parent and prefork children), max over
+    them, read at the end of each send before the workers stop;
+  * CPU seconds per process group during the send (from /proc), to see who had the 2 cores.
+
+The last line is one JSON object: subscribers, workers, rate, ceiling, ratio, ledger_insert_s,
+rss_mb_1k, rss_mb_100k (and a few more).
+
+    python bench/deliver.py                       # 100,000 subscribers, 2 workers
+    python bench/deliver.py --subscribers 5000 --workers 2 --batch-size 500 --layout procs
+    python bench/deliver.py --py-spy /tmp/prof    # also sample each worker child with py-spy
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import _harness
+from _harness import ROOT, Child, RedisServer, Sink, say
+from sqlalchemy import text
+
+from newsletter import db, delivery, sender
+from newsletter.config import Settings, get_settings
+from newsletter.models import IssueStatus, RenderedIssue, utcnow
+
+SMALL = 1000  # the first send, for rss_mb_1k
+TAIL = 250  # the rate is taken up to the (N - TAIL)th message
+
+
+@dataclass
+class Phase:
+    subscribers: int
+    ledger_insert_s: float = 0.0
+    insert_select_s: float = 0.0
+    html_bytes: int = 0
+    message_bytes: int = 0
+    message: bytes = b""
+    sent: int = 0
+    rate: float = 0.0
+    first_ms: float = 0.0
+    total_s: float = 0.0
+    final: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+    rss: dict[int, tuple[str, float]] = field(default_factory=dict)
+    sink_accepted: int | None = None
+    ceiling: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)
+    machine_busy: float = 0.0
+
+    @property
+    def rss_max(self) -> float:
+        return max((mb for _, mb in self.rss.values()), default=0.0)
+
+
+def celery(*args: str) -> list[str]:
+    return [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args]
+
+
+def worker_children(args: argparse.Namespace, env: dict[str, str], workdir: Path) -> list[Child]:
+    """K processes of concurrency 1 (``--layout procs``) or one of concurrency K (``pool``)."""
+    tag = uuid.uuid4().hex[:6]
+    slots = args.workers if args.layout == "procs" else 1
+    concurrency = 1 if args.layout == "procs" else args.workers
+    options = ["--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", "WARNING"]
+    options += ["-Q", "newsletter,newsletter.send"]
+    options += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
+    return [
+        Child(
+            f"worker{i}-{tag}",
+            celery("worker", *options, "-n", f"bench{i}-{tag}@bench"),
+            env=env,
+            workdir=workdir,
+        )
+        for i in range(slots)
+    ]
+
+
+def wait_ready(workers: list[Child], timeout: float = 60.0) -> float:
+    """Until every worker answers a ping (its pool is up and it consumes): seconds waited."""
+    from worker.celery_app import app
+
+    names = [c.argv[c.argv.index("-n") + 1] for c in workers]
+    t0 = time.monotonic()
+    while True:
+        replies = app.control.ping(destination=names, timeout=0.5) or []
+        answered = {name for reply in replies for name in reply}
+        if answered >= set(names):
+            return time.monotonic() - t0
+        for child in workers:
+            if not child.running:
+                raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"workers not ready after {timeout:.0f}s: {answered} of {names}")
+
+
+def bench_env(
+    *, database_url: str, redis_url: str, sink: Sink, args: argparse.Namespace
+) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        {
+            "NEWSLETTER_ENVIRONMENT": "test",
+            "NEWSLETTER_SECRET_KEY": "bench-secret",
+            "NEWSLETTER_DATABASE_URL": database_url,
+            "NEWSLETTER_BROKER_URL": f"{redis_url}/0",
+            "NEWSLETTER_REDIS_URL": f"{redis_url}/1",
+            "NEWSLETTER_BASE_URL": "https://news.example.org",
+            "NEWSLETTER_SMTP_HOST": sink.host,
+            "NEWSLETTER_SMTP_PORT": str(sink.port),
+            "NEWSLETTER_BATCH_SIZE": str(args.batch_size),
+            "NEWSLETTER_SEND_PARALLELISM": str(args.parallelism or args.workers),
+            "NEWSLETTER_SEND_RATE": "0",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
+        }
+    )
+    return env
+
+
+def use_env(env: dict[str, str]) -> Settings:
+    """This process's settings and Celery app become the workers'."""
+    os.environ.clear()
+    os.environ.update(env)
+    get_settings.cache_clear()
+    settings = get_settings()
+    from worker.celery_app import configure
+
+    configure(settings)
+    return settings
+
+
+def timed_start_send(settings: Settings, issue_id: int, phase: Phase) -> None:
+    """``delivery.start_send`` + commit, and its INSERT ... SELECT alone (wrapped, not edited)."""
+    original = delivery._insert_ledger
+
+    def insert_timed(*a: Any, **kw: Any) -> int:
+        t0 = time.perf_counter()
+        try:
+            return original(*a, **kw)
+        finally:
+            phase.insert_select_s = time.perf_counter() - t0
+
+    delivery._insert_ledger = insert_timed  # type: ignore[assignment]
+    try:
+        t0 = time.perf_counter()
+        with db.session_scope(settings.database_url) as s:
+            start = delivery.start_send(s, issue_id=issue_id, size_limit=settings.html_size_limit)
+        phase.ledger_insert_s = time.perf_counter() - t0
+    finally:
+        delivery._insert_ledger = original  # type: ignore[assignment]
+    if not start.started or start.recipients != phase.subscribers:
+        raise RuntimeError(f"start_send: {start}")
+
+
+def one_message(settings: Settings, issue_id: int) -> tuple[int, bytes]:
+    """(HTML bytes, one recipient's message as the worker builds it) for the ceiling."""
+    with db.session_scope(settings.database_url) as s:
+        frozen = s.get(RenderedIssue, issue_id)
+        assert frozen is not None
+        html_bytes = len(frozen.html.encode())
+        prep = sender.prepared(s, issue_id, settings)
+        person = sender.recipient(
+            settings, prep, subscriber_id=1, email=f"reader1@{_harness.DOMAIN}", name="Reader 1"
+        )
+    return html_bytes, prep.template.render(person)[1]
+
+
+def py_spy(pids: list[int], seconds: float, out: Path, label: str) -> list[subprocess.Popen[bytes]]:
+    """py-spy record (raw collapsed stacks, non-blocking) of each worker child."""
+    binary = shutil.which("py-spy")
+    if binary is None:
+        say("py-spy not found (pip install py-spy): no profile")
+        return []
+    out.mkdir(parents=True, exist_ok=True)
+    procs = []
+    for pid in pids:
+        argv = [binary, "record", "--pid", str(pid), "--duration", str(int(seconds))]
+        argv += ["--rate", "200", "--nonblocking", "--idle", "--format", "raw"]
+        argv += ["--output", str(out / f"{label}-{pid}.txt")]
+        procs.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+    return procs
+
+
+def run_phase(
+    n: int,
+    *,
+    args: argparse.Namespace,
+    sink: Sink,
+    redis: RedisServer,
+    workdir: Path,
+    measure_ceiling: bool,
+) -> Phase:
+    """One send of a fresh issue to ``n`` subscribers with fresh workers."""
+    phase = Phase(n)
+    with ExitStack() as stack:
+        t0 = time.monotonic()
+        database_url = stack.enter_context(_harness.scratch_database(keep=args.keep_db))
+        issue_id = _harness.prepare_issue(database_url, active=n)
+        say(f"[{n:,}] database ready in {time.monotonic() - t0:.1f}s")
+        env = bench_env(database_url=database_url, redis_url=redis.url, sink=sink, args=args)
+        settings = use_env(env)
+
+        workers = worker_children(args, env, workdir)
+        for child in workers:
+            stack.callback(child.stop)
+            child.start()
+        waited = wait_ready(workers)
+        say(f"[{n:,}] {len(workers)} worker process(es) ready in {waited:.1f}s ({args.layout})")
+
+        timed_start_send(settings, issue_id, phase)
+        phase.html_bytes, data = one_message(settings, issue_id)
+        phase.message, phase.message_bytes = data, len(data)
+        say(
+            f"[{n:,}] ledger: start_send {phase.ledger_insert_s:.3f}s "
+            f"(INSERT ... SELECT alone {phase.insert_select_s:.3f}s); "
+            f"HTML {phase.html_bytes:,} bytes, message {phase.message_bytes:,} bytes"
+        )
+
+        if measure_ceiling:
+            # the raw ceiling: same sink, this send's message, workers up but idle
+            phase.ceiling = _harness.raw_ceiling(
+                port=sink.port,
+                data=data,
+                connections=args.workers,
+                seconds=args.ceiling_seconds,
+                workdir=workdir,
+            )
+            say(
+                f"[{n:,}] raw ceiling: {phase.ceiling:,.0f} messages/s ({args.workers} smtplib "
+                f"connection(s), one {len(data):,}-byte message, {args.ceiling_seconds:g}s)"
+            )
+
+        from worker.tasks import dispatch, tick
+
+        timeout = max(120.0, n / 200)
+        accepted_before = sink.settled() or 0
+        t_start = utcnow()
+        m0 = time.monotonic()
+        cpu_before, machine_before = _harness.cpu_ticks(), _harness.machine_ticks()
+        dispatch.delay(issue_id)
+        profilers: list[subprocess.Popen[bytes]] = []
+        if args.py_spy and n == args.subscribers:
+            children = [p for w in workers for p in _harness.descendants(w.pid) if p != w.pid]
+            profilers = py_spy(children, min(600.0, n / 800), args.py_spy, f"n{n}")
+            for proc in profilers:
+                stack.callback(lambda proc=proc: proc.poll() is None and proc.kill())
+        last_done, last_change, last_line, ticks = -1, time.monotonic(), 0.0, 0
+        while True:
+            time.sleep(0.25)
+            with db.session_scope(database_url) as s:
+                state = delivery.progress(s, issue_id=issue_id)
+            now = time.monotonic()
+            if state.done != last_done:
+                last_done, last_change = state.done, now
+            elif state.status == IssueStatus.sending and now - last_change > 3:
+                tick.delay()  # what beat would do: restart an idle issue, finish a done one
+                ticks, last_change = ticks + 1, now
+            if state.finished or now - m0 > timeout or now - last_line >= 5:
+                last_line = now
+                say(f"[{n:,}] {now - m0:6.1f}s {state.status}: {state.done:,}/{state.total:,}")
+            if state.finished:
+                break
+            if state.status != IssueStatus.sending:  # paused (the circuit breaker?): say why
+                raise RuntimeError(f"issue left sending: {state}")
+            if now - m0 > timeout:
+                raise RuntimeError(f"send not finished after {timeout:.0f}s: {state}")
+            for child in workers:
+                if not child.running:
+                    raise RuntimeError(f"{child.name} exited:\n{child.tail()}")
+        phase.total_s = time.monotonic() - m0
+        groups = {
+            "workers": {p for w in workers for p in _harness.descendants(w.pid)},
+            "sink": set(_harness.descendants(sink.child.pid)),
+            "redis": {redis.pid},
+            "bench": {os.getpid()},
+        }
+        phase.cpu = _harness.cpu_seconds(cpu_before, _harness.cpu_ticks(), groups)
+        phase.cpu["postgres"] = phase.cpu.pop("other:postgres", 0.0)  # the one we use
+        busy, idle = (b - a for a, b in zip(machine_before, _harness.machine_ticks(), strict=True))
+        phase.machine_busy = busy / max(busy + idle, 1)
+        phase.final, phase.counts = str(state.status), dict(state.counts)
+        for proc in profilers:
+            proc.wait(60)
+        # peak RSS of every worker process, before they stop
+        for child in workers:
+            for pid in _harness.descendants(child.pid):
+                mb = _harness.peak_rss_mb(pid)
+                if mb is not None and "celery" in _harness.process_name(pid):
+                    phase.rss[pid] = (_harness.process_name(pid), mb)
+        for child in workers:
+            child.stop()
+        accepted = sink.settled()
+        phase.sink_accepted = None if accepted is None else accepted - accepted_before
+
+        with db.session_scope(database_url) as s:
+            phase.sent = int(
+                s.execute(
+                    text("SELECT count(*) FROM delivery WHERE issue_id = :i AND status = 'sent'"),
+                    {"i": issue_id},
+                ).scalar_one()
+            )
+            k = max(1, phase.sent - TAIL) if phase.sent > TAIL else phase.sent
+            first, kth = s.execute(
+                text(
+                    "SELECT (SELECT min(sent_at) FROM delivery WHERE issue_id = :i), "
+                    "(SELECT sent_at FROM delivery WHERE issue_id = :i AND status = 'sent' "
+                    "ORDER BY sent_at OFFSET :k LIMIT 1)"
+                ),
+                {"i": issue_id, "k": k - 1},
+            ).one()
+        phase.first_ms = (first - t_start).total_seconds() * 1000
+        phase.rate = k / max((kth - t_start).total_seconds(), 1e-9)
+        say(
+            f"[{n:,}] {phase.final}: {phase.counts}; sink accepted {phase.sink_accepted}; "
+            f"first message {phase.first_ms:.0f} ms after dispatch; "
+            f"{phase.rate:,.0f} messages/s to the {k:,}th; all done in {phase.total_s:.1f}s"
+            + (f" ({ticks} tick(s) sent)" if ticks else "")
+        )
+        available = phase.total_s * (os.cpu_count() or 1)
+        shares = sorted(phase.cpu.items(), key=lambda kv: -kv[1])
+        say(
+            f"[{n:,}] CPU during the send ({phase.total_s:.1f}s x {os.cpu_count()} CPUs = "
+            f"{available:.1f} CPU-s; machine busy {phase.machine_busy:.0%}): "
+            + ", ".join(f"{g} {sec:.1f}s ({sec / available:.0%})" for g, sec in shares[:8])
+        )
+        for pid, (name, mb) in sorted(phase.rss.items()):
+            say(f"[{n:,}]   peak RSS {mb:6.1f} MB  pid {pid}  {name}")
+        if args.py_spy and n == args.subscribers:
+            say(f"[{n:,}] py-spy stacks in {args.py_spy}")
+        if phase.sent != n:
+            say(f"[{n:,}] WARNING: {phase.sent} of {n} rows sent")
+    return phase
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    with ExitStack() as stack:
+        workdir = Path(tempfile.mkdtemp(prefix="nl-bench-"))
+        stack.callback(lambda: shutil.rmtree(workdir, ignore_errors=True))
+        sink = Sink(workdir=workdir, kind=args.sink)
+        stack.callback(sink.stop)
+        sink.start()
+        say(f"sink: {sink.kind} on {sink.host}:{sink.port}")
+        redis_server = RedisServer(workdir=workdir)
+        stack.callback(redis_server.stop)
+        redis_server.start()
+        say(f"broker: private redis-server on port {redis_server.port}")
+        say(
+            f"{args.workers} worker(s), layout {args.layout}, batch {args.batch_size}, "
+            f"parallelism {args.parallelism or args.workers}, send rate unlimited; "
+            f"{os.cpu_count()} CPUs"
+        )
+
+        small = run_phase(
+            min(SMALL, args.subscribers),
+            args=args,
+            sink=sink,
+            redis=redis_server,
+            workdir=workdir,
+            measure_ceiling=args.subscribers <= SMALL,
+        )
+        big = small
+        if args.subscribers > SMALL:
+            big = run_phase(
+                args.subscribers,
+                args=args,
+                sink=sink,
+                redis=redis_server,
+                workdir=workdir,
+                measure_ceiling=True,
+            )
+    result = {
+        "subscribers": args.subscribers,
+        "workers": args.workers,
+        "rate": round(big.rate),
+        "ceiling": round(big.ceiling),
+        "ratio": round(big.rate / big.ceiling, 2) if big.ceiling else None,
+        "ledger_insert_s": round(big.ledger_insert_s, 3),
+        "rss_mb_1k": round(small.rss_max, 1),
+        "rss_mb_100k": round(big.rss_max, 1),
+        "insert_select_s": round(big.insert_select_s, 3),
+        "cpu_ms_per_msg": {
+            g: round(1000 * sec / max(big.sent, 1), 3)
+            for g, sec in sorted(big.cpu.items(), key=lambda kv: -kv[1])
+            if g in ("workers", "sink", "postgres", "redis", "bench")
+        },
+        "rate_1k": round(small.rate),
+        "html_kb": round(big.html_bytes / 1024, 1),
+        "message_kb": round(big.message_bytes / 1024, 1),
+        "batch_size": args.batch_size,
+        "parallelism": args.parallelism or args.workers,
+        "layout": args.layout,
+        "sink": sink.kind.split()[0],
+        "machine_busy": round(big.machine_busy, 2),
+        "final_status": big.final,
+        "sent": big.sent,
+    }
+    say("")
+    say(f"sink:            {sink.kind}")
+    say(f"subscribers:     {args.subscribers:,} ({big.final}, {big.sent:,} sent)")
+    say(f"rate:            {result['rate']:,} messages/s (target >= 1,500)")
+    say(f"raw ceiling:     {result['ceiling']:,} messages/s")
+    say(f"ratio:           {result['ratio']} (target >= 0.6)")
+    say(
+        f"ledger insert:   {result['ledger_insert_s']} s start_send, "
+        f"{result['insert_select_s']} s INSERT ... SELECT (target < 2 s)"
+    )
+    say(
+        f"peak worker RSS: {result['rss_mb_1k']} MB at {small.subscribers:,}, "
+        f"{result['rss_mb_100k']} MB at {big.subscribers:,} (target < 150 MB, flat)"
+    )
+    say(json.dumps(result))
+    return result
+
+
+def _terminate(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)  # unwinds through the clean-up
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--subscribers", type=int, default=100_000)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="K: prefork processes, ceiling connections"
+    )
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--parallelism", type=int, default=0, help="batch chains; 0 = K")
+    parser.add_argument(
+        "--layout",
+        choices=["procs", "pool"],
+        default="pool",
+        help="1 worker of concurrency K (measured a little faster), or K of concurrency 1",
+    )
+    parser.add_argument("--sink", choices=["auto", "smtp-sink", "aiosmtpd"], default="auto")
+    parser.add_argument("--ceiling-seconds", type=float, default=5.0)
+    parser.add_argument("--py-spy", type=Path, default=None, help="folder for py-spy stacks")
+    parser.add_argument("--keep-db", action="store_true")
+    args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGHUP, _terminate)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

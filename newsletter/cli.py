@@ -69,6 +69,50 @@ def session() -> Iterator[Session]:
         yield s
 
 
+# ---------------------------------------------------------------- webhooks
+
+webhooks_app = typer.Typer(help="Outgoing webhooks: signed POSTs on events.", no_args_is_help=True)
+app.add_typer(webhooks_app, name="webhooks")
+
+
+@webhooks_app.command("add")
+def webhooks_add(
+    url: str,
+    event: Annotated[
+        list[str], typer.Option("--event", help="delivery.sent|failed|bounced, subscriber.*")
+    ],
+) -> None:
+    """Register URL for events; prints the signing secret (shown only this once)."""
+    from newsletter import webhooks
+
+    with session() as s:
+        endpoint = webhooks.register(s, url, event)
+    console.print(f"webhook {endpoint.id}: {endpoint.url} ({', '.join(endpoint.events)})")
+    console.print(f"secret (shown once): {endpoint.secret}")
+
+
+@webhooks_app.command("list")
+def webhooks_list() -> None:
+    """The registered webhooks."""
+    from newsletter import webhooks
+
+    table = Table("id", "url", "events", "active")
+    with session() as s:
+        for e in webhooks.list_endpoints(s):
+            table.add_row(str(e.id), e.url, ", ".join(e.events), "yes" if e.active else "no")
+    console.print(table)
+
+
+@webhooks_app.command("remove")
+def webhooks_remove(webhook_id: int) -> None:
+    """Remove a webhook and its delivery history."""
+    from newsletter import webhooks
+
+    with session() as s:
+        webhooks.delete(s, webhook_id)
+    console.print(f"webhook {webhook_id} removed")
+
+
 # ---------------------------------------------------------------- db, seed, demo, worker
 
 
@@ -124,14 +168,15 @@ def worker(
     beat: Annotated[
         bool, typer.Option(help="also run the periodic tick (one worker only)")
     ] = False,
-    loglevel: str = "INFO",
+    loglevel: Annotated[str | None, typer.Option(help="default: NEWSLETTER_LOG_LEVEL")] = None,
 ) -> None:
     """Run a Celery worker on the configured broker."""
     from newsletter import sender
     from worker.celery_app import app as celery_app
 
     sender.signer_for(settings())  # a bad DKIM configuration stops here, in one line
-    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={loglevel}"]
+    level = loglevel or settings().log_level
+    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={level}"]
     if beat:
         argv.append("--beat")
     celery_app.worker_main(argv)
@@ -720,14 +765,35 @@ def serve(
         port=port,
         proxy_headers=True,
         forwarded_allow_ips=forwarded_allow_ips,
+        log_config=None,  # uvicorn's records go to the root handler main() set up (JSON or text)
     )
 
 
 # ---------------------------------------------------------------- entry point
 
 
+def _configure_logging() -> None:
+    """NEWSLETTER_LOG_FORMAT / _LEVEL; invalid settings are reported by the command itself.
+
+    Short commands (and the demo's progress bar) show warnings only, unless NEWSLETTER_LOG_LEVEL
+    asks for more; the long-running ``serve`` and ``worker`` log at NEWSLETTER_LOG_LEVEL.
+    """
+    import os
+
+    from pydantic import ValidationError
+
+    from newsletter.logs import configure_logging
+
+    service = sys.argv[1:2] in (["serve"], ["worker"]) or "NEWSLETTER_LOG_LEVEL" in os.environ
+    try:
+        configure_logging(get_settings(), level=None if service else "WARNING")
+    except ValidationError:
+        configure_logging(None, level=None if service else "WARNING")
+
+
 def main() -> None:
     """Run the CLI; user mistakes become one red line and exit 1, never a traceback."""
+    _configure_logging()
     try:
         app()
     except QABlocked as exc:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -21,6 +22,20 @@ class Settings(BaseSettings):
     environment: str = Field("development", description="development | test | production")
     secret_key: str = DEV_SECRET
     database_url: str = "sqlite:///./newsletter.db"
+    db_pool_size: int = Field(
+        5, ge=1, description="PostgreSQL: connections each process keeps open (SQLite: unused)"
+    )
+    db_max_overflow: int = Field(
+        10, ge=0, description="PostgreSQL: extra connections a process may open at a peak"
+    )
+    db_pool_recycle: int = Field(
+        1800,
+        ge=-1,
+        description="PostgreSQL: seconds before a pooled connection is replaced; -1 = never",
+    )
+    db_pool_timeout: float = Field(
+        30.0, gt=0, description="PostgreSQL: seconds to wait for a free pooled connection"
+    )
     broker_url: str = "filesystem://"
     broker_folder: Path = Path(".newsletter/broker")
     base_url: str = "http://localhost:8000"
@@ -86,6 +101,22 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None
+
+    webhook_max_attempts: int = Field(
+        8, ge=1, description="POSTs of one webhook event before it is marked failed"
+    )
+    webhook_retry_base_seconds: float = Field(
+        30.0, gt=0, description="first webhook retry delay; doubles per attempt, with jitter"
+    )
+    webhook_timeout: float = Field(10.0, gt=0, description="seconds one webhook POST may take")
+
+    log_format: Literal["text", "json"] = Field(
+        "text", description="text: one readable line; json: one JSON object per line"
+    )
+    log_level: str = Field("INFO", description="DEBUG | INFO | WARNING | ERROR")
+    metrics_token: str | None = Field(
+        None, description="when set, GET /metrics needs 'Authorization: Bearer <token>'"
+    )
 
     @model_validator(mode="after")
     def _refuse_dev_secret(self) -> Settings:

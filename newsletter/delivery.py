@@ -8,6 +8,7 @@ one derived from (issue, subscriber), so a re-sent copy is recognisably the same
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
 from collections.abc import Sequence
@@ -33,6 +34,8 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
+
+log = logging.getLogger(__name__)
 
 _tables = SQLModel.metadata.tables
 D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
@@ -123,6 +126,13 @@ def start_send(session: Session, *, issue_id: int, size_limit: int) -> SendStart
         .where(S.c.newsletter_id == issue.newsletter_id, S.c.status != SubscriptionStatus.active)
     ).scalar_one()
     session.flush()
+    log.info(
+        "issue %s: send started, %s recipients (%s not active)",
+        issue_id,
+        inserted,
+        skipped,
+        extra={"issue_id": issue_id, "recipients": inserted, "skipped": int(skipped)},
+    )
     return SendStart(issue_id, True, inserted, int(skipped))
 
 
@@ -423,7 +433,10 @@ def finish_if_done(session: Session, *, issue_id: int) -> bool:
         .where(I.c.id == issue_id, I.c.status == IssueStatus.sending, ~open_rows)
         .values(status=IssueStatus.sent, sent_at=utcnow())
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    finished = bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    if finished:
+        log.info("issue %s: sent", issue_id, extra={"issue_id": issue_id})
+    return finished
 
 
 def sending_issue_ids(session: Session) -> list[int]:

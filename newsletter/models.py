@@ -220,3 +220,41 @@ class Suppression(SQLModel, table=True):
     email_hash: str = Field(sa_type=String(64), unique=True, index=True)
     reason: str = Field(sa_type=String(32))  # erased | bounced | complained
     created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookStatus(StrEnum):
+    pending = "pending"
+    delivered = "delivered"
+    failed = "failed"
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """A URL that receives signed POSTs for the events it subscribed to (``newsletter.webhooks``).
+
+    The secret signs every POST, so it is stored as it is; the API shows it once, at creation.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    url: str = Field(sa_type=String(2000))
+    events: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    secret: str = Field(sa_type=String(100))
+    active: bool = True
+    created_at: datetime = Field(default_factory=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint, and its attempts: pending -> delivered | failed."""
+
+    __table_args__ = (Index("ix_webhookdelivery_status_next", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    endpoint_id: int = Field(foreign_key="webhookendpoint.id", index=True)
+    event_type: str = Field(sa_type=String(40))
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    status: str = Field(default=WebhookStatus.pending, sa_type=String(16))
+    attempts: int = 0
+    next_attempt_at: datetime | None = None
+    last_status_code: int | None = None
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow)
+    delivered_at: datetime | None = None

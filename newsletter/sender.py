@@ -12,14 +12,15 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
-from newsletter import controls, delivery, suppression
+from newsletter import controls, delivery, suppression, webhooks
 from newsletter.breaker import CircuitBreaker
 from newsletter.config import Settings
 from newsletter.db import get_engine
@@ -204,8 +205,28 @@ def run_batch(
             run = _Run(settings, prep, transport, limiter, breaker, result)
             run.generation = _generation(session, issue_id)
             with _recorder(engine) as conn:
+                run.hooks = webhooks.enabled_events(conn)  # cached; empty: no webhook work
                 run.send_all(session, conn, claimed)
     _wrap_up(engine, issue_id, result)
+    if result.claimed:  # one line per batch, never per message
+        log.info(
+            "issue %s: batch done, %s sent, %s failed, %s retried, %s skipped",
+            issue_id,
+            result.sent,
+            result.failed,
+            result.retried,
+            result.skipped,
+            extra={
+                "issue_id": issue_id,
+                "claimed": result.claimed,
+                "sent": result.sent,
+                "failed": result.failed,
+                "retried": result.retried,
+                "skipped": result.skipped,
+                "lost": result.lost,
+                "stopped": result.stopped,
+            },
+        )
     return result
 
 
@@ -246,6 +267,7 @@ class _Run:
         self.issue_id: int = prep.issue.id  # type: ignore[assignment]
         self.generation: datetime | None = None
         self.tokens = 0
+        self.hooks: frozenset[str] = frozenset()  # webhook events some endpoint wants
         self.chunk = max(1, min(10, getattr(limiter, "burst", 10) // 4))
 
     def send_all(self, session: Session, conn: Connection, claimed: list[delivery.Claimed]) -> None:
@@ -264,7 +286,12 @@ class _Run:
                     self.limiter.acquire(self.chunk)
                     self.tokens = self.chunk
                 except LimiterUnavailable as exc:
-                    log.warning("issue %s: %s; batch stopped", self.issue_id, exc)
+                    log.warning(
+                        "issue %s: %s; batch stopped",
+                        self.issue_id,
+                        exc,
+                        extra={"issue_id": self.issue_id},
+                    )
                     stop = True
             if stop:
                 delivery.release(conn, delivery_ids=rest, lease=lease)
@@ -308,6 +335,8 @@ class _Run:
                 conn, delivery_id=row.delivery_id, response=f"local: {exc}", lease=row.lease
             )
             result.failed += 1
+            _log_failed(self.issue_id, row.delivery_id, f"local: {exc}")
+            self.hook(conn, "delivery.failed", row, None, f"local: {exc}")
             return False
         try:
             reply = self.transport.send(settings.bounce_address, row.email, data)
@@ -322,6 +351,8 @@ class _Run:
                 lease=row.lease,
             )
             result.retried += 1
+            if row.attempts >= settings.max_attempts:  # record_retry gave up: failed
+                self.hook(conn, "delivery.failed", row, mid, str(exc))
             if exc.code in THROTTLE_CODES:
                 self.limiter.throttled()
             self.observe(conn, failed=True, reply=str(exc))
@@ -330,27 +361,70 @@ class _Run:
                 conn, delivery_id=row.delivery_id, response=exc.response, lease=row.lease
             )
             result.failed += 1
+            _log_failed(self.issue_id, row.delivery_id, exc.response)
             if is_bad_mailbox(exc.code, exc.response):
                 delivery.mark_bounced(conn, subscriber_id=row.subscriber_id, issue_id=self.issue_id)
                 suppression.suppress(conn, row.email, suppression.Reason.bounced)
+                self.hook(conn, "delivery.bounced", row, mid, exc.response)
                 self.observe(conn, failed=False)
             else:
+                self.hook(conn, "delivery.failed", row, mid, exc.response)
                 self.observe(conn, failed=True, reply=exc.response)
         else:
             if not delivery.record_sent(
                 conn, delivery_id=row.delivery_id, message_id=mid, response=reply, lease=row.lease
             ):
-                log.warning("delivery %s: sent after its lease was lost", row.delivery_id)
+                log.warning(
+                    "delivery %s: sent after its lease was lost",
+                    row.delivery_id,
+                    extra={"issue_id": self.issue_id, "delivery_id": row.delivery_id},
+                )
             result.sent += 1
+            self.hook(conn, "delivery.sent", row, mid, reply)
             self.observe(conn, failed=False)
         return True
+
+    def hook(
+        self, conn: Connection, event: str, row: delivery.Claimed, mid: str | None, reply: str
+    ) -> None:
+        """Queue a webhook event; a no-op unless an endpoint wants it. Never stops the send."""
+        if event not in self.hooks:
+            return
+        payload = {
+            "issue_id": self.issue_id,
+            "delivery_id": row.delivery_id,
+            "subscriber_id": row.subscriber_id,
+            "email": row.email,
+            "message_id": mid,
+            "smtp_response": reply[:1000],
+            "at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            webhooks.emit(conn, event, payload)
+        except SQLAlchemyError:
+            log.exception("delivery %s: %s webhook not queued", row.delivery_id, event)
 
     def observe(self, conn: Connection, *, failed: bool, reply: str = "") -> None:
         verdict = self.breaker.record(self.issue_id, self.generation, failed=failed, reply=reply)
         if verdict.tripped:
             if controls.trip(conn, issue_id=self.issue_id, reason=verdict.reason):
-                log.warning("issue %s paused: %s", self.issue_id, verdict.reason)
+                log.warning(
+                    "issue %s paused: %s",
+                    self.issue_id,
+                    verdict.reason,
+                    extra={"issue_id": self.issue_id},
+                )
             self.result.stopped = True
+
+
+def _log_failed(issue_id: int, delivery_id: int, response: str) -> None:
+    log.warning(
+        "issue %s: delivery %s failed: %s",
+        issue_id,
+        delivery_id,
+        response,
+        extra={"issue_id": issue_id, "delivery_id": delivery_id, "response": response},
+    )
 
 
 def _still_sending(session: Session, prep: _Prepared) -> bool:

@@ -18,7 +18,7 @@ from sqlalchemy import Table, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, func, select
 
-from newsletter import suppression
+from newsletter import suppression, webhooks
 from newsletter.consent import consent_text
 from newsletter.editor import get_newsletter
 from newsletter.exceptions import InvalidInput, InvalidLink, NotFound
@@ -506,6 +506,13 @@ def confirm(
             refused.append(newsletter_id)
     if confirmed:  # a fresh, proven consent outweighs an earlier erasure request
         suppression.lift(session, subscriber.email, only=[suppression.Reason.erased])
+        webhooks.emit_subscriber(
+            session,
+            "subscriber.confirmed",
+            subscriber_id=data.subscriber_id,
+            newsletter_ids=confirmed,
+            at=now,
+        )
     session.flush()
     return ConfirmResult(
         data.subscriber_id, subscriber.email, tuple(confirmed), tuple(already), tuple(refused)
@@ -547,6 +554,13 @@ def unsubscribe(
             source=source,
             at=now,
         )
+    webhooks.emit_subscriber(
+        session,
+        "subscriber.unsubscribed",
+        subscriber_id=subscriber_id,
+        newsletter_ids=changed,
+        at=now,
+    )
     session.flush()
     return changed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery.signals import setup_logging
 from kombu.entity import Queue
 
 from newsletter.config import Settings, get_settings
@@ -43,8 +44,17 @@ def configure(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
         task_default_queue="newsletter",
         # control tasks (dispatch, tick) never wait behind a long queue of send batches
-        task_queues=[Queue("newsletter"), Queue("newsletter.send")],  # type: ignore[no-untyped-call]
-        task_routes={"worker.tasks.send_batch": {"queue": "newsletter.send"}},
+        # webhook POSTs (up to a timeout each) wait behind neither of them
+        task_queues=[
+            Queue("newsletter"),  # type: ignore[no-untyped-call]
+            Queue("newsletter.send"),  # type: ignore[no-untyped-call]
+            Queue("newsletter.webhooks"),  # type: ignore[no-untyped-call]
+        ],
+        task_routes={
+            "worker.tasks.send_batch": {"queue": "newsletter.send"},
+            "worker.tasks.deliver_webhooks": {"queue": "newsletter.webhooks"},
+            "worker.tasks.deliver_webhook": {"queue": "newsletter.webhooks"},
+        },
         beat_schedule={
             "tick": {"task": "worker.tasks.tick", "schedule": 5.0},
         },
@@ -58,6 +68,16 @@ def _drop_connections() -> None:
     # (closing them would also close kombu's shared producer pools that still point at them)
     app._pool = None
     app.amqp._producer_pool = None
+
+
+def _configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
+    """Workers log like the web process (NEWSLETTER_LOG_FORMAT); Celery adds no handler."""
+    from newsletter.logs import configure_logging
+
+    configure_logging(get_settings(), level=loglevel)
+
+
+setup_logging.connect(_configure_logging)
 
 
 configure(get_settings())

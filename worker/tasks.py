@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from newsletter import confirmations, sender
-from newsletter.config import get_settings
+from newsletter import confirmations, db, sender, webhooks
+from newsletter.config import Settings, get_settings
 from newsletter.exceptions import TemporaryFailure
 from newsletter.subscribers import ConfirmationRequest
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
@@ -57,7 +57,32 @@ def tick() -> int:
     for issue_id, count in result.batches.items():
         for _ in range(count):
             send_batch.delay(issue_id)
+    dispatch_webhooks(settings)
     return result.requeued
+
+
+def dispatch_webhooks(settings: Settings) -> int:
+    """Hand the webhook deliveries whose time came to tasks, ``TASK_BATCH`` ids per task."""
+    with db.session_scope(settings.database_url) as session:
+        ids = webhooks.due_ids(session, lease_seconds=webhooks.lease_seconds(settings))
+    for start in range(0, len(ids), webhooks.TASK_BATCH):
+        deliver_webhooks.delay(ids[start : start + webhooks.TASK_BATCH])
+    return len(ids)
+
+
+@app.task(name="worker.tasks.deliver_webhooks")
+def deliver_webhooks(webhook_delivery_ids: list[int]) -> int:
+    """POST some due webhook deliveries, one transaction each; how many were delivered."""
+    return sum(deliver_webhook(i) == "delivered" for i in webhook_delivery_ids)
+
+
+@app.task(name="worker.tasks.deliver_webhook")
+def deliver_webhook(webhook_delivery_id: int) -> str | None:
+    """One signed POST; a failure is retried by a later tick (``next_attempt_at``)."""
+    settings = get_settings()
+    with db.session_scope(settings.database_url) as session:
+        attempt = webhooks.deliver(session, webhook_delivery_id, settings=settings)
+    return attempt.status if attempt else None
 
 
 @app.task(

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import newsletter
-from newsletter.api import bounces, issues, public, subscribers
+from newsletter.api import archive, bounces, issues, ops, public, subscribers, webhooks
 from newsletter.api.deps import Dispatcher, celery_dispatch
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
@@ -32,9 +32,16 @@ from newsletter.exceptions import (
 )
 
 API_PREFIX = "/api"
-ROUTERS: tuple[APIRouter, ...] = (issues.router, subscribers.router, bounces.router, public.api)
-#: routers served at the site's root: the public HTML pages (sign-up, confirm, unsubscribe, ...)
-PAGES: tuple[APIRouter, ...] = (public.pages,)
+ROUTERS: tuple[APIRouter, ...] = (
+    issues.router,
+    subscribers.router,
+    bounces.router,
+    webhooks.router,
+    public.api,
+)
+#: routers served at the site's root: the public HTML pages (sign-up, confirm, unsubscribe, ...),
+#: the archive (/archive) and the operations endpoints (/healthz, /readyz, /metrics)
+PAGES: tuple[APIRouter, ...] = (public.pages, archive.router, ops.router)
 
 #: domain errors and their status codes; the most specific class wins (Starlette walks the MRO)
 STATUS_OF: dict[type[UserError], int] = {

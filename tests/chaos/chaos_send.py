@@ -202,7 +202,7 @@ def worker_argv(slot: int) -> list[str]:
         "--pool", "prefork",
         "--concurrency", "1",
         "--loglevel", "WARNING",
-        "-Q", "newsletter,newsletter.send",
+        "-Q", "newsletter,newsletter.send,newsletter.webhooks",
         "-n", f"chaos{slot}-{uuid.uuid4().hex[:6]}@%h",
         "--without-mingle",
         "--without-gossip",

@@ -1,0 +1,202 @@
+"""Prometheus metrics computed from the delivery ledger when scraped.
+
+Messages are sent by Celery worker processes, often on other machines, so counters kept in the
+web process would see none of them. The ledger (one ``Delivery`` row per recipient and issue) is
+the truth every process shares; a custom collector reads it at scrape time:
+
+======================================  ==========  ==============================================
+``newsletter_messages_total{status}``   counter     ledger rows ``sent`` / ``failed`` (all issues)
+``newsletter_deliveries{status}``       gauge       ledger rows by every status (pending, ...)
+``newsletter_send_rate``                gauge       messages/s sent over the last 10 s
+``newsletter_queue_depth``              gauge       pending rows of sending issues due now
+``newsletter_celery_queue_length{q}``   gauge       tasks waiting in the Redis broker's queue
+``newsletter_issues{status}``           gauge       issues by status
+======================================  ==========  ==============================================
+
+``newsletter_messages_total`` only goes down when rows leave the ledger (a subscriber erased,
+``resend-failed`` putting failures back to pending); Prometheus reads that as a counter reset.
+
+Cheap at scrape time: counts of issues that are finished (``sent``, ``cancelled``) do not change,
+so they are computed once per process and kept; only the issues still sending or paused are
+counted on each scrape, each with the (issue_id, status) index.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+from sqlalchemy import Table, func, or_, select
+from sqlmodel import Session, SQLModel
+
+from newsletter.config import Settings
+from newsletter.controls import RATE_WINDOW
+from newsletter.db import get_engine
+from newsletter.models import Delivery, DeliveryStatus, Issue, IssueStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+_tables = SQLModel.metadata.tables
+D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
+I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
+
+#: the Celery queues (worker/celery_app.py) and kombu's Redis priority sub-queues
+CELERY_QUEUES = ("newsletter", "newsletter.send")
+_PRIORITY_SEP = "\x06\x16"
+_PRIORITY_STEPS = (3, 6, 9)
+#: issue states whose ledger counts no longer change
+_FINAL = frozenset({IssueStatus.sent, IssueStatus.cancelled})
+
+Counts = dict[str, int]
+
+
+class LedgerCollector(Collector):
+    """Reads the ledger (and the Redis broker's queue lengths) at each scrape."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # issue id -> (its status and when that changed, its ledger counts by status)
+        self._final: dict[int, tuple[tuple[str, datetime | None, datetime | None], Counts]] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        now = utcnow()
+        with Session(get_engine(self.settings.database_url)) as session:
+            issues = session.execute(
+                select(I.c.id, I.c.status, I.c.status_changed_at, I.c.sent_at)
+            ).all()
+            by_status: Counts = {}
+            totals: Counts = dict.fromkeys((s.value for s in DeliveryStatus), 0)
+            live: list[int] = []
+            seen: set[int] = set()
+            for issue_id, status, changed, sent_at in issues:
+                by_status[status] = by_status.get(status, 0) + 1
+                if status in (IssueStatus.draft, IssueStatus.scheduled):
+                    continue  # no ledger rows yet
+                seen.add(issue_id)
+                key = (status, changed, sent_at)
+                cached = self._final.get(issue_id)
+                if status in _FINAL and cached is not None and cached[0] == key:
+                    counts = cached[1]
+                else:
+                    counts = _issue_counts(session, issue_id)
+                    if status in _FINAL:
+                        self._final[issue_id] = (key, counts)
+                    else:
+                        live.append(issue_id)
+                for name, count in counts.items():
+                    totals[name] = totals.get(name, 0) + count
+            for gone in set(self._final) - seen:
+                del self._final[gone]
+            rate = _recent_sent(session, now) / RATE_WINDOW.total_seconds()
+            depth = _due(session, live, now)
+
+        messages = CounterMetricFamily(
+            "newsletter_messages",
+            "Messages in the delivery ledger that were sent or failed for good",
+            labels=["status"],
+        )
+        for name in (DeliveryStatus.sent, DeliveryStatus.failed):
+            messages.add_metric([name.value], totals.get(name, 0))
+        yield messages
+        deliveries = GaugeMetricFamily(
+            "newsletter_deliveries", "Delivery ledger rows by status", labels=["status"]
+        )
+        for name, count in sorted(totals.items()):
+            deliveries.add_metric([name], count)
+        yield deliveries
+        yield GaugeMetricFamily(
+            "newsletter_send_rate",
+            f"Messages sent per second over the last {RATE_WINDOW.total_seconds():g} s",
+            value=rate,
+        )
+        yield GaugeMetricFamily(
+            "newsletter_queue_depth",
+            "Pending deliveries of sending issues that are due now",
+            value=depth,
+        )
+        issues_metric = GaugeMetricFamily(
+            "newsletter_issues", "Issues by status", labels=["status"]
+        )
+        for name in IssueStatus:
+            issues_metric.add_metric([name.value], by_status.get(name.value, 0))
+        yield issues_metric
+        yield from self._celery_queues()
+
+    def _celery_queues(self) -> Iterator[Metric]:
+        url = self.settings.broker_url
+        if not url.startswith(("redis://", "rediss://")):
+            return
+        try:
+            client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+            with client:
+                pipe = client.pipeline(transaction=False)
+                for queue in CELERY_QUEUES:
+                    pipe.llen(queue)
+                    for step in _PRIORITY_STEPS:
+                        pipe.llen(f"{queue}{_PRIORITY_SEP}{step}")
+                lengths = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning("metrics: broker queue lengths unavailable: %s", exc)
+            return
+        metric = GaugeMetricFamily(
+            "newsletter_celery_queue_length",
+            "Tasks waiting in the Redis broker's queue",
+            labels=["queue"],
+        )
+        per_queue = 1 + len(_PRIORITY_STEPS)
+        for index, queue in enumerate(CELERY_QUEUES):
+            metric.add_metric([queue], sum(lengths[index * per_queue : (index + 1) * per_queue]))
+        yield metric
+
+
+def _issue_counts(session: Session, issue_id: int) -> Counts:
+    rows = session.execute(
+        select(D.c.status, func.count()).where(D.c.issue_id == issue_id).group_by(D.c.status)
+    ).all()
+    return {status: int(count) for status, count in rows}
+
+
+def _recent_sent(session: Session, now: datetime) -> int:
+    """Rows sent within the window, looking only at issues that can have any (index-friendly)."""
+    since = now - RATE_WINDOW
+    recent_issues = select(I.c.id).where(
+        or_(
+            I.c.status.in_([IssueStatus.sending, IssueStatus.paused]),
+            I.c.sent_at >= since,
+            I.c.status_changed_at >= since,
+        )
+    )
+    count = session.execute(
+        select(func.count())
+        .select_from(D)
+        .where(D.c.issue_id.in_(recent_issues), D.c.sent_at >= since)
+    ).scalar_one()
+    return int(count)
+
+
+def _due(session: Session, issue_ids: list[int], now: datetime) -> int:
+    if not issue_ids:
+        return 0
+    count = session.execute(
+        select(func.count())
+        .select_from(D)
+        .join(I, I.c.id == D.c.issue_id)
+        .where(
+            D.c.issue_id.in_(issue_ids),
+            I.c.status == IssueStatus.sending,
+            D.c.status == DeliveryStatus.pending,
+            or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+        )
+    ).scalar_one()
+    return int(count)
+
+
+def registry_for(settings: Settings) -> CollectorRegistry:
+    """A registry of its own per app (the global one would mix apps made by tests)."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LedgerCollector(settings))
+    return registry

@@ -40,33 +40,23 @@ from enum import StrEnum
 from typing import IO, Any
 
 from flufl.bounce import all_failures
-from sqlalchemy import ColumnElement, Table, and_, case, exists, insert, select, update
-from sqlmodel import Session, SQLModel
+from sqlalchemy import ColumnElement, and_, case, exists, insert, select, update
+from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.gdpr import ERASED_DOMAIN
 from newsletter.messages import message_id
 from newsletter.models import (
-    Delivery,
     DeliveryStatus,
-    Issue,
     Subscriber,
-    SubscriberEvent,
-    Subscription,
     SubscriptionStatus,
     utcnow,
 )
 from newsletter.subscribers import unsubscribe
 from newsletter.suppression import Reason, suppress
+from newsletter.tables import EV, SUB, D, I, S
 from newsletter.tokens import Purpose, read_token
-
-_tables = SQLModel.metadata.tables
-SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
-S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
-EV: Table = _tables[SubscriberEvent.__tablename__]  # type: ignore[index]
-I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
-D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
 
 MAILABLE = (SubscriptionStatus.active, SubscriptionStatus.pending)
 _OUR_MESSAGE_ID = re.compile(r"<(\d+)\.(\d+)\.([0-9a-f]{16})@([^>\s]+)>")

@@ -11,27 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Table, and_, exists, func, select, update
-from sqlmodel import Session, SQLModel
+from sqlalchemy import and_, exists, func, select, update
+from sqlmodel import Session
 
 from newsletter import delivery, editor, rendering
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
 from newsletter.models import (
-    Delivery,
     DeliveryStatus,
     Issue,
     IssueStatus,
-    Subscriber,
-    Subscription,
     SubscriptionStatus,
     utcnow,
 )
-
-_tables = SQLModel.metadata.tables
-D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
-I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
-S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
-SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
+from newsletter.tables import SUB, D, I, S
 
 #: the window over which ``status`` measures the current rate
 RATE_WINDOW = timedelta(seconds=10)

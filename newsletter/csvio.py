@@ -40,26 +40,17 @@ from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 from sqlalchemy import JSON, DateTime, Table, and_, any_, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from newsletter.editor import get_newsletter
 from newsletter.exceptions import InvalidInput
 from newsletter.models import (
-    Newsletter,
-    Subscriber,
-    SubscriberEvent,
-    Subscription,
     SubscriptionStatus,
     utcnow,
 )
 from newsletter.subscribers import STICKY, clean_name
 from newsletter.suppression import email_hash, reasons
-
-_tables = SQLModel.metadata.tables
-SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
-S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
-EV: Table = _tables[SubscriberEvent.__tablename__]  # type: ignore[index]
-NL: Table = _tables[Newsletter.__tablename__]  # type: ignore[index]
+from newsletter.tables import EV, NL, SUB, S
 
 IMPORT_COLUMNS = (
     "email",

@@ -16,32 +16,25 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlmodel import Session, SQLModel
+from sqlmodel import Session
 
 from newsletter import editor, rendering
 from newsletter.exceptions import InvalidState, QABlocked
 from newsletter.models import (
-    Delivery,
     DeliveryStatus,
     Issue,
     IssueStatus,
     RenderedIssue,
-    Subscriber,
-    Subscription,
     SubscriptionStatus,
     utcnow,
 )
+from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
 
-_tables = SQLModel.metadata.tables
-D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
-I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
-S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
-SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
 
 #: results are recorded on a Session or, by the sender, on an autocommit Connection
 Executor = Session | Connection

@@ -15,29 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, select, update
-from sqlmodel import Session, SQLModel
+from sqlalchemy import delete, select, update
+from sqlmodel import Session
 from sqlmodel import select as sm_select
 
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import (
-    Delivery,
-    Issue,
-    Newsletter,
     Subscriber,
-    SubscriberEvent,
-    Subscription,
     utcnow,
 )
 from newsletter.subscribers import normalise_email
 from newsletter.suppression import Reason, suppress
-
-_tables = SQLModel.metadata.tables
-D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
-I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
-NL: Table = _tables[Newsletter.__tablename__]  # type: ignore[index]
-S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
-EV: Table = _tables[SubscriberEvent.__tablename__]  # type: ignore[index]
+from newsletter.tables import EV, NL, D, I, S
 
 ERASED_DOMAIN = "invalid"  # RFC 2606: never resolves, so nothing is ever delivered there
 

@@ -30,19 +30,17 @@ from datetime import datetime
 import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
-from sqlalchemy import Table, func, or_, select
-from sqlmodel import Session, SQLModel
+from sqlalchemy import func, or_, select
+from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.controls import RATE_WINDOW
 from newsletter.db import get_engine
-from newsletter.models import Delivery, DeliveryStatus, Issue, IssueStatus, utcnow
+from newsletter.models import DeliveryStatus, IssueStatus, utcnow
+from newsletter.tables import D, I
 
 log = logging.getLogger(__name__)
 
-_tables = SQLModel.metadata.tables
-D: Table = _tables[Delivery.__tablename__]  # type: ignore[index]
-I: Table = _tables[Issue.__tablename__]  # type: ignore[index]  # noqa: E741
 
 #: the Celery queues (worker/celery_app.py) and kombu's Redis priority sub-queues
 CELERY_QUEUES = ("newsletter", "newsletter.send")

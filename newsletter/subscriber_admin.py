@@ -13,8 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Table, exists, func, insert, select
-from sqlmodel import Session, SQLModel, col
+from sqlalchemy import exists, func, insert, select
+from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
 from newsletter.editor import get_newsletter
@@ -22,19 +22,13 @@ from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import (
     Newsletter,
     Subscriber,
-    SubscriberEvent,
     Subscription,
     SubscriptionStatus,
     utcnow,
 )
 from newsletter.subscribers import STICKY, clean_name, normalise_email
 from newsletter.suppression import Reason, lift, reason_for
-
-_tables = SQLModel.metadata.tables
-SUB: Table = _tables[Subscriber.__tablename__]  # type: ignore[index]
-S: Table = _tables[Subscription.__tablename__]  # type: ignore[index]
-NL: Table = _tables[Newsletter.__tablename__]  # type: ignore[index]
-EV: Table = _tables[SubscriberEvent.__tablename__]  # type: ignore[index]
+from newsletter.tables import EV, SUB, S
 
 
 @dataclass(frozen=True)

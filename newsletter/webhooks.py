@@ -33,9 +33,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from sqlalchemy import JSON, DateTime, Integer, String, Table, insert, literal, select
+from sqlalchemy import JSON, DateTime, Integer, String, insert, literal, select
 from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session, SQLModel, col
+from sqlmodel import Session, col
 
 from newsletter.config import Settings
 from newsletter.delivery import backoff
@@ -48,6 +48,7 @@ from newsletter.models import (
     WebhookStatus,
     utcnow,
 )
+from newsletter.tables import E, W
 
 EVENT_TYPES: tuple[str, ...] = (
     "delivery.sent",
@@ -64,9 +65,6 @@ USER_AGENT = "newsletter-webhooks/1"
 _URL_MAX = 2000
 _ERROR_MAX = 1000
 
-_tables = SQLModel.metadata.tables
-E: Table = _tables[WebhookEndpoint.__tablename__]  # type: ignore[index]
-W: Table = _tables[WebhookDelivery.__tablename__]  # type: ignore[index]
 
 Executor = Session | Connection
 

@@ -12,6 +12,7 @@ script's GIL):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -20,9 +21,7 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from pathlib import Path
 from types import FrameType
 
@@ -30,12 +29,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
     sys.path.insert(0, str(ROOT))
 
+from newsletter import scratch  # noqa: E402
+from newsletter.scratch import PDEATHSIG, Child, RedisServer  # noqa: E402
+from newsletter.sink import free_port  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 DOMAIN = "bench.example.org"
-# SIGKILL for our children when the benchmark dies without cleaning up (Linux, util-linux)
-PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 SMTP_SINK_PATHS = ("/usr/sbin/smtp-sink", "/usr/local/sbin/smtp-sink")
 
 
@@ -43,107 +44,17 @@ def say(message: str) -> None:
     print(message, flush=True)
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def scratch_database(*, keep: bool = False) -> contextlib.AbstractContextManager[str]:
+    return scratch.scratch_database(PG_ADMIN_URL, prefix="nl_bench", keep=keep, say=say)
 
 
-# ---------------------------------------------------------------- child processes
+def prepare_issue(url: str, *, active: int, unsubscribed: int = 0) -> int:
+    return scratch.prepare_issue(
+        url, active=active, unsubscribed=unsubscribed, domain=DOMAIN, source="bench"
+    )
 
 
-class Child:
-    """A subprocess in a session of its own, so that stopping it takes its whole group."""
-
-    def __init__(
-        self, name: str, argv: list[str], *, env: dict[str, str] | None, workdir: Path
-    ) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.workdir = workdir
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Child:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                PDEATHSIG + self.argv,
-                env=self.env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def _signal_group(self, signum: int) -> None:
-        if self.proc is not None:
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signum)
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait()
-        self._signal_group(signal.SIGKILL)  # anything left in the group (a prefork child)
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-class RedisServer(Child):
-    """A private redis-server on a spare port, no persistence: the shared Redis is not touched."""
-
-    def __init__(self, *, workdir: Path) -> None:
-        self.port = free_port()
-        argv = [
-            "redis-server",
-            "--bind", "127.0.0.1",
-            "--port", str(self.port),
-            "--dir", str(workdir),
-            "--appendonly", "no",
-            "--save", "",
-        ]  # fmt: skip
-        super().__init__("redis", argv, env=None, workdir=workdir)
-        self.url = f"redis://127.0.0.1:{self.port}"
-
-    def start(self) -> RedisServer:
-        import redis
-
-        super().start()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with redis.Redis.from_url(f"{self.url}/0", socket_connect_timeout=1) as client:
-                    if client.ping():
-                        return self
-            except redis.RedisError:
-                pass
-            if not self.running or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start:\n{self.tail()}")
-            time.sleep(0.05)
+__all__ = ["Child", "RedisServer", "free_port"]  # re-exported for deliver.py
 
 
 # ---------------------------------------------------------------- peak RSS
@@ -231,83 +142,6 @@ def cpu_seconds(
 
 
 # ---------------------------------------------------------------- the database
-
-
-@contextmanager
-def scratch_database(admin_url: str = PG_ADMIN_URL, *, keep: bool = False) -> Iterator[str]:
-    """A fresh PostgreSQL database ``nl_bench_<hex>``, dropped WITH (FORCE) at the end."""
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    from newsletter import db
-
-    admin = make_url(admin_url)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"nl_bench_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        db.get_engine(url).dispose()
-        if keep:
-            say(f"database kept: {url}")
-        else:
-            with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def prepare_issue(url: str, *, active: int, unsubscribed: int = 0) -> int:
-    """Migrate; the sample issue (seeds/, ~60 KB of HTML) of a newsletter with ``active``
-    (+ ``unsubscribed``) readers, inserted set-based whatever their number."""
-    import yaml
-    from sqlalchemy import text
-
-    from newsletter import articles, db, seeding
-    from newsletter.models import Newsletter
-
-    db.upgrade(url)
-    spec = yaml.safe_load((seeding.SEEDS_DIR / "newsletter.yaml").read_text(encoding="utf-8"))
-    with db.session_scope(url) as s:
-        imported = articles.import_file(s, seeding.SEEDS_DIR / "articles.yaml")
-        if imported.errors:
-            raise RuntimeError(f"seed articles: {imported.errors}")
-        s.add(Newsletter(**spec["newsletter"]))
-        s.flush()
-        issue = seeding.draft_sample_issue(s)
-        assert issue.id is not None
-        issue_id, newsletter_id = issue.id, issue.newsletter_id
-        s.execute(
-            text(
-                "INSERT INTO subscriber (email, name, attributes, created_at) "
-                "SELECT 'reader' || g || '@' || :domain, 'Reader ' || g, '{}'::json, now() "
-                "FROM generate_series(1, :active) AS g "
-                "UNION ALL "
-                "SELECT 'gone' || g || '@' || :domain, 'Gone ' || g, '{}'::json, now() "
-                "FROM generate_series(1, :unsubscribed) AS g"
-            ),
-            {"domain": DOMAIN, "active": active, "unsubscribed": unsubscribed},
-        )
-        s.execute(
-            text(
-                "INSERT INTO subscription (subscriber_id, newsletter_id, status, consent_at, "
-                "consent_source, created_at, updated_at, unsubscribed_at) "
-                "SELECT id, :newsletter, "
-                "CASE WHEN email LIKE 'gone%' THEN 'unsubscribed' ELSE 'active' END, "
-                "now(), 'bench', now(), now(), "
-                "CASE WHEN email LIKE 'gone%' THEN now() END "
-                "FROM subscriber WHERE email LIKE '%@' || :domain"
-            ),
-            {"newsletter": newsletter_id, "domain": DOMAIN},
-        )
-    # statistics for the bulk-loaded tables, as a live database has them
-    with db.session_scope(url) as s:
-        s.execute(text("ANALYZE subscriber, subscription"))
-    return issue_id
-
-
-# ---------------------------------------------------------------- the SMTP sink
 
 
 def find_smtp_sink() -> str | None:

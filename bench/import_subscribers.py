@@ -13,15 +13,13 @@ an earlier address, so merging is exercised) to a temporary folder, migrates a f
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +28,7 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, no
 
 from sqlmodel import Session  # noqa: E402
 
-from newsletter import csvio, db  # noqa: E402
+from newsletter import csvio, db, scratch  # noqa: E402
 from newsletter.models import Newsletter  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
@@ -63,23 +61,8 @@ def write_csv(path: Path, rows: int) -> None:
             )
 
 
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(PG_ADMIN_URL)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"nl_bench_import_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        db.get_engine(url).dispose()
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def postgres_database() -> contextlib.AbstractContextManager[str]:
+    return scratch.scratch_database(PG_ADMIN_URL, prefix="nl_bench_import", say=say)
 
 
 def timed_import(url: str, path: Path) -> tuple[float, csvio.ImportReport]:

@@ -31,15 +31,13 @@ import os
 import random
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager, suppress
+from contextlib import ExitStack
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
@@ -47,15 +45,12 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import psycopg
-import redis
-import yaml
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
-from newsletter import articles, db, delivery, seeding
+from newsletter import db, delivery, scratch
 from newsletter.config import Settings, get_settings
-from newsletter.models import IssueStatus, Newsletter
+from newsletter.models import IssueStatus
+from newsletter.scratch import Child, RedisServer, scratch_database
 from newsletter.sink import FaultPlan, Received, SMTPSink, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -70,8 +65,6 @@ PLAN: list[tuple[float, str]] = [
     (0.45, "restart redis"),
     (0.55, "kill worker 0"),
 ]
-# SIGKILL for our children when this script dies without cleaning up (Linux, util-linux)
-PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
 
 
 def say(message: str) -> None:
@@ -79,117 +72,6 @@ def say(message: str) -> None:
 
 
 # ---------------------------------------------------------------- child processes
-
-
-class Child:
-    """A subprocess in a session of its own, so that a kill takes its whole process group."""
-
-    def __init__(self, name: str, argv: list[str], *, env: dict[str, str], workdir: Path) -> None:
-        self.name = name
-        self.argv = argv
-        self.env = env
-        self.workdir = workdir
-        self.log_path = workdir / f"{name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.generation = 0
-
-    def start(self) -> None:
-        self.generation += 1
-        with self.log_path.open("ab") as log:
-            log.write(f"--- {self.name} generation {self.generation}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                PDEATHSIG + self.argv,
-                env=self.env,
-                cwd=self.workdir,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def _signal_group(self, signum: int) -> None:
-        if self.proc is not None:
-            with suppress(ProcessLookupError, PermissionError):
-                os.killpg(self.proc.pid, signum)
-
-    def kill(self) -> None:
-        """SIGKILL the process group (the Celery main process and its prefork child)."""
-        self._signal_group(signal.SIGKILL)
-        if self.proc is not None:
-            self.proc.wait()
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._signal_group(signal.SIGKILL)
-                self.proc.wait()
-        self._signal_group(signal.SIGKILL)  # anything left in the group (a prefork child)
-
-    def tail(self, lines: int = 25) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-
-class RedisServer(Child):
-    """redis-server on a spare port with AOF on; restarted on the same port and directory."""
-
-    def __init__(self, *, port: int, env: dict[str, str], workdir: Path) -> None:
-        data = workdir / "redis-data"
-        data.mkdir()
-        argv = [
-            "redis-server",
-            "--bind", "127.0.0.1",
-            "--port", str(port),
-            "--dir", str(data),
-            "--appendonly", "yes",
-            "--appendfsync", "everysec",
-            "--save", "",
-        ]  # fmt: skip
-        super().__init__("redis", argv, env=env, workdir=workdir)
-        self.port = port
-        self.url = f"redis://127.0.0.1:{port}"
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(f"{self.url}/0", socket_connect_timeout=1, socket_timeout=2)
-
-    def start(self) -> None:
-        super().start()
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with self.client() as client:
-                    if client.ping():
-                        return
-            except redis.RedisError:
-                pass
-            if not self.running or time.monotonic() > deadline:
-                raise RuntimeError(f"redis-server did not start:\n{self.tail()}")
-            time.sleep(0.05)
-
-    def dbsize(self) -> int:
-        with self.client() as client:
-            return int(client.dbsize())  # type: ignore[arg-type]
-
-    def restart(self) -> tuple[int, int]:
-        """SIGTERM (Redis flushes the AOF), wait for the exit, start again: keys before, after."""
-        before = self.dbsize()
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(30)
-        self.start()
-        return before, self.dbsize()
 
 
 def celery(*args: str) -> list[str]:
@@ -235,61 +117,10 @@ class CountingSink(SMTPSink):
 # ---------------------------------------------------------------- the database
 
 
-@contextmanager
-def scratch_database(admin_url: str) -> Iterator[str]:
-    """A fresh PostgreSQL database for this run, dropped (WITH (FORCE)) at the end."""
-    admin = make_url(admin_url)
-    conninfo = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"nl_chaos_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    url = admin.set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        db.get_engine(url).dispose()
-        with psycopg.connect(conninfo, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def prepare_issue(url: str, *, active: int, unsubscribed: int) -> int:
-    """The sample issue (seeds/) of a newsletter with ``active`` + ``unsubscribed`` readers."""
-    db.upgrade(url)
-    spec = yaml.safe_load((seeding.SEEDS_DIR / "newsletter.yaml").read_text(encoding="utf-8"))
-    with db.session_scope(url) as s:
-        imported = articles.import_file(s, seeding.SEEDS_DIR / "articles.yaml")
-        if imported.errors:
-            raise RuntimeError(f"seed articles: {imported.errors}")
-        s.add(Newsletter(**spec["newsletter"]))
-        s.flush()
-        issue = seeding.draft_sample_issue(s)
-        assert issue.id is not None
-        issue_id, newsletter_id = issue.id, issue.newsletter_id
-        # set-based: one statement per table whatever N is
-        s.execute(
-            text(
-                "INSERT INTO subscriber (email, name, attributes, created_at) "
-                "SELECT 'reader' || g || '@' || :domain, 'Reader ' || g, '{}'::json, now() "
-                "FROM generate_series(1, :active) AS g "
-                "UNION ALL "
-                "SELECT 'gone' || g || '@' || :domain, 'Gone ' || g, '{}'::json, now() "
-                "FROM generate_series(1, :unsubscribed) AS g"
-            ),
-            {"domain": DOMAIN, "active": active, "unsubscribed": unsubscribed},
-        )
-        s.execute(
-            text(
-                "INSERT INTO subscription (subscriber_id, newsletter_id, status, consent_at, "
-                "consent_source, created_at, updated_at, unsubscribed_at) "
-                "SELECT id, :newsletter, "
-                "CASE WHEN email LIKE 'gone%' THEN 'unsubscribed' ELSE 'active' END, "
-                "now(), 'chaos', now(), now(), "
-                "CASE WHEN email LIKE 'gone%' THEN now() END "
-                "FROM subscriber WHERE email LIKE '%@' || :domain"
-            ),
-            {"newsletter": newsletter_id, "domain": DOMAIN},
-        )
-    return issue_id
+    return scratch.prepare_issue(
+        url, active=active, unsubscribed=unsubscribed, domain=DOMAIN, source="chaos"
+    )
 
 
 def readers(url: str, issue_id: int, status: str) -> set[str]:
@@ -489,7 +320,9 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.keep:
             say(f"logs kept in {workdir}")
-        database_url = stack.enter_context(scratch_database(args.postgres_url))
+        database_url = stack.enter_context(
+            scratch_database(args.postgres_url, prefix="nl_chaos", say=say)
+        )
         t0 = time.monotonic()
         issue_id = prepare_issue(
             database_url, active=args.subscribers, unsubscribed=max(5, args.subscribers // 100)
@@ -504,7 +337,9 @@ def run(args: argparse.Namespace) -> int:
         sink.start()
         stack.callback(sink.stop)
 
-        redis_server = RedisServer(port=free_port(), env=dict(os.environ), workdir=workdir)
+        redis_server = RedisServer(
+            port=free_port(), aof=True, env=dict(os.environ), workdir=workdir
+        )
         children.append(redis_server)
         stack.callback(redis_server.stop)
         redis_server.start()

@@ -26,16 +26,9 @@ from sqlalchemy.engine import make_url
 from newsletter import db, delivery
 from newsletter.config import get_settings
 from newsletter.models import IssueStatus
-from newsletter.sink import Received, SMTPSink, free_port
-from tests.chaos.chaos_send import (
-    Child,
-    RedisServer,
-    celery,
-    ledger,
-    prepare_issue,
-    readers,
-    scratch_database,
-)
+from newsletter.scratch import Child, RedisServer, scratch_database
+from newsletter.sink import Received, SMTPSink
+from tests.chaos.chaos_send import celery, ledger, prepare_issue, readers
 from tests.conftest import PG_ADMIN_URL, require
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +46,7 @@ def postgres_database() -> Iterator[str]:
         psycopg.connect(conninfo.render_as_string(hide_password=False), connect_timeout=3).close()
     except psycopg.Error as exc:
         require("PostgreSQL", str(exc).splitlines()[0])
-    with scratch_database(PG_ADMIN_URL) as url:
+    with scratch_database(PG_ADMIN_URL, prefix="nl_scale") as url:
         yield url
 
 
@@ -61,7 +54,7 @@ def postgres_database() -> Iterator[str]:
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     if shutil.which("redis-server") is None:
         require("redis-server", "no redis-server binary on PATH to start a private Redis")
-    server = RedisServer(port=free_port(), env=dict(os.environ), workdir=tmp_path)
+    server = RedisServer(env=dict(os.environ), workdir=tmp_path)
     server.start()
     yield server
     server.stop()

@@ -741,6 +741,72 @@ def admin_list_tokens() -> None:
     console.print(table)
 
 
+Password = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="NEWSLETTER_NEW_PASSWORD",
+        help="asked for when not given (or read from NEWSLETTER_NEW_PASSWORD)",
+    ),
+]
+
+
+@admin_app.command("create-user")
+def admin_create_user(
+    email: str,
+    password: Password,
+    name: Annotated[str, typer.Option(help="shown in the editor UI")] = "",
+) -> None:
+    """Create an editor account for the web UI at /admin (password hashed with Argon2id)."""
+    from newsletter import editors
+
+    with session() as s:
+        user = editors.create_user(s, email=email, password=password, name=name)
+    console.print(f"editor {user.email} created; sign in at {settings().base_url}/admin/")
+
+
+@admin_app.command("set-password")
+def admin_set_password(email: str, password: Password) -> None:
+    """Give an editor a new password; their open sessions end."""
+    from newsletter import editors
+
+    with session() as s:
+        user = editors.set_password(s, email=email, password=password)
+    console.print(f"password of {user.email} changed; their sessions were ended")
+
+
+@admin_app.command("disable-user")
+def admin_disable_user(
+    email: str, enable: Annotated[bool, typer.Option(help="enable again instead")] = False
+) -> None:
+    """Stop (or, with --enable, allow again) an editor signing in; open sessions end."""
+    from newsletter import editors
+
+    with session() as s:
+        user = editors.set_disabled(s, email=email, disabled=not enable)
+    console.print(f"editor {user.email} {'enabled' if enable else 'disabled'}")
+
+
+@admin_app.command("list-users")
+def admin_list_users() -> None:
+    """List editor accounts."""
+    from newsletter import editors
+
+    table = Table("email", "name", "created", "last sign-in", "disabled")
+    with session() as s:
+        for u in editors.list_users(s):
+            table.add_row(
+                u.email,
+                u.name,
+                f"{u.created_at:%Y-%m-%d %H:%M}",
+                f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "-",
+                f"{u.disabled_at:%Y-%m-%d %H:%M}" if u.disabled_at else "-",
+            )
+    console.print(table)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",

@@ -258,3 +258,33 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
     created_at: datetime = Field(default_factory=utcnow)
     delivered_at: datetime | None = None
+
+
+class EditorUser(SQLModel, table=True):
+    """A person who signs in to the editor UI under /admin (``newsletter admin create-user``).
+
+    ``password_hash`` is an Argon2id hash in PHC form (argon2-cffi): algorithm, parameters and
+    salt travel with it, so raising the cost later re-hashes each password at its next sign-in.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(sa_type=String(320), unique=True, index=True)
+    name: str = ""
+    password_hash: str = Field(sa_type=String(255))
+    created_at: datetime = Field(default_factory=utcnow)
+    last_login_at: datetime | None = None
+    disabled_at: datetime | None = None
+
+
+class EditorSession(SQLModel, table=True):
+    """A signed-in browser: the cookie carries a random token, the table only its SHA-256.
+
+    Signing out (or disabling the user) deletes the row, so a copied cookie stops working at
+    once; ``csrf_token`` is the session's anti-forgery token that every form and fetch sends.
+    """
+
+    id: str = Field(sa_type=String(64), primary_key=True)  # sha256 hex of the cookie's token
+    user_id: int = Field(foreign_key="editoruser.id", index=True)
+    csrf_token: str = Field(sa_type=String(64))
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime

@@ -129,6 +129,17 @@ def start_send(session: Session, *, issue_id: int, size_limit: int) -> SendStart
     return SendStart(issue_id, True, inserted, int(skipped))
 
 
+def recipient_count(session: Session, *, newsletter_id: int) -> int:
+    """How many ledger rows a send would create now: the newsletter's active subscriptions."""
+    return int(
+        session.execute(
+            select(func.count())
+            .select_from(S)
+            .where(S.c.newsletter_id == newsletter_id, S.c.status == SubscriptionStatus.active)
+        ).scalar_one()
+    )
+
+
 def _insert_ledger(session: Session, *, issue_id: int, newsletter_id: int) -> int:
     """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory."""
     source = select(

@@ -202,6 +202,58 @@ def add_section(session: Session, *, issue_id: int, title: str) -> IssueSection:
     return section
 
 
+def _get_section(session: Session, section_id: int) -> IssueSection:
+    section = session.get(IssueSection, section_id)
+    if section is None:
+        raise NotFound(f"no section with id {section_id}")
+    _editable_issue(session, section.issue_id)
+    return section
+
+
+def _issue_sections(session: Session, issue_id: int) -> list[IssueSection]:
+    return list(
+        session.exec(
+            select(IssueSection)
+            .where(IssueSection.issue_id == issue_id)
+            .order_by(col(IssueSection.position))
+        ).all()
+    )
+
+
+def move_section(session: Session, *, section_id: int, position: int) -> IssueSection:
+    """Move a section to a 0-based position among its issue's sections."""
+    section = _get_section(session, section_id)
+    rest = [s for s in _issue_sections(session, section.issue_id) if s.id != section.id]
+    rest.insert(_clamp(position, len(rest)), section)
+    _renumber(rest)
+    session.add_all(rest)
+    session.flush()
+    return section
+
+
+def rename_section(session: Session, *, section_id: int, title: str) -> IssueSection:
+    section = _get_section(session, section_id)
+    if not title.strip():
+        raise InvalidInput("a section needs a title")
+    section.title = title.strip()
+    session.add(section)
+    session.flush()
+    return section
+
+
+def remove_section(session: Session, *, section_id: int) -> None:
+    """Delete a section with its items (the articles stay in the library)."""
+    section = _get_section(session, section_id)
+    for item in _section_items(session, section_id):
+        session.delete(item)
+    session.delete(section)
+    session.flush()
+    rest = _issue_sections(session, section.issue_id)
+    _renumber(rest)
+    session.add_all(rest)
+    session.flush()
+
+
 def section_by_title(session: Session, *, issue_id: int, title: str) -> IssueSection:
     """The section of that title, created at the end if the issue has none yet."""
     found = session.exec(

@@ -16,14 +16,7 @@ _local = threading.local()  # one SMTP connection per worker process (or thread,
 
 def transport() -> SMTPTransport:
     settings = get_settings()
-    config = SMTPConfig(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        starttls=settings.smtp_starttls,
-        timeout=settings.smtp_timeout,
-    )
+    config = SMTPConfig.from_settings(settings)
     current: SMTPTransport | None = getattr(_local, "transport", None)
     if current is None or current.config != config:
         if current is not None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import html
+import io
 import json
 import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -16,9 +17,12 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 import feedparser
 import nh3
 import yaml
+from sqlalchemy import ColumnElement, cast, func, literal
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
-from newsletter.exceptions import InvalidInput, NotFound
+from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import Article, utcnow
 
 ALLOWED_TAGS = frozenset(
@@ -239,17 +243,110 @@ def import_records(session: Session, records: Iterable[Mapping[str, Any]]) -> Im
     return result
 
 
-def list_articles(session: Session, *, search: str | None = None, limit: int = 50) -> list[Article]:
-    """Articles newest published first (undated last), optionally filtered by title."""
+def list_articles(
+    session: Session,
+    *,
+    search: str | None = None,
+    limit: int = 50,
+    section: str | None = None,
+    tag: str | None = None,
+    published_from: date | None = None,
+    published_to: date | None = None,
+    offset: int = 0,
+) -> list[Article]:
+    """Articles newest published first (undated last), optionally filtered by title (contains),
+    section (exact), tag (one of the tags, ignoring case) and publication day (UTC, inclusive)."""
     if limit < 1:
         raise InvalidInput(f"limit must be at least 1, got {limit}")
+    if offset < 0:
+        raise InvalidInput(f"offset must not be negative, got {offset}")
     published = col(Article.published_at)
     query = select(Article).order_by(published.is_(None), published.desc(), col(Article.id).desc())
     if search and search.strip():
         # Escape LIKE wildcards so a search for "100%" means the literal text.
         term = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         query = query.where(col(Article.title).ilike(f"%{term}%", escape="\\"))
-    return list(session.exec(query.limit(limit)).all())
+    if section and section.strip():
+        query = query.where(col(Article.section) == section.strip())
+    if tag and tag.strip():
+        query = query.where(_has_tag(session, tag.strip()))
+    if published_from is not None:
+        query = query.where(published >= _day_start(published_from))
+    if published_to is not None:
+        query = query.where(published < _day_start(published_to + timedelta(days=1)))
+    return list(session.exec(query.offset(offset).limit(limit)).all())
+
+
+def _day_start(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
+    """Whether the article's JSON tag list holds ``tag`` (case folded by the database)."""
+    tags = col(Article.tags)
+    if session.get_bind().dialect.name == "postgresql":
+        values = func.jsonb_array_elements_text(cast(tags, JSONB)).table_valued("value")
+    else:
+        values = func.json_each(tags).table_valued("value")
+    return (
+        sa_select(literal(1))
+        .select_from(values)
+        .where(func.lower(values.c.value) == func.lower(literal(tag)))
+        .exists()
+    )
+
+
+def list_sections(session: Session) -> list[str]:
+    """The distinct sections articles are filed under, sorted."""
+    rows = session.exec(
+        select(Article.section).where(col(Article.section).is_not(None)).distinct()
+    ).all()
+    return sorted((s for s in rows if s), key=str.casefold)
+
+
+def get_article(session: Session, article_id: int) -> Article:
+    article = session.get(Article, article_id)
+    if article is None:
+        raise NotFound(f"no article with id {article_id}")
+    return article
+
+
+def _url_owner(session: Session, url: str) -> Article | None:
+    return session.exec(select(Article).where(Article.url == url)).first()
+
+
+def create_article(session: Session, *, data: Mapping[str, Any]) -> Article:
+    """A new article from a form; a URL already in the library is refused, not merged."""
+    fields = _clean_fields(data)
+    owner = _url_owner(session, fields["url"])
+    if owner is not None:
+        raise InvalidState(
+            f"{fields['url']} is already the URL of article {owner.id} ({owner.title!r}): "
+            "edit that one instead"
+        )
+    article = Article(**fields)
+    session.add(article)
+    session.flush()
+    return article
+
+
+def update_article(session: Session, article_id: int, *, data: Mapping[str, Any]) -> Article:
+    """Change an article; fields absent from ``data`` keep their value. Moving it to a URL that
+    another article has is refused (the URL is an article's identity)."""
+    article = get_article(session, article_id)
+    fields = _clean_fields(data)
+    owner = _url_owner(session, fields["url"])
+    if owner is not None and owner.id != article.id:
+        raise InvalidState(
+            f"{fields['url']} is already the URL of article {owner.id} ({owner.title!r}); "
+            "an article's URL must be unique"
+        )
+    for key, value in fields.items():
+        setattr(article, key, value)
+    article.updated_at = utcnow()
+    session.add(article)
+    session.flush()
+    return article
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -280,16 +377,20 @@ def _read_text(path: Path) -> str:
 
 def _load_data(path: Path) -> Any:
     """Parse a JSON or YAML file, turning parse errors into one-line InvalidInput."""
-    text = _read_text(path)
-    if path.suffix.lower() == ".json":
+    return _parse_data(_read_text(path), path.suffix.lower(), str(path))
+
+
+def _parse_data(text: str, suffix: str, name: str) -> Any:
+    """JSON (``.json``) or YAML text; a parse error is one line of InvalidInput naming ``name``."""
+    if suffix == ".json":
         try:
             return json.loads(text)
         except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+            raise InvalidInput(f"{name}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidInput(f"{path}: invalid YAML{_yaml_where(exc)}") from None
+        raise InvalidInput(f"{name}: invalid YAML{_yaml_where(exc)}") from None
 
 
 def _yaml_where(exc: yaml.YAMLError) -> str:
@@ -309,6 +410,26 @@ def _article_list(data: Any, path: Path) -> list[Any]:
     return data
 
 
+def import_upload(session: Session, content: bytes, filename: str) -> ImportResult:
+    """Import an uploaded file by its name's suffix: a JSON/YAML list of articles, or an
+    RSS/Atom feed (``.xml``, ``.rss``, ``.atom``, or any file feedparser recognises as one)."""
+    name = Path(filename.replace("\\", "/")).name or "upload"
+    suffix = Path(name).suffix.lower()
+    if suffix in DATA_SUFFIXES:
+        try:
+            text = content.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput(
+                f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+            ) from None
+        return import_records(session, _article_list(_parse_data(text, suffix, name), Path(name)))
+    # a stream, never bytes: feedparser would try bytes as a file name before as a document
+    parsed = feedparser.parse(io.BytesIO(content))
+    if suffix not in FEED_SUFFIXES and not parsed.get("version"):
+        raise InvalidInput(f"{name}: not a JSON, YAML or RSS/Atom file")
+    return _import_parsed(session, parsed, name)
+
+
 def _require_feed(path: Path) -> None:
     """Reject a file of unknown type unless feedparser recognises it as a feed."""
     try:
@@ -324,7 +445,11 @@ def _require_feed(path: Path) -> None:
 
 def import_feed(session: Session, source: str) -> ImportResult:
     """Import the entries of an RSS/Atom feed from a file path or an http(s) URL."""
-    parsed = _parse_feed(source)
+    return _import_parsed(session, _parse_feed(source), source)
+
+
+def _import_parsed(session: Session, parsed: Any, source: str) -> ImportResult:
+    """Import the entries feedparser found in ``source`` (named in errors)."""
     entries = list(parsed.get("entries") or [])
     if parsed.get("bozo") and not entries:
         reason = parsed.get("bozo_exception") or "unknown error"

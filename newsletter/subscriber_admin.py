@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, insert, select
+from sqlalchemy import exists, func, insert, literal, select
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
@@ -51,8 +51,11 @@ def search(
     if status is not None and status not in SubscriptionStatus.__members__:
         raise InvalidInput(f"status {status!r} is not one of {', '.join(SubscriptionStatus)}")
     stmt = select(SUB.c.id)
-    if email:
-        stmt = stmt.where(SUB.c.email.contains(email.strip().lower(), autoescape=True))
+    if email and email.strip():
+        # case-insensitive on both databases: addresses keep the case of their local part
+        term = email.strip().replace("/", "//").replace("%", "/%").replace("_", "/_")
+        pattern = func.lower(literal(f"%{term}%"))
+        stmt = stmt.where(func.lower(SUB.c.email).like(pattern, escape="/"))
     if status is not None or newsletter is not None:
         match = [S.c.subscriber_id == SUB.c.id]
         if status is not None:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 import newsletter
-from newsletter.api import archive, bounces, issues, ops, public, subscribers, webhooks
+from newsletter.api import admin, archive, bounces, issues, ops, public, subscribers, webhooks
 from newsletter.api.deps import Dispatcher, celery_dispatch
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
@@ -82,11 +82,15 @@ def create_app(settings: Settings | None = None, *, dispatch: Dispatcher | None 
         app.include_router(router, prefix=API_PREFIX)
     for router in PAGES:
         app.include_router(router)
+    admin.install(app)
     return app
 
 
 def _user_error(code: int) -> Handler:
-    async def handle(_request: Request, exc: Exception) -> Response:
+    async def handle(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, UserError)
+        if admin.is_admin(request):  # the editor UI answers with pages, not JSON
+            return admin.user_error(request, exc, code)
         body: dict[str, object] = {"error": str(exc)}
         headers = None
         if isinstance(exc, QABlocked):
@@ -108,7 +112,7 @@ async def _http_error(_request: Request, exc: Exception) -> Response:
     )
 
 
-async def _validation_error(_request: Request, exc: Exception) -> Response:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     """A malformed request: one readable line in ``error``, pydantic's list in ``detail``."""
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
@@ -116,6 +120,8 @@ async def _validation_error(_request: Request, exc: Exception) -> Response:
     for e in errors:
         where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
         parts.append(f"{where}: {e.get('msg', 'invalid')}")
+    if admin.is_admin(request):  # a form of the editor UI: the message goes back to the page
+        return admin.user_error(request, InvalidInput("; ".join(parts)), 422)
     return JSONResponse(
         {"error": "invalid request: " + "; ".join(parts), "detail": jsonable_encoder(errors)},
         status_code=422,

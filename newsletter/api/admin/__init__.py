@@ -1,0 +1,98 @@
+"""The editor UI under ``/admin``: server-rendered pages for the newsroom.
+
+===========================================  ===============================================
+``/admin/login``, ``POST /admin/logout``     sign in (editor accounts), sign out
+``/admin/``                                  dashboard: newsletters, recent issues, new draft
+``/admin/articles...``                       the article library: search, filters, edit, import
+``/admin/issues/{id}``                       the composer (drafts and scheduled issues)
+``/admin/issues/{id}/sending``               live progress, pause, resume, cancel, resend
+``/admin/subscribers...``                    list, search, filter, add, CSV import and export
+``/admin/static/...``                        the stylesheet and the few scripts (public)
+===========================================  ===============================================
+
+``install(app)`` wires the routers, the static files and the handlers that turn a refused
+request (no session, bad CSRF token) or a domain error into a page instead of JSON.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+
+from newsletter.api.admin import (
+    articles,
+    auth,
+    composer,
+    dashboard,
+    sending,
+    subscribers,
+    views,
+)
+from newsletter.exceptions import RateLimited, UserError
+from newsletter.rendering import TEMPLATES_DIR
+
+PREFIX = "/admin"
+STATIC_DIR = TEMPLATES_DIR / "web" / "admin" / "static"
+ROUTERS = (
+    auth.public,
+    auth.router,
+    dashboard.router,
+    composer.router,
+    sending.router,
+    articles.router,
+    subscribers.router,
+)
+
+
+def install(app: FastAPI) -> None:
+    app.mount(f"{PREFIX}/static", StaticFiles(directory=STATIC_DIR), name="admin-static")
+    for router in ROUTERS:
+        app.include_router(router)
+    app.add_exception_handler(auth.SignInRequired, auth.sign_in_required)
+    app.add_exception_handler(auth.CsrfRejected, auth.csrf_rejected)
+
+
+def is_admin(request: Request) -> bool:
+    return request.url.path == PREFIX or request.url.path.startswith(PREFIX + "/")
+
+
+def _back(request: Request) -> str:
+    """Where the form came from (same site only), else the dashboard."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc and referer.netloc != request.url.netloc:
+        return f"{PREFIX}/"
+    path = referer.path if referer.path.startswith(PREFIX) else f"{PREFIX}/"
+    return path + (f"?{referer.query}" if referer.query else "")
+
+
+def user_error(request: Request, exc: UserError, status: int) -> Response:
+    """A domain error on an editor route: JSON for our scripts, a message on a page otherwise.
+
+    The route's transaction has already been rolled back (the error left it), so redirecting
+    back with the message loses nothing the editor typed into the database.
+    """
+    if views.wants_json(request):
+        headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else {}
+        response = views.json_response({"error": str(exc)}, status=status)
+        response.headers.update(headers)
+        return response
+    if request.method in auth.SAFE_METHODS:
+        request.state.editor = getattr(request.state, "editor", None)
+        return views.render(
+            request, "refused.html.j2", status=status, title="Not possible", message=str(exc)
+        )
+    if request.url.path == f"{PREFIX}/login":
+        request.state.editor = None
+        return views.render(
+            request,
+            "refused.html.j2",
+            status=status,
+            title="Not possible",
+            message=str(exc),
+            back=f"{PREFIX}/login",
+            back_label="Back to sign-in",
+        )
+    return views.redirect(request, _back(request), error=str(exc))

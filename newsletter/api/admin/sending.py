@@ -1,0 +1,80 @@
+"""The sending view: live progress of an issue's send, and the operator's controls.
+
+``sending.js`` polls ``status.json`` (``controls.status``: counts, rate over the last seconds,
+ETA, last errors) once a second while the issue is sending; the page itself works without it.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import Response
+
+from newsletter import controls, editor
+from newsletter.api.admin import views
+from newsletter.api.admin.auth import EditorDep, protected_router
+from newsletter.api.deps import DispatcherDep, SessionDep
+from newsletter.models import IssueStatus
+
+router = protected_router()
+
+
+def _sending_url(issue_id: int) -> str:
+    return f"/admin/issues/{issue_id}/sending"
+
+
+@router.get("/issues/{issue_id}/sending", include_in_schema=False)
+def sending(request: Request, issue_id: int, session: SessionDep) -> Response:
+    outline = editor.load_outline(session, issue_id)
+    if outline.issue.status == IssueStatus.draft:
+        return views.redirect(request, f"/admin/issues/{issue_id}")
+    state = controls.status(session, issue_id=issue_id)
+    return views.render(
+        request,
+        "sending.html.j2",
+        title=f"{outline.newsletter.name} #{outline.issue.number}: {outline.issue.title}",
+        outline=outline,
+        issue=outline.issue,
+        state=state.as_dict(),
+    )
+
+
+@router.get("/issues/{issue_id}/status.json", include_in_schema=False)
+def status_json(issue_id: int, session: SessionDep) -> Response:
+    return views.json_response(controls.status(session, issue_id=issue_id).as_dict())
+
+
+@router.post("/issues/{issue_id}/pause", include_in_schema=False)
+def pause(request: Request, issue_id: int, session: SessionDep, me: EditorDep) -> Response:
+    controls.pause(session, issue_id=issue_id, reason=f"paused by {me.label}")
+    return views.redirect(request, _sending_url(issue_id), notice="Paused.")
+
+
+@router.post("/issues/{issue_id}/resume", include_in_schema=False)
+def resume(
+    request: Request, issue_id: int, session: SessionDep, dispatch: DispatcherDep
+) -> Response:
+    controls.resume(session, issue_id=issue_id)
+    session.commit()
+    dispatch(issue_id)
+    return views.redirect(request, _sending_url(issue_id), notice="Resumed.")
+
+
+@router.post("/issues/{issue_id}/cancel", include_in_schema=False)
+def cancel(request: Request, issue_id: int, session: SessionDep, me: EditorDep) -> Response:
+    count = controls.cancel(session, issue_id=issue_id, reason=f"cancelled by {me.label}")
+    return views.redirect(
+        request, _sending_url(issue_id), notice=f"Cancelled; {count:,} recipients will not get it."
+    )
+
+
+@router.post("/issues/{issue_id}/resend-failed", include_in_schema=False)
+def resend_failed(
+    request: Request, issue_id: int, session: SessionDep, dispatch: DispatcherDep
+) -> Response:
+    count = controls.resend_failed(session, issue_id=issue_id)
+    if count:
+        session.commit()
+        dispatch(issue_id)
+    return views.redirect(
+        request, _sending_url(issue_id), notice=f"{count:,} failed recipients queued again."
+    )

@@ -1,0 +1,70 @@
+// The sending view, live: polls status.json once a second while the issue is sending or paused
+// and updates the figures; when the status itself changes, the page reloads for the right buttons.
+(function () {
+  "use strict";
+  var root = document.getElementById("send-state");
+  if (!root) return;
+  var url = "/admin/issues/" + root.dataset.issueId + "/status.json";
+  var shown = root.dataset.status;
+
+  function set(id, value) {
+    var el = document.getElementById(id);
+    if (el) el.textContent = String(value);
+  }
+
+  function update(s) {
+    var c = s.counts;
+    set("count-sent", c.sent);
+    set("count-failed", c.failed);
+    set("count-pending", c.pending + c.sending);
+    set("count-skipped", c.skipped + c.cancelled);
+    set("state-rate", s.rate);
+    set("state-eta", s.eta_seconds === null ? "–" : Math.round(s.eta_seconds) + " s");
+    set("state-done", s.done);
+    set("state-total", s.total);
+    set("state-pct", s.total ? Math.round((100 * s.done) / s.total) : 0);
+    set("state-reason", s.reason || "");
+    var bar = document.getElementById("state-progress");
+    bar.max = s.total || 1;
+    bar.value = s.done;
+    var list = document.getElementById("last-errors");
+    list.textContent = "";
+    (s.last_errors.length ? s.last_errors : [null]).forEach(function (e) {
+      var li = document.createElement("li");
+      if (e) {
+        var who = document.createElement("strong");
+        who.textContent = e.email;
+        li.appendChild(who);
+        li.appendChild(document.createTextNode(" (" + e.status + "): " + e.response));
+      } else {
+        li.className = "meta";
+        li.textContent = "None.";
+      }
+      list.appendChild(li);
+    });
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { "X-Requested-With": "fetch" } })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (s) {
+        if (!s) return;
+        update(s);
+        if (s.status !== shown) {
+          window.location.reload();
+          return;
+        }
+        if (s.status === "sending" || s.status === "paused" || s.status === "scheduled") {
+          window.setTimeout(poll, 1000);
+        }
+      })
+      .catch(function () { window.setTimeout(poll, 3000); });
+  }
+
+  document.addEventListener("submit", function (event) {
+    var message = event.target.dataset.confirm;
+    if (message && !window.confirm(message)) event.preventDefault();
+  });
+
+  if (shown === "sending" || shown === "paused" || shown === "scheduled") window.setTimeout(poll, 1000);
+})();

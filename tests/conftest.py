@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -30,6 +31,7 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
+from newsletter.sink import SMTPSink
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -125,6 +127,42 @@ def settings(
 def session(settings: Settings) -> Iterator[Session]:
     with Session(db.get_engine(settings.database_url), expire_on_commit=False) as s:
         yield s
+
+
+@contextmanager
+def celery_worker(
+    redis_url: str,
+    redis_db: int,
+    sink: SMTPSink,
+    monkeypatch: pytest.MonkeyPatch,
+    **env: str,
+) -> Iterator[Settings]:
+    """A real Celery worker (threads, in this process) on a flushed Redis database of its own,
+    sending to ``sink``; ``env`` sets more NEWSLETTER_* variables (``batch_size="7"``).
+
+    Yields the settings the worker and the app see; afterwards the Celery app is configured
+    back to the test's own settings.
+    """
+    from celery.contrib.testing.worker import start_worker
+
+    from worker import celery_app
+
+    broker = redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
+    redis.Redis.from_url(broker).flushdb()
+    monkeypatch.setenv("NEWSLETTER_BROKER_URL", broker)
+    monkeypatch.setenv("NEWSLETTER_SMTP_HOST", sink.host)
+    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(sink.port))
+    for key, value in env.items():
+        monkeypatch.setenv(f"NEWSLETTER_{key.upper()}", value)
+    get_settings.cache_clear()
+    current = get_settings()
+    app = celery_app.configure(current)
+    try:
+        with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
+            yield current
+    finally:
+        get_settings.cache_clear()
+        celery_app.configure(get_settings())
 
 
 # ---------------------------------------------------------------- factories

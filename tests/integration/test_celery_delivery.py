@@ -8,16 +8,13 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
-import redis
-from celery.contrib.testing.worker import start_worker
 from sqlmodel import Session, select
 
 from newsletter import delivery
-from newsletter.config import Settings, get_settings
+from newsletter.config import Settings
 from newsletter.models import Delivery, SubscriptionStatus
 from newsletter.sink import SMTPSink
-from tests.conftest import make_issue, make_subscribers
-from worker import celery_app
+from tests.conftest import celery_worker, make_issue, make_subscribers
 
 REDIS_DB = 13  # a database of its own on the shared server, flushed before each test
 
@@ -32,19 +29,9 @@ def sink() -> Iterator[SMTPSink]:
 def worker_settings(
     settings: Settings, redis_url: str, sink: SMTPSink, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
-    broker = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(broker).flushdb()
-    monkeypatch.setenv("NEWSLETTER_BROKER_URL", broker)
-    monkeypatch.setenv("NEWSLETTER_SMTP_HOST", sink.host)
-    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(sink.port))
-    monkeypatch.setenv("NEWSLETTER_BATCH_SIZE", "7")  # several batches and chains for 50
-    get_settings.cache_clear()
-    current = get_settings()
-    app = celery_app.configure(current)
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
+    # a batch size of 7: several batches and chains for 50 recipients
+    with celery_worker(redis_url, REDIS_DB, sink, monkeypatch, batch_size="7") as current:
         yield current
-    get_settings.cache_clear()
-    celery_app.configure(get_settings())
 
 
 def wait_until_sent(settings: Settings, issue_id: int, timeout: float = 60) -> delivery.Progress:

@@ -12,18 +12,16 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-import redis
-from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
 from newsletter import delivery
 from newsletter.api import create_app
-from newsletter.config import Settings, get_settings
+from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.models import Delivery, SubscriberEvent, Subscription, SubscriptionStatus
 from newsletter.sink import Received, SMTPSink
-from tests.conftest import make_issue, make_subscribers
+from tests.conftest import celery_worker, make_issue, make_subscribers
 from tests.integration.public_support import (
     confirm_link,
     form_action,
@@ -32,7 +30,6 @@ from tests.integration.public_support import (
     path_of,
     unique_email,
 )
-from worker import celery_app
 
 REDIS_DB = 9  # a database of its own on the shared server, flushed before each test
 HTTPS_LINK = re.compile(r"<(https://[^>]+)>")
@@ -48,18 +45,8 @@ def sink() -> Iterator[SMTPSink]:
 def worker_settings(
     settings: Settings, redis_url: str, sink: SMTPSink, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
-    broker = redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
-    redis.Redis.from_url(broker).flushdb()
-    monkeypatch.setenv("NEWSLETTER_BROKER_URL", broker)
-    monkeypatch.setenv("NEWSLETTER_SMTP_HOST", sink.host)
-    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(sink.port))
-    get_settings.cache_clear()
-    current = get_settings()
-    app = celery_app.configure(current)
-    with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
+    with celery_worker(redis_url, REDIS_DB, sink, monkeypatch) as current:
         yield current
-    get_settings.cache_clear()
-    celery_app.configure(get_settings())
 
 
 @pytest.fixture

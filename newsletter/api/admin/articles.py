@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import File, Form, Request, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from newsletter import articles
@@ -26,23 +27,6 @@ router = protected_router()
 
 PER_PAGE = 50
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
-FIELDS = (
-    "url",
-    "title",
-    "summary",
-    "bullet",
-    "body_html",
-    "image_url",
-    "image_alt",
-    "image_credit",
-    "author",
-    "section",
-    "tags",
-    "published_at",
-)
-
-Text = Annotated[str, Form(max_length=500_000)]
-Short = Annotated[str, Form(max_length=2000)]
 
 
 def edit_url(article_id: int | None) -> str:
@@ -109,7 +93,7 @@ def article_list(
 def _form_values(article: Article | None) -> dict[str, str]:
     """What the form shows: the article's fields as text (published_at in UTC)."""
     if article is None:
-        return dict.fromkeys(FIELDS, "")
+        return dict.fromkeys(ArticleForm.model_fields, "")
     published = article.published_at
     if published is not None and published.tzinfo is not None:
         published = published.astimezone(UTC)
@@ -163,58 +147,35 @@ def edit_article(request: Request, article_id: int, session: SessionDep) -> Resp
     return _form_page(request, session, articles.get_article(session, article_id))
 
 
-def _record(
-    url: str,
-    title: str,
-    summary: str,
-    bullet: str,
-    body_html: str,
-    image_url: str,
-    image_alt: str,
-    image_credit: str,
-    author: str,
-    section: str,
-    tags: str,
-    published_at: str,
-) -> dict[str, Any]:
-    """The form as an article record; the domain validates and sanitises every field."""
-    return {
-        "url": url,
-        "title": title,
-        "summary": summary,
-        "bullet": bullet,
-        "body_html": body_html,
-        "image_url": image_url,
-        "image_alt": image_alt,
-        "image_credit": image_credit,
-        "author": author,
-        "section": section,
-        "tags": tags,
-        "published_at": published_at.strip(),
-    }
+class ArticleForm(BaseModel):
+    """The article form's fields (the CSRF token and anything else are ignored); the domain
+    validates and sanitises every one of them."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    url: str = Field(max_length=2000)
+    title: str = Field(max_length=2000)
+    summary: str = Field("", max_length=500_000)
+    bullet: str = Field("", max_length=500_000)
+    body_html: str = Field("", max_length=500_000)
+    image_url: str = Field("", max_length=2000)
+    image_alt: str = Field("", max_length=2000)
+    image_credit: str = Field("", max_length=2000)
+    author: str = Field("", max_length=2000)
+    section: str = Field("", max_length=2000)
+    tags: str = Field("", max_length=2000)
+    published_at: str = Field("", max_length=40)
+
+    def record(self) -> dict[str, Any]:
+        return {**self.model_dump(), "published_at": self.published_at.strip()}
+
+
+ArticleFormDep = Annotated[ArticleForm, Form()]
 
 
 @router.post("/articles", include_in_schema=False)
-def create_article(
-    request: Request,
-    session: SessionDep,
-    url: Short,
-    title: Short,
-    summary: Text = "",
-    bullet: Text = "",
-    body_html: Text = "",
-    image_url: Short = "",
-    image_alt: Short = "",
-    image_credit: Short = "",
-    author: Short = "",
-    section: Short = "",
-    tags: Short = "",
-    published_at: Annotated[str, Form(max_length=40)] = "",
-) -> Response:
-    record = _record(
-        url, title, summary, bullet, body_html, image_url, image_alt, image_credit,
-        author, section, tags, published_at,
-    )  # fmt: skip
+def create_article(request: Request, session: SessionDep, form: ArticleFormDep) -> Response:
+    record = form.record()
     try:
         article = articles.create_article(session, data=record)
     except UserError as exc:
@@ -271,26 +232,9 @@ def _result_page(request: Request, result: articles.ImportResult, *, source: str
 
 @router.post("/articles/{article_id}", include_in_schema=False)
 def update_article(
-    request: Request,
-    article_id: int,
-    session: SessionDep,
-    url: Short,
-    title: Short,
-    summary: Text = "",
-    bullet: Text = "",
-    body_html: Text = "",
-    image_url: Short = "",
-    image_alt: Short = "",
-    image_credit: Short = "",
-    author: Short = "",
-    section: Short = "",
-    tags: Short = "",
-    published_at: Annotated[str, Form(max_length=40)] = "",
+    request: Request, article_id: int, session: SessionDep, form: ArticleFormDep
 ) -> Response:
-    record = _record(
-        url, title, summary, bullet, body_html, image_url, image_alt, image_credit,
-        author, section, tags, published_at,
-    )  # fmt: skip
+    record = form.record()
     try:
         articles.update_article(session, article_id, data=record)
     except NotFound:

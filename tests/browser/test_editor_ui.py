@@ -116,7 +116,8 @@ def test_compose_preview_qa_test_send_send_and_sign_out(page: Any, live: Live) -
     test_mail = message_from_bytes(tests[0].data, policy=default_policy)
     assert test_mail["Subject"].startswith("[Test] ")
     assert THEATRE in test_mail.get_body(("html",)).get_content()  # type: ignore[union-attr]
-    screenshot(page, f"composer-{live.settings.database_url.split(':')[0]}.png")
+    database = live.settings.database_url.split(":")[0].split("+")[0]  # sqlite | postgresql
+    screenshot(page, f"composer-{database}.png")
 
     # send to the subscribers: the confirmation names the count, the view reaches 100 %
     with live.session() as s:
@@ -130,7 +131,7 @@ def test_compose_preview_qa_test_send_send_and_sign_out(page: Any, live: Live) -
     assert page.locator("#state-pct").inner_text() == "100"
     assert page.locator("#count-sent").inner_text() == "42"
     assert page.locator("#state-progress").evaluate("p => p.value === p.max")
-    screenshot(page, f"sending-{live.settings.database_url.split(':')[0]}.png")
+    screenshot(page, f"sending-{database}.png")
     with live.session() as s:
         issue = s.get(Issue, issue_id)
         assert issue is not None and issue.status == IssueStatus.sent

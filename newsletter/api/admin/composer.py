@@ -64,8 +64,7 @@ def create_issue(
     return views.redirect(request, composer_url(issue.id or 0), notice="Draft created.")
 
 
-def _qa(session: Session, settings: Settings, issue_id: int) -> editor.QAReport:
-    outline = editor.load_outline(session, issue_id)
+def _qa(settings: Settings, outline: editor.IssueOutline) -> editor.QAReport:
     compiled = rendering.compile_issue(outline) if outline.items else None
     return editor.qa_report(outline, compiled=compiled, size_limit=settings.html_size_limit)
 
@@ -86,7 +85,7 @@ def composer(
         outline=outline,
         issue=outline.issue,
         editable=outline.issue.status == IssueStatus.draft,
-        qa=_qa(session, settings, issue_id),
+        qa=_qa(settings, outline),
         library=library,
         in_issue=in_issue,
         q=q,
@@ -221,7 +220,7 @@ def preview_text(issue_id: int, settings: SettingsDep) -> Response:
 
 @router.get("/issues/{issue_id}/qa.json", include_in_schema=False)
 def qa_json(issue_id: int, session: SessionDep, settings: SettingsDep) -> Response:
-    report = _qa(session, settings, issue_id)
+    report = _qa(settings, editor.load_outline(session, issue_id))
     return views.json_response(
         {
             "ok": report.ok,
@@ -294,7 +293,7 @@ def confirm_send(
         title=f"Send #{outline.issue.number}: {outline.issue.title}",
         outline=outline,
         issue=outline.issue,
-        qa=_qa(session, settings, issue_id),
+        qa=_qa(settings, outline),
         recipients=delivery.recipient_count(session, newsletter_id=outline.newsletter.id or 0),
     )
 

@@ -45,7 +45,6 @@ from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
-from newsletter.gdpr import ERASED_DOMAIN
 from newsletter.messages import message_id
 from newsletter.models import (
     DeliveryStatus,
@@ -53,7 +52,7 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
-from newsletter.subscribers import unsubscribe
+from newsletter.subscribers import ERASED_DOMAIN, unsubscribe
 from newsletter.suppression import Reason, suppress
 from newsletter.tables import EV, SUB, D, I, S
 from newsletter.tokens import Purpose, read_token

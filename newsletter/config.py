@@ -7,6 +7,7 @@ so ``newsletter demo`` runs with no server at all.
 from __future__ import annotations
 
 from functools import lru_cache
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
@@ -118,6 +119,27 @@ class Settings(BaseSettings):
         None, description="when set, GET /metrics needs 'Authorization: Bearer <token>'"
     )
 
+    outbound_allow_networks: str = Field(
+        "",
+        description="comma-separated networks (CIDR) that feed imports and webhooks may reach "
+        "although they are not public, e.g. 10.0.0.0/8; empty: public addresses only",
+    )
+    outbound_connect_timeout: float = Field(
+        5.0, gt=0, le=60, description="seconds to connect for a feed fetch or a webhook POST"
+    )
+    outbound_read_timeout: float = Field(
+        15.0, gt=0, le=300, description="seconds a whole outbound response may take to arrive"
+    )
+    outbound_max_bytes: int = Field(
+        10_000_000, ge=1024, description="largest outbound response read (a feed), in bytes"
+    )
+    outbound_max_redirects: int = Field(
+        3, ge=0, le=10, description="redirects a feed fetch follows, each one checked again"
+    )
+    public_body_limit: int = Field(
+        65_536, ge=1024, description="largest request body the public routes read (413 above)"
+    )
+
     @model_validator(mode="after")
     def _refuse_dev_secret(self) -> Settings:
         if self.environment != "development" and self.secret_key == DEV_SECRET:
@@ -126,6 +148,31 @@ class Settings(BaseSettings):
                 f"(NEWSLETTER_ENVIRONMENT is {self.environment!r})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _https_outside_development(self) -> Settings:
+        # Gmail and Yahoo honour one-click unsubscribe (RFC 8058) only for https URLs, and the
+        # links carry personal tokens: outside development they must not travel in clear text
+        if self.environment != "development" and not self.base_url.startswith("https://"):
+            raise ValueError(
+                f"NEWSLETTER_BASE_URL must be an https:// URL outside development "
+                f"(it is {self.base_url!r}; NEWSLETTER_ENVIRONMENT is {self.environment!r})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _allowed_networks_parse(self) -> Settings:
+        self.allowed_networks  # noqa: B018 - raises ValueError for a malformed network
+        return self
+
+    @property
+    def allowed_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        """``outbound_allow_networks`` parsed: non-public networks outbound fetches may reach."""
+        parts = [p.strip() for p in self.outbound_allow_networks.split(",") if p.strip()]
+        try:
+            return tuple(ip_network(p, strict=False) for p in parts)
+        except ValueError as exc:
+            raise ValueError(f"NEWSLETTER_OUTBOUND_ALLOW_NETWORKS: {exc}") from None
 
     @model_validator(mode="after")
     def _lease_outlasts_one_send(self) -> Settings:

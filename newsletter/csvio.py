@@ -44,10 +44,7 @@ from sqlmodel import Session
 
 from newsletter.editor import get_newsletter
 from newsletter.exceptions import InvalidInput
-from newsletter.models import (
-    SubscriptionStatus,
-    utcnow,
-)
+from newsletter.models import SubscriptionStatus, address_key, utcnow
 from newsletter.subscribers import STICKY, clean_name
 from newsletter.suppression import email_hash, reasons
 from newsletter.tables import EV, NL, SUB, S
@@ -469,7 +466,13 @@ class _Writer:
         if missing:
             now = utcnow()
             rows = [
-                {"email": e, "name": chunk[e].row.name, "attributes": {}, "created_at": now}
+                {
+                    "email": e,
+                    "email_hash": address_key(e),
+                    "name": chunk[e].row.name,
+                    "attributes": {},
+                    "created_at": now,
+                }
                 for e in missing
             ]
             self._insert_rows(SUB, rows)
@@ -478,10 +481,13 @@ class _Writer:
         return people, created
 
     def _select_people(self, emails: list[str]) -> dict[str, _Existing]:
+        keys = {address_key(e): e for e in emails}
         rows = self.session.execute(
-            select(SUB.c.id, SUB.c.email, SUB.c.name).where(self._in(SUB.c.email, emails))
+            select(SUB.c.id, SUB.c.email_hash, SUB.c.name).where(
+                self._in(SUB.c.email_hash, list(keys))
+            )
         ).all()
-        return {r.email: _Existing(r.id, r.name) for r in rows}
+        return {keys[r.email_hash]: _Existing(r.id, r.name) for r in rows}
 
     def _rename(self, chunk: dict[str, _Entry], people: dict[str, _Existing]) -> set[str]:
         renames = [

@@ -31,6 +31,7 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
+from newsletter.suppression import SUPPRESSION
 from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
@@ -113,11 +114,10 @@ def start_send(session: Session, *, issue_id: int, size_limit: int) -> SendStart
         session.rollback()  # someone else started it between our read and our update
         return SendStart(issue_id, False, _count(session, issue_id), 0)
     inserted = _insert_ledger(session, issue_id=issue_id, newsletter_id=issue.newsletter_id)
-    skipped = session.execute(
-        select(func.count())
-        .select_from(S)
-        .where(S.c.newsletter_id == issue.newsletter_id, S.c.status != SubscriptionStatus.active)
+    subscriptions = session.execute(
+        select(func.count()).select_from(S).where(S.c.newsletter_id == issue.newsletter_id)
     ).scalar_one()
+    skipped = int(subscriptions) - inserted  # not active, or suppressed
     session.flush()
     log.info(
         "issue %s: send started, %s recipients (%s not active)",
@@ -129,22 +129,35 @@ def start_send(session: Session, *, issue_id: int, size_limit: int) -> SendStart
     return SendStart(issue_id, True, inserted, int(skipped))
 
 
-def recipient_count(session: Session, *, newsletter_id: int) -> int:
-    """How many ledger rows a send would create now: the newsletter's active subscriptions."""
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(S)
-            .where(S.c.newsletter_id == newsletter_id, S.c.status == SubscriptionStatus.active)
-        ).scalar_one()
+def _recipients(newsletter_id: int, *columns: Any) -> Any:
+    """SELECT ``columns`` over the recipients of a send: the newsletter's active subscriptions
+    whose address is not on the suppression list (however the subscription got there)."""
+    suppressed = exists().where(SUPPRESSION.c.email_hash == SUB.c.email_hash)
+    return (
+        select(*columns)
+        .select_from(S.join(SUB, SUB.c.id == S.c.subscriber_id))
+        .where(
+            S.c.newsletter_id == newsletter_id,
+            S.c.status == SubscriptionStatus.active,
+            ~suppressed,
+        )
     )
+
+
+def recipient_count(session: Session, *, newsletter_id: int) -> int:
+    """How many ledger rows a send would create now (the fill's own query, counted)."""
+    return int(session.execute(_recipients(newsletter_id, func.count())).scalar_one())
 
 
 def _insert_ledger(session: Session, *, issue_id: int, newsletter_id: int) -> int:
     """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory."""
-    source = select(
-        literal(issue_id), S.c.subscriber_id, literal(DeliveryStatus.pending), literal(0)
-    ).where(S.c.newsletter_id == newsletter_id, S.c.status == SubscriptionStatus.active)
+    source = _recipients(
+        newsletter_id,
+        literal(issue_id),
+        S.c.subscriber_id,
+        literal(DeliveryStatus.pending),
+        literal(0),
+    )
     columns = ["issue_id", "subscriber_id", "status", "attempts"]
     dialect = session.get_bind().dialect.name
     stmt: Any

@@ -17,18 +17,15 @@ from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlmodel import Session
-from sqlmodel import select as sm_select
 
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import (
     Subscriber,
     utcnow,
 )
-from newsletter.subscribers import normalise_email
+from newsletter.subscribers import erased_address, find_subscriber_id, is_erased, normalise_email
 from newsletter.suppression import Reason, suppress
 from newsletter.tables import EV, NL, D, I, S
-
-ERASED_DOMAIN = "invalid"  # RFC 2606: never resolves, so nothing is ever delivered there
 
 
 @dataclass(frozen=True)
@@ -60,18 +57,11 @@ def find_subscriber(session: Session, ref: int | str) -> Subscriber:
             address = normalise_email(str(ref))
         except InvalidInput as exc:
             raise NotFound(f"no subscriber {ref!r} ({exc})") from exc
-        subscriber = session.exec(sm_select(Subscriber).where(Subscriber.email == address)).first()
+        found = find_subscriber_id(session, address)
+        subscriber = session.get(Subscriber, found) if found is not None else None
     if subscriber is None:
         raise NotFound(f"no subscriber {ref!r}")
     return subscriber
-
-
-def is_erased(subscriber: Subscriber) -> bool:
-    return subscriber.email == erased_address(subscriber.id or 0)
-
-
-def erased_address(subscriber_id: int) -> str:
-    return f"erased-{subscriber_id}@{ERASED_DOMAIN}"
 
 
 # ---------------------------------------------------------------- export

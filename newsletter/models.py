@@ -6,16 +6,30 @@ SQLite and PostgreSQL. All timestamps are aware UTC.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, event
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.default import DefaultExecutionContext
+from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def address_key(address: str) -> str:
+    """An address's identity: SHA-256 hex of it trimmed and lower-cased.
+
+    ``Reader@Example.com`` and ``reader@example.com`` are one subscriber (most mailboxes ignore
+    the local part's case, and sign-up always matched without it); the suppression list keys
+    addresses the same way, so a join on this value finds a suppressed subscriber in SQL.
+    """
+    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
 
 
 class IssueStatus(StrEnum):
@@ -126,12 +140,30 @@ class RenderedIssue(SQLModel, table=True):
     compiled_at: datetime = Field(default_factory=utcnow)
 
 
+def _email_key_default(context: DefaultExecutionContext) -> str:
+    return address_key(str(context.get_current_parameters()["email"]))  # type: ignore[no-untyped-call]
+
+
 class Subscriber(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(sa_type=String(320), unique=True, index=True)
+    # one identity whatever the case (``address_key``); filled from ``email`` on every write
+    email_hash: str = Field(
+        default="",
+        sa_type=String(64),
+        unique=True,
+        index=True,
+        sa_column_kwargs={"default": _email_key_default},
+    )
     name: str = ""
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+
+
+@event.listens_for(Subscriber, "before_insert")
+@event.listens_for(Subscriber, "before_update")
+def _stamp_email_hash(_mapper: Mapper[Any], _conn: Connection, target: Subscriber) -> None:
+    target.email_hash = address_key(target.email)
 
 
 class Subscription(SQLModel, table=True):

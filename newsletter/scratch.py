@@ -196,12 +196,14 @@ def prepare_issue(url: str, *, active: int, unsubscribed: int = 0, domain: str, 
         issue_id, newsletter_id = issue.id, issue.newsletter_id
         s.execute(
             text(
-                "INSERT INTO subscriber (email, name, attributes, created_at) "
-                "SELECT 'reader' || g || '@' || :domain, 'Reader ' || g, '{}'::json, now() "
+                "INSERT INTO subscriber (email, email_hash, name, attributes, created_at) "
+                "SELECT a, encode(sha256(convert_to(lower(a), 'UTF8')), 'hex'), n, '{}'::json, "
+                "now() FROM ("
+                "SELECT 'reader' || g || '@' || :domain AS a, 'Reader ' || g AS n "
                 "FROM generate_series(1, :active) AS g "
                 "UNION ALL "
-                "SELECT 'gone' || g || '@' || :domain, 'Gone ' || g, '{}'::json, now() "
-                "FROM generate_series(1, :unsubscribed) AS g"
+                "SELECT 'gone' || g || '@' || :domain, 'Gone ' || g "
+                "FROM generate_series(1, :unsubscribed) AS g) AS people"
             ),
             {"domain": domain, "active": active, "unsubscribed": unsubscribed},
         )

@@ -3,8 +3,9 @@
 An admin may set any subscription status explicitly, unlike an import or a sign-up; but moving a
 subscription out of unsubscribed, bounced or complained needs ``reactivate=True``, so that nobody
 re-activates a person who said no by accident. Such a move is recorded as an ``admin`` event and
-lifts the address's bounce/complaint suppression. An address on the suppression list cannot be
-created again through the API (an erased person comes back only by signing up themselves).
+lifts the address's bounce/complaint suppression. Both go through ``subscribers.admit``: an
+address on the suppression list cannot be created again here, and an erased person comes back
+only by signing up and confirming themselves. An erased subscriber cannot be edited.
 """
 
 from __future__ import annotations
@@ -26,8 +27,15 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
-from newsletter.subscribers import STICKY, clean_name, normalise_email
-from newsletter.suppression import Reason, lift, reason_for
+from newsletter.subscribers import (
+    STICKY,
+    Way,
+    admit,
+    clean_name,
+    find_subscriber_id,
+    is_erased,
+    normalise_email,
+)
 from newsletter.tables import EV, SUB, S
 
 
@@ -113,12 +121,10 @@ def create(
     if not newsletters:
         raise InvalidInput("name at least one newsletter")
     ids = [_newsletter_id(session, ref) for ref in newsletters]
-    existing = session.execute(select(SUB.c.id).where(SUB.c.email == address)).scalar()
+    existing = find_subscriber_id(session, address)
     if existing is not None:
         raise InvalidState(f"{address} is already subscriber {existing}")
-    reason = reason_for(session, address)
-    if reason is not None:
-        raise InvalidState(f"{address} is on the suppression list ({reason})")
+    admit(session, address, way=Way.operator)
     subscriber = Subscriber(email=address, name=clean_name(name))
     session.add(subscriber)
     session.flush()
@@ -141,6 +147,8 @@ def update(
 ) -> Subscriber:
     """Change the name, replace the attributes, set statuses per newsletter (slug or id)."""
     subscriber = get(session, subscriber_id)
+    if is_erased(subscriber):
+        raise InvalidState(f"subscriber {subscriber_id} was erased; their record cannot change")
     if name is not None:
         subscriber.name = clean_name(name)
     if attributes is not None:
@@ -159,9 +167,9 @@ def update(
                 f"subscriber {subscriber_id} is {before} on {ref!r}: "
                 "set reactivate to true to subscribe them again"
             )
+        if status == SubscriptionStatus.active:
+            admit(session, subscriber.email, way=Way.operator, override=reactivate)
         _set(session, subscriber_id, nid, before, status, actor)
-        if before in STICKY and status not in STICKY:
-            lift(session, subscriber.email, only=(Reason.bounced, Reason.complained))
     session.flush()
     return subscriber
 

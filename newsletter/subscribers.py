@@ -1,5 +1,12 @@
 """Subscribers and their subscriptions: add, list, status changes; the public life cycle.
 
+One way in: every path that creates or re-activates a subscription (``subscribe`` for the CLI
+and the seed, the admin API and UI in ``subscriber_admin``, the CSV import, ``confirm`` and the
+preference centre) asks ``admission_refusals`` first, which refuses an address on the
+suppression list. A hard bounce or a complaint stays refused unless an operator explicitly
+re-activates the address; someone who had their data erased comes back only through double
+opt-in (a confirmed sign-up lifts the erasure). The ledger fill skips suppressed addresses too.
+
 The public life cycle (sign-up, confirm, unsubscribe, preferences) is what the HTTP pages call;
 each change of a subscription is one guarded ``UPDATE`` (``WHERE status = <what we saw>``), so a
 double click or a replayed link changes nothing twice, and records one ``SubscriberEvent``.
@@ -21,13 +28,14 @@ from sqlmodel import Session, SQLModel, col, func, select
 from newsletter import suppression, webhooks
 from newsletter.consent import consent_text
 from newsletter.editor import get_newsletter
-from newsletter.exceptions import InvalidInput, InvalidLink, NotFound
+from newsletter.exceptions import InvalidInput, InvalidLink, InvalidState, NotFound
 from newsletter.models import (
     Newsletter,
     Subscriber,
     SubscriberEvent,
     Subscription,
     SubscriptionStatus,
+    address_key,
     utcnow,
 )
 from newsletter.tokens import ConfirmData
@@ -51,9 +59,69 @@ def clean_name(name: str) -> str:
     return " ".join("".join(ch if ch.isprintable() else " " for ch in name).split())[:200]
 
 
+class Way(StrEnum):
+    """How a subscription is being made active; decides what the suppression list allows."""
+
+    operator = "operator"  # CLI, seed, admin API and UI: an editor adds or re-activates
+    import_ = "import"  # a CSV file
+    confirm = "confirm"  # a confirmation link: the person proved the mailbox is theirs
+    preferences = "preferences"  # the preference centre's signed link
+
+
+_ADVICE = {
+    suppression.Reason.erased: "they can come back only by signing up again and confirming",
+    suppression.Reason.bounced: "the mailbox bounced; an operator may re-activate it explicitly",
+    suppression.Reason.complained: "they reported spam; an operator may re-activate explicitly",
+}
+
+
+def admission_refusals(
+    session: Session, addresses: Collection[str], *, way: Way, override: bool = False
+) -> dict[str, str]:
+    """{address: why not} for the (normalised) addresses that may not be made active ``way``.
+
+    The one check in front of every subscription that is created or re-activated. An erasure is
+    lifted by a confirmation (double opt-in) and only by one; a bounce or complaint only by an
+    operator's explicit ``override``. Lifting happens here, for the addresses let through.
+    """
+    by_hash = {address_key(a): a for a in addresses}
+    found = suppression.reasons(session, list(by_hash))
+    refused: dict[str, str] = {}
+    for digest, reason in found.items():
+        address = by_hash[digest]
+        if reason == suppression.Reason.erased and way is Way.confirm:
+            suppression.lift(session, address, only=[suppression.Reason.erased])
+        elif reason != suppression.Reason.erased and override and way is Way.operator:
+            suppression.lift(session, address, only=[suppression.Reason(reason)])
+        else:
+            advice = _ADVICE.get(suppression.Reason(reason), "")
+            refused[address] = f"{address} is on the suppression list ({reason}): {advice}"
+    return refused
+
+
+def admit(session: Session, address: str, *, way: Way, override: bool = False) -> None:
+    """Raise ``Suppressed`` when ``address`` may not be made active ``way`` (see above)."""
+    refused = admission_refusals(session, [address], way=way, override=override)
+    if refused:
+        raise Suppressed(refused[address])
+
+
+class Suppressed(InvalidState):
+    """The address is on the suppression list and this way in may not bring it back."""
+
+
+def find_subscriber_id(session: Session, address: str) -> int | None:
+    """The subscriber with this address, whatever its case (the unique ``email_hash``)."""
+    found = session.execute(
+        select(_SUB.c.id).where(_SUB.c.email_hash == address_key(address))
+    ).scalar()
+    return None if found is None else int(found)
+
+
 def get_or_create_subscriber(session: Session, *, email: str, name: str = "") -> Subscriber:
     address = normalise_email(email)
-    subscriber = session.exec(select(Subscriber).where(Subscriber.email == address)).first()
+    found = find_subscriber_id(session, address)
+    subscriber = session.get(Subscriber, found) if found is not None else None
     if subscriber is None:
         subscriber = Subscriber(email=address, name=clean_name(name))
         session.add(subscriber)
@@ -73,9 +141,12 @@ def subscribe(
     status: SubscriptionStatus = SubscriptionStatus.active,
     source: str = "admin",
 ) -> Subscriber:
-    """Add an address to newsletters; an unsubscribed/bounced/complained one stays so."""
+    """Add an address to newsletters; an unsubscribed/bounced/complained one stays so, and a
+    suppressed address (erased, hard-bounced, complained) is refused (``Suppressed``)."""
     if not newsletters:
         raise InvalidInput("name at least one newsletter")
+    if status == SubscriptionStatus.active:
+        admit(session, normalise_email(email), way=Way.operator)
     subscriber = get_or_create_subscriber(session, email=email, name=name)
     for ref in newsletters:
         newsletter = get_newsletter(session, ref)
@@ -99,25 +170,6 @@ def subscribe(
         session.add(sub)
     session.flush()
     return subscriber
-
-
-def set_status(
-    session: Session, *, subscriber_id: int, newsletter_id: int, status: SubscriptionStatus
-) -> Subscription:
-    sub = session.exec(
-        select(Subscription).where(
-            Subscription.subscriber_id == subscriber_id,
-            Subscription.newsletter_id == newsletter_id,
-        )
-    ).first()
-    if sub is None:
-        raise InvalidInput(f"subscriber {subscriber_id} is not on newsletter {newsletter_id}")
-    sub.status, sub.updated_at = status, utcnow()
-    if status == SubscriptionStatus.unsubscribed:
-        sub.unsubscribed_at = utcnow()
-    session.add(sub)
-    session.flush()
-    return sub
 
 
 def list_subscriptions(
@@ -313,26 +365,18 @@ def _insert_ignore(session: Session, table: Table, values: dict[str, Any]) -> No
     session.execute(dialect.insert(table).values(values).on_conflict_do_nothing())
 
 
-def _find_subscriber(session: Session, address: str) -> int | None:
-    exact = session.execute(select(_SUB.c.id).where(_SUB.c.email == address)).scalar()
-    if exact is not None:
-        return int(exact)
-    # the local part keeps its case when normalised; most mailboxes ignore it, so do we
-    folded = session.execute(
-        select(_SUB.c.id)
-        .where(func.lower(_SUB.c.email) == address.lower())
-        .order_by(_SUB.c.id)
-        .limit(1)
-    ).scalar()
-    return None if folded is None else int(folded)
-
-
 def _ensure_subscriber(session: Session, address: str, name: str, now: datetime) -> int:
-    found = _find_subscriber(session, address)
-    if found is None:
-        values = {"email": address, "name": name, "attributes": {}, "created_at": now}
-        _insert_ignore(session, _SUB, values)
-        found = _find_subscriber(session, address)
+    """The subscriber's id; one INSERT ... ON CONFLICT DO NOTHING and one SELECT whether the
+    address is new or known, so a sign-up takes the same work (and time) either way."""
+    values = {
+        "email": address,
+        "email_hash": address_key(address),
+        "name": name,
+        "attributes": {},
+        "created_at": now,
+    }
+    _insert_ignore(session, _SUB, values)
+    found = find_subscriber_id(session, address)
     assert found is not None
     return found
 
@@ -396,16 +440,23 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def _erased(subscriber: Subscriber | None) -> bool:
-    # newsletter.gdpr anonymises an erased subscriber to erased-<id>@invalid, a reserved domain
-    # that email-validator never accepts from anybody
-    return subscriber is None or subscriber.email.rsplit("@", 1)[-1] == "invalid"
+ERASED_DOMAIN = "invalid"  # RFC 2606: never resolves, so nothing is ever delivered there
+
+
+def erased_address(subscriber_id: int) -> str:
+    """What ``gdpr.erase_subscriber`` leaves in place of the address (email-validator never
+    accepts the reserved ``.invalid`` domain from anybody)."""
+    return f"erased-{subscriber_id}@{ERASED_DOMAIN}"
+
+
+def is_erased(subscriber: Subscriber) -> bool:
+    return subscriber.email == erased_address(subscriber.id or 0)
 
 
 def live_subscriber(session: Session, subscriber_id: int) -> Subscriber:
     """The subscriber a personal link names; InvalidLink when they are gone (erased)."""
     subscriber = session.get(Subscriber, subscriber_id)
-    if subscriber is None or _erased(subscriber):
+    if subscriber is None or is_erased(subscriber):
         raise InvalidLink("this link is no longer valid")
     return subscriber
 
@@ -480,15 +531,24 @@ def confirm(
     now = now or utcnow()
     subscriber = live_subscriber(session, data.subscriber_id)
     subs = {s.newsletter_id: s for s in _subscriptions(session, data.subscriber_id)}
+    # a bounced or complained address stays suppressed; an erasure is lifted by this click
+    admitted = not admission_refusals(session, [subscriber.email], way=Way.confirm)
     confirmed, already, refused = [], [], []
     for newsletter_id in data.newsletter_ids:
         sub = subs.get(newsletter_id)
         if sub is not None and sub.status == SubscriptionStatus.active:
             already.append(newsletter_id)
             continue
-        comes_back = sub is not None and (
-            sub.status == SubscriptionStatus.pending
-            or (sub.status == SubscriptionStatus.unsubscribed and _left_before(sub, data.issued_at))
+        comes_back = (
+            admitted
+            and sub is not None
+            and (
+                sub.status == SubscriptionStatus.pending
+                or (
+                    sub.status == SubscriptionStatus.unsubscribed
+                    and _left_before(sub, data.issued_at)
+                )
+            )
         )
         kind = EventKind.confirm if sub and sub.status == "pending" else EventKind.resubscribe
         if comes_back and _activate(
@@ -504,8 +564,7 @@ def confirm(
             confirmed.append(newsletter_id)
         else:
             refused.append(newsletter_id)
-    if confirmed:  # a fresh, proven consent outweighs an earlier erasure request
-        suppression.lift(session, subscriber.email, only=[suppression.Reason.erased])
+    if confirmed:
         webhooks.emit_subscriber(
             session,
             "subscriber.confirmed",
@@ -658,6 +717,13 @@ def _join(
     now: datetime,
 ) -> list[int]:
     """Activate the wanted newsletters that are not active (nor locked) yet."""
+    active = {
+        s.newsletter_id
+        for s in _subscriptions(session, subscriber_id, newsletter_ids)
+        if s.status == SubscriptionStatus.active
+    }
+    if set(newsletter_ids) - active:  # joining something: the suppression list has a say
+        admit(session, live_subscriber(session, subscriber_id).email, way=Way.preferences)
     subs = _ensure_pending(
         session, subscriber_id, newsletter_ids, source="preferences", version=version, now=now
     )

@@ -7,7 +7,6 @@ creating one by hand is refused. The first reason recorded for an address is kep
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Collection
 from enum import StrEnum
 from typing import Any
@@ -17,7 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel
 
-from newsletter.models import Suppression, utcnow
+from newsletter.models import Suppression, address_key, utcnow
 
 SUPPRESSION: Table = SQLModel.metadata.tables[Suppression.__tablename__]  # type: ignore[index]
 
@@ -30,7 +29,7 @@ class Reason(StrEnum):
 
 def email_hash(address: str) -> str:
     """SHA-256 hex of a normalised address (the caller normalises; we only lower-case)."""
-    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+    return address_key(address)
 
 
 def suppress(session: Session | Connection, address: str, reason: Reason) -> str:

@@ -186,7 +186,10 @@ def test_create_refuses_an_existing_or_erased_address(
 
     after = client.post("/api/subscribers", headers=auth, json=body)
     assert after.status_code == 409
-    assert after.json() == {"error": "once@example.org is on the suppression list (erased)"}
+    assert after.json() == {
+        "error": "once@example.org is on the suppression list (erased): "
+        "they can come back only by signing up again and confirming"
+    }
 
 
 def test_patch_changes_name_attributes_and_statuses(

@@ -179,15 +179,17 @@ def cancel(session: Session, *, issue_id: int, reason: str = "cancelled by an op
 
 
 def settle_cancelled(session: delivery.Executor, *, issue_id: int) -> int:
-    """Pending rows of a cancelled issue become ``cancelled`` (also after a batch releases rows)."""
+    """Unsent rows of a cancelled issue become ``cancelled`` at once: pending ones, and ones in
+    ``sending`` (a batch that died holding them, or one still running: it keeps its lease on
+    them, so a message it does hand over is still recorded as sent)."""
     result = session.execute(
         update(D)
         .where(
             D.c.issue_id == issue_id,
-            D.c.status == DeliveryStatus.pending,
+            D.c.status.in_([DeliveryStatus.pending, DeliveryStatus.sending]),
             exists().where(I.c.id == issue_id, I.c.status == IssueStatus.cancelled),
         )
-        .values(status=DeliveryStatus.cancelled, updated_at=utcnow())
+        .values(status=DeliveryStatus.cancelled, updated_at=utcnow(), lease_until=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 

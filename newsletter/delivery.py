@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, exists, func, insert, literal, or_, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
@@ -272,11 +272,19 @@ def _with_recipients(
     return claimed
 
 
+#: rows a claim may still record a result on: in flight, or cancelled while in flight (a
+#: cancel settles rows being sent at once, keeping their lease, so the true outcome of a
+#: message that did leave is still recorded)
+_IN_HAND = (DeliveryStatus.sending, DeliveryStatus.cancelled)
+
+
 def _finish_row(session: Executor, delivery_id: int, lease: str | None, **values: Any) -> bool:
     """Record a result on a row in flight; with ``lease``, only if that claim still holds it."""
-    where = [D.c.id == delivery_id, D.c.status == DeliveryStatus.sending]
+    where = [D.c.id == delivery_id]
     if lease is not None:
-        where.append(D.c.lease_token == lease)
+        where += [D.c.status.in_(_IN_HAND), D.c.lease_token == lease]
+    else:
+        where.append(D.c.status == DeliveryStatus.sending)
     result = session.execute(
         update(D)
         .where(*where)
@@ -322,7 +330,7 @@ _RECORD_SENT = (
     update(D)
     .where(
         D.c.id == bindparam("rid"),
-        D.c.status == DeliveryStatus.sending,
+        D.c.status.in_(_IN_HAND),
         D.c.lease_token == bindparam("lease"),
     )
     .values(
@@ -374,11 +382,16 @@ def record_retry(
         return record_failed(
             session, delivery_id=delivery_id, response=f"gave up: {response}", lease=lease
         )
+    # a row cancelled while in flight stays cancelled rather than waiting for a retry
+    again = case(
+        (D.c.status == DeliveryStatus.cancelled, DeliveryStatus.cancelled.value),
+        else_=DeliveryStatus.pending.value,
+    )
     return _finish_row(
         session,
         delivery_id,
         lease,
-        status=DeliveryStatus.pending,
+        status=again,
         smtp_response=response[:1000],
         next_attempt_at=utcnow() + backoff(attempts, base=base_seconds),
     )

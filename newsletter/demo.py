@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter import db, delivery, previews, seeding
+from newsletter import db, delivery, previews, seeding, sendstart
 from newsletter.config import Settings, get_settings
 from newsletter.embedded import celery_worker
 from newsletter.sink import SMTPSink
@@ -52,12 +52,12 @@ def run_demo(*, on_progress: ProgressHook | None = None, timeout: float = 300.0)
         from worker.tasks import dispatch, tick
 
         app = configure(settings)
+        sendstart.check_signing(settings)  # a DKIM key that cannot sign stops here, in a line
         with celery_worker(app):
             with db.session_scope(settings.database_url) as session:
-                start = delivery.start_send(
-                    session, issue_id=issue_id, size_limit=settings.html_size_limit
+                start = sendstart.start(
+                    settings, session, issue_id=issue_id, dispatch=dispatch.delay
                 )
-            dispatch.delay(issue_id)
             final = _wait(settings, issue_id, tick.delay, on_progress, timeout)
         preview = previews.write_preview(settings, issue_id=issue_id)
         received = len(sink.messages)

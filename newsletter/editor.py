@@ -9,6 +9,7 @@ from urllib.parse import urlparse
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from newsletter import text
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import (
     Article,
@@ -21,6 +22,11 @@ from newsletter.models import (
 
 if TYPE_CHECKING:
     from newsletter.rendering import CompiledIssue
+
+#: longest subject accepted; inboxes show about 60-90 characters, and a header line must fit 998
+SUBJECT_MAX = 200
+TITLE_MAX = 200
+PREHEADER_MAX = 300
 
 
 @dataclass(frozen=True)
@@ -68,9 +74,11 @@ class IssueOutline:
 
 
 def get_newsletter(session: Session, ref: str | int) -> Newsletter:
-    stmt = select(Newsletter).where(
-        Newsletter.id == int(ref) if str(ref).isdigit() else Newsletter.slug == str(ref)
-    )
+    key = str(ref)
+    by_id = key.isascii() and key.isdigit()
+    if by_id and (len(key) > 10 or int(key) > 2_147_483_647):  # beyond any row id
+        raise NotFound(f"no newsletter {ref!r}")
+    stmt = select(Newsletter).where(Newsletter.id == int(key) if by_id else Newsletter.slug == key)
     newsletter = session.exec(stmt).first()
     if newsletter is None:
         raise NotFound(f"no newsletter {ref!r}")
@@ -114,14 +122,16 @@ def create_issue(
     intro_md: str = "",
 ) -> Issue:
     """Create a draft; issues are numbered 1, 2, 3... per newsletter."""
-    if not title.strip():
-        raise InvalidInput("an issue needs a title")
+    title = _title(title)
+    subject = _subject(subject) if subject is not None else None
+    preheader = _preheader(preheader)
+    intro_md = text.multiline(intro_md, field="intro")
     nl = get_newsletter(session, newsletter)
     last = session.exec(select(func.max(Issue.number)).where(Issue.newsletter_id == nl.id)).one()
     issue = Issue(
         newsletter_id=nl.id,  # type: ignore[arg-type]
         number=(last or 0) + 1,
-        title=title.strip(),
+        title=title,
         subject=(subject or None),
         preheader=preheader,
         intro_md=intro_md,
@@ -142,18 +152,36 @@ def update_issue(
 ) -> Issue:
     issue = _editable_issue(session, issue_id)
     if title is not None:
-        if not title.strip():
-            raise InvalidInput("an issue needs a title")
-        issue.title = title.strip()
+        issue.title = _title(title)
     if subject is not None:
-        issue.subject = subject or None  # empty string restores the default subject
+        issue.subject = _subject(subject) or None  # empty string restores the default subject
     if preheader is not None:
-        issue.preheader = preheader
+        issue.preheader = _preheader(preheader)
     if intro_md is not None:
-        issue.intro_md = intro_md
+        issue.intro_md = text.multiline(intro_md, field="intro")
     session.add(issue)
     session.flush()
     return issue
+
+
+def _title(value: str) -> str:
+    if not value.strip():
+        raise InvalidInput("an issue needs a title")
+    return text.one_line(value, field="title", max_length=TITLE_MAX)
+
+
+def _subject(value: str) -> str:
+    return text.one_line(value, field="subject", max_length=SUBJECT_MAX)
+
+
+def _preheader(value: str) -> str:
+    return text.one_line(value, field="preheader", max_length=PREHEADER_MAX)
+
+
+def _section_title(value: str) -> str:
+    if not value.strip():
+        raise InvalidInput("a section needs a title")
+    return text.one_line(value, field="section title", max_length=TITLE_MAX)
 
 
 def load_outline(session: Session, issue_id: int) -> IssueOutline:
@@ -191,12 +219,11 @@ def _renumber(rows: list[IssueSection] | list[IssueItem]) -> None:
 
 def add_section(session: Session, *, issue_id: int, title: str) -> IssueSection:
     _editable_issue(session, issue_id)
-    if not title.strip():
-        raise InvalidInput("a section needs a title")
+    title = _section_title(title)
     count = session.exec(
         select(func.count()).select_from(IssueSection).where(IssueSection.issue_id == issue_id)
     ).one()
-    section = IssueSection(issue_id=issue_id, title=title.strip(), position=count)
+    section = IssueSection(issue_id=issue_id, title=title, position=count)
     session.add(section)
     session.flush()
     return section
@@ -233,9 +260,7 @@ def move_section(session: Session, *, section_id: int, position: int) -> IssueSe
 
 def rename_section(session: Session, *, section_id: int, title: str) -> IssueSection:
     section = _get_section(session, section_id)
-    if not title.strip():
-        raise InvalidInput("a section needs a title")
-    section.title = title.strip()
+    section.title = _section_title(title)
     session.add(section)
     session.flush()
     return section
@@ -395,6 +420,11 @@ def qa_report(
     report = QAReport()
     if not outline.subject.strip():
         report.add("no-subject", "the issue has no subject", blocking=True)
+    _check_one_line(report, "subject", outline.subject, SUBJECT_MAX)
+    _check_one_line(report, "preheader", outline.issue.preheader, PREHEADER_MAX)
+    _check_one_line(report, "title", outline.issue.title, TITLE_MAX)
+    for sec in outline.sections:
+        _check_one_line(report, f"section title {sec.section.title[:40]!r}", sec.section.title, 0)
     if not outline.items:
         report.add("no-items", "the issue has no articles", blocking=True)
     for sec in outline.sections:
@@ -405,6 +435,20 @@ def qa_report(
     if compiled is not None:
         _check_compiled(report, compiled, size_limit)
     return report
+
+
+def _check_one_line(report: QAReport, field: str, value: str, max_length: int) -> None:
+    """Blocks a stored value that would break the message (saved before it was refused)."""
+    if text.has_controls(value):
+        report.add(
+            "control-characters",
+            f"{field} contains a line break or control character",
+            blocking=True,
+        )
+    if max_length and len(value) > max_length:
+        report.add(
+            "too-long", f"{field} is {len(value)} characters; at most {max_length}", blocking=True
+        )
 
 
 def _check_compiled(report: QAReport, compiled: CompiledIssue, size_limit: int) -> None:

@@ -19,6 +19,8 @@ from email.policy import SMTP
 from email.utils import format_datetime, formataddr
 from urllib.parse import quote
 
+import idna
+
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Newsletter, utcnow
 from newsletter.rendering import CompiledIssue, Personaliser
@@ -52,9 +54,28 @@ def _no_newlines(value: str, field: str) -> str:
     return value
 
 
+def address_header(name: str, address: str) -> str:
+    """``Name <address>`` for a header: the name RFC 2047-encoded when it is not ASCII, an
+    internationalised domain in its IDNA form, a non-ASCII local part left as UTF-8 (RFC 6532;
+    the transport sends such a message only over SMTPUTF8)."""
+    address = _no_newlines(address, "address")
+    local, at, domain = address.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            address = f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+        except idna.IDNAError as exc:
+            raise InvalidInput(f"the domain of {address!r} is not valid: {exc}") from None
+    name = " ".join(name.split())
+    if address.isascii():
+        return formataddr((name, address), charset="utf-8")
+    if not name:
+        return address
+    placeholder = "x@x"  # formataddr encodes the name, but refuses a non-ASCII address
+    return formataddr((name, placeholder), charset="utf-8")[: -len(placeholder) - 1] + address + ">"
+
+
 def _to_header(name: str, email: str) -> str:
-    addr = formataddr((" ".join(name.split()), _no_newlines(email, "address")), charset="utf-8")
-    return f"To: {addr}"
+    return f"To: {address_header(name, email)}"
 
 
 def _subject(subject: str) -> str:
@@ -113,7 +134,6 @@ class MessageTemplate:
         msg["From"] = formataddr((newsletter.from_name, newsletter.from_email), charset="utf-8")
         if newsletter.reply_to:
             msg["Reply-To"] = newsletter.reply_to
-        msg["Date"] = format_datetime(utcnow())
         msg["List-Id"] = f"{newsletter.name} {self.list_id}"
         msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         msg["Precedence"] = "bulk"
@@ -134,8 +154,15 @@ class MessageTemplate:
             f"List-Unsubscribe: <{_no_newlines(recipient.unsubscribe_url, 'URL')}>,{CRLF}"
             f" <{_no_newlines(recipient.unsubscribe_mailto, 'mailto')}>"
         )
+        # stamped per message: a copy sent hours after the template was built (a slow,
+        # rate-limited send; a resume; a lease that ran out) must not carry an old date
         personal = CRLF.join(
-            [_to_header(recipient.name, recipient.email), f"Message-ID: {mid}", unsubscribe]
+            [
+                _to_header(recipient.name, recipient.email),
+                f"Date: {format_datetime(utcnow())}",
+                f"Message-ID: {mid}",
+                unsubscribe,
+            ]
         )
         data = b"".join(
             [

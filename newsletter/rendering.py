@@ -67,9 +67,23 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        finalize=_no_controls,
     )
     env.filters["paragraphs"] = _paragraphs
     return env
+
+
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _no_controls(value: Any) -> Any:
+    """Every ``{{ value }}`` without C0 control characters: MJML cannot parse them, and no
+    reader should see them. QA reports the stored value (``editor.qa_report``)."""
+    if isinstance(value, str) and _CONTROLS.search(value):
+        cleaned = _CONTROLS.sub("", value)
+        # removing characters from safe markup leaves it safe
+        return Markup(cleaned) if isinstance(value, Markup) else cleaned  # noqa: S704
+    return value
 
 
 def _paragraphs(text: str) -> list[str]:

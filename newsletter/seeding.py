@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from sqlmodel import Session, select
 
-from newsletter import articles, editor, subscribers
+from newsletter import articles, editor, newsletters, subscribers
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Article, Issue, Newsletter, SubscriptionStatus
 
@@ -43,6 +43,7 @@ def seed(session: Session, *, folder: Path = SEEDS_DIR) -> SeedResult:
 
 
 def _upsert_newsletter(session: Session, data: dict[str, Any]) -> Newsletter:
+    data = newsletters.clean_identity(data)
     newsletter = session.exec(select(Newsletter).where(Newsletter.slug == data["slug"])).first()
     newsletter = newsletter or Newsletter(**data)
     for key, value in data.items():
@@ -55,17 +56,22 @@ def _upsert_newsletter(session: Session, data: dict[str, Any]) -> Newsletter:
 def _seed_subscribers(session: Session, path: Path, newsletter: Newsletter) -> int:
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle))
+    added = 0
     for row in rows:
         status = SubscriptionStatus(row.get("status") or "active")
-        subscribers.subscribe(
-            session,
-            email=row["email"],
-            name=row.get("name", ""),
-            newsletters=[newsletter.slug],
-            status=status,
-            source="seed",
-        )
-    return len(rows)
+        try:
+            subscribers.subscribe(
+                session,
+                email=row["email"],
+                name=row.get("name", ""),
+                newsletters=[newsletter.slug],
+                status=status,
+                source="seed",
+            )
+        except subscribers.Suppressed:
+            continue  # a sample reader who was erased (or bounced) stays out
+        added += 1
+    return added
 
 
 def draft_sample_issue(session: Session, *, folder: Path = SEEDS_DIR) -> Issue:

@@ -24,7 +24,12 @@ from newsletter import controls, delivery, suppression, webhooks
 from newsletter.breaker import CircuitBreaker
 from newsletter.config import Settings
 from newsletter.db import get_engine
-from newsletter.exceptions import InvalidInput, PermanentFailure, TemporaryFailure
+from newsletter.exceptions import (
+    InvalidInput,
+    NewsletterError,
+    PermanentFailure,
+    TemporaryFailure,
+)
 from newsletter.messages import MessageTemplate, Recipient, unsubscribe_mailto
 from newsletter.models import Issue, IssueStatus, Newsletter, RenderedIssue
 from newsletter.ratelimit import THROTTLE_CODES, LimiterUnavailable, RateLimiter, limiter_for
@@ -201,12 +206,13 @@ def run_batch(
         session.commit()  # the lease must be visible before the first message leaves
         result.claimed = len(claimed)
         if claimed:
-            prep = prepared(session, issue_id, settings)
-            run = _Run(settings, prep, transport, limiter, breaker, result)
-            run.generation = _generation(session, issue_id)
-            with _recorder(engine) as conn:
-                run.hooks = webhooks.enabled_events(conn)  # cached; empty: no webhook work
-                run.send_all(session, conn, claimed)
+            prep = _prepare_or_pause(session, issue_id, settings, claimed, result)
+            if prep is not None:
+                run = _Run(settings, prep, transport, limiter, breaker, result)
+                run.generation = _generation(session, issue_id)
+                with _recorder(engine) as conn:
+                    run.hooks = webhooks.enabled_events(conn)  # cached; empty: no webhook work
+                    run.send_all(session, conn, claimed)
     _wrap_up(engine, issue_id, result)
     if result.claimed:  # one line per batch, never per message
         log.info(
@@ -228,6 +234,35 @@ def run_batch(
             },
         )
     return result
+
+
+def _prepare_or_pause(
+    session: Session,
+    issue_id: int,
+    settings: Settings,
+    claimed: list[delivery.Claimed],
+    result: BatchResult,
+) -> _Prepared | None:
+    """The issue's message template, or None after pausing the issue with the reason.
+
+    A message that cannot be built (a subject with a line break stored before that was refused,
+    a DKIM key that cannot sign) fails the same way for every recipient: the rows go back to
+    pending and the issue pauses, its status saying why, instead of every batch crashing while
+    the status still says "sending".
+    """
+    try:
+        return prepared(session, issue_id, settings)
+    except NewsletterError as exc:
+        reason = f"cannot build the message: {exc}"[:1000]
+        delivery.release(
+            session, delivery_ids=[r.delivery_id for r in claimed], lease=claimed[0].lease
+        )
+        paused = controls.trip(session, issue_id=issue_id, reason=reason)
+        session.commit()
+        if paused:
+            log.error("issue %s paused: %s", issue_id, reason, extra={"issue_id": issue_id})
+        result.stopped = True
+        return None
 
 
 @contextmanager
@@ -362,7 +397,9 @@ class _Run:
             )
             result.failed += 1
             _log_failed(self.issue_id, row.delivery_id, exc.response)
-            if is_bad_mailbox(exc.code, exc.response):
+            if exc.code is None:  # refused on our side (no server reply): not the relay's fault
+                self.hook(conn, "delivery.failed", row, mid, exc.response)
+            elif is_bad_mailbox(exc.code, exc.response):
                 delivery.mark_bounced(conn, subscriber_id=row.subscriber_id, issue_id=self.issue_id)
                 suppression.suppress(conn, row.email, suppression.Reason.bounced)
                 self.hook(conn, "delivery.bounced", row, mid, exc.response)
@@ -467,7 +504,7 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
     """The periodic look: due scheduled issues started; expired leases back to pending; idle
     sending issues restarted."""
     with Session(get_engine(settings.database_url)) as session:
-        started = controls.start_due(session, size_limit=settings.html_size_limit)
+        started = _start_due(session, settings)
         session.commit()
         requeued = delivery.requeue_expired(session)
         batches: dict[int, int] = {}
@@ -479,6 +516,17 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
                 batches[issue_id] = chains(ready, settings.batch_size, parallelism)
         session.commit()
     return TickResult(requeued, batches, started)
+
+
+def _start_due(session: Session, settings: Settings) -> list[int]:
+    """Scheduled issues whose time came, unless the DKIM key cannot sign (they wait for a fix)."""
+    try:
+        signer_for(settings)
+    except NewsletterError as exc:
+        if controls.due_issue_ids(session):
+            log.error("scheduled issues not started: %s", exc)
+        return []
+    return controls.start_due(session, size_limit=settings.html_size_limit)
 
 
 def chains(ready: int, batch_size: int, parallelism: int) -> int:

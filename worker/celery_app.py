@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from celery import Celery
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init
 from kombu.entity import Queue
 
 from newsletter.config import Settings, get_settings
@@ -78,6 +79,21 @@ def _configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
 
 
 setup_logging.connect(_configure_logging)
+
+
+def _check_signing(**_: Any) -> None:
+    """A DKIM key that cannot sign stops the worker at start, in one line (not every batch)."""
+    from newsletter.exceptions import NewsletterError
+    from newsletter.sender import signer_for
+
+    try:
+        signer_for(get_settings())
+    except NewsletterError as exc:
+        print(f"error: {exc}", file=sys.stderr)  # before any logging is set up
+        raise SystemExit(1) from None
+
+
+worker_init.connect(_check_signing)
 
 
 configure(get_settings())

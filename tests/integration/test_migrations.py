@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlmodel import SQLModel
 
 import newsletter.models  # noqa: F401 - registers the tables
@@ -56,3 +56,61 @@ def test_every_revision_steps_down_and_up_one_at_a_time(database_url: str) -> No
     for _ in revisions:
         command.upgrade(cfg, "+1")
     command.check(cfg)
+
+
+def test_migration_0007_merges_case_twins_into_the_earliest_and_a_no_wins(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db.downgrade(database_url, "0006")
+    engine = db.get_engine(database_url)
+    now = "2026-01-01 00:00:00+00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO newsletter (id, slug, name, from_name, from_email, postal_address, "
+                "description, website_url, membership_url, brand_color, created_at) VALUES "
+                "(1, 'a', 'A', 'A', 'a@x.org', 'addr', '', '', '', '#000000', :now), "
+                "(2, 'b', 'B', 'B', 'b@x.org', 'addr', '', '', '', '#000000', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO subscriber (id, email, name, attributes, created_at) VALUES "
+                "(1, 'reader@example.org', '', '{}', :now), "
+                "(2, 'Reader@Example.org', 'Rea Der', '{}', :now), "
+                "(3, 'other@example.org', 'Other', '{}', :now)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO subscription (subscriber_id, newsletter_id, status, created_at, "
+                "updated_at, soft_bounces) VALUES "
+                "(1, 1, 'active', :now, :now, 0), (2, 1, 'unsubscribed', :now, :now, 0), "
+                "(2, 2, 'active', :now, :now, 0), (3, 1, 'active', :now, :now, 0)"
+            ),
+            {"now": now},
+        )
+        conn.execute(
+            text(
+                "INSERT INTO subscriberevent (subscriber_id, kind, at, detail) VALUES "
+                "(2, 'signup', :now, '{}')"
+            ),
+            {"now": now},
+        )
+    engine.dispose()
+    db.upgrade(database_url, "head")
+    assert "merged subscriber 2 into 1" in capsys.readouterr().out
+    engine = db.get_engine(database_url)
+    with engine.connect() as conn:
+        people = conn.execute(text("SELECT id, name FROM subscriber ORDER BY id")).all()
+        subs = conn.execute(
+            text("SELECT subscriber_id, newsletter_id, status FROM subscription ORDER BY 1, 2")
+        ).all()
+        events = conn.execute(text("SELECT subscriber_id FROM subscriberevent")).scalars().all()
+    engine.dispose()
+    assert [tuple(p) for p in people] == [(1, "Rea Der"), (3, "Other")]
+    # newsletter 1: the twin had unsubscribed, so the merged subscriber is unsubscribed there
+    assert [tuple(s) for s in subs] == [(1, 1, "unsubscribed"), (1, 2, "active"), (3, 1, "active")]
+    assert events == [1]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -16,12 +17,25 @@ from newsletter import controls, delivery, sender
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
-from newsletter.models import Delivery, DeliveryStatus, Issue, IssueStatus, utcnow
+from newsletter.models import (
+    Delivery,
+    DeliveryStatus,
+    Issue,
+    IssueStatus,
+    RenderedIssue,
+    utcnow,
+)
 from newsletter.sink import FaultPlan, Received, SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers
 
 SIZE = 100_000
+# an ed25519 private key (RFC 8410's example): a valid key that the DKIM signer cannot use
+ED25519_PEM = (
+    b"-----BEGIN PRIVATE KEY-----\n"
+    b"MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
+    b"-----END PRIVATE KEY-----\n"
+)
 
 
 @pytest.fixture(autouse=True)
@@ -362,3 +376,112 @@ def test_the_breaker_ignores_bad_mailboxes_and_a_resumed_issue_starts_afresh(
     )
     assert result.failed == 12 and not result.stopped
     assert _issue(session, issue_id).status == IssueStatus.sent
+
+
+def test_cancel_settles_rows_in_sending_at_once(session: Session, settings: Settings) -> None:
+    issue_id = _started(session, 5)
+    claimed = delivery.claim(session, issue_id=issue_id, limit=3, lease_seconds=300)
+    session.commit()  # a batch holds 3 rows (it may have died holding them)
+    controls.cancel(session, issue_id=issue_id)
+    session.commit()
+    assert _counts(session, issue_id) == {"cancelled": 5}
+    # a message the live batch hands over after the cancel is still recorded as what it is
+    first = claimed[0]
+    assert delivery.record_sent(
+        session,
+        delivery_id=first.delivery_id,
+        message_id="<m@x>",
+        response="250",
+        lease=first.lease,
+    )
+    session.commit()
+    assert _counts(session, issue_id) == {"cancelled": 4, "sent": 1}
+
+
+def test_a_retry_on_a_row_cancelled_in_flight_leaves_it_cancelled(
+    session: Session, settings: Settings
+) -> None:
+    issue_id = _started(session, 1)
+    [row] = delivery.claim(session, issue_id=issue_id, limit=1, lease_seconds=300)
+    controls.cancel(session, issue_id=issue_id)
+    assert delivery.record_retry(
+        session,
+        delivery_id=row.delivery_id,
+        attempts=row.attempts,
+        response="451 later",
+        max_attempts=5,
+        base_seconds=30,
+        lease=row.lease,
+    )
+    session.commit()
+    assert _counts(session, issue_id) == {"cancelled": 1}
+
+
+# ---------------------------------------------------------------- a message that cannot be built
+
+
+def test_a_batch_that_cannot_build_the_message_pauses_the_issue_with_the_reason(
+    session: Session, settings: Settings
+) -> None:
+    issue_id = _started(session, 4)
+    # a subject stored before line breaks were refused on save (the frozen copy is what is sent)
+    session.execute(
+        update(RenderedIssue)
+        .where(col(RenderedIssue.issue_id) == issue_id)
+        .values(subject="Hello\r\nBcc: everyone@example.org")
+    )
+    session.commit()
+    with SMTPSink() as sink:
+        result = sender.run_batch(
+            settings, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
+        )
+    assert result.stopped and result.sent == 0 and not sink.messages
+    issue = _issue(session, issue_id)
+    assert issue.status == IssueStatus.paused
+    assert issue.status_reason is not None
+    assert "cannot build the message" in issue.status_reason
+    assert "line break" in issue.status_reason
+    assert _counts(session, issue_id) == {"pending": 4}  # nothing left in "sending"
+    assert controls.status(session, issue_id=issue_id).as_dict()["reason"] == issue.status_reason
+
+
+def test_a_dkim_key_that_cannot_sign_pauses_the_send_instead_of_crashing_batches(
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    issue_id = _started(session, 2)
+    key = tmp_path / "ed25519.pem"
+    key.write_bytes(ED25519_PEM)
+    monkeypatch.setenv("NEWSLETTER_DKIM_SELECTOR", "s1")
+    monkeypatch.setenv("NEWSLETTER_DKIM_DOMAIN", "news.example.org")
+    monkeypatch.setenv("NEWSLETTER_DKIM_KEY_FILE", str(key))
+    signing = Settings()
+    with SMTPSink() as sink:
+        result = sender.run_batch(
+            signing, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
+        )
+    assert result.stopped and not sink.messages
+    issue = _issue(session, issue_id)
+    assert issue.status == IssueStatus.paused
+    assert "DKIM" in (issue.status_reason or "")
+    assert _counts(session, issue_id) == {"pending": 2}
+
+
+def test_a_non_ascii_address_fails_its_row_clearly_without_tripping_the_breaker(
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_BREAKER_MIN_RESULTS", "1")
+    monkeypatch.setenv("NEWSLETTER_BREAKER_THRESHOLD", "0.1")
+    strict = Settings()
+    fx = make_issue(session)
+    people = make_subscribers(session, fx.newsletter, 3)
+    people[0].email = "pelé@example.org"
+    session.add(people[0])
+    session.commit()
+    delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE)  # type: ignore[arg-type]
+    session.commit()
+    with SMTPSink(smtputf8=False) as plain:
+        _drain(strict, fx.issue.id, plain.port)  # type: ignore[arg-type]
+    assert _counts(session, fx.issue.id) == {"sent": 2, "failed": 1}  # type: ignore[arg-type]
+    failed = session.exec(select(Delivery).where(Delivery.status == "failed")).one()
+    assert "SMTPUTF8" in (failed.smtp_response or "")
+    assert _issue(session, fx.issue.id).status == IssueStatus.sent  # type: ignore[arg-type]

@@ -278,3 +278,50 @@ def test_update_issue_refuses_a_blank_title(session: Session) -> None:
     fx = make_issue(session)
     with pytest.raises(InvalidInput):
         editor.update_issue(session, issue_id=fx.issue.id, title="   ")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- control characters
+
+
+@pytest.mark.parametrize(
+    "bad", ["Hello\r\nBcc: all@example.org", "a\nb", "nul\x00here", "bell\x07"]
+)
+@pytest.mark.parametrize("field", ["title", "subject", "preheader"])
+def test_control_characters_are_refused_when_an_issue_is_saved(
+    session: Session, field: str, bad: str
+) -> None:
+    fx = make_issue(session)
+    with pytest.raises(InvalidInput, match=field):
+        editor.update_issue(session, issue_id=fx.issue.id, **{field: bad})  # type: ignore[arg-type]
+    nl = make_newsletter(session)
+    values = {"title": "A title", field: bad}
+    with pytest.raises(InvalidInput, match=field):
+        editor.create_issue(session, newsletter=nl.slug, **values)  # type: ignore[arg-type]
+
+
+def test_a_tab_is_allowed_in_a_subject(session: Session) -> None:
+    fx = make_issue(session)
+    issue = editor.update_issue(session, issue_id=fx.issue.id, subject="Weekly\tdigest")  # type: ignore[arg-type]
+    assert issue.subject == "Weekly\tdigest"
+
+
+def test_a_subject_longer_than_the_cap_is_refused(session: Session) -> None:
+    fx = make_issue(session)
+    with pytest.raises(InvalidInput, match="at most 200"):
+        editor.update_issue(session, issue_id=fx.issue.id, subject="x" * 201)  # type: ignore[arg-type]
+
+
+def test_section_titles_refuse_line_breaks(session: Session) -> None:
+    fx = make_issue(session)
+    with pytest.raises(InvalidInput, match="section title"):
+        editor.add_section(session, issue_id=fx.issue.id, title="Top\r\nstories")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInput, match="section title"):
+        editor.rename_section(session, section_id=fx.sections[0].id, title="A\nB")  # type: ignore[arg-type]
+
+
+def test_the_intro_keeps_line_breaks_but_refuses_nul(session: Session) -> None:
+    fx = make_issue(session)
+    issue = editor.update_issue(session, issue_id=fx.issue.id, intro_md="One.\n\nTwo.")  # type: ignore[arg-type]
+    assert issue.intro_md == "One.\n\nTwo."
+    with pytest.raises(InvalidInput, match="intro"):
+        editor.update_issue(session, issue_id=fx.issue.id, intro_md="One.\x00")  # type: ignore[arg-type]

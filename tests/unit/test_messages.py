@@ -5,13 +5,14 @@ from __future__ import annotations
 import email
 import email.policy
 import re
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses
 
 import pytest
 from sqlmodel import Session
 
-from newsletter import delivery, editor, sender
+from newsletter import delivery, editor, messages, sender
 from newsletter.config import Settings
 from newsletter.messages import MessageTemplate
 from newsletter.models import Subscriber
@@ -257,3 +258,13 @@ def test_non_ascii_subject_round_trips(session: Session, settings: Settings) -> 
     raw_subject = next(line for line in data.split(b"\r\n") if line.startswith(b"Subject: "))
     assert raw_subject.isascii()
     assert _parse(data)["Subject"] == subject
+
+
+def test_date_is_stamped_when_each_message_is_rendered_not_when_the_template_was_built(
+    session: Session, settings: Settings, started: IssueFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _render(session, settings, started)  # builds and caches the template now
+    later = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
+    monkeypatch.setattr(messages, "utcnow", lambda: later)
+    msg = _parse(_render(session, settings, started, subscriber_id=102)[1])
+    assert msg["Date"].datetime == later  # type: ignore[union-attr]

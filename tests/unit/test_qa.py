@@ -140,3 +140,27 @@ def test_blocked_start_send_leaves_a_draft_without_deliveries(session: Session) 
         select(func.count()).select_from(Delivery).where(Delivery.issue_id == fx.issue.id)
     ).one()
     assert count == 0
+
+
+def test_qa_blocks_a_stored_subject_with_a_line_break(session: Session) -> None:
+    # saved before such subjects were refused on save: QA still stops the send
+    fx = make_issue(session)
+    fx.issue.subject = "Hello\r\nBcc: all@example.org"
+    session.add(fx.issue)
+    session.commit()
+    found = _only(_report(session, fx.issue.id), "control-characters")  # type: ignore[arg-type]
+    assert [f.blocking for f in found] == [True]
+    assert "subject" in found[0].message
+    with pytest.raises(QABlocked):
+        delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+
+
+def test_qa_blocks_a_default_subject_made_from_a_headline_with_a_control_character(
+    session: Session,
+) -> None:
+    fx = make_issue(session)
+    fx.articles[0].title = "Minsk\x07 talks"
+    session.add(fx.articles[0])
+    session.commit()
+    found = _only(_report(session, fx.issue.id), "control-characters")  # type: ignore[arg-type]
+    assert found and found[0].blocking and "subject" in found[0].message

@@ -50,21 +50,56 @@ return 0
 """
 
 
+# the same window, looked at without logging anything (a sign-in limiter logs failures only)
+_LUA_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local window = tonumber(ARGV[2])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then
+  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  return math.max(1, math.ceil((tonumber(oldest[2]) + window - now) / 1000))
+end
+return 0
+"""
+_LUA_ADD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]))
+return 0
+"""
+
+
 class Window(Protocol):
     def hit(self, key: str, *, limit: int, seconds: int) -> int:
         """Log one attempt if fewer than ``limit`` are in the window: 0, else the wait."""
+
+    def peek(self, key: str, *, limit: int, seconds: int) -> int:
+        """0 if fewer than ``limit`` attempts are in the window, else the wait; logs nothing."""
+
+    def add(self, key: str, *, seconds: int) -> None:
+        """Log one attempt, whatever the count."""
 
 
 class RedisWindow:
     def __init__(self, client: redis.Redis, *, prefix: str = "newsletter:signup:") -> None:
         self.prefix = prefix
         self._script = client.register_script(_LUA)
+        self._peek = client.register_script(_LUA_PEEK)
+        self._add = client.register_script(_LUA_ADD)
 
     def hit(self, key: str, *, limit: int, seconds: int) -> int:
         wait = self._script(
             keys=[self.prefix + key], args=[limit, seconds * 1000, uuid.uuid4().hex]
         )
         return int(wait)
+
+    def peek(self, key: str, *, limit: int, seconds: int) -> int:
+        return int(self._peek(keys=[self.prefix + key], args=[limit, seconds * 1000]))
+
+    def add(self, key: str, *, seconds: int) -> None:
+        self._add(keys=[self.prefix + key], args=[seconds * 1000, uuid.uuid4().hex])
 
 
 class MemoryWindow:
@@ -76,15 +111,26 @@ class MemoryWindow:
         self._lock = threading.Lock()
 
     def hit(self, key: str, *, limit: int, seconds: int) -> int:
-        now = self._clock()
         with self._lock:
-            times = self._log.setdefault(key, deque())
-            while times and times[0] <= now - seconds:
-                times.popleft()
-            if len(times) >= limit:
-                return max(1, math.ceil(times[0] + seconds - now))
-            times.append(now)
-            return 0
+            wait = self._wait(key, limit, seconds)
+            if not wait:
+                self._log[key].append(self._clock())
+            return wait
+
+    def peek(self, key: str, *, limit: int, seconds: int) -> int:
+        with self._lock:
+            return self._wait(key, limit, seconds)
+
+    def add(self, key: str, *, seconds: int) -> None:
+        with self._lock:
+            self._log.setdefault(key, deque()).append(self._clock())
+
+    def _wait(self, key: str, limit: int, seconds: int) -> int:
+        now = self._clock()
+        times = self._log.setdefault(key, deque())
+        while times and times[0] <= now - seconds:
+            times.popleft()
+        return max(1, math.ceil(times[0] + seconds - now)) if len(times) >= limit else 0
 
 
 @dataclass
@@ -101,8 +147,7 @@ class SignupLimiter:
 
     def check_address(self, address: str) -> None:
         """Raise RateLimited when this (normalised) address has had its sign-ups."""
-        digest = hashlib.sha256(address.lower().encode("utf-8")).hexdigest()
-        self._check(f"address:{digest}", self.per_address)
+        self._check(f"address:{_address_key(address)}", self.per_address)
 
     def _check(self, key: str, limit: int) -> None:
         if limit <= 0:
@@ -118,6 +163,54 @@ class SignupLimiter:
             )
 
 
+def _address_key(address: str) -> str:
+    return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
+
+
+@dataclass
+class FailureLimiter:
+    """Sign-in attempts: only failures count, per client IP and per (address, IP).
+
+    A successful sign-in costs nothing, and someone who knows an editor's address can use up
+    only their own IP's share for it, never lock the editor out; an IP spraying guesses over
+    many addresses is stopped by its own limit. Checked before the password is verified.
+    """
+
+    window: Window
+    per_ip: int
+    per_address: int
+    seconds: int
+
+    def _keys(self, ip: str | None, address: str) -> list[tuple[str, int]]:
+        who = ip or "-"
+        keys = [(f"address:{_address_key(address)}:ip:{who}", self.per_address)]
+        return keys + ([(f"ip:{ip}", self.per_ip)] if ip else [])
+
+    def check(self, *, ip: str | None, address: str) -> None:
+        """Raise RateLimited when this IP, or this address from this IP, failed too often."""
+        for key, limit in self._keys(ip, address):
+            if limit <= 0:
+                continue
+            try:
+                wait = self.window.peek(key, limit=limit, seconds=self.seconds)
+            except redis.RedisError as exc:
+                log.warning("sign-in limit not checked (Redis: %s)", exc)
+                return
+            if wait:
+                raise RateLimited(
+                    f"too many failed sign-ins; try again in {wait} seconds", retry_after=wait
+                )
+
+    def failed(self, *, ip: str | None, address: str) -> None:
+        """Count one failed attempt against this IP and this (address, IP)."""
+        for key, _limit in self._keys(ip, address):
+            try:
+                self.window.add(key, seconds=self.seconds)
+            except redis.RedisError as exc:
+                log.warning("failed sign-in not counted (Redis: %s)", exc)
+                return
+
+
 def _client(url: str) -> redis.Redis:
     # one quick try: a sign-up must not hang on a Redis that is down (the limit is skipped)
     return redis.Redis.from_url(
@@ -125,10 +218,15 @@ def _client(url: str) -> redis.Redis:
     )
 
 
-def signup_limiter(settings: Settings, *, prefix: str = "newsletter:signup:") -> SignupLimiter:
-    """The limiter for ``settings``: on the shared Redis when there is one, else in process."""
+def window_for(settings: Settings, *, prefix: str) -> Window:
+    """On the shared Redis when there is one, else in process."""
     url = settings.shared_redis_url
-    window: Window = RedisWindow(_client(url), prefix=prefix) if url else MemoryWindow()
+    return RedisWindow(_client(url), prefix=prefix) if url else MemoryWindow()
+
+
+def signup_limiter(settings: Settings, *, prefix: str = "newsletter:signup:") -> SignupLimiter:
+    """The sign-up limiter for ``settings``."""
+    window = window_for(settings, prefix=prefix)
     return SignupLimiter(
         window,
         per_ip=settings.signup_limit_per_ip,

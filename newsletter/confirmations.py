@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import lru_cache
 from typing import Any
@@ -25,7 +25,7 @@ from sqlmodel import Session, col, select
 from newsletter import db, rendering
 from newsletter.config import Settings
 from newsletter.exceptions import PermanentFailure
-from newsletter.messages import domain_of
+from newsletter.messages import address_header, domain_of
 from newsletter.models import Newsletter, Subscription, utcnow
 from newsletter.subscribers import CONFIRMABLE, ConfirmationRequest, live_subscriber
 from newsletter.tokens import make_confirm_token
@@ -135,11 +135,13 @@ def _mime(
     text: str,
     now: datetime | None,
 ) -> Outgoing:
-    msg = EmailMessage(policy=SMTP)  # SMTP: CRLF line ends, headers folded for the wire
+    # SMTP: CRLF line ends, headers folded for the wire; a non-ASCII mailbox name needs UTF-8
+    # headers (RFC 6532), which the transport sends only to a relay offering SMTPUTF8
+    msg = EmailMessage(policy=SMTP if to.isascii() else SMTPUTF8)
     msg["From"] = formataddr((one_line(sender.from_name), sender.from_email), charset="utf-8")
     if sender.reply_to:
         msg["Reply-To"] = one_line(sender.reply_to)
-    msg["To"] = formataddr((name, to), charset="utf-8")
+    msg["To"] = address_header(name, to)
     msg["Subject"] = one_line(subject)
     msg["Date"] = format_datetime(now or utcnow())
     message_id = make_msgid("confirm", domain=domain_of(sender.from_email))

@@ -80,8 +80,10 @@ class SMTPSink:
         folder: Path | None = None,
         faults: FaultPlan | None = None,
         on_message: Callable[[Received], None] | None = None,
+        smtputf8: bool = True,
     ) -> None:
         self.host = host
+        self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531), as modern relays do
         self.port = port or free_port(host)
         self.folder = folder
         self.faults = faults or FaultPlan()
@@ -102,7 +104,11 @@ class SMTPSink:
 
     def start(self) -> SMTPSink:
         self._controller = Controller(
-            _Handler(self), hostname=self.host, port=self.port, data_size_limit=50_000_000
+            _Handler(self),
+            hostname=self.host,
+            port=self.port,
+            data_size_limit=50_000_000,
+            enable_SMTPUTF8=self.smtputf8,
         )
         self._controller.start()
         return self

@@ -8,6 +8,8 @@ import ssl
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
 
+import idna
+
 from newsletter.exceptions import PermanentFailure, TemporaryFailure
 
 if TYPE_CHECKING:
@@ -75,20 +77,26 @@ class SMTPTransport:
 
     def _send_once(self, conn: smtplib.SMTP, envelope_from: str, to: str, data: bytes) -> str:
         conn.ehlo_or_helo_if_needed()
-        code, msg = conn.mail(envelope_from)
-        if code != 250:
-            self._fail(conn, code, msg)
-        code, msg = conn.rcpt(to)
-        if code not in (250, 251):
-            self._fail(conn, code, msg)
-        code, msg = conn.docmd("data")
-        if code != 354:
-            self._fail(conn, code, msg)
-        conn.send(_dot_stuffed(data))
-        code, msg = conn.getreply()  # the server's verdict on the message
-        if code != 250:
-            self._fail(conn, code, msg)
-        return _reply(code, msg)
+        sender, utf8_from = envelope_address(envelope_from)
+        recipient, utf8_to = envelope_address(to)
+        options = _utf8_options(conn, recipient) if utf8_from or utf8_to else []
+        try:
+            code, msg = conn.mail(sender, options)
+            if code != 250:
+                self._fail(conn, code, msg)
+            code, msg = conn.rcpt(recipient)
+            if code not in (250, 251):
+                self._fail(conn, code, msg)
+            code, msg = conn.docmd("data")
+            if code != 354:
+                self._fail(conn, code, msg)
+            conn.send(_dot_stuffed(data))
+            code, msg = conn.getreply()  # the server's verdict on the message
+            if code != 250:
+                self._fail(conn, code, msg)
+            return _reply(code, msg)
+        finally:
+            conn.command_encoding = "ascii"  # SMTPUTF8 lasts one transaction
 
     def _fail(self, conn: smtplib.SMTP, code: int, msg: bytes | str) -> NoReturn:
         if code == 421:  # the server is closing the connection
@@ -118,6 +126,35 @@ class SMTPTransport:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._conn.quit()
             self._drop()
+
+
+def envelope_address(address: str) -> tuple[str, bool]:
+    """(the address for MAIL/RCPT, whether it needs SMTPUTF8).
+
+    An internationalised domain travels as its IDNA (``xn--``) form, which every server takes;
+    only a non-ASCII local part needs the relay's SMTPUTF8 extension (RFC 6531).
+    """
+    local, at, domain = address.rpartition("@")
+    if at and not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError as exc:
+            reason = f"local: the domain of {address!r} is not valid: {exc}"
+            raise PermanentFailure(reason, code=None, response=reason) from None
+        address = f"{local}@{domain}"
+    return address, not address.isascii()
+
+
+def _utf8_options(conn: smtplib.SMTP, recipient: str) -> list[str]:
+    if not conn.has_extn("smtputf8"):
+        # never a bounce (the mailbox may be fine) and never a crash: the row fails, saying why
+        raise PermanentFailure(
+            f"local: the relay does not offer SMTPUTF8, which the non-ASCII address "
+            f"{recipient!r} needs",
+            code=None,
+            response="local: the relay does not offer SMTPUTF8 (non-ASCII address)",
+        )
+    return ["SMTPUTF8", "BODY=8BITMIME"] if conn.has_extn("8bitmime") else ["SMTPUTF8"]
 
 
 def _dot_stuffed(data: bytes) -> bytes:

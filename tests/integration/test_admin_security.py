@@ -27,6 +27,7 @@ from tests.integration.admin_support import (
     Editor,
     csrf_of,
     make_editor,
+    sign_in,
 )
 
 PUBLIC = {"/admin/login"}
@@ -219,6 +220,34 @@ def test_sign_in_is_rate_limited_per_address(settings: Settings, anonymous: Test
         follow_redirects=False,
     )
     assert right.status_code == 429
+
+
+def test_successful_sign_ins_do_not_count_against_the_limit(
+    settings: Settings, anonymous: TestClient
+) -> None:
+    make_editor(settings)
+    for _ in range(LOGIN_PER_ADDRESS + 3):
+        sign_in(anonymous)
+        anonymous.cookies.clear()
+
+
+def test_someone_who_knows_the_address_cannot_lock_the_editor_out(
+    settings: Settings, anonymous: TestClient
+) -> None:
+    make_editor(settings)
+    attacker = TestClient(anonymous.app, base_url="https://testserver", client=("203.0.113.9", 1))
+    with attacker:
+        token = csrf_of(attacker.get("/admin/login").text)
+        for n in range(LOGIN_PER_ADDRESS + 2):
+            answer = attacker.post(
+                "/admin/login",
+                data={"email": EDITOR_EMAIL, "password": f"guess {n}", "csrf_token": token},
+                follow_redirects=False,
+            )
+            if answer.status_code == 401:
+                token = csrf_of(answer.text)
+        assert answer.status_code == 429  # the attacker's IP is stopped for that address
+    sign_in(anonymous)  # the editor, from their own address, still gets in
 
 
 def test_sign_in_never_redirects_off_site(settings: Settings, anonymous: TestClient) -> None:

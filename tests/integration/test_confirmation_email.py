@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from email import message_from_string
+from email.policy import default
 
 import pytest
 from sqlmodel import Session, select
@@ -152,3 +154,40 @@ def test_the_confirmation_mjml_is_compiled_once_per_set_of_newsletters(
     for _ in range(3):
         confirmations.compile_confirmation([nl], valid_days=7)
     assert calls == ["email/confirm.mjml.j2"]
+
+
+def _non_ascii_pending(session: Session) -> ConfirmationRequest:
+    request = pending(session, "Pelé")
+    person = session.get(Subscriber, request.subscriber_id)
+    assert person is not None
+    person.email = "pelé@example.org"
+    session.add(person)
+    session.commit()
+    return request
+
+
+def test_a_non_ascii_address_gets_its_confirmation_over_smtputf8(
+    settings: Settings, session: Session, sink: SMTPSink, transport: SMTPTransport
+) -> None:
+    outcome = confirmations.send_confirmation(
+        settings, _non_ascii_pending(session), transport=transport
+    )
+    assert outcome.startswith("sent <")
+    (received,) = sink.messages
+    assert received.rcpt_tos == ["pelé@example.org"]
+    # RFC 6532: the header carries the address as UTF-8 (the email package reads it from text)
+    message = message_from_string(received.data.decode("utf-8"), policy=default)
+    assert message["To"].addresses[0].addr_spec == "pelé@example.org"
+    assert message["To"].addresses[0].display_name == "Pelé"
+
+
+def test_a_non_ascii_address_is_refused_clearly_by_a_relay_without_smtputf8(
+    settings: Settings, session: Session
+) -> None:
+    request = _non_ascii_pending(session)
+    with SMTPSink(smtputf8=False) as plain:
+        smtp = SMTPTransport(SMTPConfig(host=plain.host, port=plain.port, timeout=5))
+        outcome = confirmations.send_confirmation(settings, request, transport=smtp)
+        smtp.close()
+    assert outcome.startswith("refused:") and "SMTPUTF8" in outcome
+    assert plain.messages == []

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from newsletter.exceptions import TemporaryFailure
+from newsletter.exceptions import PermanentFailure, TemporaryFailure
 from newsletter.sink import FaultPlan, SMTPSink, free_port
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 
@@ -187,3 +187,38 @@ def test_dot_stuffing_delivers_the_message_unchanged(body: bytes) -> None:
         transport.close()
     expected = message if message.endswith(b"\r\n") else message + b"\r\n"
     assert [m.data for m in sink.messages] == [expected, expected]
+
+
+# ---------------------------------------------------------------- non-ASCII addresses
+
+
+def _utf8_message(to: str) -> bytes:
+    return (
+        f"From: weekly@news.example.org\r\nTo: {to}\r\nSubject: Hi\r\n"
+        "Message-ID: <u@news.example.org>\r\n\r\nBody.\r\n"
+    ).encode()
+
+
+def test_a_non_ascii_mailbox_goes_over_smtputf8_when_the_relay_offers_it(sink: SMTPSink) -> None:
+    reply = _transport(sink.port).send(
+        SENDER, "pelé@example.org", _utf8_message("pelé@example.org")
+    )
+    assert reply.startswith("250")
+    assert sink.messages[0].rcpt_tos == ["pelé@example.org"]
+
+
+def test_a_non_ascii_mailbox_fails_permanently_and_clearly_without_smtputf8() -> None:
+    with SMTPSink(smtputf8=False) as plain:
+        transport = _transport(plain.port)
+        with pytest.raises(PermanentFailure, match="SMTPUTF8") as failed:
+            transport.send(SENDER, "pelé@example.org", _utf8_message("pelé@example.org"))
+        assert failed.value.code is None  # our refusal, never read as the mailbox's bounce
+        # the connection is still good for the next (ASCII) recipient
+        assert transport.send(SENDER, "reader1@example.org", _message(1)).startswith("250")
+    assert [m.rcpt_tos for m in plain.messages] == [["reader1@example.org"]]
+
+
+def test_an_internationalised_domain_travels_as_idna_without_smtputf8() -> None:
+    with SMTPSink(smtputf8=False) as plain:
+        _transport(plain.port).send(SENDER, "reader@bücher.example", _message(2))
+    assert plain.messages[0].rcpt_tos == ["reader@xn--bcher-kva.example"]

@@ -29,7 +29,7 @@ from newsletter.editors import SignedIn
 SESSION_COOKIE = "nl_admin"
 LOGIN_COOKIE = "nl_login"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-#: sign-in attempts per window (every attempt counts, right or wrong)
+#: failed sign-ins per window, per client IP and per (address, client IP); successes are free
 LOGIN_PER_IP, LOGIN_PER_ADDRESS, LOGIN_WINDOW = 30, 10, 900
 
 
@@ -172,11 +172,11 @@ def login_form(request: Request, settings: SettingsDep, next: str | None = None)
     return _login_page(request, settings, next_url=_safe_next(next), error=None)
 
 
-def _limiter(request: Request, settings: Settings) -> abuse.SignupLimiter:
-    limiter: abuse.SignupLimiter | None = getattr(request.app.state, "login_limiter", None)
+def _limiter(request: Request, settings: Settings) -> abuse.FailureLimiter:
+    limiter: abuse.FailureLimiter | None = getattr(request.app.state, "login_limiter", None)
     if limiter is None:
-        base = abuse.signup_limiter(settings, prefix="newsletter:login:")
-        limiter = abuse.SignupLimiter(base.window, LOGIN_PER_IP, LOGIN_PER_ADDRESS, LOGIN_WINDOW)
+        window = abuse.window_for(settings, prefix="newsletter:login:")
+        limiter = abuse.FailureLimiter(window, LOGIN_PER_IP, LOGIN_PER_ADDRESS, LOGIN_WINDOW)
         request.app.state.login_limiter = limiter
     return limiter
 
@@ -194,12 +194,13 @@ def login(
     if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
         raise CsrfRejected
     limiter = _limiter(request, settings)
-    limiter.check_ip(request.client.host if request.client else None)
-    limiter.check_address(email.strip().lower())
+    ip = request.client.host if request.client else None
+    limiter.check(ip=ip, address=email)
     with db.session_scope(settings.database_url) as session:
         user = editors.authenticate(session, email=email, password=password)
         token = editors.start_session(session, user) if user is not None else None
     if token is None:
+        limiter.failed(ip=ip, address=email)
         return _login_page(
             request,
             settings,

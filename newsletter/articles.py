@@ -22,6 +22,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
+from newsletter import outbound
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import Article, utcnow
 
@@ -43,9 +44,14 @@ DROPPED_CONTENT_TAGS = frozenset(
 MAX_URL_LENGTH = 2000  # the width of the article.url column
 FEED_SUFFIXES = frozenset({".xml", ".rss", ".atom"})
 DATA_SUFFIXES = frozenset({".json", ".yaml", ".yml"})
+FEED_ACCEPT = {
+    "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8"
+}
 TEXT_FIELDS = ("summary", "bullet", "image_alt", "image_credit", "author", "section")
 # nh3 output always double-quotes attribute values, so this matches a whole <img> tag exactly.
 IMG_TAG = re.compile(r'<img((?:\s+[a-z-]+="[^"]*")*)\s*/?>')
+# lone surrogates (JSON can carry "\ud800") are no text: nh3 and the databases cannot encode them
+NOT_TEXT = re.compile("[\ud800-\udfff]")
 
 
 @dataclass
@@ -81,9 +87,13 @@ def _drop_sourceless_img(match: re.Match[str]) -> str:
     return match.group(0) if re.search(r'\ssrc="', match.group(1)) else ""
 
 
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def plain_text(value: str) -> str:
-    """Strip every tag, unescape entities and collapse whitespace."""
-    return " ".join(html.unescape(nh3.clean(value, tags=set())).split())
+    """Strip every tag, unescape entities, drop control characters and collapse whitespace."""
+    unescaped = html.unescape(nh3.clean(value, tags=set()))
+    return " ".join(_CONTROLS.sub(" ", unescaped).split())
 
 
 def plain_paragraphs(value: str) -> str:
@@ -103,7 +113,14 @@ def _string(data: Mapping[str, Any], key: str) -> str | None:
     # YAML turns `title: 1984` into an int; a bool is never meant as text, though.
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise InvalidInput(f"'{key}' must be a string")
-    return str(value)
+    return _text(str(value), key)
+
+
+def _text(value: str, key: str) -> str:
+    """``value``, unless it holds characters no text has."""
+    if NOT_TEXT.search(value):
+        raise InvalidInput(f"'{key}' contains an unpaired surrogate, which is not text")
+    return value
 
 
 def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
@@ -119,7 +136,10 @@ def _absolute_url(value: str, key: str) -> str:
         raise InvalidInput(f"'{key}' is longer than {MAX_URL_LENGTH} characters")
     if any(ch.isspace() or ord(ch) < 32 for ch in url):
         raise InvalidInput(f"'{key}' contains whitespace or control characters: {url!r}")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        raise InvalidInput(f"'{key}' is not a valid URL: {url!r}") from None
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
         raise InvalidInput(f"'{key}' must be an absolute http(s) URL, got {url!r}")
     return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()))
@@ -158,7 +178,7 @@ def _tags(value: Any) -> list[str]:
         value = value.split(",")
     if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
         raise InvalidInput("'tags' must be a list of strings or a comma-separated string")
-    cleaned = (plain_text(t) for t in value)
+    cleaned = (plain_text(_text(t, "tags")) for t in value)
     return list(dict.fromkeys(t for t in cleaned if t))
 
 
@@ -179,7 +199,10 @@ def _published_at(value: Any) -> datetime | None:
         raise InvalidInput("'published_at' must be an ISO 8601 string or a datetime")
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment there is
+        raise InvalidInput(f"'published_at' is out of range: {value!r}") from None
 
 
 def _clean_fields(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -382,15 +405,18 @@ def _load_data(path: Path) -> Any:
 
 def _parse_data(text: str, suffix: str, name: str) -> Any:
     """JSON (``.json``) or YAML text; a parse error is one line of InvalidInput naming ``name``."""
-    if suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{name}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+    kind = "JSON" if suffix == ".json" else "YAML"
     try:
-        return yaml.safe_load(text)
+        return json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInput(f"{name}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{name}: invalid YAML{_yaml_where(exc)}") from None
+    except RecursionError:
+        raise InvalidInput(f"{name}: invalid {kind}: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:
+        # a value the parser reads but Python refuses: a 5000-digit number, 2024-13-45
+        raise InvalidInput(f"{name}: invalid {kind}: {_one_line(exc)}") from None
 
 
 def _yaml_where(exc: yaml.YAMLError) -> str:
@@ -423,8 +449,7 @@ def import_upload(session: Session, content: bytes, filename: str) -> ImportResu
                 f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
             ) from None
         return import_records(session, _article_list(_parse_data(text, suffix, name), Path(name)))
-    # a stream, never bytes: feedparser would try bytes as a file name before as a document
-    parsed = feedparser.parse(io.BytesIO(content))
+    parsed = parse_feed_bytes(content)
     if suffix not in FEED_SUFFIXES and not parsed.get("version"):
         raise InvalidInput(f"{name}: not a JSON, YAML or RSS/Atom file")
     return _import_parsed(session, parsed, name)
@@ -433,7 +458,7 @@ def import_upload(session: Session, content: bytes, filename: str) -> ImportResu
 def _require_feed(path: Path) -> None:
     """Reject a file of unknown type unless feedparser recognises it as a feed."""
     try:
-        parsed = feedparser.parse(path.read_bytes())
+        parsed = parse_feed_bytes(path.read_bytes())
     except OSError as exc:
         raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
     if not parsed.get("version"):
@@ -443,9 +468,15 @@ def _require_feed(path: Path) -> None:
 # --- feeds -----------------------------------------------------------------------------------
 
 
-def import_feed(session: Session, source: str) -> ImportResult:
-    """Import the entries of an RSS/Atom feed from a file path or an http(s) URL."""
-    return _import_parsed(session, _parse_feed(source), source)
+def import_feed(
+    session: Session, source: str, *, policy: outbound.OutboundPolicy | None = None
+) -> ImportResult:
+    """Import the entries of an RSS/Atom feed from a file path or an http(s) URL.
+
+    A URL is fetched through ``newsletter.outbound`` under ``policy`` (None: its defaults, which
+    reach public addresses only); the edges build it from the settings.
+    """
+    return _import_parsed(session, _parse_feed(source, policy or outbound.OutboundPolicy()), source)
 
 
 def _import_parsed(session: Session, parsed: Any, source: str) -> ImportResult:
@@ -460,15 +491,11 @@ def _import_parsed(session: Session, parsed: Any, source: str) -> ImportResult:
     return import_records(session, [_entry_record(entry) for entry in entries])
 
 
-def _parse_feed(source: str) -> Any:
-    """Let feedparser fetch a URL; read a path ourselves so a missing file is not parsed as XML."""
+def _parse_feed(source: str, policy: outbound.OutboundPolicy) -> Any:
+    """Fetch a URL through the outbound guard, or read a path (a missing file is NotFound)."""
     scheme = urlsplit(source).scheme.lower()
     if scheme in {"http", "https"}:
-        parsed = feedparser.parse(source)
-        status = parsed.get("status")
-        if isinstance(status, int) and status >= 400:
-            raise InvalidInput(f"{source}: HTTP {status}")
-        return parsed
+        return parse_feed_bytes(outbound.fetch(source, policy, headers=FEED_ACCEPT))
     # One-letter "schemes" are Windows drive letters, not URLs.
     if len(scheme) > 1:
         raise InvalidInput(f"{source}: only http(s) URLs and file paths are supported")
@@ -476,9 +503,16 @@ def _parse_feed(source: str) -> Any:
     if not path.is_file():
         raise NotFound(f"{source}: no such file")
     try:
-        return feedparser.parse(path.read_bytes())
+        return parse_feed_bytes(path.read_bytes())
     except OSError as exc:
         raise InvalidInput(f"{source}: cannot read ({exc.strerror})") from None
+
+
+def parse_feed_bytes(data: bytes) -> Any:
+    """feedparser's reading of a document (it reports, never raises, what it cannot read).
+    Always a stream: given bytes or a string, feedparser opens the file or fetches the URL
+    they name, and it must never reach anything by itself."""
+    return feedparser.parse(io.BytesIO(data))
 
 
 def _one_line(reason: object) -> str:
@@ -536,7 +570,10 @@ def _entry_image(entry: Mapping[str, Any], link: str) -> dict[str, Any]:
     url = _first_image_url(entry)
     if not url:
         return {}
-    image: dict[str, Any] = {"image_url": urljoin(link, url)}
+    try:
+        image: dict[str, Any] = {"image_url": urljoin(link, url)}
+    except ValueError:  # a malformed link or URL: validation refuses it as it stands
+        image = {"image_url": url}
     credits = entry.get("media_credit") or []
     if credits and credits[0].get("content"):
         image["image_credit"] = credits[0]["content"]

@@ -1,7 +1,8 @@
 """Outgoing webhooks: signed POSTs to the URLs an admin registered, retried with backoff.
 
 - ``register`` / ``list_endpoints`` / ``delete`` manage ``WebhookEndpoint`` rows; a URL must be
-  http(s) with a host and no credentials, and every event must be one of ``EVENT_TYPES``.
+  http(s) with a host and no credentials, its host must resolve to public addresses only (or
+  ones the ``OutboundPolicy`` allows), and every event must be one of ``EVENT_TYPES``.
 - ``emit`` inserts one ``WebhookDelivery`` row per active endpoint that wants the event, in the
   caller's transaction (a Session, or the sender's autocommit Connection). Which events have an
   endpoint is cached per process for ``CACHE_SECONDS``, so emitting with no endpoint registered
@@ -9,7 +10,8 @@
 - ``due_ids`` (the periodic tick) claims rows whose time came; ``deliver`` makes one signed POST
   and records the attempt: a 2xx delivers it, anything else (a status, a timeout, a refused
   connection) schedules the next attempt with exponential backoff and jitter, until
-  ``webhook_max_attempts``, then the row is failed. Redirects are not followed.
+  ``webhook_max_attempts``, then the row is failed. Redirects are not followed. The POST goes
+  through ``newsletter.outbound``, so the host is vetted again at delivery (DNS can change).
 
 Every POST carries ``X-Newsletter-Event``, ``X-Newsletter-Delivery`` (the row id: the same on
 every retry, so receivers can deduplicate), ``X-Newsletter-Timestamp`` (Unix seconds) and
@@ -25,10 +27,8 @@ import json
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 from urllib.parse import urlsplit
@@ -48,6 +48,8 @@ from newsletter.models import (
     WebhookStatus,
     utcnow,
 )
+from newsletter.outbound import NOT_ALLOWED, AddressNotAllowed, OutboundPolicy, vet_url
+from newsletter.outbound import request as outbound_request
 from newsletter.tables import E, W
 
 EVENT_TYPES: tuple[str, ...] = (
@@ -72,8 +74,9 @@ Executor = Session | Connection
 # ---------------------------------------------------------------- endpoints
 
 
-def check_url(url: str) -> str:
-    """The URL as given, or InvalidInput saying what is wrong with it."""
+def check_url(url: str, policy: OutboundPolicy) -> str:
+    """The URL as given, or InvalidInput saying what is wrong with it (a host that does not
+    resolve to addresses the policy permits, too)."""
     if not url or len(url) > _URL_MAX:
         raise InvalidInput(f"webhook URL must be 1 to {_URL_MAX} characters")
     if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
@@ -89,6 +92,10 @@ def check_url(url: str) -> str:
         raise InvalidInput(f"webhook URL {url!r} has no host")
     if parts.username is not None or parts.password is not None:
         raise InvalidInput(f"webhook URL {url!r} must not contain credentials")
+    try:
+        vet_url(url, policy)
+    except AddressNotAllowed:
+        raise InvalidInput(f"webhook URL {url!r}: {NOT_ALLOWED}") from None
     return url
 
 
@@ -104,10 +111,12 @@ def check_events(events: Sequence[str]) -> list[str]:
     return [e for e in EVENT_TYPES if e in events]
 
 
-def register(session: Session, url: str, events: Sequence[str]) -> WebhookEndpoint:
+def register(
+    session: Session, url: str, events: Sequence[str], *, policy: OutboundPolicy
+) -> WebhookEndpoint:
     """A new endpoint with a random secret (the caller shows it once)."""
     endpoint = WebhookEndpoint(
-        url=check_url(url.strip()),
+        url=check_url(url.strip(), policy),
         events=check_events(events),
         secret="whsec_" + secrets.token_urlsafe(32),
     )
@@ -287,31 +296,28 @@ class WebhookClient(Protocol):
     def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> tuple[int, str]:
-        """(status code, start of the response body); OSError when no response came."""
+        """(status code, start of the response body); OSError or InvalidInput when no response
+        came or the URL was refused."""
         ...
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *_args: Any, **_kwargs: Any) -> None:
-        return None  # a 3xx is an answer, not a hop: the signature was made for this URL
+class GuardedClient:
+    """POSTs through ``newsletter.outbound``: the host vetted again, no proxies, no redirects (a
+    3xx is an answer, not a hop: the signature was made for this URL)."""
 
-
-class UrllibClient:
-    """POSTs with the standard library (no proxies from the environment, no redirects)."""
-
-    def __init__(self) -> None:
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect)
+    def __init__(self, policy: OutboundPolicy) -> None:
+        self.policy = policy
 
     def post(
         self, url: str, body: bytes, headers: Mapping[str, str], timeout: float
     ) -> tuple[int, str]:
-        request = urllib.request.Request(url, data=body, headers=dict(headers), method="POST")  # noqa: S310 - check_url allows http(s) only
-        try:
-            with self._opener.open(request, timeout=timeout) as response:
-                return int(response.status), response.read(_ERROR_MAX).decode("utf-8", "replace")
-        except urllib.error.HTTPError as exc:
-            with exc:
-                return int(exc.code), exc.read(_ERROR_MAX).decode("utf-8", "replace")
+        """One POST that may take ``timeout`` seconds in all (``webhook_timeout``)."""
+        connect = min(self.policy.connect_timeout, timeout)
+        policy = replace(self.policy, connect_timeout=connect, read_timeout=timeout)
+        response = outbound_request(
+            "POST", url, policy, body=body, headers=headers, truncate_at=_ERROR_MAX
+        )
+        return response.status, response.body.decode("utf-8", "replace")
 
 
 @dataclass(frozen=True)
@@ -343,10 +349,13 @@ def deliver(
     *,
     settings: Settings,
     client: WebhookClient | None = None,
+    policy: OutboundPolicy | None = None,
 ) -> Attempt | None:
     """One signed POST of a pending delivery, recorded on its row (the caller commits).
 
-    None when the row is gone (its endpoint was deleted) or no longer pending.
+    The POST goes through ``client``, by default a ``GuardedClient`` under ``policy`` (default:
+    the one ``settings`` describe). None when the row is gone (its endpoint was deleted) or no
+    longer pending.
     """
     row = session.get(WebhookDelivery, webhook_delivery_id, populate_existing=True)
     if row is None or row.status != WebhookStatus.pending:
@@ -372,12 +381,13 @@ def deliver(
     code: int | None = None
     error: str | None = None
     try:
-        code, text = (client or UrllibClient()).post(
-            endpoint.url, body, headers, settings.webhook_timeout
-        )
+        poster = client or GuardedClient(policy or OutboundPolicy.from_settings(settings))
+        code, text = poster.post(endpoint.url, body, headers, settings.webhook_timeout)
         if not 200 <= code < 300:
             error = f"HTTP {code}: {text}".strip()[:_ERROR_MAX]
-    except (OSError, ValueError) as exc:  # refused, timed out, DNS, TLS, malformed reply
+    except InvalidInput as exc:  # the guard: a refused address, no answer, a malformed URL
+        error = str(exc)[:_ERROR_MAX]
+    except (OSError, ValueError) as exc:  # what another client raises when no answer came
         error = f"{type(exc).__name__}: {exc}"[:_ERROR_MAX]
     row.attempts += 1
     row.last_status_code = code

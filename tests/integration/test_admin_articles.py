@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import socket
+import struct
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +19,7 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from newsletter.config import Settings
 from newsletter.models import Article
 from tests.conftest import make_article
 from tests.integration.admin_support import Editor  # fixtures: tests/integration/conftest.py
@@ -303,10 +309,9 @@ class _QuietHandler(SimpleHTTPRequestHandler):
 
 
 @pytest.fixture
-def feed_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """The fixtures folder over HTTP on 127.0.0.1; yields the base URL."""
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
+def local_feeds() -> Iterator[str]:
+    """The fixtures folder over HTTP on 127.0.0.1 (which the outbound guard refuses unless it is
+    allowed); yields the base URL."""
     handler = functools.partial(_QuietHandler, directory=str(FIXTURES))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -317,6 +322,19 @@ def feed_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def loopback_allowed(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The app's settings with 127.0.0.0/8 allowed for outbound fetches."""
+    monkeypatch.setattr(settings, "outbound_allow_networks", "127.0.0.0/8")
+    return settings
+
+
+@pytest.fixture
+def feed_server(local_feeds: str, loopback_allowed: Settings) -> str:
+    """The fixtures folder over HTTP on 127.0.0.1, allowed."""
+    return local_feeds
 
 
 def test_feed_url_import(editor: Editor, session: Session, feed_server: str) -> None:
@@ -344,6 +362,116 @@ def test_feed_form_takes_web_addresses_only(editor: Editor, session: Session) ->
     )
     assert "must be an http(s) URL" in _follow(editor, refused)
     assert _by_url(session, "https://gazette.example.org/2024/05/ferry-timetable") is None
+
+
+IMPORT_PAGE = {"referer": "https://testserver/admin/articles/import"}
+
+
+def test_a_local_feed_url_is_refused_without_the_allow_setting(
+    editor: Editor, session: Session, local_feeds: str
+) -> None:
+    refused = editor.post(
+        "/admin/articles/import/feed",
+        {"feed_url": f"{local_feeds}/feed_rss.xml"},
+        headers=IMPORT_PAGE,
+    )
+    assert "the address is not allowed (not a public address)" in _follow(editor, refused)
+    assert _by_url(session, "https://gazette.example.org/2024/05/ferry-timetable") is None
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://localhost:6379/",
+        "http://2130706433/feed.xml",
+        "http://[::1]/feed.xml",
+        "http://10.0.0.1/feed.xml",
+    ],
+)
+def test_internal_feed_urls_are_refused_with_a_message(editor: Editor, url: str) -> None:
+    refused = editor.post("/admin/articles/import/feed", {"feed_url": url}, headers=IMPORT_PAGE)
+    assert "not a public address" in _follow(editor, refused)
+    scripted = editor.post(
+        "/admin/articles/import/feed",
+        {"feed_url": url},
+        headers={**IMPORT_PAGE, "x-requested-with": "fetch"},
+    )
+    assert scripted.status_code == 422 and "not a public address" in scripted.json()["error"]
+
+
+Reply = Callable[[socket.socket], None]
+
+
+@contextmanager
+def one_connection(reply: Reply) -> Iterator[str]:
+    """A server on 127.0.0.1 that reads one request and answers with ``reply``; yields a URL."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+
+    def serve() -> None:
+        with contextlib.suppress(OSError), listener.accept()[0] as conn:
+            conn.recv(65536)
+            reply(conn)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/feed.xml"
+    finally:
+        thread.join(timeout=10)
+        listener.close()
+
+
+def _dropped(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n<?xml version=")
+
+
+def _reset(conn: socket.socket) -> None:
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+
+def _trickle(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n")
+    for _ in range(100):
+        time.sleep(0.2)
+        conn.sendall(b"x")
+
+
+def _huge(conn: socket.socket) -> None:
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5000\r\n\r\n" + b"x" * 5000)
+
+
+def _garbage(conn: socket.socket) -> None:
+    body = bytes(range(256)) * 4
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1024\r\n\r\n" + body)
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (_dropped, "no answer from the server"),
+        (_reset, "no answer from the server"),
+        (_trickle, "no answer from the server"),
+        (_huge, "the response is larger than 2048 bytes"),
+        (_garbage, "feed.xml: not a"),  # "not a readable feed" or "not an RSS or Atom feed"
+    ],
+    ids=["dropped", "reset", "trickle", "too-large", "garbage"],
+)
+def test_a_misbehaving_feed_server_gives_a_message_not_a_500(
+    editor: Editor,
+    loopback_allowed: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    reply: Reply,
+    message: str,
+) -> None:
+    monkeypatch.setattr(loopback_allowed, "outbound_read_timeout", 1.0)
+    monkeypatch.setattr(loopback_allowed, "outbound_max_bytes", 2048)
+    with one_connection(reply) as url:
+        started = time.monotonic()
+        answer = editor.post("/admin/articles/import/feed", {"feed_url": url}, headers=IMPORT_PAGE)
+        assert time.monotonic() - started < 5
+    assert message in _follow(editor, answer)
 
 
 def test_forms_carry_the_csrf_token(editor: Editor, session: Session) -> None:

@@ -3,16 +3,21 @@
 The receiver (``http.server`` in a thread) records every request and answers with the statuses
 it is told to, in order, then 200. Deliveries go through ``newsletter.webhooks.deliver`` and the
 worker's task functions (called directly: no broker needed for them).
+
+The receiver listens on 127.0.0.1, which the outbound guard refuses unless it is allowed: the
+``receiver`` fixture allows 127.0.0.0/8 in the test's settings, and registrations pass ``LOCAL``.
+Names like example.org never reach DNS: ``NAMED`` resolves them itself.
 """
 
 from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from ipaddress import ip_address, ip_network
 
 import pytest
 from fastapi.testclient import TestClient
@@ -23,10 +28,29 @@ from newsletter.api import create_app
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.models import WebhookDelivery, WebhookStatus, utcnow
+from newsletter.outbound import IPAddress, OutboundPolicy
 from newsletter.sink import SMTPSink, free_port
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers
 from worker import tasks
+
+
+def resolve_as(table: dict[str, str]) -> Callable[[str], list[IPAddress]]:
+    """A resolver knowing only ``table`` (name -> address)."""
+
+    def resolve(host: str) -> list[IPAddress]:
+        if host not in table:
+            raise OSError(f"{host}: not in the test's table")
+        return [ip_address(table[host])]
+
+    return resolve
+
+
+LOOPBACK = (ip_network("127.0.0.0/8"),)
+#: what the receiver's registrations need: 127.0.0.0/8 allowed
+LOCAL = OutboundPolicy(allowed_networks=LOOPBACK)
+#: example.org as a public address, without asking DNS
+NAMED = OutboundPolicy(resolver=resolve_as({"example.org": "93.184.215.14"}))
 
 
 @dataclass
@@ -48,7 +72,14 @@ class Receiver:
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
+def loopback_allowed(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The test's settings (also what get_settings() gives the tasks) with 127.0.0.0/8 allowed."""
+    monkeypatch.setattr(settings, "outbound_allow_networks", "127.0.0.0/8")
+    return settings
+
+
+@pytest.fixture
+def receiver(loopback_allowed: Settings) -> Iterator[Receiver]:
     state = Receiver(free_port())
     lock = threading.Lock()
 
@@ -85,7 +116,7 @@ def test_signature_verifies_and_payload_arrives(
 ) -> None:
     fx = make_issue(session)
     (person,) = make_subscribers(session, fx.newsletter, 1)
-    endpoint = webhooks.register(session, receiver.url, ["subscriber.unsubscribed"])
+    endpoint = webhooks.register(session, receiver.url, ["subscriber.unsubscribed"], policy=LOCAL)
     session.commit()
 
     assert subscribers.unsubscribe(
@@ -128,7 +159,7 @@ def test_signature_verifies_and_payload_arrives(
 def test_a_500_is_retried_with_backoff_then_delivered(
     session: Session, settings: Settings, receiver: Receiver
 ) -> None:
-    endpoint = webhooks.register(session, receiver.url, ["delivery.sent"])
+    endpoint = webhooks.register(session, receiver.url, ["delivery.sent"], policy=LOCAL)
     session.commit()
     assert webhooks.emit(session, "delivery.sent", {"issue_id": 1, "email": "a@example.org"}) == 1
     session.commit()
@@ -183,17 +214,19 @@ def test_a_500_is_retried_with_backoff_then_delivered(
 
 
 def test_gives_up_after_max_attempts_and_unreachable_is_recorded(
-    session: Session, settings: Settings
+    session: Session, loopback_allowed: Settings
 ) -> None:
+    settings = loopback_allowed
     dead = f"http://127.0.0.1:{free_port()}/nobody"  # nothing listens: connection refused
-    webhooks.register(session, dead, ["delivery.failed"])
+    webhooks.register(session, dead, ["delivery.failed"], policy=LOCAL)
     webhooks.emit(session, "delivery.failed", {"issue_id": 1})
     session.commit()
     (row,) = _rows(session)
     quick = settings.model_copy(update={"webhook_max_attempts": 2})
     first = webhooks.deliver(session, row.id, settings=quick)  # type: ignore[arg-type]
     assert first is not None and first.status == "pending" and first.status_code is None
-    assert first.error is not None and "refused" in first.error.lower()
+    # the same words as for a timeout or a reset: the error does not map the network
+    assert first.error == f"could not POST to {dead}: no answer from the server"
     second = webhooks.deliver(session, row.id, settings=quick)  # type: ignore[arg-type]
     session.commit()
     assert second is not None and second.status == "failed"
@@ -217,14 +250,14 @@ def test_gives_up_after_max_attempts_and_unreachable_is_recorded(
 )
 def test_a_bad_url_is_rejected_when_registered(session: Session, url: str) -> None:
     with pytest.raises(InvalidInput):
-        webhooks.register(session, url, ["delivery.sent"])
+        webhooks.register(session, url, ["delivery.sent"], policy=NAMED)
 
 
 def test_unknown_or_missing_events_are_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match=r"unknown webhook event delivery\.opened"):
-        webhooks.register(session, "https://example.org/hook", ["delivery.opened"])
+        webhooks.register(session, "https://example.org/hook", ["delivery.opened"], policy=NAMED)
     with pytest.raises(InvalidInput, match="at least one event"):
-        webhooks.register(session, "https://example.org/hook", [])
+        webhooks.register(session, "https://example.org/hook", [], policy=NAMED)
 
 
 def test_emit_without_endpoints_is_a_no_op(session: Session) -> None:
@@ -238,8 +271,12 @@ def test_a_real_send_emits_delivery_sent(
 ) -> None:
     fx = make_issue(session)
     make_subscribers(session, fx.newsletter, 3)
-    endpoint = webhooks.register(session, receiver.url, ["delivery.sent", "delivery.bounced"])
-    other = webhooks.register(session, receiver.url + "/other", ["subscriber.confirmed"])
+    endpoint = webhooks.register(
+        session, receiver.url, ["delivery.sent", "delivery.bounced"], policy=LOCAL
+    )
+    other = webhooks.register(
+        session, receiver.url + "/other", ["subscriber.confirmed"], policy=LOCAL
+    )
     session.commit()
     issue_id = fx.issue.id
     assert issue_id is not None
@@ -351,7 +388,9 @@ def test_api_register_list_deliveries_delete(
 
 
 def test_cache_lets_emit_skip_a_deleted_endpoint(session: Session) -> None:
-    endpoint = webhooks.register(session, "https://example.org/hook", ["delivery.sent"])
+    endpoint = webhooks.register(
+        session, "https://example.org/hook", ["delivery.sent"], policy=NAMED
+    )
     session.commit()
     assert webhooks.enabled_events(session) == {"delivery.sent"}
     # another process deletes it: this process's cache still names it for a few seconds
@@ -370,7 +409,7 @@ def test_confirm_emits_subscriber_confirmed(session: Session) -> None:
 
     fx = make_issue(session)
     (person,) = make_subscribers(session, fx.newsletter, 1, status=SubscriptionStatus.pending)
-    webhooks.register(session, "https://example.org/hook", ["subscriber.confirmed"])
+    webhooks.register(session, "https://example.org/hook", ["subscriber.confirmed"], policy=NAMED)
     session.commit()
     data = ConfirmData(person.id, (fx.newsletter.id,), "form", "2025-10", utcnow())  # type: ignore[arg-type]
     assert subscribers.confirm(session, data=data, ip=None, user_agent=None).confirmed
@@ -390,7 +429,7 @@ def test_tick_dispatches_due_deliveries_in_batches(
 ) -> None:
     queued: list[list[int]] = []
     monkeypatch.setattr(tasks.deliver_webhooks, "delay", queued.append)
-    webhooks.register(session, "https://example.org/hook", ["delivery.sent"])
+    webhooks.register(session, "https://example.org/hook", ["delivery.sent"], policy=NAMED)
     session.commit()
     for i in range(webhooks.TASK_BATCH + 3):
         webhooks.emit(session, "delivery.sent", {"n": i})
@@ -398,3 +437,104 @@ def test_tick_dispatches_due_deliveries_in_batches(
     assert tasks.dispatch_webhooks(settings) == webhooks.TASK_BATCH + 3
     assert [len(ids) for ids in queued] == [webhooks.TASK_BATCH, 3]
     assert tasks.dispatch_webhooks(settings) == 0  # claimed: not handed out twice
+
+
+# ---------------------------------------------------------------- the outbound guard
+
+INTERNAL_URLS = [
+    "http://127.0.0.1/hook",
+    "http://localhost:6379/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]/hook",
+    "http://2130706433/hook",  # 127.0.0.1 in decimal
+    "http://10.0.0.8:8080/hook",
+]
+
+
+@pytest.mark.parametrize("url", INTERNAL_URLS)
+def test_registration_refuses_internal_addresses(
+    session: Session, settings: Settings, url: str
+) -> None:
+    with pytest.raises(InvalidInput, match=r"not allowed \(not a public address\)"):
+        webhooks.register(
+            session, url, ["delivery.sent"], policy=OutboundPolicy.from_settings(settings)
+        )
+    assert webhooks.list_endpoints(session) == []
+
+
+def test_registration_refuses_a_name_that_resolves_to_an_internal_address(
+    session: Session,
+) -> None:
+    policy = OutboundPolicy(resolver=resolve_as({"hooks.example.com": "10.20.30.40"}))
+    with pytest.raises(InvalidInput, match="not a public address"):
+        webhooks.register(session, "https://hooks.example.com/x", ["delivery.sent"], policy=policy)
+
+
+def test_api_registration_of_internal_addresses_is_a_422(
+    client: TestClient, auth: dict[str, str], session: Session
+) -> None:
+    for url in INTERNAL_URLS:
+        refused = client.post(
+            "/api/webhooks", json={"url": url, "events": ["delivery.sent"]}, headers=auth
+        )
+        assert refused.status_code == 422, (url, refused.text)
+        assert "not a public address" in refused.json()["error"]
+    assert client.get("/api/webhooks", headers=auth).json() == []
+
+
+def test_delivery_to_a_name_that_now_resolves_to_a_refused_address_does_not_connect(
+    session: Session, settings: Settings, receiver: Receiver
+) -> None:
+    at_registration = OutboundPolicy(resolver=resolve_as({"hooks.example.com": "93.184.215.14"}))
+    url = f"http://hooks.example.com:{receiver.port}/hooks"
+    webhooks.register(session, url, ["delivery.sent"], policy=at_registration)
+    webhooks.emit(session, "delivery.sent", {"issue_id": 1})
+    session.commit()
+    (row,) = _rows(session)
+
+    # DNS changed: the name now points at the receiver's loopback address, which is not allowed
+    rebound = OutboundPolicy(resolver=resolve_as({"hooks.example.com": "127.0.0.1"}))
+    attempt = webhooks.deliver(session, row.id, settings=settings, policy=rebound)  # type: ignore[arg-type]
+    session.commit()
+    assert attempt is not None and attempt.status == WebhookStatus.pending
+    assert (
+        attempt.error
+        == f"could not POST to {url}: the address is not allowed (not a public address)"
+    )
+    assert receiver.requests == []  # refused before connecting
+
+    # with loopback allowed the same name is delivered to, by its vetted address, Host kept
+    allowed = OutboundPolicy(allowed_networks=LOOPBACK, resolver=rebound.resolver)
+    attempt = webhooks.deliver(session, row.id, settings=settings, policy=allowed)  # type: ignore[arg-type]
+    session.commit()
+    assert attempt is not None and attempt.status == WebhookStatus.delivered
+    (req,) = receiver.requests
+    assert req.headers["Host"] == f"hooks.example.com:{receiver.port}"
+
+
+def test_delivery_uses_the_settings_allow_list(
+    session: Session, settings: Settings, receiver: Receiver
+) -> None:
+    webhooks.register(session, receiver.url, ["delivery.sent"], policy=LOCAL)
+    webhooks.emit(session, "delivery.sent", {"issue_id": 1})
+    session.commit()
+    (row,) = _rows(session)
+    strict = settings.model_copy(update={"outbound_allow_networks": ""})
+    attempt = webhooks.deliver(session, row.id, settings=strict)  # type: ignore[arg-type]
+    assert attempt is not None and attempt.error is not None
+    assert "not a public address" in attempt.error and receiver.requests == []
+    attempt = webhooks.deliver(session, row.id, settings=settings)  # type: ignore[arg-type]
+    assert attempt is not None and attempt.status == WebhookStatus.delivered
+
+
+def test_a_redirect_is_the_answer_not_a_hop(
+    session: Session, settings: Settings, receiver: Receiver
+) -> None:
+    webhooks.register(session, receiver.url, ["delivery.sent"], policy=LOCAL)
+    webhooks.emit(session, "delivery.sent", {"issue_id": 1})
+    session.commit()
+    receiver.answers = [302]
+    (row,) = _rows(session)
+    attempt = webhooks.deliver(session, row.id, settings=settings)  # type: ignore[arg-type]
+    assert attempt is not None and attempt.status_code == 302
+    assert attempt.status == WebhookStatus.pending and len(receiver.requests) == 1

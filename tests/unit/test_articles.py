@@ -14,17 +14,20 @@ from sqlalchemy.pool import StaticPool
 from sqlmodel import Session, SQLModel, create_engine, select
 
 import newsletter.models
+from newsletter import outbound
 from newsletter.articles import (
     ImportResult,
     import_feed,
     import_file,
     import_records,
+    import_upload,
     list_articles,
     sanitize_html,
     upsert_article,
 )
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import Article
+from newsletter.outbound import AddressNotAllowed, OutboundPolicy
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -583,31 +586,103 @@ def test_empty_but_valid_feed_imports_nothing(session: Session, tmp_path: Path) 
     assert import_file(session, path) == ImportResult()
 
 
-def test_import_feed_lets_feedparser_fetch_http_urls(
+def test_import_feed_fetches_urls_through_the_outbound_guard_and_parses_a_stream(
     session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    seen: list[object] = []
-    parsed = feedparser.parse((FIXTURES / "feed_atom.xml").read_bytes())
+    fetched: list[tuple[str, OutboundPolicy]] = []
+    parsed_from: list[object] = []
+    real_parse = feedparser.parse
 
-    def fake_parse(source: object) -> Any:
-        seen.append(source)
-        return parsed
+    def fake_fetch(url: str, policy: OutboundPolicy, **_kw: object) -> bytes:
+        fetched.append((url, policy))
+        return (FIXTURES / "feed_atom.xml").read_bytes()
 
-    monkeypatch.setattr(feedparser, "parse", fake_parse)
-    result = import_feed(session, "https://citydesk.example.net/feed.atom")
-    assert seen == ["https://citydesk.example.net/feed.atom"]
+    def spy_parse(source: object) -> Any:
+        parsed_from.append(source)
+        return real_parse(source)
+
+    monkeypatch.setattr(outbound, "fetch", fake_fetch)
+    monkeypatch.setattr(feedparser, "parse", spy_parse)
+    policy = OutboundPolicy(max_redirects=1)
+    result = import_feed(session, "https://citydesk.example.net/feed.atom", policy=policy)
+    assert fetched == [("https://citydesk.example.net/feed.atom", policy)]
+    # feedparser gets the fetched bytes as a stream: never a URL or a name it could open itself
+    (source,) = parsed_from
+    assert hasattr(source, "read") and not isinstance(source, str | bytes)
     assert result.created == 2
 
 
-def test_import_feed_http_error_status_raises_invalid_input(
-    session: Session, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def fake_parse(source: object) -> Any:
-        return feedparser.FeedParserDict(status=404, entries=[], bozo=False)
+def test_import_feed_of_a_local_url_is_refused_by_the_default_policy(session: Session) -> None:
+    with pytest.raises(AddressNotAllowed, match="not a public address"):
+        import_feed(session, "http://127.0.0.1:9/feed.xml")
+    with pytest.raises(InvalidInput, match="not a public address"):
+        import_feed(session, "http://localhost:6379/")
 
-    monkeypatch.setattr(feedparser, "parse", fake_parse)
-    with pytest.raises(InvalidInput, match="HTTP 404"):
-        import_feed(session, "https://example.com/gone.xml")
+
+def test_a_file_whose_content_names_another_file_is_not_followed(
+    session: Session, tmp_path: Path
+) -> None:
+    # feedparser given bytes opens the file they name: the fixture's 2 articles came in that way
+    path = tmp_path / "pointer.txt"
+    path.write_text(str(FIXTURES / "feed_rss.xml"))
+    with pytest.raises(InvalidInput, match="not a JSON, YAML or RSS/Atom file"):
+        import_file(session, path)
+    path = tmp_path / "pointer.xml"
+    path.write_text(str(FIXTURES / "feed_rss.xml"))
+    with pytest.raises(InvalidInput, match="not a readable feed"):
+        import_file(session, path)
+    assert session.exec(select(func.count()).select_from(Article)).one() == 0
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"),
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000),
+        ("deep.json", '{"a":' * 100_000 + "1" + "}" * 100_000),
+        ("deep.yaml", "[" * 100_000 + "]" * 100_000),
+        ("deep.yml", "- " * 5_000 + "x"),
+    ],
+)
+def test_deeply_nested_data_is_invalid_input(
+    session: Session, tmp_path: Path, filename: str, content: str
+) -> None:
+    with pytest.raises(InvalidInput, match="nested too deeply"):
+        import_upload(session, content.encode(), filename)
+    path = tmp_path / filename
+    path.write_text(content)
+    with pytest.raises(InvalidInput, match="nested too deeply"):
+        import_file(session, path)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content", "message"),
+    [
+        ("big.json", '[{"url": ' + "9" * 5000 + "}]", "invalid JSON"),
+        ("big.yaml", "- url: " + "9" * 5000, "invalid YAML"),
+        ("date.yaml", "- published_at: 2024-13-45", "invalid YAML"),
+    ],
+)
+def test_values_python_refuses_are_invalid_input(
+    session: Session, filename: str, content: str, message: str
+) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        import_upload(session, content.encode(), filename)
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        {"url": "https://example.com/a", "title": "T\ud800"},
+        {"url": "https://example.com/a", "title": "T", "tags": ["ok", "\udfff"]},
+        {"url": "http://[::1/a", "title": "T"},
+        {"url": "https://example.com/a", "title": "T", "published_at": "0001-01-01T00:00+01:00"},
+    ],
+)
+def test_records_no_database_can_store_are_reported_not_raised(
+    session: Session, record: dict[str, Any]
+) -> None:
+    result = import_records(session, [record])
+    assert result.created == 0 and len(result.errors) == 1, result
 
 
 def test_feed_entry_without_link_is_reported(session: Session, tmp_path: Path) -> None:
@@ -675,3 +750,9 @@ def test_list_articles_respects_limit(session: Session) -> None:
 def test_list_articles_rejects_non_positive_limit(session: Session) -> None:
     with pytest.raises(InvalidInput, match="limit"):
         list_articles(session, limit=0)
+
+
+def test_control_characters_in_a_title_become_spaces_on_save(session: Session) -> None:
+    record = {"url": "https://news.example.org/ctl", "title": "Minsk\x07talks &#1;resume\r\nin May"}
+    article, _ = upsert_article(session, data=record)
+    assert article.title == "Minsk talks resume in May"

@@ -2,19 +2,41 @@
 
 Import reads a binary stream line by line (UTF-8, a BOM allowed): a line that is not UTF-8 is
 reported by its number and skipped while the rest imports. The header row names the columns
-(``IMPORT_COLUMNS``; ``email`` is required, unknown ones are ignored and listed in the report).
-Rows are validated in Python and written in chunks with set-based statements, so 100,000 rows
-take seconds on SQLite and PostgreSQL alike.
+(``IMPORT_COLUMNS`` and ``consent``; ``email`` is required, unknown ones are ignored and listed
+in the report). Rows are validated in Python and written in chunks with set-based statements, so
+100,000 rows take seconds on SQLite and PostgreSQL alike.
 
 The rules an import follows:
 
+- An address is one subscriber whatever its case (``models.address_key``): ``Reader@Example.com``
+  in the file finds ``reader@example.com`` in the database, and the other way round.
 - A row can create subscribers and subscriptions, fill in a name, confirm a pending subscription
   or move one to unsubscribed (or bounced/complained, for lists migrated from elsewhere); it never
-  moves a subscription out of unsubscribed, bounced or complained (``STICKY``).
-- An active subscription is not sent back to pending by a row saying ``pending``.
-- Rows repeating an address are merged into its first row, applying the same rules in file order
-  (so a later row can unsubscribe, never re-activate); the report counts them as duplicates.
-- Addresses on the suppression list (erased, hard-bounced, complained) are skipped and reported.
+  moves a subscription out of unsubscribed, bounced or complained (``STICKY``), and never sends an
+  active subscription back to pending.
+- The first row of an address wins. A later row naming a newsletter that an earlier row of the
+  same address (any case) named is rejected as ``duplicate of line M``; a later row naming only
+  other newsletters adds those subscriptions (that is how an export lists a subscriber on several
+  newsletters) and never changes the name.
+- Consent. Without a ``consent`` column the import itself is the record, as it always was: an
+  active row gets ``consent_at`` from its cell or the import time, ``consent_source`` from its
+  cell or ``import``. With a ``consent`` column, each row's cell decides (case and spaces aside):
+
+  - ``yes``, ``true``, ``1``: consent is recorded (``consent_at`` from its cell or the import
+    time, ``consent_source`` from its cell or ``import``) and the row's status stands;
+  - ``no``, ``false``, ``0``: no consent is recorded and the subscription is never made active:
+    a row asking for active (or naming no status) makes it pending; pending, unsubscribed,
+    bounced and complained rows stay what they say;
+  - empty: no evidence of consent, so the same as ``no``, with a warning when the row would
+    otherwise have been active;
+  - anything else: the row is rejected.
+
+  A row without consent never turns an existing active subscription off (``unsubscribed`` does),
+  and never erases the consent recorded on one.
+- Addresses the admission gate refuses (``subscribers.admission_refusals``: erased, bounced,
+  complained) are skipped and reported as warnings, whatever the row asks.
+- The report keeps the first ``MAX_ISSUES`` errors and warnings by line number and counts them
+  all (``errors_total``, ``warnings_total``); every data row lands in exactly one count.
 
 Export writes one row per subscription in the import's columns, so an export imports back; cells
 that a spreadsheet would run as a formula (leading ``= + - @``, tab, CR) get a leading apostrophe,
@@ -32,6 +54,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import IO, Any
 
 import psycopg
@@ -45,8 +68,7 @@ from sqlmodel import Session
 from newsletter.editor import get_newsletter
 from newsletter.exceptions import InvalidInput
 from newsletter.models import SubscriptionStatus, address_key, utcnow
-from newsletter.subscribers import STICKY, clean_name
-from newsletter.suppression import email_hash, reasons
+from newsletter.subscribers import STICKY, Way, admission_refusals, clean_name
 from newsletter.tables import EV, NL, SUB, S
 
 IMPORT_COLUMNS = (
@@ -59,7 +81,23 @@ IMPORT_COLUMNS = (
     "consent_source",
     "consent_text_version",
 )
+CONSENT = "consent"  # read, never exported: an export's rows carry their consent_at instead
+CONSENT_YES = frozenset({"yes", "true", "1"})
+CONSENT_NO = frozenset({"no", "false", "0"})
+CONSENT_FIELDS = ("consent_at", "consent_ip", "consent_source", "consent_text_version")
+CONSENT_RULE = (
+    "Consent: without a consent column the import itself is the record, as before: an active "
+    "row gets consent_at from its cell or the import time and consent_source from its cell or "
+    "'import'. With a consent column, each row's cell decides (case and spaces aside): "
+    "yes/true/1 records consent (consent_at from its cell or the import time, consent_source "
+    "from its cell or 'import') and the row's status stands; no/false/0 records none and never "
+    "makes a subscription active (a row asking for active, or naming no status, becomes "
+    "pending; pending, unsubscribed, bounced and complained rows stay so); an empty cell is no "
+    "evidence of consent, so the same as no, with a warning if the row asked for active; any "
+    "other value rejects the row."
+)
 CHUNK_ROWS = 2000
+MAX_ISSUES = 1000  # errors (and warnings) kept in the report; all are counted
 MAX_LINE_BYTES = 64 * 1024  # a longer line is reported and skipped, never read into memory
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 NAME_MAX = 200  # as subscribers.clean_name cuts
@@ -81,21 +119,53 @@ class RowIssue:
 
 @dataclass
 class ImportReport:
-    """Every data row lands in exactly one count (``errors`` counts as its length)."""
+    """Every data row lands in exactly one count: rows = imported + updated + unchanged +
+    suppressed + errors_total (``kept`` is part of ``unchanged``, ``duplicates`` of the errors).
+
+    ``errors`` and ``warnings`` hold the first ``MAX_ISSUES`` by line number; the totals count all.
+    """
 
     rows: int = 0  # data rows read (blank lines aside; an unreadable line is one row)
     imported: int = 0  # rows that created a subscriber or a subscription
     updated: int = 0  # rows that changed a name or a subscription's status
     unchanged: int = 0  # rows that changed nothing
-    duplicates: int = 0  # rows whose address came earlier in the file (merged into it)
-    suppressed: int = 0  # rows whose address is on the suppression list
+    suppressed: int = 0  # rows whose address the admission gate refused (suppression list)
+    errors_total: int = 0  # rows rejected, each with an error
+    duplicates: int = 0  # of those, rows repeating an address and newsletter of an earlier row
     kept: int = 0  # rows asking to (re-)activate a sticky subscription that stayed as it was
+    warnings_total: int = 0
     errors: list[RowIssue] = field(default_factory=list)
     warnings: list[RowIssue] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
 
+    def error(self, line: int, reason: str) -> None:
+        """Reject a row: counted, and kept if it is among the first ``MAX_ISSUES``."""
+        self.errors_total += 1
+        _keep(self.errors, RowIssue(line, reason))
+
+    def warn(self, line: int, reason: str) -> None:
+        self.warnings_total += 1
+        _keep(self.warnings, RowIssue(line, reason))
+
+    def finish(self) -> None:
+        """Sort the kept issues by line and cut them to ``MAX_ISSUES``."""
+        _trim(self.errors)
+        _trim(self.warnings)
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _keep(issues: list[RowIssue], issue: RowIssue) -> None:
+    issues.append(issue)
+    if len(issues) >= 2 * MAX_ISSUES:  # trimming now and then keeps memory bounded, sorts rarely
+        _trim(issues)
+
+
+def _trim(issues: list[RowIssue]) -> None:
+    # issues arrive nearly in line order (a chunk's suppressed rows after its parse warnings)
+    issues.sort(key=lambda issue: issue.line)
+    del issues[MAX_ISSUES:]
 
 
 # ---------------------------------------------------------------- reading lines and rows
@@ -125,11 +195,9 @@ class _Lines:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 self.report.rows += 1
-                self.report.errors.append(
-                    RowIssue(
-                        self.number,
-                        f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
-                    )
+                self.report.error(
+                    self.number,
+                    f"not UTF-8 text (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})",
                 )
                 continue
             if self.record_start is None:
@@ -149,9 +217,7 @@ class _Lines:
                 raw = self.stream.readline(MAX_LINE_BYTES + 1)
                 self.bytes_read += len(raw)
             self.report.rows += 1
-            self.report.errors.append(
-                RowIssue(self.number, f"line longer than {MAX_LINE_BYTES} bytes")
-            )
+            self.report.error(self.number, f"line longer than {MAX_LINE_BYTES} bytes")
 
 
 def _records(lines: _Lines, report: ImportReport) -> Iterator[tuple[int, list[str]]]:
@@ -168,7 +234,7 @@ def _records(lines: _Lines, report: ImportReport) -> Iterator[tuple[int, list[st
             return
         except csv.Error as exc:
             report.rows += 1
-            report.errors.append(RowIssue(lines.record_start or lines.number, f"bad CSV: {exc}"))
+            report.error(lines.record_start or lines.number, f"bad CSV: {exc}")
             continue
         yield lines.record_start or lines.number, cells
 
@@ -193,7 +259,7 @@ def _header(cells: list[str], report: ImportReport) -> list[str]:
     repeated = sorted({n for n in names if n and names.count(n) > 1})
     if repeated:
         raise InvalidInput(f"the header row names a column twice: {', '.join(repeated)}")
-    report.ignored_columns = [n for n in names if n not in IMPORT_COLUMNS]
+    report.ignored_columns = [n for n in names if n not in IMPORT_COLUMNS and n != CONSENT]
     return names
 
 
@@ -217,6 +283,7 @@ class _Row:
     email: str
     name: str
     wants: dict[int, _Wanted]
+    notes: list[str]  # warnings, reported only if the row is not rejected after all
 
 
 class _RowError(Exception):
@@ -226,17 +293,11 @@ class _RowError(Exception):
 class _Parser:
     """Turns the cells of one record into a ``_Row``; raises ``_RowError`` with the reason."""
 
-    def __init__(
-        self,
-        header: list[str],
-        newsletters: dict[str, int],
-        default: list[int],
-        report: ImportReport,
-    ) -> None:
+    def __init__(self, header: list[str], newsletters: dict[str, int], default: list[int]) -> None:
         self.header = header
         self.newsletters = newsletters
         self.default = default
-        self.report = report
+        self.consent_column = CONSENT in header
         self.now = utcnow()
         self._emails = EmailNormaliser()
 
@@ -245,19 +306,11 @@ class _Parser:
             raise _RowError(f"{len(cells)} fields, but the header names {len(self.header)}")
         values = {k: _unneutralise(v) for k, v in zip(self.header, cells, strict=False)}
         email = self._email(values.get("email", ""))
-        name = self._name(line, values.get("name", ""))
-        status = self._status(values.get("status", ""))
-        wanted = _Wanted(
-            status=status,
-            consent_at=_when(values.get("consent_at", "")) or self._default_consent(status),
-            consent_ip=_ip(values.get("consent_ip", "")),
-            consent_source=_short("consent_source", values.get("consent_source", "")) or "import",
-            consent_text_version=_short(
-                "consent_text_version", values.get("consent_text_version", "")
-            ),
-        )
+        notes: list[str] = []
+        name = self._name(values.get("name", ""), notes)
+        wanted = self._wanted(values, notes)
         ids = self._newsletters(values.get("newsletters", ""))
-        return _Row(line, email, name, {nid: wanted for nid in ids})
+        return _Row(line, email, name, {nid: wanted for nid in ids}, notes)
 
     def _email(self, raw: str) -> str:
         address = raw.strip()
@@ -268,17 +321,30 @@ class _Parser:
         except EmailNotValidError as exc:
             raise _RowError(f"invalid email address {address!r}: {exc}") from exc
 
-    def _name(self, line: int, raw: str) -> str:
+    def _name(self, raw: str, notes: list[str]) -> str:
         if raw.isprintable():  # the common case, without clean_name's walk over each character
             return " ".join(raw.split())[:NAME_MAX]
         name = clean_name(raw)
         if not all(ch.isprintable() for ch in raw.strip()):
-            self.report.warnings.append(
-                RowIssue(line, "name: line breaks and control characters replaced by spaces")
-            )
+            notes.append("name: line breaks and control characters replaced by spaces")
         elif len(name) < len(" ".join(raw.split())):
-            self.report.warnings.append(RowIssue(line, f"name: cut to {len(name)} characters"))
+            notes.append(f"name: cut to {len(name)} characters")
         return name
+
+    def _wanted(self, values: dict[str, str], notes: list[str]) -> _Wanted:
+        status = self._status(values.get("status", ""))
+        consent = self._consent(values.get(CONSENT, ""), values.get("status", ""), notes)
+        consent_at = _when(values.get("consent_at", ""))
+        consent_ip = _ip(values.get("consent_ip", ""))
+        source = _short("consent_source", values.get("consent_source", "")) or "import"
+        version = _short("consent_text_version", values.get("consent_text_version", ""))
+        if consent is False:  # no evidence of consent: never active, nothing recorded
+            if status == SubscriptionStatus.active:
+                status = SubscriptionStatus.pending
+            return _Wanted(status, None, None, source, None)
+        if consent is None and status != SubscriptionStatus.active:
+            return _Wanted(status, consent_at, consent_ip, source, version)
+        return _Wanted(status, consent_at or self.now, consent_ip, source, version)
 
     def _status(self, raw: str) -> str:
         value = raw.strip().lower() or SubscriptionStatus.active
@@ -287,8 +353,23 @@ class _Parser:
             raise _RowError(f"status {raw!r} is not one of {choices}")
         return value
 
-    def _default_consent(self, status: str) -> datetime | None:
-        return self.now if status == SubscriptionStatus.active else None
+    def _consent(self, raw: str, status: str, notes: list[str]) -> bool | None:
+        """The consent cell: True or False; None without a consent column (the import is the
+        record). A row that would have been active but is not gets a warning, unless its cell
+        plainly says no and its status cell does not say active."""
+        if not self.consent_column:
+            return None
+        value = raw.strip().lower()
+        if value in CONSENT_YES:
+            return True
+        if value and value not in CONSENT_NO:
+            raise _RowError(f"consent {raw!r} is not yes or no (nor true/false, 1/0)")
+        asked = status.strip().lower()
+        if not value and asked in ("", SubscriptionStatus.active):
+            notes.append("consent is empty (no evidence of consent): pending, not active")
+        elif value and asked == SubscriptionStatus.active:
+            notes.append(f"consent {raw.strip()!r}: pending, not active")
+        return False
 
     def _newsletters(self, raw: str) -> list[int]:
         refs = [r.strip() for r in raw.replace("|", ";").split(";") if r.strip()]
@@ -374,7 +455,7 @@ def _short(column: str, raw: str) -> str | None:
     return text or None
 
 
-# ---------------------------------------------------------------- merging rows
+# ---------------------------------------------------------------- one address, several rows
 
 
 def next_status(current: str | None, incoming: str) -> str:
@@ -390,22 +471,46 @@ def next_status(current: str | None, incoming: str) -> str:
     return incoming
 
 
+LINE_BITS = 32
+LINE_MASK = (1 << LINE_BITS) - 1
+
+
+class _FirstRows:
+    """Where each address first came in the file and which newsletters its rows named so far.
+
+    One dict entry per address, never the address itself: the first 8 bytes of its
+    ``address_key`` -> (bit per newsletter named << 32) | line of its first row. A million
+    addresses take about a hundred megabytes; two addresses sharing 64 bits of SHA-256 (odds
+    below one in ten million for a million addresses) would have the second reported as a
+    duplicate of the first.
+    """
+
+    def __init__(self, newsletter_ids: Iterable[int]) -> None:
+        self._bit = {nid: 1 << i for i, nid in enumerate(sorted(set(newsletter_ids)))}
+        self._first: dict[int, int] = {}
+
+    def place(self, key: str, row: _Row) -> tuple[bool, int | None]:
+        """(whether this is the address's first row, the line it duplicates or None)."""
+        digest = int(key[:16], 16)
+        bits = 0
+        for nid in row.wants:
+            bits |= self._bit.setdefault(nid, 1 << len(self._bit))  # one made meanwhile
+        seen = self._first.get(digest)
+        if seen is None:
+            self._first[digest] = bits << LINE_BITS | (row.line & LINE_MASK)
+            return True, None
+        if (seen >> LINE_BITS) & bits:
+            return False, seen & LINE_MASK
+        self._first[digest] = seen | bits << LINE_BITS
+        return False, None
+
+
 @dataclass
 class _Entry:
-    """One address of a chunk: its first row, merged with its later rows."""
+    """The rows of one address in a chunk; their newsletters are distinct (``_FirstRows``)."""
 
-    row: _Row
-    counted: bool  # False when the address was already counted in an earlier chunk
-    digest: str = ""
-
-
-def _merge(into: _Row, row: _Row) -> None:
-    if row.name:
-        into.name = row.name
-    for nid, wanted in row.wants.items():
-        before = into.wants.get(nid)
-        if before is None or next_status(before.status, wanted.status) != before.status:
-            into.wants[nid] = wanted
+    email: str  # as its first row in the chunk spells it
+    rows: list[_Row]
 
 
 # ---------------------------------------------------------------- writing a chunk
@@ -417,8 +522,15 @@ class _Existing:
     name: str
 
 
+class _Outcome(StrEnum):
+    made = "made"
+    changed = "changed"
+    same = "same"
+    kept = "kept"  # a sticky subscription a row asked to (re-)activate
+
+
 class _Writer:
-    """Writes one chunk of merged rows with a handful of set-based statements."""
+    """Writes one chunk of rows with a handful of set-based statements; counts each row."""
 
     def __init__(self, session: Session, report: ImportReport) -> None:
         self.session = session
@@ -426,74 +538,67 @@ class _Writer:
         self.dialect = session.get_bind().dialect.name
 
     def write(self, chunk: dict[str, _Entry]) -> None:
-        chunk = self._drop_suppressed(chunk)
+        """Write ``chunk`` ({address_key: entry}) and count each of its rows once."""
+        chunk = self._admit(chunk)
         if not chunk:
             return
         people, created = self._subscribers(chunk)
         renamed = self._rename(chunk, people)
-        changes = self._subscriptions(chunk, people)
-        for email, entry in chunk.items():
-            if not entry.counted:
-                continue
-            made, changed, kept = changes.get(people[email].id, (False, False, False))
-            if email in created or made:
-                self.report.imported += 1
-            elif changed or email in renamed:
-                self.report.updated += 1
-            else:
-                self.report.unchanged += 1
-            self.report.kept += kept
+        outcomes = self._subscriptions(chunk, people)
+        for key, entry in chunk.items():
+            sid = people[key].id
+            for index, row in enumerate(entry.rows):
+                done = {outcomes[(sid, nid)] for nid in row.wants}
+                first = index == 0
+                if _Outcome.made in done or (first and key in created):
+                    self.report.imported += 1
+                elif _Outcome.changed in done or (first and key in renamed):
+                    self.report.updated += 1
+                else:
+                    self.report.unchanged += 1
+                self.report.kept += _Outcome.kept in done
 
-    def _drop_suppressed(self, chunk: dict[str, _Entry]) -> dict[str, _Entry]:
-        for email, entry in chunk.items():
-            entry.digest = email_hash(email)
-        found = reasons(self.session, [e.digest for e in chunk.values()])
-        kept: dict[str, _Entry] = {}
-        for email, entry in chunk.items():
-            reason = found.get(entry.digest)
+    def _admit(self, chunk: dict[str, _Entry]) -> dict[str, _Entry]:
+        """The chunk without the addresses the admission gate refuses (one query)."""
+        refused = admission_refusals(
+            self.session, [e.email for e in chunk.values()], way=Way.import_
+        )
+        if not refused:
+            return chunk
+        admitted: dict[str, _Entry] = {}
+        for key, entry in chunk.items():
+            reason = refused.get(entry.email)
             if reason is None:
-                kept[email] = entry
-            elif entry.counted:
+                admitted[key] = entry
+                continue
+            for row in entry.rows:
                 self.report.suppressed += 1
-                self.report.warnings.append(
-                    RowIssue(entry.row.line, f"{email} is on the suppression list ({reason})")
-                )
-        return kept
+                self.report.warn(row.line, reason)
+        return admitted
 
     def _subscribers(self, chunk: dict[str, _Entry]) -> tuple[dict[str, _Existing], set[str]]:
         people = self._select_people(list(chunk))
-        missing = [e for e in chunk if e not in people]
+        missing = [k for k in chunk if k not in people]
         if missing:
             now = utcnow()
-            rows = [
-                {
-                    "email": e,
-                    "email_hash": address_key(e),
-                    "name": chunk[e].row.name,
-                    "attributes": {},
-                    "created_at": now,
-                }
-                for e in missing
-            ]
+            rows = [subscriber_row(chunk[k].email, chunk[k].rows[0].name, now, k) for k in missing]
             self._insert_rows(SUB, rows)
             people.update(self._select_people(missing))
-        created = {e for e in missing if e in people}
+        created = {k for k in missing if k in people}
         return people, created
 
-    def _select_people(self, emails: list[str]) -> dict[str, _Existing]:
-        keys = {address_key(e): e for e in emails}
+    def _select_people(self, keys: list[str]) -> dict[str, _Existing]:
         rows = self.session.execute(
-            select(SUB.c.id, SUB.c.email_hash, SUB.c.name).where(
-                self._in(SUB.c.email_hash, list(keys))
-            )
+            select(SUB.c.id, SUB.c.email_hash, SUB.c.name).where(self._in(SUB.c.email_hash, keys))
         ).all()
-        return {keys[r.email_hash]: _Existing(r.id, r.name) for r in rows}
+        return {r.email_hash: _Existing(r.id, r.name) for r in rows}
 
     def _rename(self, chunk: dict[str, _Entry], people: dict[str, _Existing]) -> set[str]:
+        # only the address's first row names it: later rows come with an empty name
         renames = [
-            {"b_id": people[e].id, "b_name": entry.row.name}
-            for e, entry in chunk.items()
-            if entry.row.name and entry.row.name != people[e].name
+            {"b_id": people[k].id, "b_name": entry.rows[0].name}
+            for k, entry in chunk.items()
+            if entry.rows[0].name and entry.rows[0].name != people[k].name
         ]
         if renames:
             self.session.execute(
@@ -501,52 +606,64 @@ class _Writer:
                 renames,
             )
         ids = {r["b_id"] for r in renames}
-        return {e for e in chunk if people[e].id in ids}
+        return {k for k in chunk if people[k].id in ids}
 
     def _subscriptions(
         self, chunk: dict[str, _Entry], people: dict[str, _Existing]
-    ) -> dict[int, tuple[bool, bool, bool]]:
-        """Insert new subscriptions, move existing ones; {subscriber id: (made, changed, kept)}."""
-        ids = [people[e].id for e in chunk]
-        current = {
-            (r.subscriber_id, r.newsletter_id): r.status
-            for r in self.session.execute(
-                select(S.c.subscriber_id, S.c.newsletter_id, S.c.status).where(
-                    self._in(S.c.subscriber_id, ids)
-                )
-            ).all()
-        }
+    ) -> dict[tuple[int, int], _Outcome]:
+        """Insert new subscriptions, move existing ones; {(subscriber, newsletter): outcome}."""
+        current = self._statuses([people[k].id for k in chunk])
         now = utcnow()
         inserts: list[dict[str, Any]] = []
         moves: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
-        outcome: dict[int, tuple[bool, bool, bool]] = {}
-        for email, entry in chunk.items():
-            sid = people[email].id
-            made = changed = kept = False
-            for nid, wanted in entry.row.wants.items():
-                before = current.get((sid, nid))
-                after = next_status(before, wanted.status)
-                if before is None:
-                    inserts.append(_subscription(sid, nid, wanted, now))
-                    made = True
-                elif after != before:
-                    moves.append(_move(sid, nid, before, wanted, now))
-                    changed = True
-                else:
-                    kept = kept or (before in STICKY and wanted.status != before)
-                    continue
-                events.append(_event(sid, nid, before, after, wanted, entry.row.line, now))
-            outcome[sid] = (made, changed, kept)
+        outcomes: dict[tuple[int, int], _Outcome] = {}
+        for key, entry in chunk.items():
+            sid = people[key].id
+            for row in entry.rows:
+                for nid, wanted in row.wants.items():
+                    before = current.get((sid, nid))
+                    after = next_status(before, wanted.status)
+                    if before is None:
+                        inserts.append(_subscription(sid, nid, wanted, now))
+                        outcomes[(sid, nid)] = _Outcome.made
+                    elif after != before:
+                        moves.append(_move(sid, nid, before, wanted, now))
+                        outcomes[(sid, nid)] = _Outcome.changed
+                    else:
+                        sticky = before in STICKY and wanted.status != before
+                        outcomes[(sid, nid)] = _Outcome.kept if sticky else _Outcome.same
+                        continue
+                    events.append(_event(sid, nid, before, after, wanted, row.line, now))
         if inserts:
             self._insert_rows(S, inserts)
-        if moves:
-            self._move_all(moves)
+        self._move_all([m for m in moves if m["b_consent_at"] is not None], consent=True)
+        self._move_all([m for m in moves if m["b_consent_at"] is None], consent=False)
         if events:
             self._insert_rows(EV, events)
-        return outcome
+        return outcomes
 
-    def _move_all(self, moves: list[dict[str, Any]]) -> None:
+    def _statuses(self, subscriber_ids: list[int]) -> dict[tuple[int, int], str]:
+        rows = self.session.execute(
+            select(S.c.subscriber_id, S.c.newsletter_id, S.c.status).where(
+                self._in(S.c.subscriber_id, subscriber_ids)
+            )
+        ).all()
+        return {(r.subscriber_id, r.newsletter_id): r.status for r in rows}
+
+    def _move_all(self, moves: list[dict[str, Any]], *, consent: bool) -> None:
+        """Guarded status changes; ``consent``: the rows record consent, else it stays as it was."""
+        if not moves:
+            return
+        values: dict[str, Any] = {
+            "status": bindparam("b_status"),
+            "updated_at": bindparam("b_now"),
+            "unsubscribed_at": bindparam("b_unsubscribed_at"),
+        }
+        if consent:
+            values.update({c: bindparam(f"b_{c}") for c in CONSENT_FIELDS})
+        else:  # a row without consent never erases the consent recorded on a subscription
+            moves = [{k: v for k, v in m.items() if k[2:] not in CONSENT_FIELDS} for m in moves]
         # only if the status is still what we read: a concurrent unsubscribe is never undone
         self.session.execute(
             update(S)
@@ -557,15 +674,7 @@ class _Writer:
                     S.c.status == bindparam("b_before"),
                 )
             )
-            .values(
-                status=bindparam("b_status"),
-                updated_at=bindparam("b_now"),
-                consent_at=bindparam("b_consent_at"),
-                consent_ip=bindparam("b_consent_ip"),
-                consent_source=bindparam("b_consent_source"),
-                consent_text_version=bindparam("b_consent_text_version"),
-                unsubscribed_at=bindparam("b_unsubscribed_at"),
-            ),
+            .values(values),
             moves,
         )
 
@@ -627,6 +736,17 @@ class _Writer:
 def _array_item(column: Any) -> Any:
     # the database columns are timestamptz; the models' DateTime() would drop the zone
     return DateTime(timezone=True) if isinstance(column.type, DateTime) else column.type
+
+
+def subscriber_row(email: str, name: str, now: datetime, key: str = "") -> dict[str, Any]:
+    """A new subscriber's columns; ``email_hash`` (``key``) too, which COPY would not fill in."""
+    return {
+        "email": email,
+        "email_hash": key or address_key(email),
+        "name": name,
+        "attributes": {},
+        "created_at": now,
+    }
 
 
 def _subscription(sid: int, nid: int, wanted: _Wanted, now: datetime) -> dict[str, Any]:
@@ -695,20 +815,17 @@ def import_csv(
     header_line, header_cells = next(records, (0, []))
     if report.errors and report.errors[0].line <= header_line:
         raise InvalidInput(f"line {report.errors[0].line}: {report.errors[0].reason}")
+    refs = _newsletter_refs(session)
     parser = _Parser(
-        _header(header_cells, report),
-        _newsletter_refs(session),
-        [nid for nid in default if nid is not None],
-        report,
+        _header(header_cells, report), refs, [nid for nid in default if nid is not None]
     )
     writer = _Writer(session, report)
-    seen: set[int] = set()
-    for chunk in _chunks(records, parser, report, seen, chunk_rows):
+    first_rows = _FirstRows(refs.values())
+    for chunk in _chunks(records, parser, report, first_rows, chunk_rows):
         writer.write(chunk)
         if on_progress is not None:
             on_progress(lines.bytes_read)
-    report.errors.sort(key=lambda issue: issue.line)
-    report.warnings.sort(key=lambda issue: issue.line)
+    report.finish()
     return report
 
 
@@ -723,34 +840,46 @@ def _chunks(
     records: Iterable[tuple[int, list[str]]],
     parser: _Parser,
     report: ImportReport,
-    seen: set[int],
+    first_rows: _FirstRows,
     chunk_rows: int,
 ) -> Iterator[dict[str, _Entry]]:
+    """The accepted rows, by address key, in chunks of at most ``chunk_rows`` addresses."""
     chunk: dict[str, _Entry] = {}
     for line, cells in records:
         if not any(c.strip() for c in cells):
             continue  # blank line
         report.rows += 1
-        try:
-            row = parser.parse(line, cells)
-        except _RowError as exc:
-            report.errors.append(RowIssue(line, str(exc)))
+        row = _accepted(line, cells, parser, report)
+        if row is None:
             continue
-        key = hash(row.email)
-        if row.email in chunk:
-            _merge(chunk[row.email].row, row)
+        key = address_key(row.email)
+        first, duplicate_of = first_rows.place(key, row)
+        if duplicate_of is not None:
             report.duplicates += 1
+            report.error(line, f"duplicate of line {duplicate_of}")
             continue
-        counted = key not in seen
-        if not counted:
-            report.duplicates += 1
-        seen.add(key)
-        chunk[row.email] = _Entry(row, counted)
+        for note in row.notes:
+            report.warn(line, note)
+        if not first:
+            row.name = ""  # the address's first row named it
+        entry = chunk.get(key)
+        if entry is None:
+            chunk[key] = _Entry(row.email, [row])
+        else:
+            entry.rows.append(row)
         if len(chunk) >= chunk_rows:
             yield chunk
             chunk = {}
     if chunk:
         yield chunk
+
+
+def _accepted(line: int, cells: list[str], parser: _Parser, report: ImportReport) -> _Row | None:
+    try:
+        return parser.parse(line, cells)
+    except _RowError as exc:
+        report.error(line, str(exc))
+        return None
 
 
 # ---------------------------------------------------------------- export

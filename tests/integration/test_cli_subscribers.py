@@ -12,9 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session, col, select
 
+from newsletter import gdpr
+from newsletter.models import Newsletter, Subscriber, Subscription
+from tests.conftest import make_newsletter
 from tests.integration import mail_reports
-from tests.integration.test_cli import assert_one_line_error, cli
+from tests.integration.test_cli import assert_one_line_error, cli, cli_env
 
 SLUG = "belarus-weekly"
 
@@ -37,7 +41,10 @@ def status_of(folder: Path, email: str) -> str | None:
     return rows[0]["status"] if rows else None
 
 
-def test_import_lists_bad_rows_by_line_and_exits_0(seeded: Path) -> None:
+# ---------------------------------------------------------------- on the seeded SQLite folder
+
+
+def test_import_lists_bad_rows_by_line_and_exits_1_with_the_good_rows_in(seeded: Path) -> None:
     (seeded / "list.csv").write_bytes(
         b"email,name,newsletters\n"
         b"new.reader@example.org,New Reader,\n"
@@ -48,8 +55,8 @@ def test_import_lists_bad_rows_by_line_and_exits_0(seeded: Path) -> None:
 
     done = cli(seeded, "subscribers", "import", "list.csv", "--newsletter", SLUG)
 
-    assert done.returncode == 0, done.stderr
-    assert "4 rows: 2 imported" in done.stdout
+    assert done.returncode == 1, done.stderr
+    assert "4 rows: 2 imported" in done.stdout and "2 rejected" in done.stdout
     assert "line 3: error: invalid email address 'not-an-address'" in done.stderr
     assert "line 4: error: not UTF-8 text" in done.stderr
     assert "line 5: warning: name: line breaks" in done.stderr
@@ -157,3 +164,107 @@ def test_bounces_process_an_mbox_and_stdin(seeded: Path) -> None:
     )
     assert piped.returncode == 0, piped.stderr
     assert b"1 messages: 1 hard" in piped.stdout
+
+
+# ---------------------------------------------------------------- on SQLite and PostgreSQL
+
+
+def import_file(
+    database_url: str, folder: Path, text: str, newsletter: Newsletter
+) -> subprocess.CompletedProcess[str]:
+    (folder / "list.csv").write_text(text, encoding="utf-8")
+    env = {"NEWSLETTER_DATABASE_URL": database_url}
+    assert newsletter.slug is not None
+    return cli_env(
+        folder, env, "subscribers", "import", "list.csv", "--newsletter", newsletter.slug
+    )
+
+
+def statuses(session: Session) -> dict[str, str]:
+    session.expire_all()
+    rows = session.exec(
+        select(Subscriber.email, Subscription.status).join(
+            Subscription, col(Subscription.subscriber_id) == Subscriber.id
+        )
+    ).all()
+    return dict(rows)
+
+
+def test_rejected_rows_exit_1_after_the_good_rows_are_imported(
+    database_url: str, session: Session, tmp_path: Path
+) -> None:
+    weekly = make_newsletter(session)
+    text = "email,name\ngood@example.org,Good\nbad-address,Bad\nfine@example.org,Fine\n"
+
+    done = import_file(database_url, tmp_path, text, weekly)
+
+    assert done.returncode == 1, done.stderr
+    assert "3 rows: 2 imported, 0 updated, 0 unchanged, 0 suppressed, 1 rejected" in done.stdout
+    assert "line 3: error: invalid email address 'bad-address'" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert statuses(session) == {"good@example.org": "active", "fine@example.org": "active"}
+
+
+def test_a_clean_file_exits_0(database_url: str, session: Session, tmp_path: Path) -> None:
+    weekly = make_newsletter(session)
+    done = import_file(database_url, tmp_path, "email\nclean@example.org\n", weekly)
+    assert done.returncode == 0, done.stderr
+    assert "1 rows: 1 imported, 0 updated, 0 unchanged, 0 suppressed, 0 rejected" in done.stdout
+
+
+def test_a_case_twin_is_a_duplicate_of_its_first_line(
+    database_url: str, session: Session, tmp_path: Path
+) -> None:
+    weekly = make_newsletter(session)
+    text = "email,name\nReader@Example.com,First\nreader@example.com,Second\n"
+
+    done = import_file(database_url, tmp_path, text, weekly)
+
+    assert done.returncode == 1
+    assert "1 rejected (1 duplicates)" in done.stdout
+    assert "line 3: error: duplicate of line 2" in done.stderr
+    assert statuses(session) == {"Reader@example.com": "active"}
+
+
+def test_consent_no_in_the_file_leaves_the_subscription_pending(
+    database_url: str, session: Session, tmp_path: Path
+) -> None:
+    weekly = make_newsletter(session)
+    text = "email,consent\nyes@example.org,yes\nno@example.org,no\n"
+
+    done = import_file(database_url, tmp_path, text, weekly)
+
+    assert done.returncode == 0, done.stderr
+    assert "ignored columns" not in done.stdout
+    assert statuses(session) == {"yes@example.org": "active", "no@example.org": "pending"}
+
+
+def test_more_than_1000_errors_list_the_first_1000_and_count_the_rest(
+    database_url: str, session: Session, tmp_path: Path
+) -> None:
+    weekly = make_newsletter(session)
+    text = "email\n" + "".join(f"junk{i}\n" for i in range(1200)) + "ok@example.org\n"
+
+    done = import_file(database_url, tmp_path, text, weekly)
+
+    assert done.returncode == 1
+    assert "1201 rows: 1 imported" in done.stdout and "1200 rejected" in done.stdout
+    errors = [line for line in done.stderr.splitlines() if ": error: " in line]
+    assert len(errors) == 1000 and errors[-1].startswith("line 1001: error:")
+    assert "... and 200 more errors (only the first 1000 are listed)" in done.stderr
+
+
+def test_an_erased_address_imports_as_suppressed_not_active(
+    database_url: str, session: Session, tmp_path: Path
+) -> None:
+    weekly = make_newsletter(session)
+    assert import_file(database_url, tmp_path, "email\ngone@example.org\n", weekly).returncode == 0
+    gdpr.erase_subscriber(session, "gone@example.org")
+    session.commit()
+
+    done = import_file(database_url, tmp_path, "email\nGone@Example.org\n", weekly)
+
+    assert done.returncode == 0, done.stderr
+    assert "1 suppressed" in done.stdout
+    assert "line 2: warning: Gone@example.org is on the suppression list (erased)" in done.stderr
+    assert "active" not in statuses(session).values()

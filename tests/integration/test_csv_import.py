@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import UTC, datetime
 
 import pytest
 from email_validator import EmailNotValidError, validate_email
@@ -16,8 +17,11 @@ from newsletter.models import (
     Subscriber,
     SubscriberEvent,
     Subscription,
+    utcnow,
 )
+from newsletter.subscribers import Way, admission_refusals
 from newsletter.suppression import Reason, suppress
+from newsletter.tables import SUB
 from tests.conftest import make_newsletter
 
 HEADER = "email,name,newsletters,status,consent_at,consent_ip,consent_source,consent_text_version"
@@ -249,34 +253,87 @@ def test_formulas_are_kept_as_text_and_neutralised_on_export(session: Session) -
 # ---------------------------------------------------------------- merging and sticky statuses
 
 
-def test_duplicates_merge_in_file_order_a_later_row_unsubscribes(session: Session) -> None:
-    weekly, daily = make_newsletter(session), make_newsletter(session)
+def test_a_repeated_address_is_rejected_and_the_first_row_kept(session: Session) -> None:
+    weekly = make_newsletter(session)
     data = (
         "email,name,newsletters,status\n"
         f"dup@example.org,First,{weekly.slug},active\n"
-        f"dup@EXAMPLE.org,,{daily.slug},active\n"  # same address, another newsletter
-        f"dup@example.org,Second,{weekly.slug},unsubscribed\n"  # a later row may unsubscribe
-        f"dup@example.org,,{weekly.slug},active\n"  # and nothing re-activates it
+        f"other@example.org,Other,{weekly.slug},active\n"
+        f"dup@example.org,Second,{weekly.slug},unsubscribed\n"
     )
     report = run_import(session, data)
 
-    assert (report.rows, report.imported, report.duplicates) == (4, 1, 3)
-    assert subscriber(session, "dup@example.org").name == "Second"
-    assert status_of(session, "dup@example.org", weekly) == "unsubscribed"
-    assert status_of(session, "dup@example.org", daily) == "active"
-    emails = session.exec(select(Subscriber.email)).all()
-    assert emails == ["dup@example.org"]
+    assert report.errors == [csvio.RowIssue(4, "duplicate of line 2")]
+    assert (report.rows, report.imported, report.duplicates, report.errors_total) == (3, 2, 1, 1)
+    assert subscriber(session, "dup@example.org").name == "First"
+    assert status_of(session, "dup@example.org", weekly) == "active"
 
 
-def test_duplicates_across_chunks_follow_the_same_rules(session: Session) -> None:
+def test_case_twins_in_one_file_are_one_subscriber(session: Session) -> None:
+    weekly = make_newsletter(session)
+    data = (
+        f"email,name,newsletters\nReader@Example.com,Upper,{weekly.slug}\n"
+        f"reader@example.com,Lower,{weekly.slug}\n"
+    )
+    report = run_import(session, data)
+
+    assert report.errors == [csvio.RowIssue(3, "duplicate of line 2")]
+    people = session.exec(select(Subscriber)).all()
+    assert [(p.email, p.name) for p in people] == [("Reader@example.com", "Upper")]
+
+
+def test_a_case_twin_of_an_existing_subscriber_updates_that_subscriber(session: Session) -> None:
+    weekly, daily = make_newsletter(session), make_newsletter(session)
+    run_import(session, f"email,name,newsletters\nReader@Example.com,Reader,{weekly.slug}\n")
+
+    report = run_import(session, f"email,newsletters\nreader@EXAMPLE.COM,{daily.slug}\n")
+
+    assert (report.imported, report.errors) == (1, [])
+    people = session.exec(select(Subscriber)).all()
+    assert [p.email for p in people] == ["Reader@example.com"]
+    assert status_of(session, "Reader@example.com", daily) == "active"
+
+
+def test_later_rows_of_an_address_add_other_newsletters_and_never_rename(
+    session: Session,
+) -> None:
+    """An export lists a subscriber on two newsletters as two rows: that imports back."""
+    weekly, daily = make_newsletter(session), make_newsletter(session)
+    data = (
+        "email,name,newsletters,status\n"
+        f"two@example.org,First,{weekly.slug},active\n"
+        f"TWO@example.org,Second,{daily.slug},pending\n"
+    )
+    report = run_import(session, data)
+
+    assert (report.rows, report.imported, report.errors) == (2, 2, [])
+    assert subscriber(session, "two@example.org").name == "First"
+    assert status_of(session, "two@example.org", weekly) == "active"
+    assert status_of(session, "two@example.org", daily) == "pending"
+
+
+def test_a_row_naming_a_newsletter_an_earlier_row_named_is_a_duplicate(session: Session) -> None:
+    weekly, daily = make_newsletter(session), make_newsletter(session)
+    data = (
+        "email,newsletters\n"
+        f"x@example.org,{weekly.slug}\n"
+        f"x@example.org,{daily.slug}\n"
+        f"x@example.org,{daily.slug};{weekly.slug}\n"
+    )
+    report = run_import(session, data)
+    assert report.errors == [csvio.RowIssue(4, "duplicate of line 2")]
+    assert report.imported == 2
+
+
+def test_duplicates_across_chunks_are_rejected_too(session: Session) -> None:
     weekly = make_newsletter(session)
     rows = [f"a{i}@example.org,{weekly.slug},active" for i in range(5)]
-    rows.append(f"a1@example.org,{weekly.slug},unsubscribed")
-    rows.append(f"a1@example.org,{weekly.slug},active")
+    rows.append(f"A1@example.org,{weekly.slug},unsubscribed")
     report = run_import(session, "email,newsletters,status\n" + "\n".join(rows), chunk_rows=2)
 
-    assert (report.imported, report.duplicates, report.rows) == (5, 2, 7)
-    assert status_of(session, "a1@example.org", weekly) == "unsubscribed"
+    assert report.errors == [csvio.RowIssue(7, "duplicate of line 3")]
+    assert (report.imported, report.duplicates, report.rows) == (5, 1, 6)
+    assert status_of(session, "a1@example.org", weekly) == "active"
 
 
 @pytest.mark.parametrize("sticky", ["unsubscribed", "bounced", "complained"])
@@ -328,21 +385,187 @@ def test_an_erased_address_is_not_imported_again(session: Session) -> None:
 
     report = run_import(session, f"email,name,newsletters\nForget@EXAMPLE.org,Me,{weekly.slug}\n")
 
-    assert (report.suppressed, report.imported) == (1, 0)
-    assert report.warnings == [
-        csvio.RowIssue(2, "Forget@example.org is on the suppression list (erased)")
-    ]
+    assert (report.suppressed, report.imported, report.errors_total) == (1, 0, 0)
+    assert [w.line for w in report.warnings] == [2]
+    assert report.warnings[0].reason.startswith(
+        "Forget@example.org is on the suppression list (erased): they can come back only by"
+    )
     emails = session.exec(select(Subscriber.email)).all()
     assert all(e.endswith("@invalid") for e in emails)
+    assert session.exec(select(Subscription).where(Subscription.status == "active")).all() == []
 
 
-def test_a_suppressed_bounce_is_reported_with_its_reason(session: Session) -> None:
+@pytest.mark.parametrize("reason", [Reason.bounced, Reason.complained])
+def test_a_suppressed_address_is_skipped_with_its_reason(session: Session, reason: Reason) -> None:
     weekly = make_newsletter(session)
-    suppress(session, "dead@example.org", Reason.bounced)
+    suppress(session, "dead@example.org", reason)
     session.commit()
-    report = run_import(session, f"email,newsletters\ndead@example.org,{weekly.slug}\n")
+    report = run_import(session, f"email,newsletters\nDEAD@example.org,{weekly.slug}\n")
     assert report.suppressed == 1
-    assert report.warnings[0].reason == "dead@example.org is on the suppression list (bounced)"
+    assert report.warnings[0].reason.startswith(
+        f"DEAD@example.org is on the suppression list ({reason}):"
+    )
+    assert session.exec(select(Subscriber)).all() == []
+
+
+def test_the_admission_gate_is_asked_once_per_chunk_for_an_import(
+    session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    weekly = make_newsletter(session)
+    calls: list[tuple[int, Way]] = []
+
+    def spy(session: Session, addresses: list[str], *, way: Way) -> dict[str, str]:
+        calls.append((len(addresses), way))
+        return admission_refusals(session, addresses, way=way)
+
+    monkeypatch.setattr(csvio, "admission_refusals", spy)
+    rows = "\n".join(f"g{i}@example.org" for i in range(5))
+    run_import(session, "email\n" + rows, newsletters=[weekly.slug], chunk_rows=2)
+
+    assert calls == [(2, Way.import_), (2, Way.import_), (1, Way.import_)]
+
+
+# ---------------------------------------------------------------- consent
+
+
+def consent_file(newsletter: Newsletter, consent: str, status: str = "") -> str:
+    return f"email,newsletters,status,consent\nc@example.org,{newsletter.slug},{status},{consent}\n"
+
+
+def subscription_of(session: Session, email: str) -> Subscription:
+    sub = session.exec(
+        select(Subscription)
+        .join(Subscriber, col(Subscriber.id) == Subscription.subscriber_id)
+        .where(Subscriber.email == email)
+    ).one()
+    return sub
+
+
+@pytest.mark.parametrize("consent", ["yes", "TRUE", " 1 "])
+def test_consent_yes_records_consent_at_import_time_from_source_import(
+    session: Session, consent: str
+) -> None:
+    weekly = make_newsletter(session)
+    before = utcnow()
+    report = run_import(session, consent_file(weekly, consent))
+
+    sub = subscription_of(session, "c@example.org")
+    assert (report.imported, report.warnings, report.ignored_columns) == (1, [], [])
+    assert (sub.status, sub.consent_source) == ("active", "import")
+    assert sub.consent_at is not None
+    assert sub.consent_at.replace(tzinfo=UTC) >= before.replace(microsecond=0)
+
+
+def test_consent_yes_takes_consent_at_and_source_from_the_row(session: Session) -> None:
+    weekly = make_newsletter(session)
+    run_import(
+        session,
+        "email,newsletters,status,consent,consent_at,consent_source\n"
+        f"c@example.org,{weekly.slug},pending,Yes,2024-05-01T10:00:00Z,paper form\n",
+    )
+    sub = subscription_of(session, "c@example.org")
+    assert (sub.status, sub.consent_source) == ("pending", "paper form")
+    assert sub.consent_at is not None and sub.consent_at.replace(tzinfo=UTC) == datetime(
+        2024, 5, 1, 10, tzinfo=UTC
+    )
+
+
+@pytest.mark.parametrize("consent", ["no", "False", "0"])
+def test_consent_no_makes_a_row_pending_with_no_consent_recorded(
+    session: Session, consent: str
+) -> None:
+    weekly = make_newsletter(session)
+    data = (
+        "email,newsletters,consent,consent_at,consent_ip,consent_text_version\n"
+        f"c@example.org,{weekly.slug},{consent},2024-05-01T10:00:00Z,192.0.2.1,v1\n"
+    )
+    report = run_import(session, data)
+
+    sub = subscription_of(session, "c@example.org")
+    assert (report.imported, report.warnings) == (1, [])
+    assert sub.status == "pending"
+    assert (sub.consent_at, sub.consent_ip, sub.consent_text_version) == (None, None, None)
+
+
+def test_consent_no_against_an_explicit_active_status_is_pending_with_a_warning(
+    session: Session,
+) -> None:
+    weekly = make_newsletter(session)
+    report = run_import(session, consent_file(weekly, "no", status="active"))
+    assert status_of(session, "c@example.org", weekly) == "pending"
+    assert report.warnings == [csvio.RowIssue(2, "consent 'no': pending, not active")]
+
+
+@pytest.mark.parametrize("status", ["unsubscribed", "bounced", "complained", "pending"])
+def test_consent_no_leaves_an_explicit_other_status_as_it_is(session: Session, status: str) -> None:
+    weekly = make_newsletter(session)
+    run_import(session, consent_file(weekly, "no", status=status))
+    assert status_of(session, "c@example.org", weekly) == status
+
+
+def test_an_empty_consent_cell_is_no_evidence_pending_with_a_warning(session: Session) -> None:
+    weekly = make_newsletter(session)
+    report = run_import(session, consent_file(weekly, ""))
+
+    sub = subscription_of(session, "c@example.org")
+    assert (sub.status, sub.consent_at) == ("pending", None)
+    assert report.warnings == [
+        csvio.RowIssue(2, "consent is empty (no evidence of consent): pending, not active")
+    ]
+
+
+def test_another_consent_value_rejects_the_row(session: Session) -> None:
+    weekly = make_newsletter(session)
+    report = run_import(session, consent_file(weekly, "maybe"))
+    assert report.errors == [
+        csvio.RowIssue(2, "consent 'maybe' is not yes or no (nor true/false, 1/0)")
+    ]
+    assert session.exec(select(Subscriber)).all() == []
+
+
+def test_consent_no_never_turns_off_an_active_subscription(session: Session) -> None:
+    weekly = make_newsletter(session)
+    run_import(session, f"email,newsletters\nc@example.org,{weekly.slug}\n")
+    report = run_import(session, consent_file(weekly, "no"))
+    assert (report.unchanged, status_of(session, "c@example.org", weekly)) == (1, "active")
+
+
+def test_a_row_without_consent_keeps_the_consent_recorded_when_it_unsubscribes(
+    session: Session,
+) -> None:
+    weekly = make_newsletter(session)
+    run_import(
+        session,
+        f"email,newsletters,consent_at\nc@example.org,{weekly.slug},2024-05-01T10:00:00Z\n",
+    )
+    run_import(session, consent_file(weekly, "no", status="unsubscribed"))
+
+    sub = subscription_of(session, "c@example.org")
+    assert sub.status == "unsubscribed"
+    assert sub.consent_at is not None and sub.consent_at.year == 2024
+
+
+# ---------------------------------------------------------------- the report's size
+
+
+def test_the_report_keeps_the_first_1000_errors_and_counts_all(session: Session) -> None:
+    weekly = make_newsletter(session)
+    bad = "\n".join(f"junk{i}" for i in range(2500))
+    report = run_import(session, "email\n" + bad + "\nok@example.org\n", newsletters=[weekly.slug])
+
+    shape = report.as_dict()
+    assert (shape["rows"], shape["imported"], shape["errors_total"]) == (2501, 1, 2500)
+    assert len(shape["errors"]) == csvio.MAX_ISSUES == 1000
+    assert [e["line"] for e in shape["errors"]] == list(range(2, 1002))
+
+
+def test_the_report_keeps_the_first_1000_warnings_and_counts_all(session: Session) -> None:
+    weekly = make_newsletter(session)
+    rows = "\n".join(f"w{i}@example.org,Tab\tbed" for i in range(1200))
+    report = run_import(session, "email,name\n" + rows, newsletters=[weekly.slug])
+
+    assert (report.imported, report.warnings_total, len(report.warnings)) == (1200, 1200, 1000)
+    assert report.warnings[-1].line == 1001
 
 
 # ---------------------------------------------------------------- export
@@ -431,13 +654,13 @@ def test_rows_another_writer_inserted_meanwhile_are_skipped_not_fatal(session: S
     session.add(Subscriber(email="raced@example.org", name="Other writer"))
     session.commit()
     writer = csvio._Writer(session, csvio.ImportReport())
-    now = csvio.utcnow()
-    rows = [
-        {"email": e, "name": "Import", "attributes": {"k": [1]}, "created_at": now}
+    now = utcnow()
+    rows = [  # the writer's own rows: COPY fills in no default, so they carry email_hash
+        {**csvio.subscriber_row(e, "Import", now), "attributes": {"k": [1]}}
         for e in ("raced@example.org", "fresh@example.org")
     ]
 
-    writer._insert_rows(csvio.SUB, rows)
+    writer._insert_rows(SUB, rows)
     session.commit()
 
     people = {s.email: s for s in session.exec(select(Subscriber)).all()}

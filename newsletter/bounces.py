@@ -58,11 +58,13 @@ from newsletter.tables import EV, SUB, D, I, S
 from newsletter.tokens import Purpose, read_token
 
 MAILABLE = (SubscriptionStatus.active, SubscriptionStatus.pending)
-_OUR_MESSAGE_ID = re.compile(r"<(\d+)\.(\d+)\.([0-9a-f]{16})@([^>\s]+)>")
+# ids of ours have at most 10 ASCII digits: a longer run is not ours (and no int() of it)
+_OUR_MESSAGE_ID = re.compile(r"<([0-9]{1,10})\.([0-9]{1,10})\.([0-9a-f]{16})@([^>\s]+)>")
 _UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*unsubscribe\s+(\S+)\s*$", re.IGNORECASE)
 _STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
 _HARD_STATUSES = ("5.0.0", "5.2.1")
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024
+MAX_ADDRESS = 320
 log = logging.getLogger(__name__)
 
 
@@ -201,13 +203,21 @@ def _addresses(headers: Message | None, *names: str) -> list[str]:
     if headers is None:
         return []
     values = [str(v) for n in names for v in headers.get_all(n, [])]
-    return [addr.lower() for _name, addr in getaddresses(values) if "@" in addr]
+    found = (addr.lower() for _name, addr in getaddresses(values))
+    return [addr for addr in found if "@" in addr and _could_be_ours(addr)]
+
+
+def _could_be_ours(address: str) -> bool:
+    """No subscriber's address has a control character (NUL, which PostgreSQL refuses in a
+    query, included) or is longer than 320 characters: such a one is not looked up."""
+    return len(address) <= MAX_ADDRESS and address.isprintable()
 
 
 def _subscriber_ids(session: Session, addresses: list[str]) -> list[int]:
-    if not addresses:
+    wanted = [a for a in addresses if _could_be_ours(a)]
+    if not wanted:
         return []
-    rows = session.execute(select(SUB.c.id).where(SUB.c.email.in_(addresses))).all()
+    rows = session.execute(select(SUB.c.id).where(SUB.c.email.in_(wanted))).all()
     return sorted(r.id for r in rows)
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import TYPE_CHECKING, Annotated, Any, BinaryIO
 
 import typer
 from rich.console import Console
@@ -22,7 +22,7 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 from rich.table import Table
-from sqlalchemy.exc import OperationalError, ProgrammingError
+from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlmodel import Session
 
 from newsletter import (
@@ -40,6 +40,10 @@ from newsletter import (
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import InvalidInput, NewsletterError, QABlocked
 from newsletter.models import DeliveryStatus, IssueStatus
+from newsletter.outbound import OutboundPolicy
+
+if TYPE_CHECKING:
+    import uvicorn
 
 app = typer.Typer(help="Compose newsletter issues and deliver them.", no_args_is_help=True)
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
@@ -86,7 +90,7 @@ def webhooks_add(
     from newsletter import webhooks
 
     with session() as s:
-        endpoint = webhooks.register(s, url, event)
+        endpoint = webhooks.register(s, url, event, policy=OutboundPolicy.from_settings(settings()))
     console.print(f"webhook {endpoint.id}: {endpoint.url} ({', '.join(endpoint.events)})")
     console.print(f"secret (shown once): {endpoint.secret}")
 
@@ -170,10 +174,13 @@ def worker(
     ] = False,
     loglevel: Annotated[str | None, typer.Option(help="default: NEWSLETTER_LOG_LEVEL")] = None,
 ) -> None:
-    """Run a Celery worker on the configured broker."""
+    """Run a Celery worker on the configured broker (not on a database behind the code)."""
     from newsletter import sender
     from worker.celery_app import app as celery_app
 
+    if not db.schema_at_head(settings().database_url):
+        _say_schema_behind()
+        raise typer.Exit(1)
     sender.signer_for(settings())  # a bad DKIM configuration stops here, in one line
     level = loglevel or settings().log_level
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={level}"]
@@ -190,7 +197,8 @@ def articles_import(source: str) -> None:
     """Import articles from a JSON/YAML file, an RSS/Atom file, or a feed URL."""
     with session() as s:
         if source.startswith(("http://", "https://")):
-            result = articles.import_feed(s, source)
+            policy = OutboundPolicy.from_settings(settings())
+            result = articles.import_feed(s, source, policy=policy)
         else:
             result = articles.import_file(s, Path(source))
     console.print(f"created {result.created}, updated {result.updated}")
@@ -366,21 +374,29 @@ def issues_send(
     follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
 ) -> None:
     """Start sending an issue: freeze it, fill the ledger, queue the batches."""
+    from newsletter import sendstart
+    from worker.tasks import dispatch
+
     with session() as s:
-        start = delivery.start_send(s, issue_id=issue_id, size_limit=settings().html_size_limit)
+        start = sendstart.start(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
     if start.started:
         console.print(
-            f"issue {issue_id}: {start.recipients} recipients ({start.skipped} not active)"
+            f"issue {issue_id}: {start.recipients} recipients ({start.skipped} not sent to: "
+            "not active or suppressed)"
         )
     else:
         console.print(f"issue {issue_id} was already started; nothing new queued")
-    _dispatch(issue_id, follow)
+    _queued(issue_id, follow)
 
 
 def _dispatch(issue_id: int, follow: bool) -> None:
     from worker.tasks import dispatch
 
     dispatch.delay(issue_id)
+    _queued(issue_id, follow)
+
+
+def _queued(issue_id: int, follow: bool) -> None:
     if follow:
         _follow(issue_id)
     else:
@@ -570,24 +586,41 @@ def subs_list(
     console.print(f"{total} in all")
 
 
-@subs_app.command("import")
+IMPORT_HELP = "\n\n".join(
+    (
+        "Import subscribers from CSV: the good rows import; rejected rows are listed by line "
+        "number (the first 1,000) and make the exit status 1.",
+        "Columns: email (required), name, newsletters, status, consent, consent_at, "
+        "consent_ip, consent_source, consent_text_version. Addresses match whatever their "
+        "case; a row repeating an address and a newsletter of an earlier row is rejected as a "
+        "duplicate, and the first row of an address names it.",
+        csvio.CONSENT_RULE,
+        "Suppressed addresses (erased, bounced, complained) are skipped with a warning.",
+    )
+)
+
+
+@subs_app.command("import", help=IMPORT_HELP)
 def subs_import(
     file: Annotated[Path, typer.Argument(help="CSV with a header row naming an email column")],
     newsletter: Annotated[
         list[str] | None, typer.Option(help="default for rows that name no newsletter")
     ] = None,
 ) -> None:
-    """Import subscribers from CSV; bad rows are listed by line number and the rest import."""
+    """Import subscribers from CSV (``IMPORT_HELP``); exit 1 if any row was rejected."""
     with _open_binary(file) as stream, _byte_bar(file) as advance, session() as s:
         report = csvio.import_csv(s, stream, newsletters=newsletter or (), on_progress=advance)
     _print_import(report)
+    if report.errors_total:  # after the commit: the good rows stay imported
+        raise typer.Exit(1)
 
 
 def _print_import(report: csvio.ImportReport) -> None:
+    duplicates = f" ({report.duplicates} duplicates)" if report.duplicates else ""
     console.print(
         f"{report.rows} rows: {report.imported} imported, {report.updated} updated, "
-        f"{report.unchanged} unchanged, {report.duplicates} duplicates merged, "
-        f"{report.suppressed} suppressed, {len(report.errors)} with errors"
+        f"{report.unchanged} unchanged, {report.suppressed} suppressed, "
+        f"{report.errors_total} rejected{duplicates}"
     )
     if report.kept:
         console.print(f"{report.kept} left unsubscribed/bounced/complained (never re-activated)")
@@ -595,8 +628,15 @@ def _print_import(report: csvio.ImportReport) -> None:
         console.print(f"ignored columns: {', '.join(report.ignored_columns)}", markup=False)
     for issue in report.warnings:
         err.print(f"line {issue.line}: warning: {issue.reason}", markup=False, highlight=False)
+    _print_cut(len(report.warnings), report.warnings_total, "warnings")
     for issue in report.errors:
         err.print(f"line {issue.line}: error: {issue.reason}", markup=False, highlight=False)
+    _print_cut(len(report.errors), report.errors_total, "errors")
+
+
+def _print_cut(shown: int, total: int, what: str) -> None:
+    if total > shown:
+        err.print(f"... and {total - shown} more {what} (only the first {shown} are listed)")
 
 
 @contextmanager
@@ -812,12 +852,13 @@ def serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     forwarded_allow_ips: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="proxies whose X-Forwarded-For gives the client IP (comma-separated, or *); "
-            "sign-up limits and consent records use that IP"
+            "sign-up limits and consent records use that IP. Default: none, no forwarded "
+            "header is trusted"
         ),
-    ] = "127.0.0.1",
+    ] = None,
 ) -> None:
     """Run the HTTP app: admin API under /api (token from `newsletter admin create-token`),
     public sign-up, confirm, unsubscribe and preference pages; OpenAPI at /docs."""
@@ -825,14 +866,43 @@ def serve(
 
     from newsletter.api.app import create_app
 
-    uvicorn.run(
-        create_app(settings()),
+    _warn_if_schema_behind()
+    app = create_app(settings())
+    uvicorn.Server(server_config(app, host=host, port=port, proxies=forwarded_allow_ips)).run()
+
+
+def server_config(app: Any, *, host: str, port: int, proxies: str | None) -> uvicorn.Config:
+    """uvicorn's configuration: X-Forwarded-For/-Proto are read only from ``proxies`` (None:
+    from nobody; uvicorn's own default would trust 127.0.0.1, so any local process, or a proxy
+    on the same machine passing the header through, could choose the client IP)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
         host=host,
         port=port,
-        proxy_headers=True,
-        forwarded_allow_ips=forwarded_allow_ips,
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
         log_config=None,  # uvicorn's records go to the root handler main() set up (JSON or text)
     )
+
+
+def _say_schema_behind(colour: str = "red") -> None:
+    err.print(f"[{colour}]{db.SCHEMA_BEHIND}[/]", highlight=False)
+
+
+def _schema_behind() -> bool:
+    """Whether the database answers and is behind the code (False when it does not answer)."""
+    try:
+        return not db.schema_at_head(settings().database_url)
+    except SQLAlchemyError:
+        return False
+
+
+def _warn_if_schema_behind() -> None:
+    """``serve`` starts anyway (``/readyz`` says 503 until the upgrade), with this one line."""
+    if _schema_behind():
+        _say_schema_behind("yellow")
 
 
 # ---------------------------------------------------------------- entry point
@@ -869,6 +939,9 @@ def main() -> None:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(1)
     except (OperationalError, ProgrammingError) as exc:
-        first_line = str(exc.orig).splitlines()[0]
-        err.print(f"[red]database error:[/] {first_line} (did you run `newsletter db upgrade`?)")
+        if _schema_behind():
+            _say_schema_behind()
+        else:
+            first_line = str(exc.orig).splitlines()[0]
+            err.print(f"[red]database error:[/] {first_line}", highlight=False)
         sys.exit(1)

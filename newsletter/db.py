@@ -1,7 +1,9 @@
-"""Engine and sessions; SQLite pragmas; the migrations entry point."""
+"""Engine and sessions; SQLite pragmas; the migrations entry point and the schema's revision."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -10,11 +12,15 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+#: what the web app, the worker and the CLI say when the database is behind the code
+SCHEMA_BEHIND = "schema not at head: run `newsletter db upgrade`"
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -73,3 +79,40 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)
+
+
+@lru_cache(maxsize=1)
+def migration_heads() -> frozenset[str]:
+    """The head revision(s) of the migrations this code ships (read once per process)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
+
+
+class _QuietReading(logging.Filter):
+    """Drops alembic's "Context impl ..." lines while this thread only reads the revision (a
+    readiness probe every few seconds would otherwise log them every few seconds)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.reading, "on", False)
+
+
+_quiet = _QuietReading()
+logging.getLogger("alembic.runtime.migration").addFilter(_quiet)
+
+
+def schema_revisions(url: str) -> frozenset[str]:
+    """The revision(s) the database is at (empty for a database never migrated)."""
+    _quiet.reading.on = True
+    try:
+        with get_engine(url).connect() as conn:
+            return frozenset(MigrationContext.configure(conn).get_current_heads())
+    finally:
+        _quiet.reading.on = False
+
+
+def schema_at_head(url: str) -> bool:
+    """Whether the database's schema is the one this code expects (no more, no less)."""
+    return schema_revisions(url) == migration_heads()

@@ -1,23 +1,32 @@
-"""The HTTP app: ``create_app(settings)`` wires the routers and maps domain errors to JSON.
+"""The HTTP app: ``create_app(settings)`` wires the routers and maps domain errors to responses.
 
 One router per area lives in its own module of ``newsletter.api`` and is listed in ``ROUTERS``;
 each decides its own authentication (the admin routers require a bearer token, public routes such
-as sign-up need not). Every error body is ``{"error": "..."}`` (plus ``findings`` for QA).
+as sign-up need not). Every error is an answer with a reason (``errors.py``): JSON
+``{"error": "..."}`` under ``/api`` (plus ``findings`` for QA, ``detail`` for a 422), the editor
+UI's pages under ``/admin``, a small HTML page elsewhere. Before any route runs, a public route's
+body is capped and a NUL in the URL refused (``limits.py``); bodies are read strictly
+(``inputs.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from fastapi import APIRouter, FastAPI
 
 import newsletter
-from newsletter.api import admin, archive, bounces, issues, ops, public, subscribers, webhooks
+from newsletter.api import (
+    admin,
+    archive,
+    bounces,
+    errors,
+    issues,
+    ops,
+    public,
+    subscribers,
+    webhooks,
+)
 from newsletter.api.deps import Dispatcher, celery_dispatch
+from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
     InvalidInput,
@@ -31,7 +40,7 @@ from newsletter.exceptions import (
     UserError,
 )
 
-API_PREFIX = "/api"
+API_PREFIX = errors.API_PREFIX
 ROUTERS: tuple[APIRouter, ...] = (
     issues.router,
     subscribers.router,
@@ -56,8 +65,6 @@ STATUS_OF: dict[type[UserError], int] = {
     UserError: 400,
 }
 
-Handler = Callable[[Request, Exception], Awaitable[Response]]
-
 
 def create_app(settings: Settings | None = None, *, dispatch: Dispatcher | None = None) -> FastAPI:
     """The app for ``settings`` (default: the environment's).
@@ -74,55 +81,12 @@ def create_app(settings: Settings | None = None, *, dispatch: Dispatcher | None 
     )
     app.state.settings = settings or get_settings()
     app.state.dispatch = dispatch or celery_dispatch
-    for exc_class, code in STATUS_OF.items():
-        app.add_exception_handler(exc_class, _user_error(code))
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(RequestValidationError, _validation_error)
+    errors.install(app, STATUS_OF)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     for router in PAGES:
         app.include_router(router)
     admin.install(app)
+    app.add_middleware(PublicBodyLimit, limit=app.state.settings.public_body_limit)
+    app.add_middleware(RefuseNulInUrl)
     return app
-
-
-def _user_error(code: int) -> Handler:
-    async def handle(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, UserError)
-        if admin.is_admin(request):  # the editor UI answers with pages, not JSON
-            return admin.user_error(request, exc, code)
-        body: dict[str, object] = {"error": str(exc)}
-        headers = None
-        if isinstance(exc, QABlocked):
-            body["findings"] = exc.findings
-        if isinstance(exc, InvalidToken):
-            headers = {"WWW-Authenticate": "Bearer"}
-        if isinstance(exc, RateLimited):
-            headers = {"Retry-After": str(exc.retry_after)}
-        return JSONResponse(body, status_code=code, headers=headers)
-
-    return handle
-
-
-async def _http_error(_request: Request, exc: Exception) -> Response:
-    """Starlette's own errors (unknown path, wrong method) in the same shape as ours."""
-    assert isinstance(exc, StarletteHTTPException)
-    return JSONResponse(
-        {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
-    )
-
-
-async def _validation_error(request: Request, exc: Exception) -> Response:
-    """A malformed request: one readable line in ``error``, pydantic's list in ``detail``."""
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    parts = []
-    for e in errors:
-        where = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {e.get('msg', 'invalid')}")
-    if admin.is_admin(request):  # a form of the editor UI: the message goes back to the page
-        return admin.user_error(request, InvalidInput("; ".join(parts)), 422)
-    return JSONResponse(
-        {"error": "invalid request: " + "; ".join(parts), "detail": jsonable_encoder(errors)},
-        status_code=422,
-    )

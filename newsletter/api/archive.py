@@ -16,19 +16,26 @@ be cached and indexed, but an issue page may not run scripts or be framed by ano
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Path
 from starlette.responses import HTMLResponse, Response
 
 from newsletter import archive
 from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.api.errors import page_errors, short
+from newsletter.api.inputs import MAX_ID, StrictRoute
 from newsletter.api.pages import environment
 from newsletter.config import Settings
 from newsletter.exceptions import NotFound
 from newsletter.models import Newsletter
 
-router = APIRouter(prefix="/archive", tags=["archive"])
+router = APIRouter(
+    prefix="/archive", tags=["archive"], route_class=StrictRoute, responses=page_errors()
+)
+MISSING = page_errors(404)
+Slug = Annotated[str, Path(description="the newsletter's slug", examples=["belarus-weekly"])]
+Number = Annotated[str, Path(description="the issue's number", examples=["1"])]
 
 PUBLIC_HEADERS = {
     "Cache-Control": "public, max-age=300",
@@ -57,7 +64,8 @@ def _render(template: str, *, status: int = 200, **context: Any) -> HTMLResponse
 
 
 def _not_found(exc: NotFound) -> HTMLResponse:
-    html = environment().get_template("message.html.j2").render(title="Not found", message=str(exc))
+    message = short(str(exc))
+    html = environment().get_template("message.html.j2").render(title="Not found", message=message)
     return HTMLResponse(html, status_code=404, headers={"X-Content-Type-Options": "nosniff"})
 
 
@@ -104,9 +112,9 @@ def site_feed(session: SessionDep, settings: SettingsDep) -> Response:
     "/{newsletter}",
     response_class=HTMLResponse,
     summary="One newsletter's sent issues",
-    responses={404: {"description": "no such newsletter"}},
+    responses=MISSING,
 )
-def newsletter_index(newsletter: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
+def newsletter_index(newsletter: Slug, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     try:
         nl = archive.get_newsletter(session, newsletter)
     except NotFound as exc:
@@ -126,9 +134,9 @@ def newsletter_index(newsletter: str, session: SessionDep, settings: SettingsDep
     "/{newsletter}/feed.atom",
     response_class=Response,
     summary="One newsletter's Atom feed",
-    responses={200: {"content": {"application/atom+xml": {}}}, 404: {"description": "unknown"}},
+    responses={200: {"content": {"application/atom+xml": {}}}, **MISSING},
 )
-def newsletter_feed(newsletter: str, session: SessionDep, settings: SettingsDep) -> Response:
+def newsletter_feed(newsletter: Slug, session: SessionDep, settings: SettingsDep) -> Response:
     try:
         nl = archive.get_newsletter(session, newsletter)
     except NotFound as exc:
@@ -137,18 +145,22 @@ def newsletter_feed(newsletter: str, session: SessionDep, settings: SettingsDep)
     return Response(body, media_type=ATOM, headers=PUBLIC_HEADERS)
 
 
+def _is_issue_number(text: str) -> bool:
+    return text.isascii() and text.isdigit() and len(text) <= 10 and int(text) <= MAX_ID
+
+
 @router.get(
     "/{newsletter}/{number}",
     response_class=HTMLResponse,
     summary="One sent issue, as sent (the emails' 'view in browser' link)",
-    responses={404: {"description": "unknown, or not sent"}},
+    responses=MISSING,
 )
 def issue_page(
-    newsletter: str, number: str, session: SessionDep, settings: SettingsDep
+    newsletter: Slug, number: Number, session: SessionDep, settings: SettingsDep
 ) -> HTMLResponse:
     try:
-        if not number.isascii() or not number.isdigit():
-            raise NotFound(f"no issue {number!r} in the archive of {newsletter!r}")
+        if not _is_issue_number(number):
+            raise NotFound(f"no issue {number[:20]!r} in the archive of {newsletter[:80]!r}")
         entry, frozen = archive.get_archived(session, settings, newsletter, int(number))
     except NotFound as exc:
         return _not_found(exc)

@@ -20,9 +20,19 @@ from sqlmodel import Session
 from newsletter import controls, delivery
 from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import Dispatcher, DispatcherDep, SessionDep, SettingsDep
+from newsletter.api.errors import api_errors
+from newsletter.api.inputs import Id, StrictRoute
 from newsletter.models import IssueStatus
 
-router = APIRouter(prefix="/issues", tags=["issues"], dependencies=[Depends(require_token)])
+router = APIRouter(
+    prefix="/issues",
+    tags=["issues"],
+    dependencies=[Depends(require_token)],
+    route_class=StrictRoute,
+    responses=api_errors(401, 403, 404, 422),
+)
+#: an action refused in the issue's current state (or by QA)
+STATE = api_errors(409)
 
 StatusDict = dict[str, Any]
 
@@ -56,13 +66,17 @@ def _reason(body: ReasonBody | None, action: str, token_name: str) -> str:
 
 
 @router.get("/{issue_id}/status", summary="Delivery counts, rate, ETA and the last errors")
-def get_status(issue_id: int, session: SessionDep) -> StatusDict:
+def get_status(issue_id: Id, session: SessionDep) -> StatusDict:
     return _status(session, issue_id)
 
 
-@router.post("/{issue_id}/send", summary="Freeze the issue, fill the ledger, queue the batches")
+@router.post(
+    "/{issue_id}/send",
+    summary="Freeze the issue, fill the ledger, queue the batches",
+    responses=STATE,
+)
 def send(
-    issue_id: int, session: SessionDep, settings: SettingsDep, dispatch: DispatcherDep
+    issue_id: Id, session: SessionDep, settings: SettingsDep, dispatch: DispatcherDep
 ) -> StatusDict:
     """A second send of a started issue is a no-op (``started`` is false)."""
     start = delivery.start_send(session, issue_id=issue_id, size_limit=settings.html_size_limit)
@@ -78,24 +92,28 @@ def send(
     }
 
 
-@router.post("/{issue_id}/pause", summary="sending -> paused, within one batch")
+@router.post("/{issue_id}/pause", summary="sending -> paused, within one batch", responses=STATE)
 def pause(
-    issue_id: int, session: SessionDep, token: TokenDep, body: OptionalReason = None
+    issue_id: Id, session: SessionDep, token: TokenDep, body: OptionalReason = None
 ) -> StatusDict:
     controls.pause(session, issue_id=issue_id, reason=_reason(body, "paused", token.name))
     return _status(session, issue_id)
 
 
-@router.post("/{issue_id}/resume", summary="paused -> sending")
-def resume(issue_id: int, session: SessionDep, dispatch: DispatcherDep) -> StatusDict:
+@router.post("/{issue_id}/resume", summary="paused -> sending", responses=STATE)
+def resume(issue_id: Id, session: SessionDep, dispatch: DispatcherDep) -> StatusDict:
     controls.resume(session, issue_id=issue_id)
     _commit_and_dispatch(session, dispatch, issue_id)
     return _status(session, issue_id)
 
 
-@router.post("/{issue_id}/cancel", summary="Stop for good; unsent recipients become cancelled")
+@router.post(
+    "/{issue_id}/cancel",
+    summary="Stop for good; unsent recipients become cancelled",
+    responses=STATE,
+)
 def cancel(
-    issue_id: int, session: SessionDep, token: TokenDep, body: OptionalReason = None
+    issue_id: Id, session: SessionDep, token: TokenDep, body: OptionalReason = None
 ) -> StatusDict:
     cancelled = controls.cancel(
         session, issue_id=issue_id, reason=_reason(body, "cancelled", token.name)
@@ -104,24 +122,28 @@ def cancel(
 
 
 @router.post(
-    "/{issue_id}/resend-failed", summary="Failed recipients (still active) back to pending"
+    "/{issue_id}/resend-failed",
+    summary="Failed recipients (still active) back to pending",
+    responses=STATE,
 )
-def resend_failed(issue_id: int, session: SessionDep, dispatch: DispatcherDep) -> StatusDict:
+def resend_failed(issue_id: Id, session: SessionDep, dispatch: DispatcherDep) -> StatusDict:
     requeued = controls.resend_failed(session, issue_id=issue_id)
     if requeued:
         _commit_and_dispatch(session, dispatch, issue_id)
     return {**_status(session, issue_id), "requeued": requeued}
 
 
-@router.post("/{issue_id}/schedule", summary="draft -> scheduled at a time (QA runs now)")
+@router.post(
+    "/{issue_id}/schedule", summary="draft -> scheduled at a time (QA runs now)", responses=STATE
+)
 def schedule(
-    issue_id: int, body: ScheduleBody, session: SessionDep, settings: SettingsDep
+    issue_id: Id, body: ScheduleBody, session: SessionDep, settings: SettingsDep
 ) -> StatusDict:
     controls.schedule(session, issue_id=issue_id, at=body.at, size_limit=settings.html_size_limit)
     return _status(session, issue_id)
 
 
-@router.post("/{issue_id}/unschedule", summary="scheduled -> draft")
-def unschedule(issue_id: int, session: SessionDep) -> StatusDict:
+@router.post("/{issue_id}/unschedule", summary="scheduled -> draft", responses=STATE)
+def unschedule(issue_id: Id, session: SessionDep) -> StatusDict:
     controls.unschedule(session, issue_id=issue_id)
     return _status(session, issue_id)

@@ -3,9 +3,11 @@
 =================  ==========================================================================
 ``GET /healthz``   liveness: 200 ``{"status": "ok"}`` while the process serves requests; it
                    touches nothing else, so a database outage never restarts the web process
-``GET /readyz``    readiness: the database answers ``SELECT 1`` and Redis (the shared Redis
-                   and the broker, when they are Redis) answers ``PING``; 200, or 503 naming
-                   the check that failed. Redis that is not configured is ``"not used"``
+``GET /readyz``    readiness: the database answers and its schema is at the migrations' head,
+                   and Redis (the shared Redis and the broker, when they are Redis) answers
+                   ``PING``; 200, or 503 naming the check that failed ("schema not at head:
+                   run `newsletter db upgrade`" for a database behind the code). Redis that
+                   is not configured is ``"not used"``
 ``GET /metrics``   Prometheus text format (``newsletter.metrics``): the ledger's figures,
                    computed at scrape time, so they cover every worker process
 =================  ==========================================================================
@@ -24,17 +26,21 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import CollectorRegistry
-from sqlalchemy import text
+from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
+from newsletter import db
 from newsletter.api.deps import SettingsDep
+from newsletter.api.errors import HTML_ERROR, page_errors
+from newsletter.api.inputs import StrictRoute
 from newsletter.config import Settings
-from newsletter.db import get_engine
 from newsletter.exceptions import InvalidToken
 from newsletter.metrics import registry_for
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(
+    tags=["operations"], route_class=StrictRoute, responses=page_errors(database=False)
+)
 
 _NO_STORE = {"Cache-Control": "no-store"}
 
@@ -51,13 +57,13 @@ def _redis_urls(settings: Settings) -> list[str]:
 
 
 def _check_database(settings: Settings) -> str:
+    """The database's check: "ok" when it answers and its schema is the one this code expects."""
     try:
-        with get_engine(settings.database_url).connect() as conn:
-            conn.execute(text("SELECT 1"))
+        at_head = db.schema_at_head(settings.database_url)
     except SQLAlchemyError as exc:
         reason = getattr(exc, "orig", None) or exc
         return f"error: {type(exc).__name__}: {str(reason).splitlines()[0]}"
-    return "ok"
+    return "ok" if at_head else db.SCHEMA_BEHIND
 
 
 def _check_redis(settings: Settings) -> str:
@@ -74,10 +80,16 @@ def _check_redis(settings: Settings) -> str:
     return "ok"
 
 
+class Readiness(BaseModel):
+    status: str
+    checks: dict[str, str]
+
+
 @router.get(
     "/readyz",
-    summary="Readiness: database and Redis reachable",
-    responses={503: {"description": "a dependency is not reachable"}},
+    summary="Readiness: database (at the schema's head) and Redis reachable",
+    response_model=Readiness,
+    responses={503: {"model": Readiness, "description": "a check failed; it says which"}},
 )
 def readyz(settings: SettingsDep) -> JSONResponse:
     checks = {"database": _check_database(settings), "redis": _check_redis(settings)}
@@ -97,7 +109,11 @@ def _registry(request: Request) -> CollectorRegistry:
     "/metrics",
     summary="Prometheus metrics (text format)",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}}, 401: {"description": "token required"}},
+    responses={
+        200: {"content": {"text/plain": {}}},
+        401: {"content": HTML_ERROR, "description": "the metrics token is required"},
+        **page_errors(),
+    },
 )
 def metrics(request: Request, settings: SettingsDep) -> Response:
     if settings.metrics_token:

@@ -9,7 +9,8 @@ says so, and nothing changes.
 ``GET  /subscribe``                the form: email, name, newsletters, the consent text
 ``POST /subscribe``                the form's submission (HTML answer)
 ``POST /api/subscribe``            the same as JSON (202); both answer the same whatever the
-                                   address's state, so the answer reveals nothing
+                                   address's state, so the answer reveals nothing, and as
+                                   fast: the confirmation email is queued after the answer
 ``GET  /confirm/{token}``          a page with one button; ``POST`` confirms. Mail scanners
                                    open links (GET), so a GET must never confirm (nor
                                    unsubscribe): the person's click does
@@ -25,26 +26,32 @@ The ``mailto:`` variant of List-Unsubscribe is processed by the bounce/mailbox p
 
 The client IP is ``request.client.host``. Behind a reverse proxy that is the proxy, unless
 uvicorn trusts its ``X-Forwarded-For``: ``newsletter serve --forwarded-allow-ips PROXY_IP``.
+Without that option no forwarded header is trusted, from anywhere (a header any client can
+write would otherwise choose the address limited and recorded as the consent IP).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.responses import HTMLResponse
 
 from newsletter import abuse, subscribers
 from newsletter.api.deps import ConfirmationSender, ConfirmationSenderDep, SessionDep, SettingsDep
+from newsletter.api.errors import api_errors, page_errors, short
+from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.pages import page
 from newsletter.config import Settings
 from newsletter.consent import consent_text
 from newsletter.exceptions import InvalidInput, InvalidLink, RateLimited
 from newsletter.models import SubscriptionStatus
+from newsletter.subscribers import ConfirmationRequest
 from newsletter.tokens import (
     ConfirmData,
     Purpose,
@@ -54,8 +61,13 @@ from newsletter.tokens import (
     read_token,
 )
 
-pages = APIRouter(tags=["public pages"])
-api = APIRouter(tags=["public"])
+pages = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
+api = APIRouter(tags=["public"], route_class=StrictRoute)
+log = logging.getLogger(__name__)
+
+#: a personal link's page: 400 for a link that does not verify; a POST's body is capped (413)
+LINK_PAGE = page_errors(400)
+LINK_POST = page_errors(400, 413, 422)
 
 NEUTRAL = (
     "Thank you. If this address can receive our newsletters, a confirmation email is on its "
@@ -108,7 +120,8 @@ def _signup(
     newsletters: Sequence[str],
     source: str,
     consent_version: str | None,
-) -> None:
+) -> ConfirmationRequest | None:
+    """The sign-up, committed; the confirmation to queue (after the answer) when one is due."""
     limiter.check_ip(client.ip)  # before anything else: junk requests use up the IP's share
     address = subscribers.normalise_email(email)
     limiter.check_address(address)
@@ -124,15 +137,34 @@ def _signup(
         resend_after_seconds=settings.confirmation_resend_seconds,
     )
     session.commit()  # the worker reads the subscription in its own transaction
-    if result.confirmation is not None:
-        send(result.confirmation)
+    return result.confirmation
+
+
+def _queue_after_answer(
+    background: BackgroundTasks, send: ConfirmationSender, request: ConfirmationRequest | None
+) -> None:
+    """Queue the confirmation once the answer is sent: until then a new address and a known one
+    cost the same (no broker round trip), so the answer's timing tells them apart no more than
+    its content does."""
+    if request is not None:
+        background.add_task(_send_confirmation, send, request)
+
+
+def _send_confirmation(send: ConfirmationSender, request: ConfirmationRequest) -> None:
+    try:
+        send(request)
+    except Exception:  # the answer is gone: all that is left is to say so in the log
+        log.exception("confirmation email of subscriber %s not queued", request.subscriber_id)
 
 
 class SignupBody(BaseModel):
     email: str = Field(max_length=320, examples=["reader@example.org"])
     name: str = Field("", max_length=200, description="optional; one line")
     newsletters: list[str] = Field(
-        min_length=1, max_length=50, description="slugs (or ids) of the newsletters wanted"
+        min_length=1,
+        max_length=50,
+        description="slugs (or ids) of the newsletters wanted",
+        examples=[["belarus-weekly"]],
     )
     consent_text_version: str | None = Field(
         None, max_length=32, description="the consent text shown; default: the current one"
@@ -148,7 +180,7 @@ class SignupAccepted(BaseModel):
     "/subscribe",
     status_code=202,
     summary="Sign up (double opt-in): a confirmation email follows",
-    responses={422: {"description": "invalid address or input"}, 429: {"description": "limit"}},
+    responses=api_errors(400, 413, 422, 429),
 )
 def subscribe_json(
     body: SignupBody,
@@ -157,9 +189,10 @@ def subscribe_json(
     limiter: LimiterDep,
     send: ConfirmationSenderDep,
     client: ClientDep,
+    background: BackgroundTasks,
 ) -> SignupAccepted:
     """The same answer whether the address is new, pending or already subscribed."""
-    _signup(
+    confirmation = _signup(
         session,
         settings,
         limiter,
@@ -171,6 +204,7 @@ def subscribe_json(
         source="api",
         consent_version=body.consent_text_version,
     )
+    _queue_after_answer(background, send, confirmation)
     return SignupAccepted()
 
 
@@ -209,13 +243,19 @@ def subscribe_page(
     return _form(session, settings, values={"newsletters": [newsletter] if newsletter else []})
 
 
-@pages.post("/subscribe", response_class=HTMLResponse, summary="The sign-up form's submission")
+@pages.post(
+    "/subscribe",
+    response_class=HTMLResponse,
+    summary="The sign-up form's submission",
+    responses=page_errors(400, 413, 422, 429),
+)
 def subscribe_form(
     session: SessionDep,
     settings: SettingsDep,
     limiter: LimiterDep,
     send: ConfirmationSenderDep,
     client: ClientDep,
+    background: BackgroundTasks,
     email: Annotated[str, Form()] = "",
     name: Annotated[str, Form()] = "",
     newsletters: Annotated[list[str] | None, Form()] = None,
@@ -223,7 +263,7 @@ def subscribe_form(
 ) -> HTMLResponse:
     values = {"email": email, "name": name, "newsletters": newsletters or []}
     try:
-        _signup(
+        confirmation = _signup(
             session,
             settings,
             limiter,
@@ -240,7 +280,8 @@ def subscribe_form(
         return _form(session, settings, status=429, error=str(exc), values=values, headers=retry)
     except InvalidInput as exc:
         session.rollback()
-        return _form(session, settings, status=422, error=str(exc), values=values)
+        return _form(session, settings, status=422, error=short(str(exc)), values=values)
+    _queue_after_answer(background, send, confirmation)
     return page("message.html.j2", title="Check your inbox", message=NEUTRAL)
 
 
@@ -248,7 +289,8 @@ def subscribe_form(
 
 
 def _bad_link(exc: InvalidLink) -> HTMLResponse:
-    return page("bad_link.html.j2", status=400, title="This link does not work", reason=str(exc))
+    reason = short(str(exc))
+    return page("bad_link.html.j2", status=400, title="This link does not work", reason=reason)
 
 
 def _choices(
@@ -269,7 +311,12 @@ def _confirm_data(settings: Settings, token: str) -> ConfirmData:
     )
 
 
-@pages.get("/confirm/{token}", response_class=HTMLResponse, summary="Confirmation page")
+@pages.get(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
+    summary="Confirmation page",
+    responses=LINK_PAGE,
+)
 def confirm_page(token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """A page with one button; opening the link (as mail scanners do) confirms nothing."""
     try:
@@ -288,7 +335,12 @@ def confirm_page(token: str, session: SessionDep, settings: SettingsDep) -> HTML
     )
 
 
-@pages.post("/confirm/{token}", response_class=HTMLResponse, summary="Confirm a sign-up")
+@pages.post(
+    "/confirm/{token}",
+    response_class=HTMLResponse,
+    summary="Confirm a sign-up",
+    responses=LINK_POST,
+)
 def confirm_submit(
     token: str, session: SessionDep, settings: SettingsDep, client: ClientDep
 ) -> HTMLResponse:
@@ -324,7 +376,12 @@ def _unsubscribe_data(settings: Settings, token: str) -> TokenData:
     return read_token(settings.secret_key, Purpose.unsubscribe, token)
 
 
-@pages.get("/unsubscribe/{token}", response_class=HTMLResponse, summary="Unsubscribe page")
+@pages.get(
+    "/unsubscribe/{token}",
+    response_class=HTMLResponse,
+    summary="Unsubscribe page",
+    responses=LINK_PAGE,
+)
 def unsubscribe_page(token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     """One button; opening the link (as link scanners do) unsubscribes nobody."""
     try:
@@ -360,6 +417,7 @@ def _unsubscribe_view(
     "/unsubscribe/{token}",
     response_class=HTMLResponse,
     summary="Unsubscribe: RFC 8058 one-click, or the page's button",
+    responses=LINK_POST,
 )
 def unsubscribe_submit(
     token: str,
@@ -414,7 +472,12 @@ def _preferences_view(
     )
 
 
-@pages.get("/preferences/{token}", response_class=HTMLResponse, summary="Preference centre")
+@pages.get(
+    "/preferences/{token}",
+    response_class=HTMLResponse,
+    summary="Preference centre",
+    responses=LINK_PAGE,
+)
 def preferences_page(token: str, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     try:
         data = _preferences_data(settings, token)
@@ -424,7 +487,12 @@ def preferences_page(token: str, session: SessionDep, settings: SettingsDep) -> 
     return _preferences_view(settings, view)
 
 
-@pages.post("/preferences/{token}", response_class=HTMLResponse, summary="Save preferences")
+@pages.post(
+    "/preferences/{token}",
+    response_class=HTMLResponse,
+    summary="Save preferences",
+    responses=LINK_POST,
+)
 def preferences_submit(
     token: str,
     session: SessionDep,
@@ -432,7 +500,7 @@ def preferences_submit(
     client: ClientDep,
     action: Annotated[str, Form(description="save | unsubscribe-all")] = "save",
     name: Annotated[str | None, Form()] = None,
-    newsletters: Annotated[list[int] | None, Form(description="ids wanted")] = None,
+    newsletters: Annotated[list[Id] | None, Form(description="ids wanted")] = None,
     consent_text_version: Annotated[str | None, Form()] = None,
 ) -> HTMLResponse:
     try:
@@ -454,7 +522,7 @@ def preferences_submit(
     except InvalidInput as exc:
         session.rollback()
         return _preferences_view(
-            settings, _choices(session, data.subscriber_id), notice=str(exc), status=422
+            settings, _choices(session, data.subscriber_id), notice=short(str(exc)), status=422
         )
     return _preferences_view(settings, _choices(session, data.subscriber_id), notice=notice)
 

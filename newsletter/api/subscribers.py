@@ -7,7 +7,9 @@ Routes do HTTP only: search/create/update live in ``newsletter.subscriber_admin`
 - ``POST   /subscribers``               create (422 with the reason for a bad address)
 - ``GET    /subscribers/export``        CSV of subscriptions, streamed (``newsletter``, ``status``)
 - ``POST   /subscribers/import``        CSV upload (multipart field ``file``, or a ``text/csv``
-                                        body), read as a stream; returns the import report
+                                        body), read as a stream; returns the import report:
+                                        counts, and the first 1,000 errors and warnings by line
+                                        with ``errors_total`` and ``warnings_total``
 - ``GET    /subscribers/{id}``          one subscriber with subscriptions
 - ``PATCH  /subscribers/{id}``          name, attributes, statuses per newsletter
 - ``DELETE /subscribers/{id}``          GDPR erasure
@@ -31,13 +33,23 @@ from starlette.datastructures import UploadFile
 from newsletter import csvio, db, gdpr, subscriber_admin
 from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.api.errors import api_errors
+from newsletter.api.inputs import Id, Page, StrictRoute
 from newsletter.editor import get_newsletter
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 
 router = APIRouter(
-    prefix="/subscribers", tags=["subscribers"], dependencies=[Depends(require_token)]
+    prefix="/subscribers",
+    tags=["subscribers"],
+    dependencies=[Depends(require_token)],
+    route_class=StrictRoute,
+    responses=api_errors(401, 403, 422),
 )
+#: an unknown id (or newsletter)
+MISSING = api_errors(404)
+#: a change the subscriber's state does not allow (an erased record, a re-activation)
+STATE = api_errors(409)
 
 SPOOL_BYTES = 1024 * 1024  # an uploaded body larger than this waits on disk, not in memory
 
@@ -76,9 +88,11 @@ class SubscribersPublic(BaseModel):
 class SubscriberCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(max_length=320)
+    email: str = Field(max_length=320, examples=["reader@example.org"])
     name: str = Field("", max_length=1000, description="line breaks become spaces")
-    newsletters: list[str] = Field(min_length=1, description="slugs or ids")
+    newsletters: list[str] = Field(
+        min_length=1, description="slugs or ids", examples=[["belarus-weekly"]]
+    )
     status: SubscriptionStatus = SubscriptionStatus.active
 
 
@@ -116,13 +130,13 @@ def _one(session: Session, subscriber_id: int) -> SubscriberPublic:
     )
 
 
-@router.get("", summary="Search subscribers (paginated)")
+@router.get("", summary="Search subscribers (paginated)", responses=MISSING)
 def list_subscribers(
     session: SessionDep,
     email: Annotated[str | None, Query(description="part of the address")] = None,
     status: Annotated[SubscriptionStatus | None, Query()] = None,
     newsletter: Annotated[str | None, Query(description="slug or id")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[Page, Query()] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SubscribersPublic:
     found = subscriber_admin.search(
@@ -141,7 +155,7 @@ def list_subscribers(
     )
 
 
-@router.post("", status_code=201, summary="Create a subscriber")
+@router.post("", status_code=201, summary="Create a subscriber", responses=STATE)
 def create_subscriber(
     body: SubscriberCreate, session: SessionDep, token: TokenDep
 ) -> SubscriberPublic:
@@ -161,7 +175,7 @@ def create_subscriber(
     "/export",
     summary="Subscriptions as CSV (streamed)",
     response_class=StreamingResponse,
-    responses={200: {"content": {"text/csv": {}}}},
+    responses={200: {"content": {"text/csv": {}}}, **MISSING},
 )
 def export_subscribers(
     session: SessionDep,
@@ -187,6 +201,7 @@ def export_subscribers(
 @router.post(
     "/import",
     summary="Import a CSV (multipart field 'file', or a text/csv body)",
+    responses={**api_errors(400), **MISSING},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -210,6 +225,7 @@ async def import_subscribers(
         list[str] | None, Query(description="default newsletters for rows that name none")
     ] = None,
 ) -> dict[str, Any]:
+    """The report of ``csvio.import_csv``: rejected rows are in it, not an error status."""
     with await _csv_body(request) as stream:
         report = await run_in_threadpool(
             csvio.import_csv, session, stream, newsletters=newsletter or ()
@@ -233,14 +249,18 @@ async def _csv_body(request: Request) -> IO[bytes]:
     return spool
 
 
-@router.get("/{subscriber_id}", summary="One subscriber with subscriptions")
-def get_subscriber(subscriber_id: int, session: SessionDep) -> SubscriberPublic:
+@router.get("/{subscriber_id}", summary="One subscriber with subscriptions", responses=MISSING)
+def get_subscriber(subscriber_id: Id, session: SessionDep) -> SubscriberPublic:
     return _one(session, subscriber_id)
 
 
-@router.patch("/{subscriber_id}", summary="Change name, attributes, statuses")
+@router.patch(
+    "/{subscriber_id}",
+    summary="Change name, attributes, statuses",
+    responses={**MISSING, **STATE},
+)
 def update_subscriber(
-    subscriber_id: int, body: SubscriberUpdate, session: SessionDep, token: TokenDep
+    subscriber_id: Id, body: SubscriberUpdate, session: SessionDep, token: TokenDep
 ) -> SubscriberPublic:
     subscriber_admin.update(
         session,
@@ -254,11 +274,19 @@ def update_subscriber(
     return _one(session, subscriber_id)
 
 
-@router.delete("/{subscriber_id}", summary="Erase (GDPR): personal data gone, hash suppressed")
-def erase_subscriber(subscriber_id: int, session: SessionDep) -> dict[str, Any]:
+@router.delete(
+    "/{subscriber_id}",
+    summary="Erase (GDPR): personal data gone, hash suppressed",
+    responses=MISSING,
+)
+def erase_subscriber(subscriber_id: Id, session: SessionDep) -> dict[str, Any]:
     return gdpr.erase_subscriber(session, subscriber_id).as_dict()
 
 
-@router.get("/{subscriber_id}/export", summary="Everything about one subscriber (GDPR)")
-def export_subscriber(subscriber_id: int, session: SessionDep) -> dict[str, Any]:
+@router.get(
+    "/{subscriber_id}/export",
+    summary="Everything about one subscriber (GDPR)",
+    responses=MISSING,
+)
+def export_subscriber(subscriber_id: Id, session: SessionDep) -> dict[str, Any]:
     return gdpr.export_subscriber(session, subscriber_id)

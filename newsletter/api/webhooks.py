@@ -21,10 +21,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from newsletter import webhooks
 from newsletter.api.auth import require_token
-from newsletter.api.deps import SessionDep
+from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.api.errors import api_errors
+from newsletter.api.inputs import Id, StrictRoute
 from newsletter.models import WebhookDelivery, WebhookEndpoint, WebhookStatus
+from newsletter.outbound import OutboundPolicy
 
-router = APIRouter(prefix="/webhooks", tags=["webhooks"], dependencies=[Depends(require_token)])
+router = APIRouter(
+    prefix="/webhooks",
+    tags=["webhooks"],
+    dependencies=[Depends(require_token)],
+    route_class=StrictRoute,
+    responses=api_errors(401, 403, 404, 422),
+)
 
 
 class WebhookCreate(BaseModel):
@@ -66,8 +75,9 @@ def _public(endpoint: WebhookEndpoint) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, summary="Register a URL for events; the secret is shown once")
-def create(body: WebhookCreate, session: SessionDep) -> WebhookCreated:
-    endpoint = webhooks.register(session, body.url, body.events)
+def create(body: WebhookCreate, session: SessionDep, settings: SettingsDep) -> WebhookCreated:
+    policy = OutboundPolicy.from_settings(settings)
+    endpoint = webhooks.register(session, body.url, body.events, policy=policy)
     return WebhookCreated(**_public(endpoint), secret=endpoint.secret)
 
 
@@ -77,19 +87,19 @@ def list_all(session: SessionDep) -> list[WebhookPublic]:
 
 
 @router.get("/{endpoint_id}", summary="One endpoint")
-def get(endpoint_id: int, session: SessionDep) -> WebhookPublic:
+def get(endpoint_id: Id, session: SessionDep) -> WebhookPublic:
     return WebhookPublic(**_public(webhooks.get_endpoint(session, endpoint_id)))
 
 
 @router.delete("/{endpoint_id}", status_code=204, summary="Remove an endpoint and its history")
-def remove(endpoint_id: int, session: SessionDep) -> Response:
+def remove(endpoint_id: Id, session: SessionDep) -> Response:
     webhooks.delete(session, endpoint_id)
     return Response(status_code=204)
 
 
 @router.get("/{endpoint_id}/deliveries", summary="Deliveries and their attempts, newest first")
 def list_deliveries(
-    endpoint_id: int,
+    endpoint_id: Id,
     session: SessionDep,
     status: WebhookStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -11,8 +11,13 @@ import pytest
 
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return cli_env(folder, {}, *args)
+
+
+def cli_env(folder: Path, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["COLUMNS"] = "200"  # keep rich from wrapping the one-line errors
+    env.update(extra)
     return subprocess.run(
         [sys.executable, "-m", "newsletter", *args],
         cwd=folder,
@@ -126,3 +131,64 @@ def test_controls_from_the_command_line(drafted: Path) -> None:
     assert isinstance(counts, dict)
     assert state["status"] == "cancelled" and counts["cancelled"] == 42  # the active seeds
     assert_one_line_error(cli(drafted, "issues", "resume", "1"), "it is cancelled")
+
+
+def test_a_subject_with_a_line_break_is_refused_in_one_line(seeded: Path) -> None:
+    done = cli(seeded, "issues", "create", "--newsletter", "belarus-weekly", "--title", "T",
+               "--subject", "Hello\r\nBcc: everyone@example.org")  # fmt: skip
+    assert_one_line_error(done, "subject contains a line break")
+
+
+def test_an_erased_address_cannot_be_added_back_from_the_command_line(seeded: Path) -> None:
+    add = ("subscribers", "add", "Gone.Reader@example.org", "--newsletter", "belarus-weekly")
+    assert cli(seeded, *add).returncode == 0
+    assert cli(seeded, "subscribers", "erase", "gone.reader@example.org", "--yes").returncode == 0
+    assert_one_line_error(cli(seeded, *add), "suppression list (erased)")
+    listed = cli(seeded, "subscribers", "list", "--search", "gone.reader")
+    assert "Gone.Reader@example.org" not in listed.stdout
+
+
+ED25519_PEM = (
+    "-----BEGIN PRIVATE KEY-----\n"
+    "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
+    "-----END PRIVATE KEY-----\n"
+)
+
+
+def _unusable_dkim(folder: Path) -> dict[str, str]:
+    key = folder / "ed25519.pem"
+    key.write_text(ED25519_PEM, encoding="utf-8")
+    return {
+        "NEWSLETTER_DKIM_SELECTOR": "s1",
+        "NEWSLETTER_DKIM_DOMAIN": "news.example.org",
+        "NEWSLETTER_DKIM_KEY_FILE": str(key),
+    }
+
+
+def test_a_dkim_key_that_cannot_sign_refuses_the_send_in_one_line(seeded: Path) -> None:
+    env = _unusable_dkim(seeded)
+    done = cli_env(seeded, env, "issues", "send", "1")
+    assert_one_line_error(done, "ed25519 keys are not supported")
+    assert "draft" in cli(seeded, "issues", "status", "1").stdout  # nothing was started
+
+
+def test_the_demo_stops_in_one_line_on_a_dkim_key_that_cannot_sign(tmp_path: Path) -> None:
+    done = cli_env(tmp_path, _unusable_dkim(tmp_path), "demo")
+    assert_one_line_error(done, "ed25519 keys are not supported")
+
+
+def test_a_celery_worker_refuses_to_start_with_a_dkim_key_that_cannot_sign(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(_unusable_dkim(tmp_path))
+    done = subprocess.run(
+        [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=solo"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "ed25519 keys are not supported" in done.stderr

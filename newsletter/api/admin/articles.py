@@ -19,9 +19,11 @@ from starlette.responses import Response
 from newsletter import articles
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
-from newsletter.api.deps import SessionDep
+from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.api.inputs import Id, Page
 from newsletter.exceptions import InvalidInput, NotFound, UserError
 from newsletter.models import Article
+from newsletter.outbound import OutboundPolicy
 
 router = protected_router()
 
@@ -51,7 +53,7 @@ def article_list(
     tag: str = "",
     published_from: str = "",
     published_to: str = "",
-    page: int = 1,
+    page: Page = 1,
 ) -> Response:
     page = max(page, 1)
     found = articles.list_articles(
@@ -143,7 +145,7 @@ def import_form(request: Request) -> Response:
 
 
 @router.get("/articles/{article_id}", include_in_schema=False)
-def edit_article(request: Request, article_id: int, session: SessionDep) -> Response:
+def edit_article(request: Request, article_id: Id, session: SessionDep) -> Response:
     return _form_page(request, session, articles.get_article(session, article_id))
 
 
@@ -199,14 +201,17 @@ def _refused_form(
 
 @router.post("/articles/import/feed", include_in_schema=False)
 def import_feed(
-    request: Request, session: SessionDep, feed_url: Annotated[str, Form(max_length=2000)]
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    feed_url: Annotated[str, Form(max_length=2000)],
 ) -> Response:
     source = feed_url.strip()
     parts = urlsplit(source)
     # import_feed also reads server paths: only web addresses come from a form
     if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
         raise InvalidInput(f"the feed address must be an http(s) URL, got {source!r}")
-    result = articles.import_feed(session, source)
+    result = articles.import_feed(session, source, policy=OutboundPolicy.from_settings(settings))
     return _result_page(request, result, source=source)
 
 
@@ -232,7 +237,7 @@ def _result_page(request: Request, result: articles.ImportResult, *, source: str
 
 @router.post("/articles/{article_id}", include_in_schema=False)
 def update_article(
-    request: Request, article_id: int, session: SessionDep, form: ArticleFormDep
+    request: Request, article_id: Id, session: SessionDep, form: ArticleFormDep
 ) -> Response:
     record = form.record()
     try:

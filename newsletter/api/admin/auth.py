@@ -23,6 +23,7 @@ from starlette.responses import Response
 from newsletter import abuse, db, editors
 from newsletter.api.admin import views
 from newsletter.api.deps import SettingsDep
+from newsletter.api.inputs import StrictRoute
 from newsletter.config import Settings
 from newsletter.editors import SignedIn
 
@@ -90,7 +91,9 @@ async def guard(request: Request, editor: EditorDep) -> SignedIn:
 
 
 def protected_router(**kwargs: object) -> APIRouter:
-    """A router under /admin whose every route needs a session (and CSRF on changes)."""
+    """A router under /admin whose every route needs a session (and CSRF on changes), and reads
+    its bodies strictly (``inputs.StrictRoute``: no NUL, no lone surrogate)."""
+    kwargs.setdefault("route_class", StrictRoute)
     return APIRouter(prefix="/admin", dependencies=[Depends(guard)], **kwargs)  # type: ignore[arg-type]
 
 
@@ -122,7 +125,7 @@ async def csrf_rejected(request: Request, _exc: Exception) -> Response:
 
 # ---------------------------------------------------------------- sign in, sign out
 
-public = APIRouter(prefix="/admin")
+public = APIRouter(prefix="/admin", route_class=StrictRoute)
 router = protected_router()
 
 

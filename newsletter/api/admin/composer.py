@@ -24,6 +24,7 @@ from newsletter import articles, controls, delivery, editor, previews, rendering
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
+from newsletter.api.inputs import Id
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import IssueItem, IssueSection, IssueStatus
@@ -71,7 +72,7 @@ def _qa(settings: Settings, outline: editor.IssueOutline) -> editor.QAReport:
 
 @router.get("/issues/{issue_id}", include_in_schema=False)
 def composer(
-    request: Request, issue_id: int, session: SessionDep, settings: SettingsDep, q: str = ""
+    request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep, q: str = ""
 ) -> Response:
     outline = editor.load_outline(session, issue_id)
     if outline.issue.status not in EDITABLE:
@@ -96,7 +97,7 @@ def composer(
 @router.post("/issues/{issue_id}/details", include_in_schema=False)
 def save_details(
     request: Request,
-    issue_id: int,
+    issue_id: Id,
     session: SessionDep,
     title: Short,
     subject: Short = "",
@@ -115,7 +116,7 @@ def save_details(
 
 
 @router.post("/issues/{issue_id}/sections", include_in_schema=False)
-def add_section(request: Request, issue_id: int, session: SessionDep, title: Short) -> Response:
+def add_section(request: Request, issue_id: Id, session: SessionDep, title: Short) -> Response:
     editor.add_section(session, issue_id=issue_id, title=title)
     return views.redirect(request, composer_url(issue_id), notice=f"Section {title!r} added.")
 
@@ -136,22 +137,20 @@ def _item_issue(session: Session, item_id: int) -> int:
 
 @router.post("/sections/{section_id}/move", include_in_schema=False)
 def move_section(
-    request: Request, section_id: int, session: SessionDep, position: Annotated[int, Form()]
+    request: Request, section_id: Id, session: SessionDep, position: Annotated[int, Form()]
 ) -> Response:
     section = editor.move_section(session, section_id=section_id, position=position)
     return views.redirect(request, composer_url(section.issue_id), notice="Section moved.")
 
 
 @router.post("/sections/{section_id}/rename", include_in_schema=False)
-def rename_section(
-    request: Request, section_id: int, session: SessionDep, title: Short
-) -> Response:
+def rename_section(request: Request, section_id: Id, session: SessionDep, title: Short) -> Response:
     section = editor.rename_section(session, section_id=section_id, title=title)
     return views.redirect(request, composer_url(section.issue_id), notice="Section renamed.")
 
 
 @router.post("/sections/{section_id}/delete", include_in_schema=False)
-def delete_section(request: Request, section_id: int, session: SessionDep) -> Response:
+def delete_section(request: Request, section_id: Id, session: SessionDep) -> Response:
     issue_id = _section_issue(session, section_id)
     editor.remove_section(session, section_id=section_id)
     return views.redirect(request, composer_url(issue_id), notice="Section removed.")
@@ -160,10 +159,10 @@ def delete_section(request: Request, section_id: int, session: SessionDep) -> Re
 @router.post("/issues/{issue_id}/items", include_in_schema=False)
 def add_item(
     request: Request,
-    issue_id: int,
+    issue_id: Id,
     session: SessionDep,
-    article_id: Annotated[int, Form()],
-    section_id: Annotated[int, Form()],
+    article_id: Annotated[Id, Form()],
+    section_id: Annotated[Id, Form()],
 ) -> Response:
     if _section_issue(session, section_id) != issue_id:
         raise InvalidInput(f"section {section_id} is not in issue {issue_id}")
@@ -174,10 +173,10 @@ def add_item(
 @router.post("/items/{item_id}/move", include_in_schema=False)
 def move_item(
     request: Request,
-    item_id: int,
+    item_id: Id,
     session: SessionDep,
     position: Annotated[int | None, Form()] = None,
-    section_id: Annotated[int | None, Form()] = None,
+    section_id: Annotated[Id | None, Form()] = None,
 ) -> Response:
     issue_id = _item_issue(session, item_id)
     editor.move_item(
@@ -190,14 +189,14 @@ def move_item(
 
 
 @router.post("/items/{item_id}/blurb", include_in_schema=False)
-def set_blurb(request: Request, item_id: int, session: SessionDep, blurb: Text = "") -> Response:
+def set_blurb(request: Request, item_id: Id, session: SessionDep, blurb: Text = "") -> Response:
     issue_id = _item_issue(session, item_id)
     editor.set_blurb(session, item_id=item_id, blurb=blurb.strip() or None)
     return views.redirect(request, composer_url(issue_id), notice="Blurb saved.")
 
 
 @router.post("/items/{item_id}/delete", include_in_schema=False)
-def delete_item(request: Request, item_id: int, session: SessionDep) -> Response:
+def delete_item(request: Request, item_id: Id, session: SessionDep) -> Response:
     issue_id = _item_issue(session, item_id)
     editor.remove_item(session, item_id=item_id)
     return views.redirect(request, composer_url(issue_id), notice="Item removed.")
@@ -207,19 +206,19 @@ def delete_item(request: Request, item_id: int, session: SessionDep) -> Response
 
 
 @router.get("/issues/{issue_id}/preview.html", include_in_schema=False)
-def preview_html(issue_id: int, settings: SettingsDep) -> Response:
+def preview_html(issue_id: Id, settings: SettingsDep) -> Response:
     html, _ = previews.preview(settings, issue_id=issue_id)
     return Response(html, media_type="text/html; charset=utf-8", headers=PREVIEW_HEADERS)
 
 
 @router.get("/issues/{issue_id}/preview.txt", include_in_schema=False)
-def preview_text(issue_id: int, settings: SettingsDep) -> Response:
+def preview_text(issue_id: Id, settings: SettingsDep) -> Response:
     _, text = previews.preview(settings, issue_id=issue_id)
     return PlainTextResponse(text, headers=PREVIEW_HEADERS)
 
 
 @router.get("/issues/{issue_id}/qa.json", include_in_schema=False)
-def qa_json(issue_id: int, session: SessionDep, settings: SettingsDep) -> Response:
+def qa_json(issue_id: Id, session: SessionDep, settings: SettingsDep) -> Response:
     report = _qa(settings, editor.load_outline(session, issue_id))
     return views.json_response(
         {
@@ -236,7 +235,7 @@ def qa_json(issue_id: int, session: SessionDep, settings: SettingsDep) -> Respon
 
 
 @router.post("/issues/{issue_id}/test-send", include_in_schema=False)
-def test_send(request: Request, issue_id: int, settings: SettingsDep, addresses: Short) -> Response:
+def test_send(request: Request, issue_id: Id, settings: SettingsDep, addresses: Short) -> Response:
     result = testsend.send_test(settings, issue_id=issue_id, addresses=addresses)
     if result.failed:
         failures = "; ".join(f"{a}: {why}" for a, why in result.failed.items())
@@ -260,7 +259,7 @@ def _utc(value: str) -> datetime:
 @router.post("/issues/{issue_id}/schedule", include_in_schema=False)
 def schedule(
     request: Request,
-    issue_id: int,
+    issue_id: Id,
     session: SessionDep,
     settings: SettingsDep,
     at: Annotated[str, Form(max_length=40)],
@@ -275,14 +274,14 @@ def schedule(
 
 
 @router.post("/issues/{issue_id}/unschedule", include_in_schema=False)
-def unschedule(request: Request, issue_id: int, session: SessionDep) -> Response:
+def unschedule(request: Request, issue_id: Id, session: SessionDep) -> Response:
     controls.unschedule(session, issue_id=issue_id)
     return views.redirect(request, composer_url(issue_id), notice="Back to draft.")
 
 
 @router.get("/issues/{issue_id}/send", include_in_schema=False)
 def confirm_send(
-    request: Request, issue_id: int, session: SessionDep, settings: SettingsDep
+    request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep
 ) -> Response:
     outline = editor.load_outline(session, issue_id)
     if outline.issue.status not in EDITABLE:
@@ -301,7 +300,7 @@ def confirm_send(
 @router.post("/issues/{issue_id}/send", include_in_schema=False)
 def send_now(
     request: Request,
-    issue_id: int,
+    issue_id: Id,
     session: SessionDep,
     settings: SettingsDep,
     dispatch: DispatcherDep,

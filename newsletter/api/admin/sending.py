@@ -13,17 +13,18 @@ from newsletter import controls, editor
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import EditorDep, protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep
+from newsletter.api.inputs import Id
 from newsletter.models import IssueStatus
 
 router = protected_router()
 
 
-def _sending_url(issue_id: int) -> str:
+def _sending_url(issue_id: Id) -> str:
     return f"/admin/issues/{issue_id}/sending"
 
 
 @router.get("/issues/{issue_id}/sending", include_in_schema=False)
-def sending(request: Request, issue_id: int, session: SessionDep) -> Response:
+def sending(request: Request, issue_id: Id, session: SessionDep) -> Response:
     outline = editor.load_outline(session, issue_id)
     if outline.issue.status == IssueStatus.draft:
         return views.redirect(request, f"/admin/issues/{issue_id}")
@@ -39,19 +40,19 @@ def sending(request: Request, issue_id: int, session: SessionDep) -> Response:
 
 
 @router.get("/issues/{issue_id}/status.json", include_in_schema=False)
-def status_json(issue_id: int, session: SessionDep) -> Response:
+def status_json(issue_id: Id, session: SessionDep) -> Response:
     return views.json_response(controls.status(session, issue_id=issue_id).as_dict())
 
 
 @router.post("/issues/{issue_id}/pause", include_in_schema=False)
-def pause(request: Request, issue_id: int, session: SessionDep, me: EditorDep) -> Response:
+def pause(request: Request, issue_id: Id, session: SessionDep, me: EditorDep) -> Response:
     controls.pause(session, issue_id=issue_id, reason=f"paused by {me.label}")
     return views.redirect(request, _sending_url(issue_id), notice="Paused.")
 
 
 @router.post("/issues/{issue_id}/resume", include_in_schema=False)
 def resume(
-    request: Request, issue_id: int, session: SessionDep, dispatch: DispatcherDep
+    request: Request, issue_id: Id, session: SessionDep, dispatch: DispatcherDep
 ) -> Response:
     controls.resume(session, issue_id=issue_id)
     session.commit()
@@ -60,7 +61,7 @@ def resume(
 
 
 @router.post("/issues/{issue_id}/cancel", include_in_schema=False)
-def cancel(request: Request, issue_id: int, session: SessionDep, me: EditorDep) -> Response:
+def cancel(request: Request, issue_id: Id, session: SessionDep, me: EditorDep) -> Response:
     count = controls.cancel(session, issue_id=issue_id, reason=f"cancelled by {me.label}")
     return views.redirect(
         request, _sending_url(issue_id), notice=f"Cancelled; {count:,} recipients will not get it."
@@ -69,7 +70,7 @@ def cancel(request: Request, issue_id: int, session: SessionDep, me: EditorDep) 
 
 @router.post("/issues/{issue_id}/resend-failed", include_in_schema=False)
 def resend_failed(
-    request: Request, issue_id: int, session: SessionDep, dispatch: DispatcherDep
+    request: Request, issue_id: Id, session: SessionDep, dispatch: DispatcherDep
 ) -> Response:
     count = controls.resend_failed(session, issue_id=issue_id)
     if count:

@@ -2,8 +2,9 @@
 
 Routes do HTTP only: ``newsletter.subscriber_admin`` searches and creates, ``newsletter.csvio``
 imports and exports (the same code as the CLI and the JSON API). An import answers with a result
-page: the counts and every rejected row by line number; the good rows are imported. The export
-streams, with a database session of its own (the request's is closed by then).
+page: the counts and the rejected rows by line number (the first 1,000, and how many in all); the
+good rows are imported. The export streams, with a database session of its own (the request's is
+closed by then).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from newsletter import csvio, db, subscriber_admin, subscribers
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.api.inputs import Page
 from newsletter.editor import get_newsletter
 from newsletter.editors import SignedIn
 from newsletter.exceptions import InvalidInput
@@ -49,9 +51,8 @@ def subscriber_list(
     email: str = "",
     status: str = "",
     newsletter: str = "",
-    page: int = 1,
+    page: Page = 1,
 ) -> Response:
-    page = max(page, 1)
     found = subscriber_admin.search(
         session,
         email=email.strip() or None,
@@ -141,6 +142,7 @@ def import_form(request: Request, session: SessionDep) -> Response:
         title="Import subscribers",
         report=None,
         newsletters=subscribers.list_newsletters(session),
+        consent_rule=csvio.CONSENT_RULE,
     )
 
 

@@ -324,10 +324,11 @@ def signup(
     subs = _ensure_pending(
         session, subscriber_id, wanted, source=source, version=consent_text_version, now=now
     )
-    open_ = [s for s in subs if s.status in CONFIRMABLE]
-    if not open_ or suppression.reason_for(session, address) in NO_MAIL:
-        return SignupResult(subscriber_id, None)
-    for sub in open_:
+    # the same statements whatever the address's state (new, pending, active, suppressed), so
+    # neither the answer nor its timing tells a stranger whether the address is known
+    mail_ok = suppression.reason_for(session, address) not in NO_MAIL
+    open_ = [s for s in subs if s.status in CONFIRMABLE] if mail_ok else []
+    for sub in subs:  # every attempt is on record, also one for an address already active
         record_event(
             session,
             subscriber_id=subscriber_id,
@@ -338,8 +339,10 @@ def signup(
             source=source,
             consent_text_version=consent_text_version,
             at=now,
+            detail={} if sub in open_ else {"status": sub.status, "confirmation": "not sent"},
         )
-    if not _claim_confirmation(session, [s.id for s in open_], now, resend_after_seconds):  # type: ignore[misc]
+    claimed = _claim_confirmation(session, [s.id for s in open_], now, resend_after_seconds)  # type: ignore[misc]
+    if not open_ or not claimed:
         return SignupResult(subscriber_id, None)
     ids = tuple(sorted(s.newsletter_id for s in open_))
     return SignupResult(
@@ -426,13 +429,15 @@ def _claim_confirmation(
         )
         .values(confirmation_sent_at=now)
     )
-    if not due.rowcount:  # type: ignore[attr-defined]
-        return False
-    # the email covers all of them, so the window starts again for all of them
+    claimed = bool(due.rowcount)  # type: ignore[attr-defined]
+    # the email covers all of them, so the window starts again for all of them (run even when
+    # nothing is due, matching nothing then: the same work either way)
     session.execute(
-        update(_S).where(_S.c.id.in_(subscription_ids)).values(confirmation_sent_at=now)
+        update(_S)
+        .where(_S.c.id.in_(subscription_ids if claimed else []))
+        .values(confirmation_sent_at=now)
     )
-    return True
+    return claimed
 
 
 def _aware(value: datetime | None) -> datetime | None:

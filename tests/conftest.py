@@ -7,11 +7,13 @@ NEWSLETTER_REQUIRE_SERVICES=1 (set by .ci/run), where it fails them.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -73,16 +75,26 @@ def postgres_template() -> Iterator[str | None]:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once with Alembic; each test gets a copy (a file copy, not a run
+    of every migration)."""
+    path = tmp_path_factory.mktemp("template") / "newsletter.db"
+    db.upgrade(f"sqlite:///{path}")
+    return path
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     postgres_template: str | None,
+    sqlite_template: Path,
 ) -> Iterator[str]:
     if request.param == "sqlite":
         path = tmp_path_factory.mktemp("db") / "newsletter.db"
+        shutil.copyfile(sqlite_template, path)
         url = f"sqlite:///{path}"
-        db.upgrade(url)
         yield url
         db.get_engine(url).dispose()
         return

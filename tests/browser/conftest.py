@@ -79,6 +79,8 @@ def live(settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     monkeypatch.setenv("NEWSLETTER_BASE_URL", url)
+    # served over plain http on loopback, as a developer runs it (production requires https)
+    monkeypatch.setenv("NEWSLETTER_ENVIRONMENT", "development")
     with (
         SMTPSink() as sink,
         celery_worker(redis_url, REDIS_DB, sink, monkeypatch, batch_size="10") as current,

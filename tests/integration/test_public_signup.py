@@ -194,7 +194,10 @@ def test_an_active_address_gets_the_same_answer_and_nothing_changes(
     assert after.model_dump() == before.model_dump()
     assert subscriber.name == person.name  # a stranger cannot rename a subscriber
     assert outbox.requests == []
-    assert events(session, person.id) == []  # type: ignore[arg-type]
+    # the attempt is on record (the same work as for a new address), marked as mailing nothing
+    (attempt,) = events(session, person.id)  # type: ignore[arg-type]
+    assert attempt.kind == "signup"
+    assert attempt.detail == {"status": "active", "confirmation": "not sent"}
 
 
 def test_the_form_answer_is_the_same_for_an_active_address(
@@ -304,7 +307,7 @@ def test_the_form_shows_an_invalid_address_again_with_the_reason(
     assert 'value="Ann"' in response.text
 
 
-@pytest.mark.parametrize("name", ["Eve\r\nBcc: victim@example.net", "Eve\nX-Evil: 1", "Eve\x00"])
+@pytest.mark.parametrize("name", ["Eve\r\nBcc: victim@example.net", "Eve\nX-Evil: 1", "Eve\x07"])
 def test_a_name_with_line_breaks_or_control_characters_is_refused(
     client: TestClient, session: Session, outbox: Outbox, name: str
 ) -> None:
@@ -315,6 +318,21 @@ def test_a_name_with_line_breaks_or_control_characters_is_refused(
 
     assert status == 422
     assert body == {"error": "name must be one line of text, without line breaks or control codes"}
+    assert rows(session, email) == []
+    assert outbox.requests == []
+
+
+def test_a_nul_anywhere_in_the_body_is_refused_before_the_sign_up_runs(
+    client: TestClient, session: Session, outbox: Outbox
+) -> None:
+    nl = make_newsletter(session)
+    email = unique_email()
+
+    status, body = signup(client, email, nl.slug, name="Eve\x00")
+
+    assert status == 422
+    assert isinstance(body, dict)
+    assert body["error"] == "invalid request: body: invalid JSON: text may not contain NUL (U+0000)"
     assert rows(session, email) == []
     assert outbox.requests == []
 

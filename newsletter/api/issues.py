@@ -17,12 +17,11 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import Session
 
-from newsletter import controls, delivery
+from newsletter import controls, sendstart
 from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import Dispatcher, DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, StrictRoute
-from newsletter.models import IssueStatus
 
 router = APIRouter(
     prefix="/issues",
@@ -79,11 +78,8 @@ def send(
     issue_id: Id, session: SessionDep, settings: SettingsDep, dispatch: DispatcherDep
 ) -> StatusDict:
     """A second send of a started issue is a no-op (``started`` is false)."""
-    start = delivery.start_send(session, issue_id=issue_id, size_limit=settings.html_size_limit)
-    session.commit()
+    start = sendstart.start(settings, session, issue_id=issue_id, dispatch=dispatch)
     state = _status(session, issue_id)
-    if state["status"] == IssueStatus.sending:  # just started, or re-kick a running send
-        dispatch(issue_id)
     return {
         **state,
         "started": start.started,

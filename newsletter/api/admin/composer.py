@@ -20,7 +20,16 @@ from fastapi import Form, Request
 from sqlmodel import Session
 from starlette.responses import PlainTextResponse, Response
 
-from newsletter import articles, controls, delivery, editor, previews, rendering, testsend
+from newsletter import (
+    articles,
+    controls,
+    delivery,
+    editor,
+    previews,
+    rendering,
+    sendstart,
+    testsend,
+)
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
@@ -315,10 +324,6 @@ def send_now(
             f"/admin/issues/{issue_id}/send",
             error=f"The audience changed to {now:,} recipients since you looked; check again.",
         )
-    start = delivery.start_send(session, issue_id=issue_id, size_limit=settings.html_size_limit)
-    session.commit()  # the worker must see the ledger before the dispatch reaches it
-    session.refresh(issue)  # start_send moved it with a Core UPDATE
-    if issue.status == IssueStatus.sending:  # just started, or re-kick a running send
-        dispatch(issue_id)
+    start = sendstart.start(settings, session, issue_id=issue_id, dispatch=dispatch)
     notice = f"Sending to {start.recipients:,} recipients." if start.started else None
     return views.redirect(request, f"/admin/issues/{issue_id}/sending", notice=notice)

@@ -29,9 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
     sys.path.insert(0, str(ROOT))
 
-from newsletter import scratch  # noqa: E402
-from newsletter.scratch import PDEATHSIG, Child, RedisServer  # noqa: E402
-from newsletter.sink import free_port  # noqa: E402
+from newsletter.transports.sink import free_port  # noqa: E402
+from tests.support import scratch  # noqa: E402
+from tests.support.scratch import PDEATHSIG, Child, RedisServer  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -167,7 +167,7 @@ class Sink:
             user = ["-u", "nobody"] if os.geteuid() == 0 else []
             argv = [binary, "-c", *user, f"{self.host}:{self.port}", "1000"]
         else:
-            self.kind = "aiosmtpd (newsletter.sink.SMTPSink, own process)"
+            self.kind = "aiosmtpd (newsletter.transports.sink.SMTPSink, own process)"
             argv = [sys.executable, str(Path(__file__).resolve()), "sink", "--port", str(self.port)]
         self.child = Child("sink", argv, env=None, workdir=workdir)
 
@@ -213,8 +213,8 @@ class Sink:
 
 
 def _run_sink(port: int) -> None:
-    """The aiosmtpd fallback: newsletter.sink.SMTPSink that counts instead of storing."""
-    from newsletter.sink import Received, SMTPSink
+    """The aiosmtpd fallback: newsletter.transports.sink.SMTPSink that counts instead of storing."""
+    from newsletter.transports.sink import Received, SMTPSink
 
     class CountingSink(SMTPSink):
         accepted = 0

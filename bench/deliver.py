@@ -51,9 +51,11 @@ import _harness
 from _harness import ROOT, Child, RedisServer, Sink, say
 from sqlalchemy import text
 
-from newsletter import db, delivery, sender
+from newsletter import db
 from newsletter.config import Settings, get_settings
 from newsletter.models import IssueStatus, RenderedIssue, utcnow
+from newsletter.sending import ledger, prepare, recipients
+from newsletter.sending.start import fill_ledger
 
 SMALL = 1000  # the first send, for rss_mb_1k
 TAIL = 250  # the rate is taken up to the (N - TAIL)th message
@@ -162,7 +164,7 @@ def use_env(env: dict[str, str]) -> Settings:
 
 def timed_start_send(settings: Settings, issue_id: int, phase: Phase) -> None:
     """``delivery.start_send`` + commit, and its INSERT ... SELECT alone (wrapped, not edited)."""
-    original = delivery._insert_ledger
+    original = ledger._insert_ledger
 
     def insert_timed(*a: Any, **kw: Any) -> int:
         t0 = time.perf_counter()
@@ -171,14 +173,14 @@ def timed_start_send(settings: Settings, issue_id: int, phase: Phase) -> None:
         finally:
             phase.insert_select_s = time.perf_counter() - t0
 
-    delivery._insert_ledger = insert_timed  # type: ignore[assignment]
+    ledger._insert_ledger = insert_timed  # type: ignore[assignment]
     try:
         t0 = time.perf_counter()
         with db.session_scope(settings.database_url) as s:
-            start = delivery.start_send(s, issue_id=issue_id, size_limit=settings.html_size_limit)
+            start = fill_ledger(s, issue_id=issue_id, size_limit=settings.html_size_limit)
         phase.ledger_insert_s = time.perf_counter() - t0
     finally:
-        delivery._insert_ledger = original  # type: ignore[assignment]
+        ledger._insert_ledger = original  # type: ignore[assignment]
     if not start.started or start.recipients != phase.subscribers:
         raise RuntimeError(f"start_send: {start}")
 
@@ -189,8 +191,8 @@ def one_message(settings: Settings, issue_id: int) -> tuple[int, bytes]:
         frozen = s.get(RenderedIssue, issue_id)
         assert frozen is not None
         html_bytes = len(frozen.html.encode())
-        prep = sender.prepared(s, issue_id, settings)
-        person = sender.recipient(
+        prep = prepare.prepared(s, issue_id, settings)
+        person = recipients.recipient(
             settings, prep, subscriber_id=1, email=f"reader1@{_harness.DOMAIN}", name="Reader 1"
         )
     return html_bytes, prep.template.render(person)[1]
@@ -279,7 +281,7 @@ def run_phase(
         while True:
             time.sleep(0.25)
             with db.session_scope(database_url) as s:
-                state = delivery.progress(s, issue_id=issue_id)
+                state = ledger.progress(s, issue_id=issue_id)
             now = time.monotonic()
             if state.done != last_done:
                 last_done, last_change = state.done, now

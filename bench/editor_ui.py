@@ -24,9 +24,11 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from newsletter import db, editor, editors, rendering, seeding
+from newsletter import db, seeding
+from newsletter.access import editors
 from newsletter.api import create_app
 from newsletter.config import Settings
+from newsletter.content import issues, rendering
 
 PASSWORD = "a benchmark password"
 
@@ -65,7 +67,7 @@ def main() -> None:
 
         def floor() -> None:
             with db.session_scope(settings.database_url) as session:
-                rendering.compile_issue(editor.load_outline(session, issue_id))
+                rendering.compile_issue(issues.load_outline(session, issue_id))
 
         with TestClient(create_app(settings, dispatch=lambda _: None)) as client:
             form = client.get("/admin/login").text

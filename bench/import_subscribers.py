@@ -28,8 +28,10 @@ if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, no
 
 from sqlmodel import Session  # noqa: E402
 
-from newsletter import csvio, db, scratch  # noqa: E402
+from newsletter import db  # noqa: E402
+from newsletter.audience import csv_import  # noqa: E402
 from newsletter.models import Newsletter  # noqa: E402
+from tests.support import scratch  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -44,7 +46,7 @@ def say(message: str) -> None:
 def write_csv(path: Path, rows: int) -> None:
     with path.open("w", encoding="utf-8", newline="") as handle:
         out = csv.writer(handle)
-        out.writerow(csvio.IMPORT_COLUMNS)
+        out.writerow(csv_import.IMPORT_COLUMNS)
         for i in range(rows):
             n = i - 7 if i % 50 == 49 else i  # a duplicate of an earlier row now and then
             out.writerow(
@@ -65,7 +67,7 @@ def postgres_database() -> contextlib.AbstractContextManager[str]:
     return scratch.scratch_database(PG_ADMIN_URL, prefix="nl_bench_import", say=say)
 
 
-def timed_import(url: str, path: Path) -> tuple[float, csvio.ImportReport]:
+def timed_import(url: str, path: Path) -> tuple[float, csv_import.ImportReport]:
     db.upgrade(url)
     with Session(db.get_engine(url)) as session:
         session.add(
@@ -80,7 +82,7 @@ def timed_import(url: str, path: Path) -> tuple[float, csvio.ImportReport]:
         session.commit()
     with Session(db.get_engine(url)) as session, path.open("rb") as stream:
         start = time.perf_counter()
-        report = csvio.import_csv(session, stream)
+        report = csv_import.import_csv(session, stream)
         session.commit()
         elapsed = time.perf_counter() - start
     return elapsed, report

@@ -21,8 +21,11 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
 
-from newsletter import db, delivery, editor, rendering, seeding, sender
+from newsletter import db, seeding
 from newsletter.config import Settings
+from newsletter.content import issues, rendering
+from newsletter.sending import prepare, recipients
+from newsletter.sending.start import fill_ledger
 
 
 def main() -> None:
@@ -36,15 +39,15 @@ def main() -> None:
             seeding.seed(session)
             issue_id = seeding.draft_sample_issue(session).id
             assert issue_id is not None
-            outline = editor.load_outline(session, issue_id)
+            outline = issues.load_outline(session, issue_id)
             t0 = time.perf_counter()
             compiled = rendering.compile_issue(outline)
             compile_s = time.perf_counter() - t0
-            delivery.start_send(session, issue_id=issue_id, size_limit=10**9)
+            fill_ledger(session, issue_id=issue_id, size_limit=10**9)
         with db.session_scope(settings.database_url) as session:
-            prep = sender.prepared(session, issue_id, settings)
+            prep = prepare.prepared(session, issue_id, settings)
         people = [
-            sender.recipient(
+            recipients.recipient(
                 settings, prep, subscriber_id=i, email=f"r{i}@example.org", name=f"Reader {i}"
             )
             for i in range(args.recipients)

@@ -2,8 +2,9 @@
 
 ``NEWSLETTER_LOG_FORMAT=json`` writes one JSON object per line to stderr, for log shippers::
 
-    {"ts": "2026-11-24T23:20:10.123456+00:00", "level": "INFO", "logger": "newsletter.sender",
-     "message": "issue 7: batch done", "issue_id": 7, "sent": 200, "failed": 0}
+    {"ts": "2026-11-24T23:20:10.123456+00:00", "level": "INFO",
+     "logger": "newsletter.sending.batch", "message": "issue 7: batch done", "issue_id": 7,
+     "sent": 200, "failed": 0}
 
 ``text`` (the default) writes the same as one readable line. Context travels in ``extra``:
 ``log.info("...", extra={"issue_id": 7, "delivery_id": 12})``; every extra field (issue_id,
@@ -56,7 +57,7 @@ class JSONFormatter(logging.Formatter):
 
 
 class TextFormatter(logging.Formatter):
-    """``2026-11-24 23:20:10,123 INFO newsletter.sender: message [issue_id=7 sent=200]``."""
+    """``2026-11-24 23:20:10,123 INFO newsletter.sending.batch: message [issue_id=7 sent=200]``."""
 
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -25,7 +25,7 @@ URLS = ("website_url", "membership_url")
 
 def clean_identity(data: Mapping[str, Any]) -> dict[str, Any]:
     """The newsletter fields of ``data`` checked and normalised; InvalidInput names the field."""
-    from newsletter.subscribers import normalise_email  # the one address normaliser
+    from newsletter.audience.subscribers import normalise_email  # the one address normaliser
 
     fields: dict[str, Any] = dict(data)
     if "slug" in fields and not SLUG.fullmatch(str(fields["slug"])):

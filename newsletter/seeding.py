@@ -10,7 +10,9 @@ from typing import Any
 import yaml
 from sqlmodel import Session, select
 
-from newsletter import articles, editor, newsletters, subscribers
+from newsletter import newsletters
+from newsletter.audience import subscribers
+from newsletter.content import articles, issues
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Article, Issue, Newsletter, SubscriptionStatus
 
@@ -78,7 +80,7 @@ def draft_sample_issue(session: Session, *, folder: Path = SEEDS_DIR) -> Issue:
     """A new draft of the sample issue, laid out as seeds/newsletter.yaml says."""
     spec = _load_yaml(folder / "newsletter.yaml")
     layout = spec["issue"]
-    issue = editor.create_issue(
+    issue = issues.create_issue(
         session,
         newsletter=spec["newsletter"]["slug"],
         title=layout["title"],
@@ -86,10 +88,10 @@ def draft_sample_issue(session: Session, *, folder: Path = SEEDS_DIR) -> Issue:
         intro_md=layout.get("intro", ""),
     )
     for section_spec in layout["sections"]:
-        section = editor.add_section(session, issue_id=issue.id, title=section_spec["title"])  # type: ignore[arg-type]
+        section = issues.add_section(session, issue_id=issue.id, title=section_spec["title"])  # type: ignore[arg-type]
         for url in section_spec["articles"]:
             article = session.exec(select(Article).where(Article.url == url)).first()
             if article is None:
                 raise InvalidInput(f"seed issue names an unknown article {url}")
-            editor.add_item(session, section_id=section.id, article_id=article.id)  # type: ignore[arg-type]
+            issues.add_item(session, section_id=section.id, article_id=article.id)  # type: ignore[arg-type]
     return issue

@@ -38,7 +38,6 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, col
 
 from newsletter.config import Settings
-from newsletter.delivery import backoff
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import (
     Newsletter,
@@ -50,6 +49,7 @@ from newsletter.models import (
 )
 from newsletter.outbound import NOT_ALLOWED, AddressNotAllowed, OutboundPolicy, vet_url
 from newsletter.outbound import request as outbound_request
+from newsletter.sending.ledger import backoff
 from newsletter.tables import E, W
 
 EVENT_TYPES: tuple[str, ...] = (

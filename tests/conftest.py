@@ -33,7 +33,7 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
-from newsletter.sink import SMTPSink
+from newsletter.transports.sink import SMTPSink
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -258,17 +258,17 @@ def make_issue(
     session: Session, *, newsletter: Newsletter | None = None, layout: tuple[int, ...] = (2, 1)
 ) -> IssueFixture:
     """A draft issue with len(layout) sections holding layout[i] articles each."""
-    from newsletter import editor
+    from newsletter.content import issues
 
     newsletter = newsletter or make_newsletter(session)
-    issue = editor.create_issue(session, newsletter=newsletter.slug, title="This week in Belarus")
+    issue = issues.create_issue(session, newsletter=newsletter.slug, title="This week in Belarus")
     sections, items, articles = [], [], []
     for index, count in enumerate(layout):
-        section = editor.add_section(session, issue_id=issue.id, title=f"Section {index + 1}")  # type: ignore[arg-type]
+        section = issues.add_section(session, issue_id=issue.id, title=f"Section {index + 1}")  # type: ignore[arg-type]
         sections.append(section)
         for _ in range(count):
             article = make_article(session)
             articles.append(article)
-            items.append(editor.add_item(session, section_id=section.id, article_id=article.id))  # type: ignore[arg-type]
+            items.append(issues.add_item(session, section_id=section.id, article_id=article.id))  # type: ignore[arg-type]
     session.commit()
     return IssueFixture(newsletter, issue, sections, items, articles)

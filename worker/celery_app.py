@@ -84,7 +84,7 @@ setup_logging.connect(_configure_logging)
 def _check_signing(**_: Any) -> None:
     """A DKIM key that cannot sign stops the worker at start, in one line (not every batch)."""
     from newsletter.exceptions import NewsletterError
-    from newsletter.sender import signer_for
+    from newsletter.sending.prepare import signer_for
 
     try:
         signer_for(get_settings())

@@ -1,13 +1,15 @@
-"""Thin Celery tasks: they take ids and call ``newsletter.sender``."""
+"""Thin Celery tasks: they take ids and call ``newsletter.sending.batch``."""
 
 from __future__ import annotations
 
 import threading
 
-from newsletter import confirmations, db, sender, webhooks
+from newsletter import db, webhooks
+from newsletter.audience import confirmations
+from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import TemporaryFailure
-from newsletter.subscribers import ConfirmationRequest
+from newsletter.sending import batch, scheduler
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from worker.celery_app import app
 
@@ -29,7 +31,8 @@ def transport() -> SMTPTransport:
 def dispatch(issue_id: int) -> int:
     """Start the batch chains of an issue that has been started."""
     settings = get_settings()
-    started = sender.tick(settings, parallelism=settings.send_parallelism).batches.get(issue_id, 0)
+    ticked = scheduler.tick(settings, parallelism=settings.send_parallelism)
+    started = ticked.batches.get(issue_id, 0)
     for _ in range(started):
         send_batch.delay(issue_id)
     return started
@@ -37,7 +40,7 @@ def dispatch(issue_id: int) -> int:
 
 @app.task(name="worker.tasks.send_batch")
 def send_batch(issue_id: int) -> int:
-    result = sender.run_batch(get_settings(), issue_id=issue_id, transport=transport())
+    result = batch.run_batch(get_settings(), issue_id=issue_id, transport=transport())
     if result.more:
         send_batch.delay(issue_id)
     return result.sent
@@ -46,7 +49,7 @@ def send_batch(issue_id: int) -> int:
 @app.task(name="worker.tasks.tick")
 def tick() -> int:
     settings = get_settings()
-    result = sender.tick(settings, parallelism=settings.send_parallelism)
+    result = scheduler.tick(settings, parallelism=settings.send_parallelism)
     for issue_id, count in result.batches.items():
         for _ in range(count):
             send_batch.delay(issue_id)

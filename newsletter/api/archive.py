@@ -21,12 +21,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from starlette.responses import HTMLResponse, Response
 
-from newsletter import archive
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import page_errors, short
 from newsletter.api.inputs import MAX_ID, StrictRoute
 from newsletter.api.pages import environment
 from newsletter.config import Settings
+from newsletter.content import archive
 from newsletter.exceptions import NotFound
 from newsletter.models import Newsletter
 

@@ -16,7 +16,8 @@ from typing import Annotated
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from newsletter import apitokens, db
+from newsletter import db
+from newsletter.access import api_tokens
 from newsletter.api.deps import SettingsDep
 from newsletter.exceptions import InvalidToken
 from newsletter.models import ApiToken
@@ -37,7 +38,7 @@ def require_token(
     if credentials is None:
         raise InvalidToken("an admin API token is required (Authorization: Bearer <token>)")
     with db.session_scope(settings.database_url) as session:
-        return apitokens.authenticate(session, credentials.credentials)
+        return api_tokens.authenticate(session, credentials.credentials)
 
 
 TokenDep = Annotated[ApiToken, Depends(require_token)]

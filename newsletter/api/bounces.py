@@ -1,7 +1,8 @@
 """``POST /api/bounces``: one bounce (DSN), complaint (ARF) or mailto unsubscribe, admin only.
 
 The body is the raw message (``message/rfc822`` or ``text/plain``); the answer is what
-``newsletter.bounces.process_message`` made of it. Pipe the bounce mailbox here, one message per
+``newsletter.audience.bounces.process_message`` made of it. Pipe the bounce mailbox here, one
+message per
 request (``newsletter bounces process`` takes whole mbox files). The body is read only after the
 token is checked, and at most ``MAX_MESSAGE_BYTES`` of it (413 above).
 """
@@ -13,12 +14,12 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.concurrency import run_in_threadpool
 
-from newsletter import bounces
 from newsletter.api.auth import require_token
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import StrictRoute
 from newsletter.api.limits import BodyTooLarge
+from newsletter.audience import bounces
 from newsletter.exceptions import InvalidInput
 
 #: a bounce carries the returned message's headers (often the whole message): 10 MB is ample

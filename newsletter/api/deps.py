@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from newsletter import db
+from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings
-from newsletter.subscribers import ConfirmationRequest
 
 #: queues the batch chains of a started issue; the app's default hands it to Celery
 Dispatcher = Callable[[int], None]

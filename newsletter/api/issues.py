@@ -1,7 +1,7 @@
 """Operator controls of an issue's send, over HTTP: ``/api/issues/{id}/...``, admin token only.
 
-Routes do HTTP only: they call ``newsletter.controls`` and ``newsletter.delivery``, and the
-domain's errors become responses in the app's error handlers. Every response is the issue's
+Routes do HTTP only: they call ``newsletter.sending.controls`` and ``newsletter.sending.ledger``,
+and the domain's errors become responses in the app's error handlers. Every response is the issue's
 status (``controls.Status.as_dict()``), with a few more keys where an action has a result.
 
 A route that puts the issue (back) into ``sending`` commits before it dispatches: the worker reads
@@ -17,11 +17,12 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import AwareDatetime, BaseModel, Field
 from sqlmodel import Session
 
-from newsletter import controls, sendstart
 from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import Dispatcher, DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, StrictRoute
+from newsletter.sending import controls
+from newsletter.sending.start import start_send
 
 router = APIRouter(
     prefix="/issues",
@@ -78,7 +79,7 @@ def send(
     issue_id: Id, session: SessionDep, settings: SettingsDep, dispatch: DispatcherDep
 ) -> StatusDict:
     """A second send of a started issue is a no-op (``started`` is false)."""
-    start = sendstart.start(settings, session, issue_id=issue_id, dispatch=dispatch)
+    start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch)
     state = _status(session, issue_id)
     return {
         **state,

@@ -8,7 +8,7 @@
                    ``PING``; 200, or 503 naming the check that failed ("schema not at head:
                    run `newsletter db upgrade`" for a database behind the code). Redis that
                    is not configured is ``"not used"``
-``GET /metrics``   Prometheus text format (``newsletter.metrics``): the ledger's figures,
+``GET /metrics``   Prometheus text format (``newsletter.sending.metrics``): the ledger's figures,
                    computed at scrape time, so they cover every worker process
 =================  ==========================================================================
 
@@ -36,7 +36,7 @@ from newsletter.api.errors import HTML_ERROR, page_errors
 from newsletter.api.inputs import StrictRoute
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidToken
-from newsletter.metrics import registry_for
+from newsletter.sending.metrics import registry_for
 
 router = APIRouter(
     tags=["operations"], route_class=StrictRoute, responses=page_errors(database=False)

@@ -13,7 +13,7 @@ from typing import Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from starlette.responses import HTMLResponse
 
-from newsletter.rendering import TEMPLATES_DIR
+from newsletter.content.rendering import TEMPLATES_DIR
 
 PRIVATE_HEADERS = {
     "Referrer-Policy": "no-referrer",

@@ -1,7 +1,8 @@
 """The public routes: sign-up, confirmation, unsubscribe (RFC 8058 one-click), preferences.
 
 No login, no cookie, no CSRF token: a personal link's signed token is the capability, bound to
-one subscriber and one purpose (``newsletter.tokens``). A token that does not verify (forged,
+one subscriber and one purpose (``newsletter.audience.links``). A token that does not verify
+(forged,
 altered, expired, made for another purpose, or naming an erased subscriber) gets a 400 page that
 says so, and nothing changes.
 
@@ -22,7 +23,7 @@ says so, and nothing changes.
 
 The ``mailto:`` variant of List-Unsubscribe is processed by the bounce/mailbox path
 (``newsletter bounces process``). Sign-ups are limited per client IP and per address
-(``newsletter.abuse``); over the limit the answer is 429 with ``Retry-After``.
+(``newsletter.audience.abuse``); over the limit the answer is 429 with ``Retry-After``.
 
 The client IP is ``request.client.host``. Behind a reverse proxy that is the proxy, unless
 uvicorn trusts its ``X-Forwarded-For``: ``newsletter serve --forwarded-allow-ips PROXY_IP``.
@@ -42,17 +43,13 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.responses import HTMLResponse
 
-from newsletter import abuse, subscribers
 from newsletter.api.deps import ConfirmationSender, ConfirmationSenderDep, SessionDep, SettingsDep
 from newsletter.api.errors import api_errors, page_errors, short
 from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.pages import page
-from newsletter.config import Settings
-from newsletter.consent import consent_text
-from newsletter.exceptions import InvalidInput, InvalidLink, RateLimited
-from newsletter.models import SubscriptionStatus
-from newsletter.subscribers import ConfirmationRequest
-from newsletter.tokens import (
+from newsletter.audience import abuse, subscribers
+from newsletter.audience.consent import consent_text
+from newsletter.audience.links import (
     ConfirmData,
     Purpose,
     TokenData,
@@ -60,6 +57,10 @@ from newsletter.tokens import (
     read_confirm_token,
     read_token,
 )
+from newsletter.audience.subscribers import ConfirmationRequest
+from newsletter.config import Settings
+from newsletter.exceptions import InvalidInput, InvalidLink, RateLimited
+from newsletter.models import SubscriptionStatus
 
 pages = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
 api = APIRouter(tags=["public"], route_class=StrictRoute)

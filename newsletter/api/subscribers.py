@@ -1,7 +1,7 @@
 """Subscriber administration over HTTP: ``/api/subscribers...``, admin token only.
 
-Routes do HTTP only: search/create/update live in ``newsletter.subscriber_admin``, CSV in
-``newsletter.csvio``, GDPR requests in ``newsletter.gdpr``.
+Routes do HTTP only: search/create/update live in ``newsletter.audience.manage``, CSV in
+``newsletter.audience.csv_import``, GDPR requests in ``newsletter.audience.gdpr``.
 
 - ``GET    /subscribers``               search (email contains, status, newsletter), paginated
 - ``POST   /subscribers``               create (422 with the reason for a bad address)
@@ -30,12 +30,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session
 from starlette.datastructures import UploadFile
 
-from newsletter import csvio, db, gdpr, subscriber_admin
+from newsletter import db
 from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, Page, StrictRoute
-from newsletter.editor import get_newsletter
+from newsletter.audience import csv_import, gdpr, manage
+from newsletter.content.issues import get_newsletter
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 
@@ -125,8 +126,8 @@ def _public(subscriber: Subscriber, subs: list[tuple[Subscription, str]]) -> Sub
 
 def _one(session: Session, subscriber_id: int) -> SubscriberPublic:
     return _public(
-        subscriber_admin.get(session, subscriber_id),
-        subscriber_admin.subscriptions(session, subscriber_id),
+        manage.get(session, subscriber_id),
+        manage.subscriptions(session, subscriber_id),
     )
 
 
@@ -139,7 +140,7 @@ def list_subscribers(
     page: Annotated[Page, Query()] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> SubscribersPublic:
-    found = subscriber_admin.search(
+    found = manage.search(
         session,
         email=email,
         status=status,
@@ -159,7 +160,7 @@ def list_subscribers(
 def create_subscriber(
     body: SubscriberCreate, session: SessionDep, token: TokenDep
 ) -> SubscriberPublic:
-    subscriber = subscriber_admin.create(
+    subscriber = manage.create(
         session,
         email=body.email,
         name=body.name,
@@ -189,7 +190,7 @@ def export_subscribers(
     def stream() -> Iterator[str]:
         # the request's session is closed by the time the body streams: use one of our own
         with db.session_scope(settings.database_url) as own:
-            yield from csvio.export_csv(own, newsletter_id=newsletter_id, status=status)
+            yield from csv_import.export_csv(own, newsletter_id=newsletter_id, status=status)
 
     return StreamingResponse(
         stream(),
@@ -228,7 +229,7 @@ async def import_subscribers(
     """The report of ``csvio.import_csv``: rejected rows are in it, not an error status."""
     with await _csv_body(request) as stream:
         report = await run_in_threadpool(
-            csvio.import_csv, session, stream, newsletters=newsletter or ()
+            csv_import.import_csv, session, stream, newsletters=newsletter or ()
         )
     return report.as_dict()
 
@@ -262,7 +263,7 @@ def get_subscriber(subscriber_id: Id, session: SessionDep) -> SubscriberPublic:
 def update_subscriber(
     subscriber_id: Id, body: SubscriberUpdate, session: SessionDep, token: TokenDep
 ) -> SubscriberPublic:
-    subscriber_admin.update(
+    manage.update(
         session,
         subscriber_id,
         name=body.name,

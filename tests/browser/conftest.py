@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from newsletter import db, editors, seeding
+from newsletter import db, seeding
+from newsletter.access import editors
 from newsletter.config import Settings
-from newsletter.sink import SMTPSink, free_port
+from newsletter.transports.sink import SMTPSink, free_port
 from tests.conftest import celery_worker, require
 
 CHROMIUM = os.environ.get("NEWSLETTER_CHROMIUM", "/usr/bin/chromium")

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from newsletter import previews
 from newsletter.models import Issue
+from newsletter.sending import previews
 from tests.browser.conftest import Live, sign_in
 
 HOSTILE = """<!doctype html><html><head><title>inert</title></head><body>

@@ -47,13 +47,19 @@ from typing import Any
 
 from sqlalchemy import text
 
-from newsletter import db, delivery, scratch
-from newsletter.config import Settings, get_settings
-from newsletter.models import IssueStatus
-from newsletter.scratch import Child, RedisServer, scratch_database
-from newsletter.sink import FaultPlan, Received, SMTPSink, free_port
-
 ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # run as a script, the project's root is not on the path
+    sys.path.insert(0, str(ROOT))
+
+from newsletter import db  # noqa: E402
+from newsletter.config import Settings, get_settings  # noqa: E402
+from newsletter.models import IssueStatus  # noqa: E402
+from newsletter.sending import ledger  # noqa: E402
+from newsletter.sending.start import fill_ledger  # noqa: E402
+from newsletter.transports.sink import FaultPlan, Received, SMTPSink, free_port  # noqa: E402
+from tests.support import scratch  # noqa: E402
+from tests.support.scratch import Child, RedisServer, scratch_database  # noqa: E402
+
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -137,7 +143,7 @@ def readers(url: str, issue_id: int, status: str) -> set[str]:
     return {r[0] for r in rows}
 
 
-def ledger(url: str, issue_id: int) -> dict[str, tuple[str, str | None]]:
+def ledger_rows(url: str, issue_id: int) -> dict[str, tuple[str, str | None]]:
     """email -> (delivery status, recorded Message-ID)."""
     with db.session_scope(url) as s:
         rows = s.execute(
@@ -155,7 +161,7 @@ def ledger(url: str, issue_id: int) -> dict[str, tuple[str, str | None]]:
 
 @dataclass
 class Outcome:
-    final: delivery.Progress
+    final: ledger.Progress
     kills: int
     redis_restarts: int
     unexpected_exits: list[str]
@@ -207,7 +213,7 @@ def drive(
     started = last_line = time.monotonic()
     while True:
         with db.session_scope(settings.database_url) as s:
-            state = delivery.progress(s, issue_id=issue_id)
+            state = ledger.progress(s, issue_id=issue_id)
         elapsed = time.monotonic() - started
         share = state.counts.get("sent", 0) / max(state.total, 1)
         sending = state.status == IssueStatus.sending
@@ -261,7 +267,7 @@ def judge(
     mismatched = [
         email
         for email, ids in copies.items()
-        if recorded.get(email, ("", None)) != (delivery.DeliveryStatus.sent, ids[0])
+        if recorded.get(email, ("", None)) != (ledger.DeliveryStatus.sent, ids[0])
     ]
     result: dict[str, Any] = {
         "subscribers": len(active),
@@ -376,7 +382,7 @@ def run(args: argparse.Namespace) -> int:
 
         configure(settings)
         with db.session_scope(database_url) as s:
-            start = delivery.start_send(s, issue_id=issue_id, size_limit=settings.html_size_limit)
+            start = fill_ledger(s, issue_id=issue_id, size_limit=settings.html_size_limit)
         say(f"issue {issue_id} started: {start.recipients} recipients, {start.skipped} skipped")
         dispatch.delay(issue_id)
 
@@ -393,7 +399,7 @@ def run(args: argparse.Namespace) -> int:
         for child in [*workers, beat]:
             child.stop()
         sink.stop()
-        recorded = ledger(database_url, issue_id)
+        recorded = ledger_rows(database_url, issue_id)
         result, checks = judge(
             active=active, gone=gone, sink=sink, recorded=recorded, outcome=outcome
         )

@@ -14,7 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from newsletter import db, editors
+from newsletter import db
+from newsletter.access import editors
 from newsletter.api import create_app
 from newsletter.config import Settings
 

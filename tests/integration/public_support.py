@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from newsletter import abuse
 from newsletter.api import create_app
+from newsletter.audience import abuse
+from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings
-from newsletter.subscribers import ConfirmationRequest
 
 CONFIRM_LINK = re.compile(r"https?://[^\s<>\"]+/confirm/[A-Za-z0-9_.\-]+")
 

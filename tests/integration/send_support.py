@@ -4,21 +4,22 @@ from __future__ import annotations
 
 from sqlmodel import Session
 
-from newsletter import delivery, sender
 from newsletter.config import Settings
-from newsletter.sink import SMTPSink
+from newsletter.sending import batch
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 
 
 def send_issue(session: Session, settings: Settings, issue_id: int, sink: SMTPSink) -> int:
     """Start the issue and run batches until it is sent; returns the messages sent."""
-    delivery.start_send(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    fill_ledger(session, issue_id=issue_id, size_limit=settings.html_size_limit)
     session.commit()
     transport = SMTPTransport(SMTPConfig(host=sink.host, port=sink.port, timeout=10))
     sent = 0
     try:
         for _ in range(20):
-            result = sender.run_batch(settings, issue_id=issue_id, transport=transport)
+            result = batch.run_batch(settings, issue_id=issue_id, transport=transport)
             sent += result.sent
             if result.finished or not result.more:
                 break

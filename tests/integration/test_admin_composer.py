@@ -6,7 +6,7 @@ import re
 
 from sqlmodel import Session, select
 
-from newsletter import editor as outline_api
+from newsletter.content import issues as outline_api
 from newsletter.models import Article, Issue, IssueItem, IssueStatus
 from tests.conftest import make_article, make_issue, make_newsletter, make_subscribers
 from tests.integration.admin_support import Dispatched, Editor

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from newsletter import apitokens
+from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.api.deps import get_session
 from newsletter.config import Settings
@@ -24,7 +24,7 @@ HUGE = "99999999999999999999"
 
 @pytest.fixture
 def token(session: Session) -> str:
-    value = apitokens.create(session, "errors")
+    value = api_tokens.create(session, "errors")
     session.commit()
     return value
 

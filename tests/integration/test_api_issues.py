@@ -20,10 +20,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from newsletter import apitokens, db, delivery
+from newsletter import db
+from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings, get_settings
 from newsletter.models import Delivery, DeliveryStatus, utcnow
+from newsletter.sending import ledger
+from newsletter.sending.start import fill_ledger
 from tests.conftest import make_issue, make_subscribers
 from worker import celery_app
 
@@ -40,7 +43,7 @@ class Recorder:
         self.calls.append(issue_id)
         # a separate connection, like the worker's: it sees only what was committed
         with db.session_scope(self.settings.database_url) as s:
-            self.seen_status.append(delivery.progress(s, issue_id=issue_id).status)
+            self.seen_status.append(ledger.progress(s, issue_id=issue_id).status)
 
 
 @pytest.fixture
@@ -56,7 +59,7 @@ def client(settings: Settings, dispatched: Recorder) -> Iterator[TestClient]:
 
 @pytest.fixture
 def token(session: Session) -> str:
-    value = apitokens.create(session, "tests")
+    value = api_tokens.create(session, "tests")
     session.commit()
     return value
 
@@ -75,7 +78,7 @@ def draft_issue(session: Session, subscribers: int = 5) -> int:
 
 def sending_issue(session: Session, subscribers: int = 5) -> int:
     issue_id = draft_issue(session, subscribers)
-    delivery.start_send(session, issue_id=issue_id, size_limit=100_000)
+    fill_ledger(session, issue_id=issue_id, size_limit=100_000)
     session.commit()
     return issue_id
 
@@ -127,14 +130,14 @@ def test_a_wrong_token_is_401(
 def test_a_revoked_token_is_403(client: TestClient, session: Session, auth: dict[str, str]) -> None:
     issue_id = sending_issue(session)
     assert client.get(f"/api/issues/{issue_id}/status", headers=auth).status_code == 200
-    apitokens.revoke(session, "tests")
+    api_tokens.revoke(session, "tests")
     session.commit()
 
     response = client.post(f"/api/issues/{issue_id}/pause", headers=auth)
 
     assert response.status_code == 403
     assert response.json() == {"error": "API token 'tests' was revoked"}
-    assert delivery.progress(session, issue_id=issue_id).status == "sending"
+    assert ledger.progress(session, issue_id=issue_id).status == "sending"
 
 
 def test_a_token_use_is_recorded_even_when_the_request_fails(
@@ -142,7 +145,7 @@ def test_a_token_use_is_recorded_even_when_the_request_fails(
 ) -> None:
     assert client.post("/api/issues/999999/pause", headers=auth).status_code == 404
     session.expire_all()
-    (stored,) = apitokens.list_tokens(session)
+    (stored,) = api_tokens.list_tokens(session)
     assert stored.last_used_at is not None
 
 
@@ -245,7 +248,7 @@ def test_send_starts_commits_then_dispatches(
 
     again = client.post(f"/api/issues/{issue_id}/send", headers=auth).json()
     assert (again["started"], again["recipients"]) == (False, 3)
-    assert delivery.progress(session, issue_id=issue_id).total == 3  # no second ledger
+    assert ledger.progress(session, issue_id=issue_id).total == 3  # no second ledger
 
 
 def test_send_blocked_by_qa_is_409_with_the_findings(

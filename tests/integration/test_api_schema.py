@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlmodel import Session
 
-from newsletter import apitokens
+from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings
 from newsletter.models import SubscriptionStatus
@@ -47,7 +47,7 @@ schemathesis.serializer.alias("message/rfc822", "application/octet-stream")
 
 @pytest.fixture
 def admin_token(session: Session) -> str:
-    token = apitokens.create(session, "schemathesis")
+    token = api_tokens.create(session, "schemathesis")
     session.commit()
     return token
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
-from newsletter import apitokens
+from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings
 from newsletter.models import Newsletter, Subscriber, SubscriberEvent, Subscription
@@ -26,7 +26,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def auth(session: Session) -> dict[str, str]:
-    token = apitokens.create(session, "tests")
+    token = api_tokens.create(session, "tests")
     session.commit()
     return {"Authorization": f"Bearer {token}"}
 
@@ -64,7 +64,7 @@ def test_a_revoked_token_is_403_everywhere(
     client: TestClient, session: Session, auth: dict[str, str]
 ) -> None:
     assert client.get("/api/subscribers", headers=auth).status_code == 200
-    apitokens.revoke(session, "tests")
+    api_tokens.revoke(session, "tests")
     session.commit()
     for method, path in ROUTES:
         response = client.request(method, path, headers=auth)

@@ -21,13 +21,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from newsletter import delivery
 from newsletter.api import create_app
+from newsletter.audience.links import Purpose, make_token
 from newsletter.config import Settings
+from newsletter.content.rendering import _TOKEN_RE
 from newsletter.models import Issue, IssueStatus, Newsletter, RenderedIssue, Subscriber
-from newsletter.rendering import _TOKEN_RE
-from newsletter.sink import SMTPSink
-from newsletter.tokens import Purpose, make_token
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import SMTPSink
 from tests.conftest import make_issue, make_subscribers
 from tests.integration.send_support import send_issue
 
@@ -64,7 +64,7 @@ def archived(session: Session, settings: Settings, caplog: pytest.LogCaptureFixt
     with SMTPSink() as sink, caplog.at_level(logging.INFO, logger="newsletter"):
         assert send_issue(session, settings, first.issue.id, sink) == 3  # type: ignore[arg-type]
         received = [m.parse() for m in sink.messages]
-    delivery.start_send(session, issue_id=second.id, size_limit=settings.html_size_limit)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=second.id, size_limit=settings.html_size_limit)  # type: ignore[arg-type]
     session.commit()
     for issue in (first.issue, second, third):
         session.refresh(issue)

@@ -7,12 +7,13 @@ import io
 import pytest
 from sqlmodel import Session, select
 
-from newsletter import bounces, delivery
+from newsletter.audience import bounces
+from newsletter.audience.links import Purpose, make_token
+from newsletter.audience.suppression import reason_for
 from newsletter.config import Settings
-from newsletter.messages import message_id
+from newsletter.mail.message import message_id
 from newsletter.models import Delivery, Subscriber, SubscriberEvent, Subscription
-from newsletter.suppression import reason_for
-from newsletter.tokens import Purpose, make_token
+from newsletter.sending.start import fill_ledger
 from tests.conftest import make_issue, make_newsletter, make_subscribers
 from tests.integration import mail_reports
 
@@ -245,7 +246,7 @@ def test_bounced_complained_and_unsubscribed_readers_get_no_ledger_row(
     ):
         process(session, settings, raw)
 
-    start = delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    start = fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
     session.commit()
 
     assert (start.recipients, start.skipped) == (2, 3)
@@ -296,7 +297,7 @@ def test_a_message_that_got_through_between_soft_bounces_starts_the_count_again(
     issues = []
     for _ in range(3):
         fx = make_issue(session, newsletter=weekly)
-        delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
         session.commit()
         issues.append(fx.issue.id)
 

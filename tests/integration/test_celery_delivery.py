@@ -10,10 +10,11 @@ from email.policy import default as default_policy
 import pytest
 from sqlmodel import Session, select
 
-from newsletter import delivery
 from newsletter.config import Settings
 from newsletter.models import Delivery, SubscriptionStatus
-from newsletter.sink import SMTPSink
+from newsletter.sending import ledger
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
 
 REDIS_DB = 13  # a database of its own on the shared server, flushed before each test
@@ -34,13 +35,13 @@ def worker_settings(
         yield current
 
 
-def wait_until_sent(settings: Settings, issue_id: int, timeout: float = 60) -> delivery.Progress:
+def wait_until_sent(settings: Settings, issue_id: int, timeout: float = 60) -> ledger.Progress:
     from newsletter.db import session_scope
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope(settings.database_url) as s:
-            state = delivery.progress(s, issue_id=issue_id)
+            state = ledger.progress(s, issue_id=issue_id)
         if state.finished:
             return state
         time.sleep(0.1)
@@ -57,7 +58,7 @@ def test_worker_on_redis_sends_one_message_per_active_subscriber(
     make_subscribers(session, fx.newsletter, 5, status=SubscriptionStatus.unsubscribed)
     issue_id = fx.issue.id
     assert issue_id is not None
-    start = delivery.start_send(session, issue_id=issue_id, size_limit=100_000)
+    start = fill_ledger(session, issue_id=issue_id, size_limit=100_000)
     session.commit()
     assert (start.recipients, start.skipped) == (50, 5)
 
@@ -90,12 +91,12 @@ def test_second_send_of_the_same_issue_sends_nothing_more(
     make_subscribers(session, fx.newsletter, 10)
     issue_id = fx.issue.id
     assert issue_id is not None
-    delivery.start_send(session, issue_id=issue_id, size_limit=100_000)
+    fill_ledger(session, issue_id=issue_id, size_limit=100_000)
     session.commit()
     dispatch.delay(issue_id)
     wait_until_sent(worker_settings, issue_id)
 
-    again = delivery.start_send(session, issue_id=issue_id, size_limit=100_000)
+    again = fill_ledger(session, issue_id=issue_id, size_limit=100_000)
     session.commit()
     dispatch.delay(issue_id)
     dispatch.delay(issue_id)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from newsletter import gdpr
+from newsletter.audience import gdpr
 from newsletter.models import Newsletter, Subscriber, Subscription
 from tests.conftest import make_newsletter
 from tests.integration import mail_reports

@@ -9,12 +9,13 @@ from email.policy import default
 import pytest
 from sqlmodel import Session, select
 
-from newsletter import confirmations, rendering
+from newsletter.audience import confirmations
+from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings
+from newsletter.content import rendering
 from newsletter.exceptions import TemporaryFailure
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
-from newsletter.sink import SMTPSink
-from newsletter.subscribers import ConfirmationRequest
+from newsletter.transports.sink import SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_newsletter
 from tests.integration.public_support import confirm_link, parse, text_of, unique_email

@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from newsletter import csvio
+from newsletter.audience import csv_import
+from newsletter.audience.suppression import Reason, suppress
 from newsletter.exceptions import InvalidInput
 from newsletter.models import (
     Newsletter,
@@ -27,7 +28,6 @@ from newsletter.models import (
     Suppression,
     address_key,
 )
-from newsletter.suppression import Reason, suppress
 from tests.conftest import make_newsletter
 
 FUZZ = settings(max_examples=150, deadline=None, database=None)  # seconds per database
@@ -96,10 +96,10 @@ class World:
         ).all()
         return {(address_key(email), nid) for email, nid in rows}
 
-    def run(self, data: bytes) -> csvio.ImportReport | None:
+    def run(self, data: bytes) -> csv_import.ImportReport | None:
         """The report, or None when the file was refused as a whole (``InvalidInput``)."""
         try:
-            report = csvio.import_csv(
+            report = csv_import.import_csv(
                 self.session, io.BytesIO(data), newsletters=[self.weekly.slug], chunk_rows=3
             )
         except InvalidInput:
@@ -116,11 +116,11 @@ def world(session: Session) -> World:
 # ---------------------------------------------------------------- what must always hold
 
 
-def assert_counted(report: csvio.ImportReport) -> None:
+def assert_counted(report: csv_import.ImportReport) -> None:
     counted = report.imported + report.updated + report.unchanged + report.suppressed
     assert report.rows == counted + report.errors_total, report.as_dict()
-    assert len(report.errors) == min(report.errors_total, csvio.MAX_ISSUES)
-    assert len(report.warnings) == min(report.warnings_total, csvio.MAX_ISSUES)
+    assert len(report.errors) == min(report.errors_total, csv_import.MAX_ISSUES)
+    assert len(report.warnings) == min(report.warnings_total, csv_import.MAX_ISSUES)
     assert [e.line for e in report.errors] == sorted(e.line for e in report.errors)
 
 
@@ -232,7 +232,7 @@ def pool_rows(w: World, header: list[str], rows: list[list[str]], starts: list[i
     return found
 
 
-def assert_no_duplicate_taken(rows: list[Row], report: csvio.ImportReport) -> None:
+def assert_no_duplicate_taken(rows: list[Row], report: csv_import.ImportReport) -> None:
     """No two rows that were not rejected name the same address and newsletter."""
     rejected = {e.line for e in report.errors}
     taken = [
@@ -247,7 +247,7 @@ def assert_refused_not_activated(w: World, rows: list[Row], before: set[tuple[st
     allowed = {
         (r.key, nid)
         for r in rows
-        if r.key not in refused and r.consent in (None, *csvio.CONSENT_YES)
+        if r.key not in refused and r.consent in (None, *csv_import.CONSENT_YES)
         for nid in r.newsletters
     }
     pool = {address_key(a) for a in POOL}

@@ -10,7 +10,9 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
-from newsletter import csvio, gdpr
+from newsletter.audience import csv_import, gdpr
+from newsletter.audience.subscribers import Way, admission_refusals
+from newsletter.audience.suppression import Reason, suppress
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import (
     Newsletter,
@@ -19,17 +21,15 @@ from newsletter.models import (
     Subscription,
     utcnow,
 )
-from newsletter.subscribers import Way, admission_refusals
-from newsletter.suppression import Reason, suppress
 from newsletter.tables import SUB
 from tests.conftest import make_newsletter
 
 HEADER = "email,name,newsletters,status,consent_at,consent_ip,consent_source,consent_text_version"
 
 
-def run_import(session: Session, data: str | bytes, **options: object) -> csvio.ImportReport:
+def run_import(session: Session, data: str | bytes, **options: object) -> csv_import.ImportReport:
     raw = data.encode("utf-8") if isinstance(data, str) else data
-    report = csvio.import_csv(session, io.BytesIO(raw), **options)  # type: ignore[arg-type]
+    report = csv_import.import_csv(session, io.BytesIO(raw), **options)  # type: ignore[arg-type]
     session.commit()
     return report
 
@@ -50,7 +50,7 @@ def subscriber(session: Session, email: str) -> Subscriber:
 
 
 def export_rows(session: Session, **filters: object) -> list[dict[str, str]]:
-    text = "".join(csvio.export_csv(session, **filters))  # type: ignore[arg-type]
+    text = "".join(csv_import.export_csv(session, **filters))  # type: ignore[arg-type]
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -99,7 +99,7 @@ def test_a_row_without_newsletter_and_no_default_is_an_error(session: Session) -
     make_newsletter(session)
     report = run_import(session, "email,name\na@example.org,A\n")
     assert report.errors == [
-        csvio.RowIssue(2, "no newsletter: fill the newsletters column or give a default")
+        csv_import.RowIssue(2, "no newsletter: fill the newsletters column or give a default")
     ]
 
 
@@ -180,7 +180,7 @@ def test_a_line_that_is_not_utf8_is_reported_and_the_others_import(session: Sess
     )
     report = run_import(session, data, newsletters=[weekly.slug])
 
-    assert report.errors == [csvio.RowIssue(3, "not UTF-8 text (byte 0xe9 at column 23)")]
+    assert report.errors == [csv_import.RowIssue(3, "not UTF-8 text (byte 0xe9 at column 23)")]
     assert (report.rows, report.imported) == (3, 2)
     assert subscriber(session, "after@example.org").name == "Aftér"
 
@@ -221,10 +221,11 @@ def test_bad_quoting_is_reported_and_the_next_rows_import(session: Session) -> N
 
 def test_an_over_long_line_is_skipped_without_reading_it_whole(session: Session) -> None:
     weekly = make_newsletter(session)
-    huge = "x" * (csvio.MAX_LINE_BYTES + 10)
+    huge = "x" * (csv_import.MAX_LINE_BYTES + 10)
     data = f"email,name\nlong@example.org,{huge}\nshort@example.org,S\n"
     report = run_import(session, data, newsletters=[weekly.slug])
-    assert report.errors == [csvio.RowIssue(2, f"line longer than {csvio.MAX_LINE_BYTES} bytes")]
+    limit = csv_import.MAX_LINE_BYTES
+    assert report.errors == [csv_import.RowIssue(2, f"line longer than {limit} bytes")]
     assert report.imported == 1
 
 
@@ -242,7 +243,7 @@ def test_formulas_are_kept_as_text_and_neutralised_on_export(session: Session) -
     assert by_email["formula@example.org"]["name"] == "'" + formula
     assert by_email["'-dash@example.org"]["name"] == "'+plus @at"
     # and the export imports back to the same values
-    text = "".join(csvio.export_csv(session, newsletter_id=weekly.id))
+    text = "".join(csv_import.export_csv(session, newsletter_id=weekly.id))
     other = make_newsletter(session)
     again = run_import(session, text.replace(weekly.slug, other.slug))
     assert again.errors == [] and again.updated == 0
@@ -263,7 +264,7 @@ def test_a_repeated_address_is_rejected_and_the_first_row_kept(session: Session)
     )
     report = run_import(session, data)
 
-    assert report.errors == [csvio.RowIssue(4, "duplicate of line 2")]
+    assert report.errors == [csv_import.RowIssue(4, "duplicate of line 2")]
     assert (report.rows, report.imported, report.duplicates, report.errors_total) == (3, 2, 1, 1)
     assert subscriber(session, "dup@example.org").name == "First"
     assert status_of(session, "dup@example.org", weekly) == "active"
@@ -277,7 +278,7 @@ def test_case_twins_in_one_file_are_one_subscriber(session: Session) -> None:
     )
     report = run_import(session, data)
 
-    assert report.errors == [csvio.RowIssue(3, "duplicate of line 2")]
+    assert report.errors == [csv_import.RowIssue(3, "duplicate of line 2")]
     people = session.exec(select(Subscriber)).all()
     assert [(p.email, p.name) for p in people] == [("Reader@example.com", "Upper")]
 
@@ -321,7 +322,7 @@ def test_a_row_naming_a_newsletter_an_earlier_row_named_is_a_duplicate(session: 
         f"x@example.org,{daily.slug};{weekly.slug}\n"
     )
     report = run_import(session, data)
-    assert report.errors == [csvio.RowIssue(4, "duplicate of line 2")]
+    assert report.errors == [csv_import.RowIssue(4, "duplicate of line 2")]
     assert report.imported == 2
 
 
@@ -331,7 +332,7 @@ def test_duplicates_across_chunks_are_rejected_too(session: Session) -> None:
     rows.append(f"A1@example.org,{weekly.slug},unsubscribed")
     report = run_import(session, "email,newsletters,status\n" + "\n".join(rows), chunk_rows=2)
 
-    assert report.errors == [csvio.RowIssue(7, "duplicate of line 3")]
+    assert report.errors == [csv_import.RowIssue(7, "duplicate of line 3")]
     assert (report.imported, report.duplicates, report.rows) == (5, 1, 6)
     assert status_of(session, "a1@example.org", weekly) == "active"
 
@@ -418,7 +419,7 @@ def test_the_admission_gate_is_asked_once_per_chunk_for_an_import(
         calls.append((len(addresses), way))
         return admission_refusals(session, addresses, way=way)
 
-    monkeypatch.setattr(csvio, "admission_refusals", spy)
+    monkeypatch.setattr(csv_import, "admission_refusals", spy)
     rows = "\n".join(f"g{i}@example.org" for i in range(5))
     run_import(session, "email\n" + rows, newsletters=[weekly.slug], chunk_rows=2)
 
@@ -493,7 +494,7 @@ def test_consent_no_against_an_explicit_active_status_is_pending_with_a_warning(
     weekly = make_newsletter(session)
     report = run_import(session, consent_file(weekly, "no", status="active"))
     assert status_of(session, "c@example.org", weekly) == "pending"
-    assert report.warnings == [csvio.RowIssue(2, "consent 'no': pending, not active")]
+    assert report.warnings == [csv_import.RowIssue(2, "consent 'no': pending, not active")]
 
 
 @pytest.mark.parametrize("status", ["unsubscribed", "bounced", "complained", "pending"])
@@ -510,7 +511,7 @@ def test_an_empty_consent_cell_is_no_evidence_pending_with_a_warning(session: Se
     sub = subscription_of(session, "c@example.org")
     assert (sub.status, sub.consent_at) == ("pending", None)
     assert report.warnings == [
-        csvio.RowIssue(2, "consent is empty (no evidence of consent): pending, not active")
+        csv_import.RowIssue(2, "consent is empty (no evidence of consent): pending, not active")
     ]
 
 
@@ -518,7 +519,7 @@ def test_another_consent_value_rejects_the_row(session: Session) -> None:
     weekly = make_newsletter(session)
     report = run_import(session, consent_file(weekly, "maybe"))
     assert report.errors == [
-        csvio.RowIssue(2, "consent 'maybe' is not yes or no (nor true/false, 1/0)")
+        csv_import.RowIssue(2, "consent 'maybe' is not yes or no (nor true/false, 1/0)")
     ]
     assert session.exec(select(Subscriber)).all() == []
 
@@ -555,7 +556,7 @@ def test_the_report_keeps_the_first_1000_errors_and_counts_all(session: Session)
 
     shape = report.as_dict()
     assert (shape["rows"], shape["imported"], shape["errors_total"]) == (2501, 1, 2500)
-    assert len(shape["errors"]) == csvio.MAX_ISSUES == 1000
+    assert len(shape["errors"]) == csv_import.MAX_ISSUES == 1000
     assert [e["line"] for e in shape["errors"]] == list(range(2, 1002))
 
 
@@ -585,7 +586,7 @@ def test_export_filters_by_newsletter_and_status(session: Session) -> None:
     weekly_active = export_rows(session, newsletter_id=weekly.id, status="active")
 
     assert [r["email"] for r in everyone] == ["a@example.org", "b@example.org", "c@example.org"]
-    assert list(everyone[0]) == list(csvio.IMPORT_COLUMNS)
+    assert list(everyone[0]) == list(csv_import.IMPORT_COLUMNS)
     assert [(r["email"], r["newsletters"], r["status"]) for r in weekly_active] == [
         ("a@example.org", weekly.slug, "active")
     ]
@@ -598,7 +599,7 @@ def test_export_pages_through_many_rows(session: Session) -> None:
     weekly = make_newsletter(session)
     rows = "\n".join(f"p{i}@example.org" for i in range(25))
     run_import(session, "email\n" + rows, newsletters=[weekly.slug])
-    pieces = list(csvio.export_csv(session, page_rows=10))
+    pieces = list(csv_import.export_csv(session, page_rows=10))
     assert len(pieces) == 3
     assert len(list(csv.DictReader(io.StringIO("".join(pieces))))) == 25
 
@@ -638,7 +639,7 @@ def test_the_email_fast_path_agrees_with_email_validator(address: str) -> None:
 
     def fast() -> str:
         try:
-            return csvio.EmailNormaliser().normalise(address)
+            return csv_import.EmailNormaliser().normalise(address)
         except EmailNotValidError as exc:
             return f"error: {exc}"
 
@@ -653,10 +654,10 @@ def test_rows_another_writer_inserted_meanwhile_are_skipped_not_fatal(session: S
     weekly = make_newsletter(session)
     session.add(Subscriber(email="raced@example.org", name="Other writer"))
     session.commit()
-    writer = csvio._Writer(session, csvio.ImportReport())
+    writer = csv_import._Writer(session, csv_import.ImportReport())
     now = utcnow()
     rows = [  # the writer's own rows: COPY fills in no default, so they carry email_hash
-        {**csvio.subscriber_row(e, "Import", now), "attributes": {"k": [1]}}
+        {**csv_import.subscriber_row(e, "Import", now), "attributes": {"k": [1]}}
         for e in ("raced@example.org", "fresh@example.org")
     ]
 

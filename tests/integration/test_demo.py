@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.audience.links import Purpose, read_token
 from newsletter.config import DEV_SECRET
 from newsletter.seeding import SEEDS_DIR
-from newsletter.tokens import Purpose, read_token
 
 
 def run_demo(folder: Path) -> str:

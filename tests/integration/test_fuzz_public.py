@@ -19,12 +19,12 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session
 
-from newsletter import abuse, bounces
 from newsletter.api import create_app
+from newsletter.audience import abuse, bounces
+from newsletter.audience.links import Purpose, make_token
 from newsletter.config import Settings
-from newsletter.messages import message_id
+from newsletter.mail.message import message_id
 from newsletter.models import Newsletter, Subscriber
-from newsletter.tokens import Purpose, make_token
 from tests.conftest import make_newsletter, make_subscribers
 from tests.integration.public_support import Outbox
 

@@ -7,7 +7,8 @@ import json
 import pytest
 from sqlmodel import Session, select
 
-from newsletter import delivery, gdpr
+from newsletter.audience import gdpr
+from newsletter.audience.suppression import email_hash, reason_for
 from newsletter.exceptions import NotFound
 from newsletter.models import (
     Delivery,
@@ -17,7 +18,8 @@ from newsletter.models import (
     Subscription,
     utcnow,
 )
-from newsletter.suppression import email_hash, reason_for
+from newsletter.sending import ledger
+from newsletter.sending.start import fill_ledger
 from tests.conftest import IssueFixture, make_issue, make_subscribers
 
 
@@ -35,7 +37,7 @@ def sent_issue(session: Session) -> tuple[IssueFixture, Subscriber, Subscriber]:
             consent_text_version="2025-10",
         )
     )
-    delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
     row = session.exec(select(Delivery).where(Delivery.subscriber_id == person.id)).one()
     row.status, row.sent_at, row.message_id = DeliveryStatus.sent, utcnow(), "<1.2.abc@x>"
     row.smtp_response = f"250 2.0.0 Ok: queued for <{person.email}>"
@@ -110,7 +112,7 @@ def test_erasure_removes_personal_data_and_keeps_an_anonymous_ledger(session: Se
     row = session.exec(select(Delivery).where(Delivery.subscriber_id == person.id)).one()
     assert row.status == "sent" and row.smtp_response is None  # the count stays true
     assert reason_for(session, address) == "erased"
-    assert delivery.progress(session, issue_id=fx.issue.id).total == 2  # type: ignore[arg-type]
+    assert ledger.progress(session, issue_id=fx.issue.id).total == 2  # type: ignore[arg-type]
     assert session.get(Subscriber, other.id).email == other.email  # type: ignore[union-attr]
 
 

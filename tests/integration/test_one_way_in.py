@@ -12,10 +12,12 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from newsletter import delivery, gdpr, seeding, subscriber_admin, subscribers, suppression
+from newsletter import seeding
+from newsletter.audience import gdpr, manage, subscribers, suppression
+from newsletter.audience.links import ConfirmData
 from newsletter.exceptions import InvalidState
 from newsletter.models import Delivery, Subscriber, Subscription, SubscriptionStatus, utcnow
-from newsletter.tokens import ConfirmData
+from newsletter.sending.start import fill_ledger, recipient_count
 from tests.conftest import make_issue, make_newsletter
 
 VERSION = "2025-10"
@@ -48,23 +50,21 @@ def test_admin_create_refuses_a_suppressed_address(session: Session) -> None:
     nl = make_newsletter(session)
     suppression.suppress(session, "bounced@example.org", suppression.Reason.bounced)
     with pytest.raises(InvalidState, match=r"suppression list \(bounced\)"):
-        subscriber_admin.create(session, email="Bounced@example.org", newsletters=[nl.slug])
+        manage.create(session, email="Bounced@example.org", newsletters=[nl.slug])
 
 
 def test_admin_update_refuses_a_bounced_address_unless_explicitly_reactivated(
     session: Session,
 ) -> None:
     nl, other = make_newsletter(session), make_newsletter(session)
-    person = subscriber_admin.create(session, email="box@example.org", newsletters=[nl.slug])
+    person = manage.create(session, email="box@example.org", newsletters=[nl.slug])
     pid = person.id
     assert pid is not None
     suppression.suppress(session, "box@example.org", suppression.Reason.bounced)
     with pytest.raises(InvalidState, match=r"suppression list \(bounced\)"):
-        subscriber_admin.update(session, pid, statuses={other.slug: SubscriptionStatus.active})
+        manage.update(session, pid, statuses={other.slug: SubscriptionStatus.active})
     # an operator's explicit re-activation lifts a bounce (never an erasure)
-    subscriber_admin.update(
-        session, pid, statuses={other.slug: SubscriptionStatus.active}, reactivate=True
-    )
+    manage.update(session, pid, statuses={other.slug: SubscriptionStatus.active}, reactivate=True)
     assert suppression.reason_for(session, "box@example.org") is None
     assert _active(session, "box@example.org") == ["active", "active"]
 
@@ -75,7 +75,7 @@ def test_an_erased_subscriber_record_cannot_be_edited(session: Session) -> None:
     erased = session.exec(select(Subscriber).where(Subscriber.email.like("erased-%"))).first()  # type: ignore[attr-defined]
     assert erased is not None
     with pytest.raises(InvalidState, match="erased"):
-        subscriber_admin.update(
+        manage.update(
             session,
             erased.id,
             statuses={nl.slug: SubscriptionStatus.active},
@@ -148,7 +148,7 @@ def test_case_twins_are_one_subscriber(session: Session) -> None:
     second = subscribers.subscribe(session, email="Reader@Example.org", newsletters=[nl.slug])
     assert first.id == second.id
     with pytest.raises(InvalidState, match="already subscriber"):
-        subscriber_admin.create(session, email="READER@example.org", newsletters=[nl.slug])
+        manage.create(session, email="READER@example.org", newsletters=[nl.slug])
 
 
 def test_the_ledger_fill_skips_a_suppressed_address_even_with_an_active_subscription(
@@ -165,8 +165,8 @@ def test_the_ledger_fill_skips_a_suppressed_address_even_with_an_active_subscrip
     # a subscription made active behind the gate's back (raw SQL, an old bug, a restore)
     suppression.suppress(session, "R1@example.org", suppression.Reason.complained)
     session.commit()
-    assert delivery.recipient_count(session, newsletter_id=fx.newsletter.id) == 2  # type: ignore[arg-type]
-    start = delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    assert recipient_count(session, newsletter_id=fx.newsletter.id) == 2  # type: ignore[arg-type]
+    start = fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
     session.commit()
     ledger = session.exec(
         select(Delivery.subscriber_id).where(Delivery.issue_id == fx.issue.id)

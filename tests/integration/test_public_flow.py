@@ -15,12 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from newsletter import delivery
 from newsletter.api import create_app
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.models import Delivery, SubscriberEvent, Subscription, SubscriptionStatus
-from newsletter.sink import Received, SMTPSink
+from newsletter.sending import ledger
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import Received, SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
 from tests.integration.public_support import (
     confirm_link,
@@ -74,13 +75,13 @@ def to(sink: SMTPSink, email: str) -> Callable[[], list[Received]]:
 def send_issue(session: Session, settings: Settings, issue_id: int) -> None:
     from worker.tasks import dispatch
 
-    delivery.start_send(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    fill_ledger(session, issue_id=issue_id, size_limit=settings.html_size_limit)
     session.commit()
     dispatch.delay(issue_id)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with session_scope(settings.database_url) as s:
-            if delivery.progress(s, issue_id=issue_id).finished:
+            if ledger.progress(s, issue_id=issue_id).finished:
                 return
         time.sleep(0.1)
     raise AssertionError(f"issue {issue_id} was not sent")

@@ -14,7 +14,9 @@ from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner
 from sqlmodel import Session, col, select
 
-from newsletter import confirmations, gdpr
+from newsletter.audience import confirmations, gdpr
+from newsletter.audience.links import Purpose, make_confirm_token, make_token
+from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.models import (
     Newsletter,
@@ -24,8 +26,6 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
-from newsletter.subscribers import ConfirmationRequest
-from newsletter.tokens import Purpose, make_confirm_token, make_token
 from tests.conftest import make_newsletter, make_subscribers
 from tests.integration.public_support import (
     Outbox,

@@ -15,8 +15,8 @@ import redis
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from newsletter import abuse, suppression
 from newsletter.api import create_app
+from newsletter.audience import abuse, suppression
 from newsletter.config import Settings, get_settings
 from newsletter.models import (
     Newsletter,

@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from newsletter import apitokens, cli, db
+from newsletter import cli, db
+from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings
 
@@ -27,7 +28,7 @@ OLDER = "0006"
 
 @pytest.fixture
 def token(session: Session) -> str:
-    value = apitokens.create(session, "readiness")
+    value = api_tokens.create(session, "readiness")
     session.commit()
     return value
 

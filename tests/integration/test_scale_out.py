@@ -23,13 +23,15 @@ import psycopg
 import pytest
 from sqlalchemy.engine import make_url
 
-from newsletter import db, delivery
+from newsletter import db
 from newsletter.config import get_settings
 from newsletter.models import IssueStatus
-from newsletter.scratch import Child, RedisServer, scratch_database
-from newsletter.sink import Received, SMTPSink
-from tests.chaos.chaos_send import celery, ledger, prepare_issue, readers
+from newsletter.sending import ledger
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import Received, SMTPSink
+from tests.chaos.chaos_send import celery, ledger_rows, prepare_issue, readers
 from tests.conftest import PG_ADMIN_URL, require
+from tests.support.scratch import Child, RedisServer, scratch_database
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBSCRIBERS = 1000
@@ -140,14 +142,14 @@ def test_two_workers_split_one_issue_without_duplicates(
             child.start()
         _wait_until_ready(configure(settings), workers)
         with db.session_scope(database_url) as s:
-            start = delivery.start_send(s, issue_id=issue_id, size_limit=settings.html_size_limit)
+            start = fill_ledger(s, issue_id=issue_id, size_limit=settings.html_size_limit)
         assert start.recipients == SUBSCRIBERS
         dispatch.delay(issue_id)
 
         deadline = time.monotonic() + TIMEOUT
         while True:
             with db.session_scope(database_url) as s:
-                state = delivery.progress(s, issue_id=issue_id)
+                state = ledger.progress(s, issue_id=issue_id)
             if state.status != IssueStatus.sending or time.monotonic() > deadline:
                 break
             for child in workers:
@@ -170,7 +172,7 @@ def test_two_workers_split_one_issue_without_duplicates(
     assert set(copies) == active
     twice = {email: n for email, n in copies.items() if n > 1}
     assert not twice, f"{len(twice)} recipients got more than one copy: {list(twice)[:5]}"
-    assert all(status == "sent" for status, _ in ledger(database_url, issue_id).values())
+    assert all(status == "sent" for status, _ in ledger_rows(database_url, issue_id).values())
 
     # both worker processes took part, and between them they sent every message once
     per_worker = {c.name: _sent_per_task(c) for c in workers}

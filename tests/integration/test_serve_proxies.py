@@ -16,7 +16,8 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from typer.testing import CliRunner
 
-from newsletter import abuse, cli
+from newsletter import cli
+from newsletter.audience import abuse
 from newsletter.config import Settings
 from newsletter.models import Subscriber, SubscriberEvent
 from tests.conftest import make_newsletter

@@ -17,9 +17,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter import db
 from newsletter.api import create_app
+from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.models import SubscriptionStatus
-from newsletter.subscribers import ConfirmationRequest
 from tests.conftest import make_newsletter, make_subscribers
 from tests.integration.public_support import generous_limiter, unique_email
 

@@ -13,11 +13,11 @@ from typing import TypeVar
 
 from sqlmodel import Session, col, select
 
-from newsletter import subscribers
+from newsletter.audience import subscribers
+from newsletter.audience.links import make_confirm_token, read_confirm_token
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.models import Subscriber, SubscriberEvent, Subscription, utcnow
-from newsletter.tokens import make_confirm_token, read_confirm_token
 from tests.conftest import make_newsletter
 from tests.integration.public_support import unique_email
 

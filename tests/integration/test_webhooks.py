@@ -23,13 +23,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from newsletter import apitokens, delivery, sender, subscribers, webhooks
+from newsletter import webhooks
+from newsletter.access import api_tokens
 from newsletter.api import create_app
+from newsletter.audience import subscribers
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.models import WebhookDelivery, WebhookStatus, utcnow
 from newsletter.outbound import IPAddress, OutboundPolicy
-from newsletter.sink import SMTPSink, free_port
+from newsletter.sending import batch
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import SMTPSink, free_port
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers
 from worker import tasks
@@ -280,13 +284,13 @@ def test_a_real_send_emits_delivery_sent(
     session.commit()
     issue_id = fx.issue.id
     assert issue_id is not None
-    delivery.start_send(session, issue_id=issue_id, size_limit=100_000)
+    fill_ledger(session, issue_id=issue_id, size_limit=100_000)
     session.commit()
 
     with SMTPSink() as sink:
         transport = SMTPTransport(SMTPConfig(host=sink.host, port=sink.port, timeout=10))
         try:
-            result = sender.run_batch(settings, issue_id=issue_id, transport=transport)
+            result = batch.run_batch(settings, issue_id=issue_id, transport=transport)
         finally:
             transport.close()
     assert result.sent == 3
@@ -322,7 +326,7 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def auth(session: Session) -> dict[str, str]:
-    token = apitokens.create(session, "webhook-tests")
+    token = api_tokens.create(session, "webhook-tests")
     session.commit()
     return {"Authorization": f"Bearer {token}"}
 
@@ -404,8 +408,8 @@ def test_cache_lets_emit_skip_a_deleted_endpoint(session: Session) -> None:
 
 
 def test_confirm_emits_subscriber_confirmed(session: Session) -> None:
+    from newsletter.audience.links import ConfirmData
     from newsletter.models import SubscriptionStatus
-    from newsletter.tokens import ConfirmData
 
     fx = make_issue(session)
     (person,) = make_subscribers(session, fx.newsletter, 1, status=SubscriptionStatus.pending)

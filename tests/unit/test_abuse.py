@@ -8,7 +8,7 @@ import uuid
 import pytest
 import redis
 
-from newsletter import abuse
+from newsletter.audience import abuse
 from newsletter.config import Settings
 from newsletter.exceptions import RateLimited
 

@@ -8,13 +8,13 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from newsletter import apitokens
+from newsletter.access import api_tokens
 from newsletter.exceptions import InvalidInput, InvalidToken, NotFound, RevokedToken
 from newsletter.models import ApiToken, utcnow
 
 
 def test_create_returns_a_prefixed_token_and_stores_only_its_hash(session: Session) -> None:
-    token = apitokens.create(session, "ci")
+    token = api_tokens.create(session, "ci")
     session.commit()
 
     assert token.startswith("nl_")
@@ -24,102 +24,102 @@ def test_create_returns_a_prefixed_token_and_stores_only_its_hash(session: Sessi
     stored = " ".join(str(value) for value in rows[0].values())
     assert token not in stored
     assert token.removeprefix("nl_") not in stored
-    assert rows[0]["token_hash"] == apitokens.hash_token(token)
+    assert rows[0]["token_hash"] == api_tokens.hash_token(token)
     assert len(rows[0]["token_hash"]) == 64
 
 
 def test_each_token_is_new(session: Session) -> None:
-    assert apitokens.create(session, "one") != apitokens.create(session, "two")
+    assert api_tokens.create(session, "one") != api_tokens.create(session, "two")
 
 
 @pytest.mark.parametrize("name", ["", "   "])
 def test_a_token_needs_a_name(session: Session, name: str) -> None:
     with pytest.raises(InvalidInput, match="needs a name"):
-        apitokens.create(session, name)
+        api_tokens.create(session, name)
 
 
 def test_a_name_longer_than_the_column_is_refused(session: Session) -> None:
     with pytest.raises(InvalidInput, match="at most 100"):
-        apitokens.create(session, "x" * 101)
+        api_tokens.create(session, "x" * 101)
 
 
 def test_a_name_is_taken_even_by_a_revoked_token(session: Session) -> None:
-    apitokens.create(session, "ci")
+    api_tokens.create(session, "ci")
     with pytest.raises(InvalidInput, match="already exists"):
-        apitokens.create(session, " ci ")
-    apitokens.revoke(session, "ci")
+        api_tokens.create(session, " ci ")
+    api_tokens.revoke(session, "ci")
     with pytest.raises(InvalidInput, match="already exists"):
-        apitokens.create(session, "ci")
+        api_tokens.create(session, "ci")
 
 
 def test_authenticate_returns_the_token_and_records_its_use(session: Session) -> None:
-    token = apitokens.create(session, "ci")
+    token = api_tokens.create(session, "ci")
     session.commit()
 
-    found = apitokens.authenticate(session, token)
+    found = api_tokens.authenticate(session, token)
     session.commit()
 
     assert found.name == "ci"
     session.expire_all()
-    stored = apitokens.list_tokens(session)[0]
+    stored = api_tokens.list_tokens(session)[0]
     assert stored.last_used_at is not None
     assert abs(stored.last_used_at - utcnow()) < timedelta(minutes=1)
 
 
 def test_last_used_is_written_at_most_once_a_minute(session: Session) -> None:
-    token = apitokens.create(session, "ci")
+    token = api_tokens.create(session, "ci")
     first = utcnow()
-    apitokens.authenticate(session, token, now=first)
+    api_tokens.authenticate(session, token, now=first)
     session.commit()
 
-    apitokens.authenticate(session, token, now=first + timedelta(seconds=30))
+    api_tokens.authenticate(session, token, now=first + timedelta(seconds=30))
     session.commit()
     session.expire_all()
-    assert apitokens.list_tokens(session)[0].last_used_at == first
+    assert api_tokens.list_tokens(session)[0].last_used_at == first
 
-    later = first + apitokens.TOUCH_INTERVAL
-    apitokens.authenticate(session, token, now=later)
+    later = first + api_tokens.TOUCH_INTERVAL
+    api_tokens.authenticate(session, token, now=later)
     session.commit()
     session.expire_all()
-    assert apitokens.list_tokens(session)[0].last_used_at == later
+    assert api_tokens.list_tokens(session)[0].last_used_at == later
 
 
 @pytest.mark.parametrize("presented", ["nl_" + "A" * 43, "not-even-prefixed", "", "nl_"])
 def test_unknown_tokens_are_invalid(session: Session, presented: str) -> None:
-    apitokens.create(session, "ci")
+    api_tokens.create(session, "ci")
     with pytest.raises(InvalidToken):
-        apitokens.authenticate(session, presented)
+        api_tokens.authenticate(session, presented)
 
 
 def test_a_revoked_token_is_refused_as_revoked_not_unknown(session: Session) -> None:
-    token = apitokens.create(session, "ci")
-    revoked = apitokens.revoke(session, "ci")
+    token = api_tokens.create(session, "ci")
+    revoked = api_tokens.revoke(session, "ci")
     session.commit()
 
     assert revoked.revoked_at is not None
     with pytest.raises(RevokedToken, match="'ci' was revoked"):
-        apitokens.authenticate(session, token)
+        api_tokens.authenticate(session, token)
 
 
 def test_revoking_twice_keeps_the_first_time(session: Session) -> None:
-    apitokens.create(session, "ci")
-    first = apitokens.revoke(session, "ci").revoked_at
+    api_tokens.create(session, "ci")
+    first = api_tokens.revoke(session, "ci").revoked_at
     session.commit()
-    assert apitokens.revoke(session, "ci").revoked_at == first
+    assert api_tokens.revoke(session, "ci").revoked_at == first
 
 
 def test_revoking_an_unknown_name_is_not_found(session: Session) -> None:
     with pytest.raises(NotFound, match="no token named 'nobody'"):
-        apitokens.revoke(session, "nobody")
+        api_tokens.revoke(session, "nobody")
 
 
 def test_list_tokens_in_creation_order_with_their_state(session: Session) -> None:
-    apitokens.create(session, "b")
-    apitokens.create(session, "a")
-    apitokens.revoke(session, "b")
+    api_tokens.create(session, "b")
+    api_tokens.create(session, "a")
+    api_tokens.revoke(session, "b")
     session.commit()
 
-    tokens = apitokens.list_tokens(session)
+    tokens = api_tokens.list_tokens(session)
 
     assert [t.name for t in tokens] == ["b", "a"]
     assert [t.revoked_at is not None for t in tokens] == [True, False]

@@ -1,4 +1,4 @@
-"""Tests for newsletter.articles: sanitising, upsert by URL, importers and listing."""
+"""Tests for newsletter.content.articles: sanitising, upsert by URL, importers and listing."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sqlmodel import Session, SQLModel, create_engine, select
 
 import newsletter.models
 from newsletter import outbound
-from newsletter.articles import (
+from newsletter.content.articles import (
     ImportResult,
     import_feed,
     import_file,

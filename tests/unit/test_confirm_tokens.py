@@ -7,8 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from itsdangerous import TimestampSigner
 
-from newsletter.exceptions import InvalidInput, InvalidLink
-from newsletter.tokens import (
+from newsletter.audience.links import (
     ConfirmData,
     Purpose,
     make_confirm_token,
@@ -16,6 +15,7 @@ from newsletter.tokens import (
     read_confirm_token,
     read_token,
 )
+from newsletter.exceptions import InvalidInput, InvalidLink
 
 SECRET = "confirm-token-secret"
 NOW = 1_760_000_000

@@ -13,7 +13,6 @@ import pytest
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
-from newsletter import controls, delivery, sender
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
@@ -25,7 +24,9 @@ from newsletter.models import (
     RenderedIssue,
     utcnow,
 )
-from newsletter.sink import FaultPlan, Received, SMTPSink
+from newsletter.sending import batch, breaker, controls, ledger, prepare, scheduler
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import FaultPlan, Received, SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers
 
@@ -41,8 +42,8 @@ ED25519_PEM = (
 @pytest.fixture(autouse=True)
 def _fresh_process_state(monkeypatch: pytest.MonkeyPatch) -> None:
     # ids repeat across test databases: the per-process template cache and breaker start empty
-    monkeypatch.setattr(sender, "_templates", {})
-    monkeypatch.setattr(sender, "_breakers", {})
+    monkeypatch.setattr(prepare, "_templates", {})
+    monkeypatch.setattr(breaker, "_breakers", {})
 
 
 def _started(session: Session, count: int) -> int:
@@ -50,7 +51,7 @@ def _started(session: Session, count: int) -> int:
     make_subscribers(session, fx.newsletter, count)
     issue_id = fx.issue.id
     assert issue_id is not None
-    delivery.start_send(session, issue_id=issue_id, size_limit=SIZE)
+    fill_ledger(session, issue_id=issue_id, size_limit=SIZE)
     session.commit()
     return issue_id
 
@@ -74,7 +75,7 @@ def _drain(settings: Settings, issue_id: int, port: int, *, limit: int = 50) -> 
     sent = []
     try:
         for _ in range(limit):
-            result = sender.run_batch(settings, issue_id=issue_id, transport=transport)
+            result = batch.run_batch(settings, issue_id=issue_id, transport=transport)
             sent.append(result.sent)
             if not result.more:
                 break
@@ -105,14 +106,14 @@ def test_pause_stops_new_sends_within_one_batch_and_resume_finishes(
                 other.commit()
 
     with SMTPSink(on_message=pause_after_the_third) as sink:
-        first = sender.run_batch(
+        first = batch.run_batch(
             settings,
             issue_id=issue_id,
             transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port)),
         )
         assert first.stopped and not first.more
         # the batch looks at the status every STATUS_CHECK_EVERY messages
-        assert 3 <= first.sent <= sender.STATUS_CHECK_EVERY
+        assert 3 <= first.sent <= batch.STATUS_CHECK_EVERY
         issue = _issue(session, issue_id)
         assert (issue.status, issue.status_reason) == (IssueStatus.paused, "checking a typo")
         counts = _counts(session, issue_id)
@@ -149,7 +150,7 @@ def test_cancel_mid_send_marks_the_rest_cancelled_and_sends_no_more(
     issue_id = _started(session, 30)
     with SMTPSink() as sink:
         transport = SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
-        assert sender.run_batch(settings, issue_id=issue_id, transport=transport).sent == 10
+        assert batch.run_batch(settings, issue_id=issue_id, transport=transport).sent == 10
         assert controls.cancel(session, issue_id=issue_id) == 20
         session.commit()
         assert _drain(settings, issue_id, sink.port) == [0]
@@ -176,7 +177,7 @@ def test_a_batch_that_sees_the_cancel_releases_its_rows_as_cancelled(
                 other.commit()
 
     with SMTPSink(on_message=cancel_after_the_second) as sink:
-        result = sender.run_batch(
+        result = batch.run_batch(
             settings, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
         )
     assert result.stopped
@@ -244,17 +245,17 @@ def test_schedule_then_tick_starts_the_issue_when_due(session: Session, settings
     later = utcnow() + timedelta(hours=1)
     controls.schedule(session, issue_id=issue_id, at=later, size_limit=SIZE)
     session.commit()
-    assert sender.tick(settings, parallelism=2).started == []
+    assert scheduler.tick(settings, parallelism=2).started == []
     assert _issue(session, issue_id).status == IssueStatus.scheduled
 
     session.execute(update(Issue).where(col(Issue.id) == issue_id).values(scheduled_at=utcnow()))
     session.commit()
-    tick = sender.tick(settings, parallelism=2)
+    tick = scheduler.tick(settings, parallelism=2)
     assert tick.started == [issue_id]
     assert tick.batches == {issue_id: 1}  # and its batches are asked for in the same tick
     assert _issue(session, issue_id).status == IssueStatus.sending
     assert _counts(session, issue_id) == {"pending": 3}
-    assert sender.tick(settings, parallelism=2).started == []  # started once
+    assert scheduler.tick(settings, parallelism=2).started == []  # started once
 
 
 def test_a_scheduled_issue_that_fails_qa_at_its_time_goes_back_to_draft(
@@ -267,7 +268,7 @@ def test_a_scheduled_issue_that_fails_qa_at_its_time_goes_back_to_draft(
     session.commit()
     session.delete(fx.items[0])  # an editor empties the section after scheduling
     session.commit()
-    assert sender.tick(settings, parallelism=1).started == []
+    assert scheduler.tick(settings, parallelism=1).started == []
     issue = _issue(session, issue_id)
     assert issue.status == IssueStatus.draft
     assert issue.status_reason and "blocked by QA" in issue.status_reason
@@ -303,7 +304,7 @@ def test_unschedule_goes_back_to_draft(session: Session) -> None:
 def test_status_shows_rate_eta_and_last_errors(session: Session, settings: Settings) -> None:
     issue_id = _started(session, 20)
     with SMTPSink(faults=FaultPlan(temp_fail_ratio=0.3, seed=7)) as sink:
-        result = sender.run_batch(
+        result = batch.run_batch(
             settings,
             issue_id=issue_id,
             transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port)),
@@ -332,7 +333,7 @@ def test_circuit_breaker_pauses_the_issue_and_says_why(
     settings = Settings()
     issue_id = _started(session, 60)
     with SMTPSink(faults=FaultPlan(temp_fail_ratio=1.0)) as sink:
-        result = sender.run_batch(
+        result = batch.run_batch(
             settings,
             issue_id=issue_id,
             transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port)),
@@ -354,13 +355,13 @@ def test_the_breaker_ignores_bad_mailboxes_and_a_resumed_issue_starts_afresh(
     monkeypatch.setenv("NEWSLETTER_BREAKER_MIN_RESULTS", "5")
     monkeypatch.setenv("NEWSLETTER_BREAKER_THRESHOLD", "0.5")
     settings = Settings()
-    breaker = sender.breaker_for(settings)
+    tripper = breaker.breaker_for(settings)
     generation = utcnow()
     for _ in range(4):
-        assert not breaker.record(1, generation, failed=True, reply="451").tripped
-    assert breaker.record(1, generation, failed=True, reply="451").tripped
+        assert not tripper.record(1, generation, failed=True, reply="451").tripped
+    assert tripper.record(1, generation, failed=True, reply="451").tripped
     for _ in range(4):  # after a resume the issue has a new generation: a fresh window
-        assert not breaker.record(1, utcnow(), failed=True).tripped
+        assert not tripper.record(1, utcnow(), failed=True).tripped
 
     # 5.1.1 replies are the subscribers' problem: a list full of dead addresses sends on
     issue_id = _started(session, 12)
@@ -371,7 +372,7 @@ def test_the_breaker_ignores_bad_mailboxes_and_a_resumed_issue_starts_afresh(
 
             raise PermanentFailure("550", code=550, response="550 5.1.1 no such user")
 
-    result = sender.run_batch(
+    result = batch.run_batch(
         settings, issue_id=issue_id, transport=Rejecting(SMTPConfig("127.0.0.1", 1))
     )
     assert result.failed == 12 and not result.stopped
@@ -380,14 +381,14 @@ def test_the_breaker_ignores_bad_mailboxes_and_a_resumed_issue_starts_afresh(
 
 def test_cancel_settles_rows_in_sending_at_once(session: Session, settings: Settings) -> None:
     issue_id = _started(session, 5)
-    claimed = delivery.claim(session, issue_id=issue_id, limit=3, lease_seconds=300)
+    claimed = ledger.claim(session, issue_id=issue_id, limit=3, lease_seconds=300)
     session.commit()  # a batch holds 3 rows (it may have died holding them)
     controls.cancel(session, issue_id=issue_id)
     session.commit()
     assert _counts(session, issue_id) == {"cancelled": 5}
     # a message the live batch hands over after the cancel is still recorded as what it is
     first = claimed[0]
-    assert delivery.record_sent(
+    assert ledger.record_sent(
         session,
         delivery_id=first.delivery_id,
         message_id="<m@x>",
@@ -402,9 +403,9 @@ def test_a_retry_on_a_row_cancelled_in_flight_leaves_it_cancelled(
     session: Session, settings: Settings
 ) -> None:
     issue_id = _started(session, 1)
-    [row] = delivery.claim(session, issue_id=issue_id, limit=1, lease_seconds=300)
+    [row] = ledger.claim(session, issue_id=issue_id, limit=1, lease_seconds=300)
     controls.cancel(session, issue_id=issue_id)
-    assert delivery.record_retry(
+    assert ledger.record_retry(
         session,
         delivery_id=row.delivery_id,
         attempts=row.attempts,
@@ -432,7 +433,7 @@ def test_a_batch_that_cannot_build_the_message_pauses_the_issue_with_the_reason(
     )
     session.commit()
     with SMTPSink() as sink:
-        result = sender.run_batch(
+        result = batch.run_batch(
             settings, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
         )
     assert result.stopped and result.sent == 0 and not sink.messages
@@ -456,7 +457,7 @@ def test_a_dkim_key_that_cannot_sign_pauses_the_send_instead_of_crashing_batches
     monkeypatch.setenv("NEWSLETTER_DKIM_KEY_FILE", str(key))
     signing = Settings()
     with SMTPSink() as sink:
-        result = sender.run_batch(
+        result = batch.run_batch(
             signing, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
         )
     assert result.stopped and not sink.messages
@@ -477,7 +478,7 @@ def test_a_non_ascii_address_fails_its_row_clearly_without_tripping_the_breaker(
     people[0].email = "pelé@example.org"
     session.add(people[0])
     session.commit()
-    delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE)  # type: ignore[arg-type]
     session.commit()
     with SMTPSink(smtputf8=False) as plain:
         _drain(strict, fx.issue.id, plain.port)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""Tests for newsletter.dkim: signatures that verify, also after a real SMTP hop, and key checks.
+"""Tests for newsletter.mail.dkim: signatures that verify, also after a real SMTP hop, and key
+checks.
 
 Keys are made here (``openssl``, as ``generate_key`` does), never committed; the verifier's DNS
 look-up is a function that answers with the signer's own TXT record.
@@ -20,7 +21,9 @@ from dkim.util import parse_tag_value
 from sqlmodel import Session
 
 from newsletter.config import Settings
-from newsletter.dkim import (
+from newsletter.content.rendering import PLACEHOLDERS, CompiledIssue
+from newsletter.exceptions import InvalidInput
+from newsletter.mail.dkim import (
     SIGNED_HEADERS,
     DKIMKeyError,
     DKIMSigner,
@@ -28,11 +31,11 @@ from newsletter.dkim import (
     generate_key,
     signer_from_settings,
 )
-from newsletter.exceptions import InvalidInput
-from newsletter.messages import MessageTemplate, Recipient
+from newsletter.mail.message import MessageTemplate, Recipient
 from newsletter.models import Newsletter
-from newsletter.rendering import PLACEHOLDERS, CompiledIssue
-from newsletter.sink import SMTPSink
+from newsletter.sending import prepare
+from newsletter.sending.start import fill_ledger
+from newsletter.transports.sink import SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers, require
 
@@ -496,22 +499,22 @@ def test_the_sender_signs_every_message_when_a_key_is_configured(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from newsletter import delivery, sender
+    from newsletter.sending import batch
 
     key_file = tmp_path / "dkim.pem"
     key_file.write_bytes(key_pem)
     monkeypatch.setenv("NEWSLETTER_DKIM_SELECTOR", SELECTOR)
     monkeypatch.setenv("NEWSLETTER_DKIM_DOMAIN", DOMAIN)
     monkeypatch.setenv("NEWSLETTER_DKIM_KEY_FILE", str(key_file))
-    monkeypatch.setattr(sender, "_templates", {})
+    monkeypatch.setattr(prepare, "_templates", {})
     settings = Settings()
     fx = make_issue(session)
     make_subscribers(session, fx.newsletter, 3)
-    delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
     session.commit()
     with SMTPSink() as sink:
         transport = SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
-        result = sender.run_batch(settings, issue_id=fx.issue.id, transport=transport)  # type: ignore[arg-type]
+        result = batch.run_batch(settings, issue_id=fx.issue.id, transport=transport)  # type: ignore[arg-type]
         transport.close()
     assert result.sent == 3 and len(sink.messages) == 3
     for received in sink.messages:

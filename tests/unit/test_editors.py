@@ -8,9 +8,11 @@ import pytest
 from argon2 import PasswordHasher
 from sqlmodel import Session, col, select
 
-from newsletter import editor, editors, testsend
+from newsletter.access import editors
+from newsletter.content import issues
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import EditorSession, EditorUser, IssueSection, utcnow
+from newsletter.sending import testsend
 from tests.conftest import make_issue
 
 PASSWORD = "a sufficiently long one"
@@ -96,16 +98,16 @@ def test_sections_move_rename_and_go(session: Session) -> None:
         ).all()
         return [s.title for s in rows]
 
-    editor.move_section(session, section_id=fx.sections[2].id, position=0)  # type: ignore[arg-type]
+    issues.move_section(session, section_id=fx.sections[2].id, position=0)  # type: ignore[arg-type]
     assert titles() == ["Section 3", "Section 1", "Section 2"]
-    editor.move_section(session, section_id=fx.sections[2].id, position=99)  # type: ignore[arg-type]
+    issues.move_section(session, section_id=fx.sections[2].id, position=99)  # type: ignore[arg-type]
     assert titles() == ["Section 1", "Section 2", "Section 3"]
-    editor.rename_section(session, section_id=fx.sections[0].id, title=" Politics ")  # type: ignore[arg-type]
+    issues.rename_section(session, section_id=fx.sections[0].id, title=" Politics ")  # type: ignore[arg-type]
     with pytest.raises(InvalidInput):
-        editor.rename_section(session, section_id=fx.sections[0].id, title=" ")  # type: ignore[arg-type]
-    editor.remove_section(session, section_id=fx.sections[1].id)  # type: ignore[arg-type]
+        issues.rename_section(session, section_id=fx.sections[0].id, title=" ")  # type: ignore[arg-type]
+    issues.remove_section(session, section_id=fx.sections[1].id)  # type: ignore[arg-type]
     assert titles() == ["Politics", "Section 3"]
-    outline = editor.load_outline(session, issue_id)
+    outline = issues.load_outline(session, issue_id)
     assert [s.section.position for s in outline.sections] == [0, 1]
     assert len(outline.items) == 2
 

@@ -19,8 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, SQLModel, create_engine
 
-from newsletter import articles, outbound
-from newsletter.articles import ImportResult, import_feed, import_upload
+from newsletter import outbound
+from newsletter.content import articles
+from newsletter.content.articles import ImportResult, import_feed, import_upload
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Article
 

@@ -1,4 +1,4 @@
-"""Tests for the delivery ledger (newsletter.delivery) and one batch of sender.run_batch."""
+"""Tests for the delivery ledger (newsletter.sending.ledger) and one batch of sender.run_batch."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlmodel import Session, col, select
 
-from newsletter import delivery, sender, suppression
+from newsletter.audience import suppression
 from newsletter.config import Settings
 from newsletter.exceptions import PermanentFailure, TemporaryFailure, TransportError
 from newsletter.models import (
@@ -21,6 +21,9 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
+from newsletter.sending import ledger, prepare
+from newsletter.sending.batch import BatchResult, run_batch
+from newsletter.sending.start import SendStart, fill_ledger
 from tests.conftest import IssueFixture, make_issue, make_subscribers
 
 SIZE_LIMIT = 100_000
@@ -29,7 +32,7 @@ SIZE_LIMIT = 100_000
 @pytest.fixture(autouse=True)
 def _fresh_template_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """sender.prepared caches per issue id for the process; ids repeat across test databases."""
-    monkeypatch.setattr(sender, "_templates", {})
+    monkeypatch.setattr(prepare, "_templates", {})
 
 
 def _aware(value: datetime | None) -> datetime:
@@ -75,7 +78,7 @@ class Started:
     fx: IssueFixture
     active: list[Subscriber]
     inactive: list[Subscriber]
-    start: delivery.SendStart
+    start: SendStart
 
     @property
     def issue_id(self) -> int:
@@ -88,7 +91,7 @@ def _start(session: Session, *, active: int = 3) -> Started:
     people = make_subscribers(session, fx.newsletter, active)
     gone = make_subscribers(session, fx.newsletter, 1, status=SubscriptionStatus.unsubscribed)
     gone += make_subscribers(session, fx.newsletter, 1, status=SubscriptionStatus.bounced)
-    start = delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+    start = fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
     session.commit()
     return Started(fx, people, gone, start)
 
@@ -100,8 +103,8 @@ def started(session: Session) -> Started:
 
 def _claim(
     session: Session, issue_id: int, *, limit: int = 100, now: datetime | None = None
-) -> list[delivery.Claimed]:
-    claimed = delivery.claim(session, issue_id=issue_id, limit=limit, lease_seconds=300, now=now)
+) -> list[ledger.Claimed]:
+    claimed = ledger.claim(session, issue_id=issue_id, limit=limit, lease_seconds=300, now=now)
     session.commit()
     return claimed
 
@@ -130,7 +133,7 @@ def test_start_send_counts_non_active_subscribers_as_skipped(started: Started) -
 
 def test_second_start_send_is_a_no_op(session: Session, started: Started) -> None:
     make_subscribers(session, started.fx.newsletter, 2)  # joined after the first start
-    again = delivery.start_send(session, issue_id=started.issue_id, size_limit=SIZE_LIMIT)
+    again = fill_ledger(session, issue_id=started.issue_id, size_limit=SIZE_LIMIT)
     session.commit()
     assert (again.started, again.recipients, again.skipped) == (False, 3, 0)
     assert len(_rows(session, started.issue_id)) == 3
@@ -191,7 +194,7 @@ def test_claim_leases_rows_and_counts_the_attempt(session: Session, started: Sta
 
 def test_claim_after_a_requeue_counts_a_second_attempt(session: Session, started: Started) -> None:
     _claim(session, started.issue_id)
-    delivery.requeue_expired(session, now=utcnow() + timedelta(days=1))
+    ledger.requeue_expired(session, now=utcnow() + timedelta(days=1))
     session.commit()
     again = _claim(session, started.issue_id)
     assert [c.attempts for c in again] == [2, 2, 2]
@@ -206,12 +209,12 @@ def test_claim_on_a_paused_issue_returns_nothing(session: Session, started: Star
     assert set(_statuses(session, started.issue_id).values()) == {DeliveryStatus.pending}
 
 
-def _retry_one_later(session: Session, started: Started) -> delivery.Claimed:
+def _retry_one_later(session: Session, started: Started) -> ledger.Claimed:
     """Claim every row, finish all but one as sent, and put that one back for a later retry."""
     first, *rest = _claim(session, started.issue_id)
     for c in rest:
-        delivery.record_sent(session, delivery_id=c.delivery_id, message_id="<m>", response="250")
-    delivery.record_retry(
+        ledger.record_sent(session, delivery_id=c.delivery_id, message_id="<m>", response="250")
+    ledger.record_retry(
         session,
         delivery_id=first.delivery_id,
         attempts=first.attempts,
@@ -241,7 +244,7 @@ def test_requeue_expired_puts_leased_rows_back_to_pending(
     session: Session, started: Started
 ) -> None:
     _claim(session, started.issue_id)
-    requeued = delivery.requeue_expired(session, now=utcnow() + timedelta(days=1))
+    requeued = ledger.requeue_expired(session, now=utcnow() + timedelta(days=1))
     session.commit()
     rows = _rows(session, started.issue_id)
     assert requeued == 3
@@ -250,7 +253,7 @@ def test_requeue_expired_puts_leased_rows_back_to_pending(
 
 def test_requeue_expired_leaves_live_leases_alone(session: Session, started: Started) -> None:
     _claim(session, started.issue_id)
-    requeued = delivery.requeue_expired(session, now=utcnow())
+    requeued = ledger.requeue_expired(session, now=utcnow())
     session.commit()
     assert requeued == 0
     assert set(_statuses(session, started.issue_id).values()) == {DeliveryStatus.sending}
@@ -259,7 +262,7 @@ def test_requeue_expired_leaves_live_leases_alone(session: Session, started: Sta
 # ---------------------------------------------------------------- recording results
 
 
-def _one_claimed(session: Session, started: Started) -> delivery.Claimed:
+def _one_claimed(session: Session, started: Started) -> ledger.Claimed:
     [c] = _claim(session, started.issue_id, limit=1)
     return c
 
@@ -270,7 +273,7 @@ def _row(session: Session, started: Started, delivery_id: int) -> Delivery:
 
 def test_record_sent_stores_message_id_and_reply(session: Session, started: Started) -> None:
     c = _one_claimed(session, started)
-    assert delivery.record_sent(
+    assert ledger.record_sent(
         session, delivery_id=c.delivery_id, message_id="<1.2.x@ex>", response="250 OK"
     )
     session.commit()
@@ -283,8 +286,8 @@ def test_record_sent_on_a_row_not_in_flight_does_nothing(
     session: Session, started: Started
 ) -> None:
     c = _one_claimed(session, started)
-    delivery.record_failed(session, delivery_id=c.delivery_id, response="550 gone")
-    again = delivery.record_sent(session, delivery_id=c.delivery_id, message_id="<m>", response="")
+    ledger.record_failed(session, delivery_id=c.delivery_id, response="550 gone")
+    again = ledger.record_sent(session, delivery_id=c.delivery_id, message_id="<m>", response="")
     session.commit()
     assert again is False
     assert _row(session, started, c.delivery_id).status == DeliveryStatus.failed
@@ -295,7 +298,7 @@ def test_record_retry_below_max_attempts_schedules_a_later_try(
 ) -> None:
     c = _one_claimed(session, started)
     before = utcnow()
-    delivery.record_retry(
+    ledger.record_retry(
         session,
         delivery_id=c.delivery_id,
         attempts=c.attempts,
@@ -311,7 +314,7 @@ def test_record_retry_below_max_attempts_schedules_a_later_try(
 
 def test_record_retry_at_max_attempts_fails_the_row(session: Session, started: Started) -> None:
     c = _one_claimed(session, started)
-    delivery.record_retry(
+    ledger.record_retry(
         session,
         delivery_id=c.delivery_id,
         attempts=3,
@@ -326,7 +329,7 @@ def test_record_retry_at_max_attempts_fails_the_row(session: Session, started: S
 
 def test_record_failed_fails_the_row(session: Session, started: Started) -> None:
     c = _one_claimed(session, started)
-    delivery.record_failed(session, delivery_id=c.delivery_id, response="550 5.1.1 no such user")
+    ledger.record_failed(session, delivery_id=c.delivery_id, response="550 5.1.1 no such user")
     session.commit()
     row = _row(session, started, c.delivery_id)
     assert (row.status, row.smtp_response, row.lease_until) == (
@@ -341,7 +344,7 @@ def test_record_failed_fails_the_row(session: Session, started: Started) -> None
 
 def test_finish_if_done_refuses_while_a_row_is_pending(session: Session, started: Started) -> None:
     retried = _retry_one_later(session, started)  # the others are sent; this one is pending
-    finished = delivery.finish_if_done(session, issue_id=started.issue_id)
+    finished = ledger.finish_if_done(session, issue_id=started.issue_id)
     session.commit()
     assert _row(session, started, retried.delivery_id).status == DeliveryStatus.pending
     assert finished is False
@@ -353,18 +356,18 @@ def test_finish_if_done_refuses_while_only_in_flight_rows_remain(
 ) -> None:
     claimed = _claim(session, started.issue_id)
     for c in claimed[:-1]:
-        delivery.record_sent(session, delivery_id=c.delivery_id, message_id="<m>", response="250")
-    assert delivery.finish_if_done(session, issue_id=started.issue_id) is False
+        ledger.record_sent(session, delivery_id=c.delivery_id, message_id="<m>", response="250")
+    assert ledger.finish_if_done(session, issue_id=started.issue_id) is False
 
 
 def test_finish_if_done_marks_the_issue_sent_when_every_row_is_final(
     session: Session, started: Started
 ) -> None:
     a, b, c = _claim(session, started.issue_id)
-    delivery.record_sent(session, delivery_id=a.delivery_id, message_id="<m>", response="250")
-    delivery.record_failed(session, delivery_id=b.delivery_id, response="550")
-    delivery.record_skipped(session, delivery_id=c.delivery_id, reason="left")
-    finished = delivery.finish_if_done(session, issue_id=started.issue_id)
+    ledger.record_sent(session, delivery_id=a.delivery_id, message_id="<m>", response="250")
+    ledger.record_failed(session, delivery_id=b.delivery_id, response="550")
+    ledger.record_skipped(session, delivery_id=c.delivery_id, reason="left")
+    finished = ledger.finish_if_done(session, issue_id=started.issue_id)
     session.commit()
     issue = _issue(session, started.issue_id)
     assert finished is True
@@ -397,7 +400,7 @@ class FakeTransport:
 class Batch:
     started: Started
     transport: FakeTransport
-    result: sender.BatchResult
+    result: BatchResult
     busy: Subscriber  # answered 451
     gone: Subscriber  # answered 550 5.1.1
     ok: list[Subscriber]
@@ -415,7 +418,7 @@ def batch(session: Session, settings: Settings) -> Batch:
             ),
         }
     )
-    result = sender.run_batch(settings, issue_id=st.issue_id, transport=transport)
+    result = run_batch(settings, issue_id=st.issue_id, transport=transport)
     return Batch(st, transport, result, busy, gone, ok)
 
 
@@ -486,7 +489,7 @@ def test_permanent_failure_that_is_not_a_bad_mailbox_does_not_bounce(
             )
         }
     )
-    sender.run_batch(settings, issue_id=st.issue_id, transport=transport)
+    run_batch(settings, issue_id=st.issue_id, transport=transport)
     newsletter_id: int = st.fx.newsletter.id  # type: ignore[assignment]
     assert _statuses(session, st.issue_id) == {person.id: DeliveryStatus.failed}
     assert _subscription_status(session, person, newsletter_id) == "active"
@@ -497,7 +500,7 @@ def test_policy_rejection_550_5_7_1_does_not_bounce(session: Session, settings: 
     [person] = st.active
     reply = "550 5.7.1 Service unavailable; client host blocked using a blocklist"
     transport = FakeTransport({person.email: PermanentFailure(reply, code=550, response=reply)})
-    sender.run_batch(settings, issue_id=st.issue_id, transport=transport)
+    run_batch(settings, issue_id=st.issue_id, transport=transport)
     newsletter_id: int = st.fx.newsletter.id  # type: ignore[assignment]
     assert _statuses(session, st.issue_id) == {person.id: DeliveryStatus.failed}
     assert _subscription_status(session, person, newsletter_id) == "active"
@@ -518,7 +521,7 @@ def test_subscriber_who_left_after_the_start_is_skipped_and_not_mailed(
     session.add(sub)
     session.commit()
     transport = FakeTransport()
-    result = sender.run_batch(settings, issue_id=st.issue_id, transport=transport)
+    result = run_batch(settings, issue_id=st.issue_id, transport=transport)
     assert _statuses(session, st.issue_id) == {
         leaver.id: DeliveryStatus.skipped,
         stayer.id: DeliveryStatus.sent,
@@ -531,7 +534,7 @@ def test_run_batch_that_sends_everything_finishes_the_issue(
     session: Session, settings: Settings
 ) -> None:
     st = _start(session, active=3)
-    result = sender.run_batch(settings, issue_id=st.issue_id, transport=FakeTransport())
+    result = run_batch(settings, issue_id=st.issue_id, transport=FakeTransport())
     assert (result.sent, result.finished) == (3, True)
     assert _issue(session, st.issue_id).status == IssueStatus.sent
 
@@ -544,21 +547,21 @@ def test_a_claim_that_lost_its_lease_can_no_longer_record_or_release(
 ) -> None:
     first = _claim(session, started.issue_id, limit=2)
     later = utcnow() + timedelta(seconds=301)
-    assert delivery.requeue_expired(session, now=later) == 2
+    assert ledger.requeue_expired(session, now=later) == 2
     second = _claim(session, started.issue_id, limit=1, now=later)
     session.commit()
     assert second[0].delivery_id == first[0].delivery_id and second[0].lease != first[0].lease
 
     # the first batch, still running, reports on a row the second one now holds: refused
-    assert not delivery.record_sent(
+    assert not ledger.record_sent(
         session,
         delivery_id=first[0].delivery_id,
         message_id="<a>",
         response="250",
         lease=first[0].lease,
     )
-    assert not delivery.release(session, delivery_ids=[first[0].delivery_id], lease=first[0].lease)
-    assert delivery.record_sent(
+    assert not ledger.release(session, delivery_ids=[first[0].delivery_id], lease=first[0].lease)
+    assert ledger.record_sent(
         session,
         delivery_id=second[0].delivery_id,
         message_id="<b>",
@@ -567,7 +570,7 @@ def test_a_claim_that_lost_its_lease_can_no_longer_record_or_release(
     )
     # and a row that went back to pending and was not re-claimed is not the first batch's either
     assert (
-        delivery.renew(
+        ledger.renew(
             session,
             delivery_ids=[r.delivery_id for r in first],
             lease=first[0].lease,
@@ -584,7 +587,7 @@ def test_a_claim_that_lost_its_lease_can_no_longer_record_or_release(
 def test_renew_extends_the_lease_of_rows_still_held(session: Session, started: Started) -> None:
     claimed = _claim(session, started.issue_id, limit=3)
     before = {r.id: _aware(r.lease_until) for r in _rows(session, started.issue_id)}
-    held = delivery.renew(
+    held = ledger.renew(
         session,
         delivery_ids=[r.delivery_id for r in claimed],
         lease=claimed[0].lease,
@@ -604,7 +607,7 @@ def test_a_slow_batch_does_not_send_rows_another_batch_took_over(
     monkeypatch.setenv("NEWSLETTER_SMTP_TIMEOUT", "1")
     settings = Settings()
     st = _start(session, active=5)
-    taken: list[delivery.Claimed] = []
+    taken: list[ledger.Claimed] = []
 
     class SlowFirst(FakeTransport):
         def send(self, envelope_from: str, to: str, data: bytes) -> str:
@@ -616,15 +619,15 @@ def test_a_slow_batch_does_not_send_rows_another_batch_took_over(
 
                 time.sleep(2.1)
                 with Session(session.get_bind()) as other:
-                    delivery.requeue_expired(other, now=utcnow() + timedelta(seconds=10))
+                    ledger.requeue_expired(other, now=utcnow() + timedelta(seconds=10))
                     taken.extend(
-                        delivery.claim(other, issue_id=st.issue_id, limit=10, lease_seconds=300)
+                        ledger.claim(other, issue_id=st.issue_id, limit=10, lease_seconds=300)
                     )
                     other.commit()
             return reply
 
     transport = SlowFirst()
-    result = sender.run_batch(settings, issue_id=st.issue_id, transport=transport)
+    result = run_batch(settings, issue_id=st.issue_id, transport=transport)
     assert len(transport.sent) == 1  # the other four were not sent from here
     assert result.lost == 4 and result.sent == 1
     assert {c.delivery_id for c in taken} >= {

@@ -33,7 +33,7 @@ def capture(fmt: str, level: str = "INFO") -> io.StringIO:
 
 def test_json_lines_carry_the_ids(restore_root: None) -> None:
     stream = capture("json")
-    log = logging.getLogger("newsletter.sender")
+    log = logging.getLogger("newsletter.sending.batch")
     log.info("issue %s: batch done", 7, extra={"issue_id": 7, "sent": 200})
     log.warning("failed", extra={"issue_id": 7, "delivery_id": 12, "response": "550 5.1.1 no"})
     log.debug("not shown at INFO")
@@ -42,7 +42,7 @@ def test_json_lines_carry_the_ids(restore_root: None) -> None:
     first, second = (json.loads(line) for line in lines)
     assert first["message"] == "issue 7: batch done"
     assert first["level"] == "INFO"
-    assert first["logger"] == "newsletter.sender"
+    assert first["logger"] == "newsletter.sending.batch"
     assert first["issue_id"] == 7 and first["sent"] == 200
     assert first["ts"].endswith("+00:00")
     assert second["delivery_id"] == 12 and second["issue_id"] == 7

@@ -1,4 +1,5 @@
-"""Tests for newsletter.messages: the MIME bytes one recipient gets, and what is stable in them."""
+"""Tests for newsletter.mail.message: the MIME bytes one recipient gets, and what is stable in
+them."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from email.utils import getaddresses
 import pytest
 from sqlmodel import Session
 
-from newsletter import delivery, editor, messages, sender
+from newsletter.audience.links import Purpose, read_token
 from newsletter.config import Settings
-from newsletter.messages import MessageTemplate
+from newsletter.content import issues
+from newsletter.content.rendering import CompiledIssue
+from newsletter.mail import message
+from newsletter.mail.message import MessageTemplate
 from newsletter.models import Subscriber
-from newsletter.rendering import CompiledIssue
-from newsletter.tokens import Purpose, read_token
+from newsletter.sending import prepare, recipients
+from newsletter.sending.start import fill_ledger
 from tests.conftest import IssueFixture, make_issue, make_subscribers
 
 UNSUBSCRIBE_HTTPS = re.compile(r"<(https://news\.example\.org/unsubscribe/[^>]+)>")
@@ -26,14 +30,14 @@ UNSUBSCRIBE_HTTPS = re.compile(r"<(https://news\.example\.org/unsubscribe/[^>]+)
 @pytest.fixture(autouse=True)
 def _fresh_template_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """sender.prepared caches per issue id for the process; ids repeat across test databases."""
-    monkeypatch.setattr(sender, "_templates", {})
+    monkeypatch.setattr(prepare, "_templates", {})
 
 
 @pytest.fixture
 def started(session: Session) -> IssueFixture:
     fx = make_issue(session)
     make_subscribers(session, fx.newsletter, 2)
-    delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
     session.commit()
     return fx
 
@@ -41,8 +45,8 @@ def started(session: Session) -> IssueFixture:
 def _start(session: Session, *, subject: str | None = None) -> IssueFixture:
     fx = make_issue(session)
     if subject is not None:
-        editor.update_issue(session, issue_id=fx.issue.id, subject=subject)  # type: ignore[arg-type]
-    delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+        issues.update_issue(session, issue_id=fx.issue.id, subject=subject)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
     session.commit()
     return fx
 
@@ -56,8 +60,8 @@ def _render(
     email_addr: str = "eve@example.org",
     name: str = "Eve Adams",
 ) -> tuple[str, bytes]:
-    prep = sender.prepared(session, fx.issue.id, settings)  # type: ignore[arg-type]
-    person = sender.recipient(
+    prep = prepare.prepared(session, fx.issue.id, settings)  # type: ignore[arg-type]
+    person = recipients.recipient(
         settings, prep, subscriber_id=subscriber_id, email=email_addr, name=name
     )
     return prep.template.render(person)
@@ -174,8 +178,8 @@ def test_message_id_is_the_same_when_rendered_twice(
 def test_message_id_is_the_same_from_a_second_template(
     session: Session, settings: Settings, started: IssueFixture
 ) -> None:
-    prep = sender.prepared(session, started.issue.id, settings)  # type: ignore[arg-type]
-    person = sender.recipient(settings, prep, subscriber_id=7, email="a@example.org", name="A")
+    prep = prepare.prepared(session, started.issue.id, settings)  # type: ignore[arg-type]
+    person = recipients.recipient(settings, prep, subscriber_id=7, email="a@example.org", name="A")
     frozen = prep.template
     other = MessageTemplate(
         compiled=CompiledIssue("s", "", "<p>other</p>", "other"),
@@ -265,6 +269,6 @@ def test_date_is_stamped_when_each_message_is_rendered_not_when_the_template_was
 ) -> None:
     _render(session, settings, started)  # builds and caches the template now
     later = datetime(2031, 5, 6, 7, 8, 9, tzinfo=UTC)
-    monkeypatch.setattr(messages, "utcnow", lambda: later)
+    monkeypatch.setattr(message, "utcnow", lambda: later)
     msg = _parse(_render(session, settings, started, subscriber_id=102)[1])
     assert msg["Date"].datetime == later  # type: ignore[union-attr]

@@ -34,7 +34,7 @@ from newsletter.outbound import (
     request,
     vet_url,
 )
-from newsletter.sink import free_port
+from newsletter.transports.sink import free_port
 
 LOOPBACK = (ip_network("127.0.0.0/8"),)
 LOCAL = OutboundPolicy(allowed_networks=LOOPBACK, connect_timeout=2.0, read_timeout=3.0)

@@ -6,18 +6,19 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from newsletter import delivery, editor, rendering
-from newsletter.editor import QAReport
+from newsletter.content import issues, rendering
+from newsletter.content.issues import QAReport
 from newsletter.exceptions import QABlocked
 from newsletter.models import Delivery, IssueStatus
+from newsletter.sending.start import fill_ledger
 from tests.conftest import make_article, make_issue, make_newsletter, make_subscribers
 
 SIZE_LIMIT = 100_000
 
 
 def _report(session: Session, issue_id: int, *, size_limit: int = SIZE_LIMIT) -> QAReport:
-    outline = editor.load_outline(session, issue_id)
-    return editor.qa_report(
+    outline = issues.load_outline(session, issue_id)
+    return issues.qa_report(
         outline, compiled=rendering.compile_issue(outline), size_limit=size_limit
     )
 
@@ -26,7 +27,7 @@ def _codes(report: QAReport) -> list[str]:
     return sorted(f.code for f in report.findings)
 
 
-def _only(report: QAReport, code: str) -> list[editor.Finding]:
+def _only(report: QAReport, code: str) -> list[issues.Finding]:
     return [f for f in report.findings if f.code == code]
 
 
@@ -39,7 +40,7 @@ def test_clean_issue_has_no_findings(session: Session) -> None:
 
 def test_issue_without_items_or_subject_is_blocked_for_both(session: Session) -> None:
     nl = make_newsletter(session)
-    issue = editor.create_issue(session, newsletter=nl.slug, title="Empty")
+    issue = issues.create_issue(session, newsletter=nl.slug, title="Empty")
     report = _report(session, issue.id)  # type: ignore[arg-type]
     assert _codes(report) == ["no-items", "no-subject"]
     assert all(f.blocking for f in report.findings)
@@ -48,7 +49,7 @@ def test_issue_without_items_or_subject_is_blocked_for_both(session: Session) ->
 
 def test_explicit_subject_silences_no_subject(session: Session) -> None:
     nl = make_newsletter(session)
-    issue = editor.create_issue(session, newsletter=nl.slug, title="Empty", subject="Hello")
+    issue = issues.create_issue(session, newsletter=nl.slug, title="Empty", subject="Hello")
     assert _codes(_report(session, issue.id)) == ["no-items"]  # type: ignore[arg-type]
 
 
@@ -63,7 +64,7 @@ def test_empty_section_is_a_blocking_finding(session: Session) -> None:
 def test_image_without_alt_is_a_blocking_finding(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
     article = make_article(session, image_alt="  ")
-    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     report = _report(session, fx.issue.id)  # type: ignore[arg-type]
     [finding] = report.findings
     assert (finding.code, finding.blocking) == ("image-without-alt", True)
@@ -73,14 +74,14 @@ def test_image_without_alt_is_a_blocking_finding(session: Session) -> None:
 def test_article_without_image_needs_no_alt(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
     article = make_article(session, image_url=None, image_alt=None)
-    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     assert _report(session, fx.issue.id).findings == []  # type: ignore[arg-type]
 
 
 def test_relative_article_url_is_a_blocking_finding(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
     article = make_article(session, url="/2025/10/relative-story")
-    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     findings = _only(_report(session, fx.issue.id), "relative-link")  # type: ignore[arg-type]
     assert findings, "a relative article URL must be reported"
     assert all(f.blocking for f in findings)
@@ -89,7 +90,7 @@ def test_relative_article_url_is_a_blocking_finding(session: Session) -> None:
 
 def test_relative_link_in_intro_markdown_is_a_blocking_finding(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
-    editor.update_issue(session, issue_id=fx.issue.id, intro_md="See [x](/relative).")  # type: ignore[arg-type]
+    issues.update_issue(session, issue_id=fx.issue.id, intro_md="See [x](/relative).")  # type: ignore[arg-type]
     report = _report(session, fx.issue.id)  # type: ignore[arg-type]
     [finding] = report.findings
     assert (finding.code, finding.blocking) == ("relative-link", True)
@@ -98,7 +99,7 @@ def test_relative_link_in_intro_markdown_is_a_blocking_finding(session: Session)
 
 def test_mailto_link_in_intro_is_not_a_relative_link(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
-    editor.update_issue(
+    issues.update_issue(
         session,
         issue_id=fx.issue.id,  # type: ignore[arg-type]
         intro_md="Write to [us](mailto:editors@news.example.org).",
@@ -117,10 +118,10 @@ def test_html_over_size_limit_is_a_non_blocking_warning(session: Session) -> Non
 def test_start_send_raises_qa_blocked_on_blocking_findings(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
     article = make_article(session, image_alt="")
-    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     session.commit()
     with pytest.raises(QABlocked) as raised:
-        delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
     assert len(raised.value.findings) == 1
     assert "image has no alt text" in raised.value.findings[0]
 
@@ -129,13 +130,13 @@ def test_blocked_start_send_leaves_a_draft_without_deliveries(session: Session) 
     fx = make_issue(session, layout=(1,))
     make_subscribers(session, fx.newsletter, 3)
     article = make_article(session, image_alt="")
-    editor.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
+    issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     session.commit()
     with pytest.raises(QABlocked):
-        delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
     session.rollback()
     session.expire_all()
-    assert editor.get_issue(session, fx.issue.id).status == IssueStatus.draft  # type: ignore[arg-type]
+    assert issues.get_issue(session, fx.issue.id).status == IssueStatus.draft  # type: ignore[arg-type]
     count = session.exec(
         select(func.count()).select_from(Delivery).where(Delivery.issue_id == fx.issue.id)
     ).one()
@@ -152,7 +153,7 @@ def test_qa_blocks_a_stored_subject_with_a_line_break(session: Session) -> None:
     assert [f.blocking for f in found] == [True]
     assert "subject" in found[0].message
     with pytest.raises(QABlocked):
-        delivery.start_send(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
 
 
 def test_qa_blocks_a_default_subject_made_from_a_headline_with_a_control_character(

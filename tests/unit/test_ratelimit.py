@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from newsletter import ratelimit
-from newsletter.ratelimit import LimiterUnavailable, LocalTokenBucket, RedisTokenBucket
-from newsletter.sink import free_port
+from newsletter.sending import ratelimit
+from newsletter.sending.ratelimit import LimiterUnavailable, LocalTokenBucket, RedisTokenBucket
+from newsletter.transports.sink import free_port
 
 
 class FakeClock:

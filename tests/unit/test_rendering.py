@@ -1,4 +1,5 @@
-"""Tests for newsletter.rendering: compiled content, escaping, personalising, render errors."""
+"""Tests for newsletter.content.rendering: compiled content, escaping, personalising, render
+errors."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from newsletter import delivery, rendering, sender
 from newsletter.config import Settings
-from newsletter.editor import IssueOutline, OutlineItem, OutlineSection
+from newsletter.content import rendering
+from newsletter.content.issues import IssueOutline, OutlineItem, OutlineSection
+from newsletter.content.rendering import PLACEHOLDERS, CompiledIssue, Personaliser
 from newsletter.exceptions import RenderError
 from newsletter.models import Article, Issue, IssueItem, IssueSection, Newsletter
-from newsletter.rendering import PLACEHOLDERS, CompiledIssue, Personaliser
+from newsletter.sending import prepare, recipients
+from newsletter.sending.start import fill_ledger
 from tests.conftest import make_issue, make_subscribers
 
 POSTAL = "Example News Ltd, 12 Sample Street, Warsaw"
@@ -268,13 +271,13 @@ def test_rendering_for_many_recipients_does_not_compile_mjml_again(
     monkeypatch.setattr(rendering, "mjml2html", counting)
     fx = make_issue(session)
     people = make_subscribers(session, fx.newsletter, 30)
-    delivery.start_send(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
     session.commit()
     assert len(calls) == 1  # compiled once, when the send started
-    prep = sender.prepared(session, fx.issue.id, settings)  # type: ignore[arg-type]
+    prep = prepare.prepared(session, fx.issue.id, settings)  # type: ignore[arg-type]
     rendered = [
         prep.template.render(
-            sender.recipient(
+            recipients.recipient(
                 settings,
                 prep,
                 subscriber_id=p.id,

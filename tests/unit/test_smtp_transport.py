@@ -1,4 +1,5 @@
-"""Tests for SMTPTransport against a real local SMTP server (newsletter.sink.SMTPSink)."""
+"""Tests for SMTPTransport against a real local SMTP server
+(newsletter.transports.sink.SMTPSink)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from newsletter.exceptions import PermanentFailure, TemporaryFailure
-from newsletter.sink import FaultPlan, SMTPSink, free_port
+from newsletter.transports.sink import FaultPlan, SMTPSink, free_port
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 
 SENDER = "bounces@newsletter.example.org"

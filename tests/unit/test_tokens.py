@@ -1,12 +1,13 @@
-"""Tests for newsletter.tokens: signed, purpose-bound, optionally expiring personal-link tokens."""
+"""Tests for newsletter.audience.links: signed, purpose-bound, optionally expiring personal-link
+tokens."""
 
 from __future__ import annotations
 
 import pytest
 from itsdangerous import TimestampSigner
 
+from newsletter.audience.links import Purpose, TokenData, make_token, read_token
 from newsletter.exceptions import InvalidInput
-from newsletter.tokens import Purpose, TokenData, make_token, read_token
 
 SECRET = "token-test-secret"
 

@@ -31,8 +31,8 @@ from newsletter.api.admin import (
     subscribers,
     views,
 )
+from newsletter.content.rendering import TEMPLATES_DIR
 from newsletter.exceptions import RateLimited, UserError
-from newsletter.rendering import TEMPLATES_DIR
 
 PREFIX = "/admin"
 STATIC_DIR = TEMPLATES_DIR / "web" / "admin" / "static"

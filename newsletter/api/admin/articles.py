@@ -1,6 +1,7 @@
 """The article library: list with filters, new/edit form, import from a feed URL or a file.
 
-Routes do HTTP only; ``newsletter.articles`` validates, sanitises and stores. An article's URL is
+Routes do HTTP only; ``newsletter.content.articles`` validates, sanitises and stores. An article's
+URL is
 its identity: creating one with a URL already in the library, or moving one to another article's
 URL, is refused with a message (never merged). Imports answer with a result page: the counts and
 one line per rejected item.
@@ -16,11 +17,11 @@ from fastapi import File, Form, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from newsletter import articles
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Id, Page
+from newsletter.content import articles
 from newsletter.exceptions import InvalidInput, NotFound, UserError
 from newsletter.models import Article
 from newsletter.outbound import OutboundPolicy

@@ -2,7 +2,8 @@
 
 The session cookie (``nl_admin``) holds a random token signed with the app's secret key
 (itsdangerous), is HttpOnly, SameSite=Strict, limited to ``/admin`` and Secure on HTTPS; the
-database keeps the token's SHA-256 (``newsletter.editors``). ``guard`` refuses a request without a
+database keeps the token's SHA-256 (``newsletter.access.editors``). ``guard`` refuses a request
+without a
 live session (a page: 303 to the sign-in form; anything else: 401) and, for every method that
 changes something, one without the session's CSRF token in the ``csrf_token`` form field or the
 ``X-CSRF-Token`` header (403). The sign-in form itself is protected by a double-submit token in a
@@ -20,12 +21,14 @@ from fastapi import APIRouter, Depends, Form, Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.responses import Response
 
-from newsletter import abuse, db, editors
+from newsletter import db
+from newsletter.access import editors
+from newsletter.access.editors import SignedIn
 from newsletter.api.admin import views
 from newsletter.api.deps import SettingsDep
 from newsletter.api.inputs import StrictRoute
+from newsletter.audience import abuse
 from newsletter.config import Settings
-from newsletter.editors import SignedIn
 
 SESSION_COOKIE = "nl_admin"
 LOGIN_COOKIE = "nl_login"

@@ -1,8 +1,8 @@
 """The issue composer: details, sections, items, preview, QA, test send, schedule, send now.
 
-Routes do HTTP only: ``newsletter.editor`` changes the outline, ``newsletter.rendering`` and
-``newsletter.previews`` render it, ``newsletter.testsend`` and ``newsletter.delivery`` send. Every
-change is a plain form POST answered with a 303 back to the composer (so the pages work without
+Routes do HTTP only: ``content.issues`` changes the outline, ``content.rendering`` and
+``sending.previews`` render it, ``sending.testsend`` and ``sending.start`` send. Every change is a
+plain form POST answered with a 303 back to the composer (so the pages work without
 JavaScript); ``composer.js`` submits the same forms with fetch and swaps the outline, the QA panel
 and the preview in place.
 
@@ -20,23 +20,16 @@ from fastapi import Form, Request
 from sqlmodel import Session
 from starlette.responses import PlainTextResponse, Response
 
-from newsletter import (
-    articles,
-    controls,
-    delivery,
-    editor,
-    previews,
-    rendering,
-    sendstart,
-    testsend,
-)
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.config import Settings
+from newsletter.content import articles, issues, rendering
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import IssueItem, IssueSection, IssueStatus
+from newsletter.sending import controls, previews, testsend
+from newsletter.sending.start import recipient_count, start_send
 
 router = protected_router()
 
@@ -70,20 +63,20 @@ def create_issue(
     newsletter: Annotated[str, Form(max_length=100)],
     title: Short,
 ) -> Response:
-    issue = editor.create_issue(session, newsletter=newsletter, title=title)
+    issue = issues.create_issue(session, newsletter=newsletter, title=title)
     return views.redirect(request, composer_url(issue.id or 0), notice="Draft created.")
 
 
-def _qa(settings: Settings, outline: editor.IssueOutline) -> editor.QAReport:
+def _qa(settings: Settings, outline: issues.IssueOutline) -> issues.QAReport:
     compiled = rendering.compile_issue(outline) if outline.items else None
-    return editor.qa_report(outline, compiled=compiled, size_limit=settings.html_size_limit)
+    return issues.qa_report(outline, compiled=compiled, size_limit=settings.html_size_limit)
 
 
 @router.get("/issues/{issue_id}", include_in_schema=False)
 def composer(
     request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep, q: str = ""
 ) -> Response:
-    outline = editor.load_outline(session, issue_id)
+    outline = issues.load_outline(session, issue_id)
     if outline.issue.status not in EDITABLE:
         return views.redirect(request, f"/admin/issues/{issue_id}/sending")
     in_issue = {it.article.id for it in outline.items}
@@ -99,7 +92,7 @@ def composer(
         library=library,
         in_issue=in_issue,
         q=q,
-        recipients=delivery.recipient_count(session, newsletter_id=outline.newsletter.id or 0),
+        recipients=recipient_count(session, newsletter_id=outline.newsletter.id or 0),
     )
 
 
@@ -113,7 +106,7 @@ def save_details(
     preheader: Short = "",
     intro_md: Text = "",
 ) -> Response:
-    editor.update_issue(
+    issues.update_issue(
         session,
         issue_id=issue_id,
         title=title,
@@ -126,7 +119,7 @@ def save_details(
 
 @router.post("/issues/{issue_id}/sections", include_in_schema=False)
 def add_section(request: Request, issue_id: Id, session: SessionDep, title: Short) -> Response:
-    editor.add_section(session, issue_id=issue_id, title=title)
+    issues.add_section(session, issue_id=issue_id, title=title)
     return views.redirect(request, composer_url(issue_id), notice=f"Section {title!r} added.")
 
 
@@ -148,20 +141,20 @@ def _item_issue(session: Session, item_id: int) -> int:
 def move_section(
     request: Request, section_id: Id, session: SessionDep, position: Annotated[int, Form()]
 ) -> Response:
-    section = editor.move_section(session, section_id=section_id, position=position)
+    section = issues.move_section(session, section_id=section_id, position=position)
     return views.redirect(request, composer_url(section.issue_id), notice="Section moved.")
 
 
 @router.post("/sections/{section_id}/rename", include_in_schema=False)
 def rename_section(request: Request, section_id: Id, session: SessionDep, title: Short) -> Response:
-    section = editor.rename_section(session, section_id=section_id, title=title)
+    section = issues.rename_section(session, section_id=section_id, title=title)
     return views.redirect(request, composer_url(section.issue_id), notice="Section renamed.")
 
 
 @router.post("/sections/{section_id}/delete", include_in_schema=False)
 def delete_section(request: Request, section_id: Id, session: SessionDep) -> Response:
     issue_id = _section_issue(session, section_id)
-    editor.remove_section(session, section_id=section_id)
+    issues.remove_section(session, section_id=section_id)
     return views.redirect(request, composer_url(issue_id), notice="Section removed.")
 
 
@@ -175,7 +168,7 @@ def add_item(
 ) -> Response:
     if _section_issue(session, section_id) != issue_id:
         raise InvalidInput(f"section {section_id} is not in issue {issue_id}")
-    editor.add_item(session, section_id=section_id, article_id=article_id)
+    issues.add_item(session, section_id=section_id, article_id=article_id)
     return views.redirect(request, composer_url(issue_id), notice="Article added.")
 
 
@@ -188,7 +181,7 @@ def move_item(
     section_id: Annotated[Id | None, Form()] = None,
 ) -> Response:
     issue_id = _item_issue(session, item_id)
-    editor.move_item(
+    issues.move_item(
         session,
         item_id=item_id,
         position=position if position is not None else 10**6,
@@ -200,14 +193,14 @@ def move_item(
 @router.post("/items/{item_id}/blurb", include_in_schema=False)
 def set_blurb(request: Request, item_id: Id, session: SessionDep, blurb: Text = "") -> Response:
     issue_id = _item_issue(session, item_id)
-    editor.set_blurb(session, item_id=item_id, blurb=blurb.strip() or None)
+    issues.set_blurb(session, item_id=item_id, blurb=blurb.strip() or None)
     return views.redirect(request, composer_url(issue_id), notice="Blurb saved.")
 
 
 @router.post("/items/{item_id}/delete", include_in_schema=False)
 def delete_item(request: Request, item_id: Id, session: SessionDep) -> Response:
     issue_id = _item_issue(session, item_id)
-    editor.remove_item(session, item_id=item_id)
+    issues.remove_item(session, item_id=item_id)
     return views.redirect(request, composer_url(issue_id), notice="Item removed.")
 
 
@@ -228,7 +221,7 @@ def preview_text(issue_id: Id, settings: SettingsDep) -> Response:
 
 @router.get("/issues/{issue_id}/qa.json", include_in_schema=False)
 def qa_json(issue_id: Id, session: SessionDep, settings: SettingsDep) -> Response:
-    report = _qa(settings, editor.load_outline(session, issue_id))
+    report = _qa(settings, issues.load_outline(session, issue_id))
     return views.json_response(
         {
             "ok": report.ok,
@@ -292,7 +285,7 @@ def unschedule(request: Request, issue_id: Id, session: SessionDep) -> Response:
 def confirm_send(
     request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    outline = editor.load_outline(session, issue_id)
+    outline = issues.load_outline(session, issue_id)
     if outline.issue.status not in EDITABLE:
         return views.redirect(request, f"/admin/issues/{issue_id}/sending")
     return views.render(
@@ -302,7 +295,7 @@ def confirm_send(
         outline=outline,
         issue=outline.issue,
         qa=_qa(settings, outline),
-        recipients=delivery.recipient_count(session, newsletter_id=outline.newsletter.id or 0),
+        recipients=recipient_count(session, newsletter_id=outline.newsletter.id or 0),
     )
 
 
@@ -316,14 +309,14 @@ def send_now(
     recipients: Annotated[int, Form()],
 ) -> Response:
     """Start the send the editor confirmed; refused when the audience changed since."""
-    issue = editor.get_issue(session, issue_id)
-    now = delivery.recipient_count(session, newsletter_id=issue.newsletter_id)
+    issue = issues.get_issue(session, issue_id)
+    now = recipient_count(session, newsletter_id=issue.newsletter_id)
     if issue.status in EDITABLE and now != recipients:
         return views.redirect(
             request,
             f"/admin/issues/{issue_id}/send",
             error=f"The audience changed to {now:,} recipients since you looked; check again.",
         )
-    start = sendstart.start(settings, session, issue_id=issue_id, dispatch=dispatch)
+    start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch)
     notice = f"Sending to {start.recipients:,} recipients." if start.started else None
     return views.redirect(request, f"/admin/issues/{issue_id}/sending", notice=notice)

@@ -6,12 +6,13 @@ from fastapi import Request
 from sqlmodel import col, select
 from starlette.responses import Response
 
-from newsletter import delivery
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep
+from newsletter.audience.subscribers import list_newsletters
 from newsletter.models import Issue, IssueStatus
-from newsletter.subscribers import list_newsletters
+from newsletter.sending import ledger
+from newsletter.sending.start import recipient_count
 
 router = protected_router()
 RECENT = 25
@@ -25,13 +26,11 @@ def dashboard(request: Request, session: SessionDep) -> Response:
     rows = []
     for issue in issues:
         started = issue.status not in (IssueStatus.draft, IssueStatus.scheduled)
-        progress = delivery.progress(session, issue_id=issue.id or 0) if started else None
+        progress = ledger.progress(session, issue_id=issue.id or 0) if started else None
         rows.append(
             {"issue": issue, "newsletter": names.get(issue.newsletter_id), "progress": progress}
         )
-    audience = {
-        n.id: delivery.recipient_count(session, newsletter_id=n.id or 0) for n in newsletters
-    }
+    audience = {n.id: recipient_count(session, newsletter_id=n.id or 0) for n in newsletters}
     return views.render(
         request,
         "dashboard.html.j2",

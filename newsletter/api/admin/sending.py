@@ -9,12 +9,13 @@ from __future__ import annotations
 from fastapi import Request
 from starlette.responses import Response
 
-from newsletter import controls, editor
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import EditorDep, protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep
 from newsletter.api.inputs import Id
+from newsletter.content import issues
 from newsletter.models import IssueStatus
+from newsletter.sending import controls
 
 router = protected_router()
 
@@ -25,7 +26,7 @@ def _sending_url(issue_id: Id) -> str:
 
 @router.get("/issues/{issue_id}/sending", include_in_schema=False)
 def sending(request: Request, issue_id: Id, session: SessionDep) -> Response:
-    outline = editor.load_outline(session, issue_id)
+    outline = issues.load_outline(session, issue_id)
     if outline.issue.status == IssueStatus.draft:
         return views.redirect(request, f"/admin/issues/{issue_id}")
     state = controls.status(session, issue_id=issue_id)

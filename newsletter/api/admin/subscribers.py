@@ -1,6 +1,7 @@
 """Subscribers: search and filter, add one, import a CSV, export a CSV.
 
-Routes do HTTP only: ``newsletter.subscriber_admin`` searches and creates, ``newsletter.csvio``
+Routes do HTTP only: ``newsletter.audience.manage`` searches and creates,
+``newsletter.audience.csv_import``
 imports and exports (the same code as the CLI and the JSON API). An import answers with a result
 page: the counts and the rejected rows by line number (the first 1,000, and how many in all); the
 good rows are imported. The export streams, with a database session of its own (the request's is
@@ -17,13 +18,14 @@ from fastapi import File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
-from newsletter import csvio, db, subscriber_admin, subscribers
+from newsletter import db
+from newsletter.access.editors import SignedIn
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Page
-from newsletter.editor import get_newsletter
-from newsletter.editors import SignedIn
+from newsletter.audience import csv_import, manage, subscribers
+from newsletter.content.issues import get_newsletter
 from newsletter.exceptions import InvalidInput
 from newsletter.models import SubscriptionStatus
 
@@ -53,7 +55,7 @@ def subscriber_list(
     newsletter: str = "",
     page: Page = 1,
 ) -> Response:
-    found = subscriber_admin.search(
+    found = manage.search(
         session,
         email=email.strip() or None,
         status=_status(status),
@@ -114,7 +116,7 @@ def create_subscriber(
         raise InvalidInput(f"a new subscriber is active or pending, not {status!r}")
     if not newsletters:
         raise InvalidInput("tick at least one newsletter")
-    subscriber = subscriber_admin.create(
+    subscriber = manage.create(
         session,
         email=email,
         name=name,
@@ -142,7 +144,7 @@ def import_form(request: Request, session: SessionDep) -> Response:
         title="Import subscribers",
         report=None,
         newsletters=subscribers.list_newsletters(session),
-        consent_rule=csvio.CONSENT_RULE,
+        consent_rule=csv_import.CONSENT_RULE,
     )
 
 
@@ -156,7 +158,7 @@ def import_subscribers(
     if file is None or not file.filename:
         raise InvalidInput("choose a CSV file to import")
     file.file.seek(0)
-    report = csvio.import_csv(session, file.file, newsletters=newsletters or ())
+    report = csv_import.import_csv(session, file.file, newsletters=newsletters or ())
     return views.render(
         request,
         "subscribers_import.html.j2",
@@ -177,7 +179,7 @@ def export_subscribers(
 
     def stream() -> Iterator[str]:
         with db.session_scope(settings.database_url) as own:
-            yield from csvio.export_csv(own, newsletter_id=newsletter_id, status=wanted)
+            yield from csv_import.export_csv(own, newsletter_id=newsletter_id, status=wanted)
 
     return StreamingResponse(
         stream(),

@@ -1,4 +1,4 @@
-"""The delivery ledger: start a send, claim batches under a lease, record results, finish.
+"""The delivery ledger: claim batches under a lease, record results, finish.
 
 One ``Delivery`` row per (issue, subscriber) is the source of truth; Celery only carries ids. A
 row moves pending -> sending (claimed, leased) -> sent | failed | pending again (retry later).
@@ -16,22 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, insert, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from newsletter import editor, rendering
-from newsletter.exceptions import InvalidState, QABlocked
+from newsletter.content import issues
+from newsletter.exceptions import InvalidState
 from newsletter.models import (
     DeliveryStatus,
     Issue,
     IssueStatus,
-    RenderedIssue,
     SubscriptionStatus,
     utcnow,
 )
-from newsletter.suppression import SUPPRESSION
 from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
@@ -39,14 +36,6 @@ log = logging.getLogger(__name__)
 
 #: results are recorded on a Session or, by the sender, on an autocommit Connection
 Executor = Session | Connection
-
-
-@dataclass(frozen=True)
-class SendStart:
-    issue_id: int
-    started: bool  # False when the issue was already sending or sent: a second start is a no-op
-    recipients: int
-    skipped: int
 
 
 @dataclass(frozen=True)
@@ -78,106 +67,6 @@ class Progress:
     @property
     def finished(self) -> bool:
         return self.status in (IssueStatus.sent, IssueStatus.cancelled)
-
-
-# ---------------------------------------------------------------- starting a send
-
-
-def freeze(session: Session, issue_id: int, *, size_limit: int) -> RenderedIssue:
-    """Render the issue once, refuse it if QA blocks, and keep the result for every worker."""
-    outline = editor.load_outline(session, issue_id)
-    compiled = rendering.compile_issue(outline)
-    report = editor.qa_report(outline, compiled=compiled, size_limit=size_limit)
-    if not report.ok:
-        raise QABlocked([f.message for f in report.blocking])
-    frozen = session.get(RenderedIssue, issue_id) or RenderedIssue(
-        issue_id=issue_id, subject="", html="", text=""
-    )
-    frozen.subject, frozen.preheader = compiled.subject, compiled.preheader
-    frozen.html, frozen.text, frozen.compiled_at = compiled.html, compiled.text, utcnow()
-    session.add(frozen)
-    return frozen
-
-
-def start_send(session: Session, *, issue_id: int, size_limit: int) -> SendStart:
-    """draft/scheduled -> sending in one guarded update; a ledger row per active subscriber."""
-    issue = editor.get_issue(session, issue_id)
-    if issue.status not in (IssueStatus.draft, IssueStatus.scheduled):
-        return SendStart(issue_id, False, _count(session, issue_id), 0)
-    freeze(session, issue_id, size_limit=size_limit)
-    claimed = session.execute(
-        update(I)
-        .where(I.c.id == issue_id, I.c.status.in_([IssueStatus.draft, IssueStatus.scheduled]))
-        .values(status=IssueStatus.sending, send_started_at=utcnow(), status_reason=None)
-    )
-    if claimed.rowcount != 1:  # type: ignore[attr-defined]
-        session.rollback()  # someone else started it between our read and our update
-        return SendStart(issue_id, False, _count(session, issue_id), 0)
-    inserted = _insert_ledger(session, issue_id=issue_id, newsletter_id=issue.newsletter_id)
-    subscriptions = session.execute(
-        select(func.count()).select_from(S).where(S.c.newsletter_id == issue.newsletter_id)
-    ).scalar_one()
-    skipped = int(subscriptions) - inserted  # not active, or suppressed
-    session.flush()
-    log.info(
-        "issue %s: send started, %s recipients (%s not active)",
-        issue_id,
-        inserted,
-        skipped,
-        extra={"issue_id": issue_id, "recipients": inserted, "skipped": int(skipped)},
-    )
-    return SendStart(issue_id, True, inserted, int(skipped))
-
-
-def _recipients(newsletter_id: int, *columns: Any) -> Any:
-    """SELECT ``columns`` over the recipients of a send: the newsletter's active subscriptions
-    whose address is not on the suppression list (however the subscription got there)."""
-    suppressed = exists().where(SUPPRESSION.c.email_hash == SUB.c.email_hash)
-    return (
-        select(*columns)
-        .select_from(S.join(SUB, SUB.c.id == S.c.subscriber_id))
-        .where(
-            S.c.newsletter_id == newsletter_id,
-            S.c.status == SubscriptionStatus.active,
-            ~suppressed,
-        )
-    )
-
-
-def recipient_count(session: Session, *, newsletter_id: int) -> int:
-    """How many ledger rows a send would create now (the fill's own query, counted)."""
-    return int(session.execute(_recipients(newsletter_id, func.count())).scalar_one())
-
-
-def _insert_ledger(session: Session, *, issue_id: int, newsletter_id: int) -> int:
-    """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory."""
-    source = _recipients(
-        newsletter_id,
-        literal(issue_id),
-        S.c.subscriber_id,
-        literal(DeliveryStatus.pending),
-        literal(0),
-    )
-    columns = ["issue_id", "subscriber_id", "status", "attempts"]
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(D).from_select(columns, source).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(D).from_select(columns, source).on_conflict_do_nothing()
-    else:  # pragma: no cover - other databases are not supported yet
-        stmt = insert(D).from_select(columns, source)
-    session.execute(stmt)
-    # rowcount of INSERT ... SELECT is -1 on some drivers; the issue's rows are all new here
-    return _count(session, issue_id)
-
-
-def _count(session: Session, issue_id: int) -> int:
-    return int(
-        session.execute(
-            select(func.count()).select_from(D).where(D.c.issue_id == issue_id)
-        ).scalar_one()
-    )
 
 
 # ---------------------------------------------------------------- claiming and recording
@@ -476,7 +365,7 @@ def sending_issue_ids(session: Session) -> list[int]:
 
 
 def progress(session: Session, *, issue_id: int) -> Progress:
-    issue = editor.get_issue(session, issue_id)
+    issue = issues.get_issue(session, issue_id)
     rows = session.execute(
         select(D.c.status, func.count()).where(D.c.issue_id == issue_id).group_by(D.c.status)
     ).all()
@@ -489,7 +378,7 @@ def progress(session: Session, *, issue_id: int) -> Progress:
 
 
 def ensure_sending(session: Session, *, issue_id: int) -> Issue:
-    issue = editor.get_issue(session, issue_id)
+    issue = issues.get_issue(session, issue_id)
     if issue.status != IssueStatus.sending:
         raise InvalidState(f"issue {issue_id} is {issue.status}, not sending")
     return issue

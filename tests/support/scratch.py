@@ -24,9 +24,10 @@ import yaml
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from newsletter import articles, db, seeding
+from newsletter import db, seeding
+from newsletter.content import articles
 from newsletter.models import Newsletter
-from newsletter.sink import free_port
+from newsletter.transports.sink import free_port
 
 # SIGKILL for our children when the parent dies without cleaning up (Linux, util-linux)
 PDEATHSIG = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []

@@ -21,10 +21,10 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
 
-from newsletter.editor import IssueOutline, OutlineItem
+from newsletter.content.issues import IssueOutline, OutlineItem
 from newsletter.exceptions import RenderError
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 #: per-recipient fields; each becomes the token ``__NL_<NAME>__`` in compiled output
 RECIPIENT_FIELDS = (

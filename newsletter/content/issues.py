@@ -21,7 +21,7 @@ from newsletter.models import (
 )
 
 if TYPE_CHECKING:
-    from newsletter.rendering import CompiledIssue
+    from newsletter.content.rendering import CompiledIssue
 
 #: longest subject accepted; inboxes show about 60-90 characters, and a header line must fit 998
 SUBJECT_MAX = 200

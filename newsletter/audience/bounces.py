@@ -43,19 +43,19 @@ from flufl.bounce import all_failures
 from sqlalchemy import ColumnElement, and_, case, exists, insert, select, update
 from sqlmodel import Session
 
+from newsletter.audience.links import Purpose, read_token
+from newsletter.audience.subscribers import ERASED_DOMAIN, unsubscribe
+from newsletter.audience.suppression import Reason, suppress
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
-from newsletter.messages import message_id
+from newsletter.mail.message import message_id
 from newsletter.models import (
     DeliveryStatus,
     Subscriber,
     SubscriptionStatus,
     utcnow,
 )
-from newsletter.subscribers import ERASED_DOMAIN, unsubscribe
-from newsletter.suppression import Reason, suppress
 from newsletter.tables import EV, SUB, D, I, S
-from newsletter.tokens import Purpose, read_token
 
 MAILABLE = (SubscriptionStatus.active, SubscriptionStatus.pending)
 # ids of ours have at most 10 ASCII digits: a longer run is not ours (and no int() of it)

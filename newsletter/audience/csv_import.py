@@ -65,10 +65,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
-from newsletter.editor import get_newsletter
+from newsletter.audience.subscribers import STICKY, Way, admission_refusals, clean_name
+from newsletter.content.issues import get_newsletter
 from newsletter.exceptions import InvalidInput
 from newsletter.models import SubscriptionStatus, address_key, utcnow
-from newsletter.subscribers import STICKY, Way, admission_refusals, clean_name
 from newsletter.tables import EV, NL, SUB, S
 
 IMPORT_COLUMNS = (

@@ -34,9 +34,9 @@ from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
 from newsletter.config import Settings
-from newsletter.controls import RATE_WINDOW
 from newsletter.db import get_engine
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
+from newsletter.sending.controls import RATE_WINDOW
 from newsletter.tables import D, I
 
 log = logging.getLogger(__name__)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter import db, editor, rendering, sender
+from newsletter import db
 from newsletter.config import Settings
+from newsletter.content import issues, rendering
 from newsletter.models import RenderedIssue
+from newsletter.sending import recipients
 
 
 def preview(settings: Settings, *, issue_id: int) -> tuple[str, str]:
     """(html, text): the frozen issue if it was sent, else a fresh compile of the draft."""
     with db.session_scope(settings.database_url) as session:
-        outline = editor.load_outline(session, issue_id)
+        outline = issues.load_outline(session, issue_id)
         frozen = session.get(RenderedIssue, issue_id)
         compiled = (
             rendering.CompiledIssue(frozen.subject, frozen.preheader, frozen.html, frozen.text)
@@ -20,7 +22,7 @@ def preview(settings: Settings, *, issue_id: int) -> tuple[str, str]:
             else rendering.compile_issue(outline)
         )
     # subscriber 0 and no name: links that verify but unsubscribe nobody, a "Dear reader," greeting
-    values, _ = sender.recipient_values(
+    values, _ = recipients.recipient_values(
         settings,
         outline.newsletter,
         outline.issue,

@@ -25,22 +25,15 @@ from rich.table import Table
 from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlmodel import Session
 
-from newsletter import (
-    articles,
-    controls,
-    csvio,
-    db,
-    delivery,
-    editor,
-    previews,
-    rendering,
-    seeding,
-    subscribers,
-)
+from newsletter import db, seeding
+from newsletter.audience import csv_import, subscribers
 from newsletter.config import Settings, get_settings
+from newsletter.content import articles, issues, rendering
 from newsletter.exceptions import InvalidInput, NewsletterError, QABlocked
 from newsletter.models import DeliveryStatus, IssueStatus
 from newsletter.outbound import OutboundPolicy
+from newsletter.sending import controls, ledger, prepare, previews
+from newsletter.sending.start import start_send
 
 if TYPE_CHECKING:
     import uvicorn
@@ -149,11 +142,11 @@ def seed() -> None:
 @app.command()
 def demo() -> None:
     """Seed, draft a Belarus Weekly issue and send it through an in-process worker to ./outbox/."""
-    from newsletter.demo import run_demo
+    from newsletter.cli.demo import run_demo
 
     with _progress_bar("sending") as (bar, task):
 
-        def show(state: delivery.Progress) -> None:
+        def show(state: ledger.Progress) -> None:
             bar.update(task, total=state.total or None, completed=state.done)
 
         result = run_demo(on_progress=show)
@@ -175,13 +168,12 @@ def worker(
     loglevel: Annotated[str | None, typer.Option(help="default: NEWSLETTER_LOG_LEVEL")] = None,
 ) -> None:
     """Run a Celery worker on the configured broker (not on a database behind the code)."""
-    from newsletter import sender
     from worker.celery_app import app as celery_app
 
     if not db.schema_at_head(settings().database_url):
         _say_schema_behind()
         raise typer.Exit(1)
-    sender.signer_for(settings())  # a bad DKIM configuration stops here, in one line
+    prepare.signer_for(settings())  # a bad DKIM configuration stops here, in one line
     level = loglevel or settings().log_level
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={level}"]
     if beat:
@@ -232,7 +224,7 @@ def issues_create(
     """Create a draft issue."""
     intro = _read_text(intro_file) if intro_file else ""
     with session() as s:
-        issue = editor.create_issue(
+        issue = issues.create_issue(
             s,
             newsletter=newsletter,
             title=title,
@@ -260,9 +252,9 @@ def issues_add(
 ) -> None:
     """Add an article to a section of an issue."""
     with session() as s:
-        sec = editor.section_by_title(s, issue_id=issue_id, title=section)
+        sec = issues.section_by_title(s, issue_id=issue_id, title=section)
         assert sec.id is not None
-        item = editor.add_item(
+        item = issues.add_item(
             s, section_id=sec.id, article_id=article_id, position=position, blurb=blurb
         )
     console.print(f"added item {item.id} to {section!r} at position {item.position}")
@@ -276,7 +268,7 @@ def issues_move(
 ) -> None:
     """Move an item to a 0-based position (optionally into another section)."""
     with session() as s:
-        editor.move_item(s, item_id=item_id, position=position, section_id=section_id)
+        issues.move_item(s, item_id=item_id, position=position, section_id=section_id)
     console.print(f"moved item {item_id}")
 
 
@@ -284,7 +276,7 @@ def issues_move(
 def issues_remove(item_id: int) -> None:
     """Remove an item from its issue."""
     with session() as s:
-        editor.remove_item(s, item_id=item_id)
+        issues.remove_item(s, item_id=item_id)
     console.print(f"removed item {item_id}")
 
 
@@ -292,7 +284,7 @@ def issues_remove(item_id: int) -> None:
 def issues_blurb(item_id: int, text: str) -> None:
     """Override an item's summary (empty text restores the article's)."""
     with session() as s:
-        editor.set_blurb(s, item_id=item_id, blurb=text)
+        issues.set_blurb(s, item_id=item_id, blurb=text)
     console.print(f"blurb of item {item_id} set")
 
 
@@ -307,7 +299,7 @@ def issues_list(newsletter: str | None = None) -> None:
     with session() as s:
         stmt = select(Issue).order_by(col(Issue.id))
         if newsletter:
-            stmt = stmt.where(Issue.newsletter_id == editor.get_newsletter(s, newsletter).id)
+            stmt = stmt.where(Issue.newsletter_id == issues.get_newsletter(s, newsletter).id)
         for i in s.exec(stmt).all():
             table.add_row(str(i.id), str(i.newsletter_id), str(i.number), i.status, i.title)
     console.print(table)
@@ -317,7 +309,7 @@ def issues_list(newsletter: str | None = None) -> None:
 def issues_show(issue_id: int) -> None:
     """Show an issue's sections and items in order."""
     with session() as s:
-        outline = editor.load_outline(s, issue_id)
+        outline = issues.load_outline(s, issue_id)
     issue = outline.issue
     console.print(
         f"[bold]{outline.newsletter.name} #{issue.number}[/] (id {issue.id}, {issue.status})"
@@ -335,8 +327,8 @@ def issues_show(issue_id: int) -> None:
 def issues_qa(issue_id: int) -> None:
     """Check an issue before sending; exit 1 when something blocks the send."""
     with session() as s:
-        outline = editor.load_outline(s, issue_id)
-        report = editor.qa_report(
+        outline = issues.load_outline(s, issue_id)
+        report = issues.qa_report(
             outline,
             compiled=rendering.compile_issue(outline),
             size_limit=settings().html_size_limit,
@@ -374,11 +366,10 @@ def issues_send(
     follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
 ) -> None:
     """Start sending an issue: freeze it, fill the ledger, queue the batches."""
-    from newsletter import sendstart
     from worker.tasks import dispatch
 
     with session() as s:
-        start = sendstart.start(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
+        start = start_send(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
     if start.started:
         console.print(
             f"issue {issue_id}: {start.recipients} recipients ({start.skipped} not sent to: "
@@ -594,7 +585,7 @@ IMPORT_HELP = "\n\n".join(
         "consent_ip, consent_source, consent_text_version. Addresses match whatever their "
         "case; a row repeating an address and a newsletter of an earlier row is rejected as a "
         "duplicate, and the first row of an address names it.",
-        csvio.CONSENT_RULE,
+        csv_import.CONSENT_RULE,
         "Suppressed addresses (erased, bounced, complained) are skipped with a warning.",
     )
 )
@@ -609,13 +600,13 @@ def subs_import(
 ) -> None:
     """Import subscribers from CSV (``IMPORT_HELP``); exit 1 if any row was rejected."""
     with _open_binary(file) as stream, _byte_bar(file) as advance, session() as s:
-        report = csvio.import_csv(s, stream, newsletters=newsletter or (), on_progress=advance)
+        report = csv_import.import_csv(s, stream, newsletters=newsletter or (), on_progress=advance)
     _print_import(report)
     if report.errors_total:  # after the commit: the good rows stay imported
         raise typer.Exit(1)
 
 
-def _print_import(report: csvio.ImportReport) -> None:
+def _print_import(report: csv_import.ImportReport) -> None:
     duplicates = f" ({report.duplicates} duplicates)" if report.duplicates else ""
     console.print(
         f"{report.rows} rows: {report.imported} imported, {report.updated} updated, "
@@ -677,8 +668,8 @@ def subs_export(
 ) -> None:
     """Export subscriptions as CSV (formula-like cells get a leading apostrophe)."""
     with session() as s:
-        newsletter_id = editor.get_newsletter(s, newsletter).id if newsletter else None
-        pieces = csvio.export_csv(s, newsletter_id=newsletter_id, status=status)
+        newsletter_id = issues.get_newsletter(s, newsletter).id if newsletter else None
+        pieces = csv_import.export_csv(s, newsletter_id=newsletter_id, status=status)
         if out is None:
             for piece in pieces:
                 sys.stdout.write(piece)
@@ -693,7 +684,7 @@ def subs_export_data(subscriber: Annotated[str, typer.Argument(help="email or id
     """Everything about one subscriber as JSON (GDPR access request)."""
     import json
 
-    from newsletter import gdpr
+    from newsletter.audience import gdpr
 
     with session() as s:
         data = gdpr.export_subscriber(s, subscriber)
@@ -706,7 +697,7 @@ def subs_erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
 ) -> None:
     """Erase one subscriber (GDPR): personal data deleted, a hash of the address suppressed."""
-    from newsletter import gdpr
+    from newsletter.audience import gdpr
 
     if not yes:
         typer.confirm(f"Erase {subscriber} for good?", abort=True)
@@ -725,7 +716,7 @@ def bounces_process(
     """Apply bounces (DSN), complaints (ARF) and mailto unsubscribes from a message or mbox."""
     from collections import Counter
 
-    from newsletter import bounces
+    from newsletter.audience import bounces
 
     counts: Counter[str] = Counter()
     with _open_binary(file) as stream, session() as s:
@@ -748,10 +739,10 @@ def bounces_process(
 @admin_app.command("create-token")
 def admin_create_token(name: str) -> None:
     """Create an admin API token; it is printed once and only its hash is kept."""
-    from newsletter import apitokens
+    from newsletter.access import api_tokens
 
     with session() as s:
-        token = apitokens.create(s, name)
+        token = api_tokens.create(s, name)
     console.print(f"token {name!r} (shown only once, store it now; only its hash is kept):")
     console.print(token, markup=False, highlight=False, soft_wrap=True)
 
@@ -759,24 +750,24 @@ def admin_create_token(name: str) -> None:
 @admin_app.command("revoke-token")
 def admin_revoke_token(name: str) -> None:
     """Revoke an admin API token; requests with it get 403 from then on."""
-    from newsletter import apitokens
+    from newsletter.access import api_tokens
 
     with session() as s:
-        token = apitokens.revoke(s, name)
+        token = api_tokens.revoke(s, name)
     console.print(f"token {token.name!r} revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
 
 
 @admin_app.command("list-tokens")
 def admin_list_tokens() -> None:
     """List admin API tokens (names and dates; the tokens themselves are not stored)."""
-    from newsletter import apitokens
+    from newsletter.access import api_tokens
 
     def when(value: datetime | None) -> str:
         return f"{value:%Y-%m-%d %H:%M}" if value else "-"
 
     table = Table("name", "created", "last used", "revoked")
     with session() as s:
-        for t in apitokens.list_tokens(s):
+        for t in api_tokens.list_tokens(s):
             table.add_row(t.name, when(t.created_at), when(t.last_used_at), when(t.revoked_at))
     console.print(table)
 
@@ -800,7 +791,7 @@ def admin_create_user(
     name: Annotated[str, typer.Option(help="shown in the editor UI")] = "",
 ) -> None:
     """Create an editor account for the web UI at /admin (password hashed with Argon2id)."""
-    from newsletter import editors
+    from newsletter.access import editors
 
     with session() as s:
         user = editors.create_user(s, email=email, password=password, name=name)
@@ -810,7 +801,7 @@ def admin_create_user(
 @admin_app.command("set-password")
 def admin_set_password(email: str, password: Password) -> None:
     """Give an editor a new password; their open sessions end."""
-    from newsletter import editors
+    from newsletter.access import editors
 
     with session() as s:
         user = editors.set_password(s, email=email, password=password)
@@ -822,7 +813,7 @@ def admin_disable_user(
     email: str, enable: Annotated[bool, typer.Option(help="enable again instead")] = False
 ) -> None:
     """Stop (or, with --enable, allow again) an editor signing in; open sessions end."""
-    from newsletter import editors
+    from newsletter.access import editors
 
     with session() as s:
         user = editors.set_disabled(s, email=email, disabled=not enable)
@@ -832,7 +823,7 @@ def admin_disable_user(
 @admin_app.command("list-users")
 def admin_list_users() -> None:
     """List editor accounts."""
-    from newsletter import editors
+    from newsletter.access import editors
 
     table = Table("email", "name", "created", "last sign-in", "disabled")
     with session() as s:

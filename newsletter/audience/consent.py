@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from newsletter.content.rendering import TEMPLATES_DIR
 from newsletter.exceptions import InvalidInput
-from newsletter.rendering import TEMPLATES_DIR
 
 CONSENT_DIR = TEMPLATES_DIR / "web" / "consent"
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # also the column's 32 characters

@@ -25,9 +25,11 @@ from sqlalchemy import Table, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, SQLModel, col, func, select
 
-from newsletter import suppression, webhooks
-from newsletter.consent import consent_text
-from newsletter.editor import get_newsletter
+from newsletter import webhooks
+from newsletter.audience import suppression
+from newsletter.audience.consent import consent_text
+from newsletter.audience.links import ConfirmData
+from newsletter.content.issues import get_newsletter
 from newsletter.exceptions import InvalidInput, InvalidLink, InvalidState, NotFound
 from newsletter.models import (
     Newsletter,
@@ -38,7 +40,6 @@ from newsletter.models import (
     address_key,
     utcnow,
 )
-from newsletter.tokens import ConfirmData
 
 #: statuses a new sign-up or an import must never overwrite
 STICKY = frozenset(

@@ -17,9 +17,9 @@ from xml.etree import ElementTree as ET
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
+from newsletter.content.rendering import RECIPIENT_FIELDS, Personaliser
 from newsletter.exceptions import NotFound
 from newsletter.models import Issue, IssueStatus, Newsletter, RenderedIssue
-from newsletter.rendering import RECIPIENT_FIELDS, Personaliser
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 #: entries in a feed

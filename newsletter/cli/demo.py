@@ -10,10 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter import db, delivery, previews, seeding, sendstart
+from newsletter import db, seeding
 from newsletter.config import Settings, get_settings
-from newsletter.embedded import celery_worker
-from newsletter.sink import SMTPSink
+from newsletter.sending import ledger, previews
+from newsletter.sending.start import check_signing, start_send
+from newsletter.transports.sink import SMTPSink
+from worker.embedded import celery_worker
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,7 @@ class DemoResult:
     preview: Path
 
 
-ProgressHook = Callable[[delivery.Progress], None]
+ProgressHook = Callable[[ledger.Progress], None]
 
 
 def run_demo(*, on_progress: ProgressHook | None = None, timeout: float = 300.0) -> DemoResult:
@@ -52,12 +54,10 @@ def run_demo(*, on_progress: ProgressHook | None = None, timeout: float = 300.0)
         from worker.tasks import dispatch, tick
 
         app = configure(settings)
-        sendstart.check_signing(settings)  # a DKIM key that cannot sign stops here, in a line
+        check_signing(settings)  # a DKIM key that cannot sign stops here, in a line
         with celery_worker(app):
             with db.session_scope(settings.database_url) as session:
-                start = sendstart.start(
-                    settings, session, issue_id=issue_id, dispatch=dispatch.delay
-                )
+                start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch.delay)
             final = _wait(settings, issue_id, tick.delay, on_progress, timeout)
         preview = previews.write_preview(settings, issue_id=issue_id)
         received = len(sink.messages)
@@ -87,12 +87,12 @@ def _wait(
     kick: Callable[[], object],
     on_progress: ProgressHook | None,
     timeout: float,
-) -> delivery.Progress:
+) -> ledger.Progress:
     """Poll the ledger until the issue is sent; kick the periodic task as beat would."""
     deadline, next_kick = time.monotonic() + timeout, time.monotonic() + 5
     while True:
         with db.session_scope(settings.database_url) as session:
-            state = delivery.progress(session, issue_id=issue_id)
+            state = ledger.progress(session, issue_id=issue_id)
         if on_progress:
             on_progress(state)
         if state.finished or state.status == "paused":

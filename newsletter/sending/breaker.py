@@ -15,6 +15,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from newsletter.config import Settings
+
 
 @dataclass
 class Window:
@@ -66,3 +68,14 @@ class CircuitBreaker:
             f"circuit breaker: {bad} of the last {seen} sends failed"
             + (f" (last: {win.last_failure[:200]})" if win.last_failure else ""),
         )
+
+
+_breakers: dict[tuple[int, int, float], CircuitBreaker] = {}
+
+
+def breaker_for(settings: Settings) -> CircuitBreaker:
+    """The process's circuit breaker for these settings."""
+    key = (settings.breaker_window, settings.breaker_min_results, settings.breaker_threshold)
+    if key not in _breakers:
+        _breakers[key] = CircuitBreaker(window=key[0], min_results=key[1], threshold=key[2])
+    return _breakers[key]

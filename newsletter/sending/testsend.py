@@ -12,11 +12,13 @@ import re
 from dataclasses import dataclass
 from email.utils import make_msgid
 
-from newsletter import db, editor, rendering, sender
+from newsletter import db
+from newsletter.audience.subscribers import normalise_email
 from newsletter.config import Settings
+from newsletter.content import issues, rendering
 from newsletter.exceptions import InvalidInput, TransportError
-from newsletter.messages import MessageTemplate, Recipient
-from newsletter.subscribers import normalise_email
+from newsletter.mail.message import MessageTemplate, Recipient
+from newsletter.sending import prepare, recipients
 from newsletter.transports import Transport
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 
@@ -46,9 +48,9 @@ def send_test(
     settings: Settings, *, issue_id: int, addresses: str, transport: Transport | None = None
 ) -> TestSendResult:
     """Compile the issue now and hand one copy per address to the SMTP server."""
-    recipients = parse_addresses(addresses)
+    to = parse_addresses(addresses)
     with db.session_scope(settings.database_url) as session:
-        outline = editor.load_outline(session, issue_id)
+        outline = issues.load_outline(session, issue_id)
         compiled = rendering.compile_issue(outline)
         newsletter, issue = outline.newsletter, outline.issue
     test = rendering.CompiledIssue(
@@ -57,13 +59,13 @@ def send_test(
     template = MessageTemplate(
         compiled=test, newsletter=newsletter, issue_id=issue_id, secret=settings.secret_key
     )
-    signer = sender.signer_for(settings)
+    signer = prepare.signer_for(settings)
     own = transport is None
     transport = transport or SMTPTransport(SMTPConfig.from_settings(settings))
     result = TestSendResult(sent=[], failed={})
     try:
-        for address in recipients:
-            values, links = sender.recipient_values(
+        for address in to:
+            values, links = recipients.recipient_values(
                 settings, newsletter, issue, subscriber_id=0, email=address, name=""
             )
             mid, data = template.render(

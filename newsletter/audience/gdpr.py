@@ -18,13 +18,18 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
+from newsletter.audience.subscribers import (
+    erased_address,
+    find_subscriber_id,
+    is_erased,
+    normalise_email,
+)
+from newsletter.audience.suppression import Reason, suppress
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import (
     Subscriber,
     utcnow,
 )
-from newsletter.subscribers import erased_address, find_subscriber_id, is_erased, normalise_email
-from newsletter.suppression import Reason, suppress
 from newsletter.tables import EV, NL, D, I, S
 
 

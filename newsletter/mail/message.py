@@ -21,9 +21,9 @@ from urllib.parse import quote
 
 import idna
 
+from newsletter.content.rendering import CompiledIssue, Personaliser
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Newsletter, utcnow
-from newsletter.rendering import CompiledIssue, Personaliser
 
 CRLF = "\r\n"
 

@@ -18,16 +18,7 @@ from sqlalchemy import exists, func, insert, literal, select
 from sqlmodel import Session, col
 from sqlmodel import select as sm_select
 
-from newsletter.editor import get_newsletter
-from newsletter.exceptions import InvalidInput, InvalidState, NotFound
-from newsletter.models import (
-    Newsletter,
-    Subscriber,
-    Subscription,
-    SubscriptionStatus,
-    utcnow,
-)
-from newsletter.subscribers import (
+from newsletter.audience.subscribers import (
     STICKY,
     Way,
     admit,
@@ -35,6 +26,15 @@ from newsletter.subscribers import (
     find_subscriber_id,
     is_erased,
     normalise_email,
+)
+from newsletter.content.issues import get_newsletter
+from newsletter.exceptions import InvalidInput, InvalidState, NotFound
+from newsletter.models import (
+    Newsletter,
+    Subscriber,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
 )
 from newsletter.tables import EV, SUB, S
 

@@ -22,9 +22,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, delete, select
 
+from newsletter.audience.subscribers import normalise_email
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import EditorSession, EditorUser, utcnow
-from newsletter.subscribers import normalise_email
 
 MIN_PASSWORD = 10
 SESSION_LIFETIME = timedelta(hours=12)

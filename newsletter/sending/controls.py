@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select, update
 from sqlmodel import Session
 
-from newsletter import delivery, editor, rendering
+from newsletter.content import issues, rendering
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
 from newsletter.models import (
     DeliveryStatus,
@@ -23,6 +23,8 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
+from newsletter.sending import ledger
+from newsletter.sending.start import fill_ledger
 from newsletter.tables import SUB, D, I, S
 
 #: the window over which ``status`` measures the current rate
@@ -39,7 +41,7 @@ def _move(
     **values: object,
 ) -> Issue:
     """One guarded transition; a clear error naming the current state when it is not allowed."""
-    issue = editor.get_issue(session, issue_id)
+    issue = issues.get_issue(session, issue_id)
     result = session.execute(
         update(I)
         .where(I.c.id == issue_id, I.c.status.in_([s.value for s in allowed]))
@@ -63,9 +65,9 @@ def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) 
     """draft -> scheduled at ``at`` (aware); QA runs now so a blocked issue is refused now."""
     if at.tzinfo is None:
         raise InvalidInput("the scheduled time needs a time zone (e.g. 2026-12-01T08:00+01:00)")
-    outline = editor.load_outline(session, issue_id)
+    outline = issues.load_outline(session, issue_id)
     compiled = rendering.compile_issue(outline)
-    report = editor.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    report = issues.qa_report(outline, compiled=compiled, size_limit=size_limit)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
     return _move(
@@ -112,7 +114,7 @@ def start_due(session: Session, *, size_limit: int, now: datetime | None = None)
     for issue_id in due_issue_ids(session, now=now):
         try:
             with session.begin_nested():
-                if delivery.start_send(session, issue_id=issue_id, size_limit=size_limit).started:
+                if fill_ledger(session, issue_id=issue_id, size_limit=size_limit).started:
                     started.append(issue_id)
         except QABlocked as exc:
             session.execute(
@@ -143,7 +145,7 @@ def pause(session: Session, *, issue_id: int, reason: str = "paused by an operat
     )
 
 
-def trip(session: delivery.Executor, *, issue_id: int, reason: str) -> bool:
+def trip(session: ledger.Executor, *, issue_id: int, reason: str) -> bool:
     """The circuit breaker's pause: a no-op (False) when the issue is no longer sending."""
     result = session.execute(
         update(I)
@@ -178,7 +180,7 @@ def cancel(session: Session, *, issue_id: int, reason: str = "cancelled by an op
     return settle_cancelled(session, issue_id=issue_id)
 
 
-def settle_cancelled(session: delivery.Executor, *, issue_id: int) -> int:
+def settle_cancelled(session: ledger.Executor, *, issue_id: int) -> int:
     """Unsent rows of a cancelled issue become ``cancelled`` at once: pending ones, and ones in
     ``sending`` (a batch that died holding them, or one still running: it keeps its lease on
     them, so a message it does hand over is still recorded as sent)."""
@@ -200,7 +202,7 @@ def resend_failed(session: Session, *, issue_id: int) -> int:
     Rows of subscribers who bounced, complained or left since are not retried. Returns the
     number of rows re-queued; with none, the issue's status is left as it is.
     """
-    issue = editor.get_issue(session, issue_id)
+    issue = issues.get_issue(session, issue_id)
     if issue.status not in (IssueStatus.sent, IssueStatus.sending, IssueStatus.paused):
         raise InvalidState(
             f"cannot resend issue {issue_id}: it is {issue.status} (only sent, sending "
@@ -250,7 +252,7 @@ class LastError:
 
 @dataclass(frozen=True)
 class Status:
-    progress: delivery.Progress
+    progress: ledger.Progress
     rate: float  # messages sent per second over the last RATE_WINDOW
     eta_seconds: float | None  # None when nothing is moving
     last_errors: list[LastError]
@@ -287,7 +289,7 @@ class Status:
 
 def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
     now = utcnow()
-    state = delivery.progress(session, issue_id=issue_id)
+    state = ledger.progress(session, issue_id=issue_id)
     recent = session.execute(
         select(func.count())
         .select_from(D)
@@ -309,7 +311,7 @@ def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
         .order_by(D.c.updated_at.desc(), D.c.id.desc())
         .limit(errors)
     ).all()
-    issue = editor.get_issue(session, issue_id)
+    issue = issues.get_issue(session, issue_id)
     return Status(
         progress=state,
         rate=rate,

@@ -22,13 +22,14 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from newsletter import db, rendering
+from newsletter import db
+from newsletter.audience.links import make_confirm_token
+from newsletter.audience.subscribers import CONFIRMABLE, ConfirmationRequest, live_subscriber
 from newsletter.config import Settings
+from newsletter.content import rendering
 from newsletter.exceptions import PermanentFailure
-from newsletter.messages import address_header, domain_of
+from newsletter.mail.message import address_header, domain_of
 from newsletter.models import Newsletter, Subscription, utcnow
-from newsletter.subscribers import CONFIRMABLE, ConfirmationRequest, live_subscriber
-from newsletter.tokens import make_confirm_token
 from newsletter.transports import Transport
 
 TEMPLATE = "confirm"
@@ -161,7 +162,7 @@ def send_confirmation(
     A temporary failure (TemporaryFailure) propagates, for the task to retry; a permanent one
     is logged: the subscription stays pending and expires with its link.
     """
-    from newsletter.sender import signer_for  # the DKIM set-up the issues use
+    from newsletter.sending.prepare import signer_for  # the DKIM set-up the issues use
 
     with db.session_scope(settings.database_url) as session:
         outgoing = build(settings, session, request)

@@ -1,0 +1,63 @@
+"""The periodic tick (Celery beat, every few seconds): what needs starting or restarting.
+
+Scheduled issues whose time came are started (unless the DKIM key cannot sign: they wait, and
+the log says why); rows whose lease ran out (a killed worker) go back to pending; a sending
+issue with due rows and no batch in flight gets its chains restarted; a finished one is marked
+sent.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlmodel import Session
+
+from newsletter.config import Settings
+from newsletter.db import get_engine
+from newsletter.exceptions import NewsletterError
+from newsletter.sending import controls, ledger
+from newsletter.sending.prepare import signer_for
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TickResult:
+    requeued: int
+    batches: dict[int, int]  # issue id -> batch chains to start
+    started: list[int] = field(default_factory=list)  # scheduled issues whose time came
+
+
+def tick(settings: Settings, *, parallelism: int) -> TickResult:
+    """The periodic look: due scheduled issues started; expired leases back to pending; idle
+    sending issues restarted."""
+    with Session(get_engine(settings.database_url)) as session:
+        started = _start_due(session, settings)
+        session.commit()
+        requeued = ledger.requeue_expired(session)
+        batches: dict[int, int] = {}
+        for issue_id in ledger.sending_issue_ids(session):
+            if ledger.finish_if_done(session, issue_id=issue_id):
+                continue
+            ready = ledger.ready_count(session, issue_id=issue_id)
+            if ready and not ledger.in_flight(session, issue_id=issue_id):
+                batches[issue_id] = chains(ready, settings.batch_size, parallelism)
+        session.commit()
+    return TickResult(requeued, batches, started)
+
+
+def _start_due(session: Session, settings: Settings) -> list[int]:
+    """Scheduled issues whose time came, unless the DKIM key cannot sign (they wait for a fix)."""
+    try:
+        signer_for(settings)
+    except NewsletterError as exc:
+        if controls.due_issue_ids(session):
+            log.error("scheduled issues not started: %s", exc)
+        return []
+    return controls.start_due(session, size_limit=settings.html_size_limit)
+
+
+def chains(ready: int, batch_size: int, parallelism: int) -> int:
+    """How many batch chains to start for ``ready`` rows."""
+    return max(1, min(parallelism, -(-ready // batch_size)))

@@ -1,0 +1,160 @@
+"""Start a send: the one verb (``start_send``) the CLI, the admin API, the editor UI, the demo
+and the scheduler call, and what it does: freeze the issue, fill the ledger.
+
+``start_send`` refuses what would only fail later, in a worker: a DKIM key that cannot sign
+(loaded and test-signed here) and an issue QA blocks. ``fill_ledger`` moves the issue
+draft/scheduled -> sending in one guarded update (a second start is a no-op), freezes the
+rendered email every worker personalises, and inserts one ledger row per recipient in one
+``INSERT ... SELECT`` (never loading the list into memory). Then ``start_send`` commits (a
+worker reads the ledger in its own transaction) and hands the issue to ``dispatch``, the
+caller's port to the workers (Celery in production), when it is sending, so a second call
+re-kicks a running send instead of starting it twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import exists, func, insert, literal, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from newsletter.audience.suppression import SUPPRESSION
+from newsletter.config import Settings
+from newsletter.content import issues, rendering
+from newsletter.exceptions import QABlocked
+from newsletter.models import DeliveryStatus, IssueStatus, RenderedIssue, SubscriptionStatus, utcnow
+from newsletter.sending import prepare
+from newsletter.tables import SUB, D, I, S
+
+log = logging.getLogger(__name__)
+
+#: the port to the workers: queue the batch chains of an issue that is sending
+Dispatch = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class SendStart:
+    issue_id: int
+    started: bool  # False when the issue was already sending or sent: a second start is a no-op
+    recipients: int
+    skipped: int
+
+
+def check_signing(settings: Settings) -> None:
+    """Load and test-sign the DKIM key when one is configured; InvalidInput says what is wrong."""
+    prepare.signer_for(settings)
+
+
+def start_send(
+    settings: Settings, session: Session, *, issue_id: int, dispatch: Dispatch | None
+) -> SendStart:
+    """Check, freeze, fill the ledger, commit, dispatch; a started issue is only re-kicked."""
+    check_signing(settings)
+    started = fill_ledger(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    session.commit()
+    issue = issues.get_issue(session, issue_id)
+    session.refresh(issue)  # fill_ledger moved it with a Core UPDATE
+    if dispatch is not None and issue.status == IssueStatus.sending:
+        dispatch(issue_id)
+    return started
+
+
+def freeze(session: Session, issue_id: int, *, size_limit: int) -> RenderedIssue:
+    """Render the issue once, refuse it if QA blocks, and keep the result for every worker."""
+    outline = issues.load_outline(session, issue_id)
+    compiled = rendering.compile_issue(outline)
+    report = issues.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    if not report.ok:
+        raise QABlocked([f.message for f in report.blocking])
+    frozen = session.get(RenderedIssue, issue_id) or RenderedIssue(
+        issue_id=issue_id, subject="", html="", text=""
+    )
+    frozen.subject, frozen.preheader = compiled.subject, compiled.preheader
+    frozen.html, frozen.text, frozen.compiled_at = compiled.html, compiled.text, utcnow()
+    session.add(frozen)
+    return frozen
+
+
+def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStart:
+    """draft/scheduled -> sending in one guarded update; a ledger row per active subscriber."""
+    issue = issues.get_issue(session, issue_id)
+    if issue.status not in (IssueStatus.draft, IssueStatus.scheduled):
+        return SendStart(issue_id, False, _count(session, issue_id), 0)
+    freeze(session, issue_id, size_limit=size_limit)
+    claimed = session.execute(
+        update(I)
+        .where(I.c.id == issue_id, I.c.status.in_([IssueStatus.draft, IssueStatus.scheduled]))
+        .values(status=IssueStatus.sending, send_started_at=utcnow(), status_reason=None)
+    )
+    if claimed.rowcount != 1:  # type: ignore[attr-defined]
+        session.rollback()  # someone else started it between our read and our update
+        return SendStart(issue_id, False, _count(session, issue_id), 0)
+    inserted = _insert_ledger(session, issue_id=issue_id, newsletter_id=issue.newsletter_id)
+    subscriptions = session.execute(
+        select(func.count()).select_from(S).where(S.c.newsletter_id == issue.newsletter_id)
+    ).scalar_one()
+    skipped = int(subscriptions) - inserted  # not active, or suppressed
+    session.flush()
+    log.info(
+        "issue %s: send started, %s recipients (%s not active)",
+        issue_id,
+        inserted,
+        skipped,
+        extra={"issue_id": issue_id, "recipients": inserted, "skipped": int(skipped)},
+    )
+    return SendStart(issue_id, True, inserted, int(skipped))
+
+
+def _recipients(newsletter_id: int, *columns: Any) -> Any:
+    """SELECT ``columns`` over the recipients of a send: the newsletter's active subscriptions
+    whose address is not on the suppression list (however the subscription got there)."""
+    suppressed = exists().where(SUPPRESSION.c.email_hash == SUB.c.email_hash)
+    return (
+        select(*columns)
+        .select_from(S.join(SUB, SUB.c.id == S.c.subscriber_id))
+        .where(
+            S.c.newsletter_id == newsletter_id,
+            S.c.status == SubscriptionStatus.active,
+            ~suppressed,
+        )
+    )
+
+
+def recipient_count(session: Session, *, newsletter_id: int) -> int:
+    """How many ledger rows a send would create now (the fill's own query, counted)."""
+    return int(session.execute(_recipients(newsletter_id, func.count())).scalar_one())
+
+
+def _insert_ledger(session: Session, *, issue_id: int, newsletter_id: int) -> int:
+    """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory."""
+    source = _recipients(
+        newsletter_id,
+        literal(issue_id),
+        S.c.subscriber_id,
+        literal(DeliveryStatus.pending),
+        literal(0),
+    )
+    columns = ["issue_id", "subscriber_id", "status", "attempts"]
+    dialect = session.get_bind().dialect.name
+    stmt: Any
+    if dialect == "postgresql":
+        stmt = postgresql.insert(D).from_select(columns, source).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        stmt = sqlite.insert(D).from_select(columns, source).on_conflict_do_nothing()
+    else:  # pragma: no cover - other databases are not supported yet
+        stmt = insert(D).from_select(columns, source)
+    session.execute(stmt)
+    # rowcount of INSERT ... SELECT is -1 on some drivers; the issue's rows are all new here
+    return _count(session, issue_id)
+
+
+def _count(session: Session, issue_id: int) -> int:
+    return int(
+        session.execute(
+            select(func.count()).select_from(D).where(D.c.issue_id == issue_id)
+        ).scalar_one()
+    )

@@ -54,7 +54,7 @@ from sqlalchemy import text
 from newsletter import db
 from newsletter.config import Settings, get_settings
 from newsletter.models import IssueStatus, RenderedIssue, utcnow
-from newsletter.sending import ledger, prepare, recipients
+from newsletter.sending import ledger, prepare, progress, recipients
 from newsletter.sending.start import fill_ledger
 
 SMALL = 1000  # the first send, for rss_mb_1k
@@ -281,7 +281,7 @@ def run_phase(
         while True:
             time.sleep(0.25)
             with db.session_scope(database_url) as s:
-                state = ledger.progress(s, issue_id=issue_id)
+                state = progress.progress(s, issue_id=issue_id)
             now = time.monotonic()
             if state.done != last_done:
                 last_done, last_change = state.done, now

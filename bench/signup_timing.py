@@ -43,13 +43,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send  # noqa: E402
 
 from newsletter import db  # noqa: E402
 from newsletter.api import create_app  # noqa: E402
-from newsletter.api.deps import ConfirmationSender, celery_send_confirmation  # noqa: E402
+from newsletter.api.deps import ConfirmationSender  # noqa: E402
 from newsletter.audience import abuse  # noqa: E402
-from newsletter.audience.subscribers import ConfirmationRequest  # noqa: E402
+from newsletter.audience.lifecycle import ConfirmationRequest  # noqa: E402
 from newsletter.config import Settings  # noqa: E402
 from newsletter.models import Newsletter, Subscriber, Subscription, SubscriptionStatus  # noqa: E402
 from tests.support import scratch  # noqa: E402
 from tests.support.scratch import RedisServer  # noqa: E402
+from worker.dispatch import celery_send_confirmation  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -14,6 +14,9 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from newsletter.db import PoolConfig
+from newsletter.transports.smtp import SMTPConfig
+
 DEV_SECRET = "dev-secret-change-me"  # noqa: S105 - refused outside development
 
 
@@ -183,6 +186,26 @@ class Settings(BaseSettings):
                 f"NEWSLETTER_SMTP_TIMEOUT ({self.smtp_timeout})"
             )
         return self
+
+    def pool(self) -> PoolConfig:
+        """PostgreSQL's connection pool, as ``db.get_engine`` takes it."""
+        return PoolConfig(
+            size=self.db_pool_size,
+            max_overflow=self.db_max_overflow,
+            recycle=self.db_pool_recycle,
+            timeout=self.db_pool_timeout,
+        )
+
+    def smtp_config(self) -> SMTPConfig:
+        """The SMTP relay's settings, as the transport takes them."""
+        return SMTPConfig(
+            host=self.smtp_host,
+            port=self.smtp_port,
+            username=self.smtp_username,
+            password=self.smtp_password,
+            starttls=self.smtp_starttls,
+            timeout=self.smtp_timeout,
+        )
 
     @property
     def is_sqlite(self) -> bool:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -14,8 +16,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import Select, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -33,24 +36,50 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-@lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
+@dataclass(frozen=True)
+class PoolConfig:
+    """PostgreSQL's connection pool per process (SQLite has none), from the settings."""
+
+    size: int = 5
+    max_overflow: int = 10
+    recycle: int = 1800
+    timeout: float = 30.0
+
+
+_engines: OrderedDict[str, Engine] = OrderedDict()
+_engines_lock = threading.Lock()
+_ENGINES_KEPT = 8  # a process uses one database; tests and benches make many
+
+
+def get_engine(url: str, pool: PoolConfig | None = None) -> Engine:
+    """The process's engine for ``url``, made on first use with ``pool`` (or the defaults).
+
+    The edges (``create_app``, the worker's ``configure``, the CLI) ask first, with the pool of
+    their settings; every later caller gets that engine, whatever it passes.
+    """
+    with _engines_lock:
+        engine = _engines.get(url)
+        if engine is None:
+            engine = _engines[url] = _make_engine(url, pool or PoolConfig())
+            while len(_engines) > _ENGINES_KEPT:
+                _engines.popitem(last=False)
+        _engines.move_to_end(url)
+        return engine
+
+
+def _make_engine(url: str, pool: PoolConfig) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # PostgreSQL: the pool comes from Settings (read once per URL, when its engine is made);
-    # every worker process and the API each hold up to pool_size + max_overflow connections
-    from newsletter.config import get_settings
-
-    settings = get_settings()
+    # every worker process and the API each hold up to size + max_overflow connections
     return create_engine(
         url,
         pool_pre_ping=True,
-        pool_size=settings.db_pool_size,
-        max_overflow=settings.db_max_overflow,
-        pool_recycle=settings.db_pool_recycle,
-        pool_timeout=settings.db_pool_timeout,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
+        pool_recycle=pool.recycle,
+        pool_timeout=pool.timeout,
     )
 
 
@@ -64,6 +93,36 @@ def session_scope(url: str) -> Iterator[Session]:
         except BaseException:
             session.rollback()
             raise
+
+
+#: the dialects whose INSERT has ``ON CONFLICT DO NOTHING``, and the insert() that writes it
+_INSERTS: dict[str, Any] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def insert_ignore(
+    executor: Session | Connection,
+    table: Table,
+    rows: Mapping[str, Any] | Sequence[Mapping[str, Any]] | Select[Any],
+    *,
+    columns: Sequence[str] | None = None,
+) -> None:
+    """``INSERT ... ON CONFLICT DO NOTHING``: a row that would break a unique key is dropped.
+
+    ``rows`` is one row (a mapping), many rows with the same keys (one executemany; none: no
+    statement) or a SELECT whose columns are ``columns``, in order (``INSERT ... SELECT``).
+    """
+    bind = executor if isinstance(executor, Connection) else executor.get_bind()
+    make = _INSERTS.get(bind.dialect.name)
+    if make is None:  # every supported database has it; another one would insert duplicates
+        raise NotImplementedError(f"insert_ignore: no ON CONFLICT on {bind.dialect.name}")
+    if isinstance(rows, Select):
+        if columns is None:
+            raise ValueError("insert_ignore: an INSERT ... SELECT needs its columns")
+        executor.execute(make(table).from_select(list(columns), rows).on_conflict_do_nothing())
+    elif isinstance(rows, Mapping):
+        executor.execute(make(table).values(dict(rows)).on_conflict_do_nothing())
+    elif rows:
+        executor.execute(make(table).on_conflict_do_nothing(), [dict(r) for r in rows])
 
 
 def alembic_config(url: str) -> Config:

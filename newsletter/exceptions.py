@@ -10,13 +10,33 @@ NewsletterError
 │   ├── InvalidToken          a missing or unknown admin API token (HTTP 401)
 │   ├── RevokedToken          an admin API token that was revoked (HTTP 403)
 │   └── RateLimited           too many sign-ups from one IP or for one address (HTTP 429)
-├── RenderError               a template failed to render or MJML failed to compile
-└── TransportError            a message could not be handed over
-    ├── TemporaryFailure      4xx, timeouts, dropped connections: retry later
-    └── PermanentFailure      5xx: do not retry
+└── RenderError               a template failed to render or MJML failed to compile
+
+TransportError                a message could not be handed over (``newsletter.transports``,
+├── TemporaryFailure          which imports nothing of the domain: re-exported here)
+└── PermanentFailure
 """
 
 from __future__ import annotations
+
+from newsletter.transports import PermanentFailure, TemporaryFailure, TransportError
+
+__all__ = [
+    "InvalidInput",
+    "InvalidLink",
+    "InvalidState",
+    "InvalidToken",
+    "NewsletterError",
+    "NotFound",
+    "PermanentFailure",
+    "QABlocked",
+    "RateLimited",
+    "RenderError",
+    "RevokedToken",
+    "TemporaryFailure",
+    "TransportError",
+    "UserError",
+]
 
 
 class NewsletterError(Exception):
@@ -66,19 +86,4 @@ class RateLimited(UserError):
 
 
 class RenderError(NewsletterError):
-    pass
-
-
-class TransportError(NewsletterError):
-    def __init__(self, message: str, *, code: int | None = None, response: str = "") -> None:
-        super().__init__(message)
-        self.code = code
-        self.response = response
-
-
-class TemporaryFailure(TransportError):
-    pass
-
-
-class PermanentFailure(TransportError):
     pass

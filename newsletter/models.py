@@ -1,4 +1,4 @@
-"""SQLModel tables and their status enums.
+"""SQLModel tables (their status enums and allowed moves are in ``statuses``, re-exported here).
 
 Statuses are stored as short strings (not database enum types) so migrations stay simple on both
 SQLite and PostgreSQL. All timestamps are aware UTC.
@@ -7,7 +7,6 @@ SQLite and PostgreSQL. All timestamps are aware UTC.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -17,6 +16,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapper
 from sqlmodel import Field, SQLModel
+
+# the enums and their allowed moves, re-exported: every table module imports them from here
+from newsletter.statuses import DELIVERY_MOVES as DELIVERY_MOVES
+from newsletter.statuses import ISSUE_MOVES as ISSUE_MOVES
+from newsletter.statuses import SUBSCRIPTION_MOVES as SUBSCRIPTION_MOVES
+from newsletter.statuses import DeliveryStatus as DeliveryStatus
+from newsletter.statuses import IssueStatus as IssueStatus
+from newsletter.statuses import StatusMoveError as StatusMoveError
+from newsletter.statuses import SubscriptionStatus as SubscriptionStatus
+from newsletter.statuses import moving as moving
+from newsletter.statuses import sources as sources
 
 
 def utcnow() -> datetime:
@@ -31,129 +41,6 @@ def address_key(address: str) -> str:
     addresses the same way, so a join on this value finds a suppressed subscriber in SQL.
     """
     return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
-
-
-class IssueStatus(StrEnum):
-    draft = "draft"
-    scheduled = "scheduled"
-    sending = "sending"
-    paused = "paused"
-    sent = "sent"
-    cancelled = "cancelled"
-
-
-class SubscriptionStatus(StrEnum):
-    pending = "pending"
-    active = "active"
-    unsubscribed = "unsubscribed"
-    bounced = "bounced"
-    complained = "complained"
-
-
-class DeliveryStatus(StrEnum):
-    pending = "pending"
-    sending = "sending"
-    sent = "sent"
-    failed = "failed"
-    skipped = "skipped"
-    cancelled = "cancelled"  # the issue was cancelled before this row was sent
-
-
-# ---------------------------------------------------------------- allowed status moves
-#
-# One table per status enum: the statuses each may move to. Every status change in the code is a
-# guarded UPDATE whose WHERE comes from ``moving`` (so it names the statuses the row may be in,
-# checked against the table when the statement is built); tests/unit/test_statuses.py checks
-# that no UPDATE sets a status any other way.
-
-ISSUE_MOVES: dict[IssueStatus, frozenset[IssueStatus]] = {
-    IssueStatus.draft: frozenset(
-        {IssueStatus.scheduled, IssueStatus.sending, IssueStatus.cancelled}
-    ),
-    IssueStatus.scheduled: frozenset(
-        {IssueStatus.scheduled, IssueStatus.draft, IssueStatus.sending, IssueStatus.cancelled}
-    ),
-    IssueStatus.sending: frozenset({IssueStatus.paused, IssueStatus.sent, IssueStatus.cancelled}),
-    IssueStatus.paused: frozenset({IssueStatus.sending, IssueStatus.cancelled}),
-    IssueStatus.sent: frozenset({IssueStatus.sending}),  # resend to the failed
-    IssueStatus.cancelled: frozenset(),
-}
-
-#: pending is only ever a first status; who may move a "no" back to active is the admission
-#: gate's rule (``audience.subscribers``), not this table's
-SUBSCRIPTION_MOVES: dict[SubscriptionStatus, frozenset[SubscriptionStatus]] = {
-    SubscriptionStatus.pending: frozenset(
-        {
-            SubscriptionStatus.active,
-            SubscriptionStatus.unsubscribed,
-            SubscriptionStatus.bounced,
-            SubscriptionStatus.complained,
-        }
-    ),
-    SubscriptionStatus.active: frozenset(
-        {SubscriptionStatus.unsubscribed, SubscriptionStatus.bounced, SubscriptionStatus.complained}
-    ),
-    SubscriptionStatus.unsubscribed: frozenset(
-        {SubscriptionStatus.active, SubscriptionStatus.bounced, SubscriptionStatus.complained}
-    ),
-    SubscriptionStatus.bounced: frozenset(
-        {SubscriptionStatus.active, SubscriptionStatus.unsubscribed, SubscriptionStatus.complained}
-    ),
-    SubscriptionStatus.complained: frozenset(
-        {SubscriptionStatus.active, SubscriptionStatus.unsubscribed, SubscriptionStatus.bounced}
-    ),
-}
-
-DELIVERY_MOVES: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    DeliveryStatus.pending: frozenset({DeliveryStatus.sending, DeliveryStatus.cancelled}),
-    DeliveryStatus.sending: frozenset(
-        {
-            DeliveryStatus.sent,
-            DeliveryStatus.failed,
-            DeliveryStatus.pending,  # a retry later, a released row, an expired lease
-            DeliveryStatus.skipped,
-            DeliveryStatus.cancelled,
-        }
-    ),
-    DeliveryStatus.failed: frozenset({DeliveryStatus.pending}),  # resend to the failed
-    # a row cancelled while its batch held it: the batch still records what became of it
-    DeliveryStatus.cancelled: frozenset(
-        {DeliveryStatus.sent, DeliveryStatus.failed, DeliveryStatus.cancelled}
-    ),
-    DeliveryStatus.sent: frozenset(),
-    DeliveryStatus.skipped: frozenset(),
-}
-
-MOVES: dict[type[StrEnum], Mapping[Any, frozenset[Any]]] = {
-    IssueStatus: ISSUE_MOVES,
-    SubscriptionStatus: SUBSCRIPTION_MOVES,
-    DeliveryStatus: DELIVERY_MOVES,
-}
-
-
-class StatusMoveError(ValueError):
-    """A status move the table does not allow: a programming error, never the user's."""
-
-
-def sources(to: StrEnum, *, among: Iterable[StrEnum] | None = None) -> list[str]:
-    """The statuses a row may be in to move to ``to`` (those of ``among``, when given).
-
-    Raises ``StatusMoveError`` when ``among`` names a status the table does not let move there.
-    """
-    moves = MOVES[type(to)]
-    allowed = [s for s in moves if to in moves[s]]
-    if among is None:
-        return sorted(str(s) for s in allowed)
-    wanted = list(among)
-    wrong = [str(s) for s in wanted if s not in allowed]
-    if wrong:
-        raise StatusMoveError(f"{type(to).__name__}: {', '.join(wrong)} -> {to} is not a move")
-    return sorted(str(s) for s in wanted)
-
-
-def moving(column: Any, to: StrEnum, *, among: Iterable[StrEnum] | None = None) -> Any:
-    """``column IN (statuses that may move to `to`)``: the WHERE of a guarded status UPDATE."""
-    return column.in_(sources(to, among=among))
 
 
 def _status(default: str) -> Any:

@@ -1,4 +1,5 @@
-"""Newsletter identity: the sender, the postal address, the links and the colour, checked on save.
+"""Newsletter identity: finding a newsletter by slug or id, and its sender, postal address, links
+and colour, checked on save.
 
 Every field that ends up in a header or a footer is one line of text: a line break in a sender
 name would start a header of its own. Addresses are validated like subscribers' addresses, URLs
@@ -12,8 +13,11 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlmodel import Session, select
+
 from newsletter import text
-from newsletter.exceptions import InvalidInput
+from newsletter.exceptions import InvalidInput, NotFound
+from newsletter.models import Newsletter
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,78}[a-z0-9])?")
 COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
@@ -21,6 +25,20 @@ COLOUR = re.compile(r"#[0-9a-fA-F]{6}")
 ONE_LINE = {"name": 200, "from_name": 200, "postal_address": 500}
 ADDRESSES = ("from_email", "reply_to")
 URLS = ("website_url", "membership_url")
+MAX_ID = 2_147_483_647  # PostgreSQL integer: a longer number is no row id
+
+
+def get_newsletter(session: Session, ref: str | int) -> Newsletter:
+    """The newsletter with this id (all digits) or slug, or NotFound."""
+    key = str(ref)
+    by_id = key.isascii() and key.isdigit()
+    if by_id and (len(key) > 10 or int(key) > MAX_ID):  # beyond any row id
+        raise NotFound(f"no newsletter {ref!r}")
+    stmt = select(Newsletter).where(Newsletter.id == int(key) if by_id else Newsletter.slug == key)
+    newsletter = session.exec(stmt).first()
+    if newsletter is None:
+        raise NotFound(f"no newsletter {ref!r}")
+    return newsletter
 
 
 def clean_identity(data: Mapping[str, Any]) -> dict[str, Any]:

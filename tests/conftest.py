@@ -34,6 +34,7 @@ from newsletter.models import (
     SubscriptionStatus,
 )
 from newsletter.transports.sink import SMTPSink
+from worker import celery_app
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -131,8 +132,10 @@ def settings(
     monkeypatch.setenv("NEWSLETTER_BROKER_FOLDER", str(tmp_path / "broker"))  # type: ignore[operator]
     monkeypatch.setenv("NEWSLETTER_BASE_URL", "https://news.example.org")
     get_settings.cache_clear()
+    celery_app.forget_settings()  # tasks called here read this test's settings
     yield get_settings()
     get_settings.cache_clear()
+    celery_app.forget_settings()
 
 
 @pytest.fixture
@@ -156,8 +159,6 @@ def celery_worker(
     back to the test's own settings.
     """
     from celery.contrib.testing.worker import start_worker
-
-    from worker import celery_app
 
     broker = redis_url.rsplit("/", 1)[0] + f"/{redis_db}"
     redis.Redis.from_url(broker).flushdb()

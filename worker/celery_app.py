@@ -1,4 +1,11 @@
-"""The Celery app, configured from Settings (broker URL, queues, reliability options)."""
+"""The Celery app, configured from Settings (broker URL, queues, reliability options).
+
+Importing this module reads no settings: ``configure(settings)`` points the app at a broker
+(``newsletter worker``, the demo, tests), and an app nobody configured (``celery -A
+worker.celery_app worker``, as docker-compose runs it) configures itself from the environment
+the first time Celery reads its configuration (``worker.celery_config``). The tasks read the
+settings the app was configured with (``current_settings``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,23 @@ from celery import Celery
 from celery.signals import setup_logging, worker_init
 from kombu.entity import Queue
 
+from newsletter import db
 from newsletter.config import Settings, get_settings
 
 app = Celery("newsletter", include=["worker.tasks"])
+app.config_from_object("worker.celery_config")  # read lazily, on the first look at app.conf
+_settings: Settings | None = None
+
+
+def current_settings() -> Settings:
+    """The settings the app was configured with; the environment's when nobody configured it."""
+    return _settings if _settings is not None else get_settings()
+
+
+def forget_settings() -> None:
+    """Tasks read the environment's settings again (tests, between one database and the next)."""
+    global _settings
+    _settings = None
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:
@@ -31,36 +52,43 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     return {"visibility_timeout": 3600}
 
 
-def configure(settings: Settings) -> Celery:
-    """Point the app at the settings' broker; safe to call again with other settings."""
-    _drop_connections()
-    app.conf.update(
-        broker_url=settings.broker_url,
-        broker_transport_options=broker_options(settings),
-        broker_connection_retry_on_startup=True,
-        task_ignore_result=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        worker_hijack_root_logger=False,
-        task_default_queue="newsletter",
+def celery_conf(settings: Settings) -> dict[str, Any]:
+    """The Celery configuration for ``settings``."""
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport_options": broker_options(settings),
+        "broker_connection_retry_on_startup": True,
+        "task_ignore_result": True,
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "task_default_queue": "newsletter",
         # control tasks (dispatch, tick) never wait behind a long queue of send batches
         # webhook POSTs (up to a timeout each) wait behind neither of them
-        task_queues=[
+        "task_queues": [
             Queue("newsletter"),  # type: ignore[no-untyped-call]
             Queue("newsletter.send"),  # type: ignore[no-untyped-call]
             Queue("newsletter.webhooks"),  # type: ignore[no-untyped-call]
         ],
-        task_routes={
+        "task_routes": {
             "worker.tasks.send_batch": {"queue": "newsletter.send"},
             "worker.tasks.deliver_webhooks": {"queue": "newsletter.webhooks"},
             "worker.tasks.deliver_webhook": {"queue": "newsletter.webhooks"},
         },
-        beat_schedule={
-            "tick": {"task": "worker.tasks.tick", "schedule": 5.0},
-        },
-        timezone="UTC",
-    )
+        "beat_schedule": {"tick": {"task": "worker.tasks.tick", "schedule": 5.0}},
+        "timezone": "UTC",
+    }
+
+
+def configure(settings: Settings) -> Celery:
+    """Point the app at the settings' broker and hand the tasks these settings; safe to call
+    again with other settings."""
+    global _settings
+    _drop_connections()
+    app.conf.update(celery_conf(settings))
+    _settings = settings
+    db.get_engine(settings.database_url, settings.pool())  # this process's pool, from settings
     return app
 
 
@@ -75,7 +103,7 @@ def _configure_logging(loglevel: str | int | None = None, **_: Any) -> None:
     """Workers log like the web process (NEWSLETTER_LOG_FORMAT); Celery adds no handler."""
     from newsletter.logs import configure_logging
 
-    configure_logging(get_settings(), level=loglevel)
+    configure_logging(current_settings(), level=loglevel)
 
 
 setup_logging.connect(_configure_logging)
@@ -87,13 +115,10 @@ def _check_signing(**_: Any) -> None:
     from newsletter.sending.prepare import signer_for
 
     try:
-        signer_for(get_settings())
+        signer_for(current_settings())
     except NewsletterError as exc:
         print(f"error: {exc}", file=sys.stderr)  # before any logging is set up
         raise SystemExit(1) from None
 
 
 worker_init.connect(_check_signing)
-
-
-configure(get_settings())

@@ -6,19 +6,19 @@ import threading
 
 from newsletter import db, webhooks
 from newsletter.audience import confirmations
-from newsletter.audience.subscribers import ConfirmationRequest
-from newsletter.config import Settings, get_settings
+from newsletter.audience.lifecycle import ConfirmationRequest
+from newsletter.config import Settings
 from newsletter.exceptions import TemporaryFailure
 from newsletter.sending import batch, scheduler
-from newsletter.transports.smtp import SMTPConfig, SMTPTransport
-from worker.celery_app import app
+from newsletter.transports.smtp import SMTPTransport
+from worker.celery_app import app, current_settings
 
 _local = threading.local()  # one SMTP connection per worker process (or thread, in the demo)
 
 
 def transport() -> SMTPTransport:
-    settings = get_settings()
-    config = SMTPConfig.from_settings(settings)
+    settings = current_settings()
+    config = settings.smtp_config()
     current: SMTPTransport | None = getattr(_local, "transport", None)
     if current is None or current.config != config:
         if current is not None:
@@ -30,7 +30,7 @@ def transport() -> SMTPTransport:
 @app.task(name="worker.tasks.dispatch")
 def dispatch(issue_id: int) -> int:
     """Start the batch chains of an issue that has been started."""
-    settings = get_settings()
+    settings = current_settings()
     ticked = scheduler.tick(settings, parallelism=settings.send_parallelism)
     started = ticked.batches.get(issue_id, 0)
     for _ in range(started):
@@ -40,7 +40,7 @@ def dispatch(issue_id: int) -> int:
 
 @app.task(name="worker.tasks.send_batch")
 def send_batch(issue_id: int) -> int:
-    result = batch.run_batch(get_settings(), issue_id=issue_id, transport=transport())
+    result = batch.run_batch(current_settings(), issue_id=issue_id, transport=transport())
     if result.more:
         send_batch.delay(issue_id)
     return result.sent
@@ -48,7 +48,7 @@ def send_batch(issue_id: int) -> int:
 
 @app.task(name="worker.tasks.tick")
 def tick() -> int:
-    settings = get_settings()
+    settings = current_settings()
     result = scheduler.tick(settings, parallelism=settings.send_parallelism)
     for issue_id, count in result.batches.items():
         for _ in range(count):
@@ -75,7 +75,7 @@ def deliver_webhooks(webhook_delivery_ids: list[int]) -> int:
 @app.task(name="worker.tasks.deliver_webhook")
 def deliver_webhook(webhook_delivery_id: int) -> str | None:
     """One signed POST; a failure is retried by a later tick (``next_attempt_at``)."""
-    settings = get_settings()
+    settings = current_settings()
     with db.session_scope(settings.database_url) as session:
         attempt = webhooks.deliver(session, webhook_delivery_id, settings=settings)
     return attempt.status if attempt else None
@@ -95,4 +95,4 @@ def send_confirmation(
     """One sign-up's double opt-in email, over the same SMTP transport as the issues."""
     ids = tuple(newsletter_ids)
     request = ConfirmationRequest(subscriber_id, ids, source, consent_text_version)
-    return confirmations.send_confirmation(get_settings(), request, transport=transport())
+    return confirmations.send_confirmation(current_settings(), request, transport=transport())

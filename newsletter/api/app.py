@@ -14,6 +14,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 import newsletter
+from newsletter import db
 from newsletter.api import (
     admin,
     archive,
@@ -25,7 +26,12 @@ from newsletter.api import (
     subscribers,
     webhooks,
 )
-from newsletter.api.deps import Dispatcher, celery_dispatch
+from newsletter.api.deps import (
+    ConfirmationSender,
+    Dispatcher,
+    no_confirmation_queue,
+    no_queue,
+)
 from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
@@ -66,11 +72,17 @@ STATUS_OF: dict[type[UserError], int] = {
 }
 
 
-def create_app(settings: Settings | None = None, *, dispatch: Dispatcher | None = None) -> FastAPI:
-    """The app for ``settings`` (default: the environment's).
+def create_app(
+    settings: Settings | None = None,
+    *,
+    dispatch: Dispatcher | None = None,
+    send_confirmation: ConfirmationSender | None = None,
+) -> FastAPI:
+    """The app for ``settings`` (default: the environment's), with its ports to the workers.
 
-    ``dispatch`` queues the batches of an issue that is (again) sending; the default is
-    ``worker.tasks.dispatch.delay`` on the broker ``worker.celery_app`` is configured for.
+    ``dispatch`` queues the batches of an issue that is (again) sending; ``send_confirmation``
+    queues a sign-up's confirmation email. ``newsletter serve`` passes the Celery ones
+    (``worker.dispatch``); without them the app logs that nothing was queued.
     """
     app = FastAPI(
         title="newsletter",
@@ -79,8 +91,10 @@ def create_app(settings: Settings | None = None, *, dispatch: Dispatcher | None 
         docs_url="/docs",
         openapi_url="/openapi.json",
     )
-    app.state.settings = settings or get_settings()
-    app.state.dispatch = dispatch or celery_dispatch
+    app.state.settings = settings = settings or get_settings()
+    db.get_engine(settings.database_url, settings.pool())  # this process's pool, from settings
+    app.state.dispatch = dispatch or no_queue
+    app.state.send_confirmation = send_confirmation or no_confirmation_queue
     errors.install(app, STATUS_OF)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

@@ -6,6 +6,7 @@ Kept apart from ``app.py`` so that routers can import these without importing th
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Annotated
 
@@ -13,18 +14,19 @@ from fastapi import Depends, Request
 from sqlmodel import Session
 
 from newsletter import db
-from newsletter.audience.subscribers import ConfirmationRequest
+from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 
-#: queues the batch chains of a started issue; the app's default hands it to Celery
+log = logging.getLogger(__name__)
+
+#: queues the batch chains of a started issue: a port ``create_app`` is given (the Celery one,
+#: ``worker.dispatch.celery_dispatch``, by ``newsletter serve``); the API never imports a queue
 Dispatcher = Callable[[int], None]
 
 
-def celery_dispatch(issue_id: int) -> None:
-    """``worker.tasks.dispatch.delay`` on the broker ``worker.celery_app`` is configured for."""
-    from worker.tasks import dispatch  # lazily: importing the app needs no Celery set-up
-
-    dispatch.delay(issue_id)
+def no_queue(issue_id: int) -> None:
+    """The dispatcher of an app given none: the beat's tick starts the batches within seconds."""
+    log.warning("issue %s: no worker queue configured; the periodic tick will start it", issue_id)
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -54,27 +56,20 @@ def get_dispatcher(request: Request) -> Dispatcher:
 DispatcherDep = Annotated[Dispatcher, Depends(get_dispatcher)]
 
 
-#: queues a sign-up's confirmation email; the default hands it to Celery. Tests (and embedders)
-#: may set ``app.state.send_confirmation`` to another callable.
+#: queues a sign-up's confirmation email: a port like the dispatcher
+#: (``worker.dispatch.celery_send_confirmation`` in production); tests set their own
 ConfirmationSender = Callable[[ConfirmationRequest], None]
 
 
-def celery_send_confirmation(request: ConfirmationRequest) -> None:
-    """``worker.tasks.send_confirmation.delay`` on the broker ``worker.celery_app`` uses."""
-    from worker.tasks import send_confirmation
-
-    send_confirmation.delay(
-        request.subscriber_id,
-        list(request.newsletter_ids),
-        request.source,
-        request.consent_text_version,
+def no_confirmation_queue(request: ConfirmationRequest) -> None:
+    """The confirmation sender of an app given none: nothing can be sent, so say so loudly."""
+    log.error(
+        "subscriber %s: confirmation not queued: no worker queue configured", request.subscriber_id
     )
 
 
 def get_confirmation_sender(request: Request) -> ConfirmationSender:
-    send: ConfirmationSender = getattr(
-        request.app.state, "send_confirmation", celery_send_confirmation
-    )
+    send: ConfirmationSender = request.app.state.send_confirmation
     return send
 
 

@@ -47,8 +47,9 @@ from newsletter.api.deps import ConfirmationSender, ConfirmationSenderDep, Sessi
 from newsletter.api.errors import api_errors, page_errors, short
 from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.pages import page
-from newsletter.audience import abuse, subscribers
+from newsletter.audience import abuse, lifecycle, preference_centre, subscribers
 from newsletter.audience.consent import consent_text
+from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.audience.links import (
     ConfirmData,
     Purpose,
@@ -57,7 +58,6 @@ from newsletter.audience.links import (
     read_confirm_token,
     read_token,
 )
-from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, InvalidLink, RateLimited
 from newsletter.models import SubscriptionStatus
@@ -126,7 +126,7 @@ def _signup(
     limiter.check_ip(client.ip)  # before anything else: junk requests use up the IP's share
     address = subscribers.normalise_email(email)
     limiter.check_address(address)
-    result = subscribers.signup(
+    result = lifecycle.signup(
         session,
         email=address,
         newsletters=newsletters,
@@ -296,12 +296,12 @@ def _bad_link(exc: InvalidLink) -> HTMLResponse:
 
 def _choices(
     session: Session, subscriber_id: int, newsletter_ids: Sequence[int] | None = None
-) -> subscribers.Preferences:
+) -> preference_centre.Preferences:
     """The subscriber and their newsletters (only ``newsletter_ids`` when given)."""
-    prefs = subscribers.preferences(session, subscriber_id)
+    prefs = preference_centre.preferences(session, subscriber_id)
     if newsletter_ids is None:
         return prefs
-    return subscribers.Preferences(
+    return preference_centre.Preferences(
         prefs.subscriber, [c for c in prefs.choices if c[0].id in newsletter_ids]
     )
 
@@ -347,7 +347,7 @@ def confirm_submit(
 ) -> HTMLResponse:
     try:
         data = _confirm_data(settings, token)
-        done = subscribers.confirm(session, data=data, ip=client.ip, user_agent=client.user_agent)
+        done = lifecycle.confirm(session, data=data, ip=client.ip, user_agent=client.user_agent)
         view = _choices(session, data.subscriber_id, data.newsletter_ids)
     except InvalidLink as exc:
         return _bad_link(exc)
@@ -395,7 +395,7 @@ def unsubscribe_page(token: str, session: SessionDep, settings: SettingsDep) -> 
 
 def _unsubscribe_view(
     settings: Settings,
-    view: subscribers.Preferences,
+    view: preference_centre.Preferences,
     data: TokenData,
     *,
     changed: Sequence[int] | None,
@@ -436,7 +436,7 @@ def unsubscribe_submit(
         subscribers.live_subscriber(session, data.subscriber_id)
     except InvalidLink as exc:
         return _bad_link(exc)
-    changed = subscribers.unsubscribe(
+    changed = lifecycle.unsubscribe(
         session,
         subscriber_id=data.subscriber_id,
         newsletter_id=None if scope == "all" else data.newsletter_id,
@@ -454,7 +454,7 @@ def _preferences_data(settings: Settings, token: str) -> TokenData:
 
 def _preferences_view(
     settings: Settings,
-    view: subscribers.Preferences,
+    view: preference_centre.Preferences,
     *,
     notice: str | None = None,
     status: int = 200,
@@ -540,7 +540,7 @@ def _save_preferences(
     version: str | None,
 ) -> str:
     if action == "unsubscribe-all":
-        subscribers.unsubscribe(
+        lifecycle.unsubscribe(
             session,
             subscriber_id=subscriber_id,
             newsletter_id=None,
@@ -549,7 +549,7 @@ def _save_preferences(
             user_agent=client.user_agent,
         )
         return "You are unsubscribed from all our newsletters."
-    subscribers.update_preferences(
+    preference_centre.update_preferences(
         session,
         subscriber_id=subscriber_id,
         newsletter_ids=newsletters,

@@ -35,10 +35,10 @@ from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, Page, StrictRoute
-from newsletter.audience import csv_import, gdpr, manage
-from newsletter.content.issues import get_newsletter
+from newsletter.audience import csv_export, csv_import, gdpr, manage
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
+from newsletter.newsletters import get_newsletter
 
 router = APIRouter(
     prefix="/subscribers",
@@ -190,7 +190,7 @@ def export_subscribers(
     def stream() -> Iterator[str]:
         # the request's session is closed by the time the body streams: use one of our own
         with db.session_scope(settings.database_url) as own:
-            yield from csv_import.export_csv(own, newsletter_id=newsletter_id, status=status)
+            yield from csv_export.export_csv(own, newsletter_id=newsletter_id, status=status)
 
     return StreamingResponse(
         stream(),

@@ -12,11 +12,9 @@
   adds one to ``soft_bounces`` and the ``soft_bounce_limit``-th in a row counts as a hard one;
 - anything else is ignored, with the reason.
 
-Hard means the mailbox is gone: a permanent failure whose status is 5.1.x (bad address), 5.2.1
-(mailbox disabled), 5.0.0 (unspecified) or none at all. Other permanent failures (5.2.2 mailbox
-full, 5.7.x policy, 5.6.x content, 5.4.x routing) and every temporary one (4.x.x, ``delayed``) are
-soft: they say this message failed, not that the address is dead, like ``sender.is_bad_mailbox``
-for replies at send time.
+Reading and classifying the message (hard and soft, our Message-ID) is ``bounce_parsing``'s; this
+module finds the subscribers and applies the result, each status change a guarded move
+(``models.moving``).
 
 The subscriber is found by the original message's Message-ID when it is one of ours
 (``<issue.subscriber.hmac@domain>``, verified with the secret key), so forwarding addresses and
@@ -27,53 +25,44 @@ and then by the original's To / X-Original-To / Delivered-To headers.
 from __future__ import annotations
 
 import email
-import hmac
-import logging
-import re
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from email.header import decode_header, make_header
 from email.message import Message
-from email.parser import BytesHeaderParser, HeaderParser
-from email.utils import getaddresses
-from enum import StrEnum
-from typing import IO, Any
+from typing import Any
 
-from flufl.bounce import all_failures
 from sqlalchemy import ColumnElement, and_, case, exists, insert, select, update
 from sqlmodel import Session
 
+from newsletter.audience.bounce_parsing import (
+    MAX_MESSAGE_BYTES,
+    Kind,
+    addresses,
+    classify,
+    could_be_ours,
+    feedback_fields,
+    iter_messages,
+    original,
+    our_message,
+    report_type,
+    unsubscribe_token,
+)
+from newsletter.audience.lifecycle import unsubscribe
 from newsletter.audience.links import Purpose, read_token
-from newsletter.audience.subscribers import ERASED_DOMAIN, unsubscribe
+from newsletter.audience.subscribers import ERASED_DOMAIN
 from newsletter.audience.suppression import Reason, suppress
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
-from newsletter.mail.message import message_id
 from newsletter.models import (
     DeliveryStatus,
     Subscriber,
     SubscriptionStatus,
+    moving,
     utcnow,
 )
 from newsletter.tables import EV, SUB, D, I, S
 
+__all__ = ["MAX_MESSAGE_BYTES", "BounceResult", "Kind", "iter_messages", "process_message"]
+
 MAILABLE = (SubscriptionStatus.active, SubscriptionStatus.pending)
-# ids of ours have at most 10 ASCII digits: a longer run is not ours (and no int() of it)
-_OUR_MESSAGE_ID = re.compile(r"<([0-9]{1,10})\.([0-9]{1,10})\.([0-9a-f]{16})@([^>\s]+)>")
-_UNSUBSCRIBE_SUBJECT = re.compile(r"^\s*unsubscribe\s+(\S+)\s*$", re.IGNORECASE)
-_STATUS = re.compile(r"\b([245])\.(\d{1,3})\.(\d{1,3})\b")
-_HARD_STATUSES = ("5.0.0", "5.2.1")
-MAX_MESSAGE_BYTES = 10 * 1024 * 1024
-MAX_ADDRESS = 320
-log = logging.getLogger(__name__)
-
-
-class Kind(StrEnum):
-    hard = "hard"
-    soft = "soft"
-    complaint = "complaint"
-    unsubscribe = "unsubscribe"
-    ignored = "ignored"
 
 
 @dataclass
@@ -96,125 +85,16 @@ def process_message(session: Session, settings: Settings, raw: bytes) -> BounceR
     if len(raw) > MAX_MESSAGE_BYTES:
         return BounceResult(Kind.ignored, outcome=f"larger than {MAX_MESSAGE_BYTES} bytes")
     msg = email.message_from_bytes(raw)
-    if _report_type(msg) == "feedback-report":
+    if report_type(msg) == "feedback-report":
         return _complaint(session, settings, msg)
-    token = _unsubscribe_token(msg)
+    token = unsubscribe_token(msg)
     if token is not None:
         return _unsubscribe(session, settings, token)
     return _bounce(session, settings, msg)
 
 
-def iter_messages(stream: IO[bytes]) -> Iterator[bytes]:
-    """The messages of a stream: one message, or an mbox (it starts with a ``From `` line)."""
-    first = stream.readline()
-    if not first.startswith(b"From "):
-        yield first + stream.read(MAX_MESSAGE_BYTES + 1 - len(first))
-        return
-    lines: list[bytes] = []
-    blank_before = True
-    for line in stream:
-        if line.startswith(b"From ") and blank_before:
-            yield _mbox_message(lines)
-            lines = []
-        else:
-            lines.append(line)
-        blank_before = line in (b"\n", b"\r\n")
-    if lines:
-        yield _mbox_message(lines)
-
-
-def _mbox_message(lines: list[bytes]) -> bytes:
-    if lines and lines[-1] in (b"\n", b"\r\n"):
-        lines = lines[:-1]  # the blank line before the next From_ belongs to the mbox
-    # mboxrd quoting: one '>' is removed from lines that start with '>'* followed by 'From '
-    return b"".join(line[1:] if re.match(rb">+From ", line) else line for line in lines)
-
-
-# ---------------------------------------------------------------- reading the message
-
-
-def _report_type(msg: Message) -> str:
-    if msg.get_content_type() != "multipart/report":
-        return ""
-    return str(msg.get_param("report-type", "") or "").strip().lower()
-
-
-def _subject(msg: Message) -> str:
-    raw = msg.get("Subject")
-    if raw is None:
-        return ""
-    try:
-        return str(make_header(decode_header(str(raw))))
-    except (UnicodeDecodeError, LookupError, ValueError):
-        return str(raw)
-
-
-def _unsubscribe_token(msg: Message) -> str | None:
-    match = _UNSUBSCRIBE_SUBJECT.match(_subject(msg))
-    return match.group(1) if match else None
-
-
-def _original(msg: Message) -> Message | None:
-    """The returned original (message/rfc822) or its headers (text/rfc822-headers)."""
-    for part in msg.walk():
-        ctype = part.get_content_type()
-        if ctype == "message/rfc822":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        if ctype == "text/rfc822-headers":
-            body = part.get_payload(decode=True)
-            if isinstance(body, bytes):
-                return BytesHeaderParser().parsebytes(body)
-    return None
-
-
-def _feedback_fields(msg: Message) -> Message | None:
-    for part in msg.walk():
-        if part.get_content_type() == "message/feedback-report":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-            if isinstance(payload, str):
-                return HeaderParser().parsestr(payload)
-    return None
-
-
-def _our_message(settings: Settings, original: Message | None) -> tuple[int, int] | None:
-    """(issue id, subscriber id) from a Message-ID we made, verified with the secret key."""
-    if original is None:
-        return None
-    match = _OUR_MESSAGE_ID.search(str(original.get("Message-ID", "")))
-    if match is None:
-        return None
-    issue_id, subscriber_id, _mac, domain = match.groups()
-    expected = message_id(
-        settings.secret_key,
-        issue_id=int(issue_id),
-        subscriber_id=int(subscriber_id),
-        domain=domain,
-    )
-    if not hmac.compare_digest(expected, match.group(0)):
-        return None
-    return int(issue_id), int(subscriber_id)
-
-
-def _addresses(headers: Message | None, *names: str) -> list[str]:
-    if headers is None:
-        return []
-    values = [str(v) for n in names for v in headers.get_all(n, [])]
-    found = (addr.lower() for _name, addr in getaddresses(values))
-    return [addr for addr in found if "@" in addr and _could_be_ours(addr)]
-
-
-def _could_be_ours(address: str) -> bool:
-    """No subscriber's address has a control character (NUL, which PostgreSQL refuses in a
-    query, included) or is longer than 320 characters: such a one is not looked up."""
-    return len(address) <= MAX_ADDRESS and address.isprintable()
-
-
-def _subscriber_ids(session: Session, addresses: list[str]) -> list[int]:
-    wanted = [a for a in addresses if _could_be_ours(a)]
+def _subscriber_ids(session: Session, candidates: list[str]) -> list[int]:
+    wanted = [a for a in candidates if could_be_ours(a)]
     if not wanted:
         return []
     rows = session.execute(select(SUB.c.id).where(SUB.c.email.in_(wanted))).all()
@@ -226,19 +106,17 @@ def _known(session: Session, subscriber_id: int) -> list[int]:
 
 
 def _find(
-    session: Session, settings: Settings, msg: Message, addresses: list[str]
+    session: Session, settings: Settings, msg: Message, reported: list[str]
 ) -> tuple[list[int], int | None]:
     """(subscriber ids, issue id when known) that a bounce or complaint is about."""
-    original = _original(msg)
-    ours = _our_message(settings, original)
+    returned = original(msg)
+    ours = our_message(settings, returned)
     if ours is not None:
         issue_id, subscriber_id = ours
         return _known(session, subscriber_id), issue_id
-    found = _subscriber_ids(session, addresses)
+    found = _subscriber_ids(session, reported)
     if not found:
-        found = _subscriber_ids(
-            session, _addresses(original, "X-Original-To", "Delivered-To", "To")
-        )
+        found = _subscriber_ids(session, addresses(returned, "X-Original-To", "Delivered-To", "To"))
     return found, None
 
 
@@ -246,10 +124,10 @@ def _find(
 
 
 def _complaint(session: Session, settings: Settings, msg: Message) -> BounceResult:
-    fields = _feedback_fields(msg)
-    addresses = _addresses(fields, "Original-Rcpt-To")
-    ids, _issue = _find(session, settings, msg, addresses)
-    result = BounceResult(Kind.complaint, ids, addresses)
+    fields = feedback_fields(msg)
+    reported = addresses(fields, "Original-Rcpt-To")
+    ids, _issue = _find(session, settings, msg, reported)
+    result = BounceResult(Kind.complaint, ids, reported)
     if not ids:
         result.outcome = "complaint about no known subscriber"
         return result
@@ -285,57 +163,12 @@ def _unsubscribe(session: Session, settings: Settings, token: str) -> BounceResu
 # ---------------------------------------------------------------- bounces
 
 
-def _statuses(msg: Message) -> dict[str, str]:
-    """{recipient address: DSN status code} from the message/delivery-status parts."""
-    found: dict[str, str] = {}
-    for part in msg.walk():
-        if part.get_content_type() != "message/delivery-status":
-            continue
-        blocks = part.get_payload()
-        for block in blocks if isinstance(blocks, list) else []:
-            if not isinstance(block, Message):
-                continue
-            match = _STATUS.search(str(block.get("Status", "")))
-            if match is None:
-                continue
-            for header in ("Original-Recipient", "Final-Recipient"):
-                value = str(block.get(header, ""))
-                address = value.rpartition(";")[2].strip().strip("<>").lower()
-                if address:
-                    found[address] = match.group(0)
-    return found
-
-
-def _is_hard(status: str | None) -> bool:
-    if status is None:
-        return True
-    return status.startswith("5.1.") or status in _HARD_STATUSES
-
-
-def _classify(msg: Message) -> tuple[Kind, list[str], str | None]:
-    try:
-        temporary, permanent = all_failures(msg)
-    except Exception:  # a heuristic detector choking on hostile input: not a bounce we can read
-        log.warning("flufl.bounce could not read a message", exc_info=True)
-        return Kind.ignored, [], None
-    statuses = _statuses(msg)
-    failed = sorted(a.decode("ascii").lower() for a in permanent)
-    delayed = sorted(a.decode("ascii").lower() for a in temporary)
-    hard = [a for a in failed if _is_hard(statuses.get(a))]
-    if hard:
-        return Kind.hard, failed + delayed, statuses.get(hard[0])
-    everyone = failed + delayed
-    if everyone:
-        return Kind.soft, everyone, statuses.get(everyone[0])
-    return Kind.ignored, [], None
-
-
 def _bounce(session: Session, settings: Settings, msg: Message) -> BounceResult:
-    kind, addresses, status = _classify(msg)
+    kind, failed, status = classify(msg)
     if kind == Kind.ignored:
         return BounceResult(Kind.ignored, outcome="not a bounce, a complaint or an unsubscribe")
-    ids, issue_id = _find(session, settings, msg, addresses)
-    result = BounceResult(kind, ids, addresses, status)
+    ids, issue_id = _find(session, settings, msg, failed)
+    result = BounceResult(kind, ids, failed, status)
     if not ids:
         result.outcome = "bounce for no known subscriber"
         return result
@@ -408,7 +241,9 @@ def _retire(session: Session, ids: list[int], status: SubscriptionStatus, reason
     if status == SubscriptionStatus.bounced:
         values["last_bounce_at"] = now
     changed = session.execute(
-        update(S).where(S.c.subscriber_id.in_(ids), S.c.status.in_(MAILABLE)).values(**values)
+        update(S)
+        .where(S.c.subscriber_id.in_(ids), moving(S.c.status, status, among=MAILABLE))
+        .values(**values)
     ).rowcount  # type: ignore[attr-defined]
     for row in session.execute(select(SUB.c.email).where(SUB.c.id.in_(ids))).all():
         if not row.email.endswith("@" + ERASED_DOMAIN):  # nothing left to protect

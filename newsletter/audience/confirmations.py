@@ -23,8 +23,9 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from newsletter import db
+from newsletter.audience.lifecycle import CONFIRMABLE, ConfirmationRequest
 from newsletter.audience.links import make_confirm_token
-from newsletter.audience.subscribers import CONFIRMABLE, ConfirmationRequest, live_subscriber
+from newsletter.audience.subscribers import live_subscriber
 from newsletter.config import Settings
 from newsletter.content import rendering
 from newsletter.exceptions import PermanentFailure

@@ -1,6 +1,7 @@
 """What the admin API does with subscribers: search a page of them, create one, change one.
 
-An admin may set any subscription status explicitly, unlike an import or a sign-up; but moving a
+An admin may set a subscription status explicitly, unlike an import or a sign-up, as far as the
+table of moves allows (``models.SUBSCRIPTION_MOVES``: nothing goes back to pending); but moving a
 subscription out of unsubscribed, bounced or complained needs ``reactivate=True``, so that nobody
 re-activates a person who said no by accident. Such a move is recorded as an ``admin`` event and
 lifts the address's bounce/complaint suppression. Both go through ``subscribers.admit``: an
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, func, insert, literal, select
@@ -25,17 +27,19 @@ from newsletter.audience.subscribers import (
     clean_name,
     find_subscriber_id,
     is_erased,
+    move_subscription,
     normalise_email,
 )
-from newsletter.content.issues import get_newsletter
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import (
+    SUBSCRIPTION_MOVES,
     Newsletter,
     Subscriber,
     Subscription,
     SubscriptionStatus,
     utcnow,
 )
+from newsletter.newsletters import get_newsletter
 from newsletter.tables import EV, SUB, S
 
 
@@ -162,6 +166,7 @@ def update(
         before = current.get(nid)
         if before == status:
             continue
+        _check_move(subscriber_id, ref, before, status)
         if before in STICKY and status not in STICKY and not reactivate:
             raise InvalidState(
                 f"subscriber {subscriber_id} is {before} on {ref!r}: "
@@ -183,6 +188,19 @@ def _newsletter_id(session: Session, ref: str | int) -> int:
     return newsletter.id
 
 
+def _check_move(subscriber_id: int, ref: str | int, before: str | None, to: str) -> None:
+    """InvalidState when the table of moves has no ``before`` -> ``to`` (a new one is free)."""
+    if before is None:
+        return
+    allowed = sorted(SUBSCRIPTION_MOVES[SubscriptionStatus(before)])
+    if to not in allowed:
+        choices = " or ".join(allowed) or "nothing"
+        raise InvalidState(
+            f"subscriber {subscriber_id} is {before} on {ref!r}: from {before} a subscription "
+            f"can move to {choices}, not to {to}"
+        )
+
+
 def _set(
     session: Session,
     subscriber_id: int,
@@ -194,18 +212,9 @@ def _set(
     now = utcnow()
     sub = _subscription(session, subscriber_id, newsletter_id)
     if sub is None:
-        sub = Subscription(
-            subscriber_id=subscriber_id,
-            newsletter_id=newsletter_id,
-            consent_source="admin",
-            consent_at=now if status == SubscriptionStatus.active else None,
-        )
-    sub.status, sub.updated_at = status, now
-    if status == SubscriptionStatus.active:
-        sub.soft_bounces = 0
-    if status == SubscriptionStatus.unsubscribed:
-        sub.unsubscribed_at = now
-    session.add(sub)
+        session.add(_new_subscription(subscriber_id, newsletter_id, status, now))
+    else:
+        _move(session, sub, status, now)
     session.execute(
         insert(EV).values(
             subscriber_id=subscriber_id,
@@ -216,6 +225,34 @@ def _set(
             detail={"from": before, "status": str(status), "by": actor},
         )
     )
+
+
+def _new_subscription(
+    subscriber_id: int, newsletter_id: int, status: SubscriptionStatus, now: datetime
+) -> Subscription:
+    return Subscription(
+        subscriber_id=subscriber_id,
+        newsletter_id=newsletter_id,
+        consent_source="admin",
+        consent_at=now if status == SubscriptionStatus.active else None,
+        status=status,
+        updated_at=now,
+        unsubscribed_at=now if status == SubscriptionStatus.unsubscribed else None,
+    )
+
+
+def _move(session: Session, sub: Subscription, to: SubscriptionStatus, now: datetime) -> None:
+    """The guarded move of an existing subscription; InvalidState if it changed meanwhile."""
+    values: dict[str, Any] = {"updated_at": now}
+    if to == SubscriptionStatus.active:
+        values["soft_bounces"] = 0
+    if to == SubscriptionStatus.unsubscribed:
+        values["unsubscribed_at"] = now
+    if not move_subscription(session, sub, to, **values):
+        raise InvalidState(
+            f"subscriber {sub.subscriber_id}'s subscription changed meanwhile: reload, try again"
+        )
+    session.expire(sub)  # read back what the UPDATE left
 
 
 def _subscription(session: Session, subscriber_id: int, newsletter_id: int) -> Subscription | None:

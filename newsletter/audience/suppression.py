@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from enum import StrEnum
-from typing import Any
 
 from sqlalchemy import String, Table, any_, bindparam, delete, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel
 
+from newsletter.db import insert_ignore
 from newsletter.models import Suppression, address_key, utcnow
 
 SUPPRESSION: Table = SQLModel.metadata.tables[Suppression.__tablename__]  # type: ignore[index]
@@ -38,14 +38,8 @@ def suppress(session: Session | Connection, address: str, reason: Reason) -> str
     Also called by the sender, on its autocommit connection, for a 5.1.x reply mid-send.
     """
     digest = email_hash(address)
-    values = {"email_hash": digest, "reason": str(reason), "created_at": utcnow()}
-    stmt: Any
-    bind = session if isinstance(session, Connection) else session.get_bind()
-    if bind.dialect.name == "postgresql":
-        stmt = postgresql.insert(SUPPRESSION).values(values).on_conflict_do_nothing()
-    else:
-        stmt = sqlite.insert(SUPPRESSION).values(values).on_conflict_do_nothing()
-    session.execute(stmt)
+    row = {"email_hash": digest, "reason": str(reason), "created_at": utcnow()}
+    insert_ignore(session, SUPPRESSION, row)
     return digest
 
 

@@ -26,13 +26,13 @@ from sqlalchemy.exc import OperationalError, ProgrammingError, SQLAlchemyError
 from sqlmodel import Session
 
 from newsletter import db, seeding
-from newsletter.audience import csv_import, subscribers
+from newsletter.audience import csv_export, csv_import, subscribers
 from newsletter.config import Settings, get_settings
-from newsletter.content import articles, issues, rendering
-from newsletter.exceptions import InvalidInput, NewsletterError, QABlocked
+from newsletter.content import articles, issues, qa, rendering
+from newsletter.exceptions import InvalidInput, NewsletterError, QABlocked, TransportError
 from newsletter.models import DeliveryStatus, IssueStatus
 from newsletter.outbound import OutboundPolicy
-from newsletter.sending import controls, ledger, prepare, previews
+from newsletter.sending import controls, prepare, previews, progress
 from newsletter.sending.start import start_send
 
 if TYPE_CHECKING:
@@ -146,10 +146,10 @@ def demo() -> None:
 
     with _progress_bar("sending") as (bar, task):
 
-        def show(state: ledger.Progress) -> None:
+        def show(state: progress.Progress) -> None:
             bar.update(task, total=state.total or None, completed=state.done)
 
-        result = run_demo(on_progress=show)
+        result = run_demo(settings(), on_progress=show)
     console.print(f"[bold]Belarus Weekly issue #{result.issue_number}[/] (id {result.issue_id})")
     console.print(f"delivered: {result.delivered}")
     console.print(f"skipped (unsubscribed): {result.skipped}")
@@ -328,7 +328,7 @@ def issues_qa(issue_id: int) -> None:
     """Check an issue before sending; exit 1 when something blocks the send."""
     with session() as s:
         outline = issues.load_outline(s, issue_id)
-        report = issues.qa_report(
+        report = qa.qa_report(
             outline,
             compiled=rendering.compile_issue(outline),
             size_limit=settings().html_size_limit,
@@ -669,7 +669,7 @@ def subs_export(
     """Export subscriptions as CSV (formula-like cells get a leading apostrophe)."""
     with session() as s:
         newsletter_id = issues.get_newsletter(s, newsletter).id if newsletter else None
-        pieces = csv_import.export_csv(s, newsletter_id=newsletter_id, status=status)
+        pieces = csv_export.export_csv(s, newsletter_id=newsletter_id, status=status)
         if out is None:
             for piece in pieces:
                 sys.stdout.write(piece)
@@ -858,7 +858,11 @@ def serve(
     from newsletter.api.app import create_app
 
     _warn_if_schema_behind()
-    app = create_app(settings())
+    from worker.dispatch import celery_dispatch, celery_send_confirmation
+
+    app = create_app(
+        settings(), dispatch=celery_dispatch, send_confirmation=celery_send_confirmation
+    )
     uvicorn.Server(server_config(app, host=host, port=port, proxies=forwarded_allow_ips)).run()
 
 
@@ -926,7 +930,7 @@ def main() -> None:
     except QABlocked as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(1)
-    except NewsletterError as exc:
+    except (NewsletterError, TransportError) as exc:
         err.print(f"[red]error:[/] {exc}")
         sys.exit(1)
     except (OperationalError, ProgrammingError) as exc:

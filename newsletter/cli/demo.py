@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -11,8 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter import db, seeding
-from newsletter.config import Settings, get_settings
-from newsletter.sending import ledger, previews
+from newsletter.config import Settings
+from newsletter.sending import previews, progress
 from newsletter.sending.start import check_signing, start_send
 from newsletter.transports.sink import SMTPSink
 from worker.embedded import celery_worker
@@ -30,12 +29,13 @@ class DemoResult:
     preview: Path
 
 
-ProgressHook = Callable[[ledger.Progress], None]
+ProgressHook = Callable[[progress.Progress], None]
 
 
-def run_demo(*, on_progress: ProgressHook | None = None, timeout: float = 300.0) -> DemoResult:
+def run_demo(
+    settings: Settings, *, on_progress: ProgressHook | None = None, timeout: float = 300.0
+) -> DemoResult:
     """Run the whole job on the embedded default; return what happened."""
-    settings = get_settings()
     # worker errors must reach the terminal; routine INFO from the worker thread must not
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # the file-system broker has no host; kombu warns about that on every connection
@@ -49,7 +49,8 @@ def run_demo(*, on_progress: ProgressHook | None = None, timeout: float = 300.0)
     outbox = settings.outbox_dir.resolve()
     shutil.rmtree(outbox, ignore_errors=True)
     with SMTPSink(host="127.0.0.1", folder=outbox) as sink:
-        settings = _point_at(sink)
+        # the worker thread gets its settings handed over (``configure``), not through the env
+        settings = settings.model_copy(update={"smtp_host": sink.host, "smtp_port": sink.port})
         from worker.celery_app import configure
         from worker.tasks import dispatch, tick
 
@@ -73,26 +74,18 @@ def run_demo(*, on_progress: ProgressHook | None = None, timeout: float = 300.0)
     )
 
 
-def _point_at(sink: SMTPSink) -> Settings:
-    # the worker thread reads Settings like a deployed worker does, so the sink goes in the env
-    os.environ["NEWSLETTER_SMTP_HOST"] = sink.host
-    os.environ["NEWSLETTER_SMTP_PORT"] = str(sink.port)
-    get_settings.cache_clear()
-    return get_settings()
-
-
 def _wait(
     settings: Settings,
     issue_id: int,
     kick: Callable[[], object],
     on_progress: ProgressHook | None,
     timeout: float,
-) -> ledger.Progress:
+) -> progress.Progress:
     """Poll the ledger until the issue is sent; kick the periodic task as beat would."""
     deadline, next_kick = time.monotonic() + timeout, time.monotonic() + 5
     while True:
         with db.session_scope(settings.database_url) as session:
-            state = ledger.progress(session, issue_id=issue_id)
+            state = progress.progress(session, issue_id=issue_id)
         if on_progress:
             on_progress(state)
         if state.finished or state.status == "paused":

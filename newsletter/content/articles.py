@@ -1,57 +1,228 @@
-"""Article import: validation, HTML sanitising, upsert by URL, and JSON/YAML/feed importers."""
+"""The article library: ``ArticleCreate`` validation, upsert by URL, create/edit, list, import.
+
+An article's URL is its identity. Every way in (the editor's form, a JSON/YAML file, a feed) goes
+through ``ArticleCreate.parse``, which turns a record into checked, plain or sanitised fields or
+raises one line of ``InvalidInput``. The readers of files and feeds live in ``importers``.
+"""
 
 from __future__ import annotations
 
-import html
-import io
-import json
 import re
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
-import feedparser
-import nh3
-import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
+from pydantic_core import ErrorDetails
 from sqlalchemy import ColumnElement, cast, func, literal
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Session, col, select
 
 from newsletter import outbound
+from newsletter.content import importers
+from newsletter.content.sanitize import plain_paragraphs, plain_text, sanitize_html
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import Article, utcnow
 
-ALLOWED_TAGS = frozenset(
-    {
-        "p", "br", "a", "em", "strong", "b", "i", "ul", "ol", "li", "blockquote",
-        "h2", "h3", "h4", "figure", "figcaption", "img",
-    }
-)  # fmt: skip
-ALLOWED_ATTRIBUTES: dict[str, frozenset[str]] = {
-    "a": frozenset({"href", "title"}),
-    "img": frozenset({"src", "alt", "width", "height"}),
-}
-ALLOWED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
-# These carry code or embedded documents; their text is never article copy, so drop it entirely.
-DROPPED_CONTENT_TAGS = frozenset(
-    {"script", "style", "iframe", "noscript", "object", "embed", "template", "frame", "frameset"}
-)
 MAX_URL_LENGTH = 2000  # the width of the article.url column
-FEED_SUFFIXES = frozenset({".xml", ".rss", ".atom"})
-DATA_SUFFIXES = frozenset({".json", ".yaml", ".yml"})
-FEED_ACCEPT = {
-    "Accept": "application/rss+xml, application/atom+xml, application/xml;q=0.9, */*;q=0.8"
-}
-TEXT_FIELDS = ("summary", "bullet", "image_alt", "image_credit", "author", "section")
-# nh3 output always double-quotes attribute values, so this matches a whole <img> tag exactly.
-IMG_TAG = re.compile(r'<img((?:\s+[a-z-]+="[^"]*")*)\s*/?>')
 # lone surrogates (JSON can carry "\ud800") are no text: nh3 and the databases cannot encode them
 NOT_TEXT = re.compile("[\ud800-\udfff]")
+
+
+# --- ArticleCreate ---------------------------------------------------------------------------
+
+
+class ArticleCreate(BaseModel):
+    """An article's fields, checked and cleaned; build one from outside data with ``parse``.
+
+    The fields a record gave are ``model_fields_set`` (url and title always): an update writes
+    those (``changes``) and every other field keeps its stored value, so a thin feed entry does
+    not erase a rich body. A field given as null clears it.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    # in the order they are checked: a record's first problem is the one reported
+    url: str
+    title: str
+    summary: str = ""
+    bullet: str = ""
+    image_alt: str | None = None
+    image_credit: str | None = None
+    author: str | None = None
+    section: str | None = None
+    body_html: str = ""
+    image_url: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    published_at: datetime | None = None
+
+    @classmethod
+    def parse(cls, record: object) -> ArticleCreate:
+        """Validate one record (a mapping of fields; others are ignored) or raise InvalidInput."""
+        if not isinstance(record, Mapping):
+            raise InvalidInput("an article must be a mapping of fields")
+        try:
+            return cls.model_validate(dict(record))
+        except ValidationError as exc:
+            raise InvalidInput(_reason(exc.errors()[0])) from None
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the record gave: what an update writes."""
+        return self.model_dump(include=set(self.model_fields_set))
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _url(cls, value: object) -> str:
+        """Absolute http(s), scheme and host lower-cased: it is the article's identity."""
+        raw = _string(value, "url")
+        if raw is None or not raw.strip():
+            raise ValueError("missing 'url'")
+        return _absolute_url(raw, "url")
+
+    @field_validator("title", mode="before")
+    @classmethod
+    def _title(cls, value: object) -> str:
+        """Plain text that is not empty."""
+        raw = _string(value, "title")
+        if raw is None:
+            raise ValueError("missing 'title'")
+        title = plain_text(raw)
+        if not title:
+            raise ValueError("'title' is empty")
+        return title
+
+    @field_validator("summary", mode="before")
+    @classmethod
+    def _summary(cls, value: object) -> str:
+        """Plain text whose blank-line paragraph breaks survive."""
+        return plain_paragraphs(_string(value, "summary") or "")
+
+    @field_validator("bullet", mode="before")
+    @classmethod
+    def _bullet(cls, value: object) -> str:
+        """Plain text; null is empty (the column is NOT NULL)."""
+        return plain_text(_string(value, "bullet") or "")
+
+    @field_validator("image_alt", "image_credit", "author", "section", mode="before")
+    @classmethod
+    def _optional_text(cls, value: object, info: ValidationInfo) -> str | None:
+        """Plain text; empty after cleaning counts as absent."""
+        raw = _string(value, str(info.field_name))
+        return (plain_text(raw) or None) if raw is not None else None
+
+    @field_validator("body_html", mode="before")
+    @classmethod
+    def _body(cls, value: object, info: ValidationInfo) -> str:
+        """Sanitised HTML; relative links resolve against the article's URL (checked before)."""
+        return sanitize_html(_string(value, "body_html") or "", base_url=info.data.get("url"))
+
+    @field_validator("image_url", mode="before")
+    @classmethod
+    def _image_url(cls, value: object) -> str | None:
+        """An absolute http(s) URL, or None when blank."""
+        raw = _string(value, "image_url")
+        return _absolute_url(raw, "image_url") if raw and raw.strip() else None
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: object) -> list[str]:
+        """From a list of strings or a comma-separated string, cleaned and de-duplicated."""
+        if value is None:
+            return []
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
+            raise ValueError("'tags' must be a list of strings or a comma-separated string")
+        cleaned = (plain_text(_text(t, "tags")) for t in value)
+        return list(dict.fromkeys(t for t in cleaned if t))
+
+    @field_validator("published_at", mode="before")
+    @classmethod
+    def _published_at(cls, value: object) -> datetime | None:
+        """Aware UTC from ISO 8601 text, a datetime or a date; naive means UTC; blank is None."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        return _utc(_moment(value), value)
+
+
+def _reason(error: ErrorDetails) -> str:
+    """One line for pydantic's first finding: our validators' own message where there is one."""
+    name = ".".join(str(part) for part in error["loc"])
+    if error["type"] == "missing":
+        return f"missing '{name}'"
+    cause = error.get("ctx", {}).get("error")
+    return str(cause) if isinstance(cause, ValueError) else f"'{name}': {error['msg']}"
+
+
+def _string(value: object, key: str) -> str | None:
+    """The raw value of a text field as a string, or None when null."""
+    if value is None:
+        return None
+    # YAML turns `title: 1984` into an int; a bool is never meant as text, though.
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise ValueError(f"'{key}' must be a string")
+    return _text(str(value), key)
+
+
+def _text(value: str, key: str) -> str:
+    """``value``, unless it holds characters no text has."""
+    if NOT_TEXT.search(value):
+        raise ValueError(f"'{key}' contains an unpaired surrogate, which is not text")
+    return value
+
+
+def _absolute_url(value: str, key: str) -> str:
+    """Check an absolute http(s) URL; lower-case its scheme and host so identity is stable."""
+    url = value.strip()
+    if len(url) > MAX_URL_LENGTH:
+        raise ValueError(f"'{key}' is longer than {MAX_URL_LENGTH} characters")
+    if any(ch.isspace() or ord(ch) < 32 for ch in url):
+        raise ValueError(f"'{key}' contains whitespace or control characters: {url!r}")
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unclosed IPv6 bracket
+        raise ValueError(f"'{key}' is not a valid URL: {url!r}") from None
+    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
+        raise ValueError(f"'{key}' must be an absolute http(s) URL, got {url!r}")
+    return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()))
+
+
+def _moment(value: object) -> datetime:
+    """A datetime, possibly naive, from ISO 8601 text, a datetime or a date."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(f"'published_at' is not an ISO 8601 date: {value!r}") from None
+    raise ValueError("'published_at' must be an ISO 8601 string or a datetime")
+
+
+def _utc(moment: datetime, value: object) -> datetime:
+    """``moment`` in UTC; a naive one is taken as UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment there is
+        raise ValueError(f"'published_at' is out of range: {value!r}") from None
+
+
+# --- storing ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -63,198 +234,32 @@ class ImportResult:
     errors: list[str] = field(default_factory=list)
 
 
-# --- sanitising ------------------------------------------------------------------------------
-
-
-def sanitize_html(html_text: str, *, base_url: str | None = None) -> str:
-    """Reduce HTML to the email-safe allow-list; relative URLs resolve against base_url or go."""
-    # Relative URLs mean nothing in an inbox, so they are resolved when we know the page, else cut.
-    relative: nh3.UrlRelative = ("rewrite_with_base", base_url) if base_url else "deny"
-    cleaned = nh3.clean(
-        html_text,
-        tags=ALLOWED_TAGS,
-        clean_content_tags=DROPPED_CONTENT_TAGS,
-        attributes=ALLOWED_ATTRIBUTES,
-        url_schemes=ALLOWED_URL_SCHEMES,
-        link_rel="noopener noreferrer",
-        url_relative=relative,
-    )
-    return IMG_TAG.sub(_drop_sourceless_img, cleaned).strip()
-
-
-def _drop_sourceless_img(match: re.Match[str]) -> str:
-    """Remove an <img> whose src was stripped: mail clients draw it as a broken-image box."""
-    return match.group(0) if re.search(r'\ssrc="', match.group(1)) else ""
-
-
-_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def plain_text(value: str) -> str:
-    """Strip every tag, unescape entities, drop control characters and collapse whitespace."""
-    unescaped = html.unescape(nh3.clean(value, tags=set()))
-    return " ".join(_CONTROLS.sub(" ", unescaped).split())
-
-
-def plain_paragraphs(value: str) -> str:
-    """Like plain_text, but blank-line paragraph breaks survive (summaries have paragraphs)."""
-    paragraphs = (plain_text(p) for p in re.split(r"\n\s*\n", value))
-    return "\n\n".join(p for p in paragraphs if p)
-
-
-# --- field validation ------------------------------------------------------------------------
-
-
-def _string(data: Mapping[str, Any], key: str) -> str | None:
-    """The raw value of a text field as a string, or None when absent or null."""
-    value = data.get(key)
-    if value is None:
-        return None
-    # YAML turns `title: 1984` into an int; a bool is never meant as text, though.
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise InvalidInput(f"'{key}' must be a string")
-    return _text(str(value), key)
-
-
-def _text(value: str, key: str) -> str:
-    """``value``, unless it holds characters no text has."""
-    if NOT_TEXT.search(value):
-        raise InvalidInput(f"'{key}' contains an unpaired surrogate, which is not text")
-    return value
-
-
-def _optional_text(data: Mapping[str, Any], key: str) -> str | None:
-    """A plain-text field; empty after cleaning counts as absent."""
-    raw = _string(data, key)
-    return (plain_text(raw) or None) if raw is not None else None
-
-
-def _absolute_url(value: str, key: str) -> str:
-    """Check an absolute http(s) URL; lower-case its scheme and host so identity is stable."""
-    url = value.strip()
-    if len(url) > MAX_URL_LENGTH:
-        raise InvalidInput(f"'{key}' is longer than {MAX_URL_LENGTH} characters")
-    if any(ch.isspace() or ord(ch) < 32 for ch in url):
-        raise InvalidInput(f"'{key}' contains whitespace or control characters: {url!r}")
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # an unclosed IPv6 bracket
-        raise InvalidInput(f"'{key}' is not a valid URL: {url!r}") from None
-    if parts.scheme.lower() not in {"http", "https"} or not parts.hostname:
-        raise InvalidInput(f"'{key}' must be an absolute http(s) URL, got {url!r}")
-    return urlunsplit(parts._replace(scheme=parts.scheme.lower(), netloc=parts.netloc.lower()))
-
-
-def _required_url(data: Mapping[str, Any]) -> str:
-    """The article URL, which is its identity."""
-    raw = _string(data, "url")
-    if raw is None or not raw.strip():
-        raise InvalidInput("missing 'url'")
-    return _absolute_url(raw, "url")
-
-
-def _required_title(data: Mapping[str, Any]) -> str:
-    """The title as plain text; it must not be empty."""
-    raw = _string(data, "title")
-    if raw is None:
-        raise InvalidInput("missing 'title'")
-    title = plain_text(raw)
-    if not title:
-        raise InvalidInput("'title' is empty")
-    return title
-
-
-def _image_url(data: Mapping[str, Any]) -> str | None:
-    """An optional absolute http(s) image URL."""
-    raw = _string(data, "image_url")
-    return _absolute_url(raw, "image_url") if raw and raw.strip() else None
-
-
-def _tags(value: Any) -> list[str]:
-    """Tags from a list of strings or a comma-separated string, cleaned and de-duplicated."""
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = value.split(",")
-    if not isinstance(value, list | tuple) or not all(isinstance(t, str) for t in value):
-        raise InvalidInput("'tags' must be a list of strings or a comma-separated string")
-    cleaned = (plain_text(_text(t, "tags")) for t in value)
-    return list(dict.fromkeys(t for t in cleaned if t))
-
-
-def _published_at(value: Any) -> datetime | None:
-    """An aware UTC datetime from an ISO 8601 string, a datetime or a date; naive means UTC."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, date):
-        moment = datetime(value.year, value.month, value.day)
-    elif isinstance(value, str):
-        try:
-            moment = datetime.fromisoformat(value.strip())
-        except ValueError:
-            raise InvalidInput(f"'published_at' is not an ISO 8601 date: {value!r}") from None
-    else:
-        raise InvalidInput("'published_at' must be an ISO 8601 string or a datetime")
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # 0001-01-01T00:00+01:00 is before the first UTC moment there is
-        raise InvalidInput(f"'published_at' is out of range: {value!r}") from None
-
-
-def _clean_fields(data: Mapping[str, Any]) -> dict[str, Any]:
-    """Validate a record into Article fields; only keys present in the record are returned."""
-    url = _required_url(data)
-    fields: dict[str, Any] = {"url": url, "title": _required_title(data)}
-    for key in TEXT_FIELDS:
-        if key in data:
-            fields[key] = _optional_text(data, key)
-    if "summary" in data:
-        fields["summary"] = plain_paragraphs(_string(data, "summary") or "")
-    if "bullet" in fields:
-        fields["bullet"] = fields["bullet"] or ""  # the column is NOT NULL
-    if "body_html" in data:
-        fields["body_html"] = sanitize_html(_string(data, "body_html") or "", base_url=url)
-    if "image_url" in data:
-        fields["image_url"] = _image_url(data)
-    if "tags" in data:
-        fields["tags"] = _tags(data["tags"])
-    if "published_at" in data:
-        fields["published_at"] = _published_at(data["published_at"])
-    return fields
-
-
-# --- persistence -----------------------------------------------------------------------------
-
-
-def upsert_article(session: Session, *, data: Mapping[str, Any]) -> tuple[Article, bool]:
+def upsert_article(session: Session, article: ArticleCreate) -> tuple[Article, bool]:
     """Create or update the article with this URL; returns (article, created)."""
-    if not isinstance(data, Mapping):
-        raise InvalidInput("an article must be a mapping of fields")
-    # Validate everything before touching the session, so a bad record leaves no half-write.
-    fields = _clean_fields(data)
-    article = session.exec(select(Article).where(Article.url == fields["url"])).first()
-    if article is None:
-        article = Article(**fields)
-        session.add(article)
-        return article, True
-    # Keys absent from the record keep their stored value: a thin feed must not erase a rich body.
-    for key, value in fields.items():
-        setattr(article, key, value)
-    article.updated_at = utcnow()
-    session.add(article)
-    return article, False
+    stored = _url_owner(session, article.url)
+    if stored is None:
+        stored = Article(**article.model_dump())
+        session.add(stored)
+        return stored, True
+    _apply(session, stored, article)
+    return stored, False
 
 
-def import_records(session: Session, records: Iterable[Mapping[str, Any]]) -> ImportResult:
+def _apply(session: Session, stored: Article, article: ArticleCreate) -> None:
+    """Write the fields ``article`` gave onto ``stored``; the others keep their value."""
+    for key, value in article.changes().items():
+        setattr(stored, key, value)
+    stored.updated_at = utcnow()
+    session.add(stored)
+
+
+def import_records(session: Session, records: Iterable[object]) -> ImportResult:
     """Upsert each record, reporting bad ones as 'item N: reason'; flushes but never commits."""
     result = ImportResult()
     for number, record in enumerate(records, start=1):
         try:
-            _, created = upsert_article(session, data=record)
+            # validated whole before the session is touched: a bad record leaves no half-write
+            _, created = upsert_article(session, ArticleCreate.parse(record))
         except InvalidInput as exc:
             result.errors.append(f"item {number}: {exc}")
             continue
@@ -264,6 +269,68 @@ def import_records(session: Session, records: Iterable[Mapping[str, Any]]) -> Im
             result.updated += 1
     session.flush()
     return result
+
+
+def import_file(session: Session, path: Path) -> ImportResult:
+    """Import a JSON/YAML list of articles or an RSS/Atom feed file."""
+    return import_records(session, importers.read_file(path))
+
+
+def import_upload(session: Session, content: bytes, filename: str) -> ImportResult:
+    """Import an uploaded JSON/YAML list or RSS/Atom feed (``importers.read_upload``)."""
+    return import_records(session, importers.read_upload(content, filename))
+
+
+def import_feed(
+    session: Session, source: str, *, policy: outbound.OutboundPolicy | None = None
+) -> ImportResult:
+    """Import a feed from a file path or an http(s) URL, fetched under ``policy`` (None: the
+    outbound defaults, public addresses only; the edges build it from the settings)."""
+    return import_records(session, importers.read_feed(source, policy))
+
+
+def create_article(session: Session, article: ArticleCreate) -> Article:
+    """A new article from a form; a URL already in the library is refused, not merged."""
+    owner = _url_owner(session, article.url)
+    if owner is not None:
+        raise InvalidState(
+            f"{article.url} is already the URL of article {owner.id} ({owner.title!r}): "
+            "edit that one instead"
+        )
+    stored = Article(**article.model_dump())
+    session.add(stored)
+    session.flush()
+    return stored
+
+
+def update_article(session: Session, article_id: int, article: ArticleCreate) -> Article:
+    """Change an article; fields ``article`` was not given keep their value. Moving it to a URL
+    that another article has is refused (the URL is an article's identity)."""
+    stored = get_article(session, article_id)
+    owner = _url_owner(session, article.url)
+    if owner is not None and owner.id != stored.id:
+        raise InvalidState(
+            f"{article.url} is already the URL of article {owner.id} ({owner.title!r}); "
+            "an article's URL must be unique"
+        )
+    _apply(session, stored, article)
+    session.flush()
+    return stored
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def get_article(session: Session, article_id: int) -> Article:
+    """The article with this id, or NotFound."""
+    article = session.get(Article, article_id)
+    if article is None:
+        raise NotFound(f"no article with id {article_id}")
+    return article
+
+
+def _url_owner(session: Session, url: str) -> Article | None:
+    return session.exec(select(Article).where(Article.url == url)).first()
 
 
 def list_articles(
@@ -325,278 +392,3 @@ def list_sections(session: Session) -> list[str]:
         select(Article.section).where(col(Article.section).is_not(None)).distinct()
     ).all()
     return sorted((s for s in rows if s), key=str.casefold)
-
-
-def get_article(session: Session, article_id: int) -> Article:
-    article = session.get(Article, article_id)
-    if article is None:
-        raise NotFound(f"no article with id {article_id}")
-    return article
-
-
-def _url_owner(session: Session, url: str) -> Article | None:
-    return session.exec(select(Article).where(Article.url == url)).first()
-
-
-def create_article(session: Session, *, data: Mapping[str, Any]) -> Article:
-    """A new article from a form; a URL already in the library is refused, not merged."""
-    fields = _clean_fields(data)
-    owner = _url_owner(session, fields["url"])
-    if owner is not None:
-        raise InvalidState(
-            f"{fields['url']} is already the URL of article {owner.id} ({owner.title!r}): "
-            "edit that one instead"
-        )
-    article = Article(**fields)
-    session.add(article)
-    session.flush()
-    return article
-
-
-def update_article(session: Session, article_id: int, *, data: Mapping[str, Any]) -> Article:
-    """Change an article; fields absent from ``data`` keep their value. Moving it to a URL that
-    another article has is refused (the URL is an article's identity)."""
-    article = get_article(session, article_id)
-    fields = _clean_fields(data)
-    owner = _url_owner(session, fields["url"])
-    if owner is not None and owner.id != article.id:
-        raise InvalidState(
-            f"{fields['url']} is already the URL of article {owner.id} ({owner.title!r}); "
-            "an article's URL must be unique"
-        )
-    for key, value in fields.items():
-        setattr(article, key, value)
-    article.updated_at = utcnow()
-    session.add(article)
-    session.flush()
-    return article
-
-
-# --- files -----------------------------------------------------------------------------------
-
-
-def import_file(session: Session, path: Path) -> ImportResult:
-    """Import a JSON/YAML list of articles or an RSS/Atom feed file."""
-    path = Path(path)
-    if not path.is_file():
-        raise NotFound(f"{path}: no such file")
-    suffix = path.suffix.lower()
-    if suffix in DATA_SUFFIXES:
-        return import_records(session, _article_list(_load_data(path), path))
-    if suffix not in FEED_SUFFIXES:
-        _require_feed(path)
-    return import_feed(session, str(path))
-
-
-def _read_text(path: Path) -> str:
-    """The file as UTF-8 text, or InvalidInput naming the file."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
-
-
-def _load_data(path: Path) -> Any:
-    """Parse a JSON or YAML file, turning parse errors into one-line InvalidInput."""
-    return _parse_data(_read_text(path), path.suffix.lower(), str(path))
-
-
-def _parse_data(text: str, suffix: str, name: str) -> Any:
-    """JSON (``.json``) or YAML text; a parse error is one line of InvalidInput naming ``name``."""
-    kind = "JSON" if suffix == ".json" else "YAML"
-    try:
-        return json.loads(text) if kind == "JSON" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidInput(f"{name}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        raise InvalidInput(f"{name}: invalid YAML{_yaml_where(exc)}") from None
-    except RecursionError:
-        raise InvalidInput(f"{name}: invalid {kind}: nested too deeply") from None
-    except (ValueError, OverflowError) as exc:
-        # a value the parser reads but Python refuses: a 5000-digit number, 2024-13-45
-        raise InvalidInput(f"{name}: invalid {kind}: {_one_line(exc)}") from None
-
-
-def _yaml_where(exc: yaml.YAMLError) -> str:
-    """' at line N: problem' for a marked YAML error; PyYAML's own text spans several lines."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None)
-    where = f" at line {mark.line + 1}" if mark is not None else ""
-    return f"{where}: {problem}" if problem else where
-
-
-def _article_list(data: Any, path: Path) -> list[Any]:
-    """The list of records: the document itself or its 'articles' key."""
-    if isinstance(data, Mapping) and "articles" in data:
-        data = data["articles"]
-    if not isinstance(data, list):
-        raise InvalidInput(f"{path}: expected a list of articles or a mapping with 'articles'")
-    return data
-
-
-def import_upload(session: Session, content: bytes, filename: str) -> ImportResult:
-    """Import an uploaded file by its name's suffix: a JSON/YAML list of articles, or an
-    RSS/Atom feed (``.xml``, ``.rss``, ``.atom``, or any file feedparser recognises as one)."""
-    name = Path(filename.replace("\\", "/")).name or "upload"
-    suffix = Path(name).suffix.lower()
-    if suffix in DATA_SUFFIXES:
-        try:
-            text = content.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise InvalidInput(
-                f"{name}: not UTF-8 text ({exc.reason} at byte {exc.start})"
-            ) from None
-        return import_records(session, _article_list(_parse_data(text, suffix, name), Path(name)))
-    parsed = parse_feed_bytes(content)
-    if suffix not in FEED_SUFFIXES and not parsed.get("version"):
-        raise InvalidInput(f"{name}: not a JSON, YAML or RSS/Atom file")
-    return _import_parsed(session, parsed, name)
-
-
-def _require_feed(path: Path) -> None:
-    """Reject a file of unknown type unless feedparser recognises it as a feed."""
-    try:
-        parsed = parse_feed_bytes(path.read_bytes())
-    except OSError as exc:
-        raise InvalidInput(f"{path}: cannot read ({exc.strerror})") from None
-    if not parsed.get("version"):
-        raise InvalidInput(f"{path}: not a JSON, YAML or RSS/Atom file")
-
-
-# --- feeds -----------------------------------------------------------------------------------
-
-
-def import_feed(
-    session: Session, source: str, *, policy: outbound.OutboundPolicy | None = None
-) -> ImportResult:
-    """Import the entries of an RSS/Atom feed from a file path or an http(s) URL.
-
-    A URL is fetched through ``newsletter.outbound`` under ``policy`` (None: its defaults, which
-    reach public addresses only); the edges build it from the settings.
-    """
-    return _import_parsed(session, _parse_feed(source, policy or outbound.OutboundPolicy()), source)
-
-
-def _import_parsed(session: Session, parsed: Any, source: str) -> ImportResult:
-    """Import the entries feedparser found in ``source`` (named in errors)."""
-    entries = list(parsed.get("entries") or [])
-    if parsed.get("bozo") and not entries:
-        reason = parsed.get("bozo_exception") or "unknown error"
-        raise InvalidInput(f"{source}: not a readable feed ({_one_line(reason)})")
-    if not entries and not parsed.get("version"):
-        # An HTML page or other XML parses cleanly but is not a feed; say so rather than import 0.
-        raise InvalidInput(f"{source}: not an RSS or Atom feed")
-    return import_records(session, [_entry_record(entry) for entry in entries])
-
-
-def _parse_feed(source: str, policy: outbound.OutboundPolicy) -> Any:
-    """Fetch a URL through the outbound guard, or read a path (a missing file is NotFound)."""
-    scheme = urlsplit(source).scheme.lower()
-    if scheme in {"http", "https"}:
-        return parse_feed_bytes(outbound.fetch(source, policy, headers=FEED_ACCEPT))
-    # One-letter "schemes" are Windows drive letters, not URLs.
-    if len(scheme) > 1:
-        raise InvalidInput(f"{source}: only http(s) URLs and file paths are supported")
-    path = Path(source)
-    if not path.is_file():
-        raise NotFound(f"{source}: no such file")
-    try:
-        return parse_feed_bytes(path.read_bytes())
-    except OSError as exc:
-        raise InvalidInput(f"{source}: cannot read ({exc.strerror})") from None
-
-
-def parse_feed_bytes(data: bytes) -> Any:
-    """feedparser's reading of a document (it reports, never raises, what it cannot read).
-    Always a stream: given bytes or a string, feedparser opens the file or fetches the URL
-    they name, and it must never reach anything by itself."""
-    return feedparser.parse(io.BytesIO(data))
-
-
-def _one_line(reason: object) -> str:
-    """An exception's text on one line."""
-    return " ".join(str(reason).split()) or type(reason).__name__
-
-
-def _entry_record(entry: Mapping[str, Any]) -> dict[str, Any]:
-    """Map a feedparser entry to an article record; only fields the entry has are included."""
-    link = entry.get("link") or ""
-    record: dict[str, Any] = {"url": link, "title": _entry_text(entry, "title")}
-    summary = _entry_text(entry, "summary")
-    if summary is not None:
-        record["summary"] = summary
-    body = _entry_body(entry)
-    if body is not None:
-        record["body_html"] = body
-    if entry.get("author"):
-        record["author"] = entry["author"]
-    moment = entry.get("published_parsed") or entry.get("updated_parsed")
-    if moment:
-        record["published_at"] = _struct_to_utc(moment)
-    terms = [tag.get("term") for tag in entry.get("tags") or []]
-    if any(terms):
-        record["tags"] = [term for term in terms if term]
-    record.update(_entry_image(entry, link))
-    return record
-
-
-def _entry_text(entry: Mapping[str, Any], key: str) -> str | None:
-    """A text field, escaped first when the feed declares it plain so '<' is not read as a tag."""
-    value = entry.get(key)
-    if value is None:
-        return None
-    detail = entry.get(f"{key}_detail") or {}
-    return html.escape(value) if detail.get("type") == "text/plain" else str(value)
-
-
-def _entry_body(entry: Mapping[str, Any]) -> str | None:
-    """The entry's full content, falling back to its summary."""
-    content = entry.get("content") or []
-    if content and content[0].get("value"):
-        return str(content[0]["value"])
-    summary = entry.get("summary")
-    return str(summary) if summary else None
-
-
-def _struct_to_utc(moment: time.struct_time) -> datetime:
-    """feedparser's parsed dates are UTC struct_times."""
-    return datetime(*moment[:6], tzinfo=UTC)
-
-
-def _entry_image(entry: Mapping[str, Any], link: str) -> dict[str, Any]:
-    """image_url (resolved against the link) and image_credit from media or enclosures."""
-    url = _first_image_url(entry)
-    if not url:
-        return {}
-    try:
-        image: dict[str, Any] = {"image_url": urljoin(link, url)}
-    except ValueError:  # a malformed link or URL: validation refuses it as it stands
-        image = {"image_url": url}
-    credits = entry.get("media_credit") or []
-    if credits and credits[0].get("content"):
-        image["image_credit"] = credits[0]["content"]
-    return image
-
-
-def _first_image_url(entry: Mapping[str, Any]) -> str | None:
-    """The first image among media:content, media:thumbnail and enclosure links."""
-    for media in entry.get("media_content") or []:
-        if _is_image(media.get("medium"), media.get("type"), default=True) and media.get("url"):
-            return str(media["url"])
-    for thumb in entry.get("media_thumbnail") or []:
-        if thumb.get("url"):
-            return str(thumb["url"])
-    for link in entry.get("links") or []:
-        is_image = _is_image(None, link.get("type"))
-        if link.get("rel") == "enclosure" and is_image and link.get("href"):
-            return str(link["href"])
-    return None
-
-
-def _is_image(medium: str | None, mime: str | None, *, default: bool = False) -> bool:
-    """Whether media metadata says image; with none given, media:content is assumed an image."""
-    if medium or mime:
-        return medium == "image" or bool(mime and mime.startswith("image/"))
-    return default

@@ -78,7 +78,7 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 def _no_controls(value: Any) -> Any:
     """Every ``{{ value }}`` without C0 control characters: MJML cannot parse them, and no
-    reader should see them. QA reports the stored value (``editor.qa_report``)."""
+    reader should see them. QA reports the stored value (``qa.qa_report``)."""
     if isinstance(value, str) and _CONTROLS.search(value):
         cleaned = _CONTROLS.sub("", value)
         # removing characters from safe markup leaves it safe

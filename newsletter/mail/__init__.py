@@ -1,1 +1,29 @@
-"""newsletter/mail"""
+"""The email as bytes: MIME built once per issue, and its DKIM signature.
+
+- ``message``  the issue's message template (headers and parts built once; per recipient only
+               To, Date, Message-ID, List-Unsubscribe and the personal values change)
+- ``dkim``     DKIM signing (RFC 6376) and keys: checked at start, the DNS record to publish
+"""
+
+from __future__ import annotations
+
+from newsletter.mail.dkim import (
+    DKIMKeyError,
+    DKIMSigner,
+    dns_txt_record,
+    generate_key,
+    signer_from_settings,
+)
+from newsletter.mail.message import MessageTemplate, Recipient, address_header, message_id
+
+__all__ = [
+    "DKIMKeyError",
+    "DKIMSigner",
+    "MessageTemplate",
+    "Recipient",
+    "address_header",
+    "dns_txt_record",
+    "generate_key",
+    "message_id",
+    "signer_from_settings",
+]

@@ -14,16 +14,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import and_, exists, func, select, update
 from sqlmodel import Session
 
-from newsletter.content import issues, rendering
+from newsletter.content import issues, qa, rendering
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
 from newsletter.models import (
     DeliveryStatus,
     Issue,
     IssueStatus,
     SubscriptionStatus,
+    moving,
     utcnow,
 )
-from newsletter.sending import ledger
+from newsletter.sending import ledger, progress
 from newsletter.sending.start import fill_ledger
 from newsletter.tables import SUB, D, I, S
 
@@ -44,7 +45,7 @@ def _move(
     issue = issues.get_issue(session, issue_id)
     result = session.execute(
         update(I)
-        .where(I.c.id == issue_id, I.c.status.in_([s.value for s in allowed]))
+        .where(I.c.id == issue_id, moving(I.c.status, to, among=allowed))
         .values(status=to, status_changed_at=utcnow(), **values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
@@ -67,7 +68,7 @@ def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) 
         raise InvalidInput("the scheduled time needs a time zone (e.g. 2026-12-01T08:00+01:00)")
     outline = issues.load_outline(session, issue_id)
     compiled = rendering.compile_issue(outline)
-    report = issues.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    report = qa.qa_report(outline, compiled=compiled, size_limit=size_limit)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
     return _move(
@@ -119,7 +120,10 @@ def start_due(session: Session, *, size_limit: int, now: datetime | None = None)
         except QABlocked as exc:
             session.execute(
                 update(I)
-                .where(I.c.id == issue_id, I.c.status == IssueStatus.scheduled)
+                .where(
+                    I.c.id == issue_id,
+                    moving(I.c.status, IssueStatus.draft, among=[IssueStatus.scheduled]),
+                )
                 .values(
                     status=IssueStatus.draft,
                     status_changed_at=utcnow(),
@@ -149,7 +153,9 @@ def trip(session: ledger.Executor, *, issue_id: int, reason: str) -> bool:
     """The circuit breaker's pause: a no-op (False) when the issue is no longer sending."""
     result = session.execute(
         update(I)
-        .where(I.c.id == issue_id, I.c.status == IssueStatus.sending)
+        .where(
+            I.c.id == issue_id, moving(I.c.status, IssueStatus.paused, among=[IssueStatus.sending])
+        )
         .values(status=IssueStatus.paused, status_changed_at=utcnow(), status_reason=reason[:1000])
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -188,7 +194,11 @@ def settle_cancelled(session: ledger.Executor, *, issue_id: int) -> int:
         update(D)
         .where(
             D.c.issue_id == issue_id,
-            D.c.status.in_([DeliveryStatus.pending, DeliveryStatus.sending]),
+            moving(
+                D.c.status,
+                DeliveryStatus.cancelled,
+                among=[DeliveryStatus.pending, DeliveryStatus.sending],
+            ),
             exists().where(I.c.id == issue_id, I.c.status == IssueStatus.cancelled),
         )
         .values(status=DeliveryStatus.cancelled, updated_at=utcnow(), lease_until=None)
@@ -215,7 +225,11 @@ def resend_failed(session: Session, *, issue_id: int) -> int:
     )
     result = session.execute(
         update(D)
-        .where(D.c.issue_id == issue_id, D.c.status == DeliveryStatus.failed, still_active)
+        .where(
+            D.c.issue_id == issue_id,
+            moving(D.c.status, DeliveryStatus.pending, among=[DeliveryStatus.failed]),
+            still_active,
+        )
         .values(
             status=DeliveryStatus.pending,
             attempts=0,
@@ -252,7 +266,7 @@ class LastError:
 
 @dataclass(frozen=True)
 class Status:
-    progress: ledger.Progress
+    progress: progress.Progress
     rate: float  # messages sent per second over the last RATE_WINDOW
     eta_seconds: float | None  # None when nothing is moving
     last_errors: list[LastError]
@@ -289,7 +303,7 @@ class Status:
 
 def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
     now = utcnow()
-    state = ledger.progress(session, issue_id=issue_id)
+    state = progress.progress(session, issue_id=issue_id)
     recent = session.execute(
         select(func.count())
         .select_from(D)

@@ -12,21 +12,19 @@ import logging
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
-from newsletter.content import issues
-from newsletter.exceptions import InvalidState
 from newsletter.models import (
     DeliveryStatus,
-    Issue,
     IssueStatus,
     SubscriptionStatus,
+    moving,
     utcnow,
 )
 from newsletter.tables import SUB, D, I, S
@@ -47,26 +45,6 @@ class Claimed:
     attempts: int
     active: bool  # still subscribed now; a row whose subscriber left since the start is skipped
     lease: str = ""  # the claim's token: only its holder may record the row's result
-
-
-@dataclass(frozen=True)
-class Progress:
-    issue_id: int
-    status: str
-    counts: dict[str, int] = field(default_factory=dict)
-    reason: str | None = None
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def done(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ("sent", "failed", "skipped", "cancelled"))
-
-    @property
-    def finished(self) -> bool:
-        return self.status in (IssueStatus.sent, IssueStatus.cancelled)
 
 
 # ---------------------------------------------------------------- claiming and recording
@@ -100,7 +78,7 @@ def claim(
     picked = due.cte("picked").prefix_with("MATERIALIZED")
     rows = session.execute(
         update(D)
-        .where(D.c.id == picked.c.id, D.c.status == DeliveryStatus.pending)
+        .where(D.c.id == picked.c.id, moving(D.c.status, DeliveryStatus.sending, among=_DUE))
         .values(
             status=DeliveryStatus.sending,
             lease_until=now + timedelta(seconds=lease_seconds),
@@ -165,15 +143,27 @@ def _with_recipients(
 #: cancel settles rows being sent at once, keeping their lease, so the true outcome of a
 #: message that did leave is still recorded)
 _IN_HAND = (DeliveryStatus.sending, DeliveryStatus.cancelled)
+_DUE = (DeliveryStatus.pending,)
+_SENDING = (DeliveryStatus.sending,)
+
+
+def _from_hand(to: Any) -> Any:
+    """Rows in hand that may take ``to`` (a CASE of retry-or-stay-cancelled: both may)."""
+    if isinstance(to, DeliveryStatus):
+        return moving(D.c.status, to, among=_IN_HAND)
+    return D.c.status.in_(_IN_HAND)  # the CASE: sending -> pending, cancelled -> cancelled
 
 
 def _finish_row(session: Executor, delivery_id: int, lease: str | None, **values: Any) -> bool:
     """Record a result on a row in flight; with ``lease``, only if that claim still holds it."""
+    to = values["status"]
     where = [D.c.id == delivery_id]
     if lease is not None:
-        where += [D.c.status.in_(_IN_HAND), D.c.lease_token == lease]
-    else:
-        where.append(D.c.status == DeliveryStatus.sending)
+        where += [_from_hand(to), D.c.lease_token == lease]
+    elif isinstance(to, DeliveryStatus):
+        where.append(moving(D.c.status, to, among=_SENDING))
+    else:  # the retry's CASE: a row in flight goes back to pending
+        where.append(moving(D.c.status, DeliveryStatus.pending, among=_SENDING))
     result = session.execute(
         update(D)
         .where(*where)
@@ -219,7 +209,7 @@ _RECORD_SENT = (
     update(D)
     .where(
         D.c.id == bindparam("rid"),
-        D.c.status.in_(_IN_HAND),
+        moving(D.c.status, DeliveryStatus.sent, among=_IN_HAND),
         D.c.lease_token == bindparam("lease"),
     )
     .values(
@@ -291,7 +281,11 @@ def mark_bounced(session: Executor, *, subscriber_id: int, issue_id: int) -> Non
     newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
     session.execute(
         update(S)
-        .where(S.c.subscriber_id == subscriber_id, S.c.newsletter_id == newsletter_id)
+        .where(
+            S.c.subscriber_id == subscriber_id,
+            S.c.newsletter_id == newsletter_id,
+            moving(S.c.status, SubscriptionStatus.bounced),
+        )
         .values(status=SubscriptionStatus.bounced, updated_at=utcnow())
     )
 
@@ -303,7 +297,10 @@ def requeue_expired(session: Session, *, now: datetime | None = None) -> int:
     """Rows whose lease ran out (their worker died) go back to pending."""
     result = session.execute(
         update(D)
-        .where(D.c.status == DeliveryStatus.sending, D.c.lease_until < (now or utcnow()))
+        .where(
+            moving(D.c.status, DeliveryStatus.pending, among=_SENDING),
+            D.c.lease_until < (now or utcnow()),
+        )
         .values(status=DeliveryStatus.pending, lease_until=None, lease_token=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -349,7 +346,11 @@ def finish_if_done(session: Session, *, issue_id: int) -> bool:
     )
     result = session.execute(
         update(I)
-        .where(I.c.id == issue_id, I.c.status == IssueStatus.sending, ~open_rows)
+        .where(
+            I.c.id == issue_id,
+            moving(I.c.status, IssueStatus.sent, among=[IssueStatus.sending]),
+            ~open_rows,
+        )
         .values(status=IssueStatus.sent, sent_at=utcnow())
     )
     finished = bool(result.rowcount == 1)  # type: ignore[attr-defined]
@@ -364,36 +365,16 @@ def sending_issue_ids(session: Session) -> list[int]:
     )
 
 
-def progress(session: Session, *, issue_id: int) -> Progress:
-    issue = issues.get_issue(session, issue_id)
-    rows = session.execute(
-        select(D.c.status, func.count()).where(D.c.issue_id == issue_id).group_by(D.c.status)
-    ).all()
-    return Progress(
-        issue_id=issue_id,
-        status=issue.status,
-        counts={str(status): int(n) for status, n in rows},
-        reason=issue.status_reason,
-    )
-
-
-def ensure_sending(session: Session, *, issue_id: int) -> Issue:
-    issue = issues.get_issue(session, issue_id)
-    if issue.status != IssueStatus.sending:
-        raise InvalidState(f"issue {issue_id} is {issue.status}, not sending")
-    return issue
-
-
 def release(session: Executor, *, delivery_ids: list[int], lease: str | None = None) -> int:
     """Give claimed rows back unsent (the issue was paused or cancelled mid-batch)."""
     if not delivery_ids:
         return 0
-    where = [D.c.id.in_(delivery_ids), D.c.status == DeliveryStatus.sending]
+    where: list[ColumnElement[bool]] = [D.c.id.in_(delivery_ids)]
     if lease is not None:
         where.append(D.c.lease_token == lease)
     result = session.execute(
         update(D)
-        .where(*where)
+        .where(*where, moving(D.c.status, DeliveryStatus.pending, among=_SENDING))
         .values(
             status=DeliveryStatus.pending,
             lease_until=None,

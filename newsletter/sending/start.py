@@ -18,15 +18,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, insert, literal, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import exists, func, literal, select, update
 from sqlmodel import Session
 
 from newsletter.audience.suppression import SUPPRESSION
 from newsletter.config import Settings
-from newsletter.content import issues, rendering
+from newsletter.content import issues, qa, rendering
+from newsletter.db import insert_ignore
 from newsletter.exceptions import QABlocked
-from newsletter.models import DeliveryStatus, IssueStatus, RenderedIssue, SubscriptionStatus, utcnow
+from newsletter.models import (
+    DeliveryStatus,
+    IssueStatus,
+    RenderedIssue,
+    SubscriptionStatus,
+    moving,
+    utcnow,
+)
 from newsletter.sending import prepare
 from newsletter.tables import SUB, D, I, S
 
@@ -67,7 +74,7 @@ def freeze(session: Session, issue_id: int, *, size_limit: int) -> RenderedIssue
     """Render the issue once, refuse it if QA blocks, and keep the result for every worker."""
     outline = issues.load_outline(session, issue_id)
     compiled = rendering.compile_issue(outline)
-    report = issues.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    report = qa.qa_report(outline, compiled=compiled, size_limit=size_limit)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
     frozen = session.get(RenderedIssue, issue_id) or RenderedIssue(
@@ -87,7 +94,12 @@ def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStar
     freeze(session, issue_id, size_limit=size_limit)
     claimed = session.execute(
         update(I)
-        .where(I.c.id == issue_id, I.c.status.in_([IssueStatus.draft, IssueStatus.scheduled]))
+        .where(
+            I.c.id == issue_id,
+            moving(
+                I.c.status, IssueStatus.sending, among=[IssueStatus.draft, IssueStatus.scheduled]
+            ),
+        )
         .values(status=IssueStatus.sending, send_started_at=utcnow(), status_reason=None)
     )
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
@@ -139,15 +151,7 @@ def _insert_ledger(session: Session, *, issue_id: int, newsletter_id: int) -> in
         literal(0),
     )
     columns = ["issue_id", "subscriber_id", "status", "attempts"]
-    dialect = session.get_bind().dialect.name
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(D).from_select(columns, source).on_conflict_do_nothing()
-    elif dialect == "sqlite":
-        stmt = sqlite.insert(D).from_select(columns, source).on_conflict_do_nothing()
-    else:  # pragma: no cover - other databases are not supported yet
-        stmt = insert(D).from_select(columns, source)
-    session.execute(stmt)
+    insert_ignore(session, D, source, columns=columns)
     # rowcount of INSERT ... SELECT is -1 on some drivers; the issue's rows are all new here
     return _count(session, issue_id)
 

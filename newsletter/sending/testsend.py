@@ -20,7 +20,7 @@ from newsletter.exceptions import InvalidInput, TransportError
 from newsletter.mail.message import MessageTemplate, Recipient
 from newsletter.sending import prepare, recipients
 from newsletter.transports import Transport
-from newsletter.transports.smtp import SMTPConfig, SMTPTransport
+from newsletter.transports.smtp import SMTPTransport
 
 MAX_ADDRESSES = 10
 SUBJECT_PREFIX = "[Test] "
@@ -61,7 +61,7 @@ def send_test(
     )
     signer = prepare.signer_for(settings)
     own = transport is None
-    transport = transport or SMTPTransport(SMTPConfig.from_settings(settings))
+    transport = transport or SMTPTransport(settings.smtp_config())
     result = TestSendResult(sent=[], failed={})
     try:
         for address in to:

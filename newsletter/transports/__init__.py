@@ -1,8 +1,38 @@
-"""Transports hand finished messages to a mail server; the sender only sees this protocol."""
+"""Transports hand finished messages to a mail server; the sender only sees this protocol.
+
+This package imports nothing of ``newsletter``: a transport takes plain values (an envelope
+sender, a recipient, the message's bytes) and raises its own errors, which the domain reads:
+
+TransportError            a message could not be handed over
+├── TemporaryFailure      4xx, timeouts, dropped connections: retry later
+└── PermanentFailure      5xx (``code`` set), or refused on our side before the server answered
+                          (``code`` None: a non-ASCII address the relay cannot take, say)
+
+- ``smtp``    SMTP over one reused connection (``SMTPConfig``, ``SMTPTransport``)
+- ``memory``  an in-memory twin that records what it is given, for tests and dry runs
+- ``sink``    a local SMTP server (aiosmtpd) for the demo, development and tests
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
+
+__all__ = ["PermanentFailure", "TemporaryFailure", "Transport", "TransportError"]
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, *, code: int | None = None, response: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.response = response
+
+
+class TemporaryFailure(TransportError):
+    pass
+
+
+class PermanentFailure(TransportError):
+    pass
 
 
 class Transport(Protocol):

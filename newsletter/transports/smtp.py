@@ -6,14 +6,11 @@ import contextlib
 import smtplib
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 import idna
 
-from newsletter.exceptions import PermanentFailure, TemporaryFailure
-
-if TYPE_CHECKING:
-    from newsletter.config import Settings
+from newsletter.transports import PermanentFailure, TemporaryFailure
 
 
 @dataclass(frozen=True)
@@ -24,17 +21,6 @@ class SMTPConfig:
     password: str | None = None
     starttls: bool = False
     timeout: float = 30.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> SMTPConfig:
-        return cls(
-            host=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            starttls=settings.smtp_starttls,
-            timeout=settings.smtp_timeout,
-        )
 
 
 def _reply(code: int, message: bytes | str) -> str:

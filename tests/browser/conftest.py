@@ -25,6 +25,7 @@ from newsletter.access import editors
 from newsletter.config import Settings
 from newsletter.transports.sink import SMTPSink, free_port
 from tests.conftest import celery_worker, require
+from worker.dispatch import celery_dispatch, celery_send_confirmation
 
 CHROMIUM = os.environ.get("NEWSLETTER_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("NEWSLETTER_TEST_ARTIFACTS", "test-artifacts"))
@@ -91,7 +92,11 @@ def live(settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
             editors.create_user(s, email=EDITOR[0], password=EDITOR[1], name="Desk Editor")
         server = uvicorn.Server(
             uvicorn.Config(
-                create_app(current),
+                create_app(
+                    current,
+                    dispatch=celery_dispatch,
+                    send_confirmation=celery_send_confirmation,
+                ),
                 host="127.0.0.1",
                 port=port,
                 log_level="warning",

@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:  # run as a script, the project's root is not on t
 from newsletter import db  # noqa: E402
 from newsletter.config import Settings, get_settings  # noqa: E402
 from newsletter.models import IssueStatus  # noqa: E402
-from newsletter.sending import ledger  # noqa: E402
+from newsletter.sending import ledger, progress  # noqa: E402
 from newsletter.sending.start import fill_ledger  # noqa: E402
 from newsletter.transports.sink import FaultPlan, Received, SMTPSink, free_port  # noqa: E402
 from tests.support import scratch  # noqa: E402
@@ -161,7 +161,7 @@ def ledger_rows(url: str, issue_id: int) -> dict[str, tuple[str, str | None]]:
 
 @dataclass
 class Outcome:
-    final: ledger.Progress
+    final: progress.Progress
     kills: int
     redis_restarts: int
     unexpected_exits: list[str]
@@ -213,7 +213,7 @@ def drive(
     started = last_line = time.monotonic()
     while True:
         with db.session_scope(settings.database_url) as s:
-            state = ledger.progress(s, issue_id=issue_id)
+            state = progress.progress(s, issue_id=issue_id)
         elapsed = time.monotonic() - started
         share = state.counts.get("sent", 0) / max(state.total, 1)
         sending = state.status == IssueStatus.sending

@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 
 from newsletter.api import create_app
 from newsletter.audience import abuse
-from newsletter.audience.subscribers import ConfirmationRequest
+from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 
 CONFIRM_LINK = re.compile(r"https?://[^\s<>\"]+/confirm/[A-Za-z0-9_.\-]+")

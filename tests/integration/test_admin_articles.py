@@ -195,6 +195,27 @@ def test_invalid_form_shows_the_error(editor: Editor, session: Session) -> None:
     assert session.exec(select(Article).where(Article.title == "Broken")).first() is None
 
 
+def test_a_form_without_a_url_comes_back_with_the_reason(editor: Editor, session: Session) -> None:
+    values = _form(title="No address")
+    del values["url"]
+    refused = editor.post("/admin/articles", values)
+    assert refused.status_code == 422
+    assert "missing &#39;url&#39;" in refused.text
+    assert 'value="No address"' in refused.text
+    session.expire_all()
+    assert session.exec(select(Article).where(Article.title == "No address")).first() is None
+
+
+def test_a_field_longer_than_the_form_takes_is_refused(editor: Editor, session: Session) -> None:
+    refused = editor.post(
+        "/admin/articles",
+        _form(title="x" * 2001),
+        headers={"referer": "https://testserver/admin/articles/new"},
+    )
+    assert "&#39;title&#39; is longer than 2000 characters" in _follow(editor, refused)
+    assert _by_url(session, "https://news.example.org/2025/11/new-bridge") is None
+
+
 def test_url_clash_is_refused_not_merged(editor: Editor, session: Session) -> None:
     first = make_article(session, title="First story")
     second = make_article(session, title="Second story")

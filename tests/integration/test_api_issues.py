@@ -25,10 +25,11 @@ from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings, get_settings
 from newsletter.models import Delivery, DeliveryStatus, utcnow
-from newsletter.sending import ledger
+from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
 from tests.conftest import make_issue, make_subscribers
 from worker import celery_app
+from worker.dispatch import celery_dispatch
 
 
 class Recorder:
@@ -43,7 +44,7 @@ class Recorder:
         self.calls.append(issue_id)
         # a separate connection, like the worker's: it sees only what was committed
         with db.session_scope(self.settings.database_url) as s:
-            self.seen_status.append(ledger.progress(s, issue_id=issue_id).status)
+            self.seen_status.append(progress.progress(s, issue_id=issue_id).status)
 
 
 @pytest.fixture
@@ -137,7 +138,7 @@ def test_a_revoked_token_is_403(client: TestClient, session: Session, auth: dict
 
     assert response.status_code == 403
     assert response.json() == {"error": "API token 'tests' was revoked"}
-    assert ledger.progress(session, issue_id=issue_id).status == "sending"
+    assert progress.progress(session, issue_id=issue_id).status == "sending"
 
 
 def test_a_token_use_is_recorded_even_when_the_request_fails(
@@ -248,7 +249,7 @@ def test_send_starts_commits_then_dispatches(
 
     again = client.post(f"/api/issues/{issue_id}/send", headers=auth).json()
     assert (again["started"], again["recipients"]) == (False, 3)
-    assert ledger.progress(session, issue_id=issue_id).total == 3  # no second ledger
+    assert progress.progress(session, issue_id=issue_id).total == 3  # no second ledger
 
 
 def test_send_blocked_by_qa_is_409_with_the_findings(
@@ -282,7 +283,7 @@ def test_send_queues_dispatch_on_the_configured_broker(
     settings: Settings, session: Session, token: str, broker: Path
 ) -> None:
     issue_id = draft_issue(session, subscribers=2)
-    with TestClient(create_app(settings)) as client:  # the default dispatcher: Celery
+    with TestClient(create_app(settings, dispatch=celery_dispatch)) as client:  # Celery's port
         response = client.post(
             f"/api/issues/{issue_id}/send", headers={"Authorization": f"Bearer {token}"}
         )

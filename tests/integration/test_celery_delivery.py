@@ -12,7 +12,7 @@ from sqlmodel import Session, select
 
 from newsletter.config import Settings
 from newsletter.models import Delivery, SubscriptionStatus
-from newsletter.sending import ledger
+from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
@@ -35,13 +35,13 @@ def worker_settings(
         yield current
 
 
-def wait_until_sent(settings: Settings, issue_id: int, timeout: float = 60) -> ledger.Progress:
+def wait_until_sent(settings: Settings, issue_id: int, timeout: float = 60) -> progress.Progress:
     from newsletter.db import session_scope
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with session_scope(settings.database_url) as s:
-            state = ledger.progress(s, issue_id=issue_id)
+            state = progress.progress(s, issue_id=issue_id)
         if state.finished:
             return state
         time.sleep(0.1)

@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import Session, select
 
 from newsletter.audience import confirmations
-from newsletter.audience.subscribers import ConfirmationRequest
+from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.content import rendering
 from newsletter.exceptions import TemporaryFailure

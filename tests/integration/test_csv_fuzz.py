@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
-from newsletter.audience import csv_import
+from newsletter.audience import csv_import, csv_rows
 from newsletter.audience.suppression import Reason, suppress
 from newsletter.exceptions import InvalidInput
 from newsletter.models import (
@@ -247,7 +247,7 @@ def assert_refused_not_activated(w: World, rows: list[Row], before: set[tuple[st
     allowed = {
         (r.key, nid)
         for r in rows
-        if r.key not in refused and r.consent in (None, *csv_import.CONSENT_YES)
+        if r.key not in refused and r.consent in (None, *csv_rows.CONSENT_YES)
         for nid in r.newsletters
     }
     pool = {address_key(a) for a in POOL}

@@ -10,7 +10,7 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
-from newsletter.audience import csv_import, gdpr
+from newsletter.audience import csv_export, csv_import, csv_reader, csv_rows, csv_writer, gdpr
 from newsletter.audience.subscribers import Way, admission_refusals
 from newsletter.audience.suppression import Reason, suppress
 from newsletter.exceptions import InvalidInput, NotFound
@@ -50,7 +50,7 @@ def subscriber(session: Session, email: str) -> Subscriber:
 
 
 def export_rows(session: Session, **filters: object) -> list[dict[str, str]]:
-    text = "".join(csv_import.export_csv(session, **filters))  # type: ignore[arg-type]
+    text = "".join(csv_export.export_csv(session, **filters))  # type: ignore[arg-type]
     return list(csv.DictReader(io.StringIO(text)))
 
 
@@ -221,10 +221,10 @@ def test_bad_quoting_is_reported_and_the_next_rows_import(session: Session) -> N
 
 def test_an_over_long_line_is_skipped_without_reading_it_whole(session: Session) -> None:
     weekly = make_newsletter(session)
-    huge = "x" * (csv_import.MAX_LINE_BYTES + 10)
+    huge = "x" * (csv_reader.MAX_LINE_BYTES + 10)
     data = f"email,name\nlong@example.org,{huge}\nshort@example.org,S\n"
     report = run_import(session, data, newsletters=[weekly.slug])
-    limit = csv_import.MAX_LINE_BYTES
+    limit = csv_reader.MAX_LINE_BYTES
     assert report.errors == [csv_import.RowIssue(2, f"line longer than {limit} bytes")]
     assert report.imported == 1
 
@@ -243,7 +243,7 @@ def test_formulas_are_kept_as_text_and_neutralised_on_export(session: Session) -
     assert by_email["formula@example.org"]["name"] == "'" + formula
     assert by_email["'-dash@example.org"]["name"] == "'+plus @at"
     # and the export imports back to the same values
-    text = "".join(csv_import.export_csv(session, newsletter_id=weekly.id))
+    text = "".join(csv_export.export_csv(session, newsletter_id=weekly.id))
     other = make_newsletter(session)
     again = run_import(session, text.replace(weekly.slug, other.slug))
     assert again.errors == [] and again.updated == 0
@@ -419,7 +419,7 @@ def test_the_admission_gate_is_asked_once_per_chunk_for_an_import(
         calls.append((len(addresses), way))
         return admission_refusals(session, addresses, way=way)
 
-    monkeypatch.setattr(csv_import, "admission_refusals", spy)
+    monkeypatch.setattr(csv_writer, "admission_refusals", spy)
     rows = "\n".join(f"g{i}@example.org" for i in range(5))
     run_import(session, "email\n" + rows, newsletters=[weekly.slug], chunk_rows=2)
 
@@ -586,7 +586,7 @@ def test_export_filters_by_newsletter_and_status(session: Session) -> None:
     weekly_active = export_rows(session, newsletter_id=weekly.id, status="active")
 
     assert [r["email"] for r in everyone] == ["a@example.org", "b@example.org", "c@example.org"]
-    assert list(everyone[0]) == list(csv_import.IMPORT_COLUMNS)
+    assert list(everyone[0]) == list(csv_export.IMPORT_COLUMNS)
     assert [(r["email"], r["newsletters"], r["status"]) for r in weekly_active] == [
         ("a@example.org", weekly.slug, "active")
     ]
@@ -599,7 +599,7 @@ def test_export_pages_through_many_rows(session: Session) -> None:
     weekly = make_newsletter(session)
     rows = "\n".join(f"p{i}@example.org" for i in range(25))
     run_import(session, "email\n" + rows, newsletters=[weekly.slug])
-    pieces = list(csv_import.export_csv(session, page_rows=10))
+    pieces = list(csv_export.export_csv(session, page_rows=10))
     assert len(pieces) == 3
     assert len(list(csv.DictReader(io.StringIO("".join(pieces))))) == 25
 
@@ -639,7 +639,7 @@ def test_the_email_fast_path_agrees_with_email_validator(address: str) -> None:
 
     def fast() -> str:
         try:
-            return csv_import.EmailNormaliser().normalise(address)
+            return csv_rows.EmailNormaliser().normalise(address)
         except EmailNotValidError as exc:
             return f"error: {exc}"
 
@@ -654,10 +654,10 @@ def test_rows_another_writer_inserted_meanwhile_are_skipped_not_fatal(session: S
     weekly = make_newsletter(session)
     session.add(Subscriber(email="raced@example.org", name="Other writer"))
     session.commit()
-    writer = csv_import._Writer(session, csv_import.ImportReport())
+    writer = csv_writer.Writer(session, csv_import.ImportReport())
     now = utcnow()
     rows = [  # the writer's own rows: COPY fills in no default, so they carry email_hash
-        {**csv_import.subscriber_row(e, "Import", now), "attributes": {"k": [1]}}
+        {**csv_writer.subscriber_row(e, "Import", now), "attributes": {"k": [1]}}
         for e in ("raced@example.org", "fresh@example.org")
     ]
 

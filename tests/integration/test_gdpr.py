@@ -18,7 +18,7 @@ from newsletter.models import (
     Subscription,
     utcnow,
 )
-from newsletter.sending import ledger
+from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
 from tests.conftest import IssueFixture, make_issue, make_subscribers
 
@@ -112,7 +112,7 @@ def test_erasure_removes_personal_data_and_keeps_an_anonymous_ledger(session: Se
     row = session.exec(select(Delivery).where(Delivery.subscriber_id == person.id)).one()
     assert row.status == "sent" and row.smtp_response is None  # the count stays true
     assert reason_for(session, address) == "erased"
-    assert ledger.progress(session, issue_id=fx.issue.id).total == 2  # type: ignore[arg-type]
+    assert progress.progress(session, issue_id=fx.issue.id).total == 2  # type: ignore[arg-type]
     assert session.get(Subscriber, other.id).email == other.email  # type: ignore[union-attr]
 
 

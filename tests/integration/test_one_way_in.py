@@ -13,7 +13,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from newsletter import seeding
-from newsletter.audience import gdpr, manage, subscribers, suppression
+from newsletter.audience import gdpr, lifecycle, manage, preference_centre, subscribers, suppression
 from newsletter.audience.links import ConfirmData
 from newsletter.exceptions import InvalidState
 from newsletter.models import Delivery, Subscriber, Subscription, SubscriptionStatus, utcnow
@@ -86,7 +86,7 @@ def test_an_erased_subscriber_record_cannot_be_edited(session: Session) -> None:
 def test_an_erased_person_comes_back_only_through_double_opt_in(session: Session) -> None:
     nl = make_newsletter(session)
     _erased(session, "back@example.org", nl.slug)
-    signed = subscribers.signup(
+    signed = lifecycle.signup(
         session, email="back@example.org", newsletters=[nl.slug], consent_text_version=VERSION
     )
     assert signed.confirmation is not None  # the confirmation email goes out
@@ -98,7 +98,7 @@ def test_an_erased_person_comes_back_only_through_double_opt_in(session: Session
         consent_text_version=VERSION,
         issued_at=utcnow() - timedelta(seconds=1),
     )
-    done = subscribers.confirm(session, data=data, ip=None, user_agent=None)
+    done = lifecycle.confirm(session, data=data, ip=None, user_agent=None)
     assert done.confirmed == (nl.id,)
     assert suppression.reason_for(session, "back@example.org") is None
     assert _active(session, "back@example.org") == ["active"]
@@ -106,7 +106,7 @@ def test_an_erased_person_comes_back_only_through_double_opt_in(session: Session
 
 def test_a_complained_address_cannot_confirm_or_join_from_preferences(session: Session) -> None:
     nl, other = make_newsletter(session), make_newsletter(session)
-    signed = subscribers.signup(
+    signed = lifecycle.signup(
         session, email="spam@example.org", newsletters=[nl.slug], consent_text_version=VERSION
     )
     suppression.suppress(session, "spam@example.org", suppression.Reason.complained)
@@ -117,9 +117,9 @@ def test_a_complained_address_cannot_confirm_or_join_from_preferences(session: S
         consent_text_version=VERSION,
         issued_at=utcnow(),
     )
-    assert subscribers.confirm(session, data=data, ip=None, user_agent=None).refused == (nl.id,)
+    assert lifecycle.confirm(session, data=data, ip=None, user_agent=None).refused == (nl.id,)
     with pytest.raises(subscribers.Suppressed, match="complained"):
-        subscribers.update_preferences(
+        preference_centre.update_preferences(
             session,
             subscriber_id=signed.subscriber_id,
             newsletter_ids=[other.id],  # type: ignore[list-item]

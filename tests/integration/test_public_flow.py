@@ -19,7 +19,7 @@ from newsletter.api import create_app
 from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.models import Delivery, SubscriberEvent, Subscription, SubscriptionStatus
-from newsletter.sending import ledger
+from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import Received, SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
@@ -31,6 +31,7 @@ from tests.integration.public_support import (
     path_of,
     unique_email,
 )
+from worker.dispatch import celery_send_confirmation
 
 REDIS_DB = 9  # a database of its own on the shared server, flushed before each test
 HTTPS_LINK = re.compile(r"<(https://[^>]+)>")
@@ -53,7 +54,7 @@ def worker_settings(
 @pytest.fixture
 def http(worker_settings: Settings) -> Iterator[TestClient]:
     """The app as served, its confirmation emails queued on the worker's broker (Celery)."""
-    app = create_app(worker_settings)
+    app = create_app(worker_settings, send_confirmation=celery_send_confirmation)
     app.state.signup_limiter = generous_limiter()  # the shared Redis must not limit the tests
     with TestClient(app) as client:
         yield client
@@ -81,7 +82,7 @@ def send_issue(session: Session, settings: Settings, issue_id: int) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with session_scope(settings.database_url) as s:
-            if ledger.progress(s, issue_id=issue_id).finished:
+            if progress.progress(s, issue_id=issue_id).finished:
                 return
         time.sleep(0.1)
     raise AssertionError(f"issue {issue_id} was not sent")

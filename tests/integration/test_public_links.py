@@ -15,8 +15,8 @@ from itsdangerous import TimestampSigner
 from sqlmodel import Session, col, select
 
 from newsletter.audience import confirmations, gdpr
+from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.audience.links import Purpose, make_confirm_token, make_token
-from newsletter.audience.subscribers import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.models import (
     Newsletter,

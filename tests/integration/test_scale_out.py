@@ -26,7 +26,7 @@ from sqlalchemy.engine import make_url
 from newsletter import db
 from newsletter.config import get_settings
 from newsletter.models import IssueStatus
-from newsletter.sending import ledger
+from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import Received, SMTPSink
 from tests.chaos.chaos_send import celery, ledger_rows, prepare_issue, readers
@@ -149,7 +149,7 @@ def test_two_workers_split_one_issue_without_duplicates(
         deadline = time.monotonic() + TIMEOUT
         while True:
             with db.session_scope(database_url) as s:
-                state = ledger.progress(s, issue_id=issue_id)
+                state = progress.progress(s, issue_id=issue_id)
             if state.status != IssueStatus.sending or time.monotonic() > deadline:
                 break
             for child in workers:

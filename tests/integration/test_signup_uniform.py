@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter import db
 from newsletter.api import create_app
-from newsletter.audience.subscribers import ConfirmationRequest
+from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.models import SubscriptionStatus
 from tests.conftest import make_newsletter, make_subscribers

@@ -1,7 +1,8 @@
 """The public life cycle's domain functions under concurrency, on SQLite and on PostgreSQL.
 
 What the HTTP tests cannot show one request at a time: two sign-ups or two confirmation clicks
-at the same moment still make one row, one email and one event.
+at the same moment still make one row, one email and one event. And every status change moves
+through the table of allowed moves (``models.SUBSCRIPTION_MOVES``), admin ones included.
 """
 
 from __future__ import annotations
@@ -11,14 +12,26 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 
-from newsletter.audience import subscribers
+from newsletter.access import api_tokens
+from newsletter.api import create_app
+from newsletter.audience import lifecycle, manage, subscribers
 from newsletter.audience.links import make_confirm_token, read_confirm_token
 from newsletter.config import Settings
 from newsletter.db import session_scope
-from newsletter.models import Subscriber, SubscriberEvent, Subscription, utcnow
-from tests.conftest import make_newsletter
+from newsletter.exceptions import InvalidState
+from newsletter.models import (
+    StatusMoveError,
+    Subscriber,
+    SubscriberEvent,
+    Subscription,
+    SubscriptionStatus,
+    utcnow,
+)
+from tests.conftest import make_newsletter, make_subscribers
 from tests.integration.public_support import unique_email
 
 T = TypeVar("T")
@@ -55,7 +68,7 @@ def test_simultaneous_sign_ups_of_a_new_address_make_one_row_and_one_email(
 
     results = at_once(
         4,
-        lambda s: subscribers.signup(
+        lambda s: lifecycle.signup(
             s, email=email, newsletters=[nl.slug], consent_text_version="2025-10"
         ),
         settings.database_url,
@@ -72,7 +85,7 @@ def test_simultaneous_confirmation_clicks_record_one_consent(
     settings: Settings, session: Session
 ) -> None:
     nl = make_newsletter(session)
-    result = subscribers.signup(
+    result = lifecycle.signup(
         session, email=unique_email(), newsletters=[nl.slug], consent_text_version="2025-10"
     )
     session.commit()
@@ -87,7 +100,7 @@ def test_simultaneous_confirmation_clicks_record_one_consent(
 
     done = at_once(
         4,
-        lambda s: subscribers.confirm(s, data=data, ip="198.51.100.7", user_agent="UA"),
+        lambda s: lifecycle.confirm(s, data=data, ip="198.51.100.7", user_agent="UA"),
         settings.database_url,
     )
 
@@ -104,8 +117,8 @@ def test_the_resend_window_is_per_subscription(session: Session) -> None:
     email = unique_email()
     now = utcnow()
 
-    def sign(*slugs: str, minutes: int = 0) -> subscribers.SignupResult:
-        return subscribers.signup(
+    def sign(*slugs: str, minutes: int = 0) -> lifecycle.SignupResult:
+        return lifecycle.signup(
             session,
             email=email,
             newsletters=list(slugs),
@@ -126,12 +139,90 @@ def test_the_resend_window_is_per_subscription(session: Session) -> None:
 def test_an_address_differing_only_in_case_is_the_same_subscriber(session: Session) -> None:
     nl = make_newsletter(session)
     email = unique_email()
-    one = subscribers.signup(
+    one = lifecycle.signup(
         session, email=email, newsletters=[nl.slug], consent_text_version="2025-10"
     )
-    two = subscribers.signup(
+    two = lifecycle.signup(
         session, email=email.upper(), newsletters=[nl.slug], consent_text_version="2025-10"
     )
     assert one.subscriber_id == two.subscriber_id
     ids = session.exec(select(Subscriber.id).where(col(Subscriber.email).ilike(email))).all()
     assert len(ids) == 1
+
+
+# ---------------------------------------------------------------- moves through the table
+
+
+def status_of(session: Session, subscriber_id: int) -> str:
+    session.expire_all()
+    sub = session.exec(select(Subscription).where(Subscription.subscriber_id == subscriber_id))
+    return sub.one().status
+
+
+def test_an_admin_move_the_table_refuses_is_an_invalid_state(session: Session) -> None:
+    nl = make_newsletter(session)
+    person = manage.create(session, email="moved@example.org", newsletters=[nl.slug])
+    assert person.id is not None
+
+    with pytest.raises(InvalidState) as refused:
+        manage.update(session, person.id, statuses={nl.slug: SubscriptionStatus.pending})
+
+    assert str(refused.value) == (
+        f"subscriber {person.id} is active on {nl.slug!r}: from active a subscription can move "
+        "to bounced or complained or unsubscribed, not to pending"
+    )
+    assert status_of(session, person.id) == "active"
+
+
+def test_a_patch_the_table_refuses_answers_409_and_changes_nothing(
+    settings: Settings, session: Session
+) -> None:
+    nl = make_newsletter(session)
+    (person,) = make_subscribers(session, nl, 1)
+    token = api_tokens.create(session, "tests")
+    session.commit()
+    url, auth = f"/api/subscribers/{person.id}", {"Authorization": f"Bearer {token}"}
+
+    with TestClient(create_app(settings, dispatch=lambda _issue_id: None)) as client:
+        response = client.patch(url, headers=auth, json={"subscriptions": {nl.slug: "pending"}})
+
+    assert response.status_code == 409
+    assert "from active a subscription can move to" in response.json()["error"]
+    assert "not to pending" in response.json()["error"]
+    assert status_of(session, person.id) == "active"  # type: ignore[arg-type]
+    assert session.exec(select(SubscriberEvent).where(SubscriberEvent.kind == "admin")).all() == []
+
+
+def test_an_admin_move_the_table_allows_is_made_and_recorded(session: Session) -> None:
+    nl = make_newsletter(session)
+    person = manage.create(session, email="leaves@example.org", newsletters=[nl.slug])
+    assert person.id is not None
+
+    manage.update(session, person.id, statuses={nl.slug: SubscriptionStatus.unsubscribed})
+
+    assert status_of(session, person.id) == "unsubscribed"
+    (sub,) = manage.subscriptions(session, person.id)
+    assert sub[0].unsubscribed_at is not None
+    events = session.exec(select(SubscriberEvent).where(SubscriberEvent.kind == "admin")).all()
+    assert [e.detail["from"] for e in events] == [None, "active"]
+
+
+def test_a_guarded_move_never_undoes_a_change_made_meanwhile(session: Session) -> None:
+    nl = make_newsletter(session)
+    (person,) = make_subscribers(session, nl, 1, status=SubscriptionStatus.pending)
+    sub = session.exec(select(Subscription)).one()  # read while pending
+    lifecycle.unsubscribe(session, subscriber_id=sub.subscriber_id, newsletter_id=None, source="t")
+
+    assert not subscribers.move_subscription(session, sub, SubscriptionStatus.active)
+    assert status_of(session, person.id) == "unsubscribed"  # type: ignore[arg-type]
+
+
+def test_a_move_the_table_does_not_have_is_refused_before_any_statement(
+    session: Session,
+) -> None:
+    nl = make_newsletter(session)
+    make_subscribers(session, nl, 1)
+    sub = session.exec(select(Subscription)).one()
+
+    with pytest.raises(StatusMoveError, match="active -> pending is not a move"):
+        subscribers.move_subscription(session, sub, SubscriptionStatus.pending)

@@ -26,13 +26,14 @@ from sqlmodel import Session, col, select
 from newsletter import webhooks
 from newsletter.access import api_tokens
 from newsletter.api import create_app
-from newsletter.audience import subscribers
+from newsletter.audience import lifecycle
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.models import WebhookDelivery, WebhookStatus, utcnow
 from newsletter.outbound import IPAddress, OutboundPolicy
 from newsletter.sending import batch
 from newsletter.sending.start import fill_ledger
+from newsletter.tables import E
 from newsletter.transports.sink import SMTPSink, free_port
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers
@@ -123,7 +124,7 @@ def test_signature_verifies_and_payload_arrives(
     endpoint = webhooks.register(session, receiver.url, ["subscriber.unsubscribed"], policy=LOCAL)
     session.commit()
 
-    assert subscribers.unsubscribe(
+    assert lifecycle.unsubscribe(
         session, subscriber_id=person.id, newsletter_id=None, source="test"
     )
     session.commit()
@@ -399,7 +400,7 @@ def test_cache_lets_emit_skip_a_deleted_endpoint(session: Session) -> None:
     assert webhooks.enabled_events(session) == {"delivery.sent"}
     # another process deletes it: this process's cache still names it for a few seconds
     endpoint_id = endpoint.id
-    session.execute(webhooks.E.delete().where(webhooks.E.c.id == endpoint_id))
+    session.execute(E.delete().where(E.c.id == endpoint_id))
     session.commit()
     assert webhooks.enabled_events(session) == {"delivery.sent"}
     assert webhooks.emit(session, "delivery.sent", {"x": 1}) == 0  # no row, no FK error
@@ -416,14 +417,14 @@ def test_confirm_emits_subscriber_confirmed(session: Session) -> None:
     webhooks.register(session, "https://example.org/hook", ["subscriber.confirmed"], policy=NAMED)
     session.commit()
     data = ConfirmData(person.id, (fx.newsletter.id,), "form", "2025-10", utcnow())  # type: ignore[arg-type]
-    assert subscribers.confirm(session, data=data, ip=None, user_agent=None).confirmed
+    assert lifecycle.confirm(session, data=data, ip=None, user_agent=None).confirmed
     session.commit()
     (row,) = _rows(session)
     assert row.event_type == "subscriber.confirmed"
     assert row.payload["subscriber_id"] == person.id
     assert row.payload["newsletters"] == [fx.newsletter.slug]
     # a replayed link changes nothing and emits nothing
-    subscribers.confirm(session, data=data, ip=None, user_agent=None)
+    lifecycle.confirm(session, data=data, ip=None, user_agent=None)
     session.commit()
     assert len(_rows(session)) == 1
 

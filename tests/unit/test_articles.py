@@ -1,4 +1,5 @@
-"""Tests for newsletter.content.articles: sanitising, upsert by URL, importers and listing."""
+"""Tests for the article library (``content.articles``: ArticleCreate, upsert by URL, import,
+listing), its sanitiser (``content.sanitize``) and its readers (``content.importers``)."""
 
 from __future__ import annotations
 
@@ -16,15 +17,16 @@ from sqlmodel import Session, SQLModel, create_engine, select
 import newsletter.models
 from newsletter import outbound
 from newsletter.content.articles import (
+    ArticleCreate,
     ImportResult,
     import_feed,
     import_file,
     import_records,
     import_upload,
     list_articles,
-    sanitize_html,
     upsert_article,
 )
+from newsletter.content.sanitize import sanitize_html
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import Article
 from newsletter.outbound import AddressNotAllowed, OutboundPolicy
@@ -57,6 +59,11 @@ def record(**overrides: Any) -> dict[str, Any]:
     base: dict[str, Any] = {"url": "https://example.com/a", "title": "A title"}
     base.update(overrides)
     return base
+
+
+def upsert(session: Session, data: object) -> tuple[Article, bool]:
+    """Validate a record as every way in does (``ArticleCreate.parse``), then upsert it."""
+    return upsert_article(session, ArticleCreate.parse(data))
 
 
 # --- sanitize_html: XSS ------------------------------------------------------------------------
@@ -182,13 +189,13 @@ def test_sanitize_resolves_relative_urls_against_the_base() -> None:
     assert out == '<img src="https://example.com/news/img/a.png">'
 
 
-# --- upsert_article ----------------------------------------------------------------------------
+# --- ArticleCreate and upsert_article ----------------------------------------------------------
 
 
 def test_upsert_creates_an_article_with_normalised_fields(session: Session) -> None:
-    article, created = upsert_article(
+    article, created = upsert(
         session,
-        data=record(
+        record(
             title="  Tom &amp; <b>Jerry</b>\n  return ",
             summary="<p>Short   <em>summary</em></p>",
             author=" <i>Ana</i> ",
@@ -209,21 +216,21 @@ def test_upsert_creates_an_article_with_normalised_fields(session: Session) -> N
 
 def test_upsert_sanitises_body_html(session: Session) -> None:
     body = '<p onclick="x()">Hi<script>bad()</script></p><a href="javascript:x">l</a>'
-    article, _ = upsert_article(session, data=record(body_html=body))
+    article, _ = upsert(session, record(body_html=body))
     assert article.body_html == '<p>Hi</p><a rel="noopener noreferrer">l</a>'
 
 
 def test_upsert_resolves_relative_body_links_against_the_article_url(session: Session) -> None:
     data = record(url="https://example.com/news/a", body_html='<a href="b">b</a>')
-    article, _ = upsert_article(session, data=data)
+    article, _ = upsert(session, data)
     expected = '<a href="https://example.com/news/b" rel="noopener noreferrer">b</a>'
     assert article.body_html == expected
 
 
 def test_reimport_of_same_url_updates_instead_of_duplicating(session: Session) -> None:
-    first, _ = upsert_article(session, data=record(title="Old", summary="old"))
+    first, _ = upsert(session, record(title="Old", summary="old"))
     first.updated_at = datetime(2020, 1, 1, tzinfo=UTC)
-    second, created = upsert_article(session, data=record(title="New", summary="new"))
+    second, created = upsert(session, record(title="New", summary="new"))
     assert created is False
     assert second.id == first.id
     assert (second.title, second.summary) == ("New", "new")
@@ -232,28 +239,28 @@ def test_reimport_of_same_url_updates_instead_of_duplicating(session: Session) -
 
 
 def test_url_identity_ignores_scheme_and_host_case(session: Session) -> None:
-    upsert_article(session, data=record(url="https://example.com/Path"))
-    _, created = upsert_article(session, data=record(url="HTTPS://EXAMPLE.com/Path"))
+    upsert(session, record(url="https://example.com/Path"))
+    _, created = upsert(session, record(url="HTTPS://EXAMPLE.com/Path"))
     assert created is False
     assert by_url(session, "https://example.com/Path").title == "A title"
 
 
 def test_update_keeps_fields_absent_from_the_record(session: Session) -> None:
-    upsert_article(session, data=record(body_html="<p>Rich body</p>", tags=["x"]))
-    article, _ = upsert_article(session, data=record(title="Renamed"))
+    upsert(session, record(body_html="<p>Rich body</p>", tags=["x"]))
+    article, _ = upsert(session, record(title="Renamed"))
     assert article.title == "Renamed"
     assert (article.body_html, article.tags) == ("<p>Rich body</p>", ["x"])
 
 
 def test_update_clears_a_field_given_as_null(session: Session) -> None:
-    upsert_article(session, data=record(image_url="https://cdn.example.com/i.jpg"))
-    article, _ = upsert_article(session, data=record(image_url=None))
+    upsert(session, record(image_url="https://cdn.example.com/i.jpg"))
+    article, _ = upsert(session, record(image_url=None))
     assert article.image_url is None
 
 
 def test_relative_url_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="absolute http"):
-        upsert_article(session, data=record(url="/2024/story"))
+        upsert(session, record(url="/2024/story"))
     assert count(session) == 0
 
 
@@ -262,92 +269,92 @@ def test_relative_url_is_rejected(session: Session) -> None:
 )
 def test_non_http_url_is_rejected(session: Session, url: str) -> None:
     with pytest.raises(InvalidInput, match="'url'"):
-        upsert_article(session, data=record(url=url))
+        upsert(session, record(url=url))
 
 
 def test_url_with_whitespace_inside_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="whitespace"):
-        upsert_article(session, data=record(url="https://example.com/a b"))
+        upsert(session, record(url="https://example.com/a b"))
 
 
 def test_overlong_url_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="longer than 2000"):
-        upsert_article(session, data=record(url="https://example.com/" + "a" * 2000))
+        upsert(session, record(url="https://example.com/" + "a" * 2000))
 
 
 def test_missing_url_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="missing 'url'"):
-        upsert_article(session, data={"title": "T"})
+        upsert(session, {"title": "T"})
 
 
 def test_missing_title_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="missing 'title'"):
-        upsert_article(session, data={"url": "https://example.com/a"})
+        upsert(session, {"url": "https://example.com/a"})
 
 
 def test_title_empty_after_stripping_tags_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="'title' is empty"):
-        upsert_article(session, data=record(title="<b> </b><script>x</script>"))
+        upsert(session, record(title="<b> </b><script>x</script>"))
 
 
 def test_relative_image_url_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="'image_url'"):
-        upsert_article(session, data=record(image_url="img/a.png"))
+        upsert(session, record(image_url="img/a.png"))
 
 
 def test_empty_image_url_is_stored_as_none(session: Session) -> None:
-    article, _ = upsert_article(session, data=record(image_url="  "))
+    article, _ = upsert(session, record(image_url="  "))
     assert article.image_url is None
 
 
 def test_comma_separated_tags_are_split_trimmed_and_deduplicated(session: Session) -> None:
-    article, _ = upsert_article(session, data=record(tags=" Politics, ,Cycling,Politics "))
+    article, _ = upsert(session, record(tags=" Politics, ,Cycling,Politics "))
     assert article.tags == ["Politics", "Cycling"]
 
 
 def test_tags_list_with_non_strings_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="'tags'"):
-        upsert_article(session, data=record(tags=["ok", 3]))
+        upsert(session, record(tags=["ok", 3]))
 
 
 def test_published_at_iso_z_string_is_stored_as_aware_utc(session: Session) -> None:
-    article, _ = upsert_article(session, data=record(published_at="2024-05-01T09:30:00Z"))
+    article, _ = upsert(session, record(published_at="2024-05-01T09:30:00Z"))
     assert article.published_at == datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
     assert article.published_at.utcoffset() == timedelta(0)
 
 
 def test_published_at_offset_is_converted_to_utc(session: Session) -> None:
-    article, _ = upsert_article(session, data=record(published_at="2024-05-01T09:30:00+02:00"))
+    article, _ = upsert(session, record(published_at="2024-05-01T09:30:00+02:00"))
     assert article.published_at is not None
     assert (article.published_at.hour, article.published_at.tzinfo) == (7, UTC)
 
 
 def test_naive_published_at_is_taken_as_utc(session: Session) -> None:
-    article, _ = upsert_article(session, data=record(published_at=datetime(2024, 5, 1, 9, 30)))
+    article, _ = upsert(session, record(published_at=datetime(2024, 5, 1, 9, 30)))
     assert article.published_at == datetime(2024, 5, 1, 9, 30, tzinfo=UTC)
     assert article.published_at.tzinfo is UTC
 
 
 def test_aware_datetime_published_at_is_converted_to_utc(session: Session) -> None:
     moment = datetime(2024, 5, 1, 9, 30, tzinfo=timezone(timedelta(hours=-5)))
-    article, _ = upsert_article(session, data=record(published_at=moment))
+    article, _ = upsert(session, record(published_at=moment))
     assert article.published_at == datetime(2024, 5, 1, 14, 30, tzinfo=UTC)
     assert article.published_at.tzinfo is UTC
 
 
 def test_date_published_at_is_midnight_utc(session: Session) -> None:
-    article, _ = upsert_article(session, data=record(published_at=date(2024, 5, 1)))
+    article, _ = upsert(session, record(published_at=date(2024, 5, 1)))
     assert article.published_at == datetime(2024, 5, 1, tzinfo=UTC)
 
 
 def test_invalid_published_at_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="ISO 8601"):
-        upsert_article(session, data=record(published_at="last Tuesday"))
+        upsert(session, record(published_at="last Tuesday"))
 
 
 def test_bullet_and_unknown_keys_are_ignored(session: Session) -> None:
     data = record(bullet="One-line teaser", colour="blue", id=999)
-    article, created = upsert_article(session, data=data)
+    article, created = upsert(session, data)
     assert created is True
     assert article.id != 999
     assert article.tags == []
@@ -356,7 +363,47 @@ def test_bullet_and_unknown_keys_are_ignored(session: Session) -> None:
 
 def test_non_string_title_is_rejected(session: Session) -> None:
     with pytest.raises(InvalidInput, match="'title' must be a string"):
-        upsert_article(session, data=record(title=["a"]))
+        upsert(session, record(title=["a"]))
+
+
+def test_article_create_changes_are_the_fields_the_record_gave() -> None:
+    fields = ArticleCreate.parse(record(summary="S", image_url=None, colour="blue"))
+    assert fields.changes() == {
+        "url": "https://example.com/a",
+        "title": "A title",
+        "summary": "S",
+        "image_url": None,
+    }
+    assert fields.body_html == "" and fields.tags == []  # defaults, but not changes
+
+
+def test_article_create_reports_the_first_problem_in_check_order() -> None:
+    with pytest.raises(InvalidInput, match=r"^'url' must be an absolute http"):
+        ArticleCreate.parse({"url": "/rel", "title": ["x"], "tags": 3})
+    with pytest.raises(InvalidInput, match=r"^'title' must be a string$"):
+        ArticleCreate.parse({"url": "https://example.com/a", "title": ["x"], "tags": 3})
+
+
+def test_article_create_refuses_what_is_not_a_mapping() -> None:
+    for value in ("text", ["url", "title"], None, 3):
+        with pytest.raises(InvalidInput, match=r"^an article must be a mapping of fields$"):
+            ArticleCreate.parse(value)
+
+
+def test_blank_published_at_is_no_date(session: Session) -> None:
+    # the editor's form posts an empty or blank date field for "no date"
+    for blank in ("", "   "):
+        article, _ = upsert(session, record(published_at=blank))
+        assert article.published_at is None
+
+
+def test_errors_are_one_line_invalid_input_not_pydantic_errors() -> None:
+    with pytest.raises(InvalidInput) as info:
+        ArticleCreate.parse(record(url="https://example.com/a\nb"))
+    assert str(info.value) == "'url' contains whitespace or control characters: " + repr(
+        "https://example.com/a\nb"
+    )
+    assert "\n" not in str(info.value)
 
 
 # --- import_records ----------------------------------------------------------------------------
@@ -737,7 +784,7 @@ def test_list_articles_search_matches_title_case_insensitively(session: Session)
 
 def test_list_articles_search_treats_wildcards_literally(session: Session) -> None:
     seed_for_listing(session)
-    upsert_article(session, data=record(url="https://example.com/pct", title="100% renewable"))
+    upsert(session, record(url="https://example.com/pct", title="100% renewable"))
     assert [a.title for a in list_articles(session, search="100%")] == ["100% renewable"]
     assert list_articles(session, search="_") == []
 
@@ -754,5 +801,5 @@ def test_list_articles_rejects_non_positive_limit(session: Session) -> None:
 
 def test_control_characters_in_a_title_become_spaces_on_save(session: Session) -> None:
     record = {"url": "https://news.example.org/ctl", "title": "Minsk\x07talks &#1;resume\r\nin May"}
-    article, _ = upsert_article(session, data=record)
+    article, _ = upsert(session, record)
     assert article.title == "Minsk talks resume in May"

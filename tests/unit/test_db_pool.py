@@ -18,7 +18,8 @@ def test_pool_settings_apply_to_postgresql_engines(monkeypatch: pytest.MonkeyPat
     get_settings.cache_clear()
     try:
         # a URL of its own (engines are cached per URL); making an engine does not connect
-        engine = db.get_engine(f"postgresql+psycopg://nobody@127.0.0.1:1/pool_{uuid.uuid4().hex}")
+        url = f"postgresql+psycopg://nobody@127.0.0.1:1/pool_{uuid.uuid4().hex}"
+        engine = db.get_engine(url, get_settings().pool())
         pool = engine.pool
         assert pool.size() == 3  # type: ignore[attr-defined]
         assert pool._max_overflow == 7  # type: ignore[attr-defined]
@@ -35,7 +36,7 @@ def test_sqlite_engines_ignore_the_pool_settings(
     monkeypatch.setenv("NEWSLETTER_DB_POOL_SIZE", "3")
     get_settings.cache_clear()
     try:
-        engine = db.get_engine(f"sqlite:///{tmp_path}/pool.db")
+        engine = db.get_engine(f"sqlite:///{tmp_path}/pool.db", get_settings().pool())
         assert engine.dialect.name == "sqlite"
     finally:
         get_settings.cache_clear()

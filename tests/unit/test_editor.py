@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import Session, col, select
 
+from newsletter import newsletters
 from newsletter.content import issues
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import IssueItem, IssueStatus
@@ -259,7 +260,7 @@ def test_unknown_ids_raise_not_found(session: Session, call: str) -> None:
     missing = 999_999
     calls = {
         "get_issue": lambda: issues.get_issue(session, missing),
-        "get_newsletter": lambda: issues.get_newsletter(session, "no-such-newsletter"),
+        "get_newsletter": lambda: newsletters.get_newsletter(session, "no-such-newsletter"),
         "add_section": lambda: issues.add_section(session, issue_id=missing, title="x"),
         "add_item_section": lambda: issues.add_item(
             session, section_id=missing, article_id=fx.articles[0].id

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from sqlmodel import Session, SQLModel, create_engine
 
 from newsletter import outbound
-from newsletter.content import articles
+from newsletter.content import importers
 from newsletter.content.articles import ImportResult, import_feed, import_upload
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Article
@@ -185,5 +185,5 @@ def test_fetched_feeds_with_any_content(session: Session) -> None:
     "data", [b"http://127.0.0.1:1/feed.xml", b"/etc/hosts", b"file:///etc/hosts", b"feed://x"]
 )
 def test_the_feed_parser_never_fetches_or_opens_what_it_is_given(data: bytes) -> None:
-    parsed = articles.parse_feed_bytes(data)
+    parsed = importers.parse_feed_bytes(data)
     assert not parsed.get("entries") and not parsed.get("status") and not parsed.get("href")

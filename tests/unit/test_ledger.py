@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from newsletter.audience import suppression
 from newsletter.config import Settings
-from newsletter.exceptions import PermanentFailure, TemporaryFailure, TransportError
+from newsletter.exceptions import PermanentFailure, TemporaryFailure
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -24,6 +24,7 @@ from newsletter.models import (
 from newsletter.sending import ledger, prepare
 from newsletter.sending.batch import BatchResult, run_batch
 from newsletter.sending.start import SendStart, fill_ledger
+from newsletter.transports.memory import MemoryTransport
 from tests.conftest import IssueFixture, make_issue, make_subscribers
 
 SIZE_LIMIT = 100_000
@@ -377,23 +378,12 @@ def test_finish_if_done_marks_the_issue_sent_when_every_row_is_final(
 # ---------------------------------------------------------------- run_batch
 
 
-class FakeTransport:
-    """Accepts every message except those whose recipient has a scripted failure."""
+class FakeTransport(MemoryTransport):
+    """The in-memory transport, its messages as (envelope sender, recipient, bytes) tuples."""
 
-    def __init__(self, failures: dict[str, TransportError] | None = None) -> None:
-        self.failures = failures or {}
-        self.sent: list[tuple[str, str, bytes]] = []
-        self.tried: list[str] = []
-
-    def send(self, envelope_from: str, to: str, data: bytes) -> str:
-        self.tried.append(to)
-        if to in self.failures:
-            raise self.failures[to]
-        self.sent.append((envelope_from, to, data))
-        return "250 2.0.0 OK queued"
-
-    def close(self) -> None:
-        pass
+    @property
+    def messages(self) -> list[tuple[str, str, bytes]]:
+        return [(m.envelope_from, m.to, m.data) for m in self.sent]
 
 
 @dataclass
@@ -425,7 +415,7 @@ def batch(session: Session, settings: Settings) -> Batch:
 def test_run_batch_sends_to_the_accepted_recipients(session: Session, batch: Batch) -> None:
     statuses = _statuses(session, batch.started.issue_id)
     assert [statuses[p.id] for p in batch.ok] == ["sent", "sent"]  # type: ignore[index]
-    assert sorted(to for _, to, _ in batch.transport.sent) == sorted(p.email for p in batch.ok)
+    assert sorted(to for _, to, _ in batch.transport.messages) == sorted(p.email for p in batch.ok)
 
 
 def test_run_batch_records_message_ids_of_sent_rows(session: Session, batch: Batch) -> None:
@@ -440,7 +430,7 @@ def test_run_batch_records_message_ids_of_sent_rows(session: Session, batch: Bat
 def test_run_batch_uses_the_bounce_address_as_envelope_sender(
     settings: Settings, batch: Batch
 ) -> None:
-    assert {sender_ for sender_, _, _ in batch.transport.sent} == {settings.bounce_address}
+    assert {sender_ for sender_, _, _ in batch.transport.messages} == {settings.bounce_address}
 
 
 def test_run_batch_puts_a_temporary_failure_back_for_later(session: Session, batch: Batch) -> None:

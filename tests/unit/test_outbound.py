@@ -21,7 +21,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from newsletter import outbound
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.outbound import (
@@ -569,7 +568,7 @@ def test_tls_uses_the_name_for_sni_and_the_certificate_check(
         with pytest.raises(OutboundError, match="TLS certificate is not valid"):
             fetch(url, policy)
         trusting = ssl.create_default_context(cafile=str(cert))
-        monkeypatch.setattr(outbound.ssl, "create_default_context", lambda: trusting)
+        monkeypatch.setattr(ssl, "create_default_context", lambda: trusting)
         assert fetch(url, policy) == FEED  # the certificate names the host, not 127.0.0.1
     finally:
         thread.join(timeout=5)

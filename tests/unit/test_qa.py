@@ -1,4 +1,4 @@
-"""Tests for editor.qa_report and the QA gate in delivery.start_send."""
+"""Tests for qa.qa_report and the QA gate in sending.start."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from newsletter.content import issues, rendering
-from newsletter.content.issues import QAReport
+from newsletter.content import issues, qa, rendering
+from newsletter.content.qa import QAReport
 from newsletter.exceptions import QABlocked
 from newsletter.models import Delivery, IssueStatus
 from newsletter.sending.start import fill_ledger
@@ -18,16 +18,14 @@ SIZE_LIMIT = 100_000
 
 def _report(session: Session, issue_id: int, *, size_limit: int = SIZE_LIMIT) -> QAReport:
     outline = issues.load_outline(session, issue_id)
-    return issues.qa_report(
-        outline, compiled=rendering.compile_issue(outline), size_limit=size_limit
-    )
+    return qa.qa_report(outline, compiled=rendering.compile_issue(outline), size_limit=size_limit)
 
 
 def _codes(report: QAReport) -> list[str]:
     return sorted(f.code for f in report.findings)
 
 
-def _only(report: QAReport, code: str) -> list[issues.Finding]:
+def _only(report: QAReport, code: str) -> list[qa.Finding]:
     return [f for f in report.findings if f.code == code]
 
 

@@ -1,10 +1,10 @@
 """The article library: list with filters, new/edit form, import from a feed URL or a file.
 
-Routes do HTTP only; ``newsletter.content.articles`` validates, sanitises and stores. An article's
-URL is
-its identity: creating one with a URL already in the library, or moving one to another article's
-URL, is refused with a message (never merged). Imports answer with a result page: the counts and
-one line per rejected item.
+Routes do HTTP only: the form's text goes to ``ArticleCreate.parse`` as typed, and
+``newsletter.content.articles`` validates, sanitises and stores. An article's URL is its
+identity: creating one with a URL already in the library, or moving one to another article's
+URL, is refused with a message (never merged), and the form comes back with what was typed.
+Imports answer with a result page: the counts and one line per rejected item.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from datetime import UTC, date
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import File, Form, Request, UploadFile
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import Depends, File, Form, Request, UploadFile
 from starlette.responses import Response
 
 from newsletter.api.admin import views
@@ -22,6 +21,7 @@ from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Id, Page
 from newsletter.content import articles
+from newsletter.content.articles import ArticleCreate
 from newsletter.exceptions import InvalidInput, NotFound, UserError
 from newsletter.models import Article
 from newsletter.outbound import OutboundPolicy
@@ -30,6 +30,9 @@ router = protected_router()
 
 PER_PAGE = 50
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+#: the longest text a form field takes (the page's inputs say the same); longer is refused
+FIELD_MAX = 2000
+FIELD_MAX_OF = {"summary": 500_000, "bullet": 500_000, "body_html": 500_000, "published_at": 40}
 
 
 def edit_url(article_id: int | None) -> str:
@@ -96,7 +99,7 @@ def article_list(
 def _form_values(article: Article | None) -> dict[str, str]:
     """What the form shows: the article's fields as text (published_at in UTC)."""
     if article is None:
-        return dict.fromkeys(ArticleForm.model_fields, "")
+        return dict.fromkeys(ArticleCreate.model_fields, "")
     published = article.published_at
     if published is not None and published.tzinfo is not None:
         published = published.astimezone(UTC)
@@ -150,39 +153,31 @@ def edit_article(request: Request, article_id: Id, session: SessionDep) -> Respo
     return _form_page(request, session, articles.get_article(session, article_id))
 
 
-class ArticleForm(BaseModel):
-    """The article form's fields (the CSRF token and anything else are ignored); the domain
-    validates and sanitises every one of them."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    url: str = Field(max_length=2000)
-    title: str = Field(max_length=2000)
-    summary: str = Field("", max_length=500_000)
-    bullet: str = Field("", max_length=500_000)
-    body_html: str = Field("", max_length=500_000)
-    image_url: str = Field("", max_length=2000)
-    image_alt: str = Field("", max_length=2000)
-    image_credit: str = Field("", max_length=2000)
-    author: str = Field("", max_length=2000)
-    section: str = Field("", max_length=2000)
-    tags: str = Field("", max_length=2000)
-    published_at: str = Field("", max_length=40)
-
-    def record(self) -> dict[str, Any]:
-        return {**self.model_dump(), "published_at": self.published_at.strip()}
+async def posted_fields(request: Request) -> dict[str, str]:
+    """The article fields of the posted form, as typed (the CSRF token and the rest ignored);
+    a missing field is empty."""
+    form = await request.form()
+    fields: dict[str, str] = {}
+    for name in ArticleCreate.model_fields:
+        value = form.get(name, "")
+        if not isinstance(value, str):
+            raise InvalidInput(f"'{name}' must be text, not a file")
+        limit = FIELD_MAX_OF.get(name, FIELD_MAX)
+        if len(value) > limit:
+            raise InvalidInput(f"'{name}' is longer than {limit} characters")
+        fields[name] = value
+    return fields
 
 
-ArticleFormDep = Annotated[ArticleForm, Form()]
+PostedFields = Annotated[dict[str, str], Depends(posted_fields)]
 
 
 @router.post("/articles", include_in_schema=False)
-def create_article(request: Request, session: SessionDep, form: ArticleFormDep) -> Response:
-    record = form.record()
+def create_article(request: Request, session: SessionDep, typed: PostedFields) -> Response:
     try:
-        article = articles.create_article(session, data=record)
+        article = articles.create_article(session, ArticleCreate.parse(typed))
     except UserError as exc:
-        return _refused_form(request, session, None, record, exc)
+        return _refused_form(request, session, None, typed, exc)
     return views.redirect(request, edit_url(article.id), notice="Article created.")
 
 
@@ -190,12 +185,12 @@ def _refused_form(
     request: Request,
     session: SessionDep,
     article: Article | None,
-    record: dict[str, Any],
+    typed: dict[str, str],
     exc: UserError,
 ) -> Response:
     """The form again with what was typed and why it was refused (nothing was stored)."""
     session.rollback()
-    response = _form_page(request, session, article, values=record, error=str(exc))
+    response = _form_page(request, session, article, values=typed, error=str(exc))
     response.status_code = 422
     return response
 
@@ -238,14 +233,13 @@ def _result_page(request: Request, result: articles.ImportResult, *, source: str
 
 @router.post("/articles/{article_id}", include_in_schema=False)
 def update_article(
-    request: Request, article_id: Id, session: SessionDep, form: ArticleFormDep
+    request: Request, article_id: Id, session: SessionDep, typed: PostedFields
 ) -> Response:
-    record = form.record()
     try:
-        articles.update_article(session, article_id, data=record)
+        articles.update_article(session, article_id, ArticleCreate.parse(typed))
     except NotFound:
         raise
     except UserError as exc:
         article = articles.get_article(session, article_id)
-        return _refused_form(request, session, article, record, exc)
+        return _refused_form(request, session, article, typed, exc)
     return views.redirect(request, edit_url(article_id), notice="Article saved.")

@@ -25,7 +25,7 @@ from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.config import Settings
-from newsletter.content import articles, issues, rendering
+from newsletter.content import articles, issues, qa, rendering
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import IssueItem, IssueSection, IssueStatus
 from newsletter.sending import controls, previews, testsend
@@ -67,9 +67,9 @@ def create_issue(
     return views.redirect(request, composer_url(issue.id or 0), notice="Draft created.")
 
 
-def _qa(settings: Settings, outline: issues.IssueOutline) -> issues.QAReport:
+def _qa(settings: Settings, outline: issues.IssueOutline) -> qa.QAReport:
     compiled = rendering.compile_issue(outline) if outline.items else None
-    return issues.qa_report(outline, compiled=compiled, size_limit=settings.html_size_limit)
+    return qa.qa_report(outline, compiled=compiled, size_limit=settings.html_size_limit)
 
 
 @router.get("/issues/{issue_id}", include_in_schema=False)

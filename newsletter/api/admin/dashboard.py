@@ -11,7 +11,7 @@ from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep
 from newsletter.audience.subscribers import list_newsletters
 from newsletter.models import Issue, IssueStatus
-from newsletter.sending import ledger
+from newsletter.sending import progress
 from newsletter.sending.start import recipient_count
 
 router = protected_router()
@@ -26,9 +26,9 @@ def dashboard(request: Request, session: SessionDep) -> Response:
     rows = []
     for issue in issues:
         started = issue.status not in (IssueStatus.draft, IssueStatus.scheduled)
-        progress = ledger.progress(session, issue_id=issue.id or 0) if started else None
+        state = progress.progress(session, issue_id=issue.id or 0) if started else None
         rows.append(
-            {"issue": issue, "newsletter": names.get(issue.newsletter_id), "progress": progress}
+            {"issue": issue, "newsletter": names.get(issue.newsletter_id), "progress": state}
         )
     audience = {n.id: recipient_count(session, newsletter_id=n.id or 0) for n in newsletters}
     return views.render(

@@ -24,10 +24,10 @@ from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Page
-from newsletter.audience import csv_import, manage, subscribers
-from newsletter.content.issues import get_newsletter
+from newsletter.audience import csv_export, csv_import, manage, subscribers
 from newsletter.exceptions import InvalidInput
 from newsletter.models import SubscriptionStatus
+from newsletter.newsletters import get_newsletter
 
 router = protected_router()
 
@@ -179,7 +179,7 @@ def export_subscribers(
 
     def stream() -> Iterator[str]:
         with db.session_scope(settings.database_url) as own:
-            yield from csv_import.export_csv(own, newsletter_id=newsletter_id, status=wanted)
+            yield from csv_export.export_csv(own, newsletter_id=newsletter_id, status=wanted)
 
     return StreamingResponse(
         stream(),

@@ -1,0 +1,228 @@
+"""One row of an import file: its cells parsed and checked, and the consent rule.
+
+``Parser`` turns a record's cells into a ``Row`` (what the row asks, per newsletter) or raises
+``RowError`` with the reason the report gives. Addresses go through ``EmailNormaliser``, which
+gives ``subscribers.normalise_email``'s results with the domains' validation cached.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from email_validator import EmailNotValidError, validate_email
+from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
+
+from newsletter.audience.csv_reader import CONSENT, unneutralise
+from newsletter.audience.subscribers import NAME_MAX, clean_name
+from newsletter.models import SubscriptionStatus, utcnow
+
+CONSENT_YES = frozenset({"yes", "true", "1"})
+CONSENT_NO = frozenset({"no", "false", "0"})
+CONSENT_RULE = (
+    "Consent: without a consent column the import itself is the record, as before: an active "
+    "row gets consent_at from its cell or the import time and consent_source from its cell or "
+    "'import'. With a consent column, each row's cell decides (case and spaces aside): "
+    "yes/true/1 records consent (consent_at from its cell or the import time, consent_source "
+    "from its cell or 'import') and the row's status stands; no/false/0 records none and never "
+    "makes a subscription active (a row asking for active, or naming no status, becomes "
+    "pending; pending, unsubscribed, bounced and complained rows stay so); an empty cell is no "
+    "evidence of consent, so the same as no, with a warning if the row asked for active; any "
+    "other value rejects the row."
+)
+MAX_LOCAL, MAX_ADDRESS = 64, 254  # RFC 5321 limits, as email-validator checks them
+_ATEXT = r"a-zA-Z0-9_!#\$%&\'\*\+\-/=\?\^`\{\|\}~"  # email-validator's rfc_constants.ATEXT
+_DOT_ATOM = re.compile(f"[{_ATEXT}]+(?:\\.[{_ATEXT}]+)*\\Z")
+SHORT_TEXT = 32  # consent_source and consent_text_version columns of SubscriberEvent
+
+
+@dataclass
+class Wanted:
+    """What a row asks for one subscription."""
+
+    status: str
+    consent_at: datetime | None
+    consent_ip: str | None
+    consent_source: str
+    consent_text_version: str | None
+
+
+@dataclass
+class Row:
+    line: int
+    email: str
+    name: str
+    wants: dict[int, Wanted]
+    notes: list[str]  # warnings, reported only if the row is not rejected after all
+
+
+class RowError(Exception):
+    """A row the import rejects; the message is the reason the report gives."""
+
+
+class Parser:
+    """Turns the cells of one record into a ``Row``; raises ``RowError`` with the reason."""
+
+    def __init__(self, header: list[str], newsletters: dict[str, int], default: list[int]) -> None:
+        self.header = header
+        self.newsletters = newsletters
+        self.default = default
+        self.consent_column = CONSENT in header
+        self.now = utcnow()
+        self._emails = EmailNormaliser()
+
+    def parse(self, line: int, cells: list[str]) -> Row:
+        if len(cells) > len(self.header):
+            raise RowError(f"{len(cells)} fields, but the header names {len(self.header)}")
+        values = {k: unneutralise(v) for k, v in zip(self.header, cells, strict=False)}
+        email = self._email(values.get("email", ""))
+        notes: list[str] = []
+        name = self._name(values.get("name", ""), notes)
+        wanted = self._wanted(values, notes)
+        ids = self._newsletters(values.get("newsletters", ""))
+        return Row(line, email, name, {nid: wanted for nid in ids}, notes)
+
+    def _email(self, raw: str) -> str:
+        address = raw.strip()
+        if not address:
+            raise RowError("no email address")
+        try:
+            return self._emails.normalise(address)
+        except EmailNotValidError as exc:
+            raise RowError(f"invalid email address {address!r}: {exc}") from exc
+
+    def _name(self, raw: str, notes: list[str]) -> str:
+        if raw.isprintable():  # the common case, without clean_name's walk over each character
+            return " ".join(raw.split())[:NAME_MAX]
+        name = clean_name(raw)
+        if not all(ch.isprintable() for ch in raw.strip()):
+            notes.append("name: line breaks and control characters replaced by spaces")
+        elif len(name) < len(" ".join(raw.split())):
+            notes.append(f"name: cut to {len(name)} characters")
+        return name
+
+    def _wanted(self, values: dict[str, str], notes: list[str]) -> Wanted:
+        status = self._status(values.get("status", ""))
+        consent = self._consent(values.get(CONSENT, ""), values.get("status", ""), notes)
+        consent_at = _when(values.get("consent_at", ""))
+        consent_ip = _ip(values.get("consent_ip", ""))
+        source = _short("consent_source", values.get("consent_source", "")) or "import"
+        version = _short("consent_text_version", values.get("consent_text_version", ""))
+        if consent is False:  # no evidence of consent: never active, nothing recorded
+            if status == SubscriptionStatus.active:
+                status = SubscriptionStatus.pending
+            return Wanted(status, None, None, source, None)
+        if consent is None and status != SubscriptionStatus.active:
+            return Wanted(status, consent_at, consent_ip, source, version)
+        return Wanted(status, consent_at or self.now, consent_ip, source, version)
+
+    def _status(self, raw: str) -> str:
+        value = raw.strip().lower() or SubscriptionStatus.active
+        if value not in SubscriptionStatus.__members__:
+            choices = ", ".join(SubscriptionStatus)
+            raise RowError(f"status {raw!r} is not one of {choices}")
+        return value
+
+    def _consent(self, raw: str, status: str, notes: list[str]) -> bool | None:
+        """The consent cell: True or False; None without a consent column (the import is the
+        record). A row that would have been active but is not gets a warning, unless its cell
+        plainly says no and its status cell does not say active."""
+        if not self.consent_column:
+            return None
+        value = raw.strip().lower()
+        if value in CONSENT_YES:
+            return True
+        if value and value not in CONSENT_NO:
+            raise RowError(f"consent {raw!r} is not yes or no (nor true/false, 1/0)")
+        asked = status.strip().lower()
+        if not value and asked in ("", SubscriptionStatus.active):
+            notes.append("consent is empty (no evidence of consent): pending, not active")
+        elif value and asked == SubscriptionStatus.active:
+            notes.append(f"consent {raw.strip()!r}: pending, not active")
+        return False
+
+    def _newsletters(self, raw: str) -> list[int]:
+        refs = [r.strip() for r in raw.replace("|", ";").split(";") if r.strip()]
+        if not refs:
+            if not self.default:
+                raise RowError("no newsletter: fill the newsletters column or give a default")
+            return self.default
+        unknown = [r for r in refs if r not in self.newsletters]
+        if unknown:
+            raise RowError(f"unknown newsletter {unknown[0]!r}")
+        return list(dict.fromkeys(self.newsletters[r] for r in refs))
+
+
+class EmailNormaliser:
+    """``subscribers.normalise_email`` with the domain's validation cached.
+
+    email-validator spends most of its time on the domain (IDNA checks per character), and an
+    import repeats a few thousand domains at most. A plain ASCII dot-atom local part is checked
+    here with email-validator's own grammar and joined to the cached normalised domain; anything
+    else (quoting, non-ASCII, a bad domain, a length limit) goes through ``validate_email`` whole,
+    so the result and the error messages are the same as ``normalise_email``'s.
+    """
+
+    CACHE_MAX = 10_000
+
+    def __init__(self) -> None:
+        self._domains: dict[str, str | None] = {}
+
+    def normalise(self, address: str) -> str:
+        local, at, domain = address.rpartition("@")
+        if at and len(local) <= MAX_LOCAL and _DOT_ATOM.match(local) and domain.isascii():
+            normal = self._domain(domain)
+            if normal is not None and len(local) + 1 + len(normal) <= MAX_ADDRESS:
+                if local.lower() in CASE_INSENSITIVE_MAILBOX_NAMES:
+                    local = local.lower()
+                return local + "@" + normal
+        return str(validate_email(address, check_deliverability=False).normalized)
+
+    def _domain(self, domain: str) -> str | None:
+        if domain not in self._domains:
+            if len(self._domains) >= self.CACHE_MAX:
+                self._domains.clear()
+            try:
+                checked = validate_email("a@" + domain, check_deliverability=False)
+                self._domains[domain] = checked.domain
+            except EmailNotValidError:
+                self._domains[domain] = None  # the full validation gives the message
+        return self._domains[domain]
+
+
+def _when(raw: str) -> datetime | None:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise RowError(f"consent_at {raw!r} is not an ISO 8601 date and time") from exc
+    return value if value.tzinfo else value.replace(tzinfo=UTC)  # naive: taken as UTC
+
+
+def _ip(raw: str) -> str | None:
+    text = raw.strip()
+    if not text:
+        return None
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError as exc:
+        raise RowError(f"consent_ip {raw!r} is not an IP address") from exc
+
+
+def _short(column: str, raw: str) -> str | None:
+    text = clean_name(raw)
+    if len(text) > SHORT_TEXT:
+        raise RowError(f"{column} is longer than {SHORT_TEXT} characters")
+    return text or None
+
+
+@dataclass
+class Entry:
+    """The rows of one address in a chunk; their newsletters are distinct (``FirstRows``)."""
+
+    email: str  # as its first row in the chunk spells it
+    rows: list[Row]

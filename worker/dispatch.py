@@ -1,0 +1,24 @@
+"""The ports the web app and the CLI are given to reach the workers: Celery, on its broker."""
+
+from __future__ import annotations
+
+from newsletter.audience.lifecycle import ConfirmationRequest
+
+
+def celery_dispatch(issue_id: int) -> None:
+    """Queue ``worker.tasks.dispatch`` for an issue that is (again) sending."""
+    from worker.tasks import dispatch  # importing the tasks configures nothing at import
+
+    dispatch.delay(issue_id)
+
+
+def celery_send_confirmation(request: ConfirmationRequest) -> None:
+    """Queue ``worker.tasks.send_confirmation`` for a sign-up."""
+    from worker.tasks import send_confirmation
+
+    send_confirmation.delay(
+        request.subscriber_id,
+        list(request.newsletter_ids),
+        request.source,
+        request.consent_text_version,
+    )

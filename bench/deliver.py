@@ -15,7 +15,7 @@ of seeds/, ~60 KB of HTML, ~93 KB on the wire):
   * ceiling: K processes with one smtplib connection each sending this send's message (one
     recipient's, pre-built) to the same sink for a few seconds, summed, measured just before
     the dispatch with the workers up and idle; ratio = rate / ceiling;
-  * ledger_insert_s: ``delivery.start_send`` for N subscribers (render + freeze + guarded
+  * ledger_insert_s: ``start.fill_ledger`` for N subscribers (render + freeze + guarded
     update + INSERT ... SELECT + commit); the INSERT ... SELECT alone is printed too;
   * peak RSS (VmHWM) of the worker processes (Celery parent and prefork children), max over
     them, read at the end of each send before the workers stop;
@@ -54,7 +54,8 @@ from sqlalchemy import text
 from newsletter import db
 from newsletter.config import Settings, get_settings
 from newsletter.models import IssueStatus, RenderedIssue, utcnow
-from newsletter.sending import ledger, prepare, progress, recipients
+from newsletter.sending import prepare, progress, recipients
+from newsletter.sending import start as start_module
 from newsletter.sending.start import fill_ledger
 
 SMALL = 1000  # the first send, for rss_mb_1k
@@ -163,8 +164,8 @@ def use_env(env: dict[str, str]) -> Settings:
 
 
 def timed_start_send(settings: Settings, issue_id: int, phase: Phase) -> None:
-    """``delivery.start_send`` + commit, and its INSERT ... SELECT alone (wrapped, not edited)."""
-    original = ledger._insert_ledger
+    """``start.fill_ledger`` + commit, and its INSERT ... SELECT alone (wrapped, not edited)."""
+    original = start_module._insert_ledger
 
     def insert_timed(*a: Any, **kw: Any) -> int:
         t0 = time.perf_counter()
@@ -173,14 +174,14 @@ def timed_start_send(settings: Settings, issue_id: int, phase: Phase) -> None:
         finally:
             phase.insert_select_s = time.perf_counter() - t0
 
-    ledger._insert_ledger = insert_timed  # type: ignore[assignment]
+    start_module._insert_ledger = insert_timed  # type: ignore[assignment]
     try:
         t0 = time.perf_counter()
         with db.session_scope(settings.database_url) as s:
             start = fill_ledger(s, issue_id=issue_id, size_limit=settings.html_size_limit)
         phase.ledger_insert_s = time.perf_counter() - t0
     finally:
-        ledger._insert_ledger = original  # type: ignore[assignment]
+        start_module._insert_ledger = original  # type: ignore[assignment]
     if not start.started or start.recipients != phase.subscribers:
         raise RuntimeError(f"start_send: {start}")
 

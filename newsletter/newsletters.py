@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from sqlmodel import Session, select
 
 from newsletter import text
+from newsletter.addresses import normalise_email
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import Newsletter
 
@@ -43,8 +44,6 @@ def get_newsletter(session: Session, ref: str | int) -> Newsletter:
 
 def clean_identity(data: Mapping[str, Any]) -> dict[str, Any]:
     """The newsletter fields of ``data`` checked and normalised; InvalidInput names the field."""
-    from newsletter.audience.subscribers import normalise_email  # the one address normaliser
-
     fields: dict[str, Any] = dict(data)
     if "slug" in fields and not SLUG.fullmatch(str(fields["slug"])):
         raise InvalidInput(

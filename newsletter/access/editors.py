@@ -22,7 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, delete, select
 
-from newsletter.audience.subscribers import normalise_email
+from newsletter.addresses import normalise_email
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import EditorSession, EditorUser, utcnow
 

@@ -17,7 +17,7 @@ from newsletter.audience.csv_export import FORMULA_STARTS, IMPORT_COLUMNS
 from newsletter.exceptions import InvalidInput
 
 if TYPE_CHECKING:  # the report is the orchestration's; here it is only written to
-    from newsletter.audience.csv_import import ImportReport
+    from newsletter.audience.csv_report import ImportReport
 
 MAX_LINE_BYTES = 64 * 1024  # a longer line is reported and skipped, never read into memory
 CONSENT = "consent"  # read, never exported: an export's rows carry their consent_at instead

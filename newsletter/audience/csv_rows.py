@@ -2,7 +2,7 @@
 
 ``Parser`` turns a record's cells into a ``Row`` (what the row asks, per newsletter) or raises
 ``RowError`` with the reason the report gives. Addresses go through ``EmailNormaliser``, which
-gives ``subscribers.normalise_email``'s results with the domains' validation cached.
+gives ``addresses.normalise_email``'s results with the domains' validation cached.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class Parser:
 
 
 class EmailNormaliser:
-    """``subscribers.normalise_email`` with the domain's validation cached.
+    """``addresses.normalise_email`` with the domain's validation cached.
 
     email-validator spends most of its time on the domain (IDNA checks per character), and an
     import repeats a few thousand domains at most. A plain ASCII dot-atom local part is checked

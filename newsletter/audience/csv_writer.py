@@ -38,7 +38,7 @@ from newsletter.models import SubscriptionStatus, address_key, moving, utcnow
 from newsletter.tables import EV, SUB, S
 
 if TYPE_CHECKING:  # the report is the orchestration's; here it is only counted into
-    from newsletter.audience.csv_import import ImportReport
+    from newsletter.audience.csv_report import ImportReport
 
 CONSENT_FIELDS = ("consent_at", "consent_ip", "consent_source", "consent_text_version")
 

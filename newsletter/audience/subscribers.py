@@ -17,10 +17,10 @@ from collections.abc import Collection, Sequence
 from enum import StrEnum
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import update
 from sqlmodel import Session, col, func, select
 
+from newsletter.addresses import normalise_email as normalise_email  # re-exported
 from newsletter.audience import suppression
 from newsletter.exceptions import InvalidInput, InvalidLink, InvalidState
 from newsletter.models import (
@@ -41,14 +41,6 @@ STICKY = frozenset(
 )
 ERASED_DOMAIN = "invalid"  # RFC 2606: never resolves, so nothing is ever delivered there
 NAME_MAX = 200
-
-
-def normalise_email(email: str) -> str:
-    """Validate and normalise an address (domain lower-cased); InvalidInput says why not."""
-    try:
-        return str(validate_email(email.strip(), check_deliverability=False).normalized)
-    except EmailNotValidError as exc:
-        raise InvalidInput(f"invalid email address {email!r}: {exc}") from exc
 
 
 def clean_name(name: str) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from email.utils import make_msgid
 
 from newsletter import db
-from newsletter.audience.subscribers import normalise_email
+from newsletter.addresses import normalise_email
 from newsletter.config import Settings
 from newsletter.content import issues, rendering
 from newsletter.exceptions import InvalidInput, TransportError

@@ -21,8 +21,9 @@ from newsletter.api import (
     bounces,
     errors,
     issues,
+    links,
     ops,
-    public,
+    signup,
     subscribers,
     webhooks,
 )
@@ -52,11 +53,11 @@ ROUTERS: tuple[APIRouter, ...] = (
     subscribers.router,
     bounces.router,
     webhooks.router,
-    public.api,
+    signup.api,
 )
 #: routers served at the site's root: the public HTML pages (sign-up, confirm, unsubscribe, ...),
 #: the archive (/archive) and the operations endpoints (/healthz, /readyz, /metrics)
-PAGES: tuple[APIRouter, ...] = (public.pages, archive.router, ops.router)
+PAGES: tuple[APIRouter, ...] = (signup.pages, links.router, archive.router, ops.router)
 
 #: domain errors and their status codes; the most specific class wins (Starlette walks the MRO)
 STATUS_OF: dict[type[UserError], int] = {

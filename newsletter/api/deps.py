@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -74,3 +75,20 @@ def get_confirmation_sender(request: Request) -> ConfirmationSender:
 
 
 ConfirmationSenderDep = Annotated[ConfirmationSender, Depends(get_confirmation_sender)]
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who asked: the client IP (see ``newsletter serve --forwarded-allow-ips``) and user agent."""
+
+    ip: str | None
+    user_agent: str | None
+
+
+def client_of(request: Request) -> Client:
+    return Client(
+        request.client.host if request.client else None, request.headers.get("user-agent")
+    )
+
+
+ClientDep = Annotated[Client, Depends(client_of)]

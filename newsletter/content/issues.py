@@ -1,8 +1,7 @@
 """Assemble issues: sections, ordered items, intro and subject, and the outline they render from.
 
 The QA report is ``qa``; rendering the outline is ``rendering`` (which imports this module,
-never the other way round). ``get_newsletter`` lives in ``newsletter.newsletters``; it is
-re-exported here for the callers of ``issues.get_newsletter`` until they import it from there.
+never the other way round).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from sqlmodel import Session, col, select
 from newsletter import text
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import Article, Issue, IssueItem, IssueSection, IssueStatus, Newsletter
-from newsletter.newsletters import get_newsletter as get_newsletter
+from newsletter.newsletters import get_newsletter
 
 #: longest subject accepted; inboxes show about 60-90 characters, and a header line must fit 998
 SUBJECT_MAX = 200

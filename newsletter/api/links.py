@@ -1,17 +1,11 @@
-"""The public routes: sign-up, confirmation, unsubscribe (RFC 8058 one-click), preferences.
+"""The personal links' pages: confirmation, unsubscribe (RFC 8058 one-click), preferences.
 
 No login, no cookie, no CSRF token: a personal link's signed token is the capability, bound to
 one subscriber and one purpose (``newsletter.audience.links``). A token that does not verify
-(forged,
-altered, expired, made for another purpose, or naming an erased subscriber) gets a 400 page that
-says so, and nothing changes.
+(forged, altered, expired, made for another purpose, or naming an erased subscriber) gets a 400
+page that says so, and nothing changes.
 
 =================================  ==========================================================
-``GET  /subscribe``                the form: email, name, newsletters, the consent text
-``POST /subscribe``                the form's submission (HTML answer)
-``POST /api/subscribe``            the same as JSON (202); both answer the same whatever the
-                                   address's state, so the answer reveals nothing, and as
-                                   fast: the confirmation email is queued after the answer
 ``GET  /confirm/{token}``          a page with one button; ``POST`` confirms. Mail scanners
                                    open links (GET), so a GET must never confirm (nor
                                    unsubscribe): the person's click does
@@ -22,34 +16,24 @@ says so, and nothing changes.
 =================================  ==========================================================
 
 The ``mailto:`` variant of List-Unsubscribe is processed by the bounce/mailbox path
-(``newsletter bounces process``). Sign-ups are limited per client IP and per address
-(``newsletter.audience.abuse``); over the limit the answer is 429 with ``Retry-After``.
-
-The client IP is ``request.client.host``. Behind a reverse proxy that is the proxy, unless
-uvicorn trusts its ``X-Forwarded-For``: ``newsletter serve --forwarded-allow-ips PROXY_IP``.
-Without that option no forwarded header is trusted, from anywhere (a header any client can
-write would otherwise choose the address limited and recorded as the consent IP).
+(``newsletter bounces process``).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
-from pydantic import BaseModel, Field
+from fastapi import APIRouter, Form
 from sqlmodel import Session
 from starlette.responses import HTMLResponse
 
-from newsletter.api.deps import ConfirmationSender, ConfirmationSenderDep, SessionDep, SettingsDep
-from newsletter.api.errors import api_errors, page_errors, short
+from newsletter.api.deps import Client, ClientDep, SessionDep, SettingsDep
+from newsletter.api.errors import page_errors, short
 from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.pages import page
-from newsletter.audience import abuse, lifecycle, preference_centre, subscribers
+from newsletter.audience import lifecycle, preference_centre, subscribers
 from newsletter.audience.consent import consent_text
-from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.audience.links import (
     ConfirmData,
     Purpose,
@@ -59,234 +43,16 @@ from newsletter.audience.links import (
     read_token,
 )
 from newsletter.config import Settings
-from newsletter.exceptions import InvalidInput, InvalidLink, RateLimited
+from newsletter.exceptions import InvalidInput, InvalidLink
 from newsletter.models import SubscriptionStatus
 
-pages = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
-api = APIRouter(tags=["public"], route_class=StrictRoute)
-log = logging.getLogger(__name__)
+router = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
 
 #: a personal link's page: 400 for a link that does not verify; a POST's body is capped (413)
 LINK_PAGE = page_errors(400)
 LINK_POST = page_errors(400, 413, 422)
 
-NEUTRAL = (
-    "Thank you. If this address can receive our newsletters, a confirmation email is on its "
-    "way: open the link in it to start your subscription."
-)
 ONE_CLICK = "One-Click"
-
-
-# ---------------------------------------------------------------- dependencies
-
-
-@dataclass(frozen=True)
-class Client:
-    ip: str | None
-    user_agent: str | None
-
-
-def client_of(request: Request) -> Client:
-    return Client(
-        request.client.host if request.client else None, request.headers.get("user-agent")
-    )
-
-
-def get_limiter(request: Request) -> abuse.SignupLimiter:
-    """The app's sign-up limiter, made on first use (tests may set ``app.state.signup_limiter``)."""
-    limiter: abuse.SignupLimiter | None = getattr(request.app.state, "signup_limiter", None)
-    if limiter is None:
-        limiter = request.app.state.signup_limiter = abuse.signup_limiter(
-            request.app.state.settings
-        )
-    return limiter
-
-
-ClientDep = Annotated[Client, Depends(client_of)]
-LimiterDep = Annotated[abuse.SignupLimiter, Depends(get_limiter)]
-
-
-# ---------------------------------------------------------------- sign-up
-
-
-def _signup(
-    session: Session,
-    settings: Settings,
-    limiter: abuse.SignupLimiter,
-    send: ConfirmationSender,
-    client: Client,
-    *,
-    email: str,
-    name: str,
-    newsletters: Sequence[str],
-    source: str,
-    consent_version: str | None,
-) -> ConfirmationRequest | None:
-    """The sign-up, committed; the confirmation to queue (after the answer) when one is due."""
-    limiter.check_ip(client.ip)  # before anything else: junk requests use up the IP's share
-    address = subscribers.normalise_email(email)
-    limiter.check_address(address)
-    result = lifecycle.signup(
-        session,
-        email=address,
-        newsletters=newsletters,
-        name=name,
-        ip=client.ip,
-        user_agent=client.user_agent,
-        source=source,
-        consent_text_version=consent_version or settings.consent_text_version,
-        resend_after_seconds=settings.confirmation_resend_seconds,
-    )
-    session.commit()  # the worker reads the subscription in its own transaction
-    return result.confirmation
-
-
-def _queue_after_answer(
-    background: BackgroundTasks, send: ConfirmationSender, request: ConfirmationRequest | None
-) -> None:
-    """Queue the confirmation once the answer is sent: until then a new address and a known one
-    cost the same (no broker round trip), so the answer's timing tells them apart no more than
-    its content does."""
-    if request is not None:
-        background.add_task(_send_confirmation, send, request)
-
-
-def _send_confirmation(send: ConfirmationSender, request: ConfirmationRequest) -> None:
-    try:
-        send(request)
-    except Exception:  # the answer is gone: all that is left is to say so in the log
-        log.exception("confirmation email of subscriber %s not queued", request.subscriber_id)
-
-
-class SignupBody(BaseModel):
-    email: str = Field(max_length=320, examples=["reader@example.org"])
-    name: str = Field("", max_length=200, description="optional; one line")
-    newsletters: list[str] = Field(
-        min_length=1,
-        max_length=50,
-        description="slugs (or ids) of the newsletters wanted",
-        examples=[["belarus-weekly"]],
-    )
-    consent_text_version: str | None = Field(
-        None, max_length=32, description="the consent text shown; default: the current one"
-    )
-
-
-class SignupAccepted(BaseModel):
-    status: str = "accepted"
-    message: str = NEUTRAL
-
-
-@api.post(
-    "/subscribe",
-    status_code=202,
-    summary="Sign up (double opt-in): a confirmation email follows",
-    responses=api_errors(400, 413, 422, 429),
-)
-def subscribe_json(
-    body: SignupBody,
-    session: SessionDep,
-    settings: SettingsDep,
-    limiter: LimiterDep,
-    send: ConfirmationSenderDep,
-    client: ClientDep,
-    background: BackgroundTasks,
-) -> SignupAccepted:
-    """The same answer whether the address is new, pending or already subscribed."""
-    confirmation = _signup(
-        session,
-        settings,
-        limiter,
-        send,
-        client,
-        email=body.email,
-        name=body.name,
-        newsletters=body.newsletters,
-        source="api",
-        consent_version=body.consent_text_version,
-    )
-    _queue_after_answer(background, send, confirmation)
-    return SignupAccepted()
-
-
-def _form(
-    session: Session,
-    settings: Settings,
-    *,
-    status: int = 200,
-    error: str | None = None,
-    values: dict[str, Any] | None = None,
-    headers: dict[str, str] | None = None,
-) -> HTMLResponse:
-    newsletters = subscribers.list_newsletters(session)
-    values = values or {}
-    chosen = set(values.get("newsletters") or ([n.slug for n in newsletters][:1]))
-    version = settings.consent_text_version
-    return page(
-        "subscribe.html.j2",
-        status=status,
-        headers=headers,
-        title="Subscribe",
-        newsletters=newsletters,
-        chosen=chosen,
-        email=values.get("email", ""),
-        name=values.get("name", ""),
-        error=error,
-        consent_version=version,
-        consent_text=consent_text(version),
-    )
-
-
-@pages.get("/subscribe", response_class=HTMLResponse, summary="The sign-up form")
-def subscribe_page(
-    session: SessionDep, settings: SettingsDep, newsletter: str | None = None
-) -> HTMLResponse:
-    return _form(session, settings, values={"newsletters": [newsletter] if newsletter else []})
-
-
-@pages.post(
-    "/subscribe",
-    response_class=HTMLResponse,
-    summary="The sign-up form's submission",
-    responses=page_errors(400, 413, 422, 429),
-)
-def subscribe_form(
-    session: SessionDep,
-    settings: SettingsDep,
-    limiter: LimiterDep,
-    send: ConfirmationSenderDep,
-    client: ClientDep,
-    background: BackgroundTasks,
-    email: Annotated[str, Form()] = "",
-    name: Annotated[str, Form()] = "",
-    newsletters: Annotated[list[str] | None, Form()] = None,
-    consent_text_version: Annotated[str | None, Form()] = None,
-) -> HTMLResponse:
-    values = {"email": email, "name": name, "newsletters": newsletters or []}
-    try:
-        confirmation = _signup(
-            session,
-            settings,
-            limiter,
-            send,
-            client,
-            email=email,
-            name=name,
-            newsletters=newsletters or [],
-            source="form",
-            consent_version=consent_text_version,
-        )
-    except RateLimited as exc:
-        retry = {"Retry-After": str(exc.retry_after)}
-        return _form(session, settings, status=429, error=str(exc), values=values, headers=retry)
-    except InvalidInput as exc:
-        session.rollback()
-        return _form(session, settings, status=422, error=short(str(exc)), values=values)
-    _queue_after_answer(background, send, confirmation)
-    return page("message.html.j2", title="Check your inbox", message=NEUTRAL)
-
-
-# ---------------------------------------------------------------- personal links
 
 
 def _bad_link(exc: InvalidLink) -> HTMLResponse:
@@ -312,7 +78,7 @@ def _confirm_data(settings: Settings, token: str) -> ConfirmData:
     )
 
 
-@pages.get(
+@router.get(
     "/confirm/{token}",
     response_class=HTMLResponse,
     summary="Confirmation page",
@@ -336,7 +102,7 @@ def confirm_page(token: str, session: SessionDep, settings: SettingsDep) -> HTML
     )
 
 
-@pages.post(
+@router.post(
     "/confirm/{token}",
     response_class=HTMLResponse,
     summary="Confirm a sign-up",
@@ -377,7 +143,7 @@ def _unsubscribe_data(settings: Settings, token: str) -> TokenData:
     return read_token(settings.secret_key, Purpose.unsubscribe, token)
 
 
-@pages.get(
+@router.get(
     "/unsubscribe/{token}",
     response_class=HTMLResponse,
     summary="Unsubscribe page",
@@ -414,7 +180,7 @@ def _unsubscribe_view(
     )
 
 
-@pages.post(
+@router.post(
     "/unsubscribe/{token}",
     response_class=HTMLResponse,
     summary="Unsubscribe: RFC 8058 one-click, or the page's button",
@@ -473,7 +239,7 @@ def _preferences_view(
     )
 
 
-@pages.get(
+@router.get(
     "/preferences/{token}",
     response_class=HTMLResponse,
     summary="Preference centre",
@@ -488,7 +254,7 @@ def preferences_page(token: str, session: SessionDep, settings: SettingsDep) -> 
     return _preferences_view(settings, view)
 
 
-@pages.post(
+@router.post(
     "/preferences/{token}",
     response_class=HTMLResponse,
     summary="Save preferences",

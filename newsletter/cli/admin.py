@@ -1,0 +1,119 @@
+"""``newsletter admin``: admin API tokens and editor accounts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from newsletter.cli.common import (
+    console,
+    session,
+    settings,
+)
+
+app = typer.Typer(help="Admin API tokens and editor accounts.", no_args_is_help=True)
+
+
+@app.command("create-token")
+def admin_create_token(name: str) -> None:
+    """Create an admin API token; it is printed once and only its hash is kept."""
+    from newsletter.access import api_tokens
+
+    with session() as s:
+        token = api_tokens.create(s, name)
+    console.print(f"token {name!r} (shown only once, store it now; only its hash is kept):")
+    console.print(token, markup=False, highlight=False, soft_wrap=True)
+
+
+@app.command("revoke-token")
+def admin_revoke_token(name: str) -> None:
+    """Revoke an admin API token; requests with it get 403 from then on."""
+    from newsletter.access import api_tokens
+
+    with session() as s:
+        token = api_tokens.revoke(s, name)
+    console.print(f"token {token.name!r} revoked at {token.revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@app.command("list-tokens")
+def admin_list_tokens() -> None:
+    """List admin API tokens (names and dates; the tokens themselves are not stored)."""
+    from newsletter.access import api_tokens
+
+    def when(value: datetime | None) -> str:
+        return f"{value:%Y-%m-%d %H:%M}" if value else "-"
+
+    table = Table("name", "created", "last used", "revoked")
+    with session() as s:
+        for t in api_tokens.list_tokens(s):
+            table.add_row(t.name, when(t.created_at), when(t.last_used_at), when(t.revoked_at))
+    console.print(table)
+
+
+Password = Annotated[
+    str,
+    typer.Option(
+        prompt=True,
+        hide_input=True,
+        confirmation_prompt=True,
+        envvar="NEWSLETTER_NEW_PASSWORD",
+        help="asked for when not given (or read from NEWSLETTER_NEW_PASSWORD)",
+    ),
+]
+
+
+@app.command("create-user")
+def admin_create_user(
+    email: str,
+    password: Password,
+    name: Annotated[str, typer.Option(help="shown in the editor UI")] = "",
+) -> None:
+    """Create an editor account for the web UI at /admin (password hashed with Argon2id)."""
+    from newsletter.access import editors
+
+    with session() as s:
+        user = editors.create_user(s, email=email, password=password, name=name)
+    console.print(f"editor {user.email} created; sign in at {settings().base_url}/admin/")
+
+
+@app.command("set-password")
+def admin_set_password(email: str, password: Password) -> None:
+    """Give an editor a new password; their open sessions end."""
+    from newsletter.access import editors
+
+    with session() as s:
+        user = editors.set_password(s, email=email, password=password)
+    console.print(f"password of {user.email} changed; their sessions were ended")
+
+
+@app.command("disable-user")
+def admin_disable_user(
+    email: str, enable: Annotated[bool, typer.Option(help="enable again instead")] = False
+) -> None:
+    """Stop (or, with --enable, allow again) an editor signing in; open sessions end."""
+    from newsletter.access import editors
+
+    with session() as s:
+        user = editors.set_disabled(s, email=email, disabled=not enable)
+    console.print(f"editor {user.email} {'enabled' if enable else 'disabled'}")
+
+
+@app.command("list-users")
+def admin_list_users() -> None:
+    """List editor accounts."""
+    from newsletter.access import editors
+
+    table = Table("email", "name", "created", "last sign-in", "disabled")
+    with session() as s:
+        for u in editors.list_users(s):
+            table.add_row(
+                u.email,
+                u.name,
+                f"{u.created_at:%Y-%m-%d %H:%M}",
+                f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "-",
+                f"{u.disabled_at:%Y-%m-%d %H:%M}" if u.disabled_at else "-",
+            )
+    console.print(table)

@@ -1,0 +1,121 @@
+"""The root commands that run something: ``seed``, ``demo``, ``worker``, ``serve``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from newsletter import db, seeding
+from newsletter.cli.common import (
+    console,
+    progress_bar,
+    say_schema_behind,
+    schema_behind,
+    session,
+    settings,
+)
+from newsletter.sending import prepare, progress
+
+if TYPE_CHECKING:
+    import uvicorn
+
+
+def seed() -> None:
+    """Load the sample newsletter, articles and subscribers (safe to run again)."""
+    db.upgrade(settings().database_url)
+    with session() as s:
+        result = seeding.seed(s)
+    console.print(
+        f"seeded {result.newsletter.name!r}: {result.articles} articles, "
+        f"{result.subscribers} subscribers"
+    )
+
+
+def demo() -> None:
+    """Seed, draft a Belarus Weekly issue and send it through an in-process worker to ./outbox/."""
+    from newsletter.cli.demo import run_demo
+
+    with progress_bar("sending") as (bar, task):
+
+        def show(state: progress.Progress) -> None:
+            bar.update(task, total=state.total or None, completed=state.done)
+
+        result = run_demo(settings(), on_progress=show)
+    console.print(f"[bold]Belarus Weekly issue #{result.issue_number}[/] (id {result.issue_id})")
+    console.print(f"delivered: {result.delivered}")
+    console.print(f"skipped (unsubscribed): {result.skipped}")
+    if result.failed:
+        console.print(f"[red]failed: {result.failed}[/]")
+    console.print(f"outbox: {result.outbox} ({result.received} messages)")
+    console.print(f"preview: {result.preview}")
+
+
+def worker(
+    concurrency: Annotated[int, typer.Option(help="worker processes")] = 2,
+    beat: Annotated[
+        bool, typer.Option(help="also run the periodic tick (one worker only)")
+    ] = False,
+    loglevel: Annotated[str | None, typer.Option(help="default: NEWSLETTER_LOG_LEVEL")] = None,
+) -> None:
+    """Run a Celery worker on the configured broker (not on a database behind the code)."""
+    from worker.celery_app import app as celery_app
+
+    if not db.schema_at_head(settings().database_url):
+        say_schema_behind()
+        raise typer.Exit(1)
+    prepare.signer_for(settings())  # a bad DKIM configuration stops here, in one line
+    level = loglevel or settings().log_level
+    argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={level}"]
+    if beat:
+        argv.append("--beat")
+    celery_app.worker_main(argv)
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    forwarded_allow_ips: Annotated[
+        str | None,
+        typer.Option(
+            help="proxies whose X-Forwarded-For gives the client IP (comma-separated, or *); "
+            "sign-up limits and consent records use that IP. Default: none, no forwarded "
+            "header is trusted"
+        ),
+    ] = None,
+) -> None:
+    """Run the HTTP app: admin API under /api (token from `newsletter admin create-token`),
+    public sign-up, confirm, unsubscribe and preference pages; OpenAPI at /docs."""
+    import uvicorn
+
+    from newsletter.api.app import create_app
+
+    _warn_if_schema_behind()
+    from worker.dispatch import celery_dispatch, celery_send_confirmation
+
+    app = create_app(
+        settings(), dispatch=celery_dispatch, send_confirmation=celery_send_confirmation
+    )
+    uvicorn.Server(server_config(app, host=host, port=port, proxies=forwarded_allow_ips)).run()
+
+
+def server_config(app: Any, *, host: str, port: int, proxies: str | None) -> uvicorn.Config:
+    """uvicorn's configuration: X-Forwarded-For/-Proto are read only from ``proxies`` (None:
+    from nobody; uvicorn's own default would trust 127.0.0.1, so any local process, or a proxy
+    on the same machine passing the header through, could choose the client IP)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        proxy_headers=proxies is not None,
+        forwarded_allow_ips=proxies,
+        log_config=None,  # uvicorn's records go to the root handler main() set up (JSON or text)
+    )
+
+
+def _warn_if_schema_behind() -> None:
+    """``serve`` starts anyway (``/readyz`` says 503 until the upgrade), with this one line."""
+    if schema_behind():
+        say_schema_behind("yellow")

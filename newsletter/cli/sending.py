@@ -1,0 +1,186 @@
+"""``newsletter issues`` (sending): send, follow, pause, resume, cancel, schedule."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from newsletter.cli.common import (
+    console,
+    progress_bar,
+    session,
+    settings,
+)
+from newsletter.cli.issues import app
+from newsletter.exceptions import InvalidInput
+from newsletter.models import DeliveryStatus, IssueStatus
+from newsletter.sending import controls
+from newsletter.sending.start import start_send
+
+
+@app.command("send")
+def issues_send(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+) -> None:
+    """Start sending an issue: freeze it, fill the ledger, queue the batches."""
+    from worker.tasks import dispatch
+
+    with session() as s:
+        start = start_send(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
+    if start.started:
+        console.print(
+            f"issue {issue_id}: {start.recipients} recipients ({start.skipped} not sent to: "
+            "not active or suppressed)"
+        )
+    else:
+        console.print(f"issue {issue_id} was already started; nothing new queued")
+    _queued(issue_id, follow)
+
+
+def _dispatch(issue_id: int, follow: bool) -> None:
+    from worker.tasks import dispatch
+
+    dispatch.delay(issue_id)
+    _queued(issue_id, follow)
+
+
+def _queued(issue_id: int, follow: bool) -> None:
+    if follow:
+        _follow(issue_id)
+    else:
+        console.print("queued; a running `newsletter worker` delivers it")
+
+
+def _follow(issue_id: int) -> None:
+    with progress_bar(f"issue {issue_id}") as (bar, task):
+        while True:
+            with session() as s:
+                state = controls.status(s, issue_id=issue_id)
+            p = state.progress
+            bar.update(
+                task,
+                total=p.total or None,
+                completed=p.done,
+                rate=f"{state.rate:,.0f}/s",
+                eta=_eta(state.eta_seconds),
+            )
+            if p.finished or p.status == IssueStatus.paused:
+                break
+            time.sleep(0.5)
+    _print_status(state)
+
+
+def _eta(seconds: float | None) -> str:
+    if seconds is None:
+        return "ETA -"
+    minutes, secs = divmod(int(seconds), 60)
+    return f"ETA {minutes}:{secs:02d}"
+
+
+@app.command("status")
+def issues_status(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show live progress until it ends")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Counts by delivery state, current rate, ETA and the last errors."""
+    if follow:
+        _follow(issue_id)
+        return
+    with session() as s:
+        state = controls.status(s, issue_id=issue_id)
+    if as_json:
+        console.print_json(data=state.as_dict())
+    else:
+        _print_status(state)
+
+
+def _print_status(state: controls.Status) -> None:
+    p = state.progress
+    console.print(f"issue {p.issue_id}: {p.status}" + (f" ({p.reason})" if p.reason else ""))
+    if state.scheduled_at and p.status == IssueStatus.scheduled:
+        console.print(f"  scheduled for {state.scheduled_at.isoformat(timespec='minutes')}")
+    for name in DeliveryStatus:
+        if name != DeliveryStatus.cancelled or p.counts.get(name):
+            console.print(f"  {name}: {p.counts.get(name, 0)}")
+    if p.status == IssueStatus.sending:
+        console.print(f"  rate: {state.rate:,.1f} msg/s, {_eta(state.eta_seconds)}")
+    if state.last_errors:
+        console.print("  last errors:")
+        for e in state.last_errors:
+            console.print(f"    {e.email}: {e.response}", markup=False, highlight=False)
+
+
+@app.command("pause")
+def issues_pause(
+    issue_id: int, reason: Annotated[str, typer.Option(help="shown in status")] = "paused by hand"
+) -> None:
+    """Stop sending after the messages in flight; resume picks up where it stopped."""
+    with session() as s:
+        controls.pause(s, issue_id=issue_id, reason=reason)
+    console.print(f"issue {issue_id}: paused")
+
+
+@app.command("resume")
+def issues_resume(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+) -> None:
+    """Go on sending a paused issue (also one the circuit breaker paused)."""
+    with session() as s:
+        controls.resume(s, issue_id=issue_id)
+    console.print(f"issue {issue_id}: sending again")
+    _dispatch(issue_id, follow)
+
+
+@app.command("cancel")
+def issues_cancel(issue_id: int) -> None:
+    """Stop for good; the rows not yet sent are marked cancelled."""
+    with session() as s:
+        count = controls.cancel(s, issue_id=issue_id)
+    console.print(f"issue {issue_id}: cancelled ({count} not sent)")
+
+
+@app.command("resend-failed")
+def issues_resend_failed(
+    issue_id: int,
+    follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+) -> None:
+    """Send again to the recipients whose delivery failed (and who are still subscribed)."""
+    with session() as s:
+        count = controls.resend_failed(s, issue_id=issue_id)
+    if not count:
+        console.print(f"issue {issue_id}: no failed deliveries to resend")
+        return
+    console.print(f"issue {issue_id}: {count} failed deliveries queued again")
+    _dispatch(issue_id, follow)
+
+
+@app.command("schedule")
+def issues_schedule(
+    issue_id: int,
+    at: Annotated[str, typer.Argument(help="ISO time with zone, e.g. 2026-12-01T08:00+01:00")],
+) -> None:
+    """Send at a given time (a running worker with --beat starts it)."""
+    try:
+        when = datetime.fromisoformat(at)
+    except ValueError as exc:
+        raise InvalidInput(f"not an ISO date and time: {at!r}") from exc
+    with session() as s:
+        issue = controls.schedule(
+            s, issue_id=issue_id, at=when, size_limit=settings().html_size_limit
+        )
+    assert issue.scheduled_at is not None
+    console.print(f"issue {issue_id}: scheduled for {issue.scheduled_at.isoformat()}")
+
+
+@app.command("unschedule")
+def issues_unschedule(issue_id: int) -> None:
+    """Back to draft."""
+    with session() as s:
+        controls.unschedule(s, issue_id=issue_id)
+    console.print(f"issue {issue_id}: draft again")

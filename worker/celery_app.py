@@ -112,10 +112,10 @@ setup_logging.connect(_configure_logging)
 def _check_signing(**_: Any) -> None:
     """A DKIM key that cannot sign stops the worker at start, in one line (not every batch)."""
     from newsletter.exceptions import NewsletterError
-    from newsletter.sending.prepare import signer_for
+    from newsletter.mail.dkim import signer_from_settings
 
     try:
-        signer_for(current_settings())
+        signer_from_settings(current_settings())
     except NewsletterError as exc:
         print(f"error: {exc}", file=sys.stderr)  # before any logging is set up
         raise SystemExit(1) from None

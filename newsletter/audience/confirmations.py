@@ -29,6 +29,7 @@ from newsletter.audience.subscribers import live_subscriber
 from newsletter.config import Settings
 from newsletter.content import rendering
 from newsletter.exceptions import PermanentFailure
+from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import address_header, domain_of
 from newsletter.models import Newsletter, Subscription, utcnow
 from newsletter.transports import Transport
@@ -163,14 +164,12 @@ def send_confirmation(
     A temporary failure (TemporaryFailure) propagates, for the task to retry; a permanent one
     is logged: the subscription stays pending and expires with its link.
     """
-    from newsletter.sending.prepare import signer_for  # the DKIM set-up the issues use
-
     with db.session_scope(settings.database_url) as session:
         outgoing = build(settings, session, request)
     if outgoing is None:
         return "skipped: nothing is waiting for a confirmation any more"
     data = outgoing.data
-    signer = signer_for(settings)
+    signer = signer_from_settings(settings)  # the DKIM set-up the issues use
     if signer is not None:
         data = signer.sign(data)
     try:

@@ -15,7 +15,8 @@ from newsletter.cli.common import (
     session,
     settings,
 )
-from newsletter.sending import prepare, progress
+from newsletter.mail.dkim import signer_from_settings
+from newsletter.sending import progress
 
 if TYPE_CHECKING:
     import uvicorn
@@ -64,7 +65,7 @@ def worker(
     if not db.schema_at_head(settings().database_url):
         say_schema_behind()
         raise typer.Exit(1)
-    prepare.signer_for(settings())  # a bad DKIM configuration stops here, in one line
+    signer_from_settings(settings())  # a bad DKIM configuration stops here, in one line
     level = loglevel or settings().log_level
     argv = ["worker", f"--concurrency={concurrency}", f"--loglevel={level}"]
     if beat:

@@ -9,7 +9,6 @@ one derived from (issue, subscriber), so a re-sent copy is recognisably the same
 from __future__ import annotations
 
 import logging
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from newsletter.models import (
     moving,
     utcnow,
 )
+from newsletter.retries import backoff
 from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
@@ -238,12 +238,6 @@ def record_failed(
     return _finish_row(
         session, delivery_id, lease, status=DeliveryStatus.failed, smtp_response=response[:1000]
     )
-
-
-def backoff(attempts: int, *, base: float, rng: random.Random | None = None) -> timedelta:
-    """Exponential backoff with full jitter, capped at six hours."""
-    ceiling = min(base * (2 ** max(attempts - 1, 0)), 6 * 3600.0)
-    return timedelta(seconds=(rng or random).uniform(ceiling / 2, ceiling))
 
 
 def record_retry(

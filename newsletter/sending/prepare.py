@@ -16,6 +16,7 @@ from sqlmodel import Session
 from newsletter.config import Settings
 from newsletter.content.rendering import CompiledIssue
 from newsletter.exceptions import InvalidInput
+from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import MessageTemplate
 from newsletter.models import Issue, Newsletter, RenderedIssue
 
@@ -38,15 +39,6 @@ _templates: dict[int, Prepared] = {}
 _TEMPLATES_KEPT = 8
 
 
-def signer_for(settings: Settings) -> Signer | None:
-    """The DKIM signer when a key is configured (a half-done configuration is an error)."""
-    if not (settings.dkim_selector or settings.dkim_domain or settings.dkim_key_file):
-        return None
-    from newsletter.mail.dkim import signer_from_settings
-
-    return signer_from_settings(settings)
-
-
 def prepared(session: Session, issue_id: int, settings: Settings) -> Prepared:
     """The issue's message template, built once per process (the frozen issue never changes)."""
     frozen = session.get(RenderedIssue, issue_id)
@@ -65,6 +57,6 @@ def prepared(session: Session, issue_id: int, settings: Settings) -> Prepared:
     while len(_templates) >= _TEMPLATES_KEPT:
         del _templates[next(iter(_templates))]
     _templates[issue_id] = Prepared(
-        frozen.compiled_at, newsletter, issue, template, signer_for(settings)
+        frozen.compiled_at, newsletter, issue, template, signer_from_settings(settings)
     )
     return _templates[issue_id]

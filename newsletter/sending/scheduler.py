@@ -16,8 +16,8 @@ from sqlmodel import Session
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import NewsletterError
+from newsletter.mail.dkim import signer_from_settings
 from newsletter.sending import controls, ledger
-from newsletter.sending.prepare import signer_for
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
 def _start_due(session: Session, settings: Settings) -> list[int]:
     """Scheduled issues whose time came, unless the DKIM key cannot sign (they wait for a fix)."""
     try:
-        signer_for(settings)
+        signer_from_settings(settings)
     except NewsletterError as exc:
         if controls.due_issue_ids(session):
             log.error("scheduled issues not started: %s", exc)

@@ -26,6 +26,7 @@ from newsletter.config import Settings
 from newsletter.content import issues, qa, rendering
 from newsletter.db import insert_ignore
 from newsletter.exceptions import QABlocked
+from newsletter.mail.dkim import signer_from_settings
 from newsletter.models import (
     DeliveryStatus,
     IssueStatus,
@@ -34,7 +35,6 @@ from newsletter.models import (
     moving,
     utcnow,
 )
-from newsletter.sending import prepare
 from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
@@ -53,7 +53,7 @@ class SendStart:
 
 def check_signing(settings: Settings) -> None:
     """Load and test-sign the DKIM key when one is configured; InvalidInput says what is wrong."""
-    prepare.signer_for(settings)
+    signer_from_settings(settings)
 
 
 def start_send(

@@ -17,8 +17,9 @@ from newsletter.addresses import normalise_email
 from newsletter.config import Settings
 from newsletter.content import issues, rendering
 from newsletter.exceptions import InvalidInput, TransportError
+from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import MessageTemplate, Recipient
-from newsletter.sending import prepare, recipients
+from newsletter.sending import recipients
 from newsletter.transports import Transport
 from newsletter.transports.smtp import SMTPTransport
 
@@ -59,7 +60,7 @@ def send_test(
     template = MessageTemplate(
         compiled=test, newsletter=newsletter, issue_id=issue_id, secret=settings.secret_key
     )
-    signer = prepare.signer_for(settings)
+    signer = signer_from_settings(settings)
     own = transport is None
     transport = transport or SMTPTransport(settings.smtp_config())
     result = TestSendResult(sent=[], failed={})

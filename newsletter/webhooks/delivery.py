@@ -24,7 +24,7 @@ from newsletter.models import (
 )
 from newsletter.outbound import OutboundPolicy
 from newsletter.outbound import request as outbound_request
-from newsletter.sending.ledger import backoff
+from newsletter.retries import backoff
 from newsletter.tables import W
 
 #: deliveries one Celery task POSTs, one after the other

@@ -7,6 +7,7 @@
   inside a function or for type checking only (a package's ``__init__`` is a module of its own).
 - No module of ``newsletter/`` is longer than 400 lines; each wing's ``__init__`` names its
   public verbs in ``__all__``.
+- README's map ("How it is built") names every module, and only modules that exist.
 """
 
 from __future__ import annotations
@@ -176,3 +177,35 @@ def test_each_wing_imports_on_its_own(entry: str) -> None:
         [sys.executable, "-c", f"import {entry}"], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def readme_map() -> set[str]:
+    """The paths the README's map ("How it is built") names, read off its indentation."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("## How it is built", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    stack: list[tuple[int, str]] = []
+    paths: set[str] = set()
+    for line in block.splitlines():
+        name = line.strip().split("  ", 1)[0]
+        depth = len(line) - len(line.lstrip())
+        while stack and stack[-1][0] >= depth:
+            stack.pop()
+        path = "".join(part for _, part in stack) + name
+        paths.add(path)
+        if name.endswith("/"):
+            stack.append((depth, name))
+    return paths
+
+
+def test_the_readme_map_names_every_module_and_no_other() -> None:
+    named = readme_map()
+    modules = {
+        str(p.relative_to(ROOT))
+        for top in (PACKAGE, ROOT / "worker")
+        for p in top.rglob("*.py")
+        if p.name not in ("__init__.py", "__main__.py")
+    }
+    modules.add("newsletter/cli/__init__.py")  # the one package face that does a job
+    listed = {p for p in named if p.endswith(".py")}
+    assert modules - listed == set(), "modules missing from README's map"
+    assert listed - modules == set(), "README's map names modules that do not exist"

@@ -198,14 +198,16 @@ def _renumber(rows: list[IssueSection] | list[IssueItem]) -> None:
         row.position = position
 
 
-def add_section(session: Session, *, issue_id: int, title: str) -> IssueSection:
+def add_section(
+    session: Session, *, issue_id: int, title: str, position: int | None = None
+) -> IssueSection:
+    """A new section, at the end unless a 0-based position is given."""
     _editable_issue(session, issue_id)
-    title = _section_title(title)
-    count = session.exec(
-        select(func.count()).select_from(IssueSection).where(IssueSection.issue_id == issue_id)
-    ).one()
-    section = IssueSection(issue_id=issue_id, title=title, position=count)
-    session.add(section)
+    section = IssueSection(issue_id=issue_id, title=_section_title(title), position=0)
+    rows = _issue_sections(session, issue_id)
+    rows.insert(_clamp(position, len(rows)), section)
+    _renumber(rows)
+    session.add_all(rows)
     session.flush()
     return section
 
@@ -247,10 +249,15 @@ def rename_section(session: Session, *, section_id: int, title: str) -> IssueSec
     return section
 
 
-def remove_section(session: Session, *, section_id: int) -> None:
-    """Delete a section with its items (the articles stay in the library)."""
+def remove_section(session: Session, *, section_id: int, with_items: bool = True) -> int:
+    """Delete a section with its items (the articles stay in the library); returns how many
+    items went. With ``with_items=False`` a section that holds items is refused (InvalidInput)."""
     section = _get_section(session, section_id)
-    for item in _section_items(session, section_id):
+    items = _section_items(session, section_id)
+    if items and not with_items:
+        count = f"{len(items)} item" + ("s" if len(items) != 1 else "")
+        raise InvalidInput(f"section {section_id} ({section.title!r}) holds {count}")
+    for item in items:
         session.delete(item)
     session.delete(section)
     session.flush()
@@ -258,16 +265,25 @@ def remove_section(session: Session, *, section_id: int) -> None:
     _renumber(rest)
     session.add_all(rest)
     session.flush()
+    return len(items)
 
 
-def section_by_title(session: Session, *, issue_id: int, title: str) -> IssueSection:
-    """The section of that title, created at the end if the issue has none yet."""
-    found = session.exec(
+def find_section(session: Session, *, issue_id: int, title: str) -> IssueSection | None:
+    """The issue's section of that title (surrounding spaces ignored), if it has one."""
+    get_issue(session, issue_id)
+    return session.exec(
         select(IssueSection).where(
             IssueSection.issue_id == issue_id, IssueSection.title == title.strip()
         )
     ).first()
-    return found or add_section(session, issue_id=issue_id, title=title)
+
+
+def section_by_title(
+    session: Session, *, issue_id: int, title: str, position: int | None = None
+) -> IssueSection:
+    """The section of that title, created (at ``position``, else at the end) if there is none."""
+    found = find_section(session, issue_id=issue_id, title=title)
+    return found or add_section(session, issue_id=issue_id, title=title, position=position)
 
 
 def _section_items(session: Session, section_id: int) -> list[IssueItem]:

@@ -9,7 +9,7 @@ The CLI, the admin API and the worker's tick all call these functions.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, exists, func, select, update
 from sqlmodel import Session
@@ -30,6 +30,8 @@ from newsletter.tables import SUB, D, I, S
 
 #: the window over which ``status`` measures the current rate
 RATE_WINDOW = timedelta(seconds=10)
+#: how far in the past a scheduled time may be (clocks differ; the form has minutes only)
+SCHEDULE_GRACE = timedelta(seconds=60)
 
 
 def _move(
@@ -63,9 +65,16 @@ def _move(
 
 
 def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) -> Issue:
-    """draft -> scheduled at ``at`` (aware); QA runs now so a blocked issue is refused now."""
+    """draft -> scheduled at ``at`` (aware, not in the past); QA runs now so a blocked issue is
+    refused now."""
     if at.tzinfo is None:
         raise InvalidInput("the scheduled time needs a time zone (e.g. 2026-12-01T08:00+01:00)")
+    now = utcnow()
+    if at < now - SCHEDULE_GRACE:
+        raise InvalidInput(
+            f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC is in the past (it is now "
+            f"{now:%Y-%m-%d %H:%M} UTC); schedule a later time, or send now"
+        )
     outline = issues.load_outline(session, issue_id)
     compiled = rendering.compile_issue(outline)
     report = qa.qa_report(outline, compiled=compiled, size_limit=size_limit)

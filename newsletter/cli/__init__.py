@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from newsletter.cli import (
@@ -14,6 +15,7 @@ from newsletter.cli import (
     database,
     issues,
     run,
+    sections,  # noqa: F401  (adds `issues section add|rename|move|remove|list`)
     sending,  # noqa: F401  (adds `issues send` and the other send verbs)
     subscribers,
     webhooks,
@@ -61,10 +63,10 @@ def main() -> None:
     try:
         app()
     except QABlocked as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")
         sys.exit(1)
     except (NewsletterError, TransportError) as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(str(exc))}")  # a title may hold "[...]"
         sys.exit(1)
     except (OperationalError, ProgrammingError) as exc:
         if schema_behind():

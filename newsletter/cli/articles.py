@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from newsletter.cli.common import (
@@ -21,7 +22,8 @@ app = typer.Typer(help="The article library.", no_args_is_help=True)
 
 @app.command("import")
 def articles_import(source: str) -> None:
-    """Import articles from a JSON/YAML file, an RSS/Atom file, or a feed URL."""
+    """Import articles from a JSON/YAML file, an RSS/Atom file, or a feed URL; exit 1 if any
+    item was rejected (the good ones are imported)."""
     with session() as s:
         if source.startswith(("http://", "https://")):
             policy = OutboundPolicy.from_settings(settings())
@@ -30,7 +32,9 @@ def articles_import(source: str) -> None:
             result = articles.import_file(s, Path(source))
     console.print(f"created {result.created}, updated {result.updated}")
     for error in result.errors:
-        err.print(f"[yellow]skipped[/] {error}")
+        err.print(f"[yellow]skipped[/] {escape(error)}")
+    if result.errors:  # after the commit: the good ones stay imported
+        raise typer.Exit(1)
 
 
 @app.command("list")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from newsletter import newsletters
@@ -16,6 +17,7 @@ from newsletter.cli.common import (
     settings,
 )
 from newsletter.content import issues, qa, rendering
+from newsletter.exceptions import InvalidInput
 from newsletter.sending import previews
 
 app = typer.Typer(help="Draft, check and send issues.", no_args_is_help=True)
@@ -43,6 +45,42 @@ def issues_create(
     console.print(f"created issue {issue.id} (#{issue.number})")
 
 
+@app.command("edit")
+def issues_edit(
+    issue_id: int,
+    title: Annotated[str | None, typer.Option()] = None,
+    subject: Annotated[str | None, typer.Option(help='"" restores the default subject')] = None,
+    preheader: Annotated[str | None, typer.Option()] = None,
+    intro_file: Annotated[Path | None, typer.Option(help="Markdown file with the intro")] = None,
+) -> None:
+    """Change a draft's title, subject, preheader or intro (only what is given)."""
+    if title is None and subject is None and preheader is None and intro_file is None:
+        raise InvalidInput(
+            "nothing to change: give --title, --subject, --preheader or --intro-file"
+        )
+    intro = read_text(intro_file) if intro_file else None
+    with session() as s:
+        issues.update_issue(
+            s,
+            issue_id=issue_id,
+            title=title,
+            subject=subject,
+            preheader=preheader,
+            intro_md=intro,
+        )
+    changed = [
+        name
+        for name, value in (
+            ("title", title),
+            ("subject", subject),
+            ("preheader", preheader),
+            ("intro", intro),
+        )
+        if value is not None
+    ]
+    console.print(f"issue {issue_id}: {', '.join(changed)} saved")
+
+
 @app.command("add")
 def issues_add(
     issue_id: int,
@@ -50,15 +88,33 @@ def issues_add(
     section: Annotated[str, typer.Option(help="section title (created if new)")] = "Top stories",
     position: Annotated[int | None, typer.Option(help="0-based place in the section")] = None,
     blurb: Annotated[str | None, typer.Option(help="replaces the article summary")] = None,
+    section_position: Annotated[
+        int | None, typer.Option(help="0-based place of the section, when it is created")
+    ] = None,
 ) -> None:
     """Add an article to a section of an issue."""
     with session() as s:
-        sec = issues.section_by_title(s, issue_id=issue_id, title=section)
+        sec = issues.find_section(s, issue_id=issue_id, title=section)
+        created = sec is None
+        if sec is None:
+            sec = issues.add_section(s, issue_id=issue_id, title=section, position=section_position)
         assert sec.id is not None
         item = issues.add_item(
             s, section_id=sec.id, article_id=article_id, position=position, blurb=blurb
         )
-    console.print(f"added item {item.id} to {section!r} at position {item.position}")
+    where = f"new section {sec.id} at position {sec.position}" if created else f"section {sec.id}"
+    console.print(
+        f"added item {item.id} to {sec.title!r} ({where}) at position {item.position}",
+        markup=False,
+        highlight=False,
+    )
+    if not created and section_position is not None:
+        console.print(
+            f"section {sec.id} already existed and stays at position {sec.position} "
+            f"(`newsletter issues section move {sec.id} {section_position}` moves it)",
+            markup=False,
+            highlight=False,
+        )
 
 
 @app.command("move")
@@ -112,16 +168,19 @@ def issues_show(issue_id: int) -> None:
     with session() as s:
         outline = issues.load_outline(s, issue_id)
     issue = outline.issue
-    console.print(
-        f"[bold]{outline.newsletter.name} #{issue.number}[/] (id {issue.id}, {issue.status})"
-    )
-    console.print(f"subject: {outline.subject or '[red](none)[/]'}")
-    console.print(f"preheader: {issue.preheader}")
+    name = escape(outline.newsletter.name)
+    console.print(f"[bold]{name} #{issue.number}[/] (id {issue.id}, {issue.status})")
+    console.print(f"title: {escape(issue.title)}")
+    console.print(f"subject: {escape(outline.subject) or '[red](none)[/]'}")
+    console.print(f"preheader: {escape(issue.preheader)}")
+    intro = f"{len(issue.intro_md)} characters" if issue.intro_md.strip() else "(none)"
+    console.print(f"intro: {intro}")
     for sec in outline.sections:
-        console.print(f"\n[bold]{sec.section.title}[/] (section {sec.section.id})")
+        console.print(f"\n[bold]{escape(sec.section.title)}[/] (section {sec.section.id})")
         for it in sec.items:
             mark = " [dim](blurb overridden)[/]" if it.item.blurb else ""
-            console.print(f"  {it.item.position}. item {it.item.id}: {it.article.title}{mark}")
+            title = escape(it.article.title)
+            console.print(f"  {it.item.position}. item {it.item.id}: {title}{mark}")
 
 
 @app.command("qa")
@@ -137,7 +196,7 @@ def issues_qa(issue_id: int) -> None:
     for f in report.findings:
         colour = "red" if f.blocking else "yellow"
         console.print(
-            f"[{colour}]{'BLOCKING' if f.blocking else 'warning'}[/] {f.code}: {f.message}"
+            f"[{colour}]{'BLOCKING' if f.blocking else 'warning'}[/] {f.code}: {escape(f.message)}"
         )
     if not report.findings:
         console.print("[green]no findings[/]")

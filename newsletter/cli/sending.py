@@ -1,4 +1,4 @@
-"""``newsletter issues`` (sending): send, follow, pause, resume, cancel, schedule."""
+"""``newsletter issues`` (sending): test-send, send, follow, pause, resume, cancel, schedule."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from newsletter.cli.common import (
     console,
+    err,
     progress_bar,
     session,
     settings,
@@ -17,7 +19,7 @@ from newsletter.cli.common import (
 from newsletter.cli.issues import app
 from newsletter.exceptions import InvalidInput
 from newsletter.models import DeliveryStatus, IssueStatus
-from newsletter.sending import controls
+from newsletter.sending import controls, testsend
 from newsletter.sending.start import start_send
 
 
@@ -31,14 +33,31 @@ def issues_send(
 
     with session() as s:
         start = start_send(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
-    if start.started:
+        state = None if start.started else controls.status(s, issue_id=issue_id)
+    if state is None:
         console.print(
             f"issue {issue_id}: {start.recipients} recipients ({start.skipped} not sent to: "
             "not active or suppressed)"
         )
-    else:
-        console.print(f"issue {issue_id} was already started; nothing new queued")
-    _queued(issue_id, follow)
+        _queued(issue_id, follow)
+        return
+    console.print(_already_started(state))
+    if follow and state.progress.status == IssueStatus.sending:
+        _follow(issue_id)
+
+
+def _already_started(state: controls.Status) -> str:
+    """One line for a send of an issue that was started before: where it is, what to do."""
+    p = state.progress
+    done = f"{p.done} of {p.total} done"
+    said = {
+        IssueStatus.sending: f"is already sending ({done}); its batches were queued again for "
+        "a running `newsletter worker`",
+        IssueStatus.paused: f"is paused ({done}); `newsletter issues resume {p.issue_id}` goes on",
+        IssueStatus.sent: f"was sent already ({done}); nothing is sent twice",
+        IssueStatus.cancelled: f"was cancelled ({done}); it cannot be sent",
+    }
+    return f"issue {p.issue_id} " + said.get(IssueStatus(p.status), f"is {p.status}")
 
 
 def _dispatch(issue_id: int, follow: bool) -> None:
@@ -158,6 +177,22 @@ def issues_resend_failed(
         return
     console.print(f"issue {issue_id}: {count} failed deliveries queued again")
     _dispatch(issue_id, follow)
+
+
+@app.command("test-send")
+def issues_test_send(
+    issue_id: int,
+    addresses: Annotated[list[str], typer.Argument(help="up to 10 addresses")],
+) -> None:
+    """Send the draft as it stands to a few addresses, "[Test]" before the subject; nothing is
+    recorded. Exit 1 if a copy was refused."""
+    result = testsend.send_test(settings(), issue_id=issue_id, addresses=" ".join(addresses))
+    if result.sent:
+        console.print(f"issue {issue_id}: test sent to {', '.join(result.sent)}", markup=False)
+    for address, why in result.failed.items():
+        err.print(f"[red]not sent[/] to {escape(address)}: {escape(why)}", highlight=False)
+    if result.failed:
+        raise typer.Exit(1)
 
 
 @app.command("schedule")

@@ -197,6 +197,18 @@ def test_schedule_and_unschedule(editor: Editor, session: Session) -> None:
     assert session.get(Issue, fx.issue.id).status == IssueStatus.draft  # type: ignore[union-attr]
 
 
+def test_a_past_schedule_goes_back_to_the_composer_with_the_reason(
+    editor: Editor, session: Session
+) -> None:
+    fx = make_issue(session, layout=(1,))
+    answer = editor.post(f"/admin/issues/{fx.issue.id}/schedule", {"at": "2020-01-02T09:30"})
+    assert answer.status_code == 303
+    page = editor.client.get(answer.headers["location"])
+    assert "2020-01-02 09:30 UTC is in the past" in page.text and 'class="error"' in page.text
+    session.expire_all()
+    assert session.get(Issue, fx.issue.id).status == IssueStatus.draft  # type: ignore[union-attr]
+
+
 def test_a_malformed_form_goes_back_to_the_page_with_the_reason(
     editor: Editor, session: Session
 ) -> None:

@@ -437,6 +437,17 @@ def test_naive_datetime_error_says_time_zone(
     assert "timezone" in response.json()["error"]
 
 
+def test_a_time_in_the_past_is_refused_with_422(
+    client: TestClient, session: Session, auth: dict[str, str]
+) -> None:
+    issue_id = draft_issue(session)
+    at = (utcnow() - timedelta(hours=2)).isoformat()
+    response = client.post(f"/api/issues/{issue_id}/schedule", headers=auth, json={"at": at})
+    assert response.status_code == 422
+    assert "is in the past" in response.json()["error"]
+    assert client.get(f"/api/issues/{issue_id}/status", headers=auth).json()["status"] == "draft"
+
+
 def test_schedule_blocked_by_qa_is_409(
     client: TestClient, session: Session, auth: dict[str, str]
 ) -> None:

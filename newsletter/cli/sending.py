@@ -200,7 +200,7 @@ def issues_schedule(
     issue_id: int,
     at: Annotated[str, typer.Argument(help="ISO time with zone, e.g. 2026-12-01T08:00+01:00")],
 ) -> None:
-    """Send at a given time (a running worker with --beat starts it)."""
+    """Send at a later time, given with its zone (a running worker with --beat starts it)."""
     try:
         when = datetime.fromisoformat(at)
     except ValueError as exc:

@@ -13,6 +13,7 @@ from newsletter.cli import (
     bounces,
     database,
     issues,
+    newsletters,
     run,
     sending,  # noqa: F401  (adds `issues send` and the other send verbs)
     subscribers,
@@ -26,6 +27,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(help="Compose newsletter issues and deliver them.", no_args_is_help=True)
 app.add_typer(database.app, name="db")
+app.add_typer(newsletters.app, name="newsletters")
 app.add_typer(articles.app, name="articles")
 app.add_typer(issues.app, name="issues")
 app.add_typer(subscribers.app, name="subscribers")

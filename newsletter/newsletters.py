@@ -100,8 +100,7 @@ def create_newsletter(session: Session, data: Mapping[str, Any]) -> Newsletter:
     missing = [k for k in REQUIRED if not fields.get(k)]
     if missing:
         raise InvalidInput(f"a newsletter needs {', '.join(missing)}")
-    fields.setdefault("from_name", fields["name"])
-    if not fields["from_name"]:
+    if not fields.get("from_name"):  # not given, or empty: the name
         fields["from_name"] = fields["name"]
     _check_together(fields)
     _slug_free(session, fields["slug"], None)
@@ -113,9 +112,11 @@ def update_newsletter(session: Session, ref: str | int, changes: Mapping[str, An
     """Change the fields in ``changes`` only (checked); the rest stay as they are."""
     newsletter = get_newsletter(session, ref)
     fields = clean_identity(changes)
-    for key in ("name", "from_name", "from_email", "postal_address", "slug"):
+    for key in REQUIRED:
         if key in fields and not fields[key]:
             raise InvalidInput(f"{key} must not be empty")
+    if "from_name" in fields and not fields["from_name"]:  # empty: the name
+        fields["from_name"] = fields.get("name", newsletter.name)
     merged = {k: getattr(newsletter, k) for k in FIELDS} | fields
     _check_together(merged)
     if "slug" in fields and fields["slug"] != newsletter.slug:

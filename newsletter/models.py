@@ -55,11 +55,26 @@ class Newsletter(SQLModel, table=True):
     from_email: str
     reply_to: str | None = None
     postal_address: str
+    #: "about this newsletter": the public pages (sign-up, preferences, archive, feed)
     description: str = Field(default="", sa_type=Text)
     website_url: str = ""
     membership_url: str = ""
     brand_color: str = "#b4121b"
     created_at: datetime = Field(default_factory=utcnow)
+    language: str = Field(default="en", sa_type=String(35))  # BCP 47: <html lang>
+    time_zone: str = Field(default="UTC", sa_type=String(64))  # IANA name: dates in the email
+    logo_url: str = Field(default="", sa_type=String(2000))  # https; shown in the email header
+    masthead: str = ""  # one line under the name in the email header
+    #: "why you get this": the email footer (not the public pages)
+    footer_text: str = Field(default="", sa_type=Text)
+    membership_cta: bool = False  # the membership call-to-action is shown in the email
+    membership_text: str = ""  # its line of text
+    membership_button: str = "Become a member"  # its button (to membership_url)
+    #: section titles a new issue starts with
+    default_sections: list[str] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    requires_review: bool = False  # issues need review before they are sent (issue 13, item 3)
 
 
 class Article(SQLModel, table=True):

@@ -45,14 +45,11 @@ def seed(session: Session, *, folder: Path = SEEDS_DIR) -> SeedResult:
 
 
 def _upsert_newsletter(session: Session, data: dict[str, Any]) -> Newsletter:
-    data = newsletters.clean_identity(data)
-    newsletter = session.exec(select(Newsletter).where(Newsletter.slug == data["slug"])).first()
-    newsletter = newsletter or Newsletter(**data)
-    for key, value in data.items():
-        setattr(newsletter, key, value)
-    session.add(newsletter)
-    session.flush()
-    return newsletter
+    slug = str(data.get("slug", ""))
+    existing = session.exec(select(Newsletter).where(Newsletter.slug == slug)).first()
+    if existing is None:
+        return newsletters.create_newsletter(session, data)
+    return newsletters.update_newsletter(session, existing.id, data)  # type: ignore[arg-type]
 
 
 def _seed_subscribers(session: Session, path: Path, newsletter: Newsletter) -> int:

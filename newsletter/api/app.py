@@ -22,6 +22,7 @@ from newsletter.api import (
     errors,
     issues,
     links,
+    newsletters,
     ops,
     signup,
     subscribers,
@@ -49,6 +50,7 @@ from newsletter.exceptions import (
 
 API_PREFIX = errors.API_PREFIX
 ROUTERS: tuple[APIRouter, ...] = (
+    newsletters.router,
     issues.router,
     subscribers.router,
     bounces.router,

@@ -14,6 +14,7 @@ from newsletter.cli import (
     bounces,
     database,
     issues,
+    newsletters,
     run,
     sections,  # noqa: F401  (adds `issues section add|rename|move|remove|list`)
     sending,  # noqa: F401  (adds `issues send` and the other send verbs)
@@ -28,6 +29,7 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(help="Compose newsletter issues and deliver them.", no_args_is_help=True)
 app.add_typer(database.app, name="db")
+app.add_typer(newsletters.app, name="newsletters")
 app.add_typer(articles.app, name="articles")
 app.add_typer(issues.app, name="issues")
 app.add_typer(subscribers.app, name="subscribers")

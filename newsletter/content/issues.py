@@ -102,7 +102,8 @@ def create_issue(
     preheader: str = "",
     intro_md: str = "",
 ) -> Issue:
-    """Create a draft; issues are numbered 1, 2, 3... per newsletter."""
+    """Create a draft, numbered 1, 2, 3... per newsletter, with the newsletter's default
+    sections (empty, in its order)."""
     title = _title(title)
     subject = _subject(subject) if subject is not None else None
     preheader = _preheader(preheader)
@@ -118,6 +119,11 @@ def create_issue(
         intro_md=intro_md,
     )
     session.add(issue)
+    session.flush()
+    for position, section_title in enumerate(nl.default_sections or []):
+        session.add(
+            IssueSection(issue_id=issue.id, title=_section_title(section_title), position=position)  # type: ignore[arg-type]
+        )
     session.flush()
     return issue
 

@@ -10,10 +10,11 @@ import html
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import nh3
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, TemplateError
@@ -152,6 +153,17 @@ def _date(value: datetime | None) -> str:
     return f"{_AP_MONTHS[value.month - 1]} {value.day}, {value.year}" if value else ""
 
 
+def _local(value: datetime | None, zone: str) -> datetime | None:
+    """``value`` (aware, or naive UTC as SQLite returns it) in the newsletter's time zone."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    try:
+        return aware.astimezone(ZoneInfo(zone or "UTC"))
+    except (ZoneInfoNotFoundError, ValueError):  # checked on save; an old row stays in UTC
+        return aware
+
+
 def issue_context(outline: IssueOutline) -> dict[str, Any]:
     nl, issue = outline.newsletter, outline.issue
     return {
@@ -161,7 +173,7 @@ def issue_context(outline: IssueOutline) -> dict[str, Any]:
         "preheader": issue.preheader,
         "intro_html": Markup(markdown_to_html(issue.intro_md)),  # noqa: S704 - sanitised above
         "intro_md": issue.intro_md,
-        "date": _date(issue.send_started_at or issue.created_at),
+        "date": _date(_local(issue.send_started_at or issue.created_at, nl.time_zone)),
         "sections": [
             {"title": s.section.title, "stories": [_story(i) for i in s.items]}
             for s in outline.sections

@@ -64,6 +64,9 @@ PAGES = [
     "/admin/subscribers",
     "/admin/subscribers/new",
     "/admin/subscribers/import",
+    "/admin/newsletters",
+    "/admin/newsletters/new",
+    "/admin/newsletters/1",
 ]
 
 

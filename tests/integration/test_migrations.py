@@ -114,3 +114,56 @@ def test_migration_0007_merges_case_twins_into_the_earliest_and_a_no_wins(
     # newsletter 1: the twin had unsubscribed, so the merged subscriber is unsubscribed there
     assert [tuple(s) for s in subs] == [(1, 1, "unsubscribed"), (1, 2, "active"), (3, 1, "active")]
     assert events == [1]
+
+
+def test_migration_0008_keeps_what_readers_saw_and_steps_back(database_url: str) -> None:
+    db.downgrade(database_url, "0007")
+    engine = db.get_engine(database_url)
+    now = "2026-01-01 00:00:00+00:00"
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO newsletter (id, slug, name, from_name, from_email, postal_address, "
+                "description, website_url, membership_url, brand_color, created_at) VALUES "
+                "(1, 'a', 'A', 'A', 'a@x.org', 'addr', 'Why you get A', '', "
+                "'https://x.org/join', '#000000', :now), "
+                "(2, 'b', 'B', 'B', 'b@x.org', 'addr', '', '', '', '#000000', :now)"
+            ),
+            {"now": now},
+        )
+    engine.dispose()
+
+    db.upgrade(database_url, "0008")
+    engine = db.get_engine(database_url)
+    with engine.begin() as conn:
+        rows = conn.execute(
+            text(
+                "SELECT slug, description, footer_text, membership_cta, membership_text, "
+                "membership_button, language, time_zone, logo_url, masthead, default_sections, "
+                "requires_review FROM newsletter ORDER BY id"
+            )
+        ).all()
+        # the email footer keeps its text; the CTA stays on where a membership URL was set
+        assert [(r.slug, r.description, r.footer_text) for r in rows] == [
+            ("a", "Why you get A", "Why you get A"),
+            ("b", "", ""),
+        ]
+        assert [bool(r.membership_cta) for r in rows] == [True, False]
+        assert rows[0].membership_text == "Independent journalism depends on readers like you."
+        for r in rows:
+            assert (r.language, r.time_zone, r.logo_url, r.masthead) == ("en", "UTC", "", "")
+            assert r.membership_button == "Become a member"
+            assert r.default_sections in ([], "[]") and not r.requires_review
+        conn.execute(text("UPDATE newsletter SET footer_text = 'Why you get B' WHERE id = 2"))
+    engine.dispose()
+
+    db.downgrade(database_url, "0007")
+    engine = db.get_engine(database_url)
+    with engine.connect() as conn:
+        back = conn.execute(text("SELECT slug, description FROM newsletter ORDER BY id")).all()
+        columns = {c["name"] for c in inspect(conn).get_columns("newsletter")}
+    engine.dispose()
+    # the older schema's one text: the about text where there was one, else the footer
+    assert [tuple(r) for r in back] == [("a", "Why you get A"), ("b", "Why you get B")]
+    assert "footer_text" not in columns and "language" not in columns
+    db.upgrade(database_url, "head")

@@ -7,6 +7,7 @@
 ``/admin/issues/{id}``                       the composer (drafts and scheduled issues)
 ``/admin/issues/{id}/sending``               live progress, pause, resume, cancel, resend
 ``/admin/subscribers...``                    list, search, filter, add, CSV import and export
+``/admin/newsletters...``                    list, new newsletter, settings and DNS records
 ``/admin/static/...``                        the stylesheet and the few scripts (public)
 ===========================================  ===============================================
 
@@ -27,6 +28,7 @@ from newsletter.api.admin import (
     auth,
     composer,
     dashboard,
+    newsletters,
     sending,
     subscribers,
     views,
@@ -44,6 +46,7 @@ ROUTERS = (
     sending.router,
     articles.router,
     subscribers.router,
+    newsletters.router,
 )
 
 

@@ -1,0 +1,160 @@
+"""Newsletters in the editor UI: the list, a form for a new one, a settings page per newsletter.
+
+Routes do HTTP only: the form's text goes to ``newsletters.parse_typed`` as typed, and
+``newsletter.newsletters`` checks and stores (the same code as the CLI and the JSON API). A
+refused form comes back with what was typed and why (422); nothing is stored. The settings page
+also shows the deliverability card (``newsletter.mail.deliverability``): the DNS records the
+From domain should publish, and whether the site's base URL is https.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from starlette.responses import Response
+
+from newsletter import newsletters
+from newsletter.api.admin import views
+from newsletter.api.admin.auth import protected_router
+from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.api.inputs import Id
+from newsletter.config import Settings
+from newsletter.exceptions import InvalidInput, NotFound, UserError
+from newsletter.mail import deliverability
+from newsletter.models import Newsletter
+
+router = protected_router()
+
+#: the longest text a form field takes; the domain checks each field's own limit after
+FIELD_MAX = 6000
+DEFAULTS: dict[str, str] = {
+    "language": "en",
+    "time_zone": "UTC",
+    "brand_color": "#b4121b",
+    "membership_button": "Become a member",
+}
+
+
+def settings_url(newsletter_id: int | None) -> str:
+    return f"/admin/newsletters/{newsletter_id}"
+
+
+def _values(newsletter: Newsletter | None) -> dict[str, str]:
+    """What the form shows: each field as text."""
+    if newsletter is None:
+        return {k: DEFAULTS.get(k, "") for k in newsletters.FIELDS}
+    values: dict[str, str] = {}
+    for key in newsletters.FIELDS:
+        value = getattr(newsletter, key)
+        if isinstance(value, bool):
+            values[key] = "on" if value else ""
+        elif isinstance(value, list):
+            values[key] = "\n".join(value)
+        else:
+            values[key] = value or ""
+    return values
+
+
+async def posted_fields(request: Request) -> dict[str, str]:
+    """The newsletter fields of the posted form, as typed; an unticked box is absent (no)."""
+    form = await request.form()
+    fields: dict[str, str] = {}
+    for name in newsletters.FIELDS:
+        value = form.get(name, "")
+        if not isinstance(value, str):
+            raise InvalidInput(f"'{name}' must be text, not a file")
+        if len(value) > FIELD_MAX:
+            raise InvalidInput(f"'{name}' is longer than {FIELD_MAX} characters")
+        fields[name] = value
+    return fields
+
+
+PostedFields = Annotated[dict[str, str], Depends(posted_fields)]
+
+
+@router.get("/newsletters", include_in_schema=False)
+def newsletter_list(request: Request, session: SessionDep) -> Response:
+    return views.render(
+        request,
+        "newsletters.html.j2",
+        title="Newsletters",
+        items=newsletters.list_newsletters(session),
+    )
+
+
+@router.get("/newsletters/new", include_in_schema=False)
+def new_newsletter(request: Request, settings: SettingsDep) -> Response:
+    return _form_page(request, settings, None)
+
+
+@router.post("/newsletters", include_in_schema=False)
+def create_newsletter(
+    request: Request, session: SessionDep, settings: SettingsDep, typed: PostedFields
+) -> Response:
+    try:
+        created = newsletters.create_newsletter(session, newsletters.parse_typed(typed))
+    except UserError as exc:
+        return _refused(request, session, settings, None, typed, exc)
+    return views.redirect(
+        request, settings_url(created.id), notice=f"Newsletter {created.name} created."
+    )
+
+
+@router.get("/newsletters/{newsletter_id}", include_in_schema=False)
+def newsletter_settings(
+    request: Request, newsletter_id: Id, session: SessionDep, settings: SettingsDep
+) -> Response:
+    return _form_page(request, settings, newsletters.get_newsletter(session, newsletter_id))
+
+
+@router.post("/newsletters/{newsletter_id}", include_in_schema=False)
+def update_newsletter(
+    request: Request,
+    newsletter_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    typed: PostedFields,
+) -> Response:
+    try:
+        newsletters.update_newsletter(session, newsletter_id, newsletters.parse_typed(typed))
+    except NotFound:
+        raise
+    except UserError as exc:
+        return _refused(request, session, settings, newsletter_id, typed, exc)
+    return views.redirect(request, settings_url(newsletter_id), notice="Settings saved.")
+
+
+def _form_page(
+    request: Request,
+    settings: Settings,
+    newsletter: Newsletter | None,
+    *,
+    values: dict[str, Any] | None = None,
+    error: str | None = None,
+) -> Response:
+    return views.render(
+        request,
+        "newsletter_form.html.j2",
+        title=f"Settings: {newsletter.name}" if newsletter else "New newsletter",
+        newsletter=newsletter,
+        values=values or _values(newsletter),
+        card=deliverability.records_for(newsletter, settings) if newsletter else None,
+        flash={"kind": "error", "text": error} if error else None,
+    )
+
+
+def _refused(
+    request: Request,
+    session: SessionDep,
+    settings: Settings,
+    newsletter_id: int | None,
+    typed: dict[str, str],
+    exc: UserError,
+) -> Response:
+    """The form again with what was typed and why it was refused (nothing was stored)."""
+    session.rollback()
+    current = newsletters.get_newsletter(session, newsletter_id) if newsletter_id else None
+    response = _form_page(request, settings, current, values=typed, error=str(exc))
+    response.status_code = 422
+    return response

@@ -1,0 +1,133 @@
+"""Newsletters over HTTP: ``/api/newsletters...``, admin token only.
+
+Routes do HTTP only: ``newsletter.newsletters`` checks and stores (the same code as the CLI and
+the editor UI). A field that does not pass (an address, an http logo URL, a colour, a taken
+slug, an unknown time zone, a control character) is a 422 naming it, and nothing is stored.
+
+- ``GET   /newsletters``                every newsletter, oldest first
+- ``POST  /newsletters``                create (slug, name, from_email, postal_address required)
+- ``GET   /newsletters/{newsletter}``   one, by slug or id
+- ``PATCH /newsletters/{newsletter}``   change the fields given, the rest stay
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path
+from pydantic import BaseModel, ConfigDict, Field
+
+from newsletter import newsletters
+from newsletter.api.auth import require_token
+from newsletter.api.deps import SessionDep
+from newsletter.api.errors import api_errors
+from newsletter.api.inputs import StrictRoute
+from newsletter.models import Newsletter
+
+router = APIRouter(
+    prefix="/newsletters",
+    tags=["newsletters"],
+    dependencies=[Depends(require_token)],
+    route_class=StrictRoute,
+    responses=api_errors(401, 403, 422),
+)
+MISSING = api_errors(404)
+Ref = Annotated[
+    str,
+    Path(max_length=80, description="the newsletter's slug or id", examples=["belarus-weekly"]),
+]
+OneLine = Annotated[str, Field(max_length=500)]
+Url = Annotated[str, Field(max_length=2000, description="absolute https URL, or empty")]
+Sections = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=20)]
+
+
+class NewsletterPublic(BaseModel):
+    id: int
+    slug: str
+    name: str
+    from_name: str
+    from_email: str
+    reply_to: str | None
+    postal_address: str
+    language: str
+    time_zone: str
+    brand_color: str
+    logo_url: str
+    masthead: str
+    description: str = Field(description="about this newsletter: public pages, archive, feed")
+    footer_text: str = Field(description="why you get this: the email footer")
+    website_url: str
+    membership_cta: bool
+    membership_text: str
+    membership_button: str
+    membership_url: str
+    default_sections: list[str]
+    requires_review: bool
+    created_at: datetime
+
+
+class NewsletterFields(BaseModel):
+    """Every field an editor sets; on PATCH only the ones sent change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: OneLine | None = None
+    from_name: OneLine | None = None
+    reply_to: Annotated[str, Field(max_length=320)] | None = None
+    language: Annotated[str, Field(max_length=35, examples=["en", "be", "ru"])] | None = None
+    time_zone: Annotated[str, Field(max_length=64, examples=["Europe/Minsk"])] | None = None
+    brand_color: Annotated[str, Field(max_length=7, examples=["#b4121b"])] | None = None
+    logo_url: Url | None = None
+    masthead: OneLine | None = None
+    description: Annotated[str, Field(max_length=5000)] | None = None
+    footer_text: Annotated[str, Field(max_length=2000)] | None = None
+    website_url: Url | None = None
+    membership_cta: bool | None = None
+    membership_text: OneLine | None = None
+    membership_button: Annotated[str, Field(max_length=60)] | None = None
+    membership_url: Url | None = None
+    default_sections: Sections | None = None
+    requires_review: bool | None = None
+    slug: Annotated[str, Field(max_length=80, examples=["belarus-weekly"])] | None = None
+    from_email: Annotated[str, Field(max_length=320)] | None = None
+    postal_address: OneLine | None = None
+
+
+class NewsletterCreate(NewsletterFields):
+    slug: Annotated[str, Field(max_length=80, examples=["belarus-weekly"])]
+    name: OneLine
+    from_email: Annotated[str, Field(max_length=320, examples=["weekly@news.example.org"])]
+    postal_address: OneLine
+
+
+def _public(newsletter: Newsletter) -> NewsletterPublic:
+    return NewsletterPublic.model_validate(newsletter, from_attributes=True)
+
+
+def _given(body: BaseModel) -> dict[str, Any]:
+    """The fields the client sent; an explicit null on a text field clears it."""
+    fields = body.model_dump(exclude_unset=True)
+    return {k: ("" if v is None and k not in newsletters.FLAGS else v) for k, v in fields.items()}
+
+
+@router.get("", summary="Every newsletter")
+def list_newsletters(session: SessionDep) -> list[NewsletterPublic]:
+    return [_public(n) for n in newsletters.list_newsletters(session)]
+
+
+@router.post("", status_code=201, summary="Create a newsletter")
+def create_newsletter(body: NewsletterCreate, session: SessionDep) -> NewsletterPublic:
+    return _public(newsletters.create_newsletter(session, _given(body)))
+
+
+@router.get("/{newsletter}", summary="One newsletter (slug or id)", responses=MISSING)
+def get_newsletter(newsletter: Ref, session: SessionDep) -> NewsletterPublic:
+    return _public(newsletters.get_newsletter(session, newsletter))
+
+
+@router.patch("/{newsletter}", summary="Change a newsletter's settings", responses=MISSING)
+def update_newsletter(
+    newsletter: Ref, body: NewsletterFields, session: SessionDep
+) -> NewsletterPublic:
+    return _public(newsletters.update_newsletter(session, newsletter, _given(body)))

@@ -1,0 +1,185 @@
+"""``newsletter newsletters``: create, edit, list and show newsletters and their settings.
+
+Every option is checked by ``newsletter.newsletters`` (the same code as the API and the editor
+UI); a refused value is one line naming the field, and nothing is stored.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from newsletter import newsletters
+from newsletter.cli.common import console, session
+from newsletter.exceptions import InvalidInput
+from newsletter.models import Newsletter
+
+app = typer.Typer(help="Newsletters and their settings.", no_args_is_help=True)
+
+Text = Annotated[str | None, typer.Option()]
+Flag = Annotated[bool | None, typer.Option(show_default=False)]
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options that were given (``None`` is "not given")."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
+@app.command("create")
+def create(
+    slug: Annotated[str, typer.Option(help="lower-case letters, digits, hyphens")],
+    name: Annotated[str, typer.Option()],
+    from_email: Annotated[str, typer.Option(help="the sender address")],
+    postal_address: Annotated[str, typer.Option(help="shown in every email's footer")],
+    from_name: Annotated[str | None, typer.Option(help="default: the name")] = None,
+    reply_to: Text = None,
+    language: Annotated[str | None, typer.Option(help="BCP 47: en, be, ru...")] = None,
+    time_zone: Annotated[str | None, typer.Option(help="IANA: Europe/Minsk, UTC...")] = None,
+    brand_color: Annotated[str | None, typer.Option(help="#rrggbb")] = None,
+    logo_url: Annotated[str | None, typer.Option(help="https")] = None,
+    masthead: Text = None,
+    about: Annotated[str | None, typer.Option(help="about this newsletter (public pages)")] = None,
+    footer_text: Annotated[str | None, typer.Option(help="why you get this (email footer)")] = None,
+    website_url: Text = None,
+    membership_url: Text = None,
+    membership_text: Text = None,
+    membership_button: Text = None,
+    membership_cta: Annotated[bool, typer.Option(help="show the membership CTA")] = False,
+    section: Annotated[list[str] | None, typer.Option(help="a default section; repeat")] = None,
+    requires_review: Annotated[bool, typer.Option(help="issues need review")] = False,
+) -> None:
+    """Create a newsletter."""
+    fields = _given(
+        slug=slug,
+        name=name,
+        from_email=from_email,
+        postal_address=postal_address,
+        from_name=from_name,
+        reply_to=reply_to,
+        language=language,
+        time_zone=time_zone,
+        brand_color=brand_color,
+        logo_url=logo_url,
+        masthead=masthead,
+        description=about,
+        footer_text=footer_text,
+        website_url=website_url,
+        membership_url=membership_url,
+        membership_text=membership_text,
+        membership_button=membership_button,
+        membership_cta=membership_cta,
+        default_sections=section,
+        requires_review=requires_review,
+    )
+    with session() as s:
+        created = newsletters.create_newsletter(s, fields)
+        console.print(f"newsletter {created.id}: {created.slug} ({created.name})", highlight=False)
+
+
+@app.command("edit")
+def edit(
+    newsletter: Annotated[str, typer.Argument(help="slug or id")],
+    slug: Text = None,
+    name: Text = None,
+    from_email: Text = None,
+    postal_address: Text = None,
+    from_name: Text = None,
+    reply_to: Annotated[str | None, typer.Option(help="empty clears it")] = None,
+    language: Text = None,
+    time_zone: Text = None,
+    brand_color: Text = None,
+    logo_url: Annotated[str | None, typer.Option(help="https; empty clears it")] = None,
+    masthead: Text = None,
+    about: Annotated[str | None, typer.Option(help="about this newsletter (public pages)")] = None,
+    footer_text: Annotated[str | None, typer.Option(help="why you get this (email footer)")] = None,
+    website_url: Text = None,
+    membership_url: Text = None,
+    membership_text: Text = None,
+    membership_button: Text = None,
+    membership_cta: Annotated[
+        bool | None, typer.Option("--membership-cta/--no-membership-cta", show_default=False)
+    ] = None,
+    section: Annotated[
+        list[str] | None, typer.Option(help="default sections (replaces them); repeat")
+    ] = None,
+    clear_sections: Annotated[bool, typer.Option(help="no default sections")] = False,
+    requires_review: Annotated[
+        bool | None, typer.Option("--requires-review/--no-requires-review", show_default=False)
+    ] = None,
+) -> None:
+    """Change the settings given; the others stay as they are."""
+    fields = _given(
+        slug=slug,
+        name=name,
+        from_email=from_email,
+        postal_address=postal_address,
+        from_name=from_name,
+        reply_to=reply_to,
+        language=language,
+        time_zone=time_zone,
+        brand_color=brand_color,
+        logo_url=logo_url,
+        masthead=masthead,
+        description=about,
+        footer_text=footer_text,
+        website_url=website_url,
+        membership_url=membership_url,
+        membership_text=membership_text,
+        membership_button=membership_button,
+        membership_cta=membership_cta,
+        default_sections=[] if clear_sections else section,
+        requires_review=requires_review,
+    )
+    if not fields:
+        raise InvalidInput("nothing to change: give at least one option (see --help)")
+    with session() as s:
+        changed = newsletters.update_newsletter(s, newsletter, fields)
+        console.print(
+            f"newsletter {changed.id} saved: {', '.join(sorted(fields))}", highlight=False
+        )
+
+
+@app.command("list")
+def list_all() -> None:
+    """Every newsletter."""
+    table = Table("id", "slug", "name", "from", "language", "time zone", "review")
+    with session() as s:
+        for n in newsletters.list_newsletters(s):
+            table.add_row(
+                str(n.id),
+                n.slug,
+                n.name,
+                f"{n.from_name} <{n.from_email}>",
+                n.language,
+                n.time_zone,
+                "yes" if n.requires_review else "no",
+            )
+    console.print(table)
+
+
+@app.command("show")
+def show(newsletter: Annotated[str, typer.Argument(help="slug or id")]) -> None:
+    """Every setting of one newsletter."""
+    with session() as s:
+        found = newsletters.get_newsletter(s, newsletter)
+        rows = _rows(found)
+    table = Table("setting", "value", show_header=False)
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+
+
+def _rows(n: Newsletter) -> list[tuple[str, str]]:
+    def shown(value: Any) -> str:
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if isinstance(value, list):
+            return "; ".join(value) or "-"
+        return str(value) if value not in (None, "") else "-"
+
+    label = {"description": "about", "default_sections": "sections"}
+    rows = [("id", str(n.id))]
+    rows += [(label.get(k, k), shown(getattr(n, k))) for k in newsletters.FIELDS]
+    return rows

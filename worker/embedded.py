@@ -1,4 +1,4 @@
-"""The embedded default, running in this process: a real Celery worker thread and an SMTP sink."""
+"""The embedded default, running in this process: a real Celery worker thread and the beat."""
 
 from __future__ import annotations
 
@@ -31,3 +31,16 @@ def celery_worker(app: Any, *, concurrency: int = 2) -> Iterator[Any]:
         state.should_terminate = 0  # the consumer loop's own shutdown signal
         thread.join(30)
         state.should_terminate = None
+
+
+@contextmanager
+def celery_beat(app: Any) -> Iterator[Any]:
+    """The beat (``beat_schedule``: the periodic tick) in a thread, its schedule in memory."""
+    from celery.beat import EmbeddedService
+
+    beat = EmbeddedService(app, thread=True, scheduler_cls="celery.beat:Scheduler")
+    beat.start()
+    try:
+        yield beat
+    finally:
+        beat.stop()  # waits for the thread's loop to end (it sleeps at most a second)

@@ -19,7 +19,9 @@ from newsletter.api import (
     admin,
     archive,
     bounces,
+    dev,
     errors,
+    home,
     issues,
     links,
     newsletters,
@@ -58,8 +60,15 @@ ROUTERS: tuple[APIRouter, ...] = (
     signup.api,
 )
 #: routers served at the site's root: the public HTML pages (sign-up, confirm, unsubscribe, ...),
-#: the archive (/archive) and the operations endpoints (/healthz, /readyz, /metrics)
-PAGES: tuple[APIRouter, ...] = (signup.pages, links.router, archive.router, ops.router)
+#: the archive (/archive), the operations endpoints (/healthz, /readyz, /metrics), and / with
+#: the favicon
+PAGES: tuple[APIRouter, ...] = (
+    signup.pages,
+    links.router,
+    archive.router,
+    ops.router,
+    home.router,
+)
 
 #: domain errors and their status codes; the most specific class wins (Starlette walks the MRO)
 STATUS_OF: dict[type[UserError], int] = {
@@ -103,6 +112,8 @@ def create_app(
         app.include_router(router, prefix=API_PREFIX)
     for router in PAGES:
         app.include_router(router)
+    if settings.environment == "development":
+        app.include_router(dev.router)  # /dev/outbox: the local sink's messages
     admin.install(app)
     app.add_middleware(PublicBodyLimit, limit=app.state.settings.public_body_limit)
     app.add_middleware(RefuseNulInUrl)

@@ -13,6 +13,7 @@ from newsletter.cli import (
     articles,
     bounces,
     database,
+    dev,
     issues,
     newsletters,
     run,
@@ -36,7 +37,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(admin.app, name="admin")
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(webhooks.app, name="webhooks")
-for command in (run.seed, run.demo, run.worker, run.serve):
+for command in (run.seed, run.demo, run.worker, run.serve, dev.dev, dev.sink):
     app.command()(command)
 
 
@@ -44,7 +45,8 @@ def _configure_logging() -> None:
     """NEWSLETTER_LOG_FORMAT / _LEVEL; invalid settings are reported by the command itself.
 
     Short commands (and the demo's progress bar) show warnings only, unless NEWSLETTER_LOG_LEVEL
-    asks for more; the long-running ``serve`` and ``worker`` log at NEWSLETTER_LOG_LEVEL.
+    asks for more; the long-running ``serve``, ``worker``, ``dev`` and ``sink`` log at
+    NEWSLETTER_LOG_LEVEL.
     """
     import os
 
@@ -52,7 +54,8 @@ def _configure_logging() -> None:
 
     from newsletter.logs import configure_logging
 
-    service = sys.argv[1:2] in (["serve"], ["worker"]) or "NEWSLETTER_LOG_LEVEL" in os.environ
+    long_running = ("serve", "worker", "dev", "sink")
+    service = sys.argv[1:2] in [[c] for c in long_running] or "NEWSLETTER_LOG_LEVEL" in os.environ
     try:
         configure_logging(get_settings(), level=None if service else "WARNING")
     except ValidationError:

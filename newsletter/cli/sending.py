@@ -75,10 +75,17 @@ def _queued(issue_id: int, follow: bool) -> None:
 
 
 def _follow(issue_id: int) -> None:
+    notice: str | None = None  # said once when it appears, and once when a worker shows up
     with progress_bar(f"issue {issue_id}") as (bar, task):
         while True:
             with session() as s:
                 state = controls.status(s, issue_id=issue_id)
+            if state.worker_notice != notice:
+                if state.worker_notice:
+                    bar.console.print(f"[yellow]{state.worker_notice}[/]", highlight=False)
+                elif notice:
+                    bar.console.print("a worker picked the send up", highlight=False)
+                notice = state.worker_notice
             p = state.progress
             bar.update(
                 task,

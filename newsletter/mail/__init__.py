@@ -3,6 +3,7 @@
 - ``message``  the issue's message template (headers and parts built once; per recipient only
                To, Date, Message-ID, List-Unsubscribe and the personal values change)
 - ``dkim``     DKIM signing (RFC 6376) and keys: checked at start, the DNS record to publish
+- ``outbox``   the local SMTP sink's ``.eml`` files read back (``/dev/outbox``)
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@
 - ``scheduler``   the periodic tick: due issues started, expired leases requeued, chains restarted
 - ``controls``    schedule, pause, resume, cancel, resend to the failed; status
 - ``progress``    delivery counts by status
+- ``pickup``      a send no worker picks up, or a schedule no beat starts (the status says so)
 - ``ratelimit``   the shared send rate (a Redis token bucket)
 - ``breaker``     the circuit breaker that pauses an issue when sends keep failing
 - ``metrics``     Prometheus figures read from the ledger

@@ -24,7 +24,7 @@ from newsletter.models import (
     moving,
     utcnow,
 )
-from newsletter.sending import ledger, progress
+from newsletter.sending import ledger, pickup, progress
 from newsletter.sending.start import fill_ledger
 from newsletter.tables import SUB, D, I, S
 
@@ -280,6 +280,7 @@ class Status:
     eta_seconds: float | None  # None when nothing is moving
     last_errors: list[LastError]
     scheduled_at: datetime | None
+    worker_notice: str | None = None  # no worker (or no beat) picks the issue up: pickup.py
 
     @property
     def remaining(self) -> int:
@@ -298,6 +299,7 @@ class Status:
             "rate": round(self.rate, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
             "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+            "worker_notice": self.worker_notice,
             "last_errors": [
                 {
                     "email": e.email,
@@ -343,4 +345,7 @@ def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
             LastError(r.email, r.smtp_response or "", r.updated_at, r.status) for r in rows
         ],
         scheduled_at=issue.scheduled_at,
+        worker_notice=None
+        if rate > 0
+        else pickup.worker_notice(session, issue_id=issue_id, now=now),
     )

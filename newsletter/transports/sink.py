@@ -90,19 +90,30 @@ class SMTPSink:
         self.on_message = on_message
         self.messages: list[Received] = []
         self._lock = threading.Lock()
+        self._numbered = 0  # messages the folder held before this sink started
         self._controller: Controller | None = None
 
     def store(self, received: Received) -> None:
         with self._lock:
             self.messages.append(received)
-            count = len(self.messages)
+            number = self._numbered + len(self.messages)
         if self.folder is not None:
             self.folder.mkdir(parents=True, exist_ok=True)
-            (self.folder / f"{count:06d}.eml").write_bytes(received.data)
+            # written aside, then renamed: a reader of the folder never sees half a message
+            part = self.folder / f".{number:06d}.eml.part"
+            part.write_bytes(received.data)
+            part.replace(self.folder / f"{number:06d}.eml")
         if self.on_message is not None:
             self.on_message(received)
 
+    def _last_number(self) -> int:
+        """The highest NNNNNN.eml already in the folder: a restarted sink overwrites nothing."""
+        if self.folder is None or not self.folder.is_dir():
+            return 0
+        return max((int(p.stem) for p in self.folder.glob("*.eml") if p.stem.isdigit()), default=0)
+
     def start(self) -> SMTPSink:
+        self._numbered = self._last_number()
         self._controller = Controller(
             _Handler(self),
             hostname=self.host,

@@ -24,6 +24,11 @@
     set("state-total", s.total);
     set("state-pct", s.total ? Math.round((100 * s.done) / s.total) : 0);
     set("state-reason", s.reason || "");
+    var notice = document.getElementById("worker-notice");
+    if (notice) {
+      notice.textContent = s.worker_notice || "";
+      notice.hidden = !s.worker_notice;
+    }
     var bar = document.getElementById("state-progress");
     bar.max = s.total || 1;
     bar.value = s.done;

@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         0.5, gt=0, le=1, description="share of failures in the window that pauses the issue"
     )
 
+    two_factor_required: bool = Field(
+        False,
+        description="every editor must turn on two-factor sign-in (TOTP) before using the UI",
+    )
     confirmation_max_age_seconds: int = Field(
         7 * 86400, ge=60, description="how long a sign-up's confirmation link works"
     )

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, String, Text, UniqueConstraint, event
+from sqlalchemy import JSON, BigInteger, Column, Index, String, Text, UniqueConstraint, event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapper
@@ -306,6 +306,20 @@ class EditorUser(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     last_login_at: datetime | None = None
     disabled_at: datetime | None = None
+    #: two-factor sign-in (``newsletter.access.two_factor``): the TOTP secret, Fernet-encrypted;
+    #: in force from ``totp_enabled_at``; the last 30-second step whose code was accepted
+    totp_secret: str | None = Field(default=None, sa_type=String(255))
+    totp_enabled_at: datetime | None = None
+    totp_last_step: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class EditorRecoveryCode(SQLModel, table=True):
+    """A one-time recovery code of an editor's second factor, kept as its SHA-256."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="editoruser.id", index=True)
+    code_hash: str = Field(sa_type=String(64))
+    used_at: datetime | None = None
 
 
 class EditorSession(SQLModel, table=True):

@@ -65,6 +65,12 @@ def get_user(session: Session, email: str) -> EditorUser:
     return user
 
 
+def get_user_by_id(session: Session, user_id: int) -> EditorUser | None:
+    """The enabled account with this id (None when it is gone or disabled)."""
+    user = session.get(EditorUser, user_id)
+    return user if user is not None and user.disabled_at is None else None
+
+
 def set_password(session: Session, *, email: str, password: str) -> EditorUser:
     """New password; every session of the user ends (a password change locks out old cookies)."""
     _check_password(password)
@@ -119,6 +125,7 @@ class SignedIn:
     email: str
     name: str
     csrf_token: str
+    two_factor: bool = False
 
     @property
     def label(self) -> str:
@@ -161,7 +168,9 @@ def resolve(session: Session, token: str, *, now: datetime | None = None) -> Sig
     user = session.get(EditorUser, row.user_id)
     if user is None or user.disabled_at is not None or user.id is None:
         return None
-    return SignedIn(user.id, user.email, user.name, row.csrf_token)
+    return SignedIn(
+        user.id, user.email, user.name, row.csrf_token, user.totp_enabled_at is not None
+    )
 
 
 def end_session(session: Session, token: str) -> None:

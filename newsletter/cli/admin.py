@@ -101,12 +101,23 @@ def admin_disable_user(
     console.print(f"editor {user.email} {'enabled' if enable else 'disabled'}")
 
 
+@app.command("reset-2fa")
+def admin_reset_2fa(email: str) -> None:
+    """Turn an editor's two-factor sign-in off (lost phone and recovery codes); they set it up
+    again from their account page."""
+    from newsletter.access import two_factor
+
+    with session() as s:
+        user = two_factor.reset(s, email)
+    console.print(f"two-factor sign-in of {user.email} is off; their recovery codes are void")
+
+
 @app.command("list-users")
 def admin_list_users() -> None:
     """List editor accounts."""
     from newsletter.access import editors
 
-    table = Table("email", "name", "created", "last sign-in", "disabled")
+    table = Table("email", "name", "created", "last sign-in", "2FA", "disabled")
     with session() as s:
         for u in editors.list_users(s):
             table.add_row(
@@ -114,6 +125,7 @@ def admin_list_users() -> None:
                 u.name,
                 f"{u.created_at:%Y-%m-%d %H:%M}",
                 f"{u.last_login_at:%Y-%m-%d %H:%M}" if u.last_login_at else "-",
+                "on" if u.totp_enabled_at else "off",
                 f"{u.disabled_at:%Y-%m-%d %H:%M}" if u.disabled_at else "-",
             )
     console.print(table)

@@ -30,7 +30,7 @@ from tests.integration.admin_support import (
     sign_in,
 )
 
-PUBLIC = {"/admin/login"}
+PUBLIC = {"/admin/login", "/admin/login/code"}
 PARAM = re.compile(r"{(\w+)}")
 
 

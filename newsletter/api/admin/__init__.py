@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.staticfiles import StaticFiles
 
 from newsletter.api.admin import (
+    account,
     articles,
     auth,
     composer,
@@ -41,6 +42,7 @@ STATIC_DIR = TEMPLATES_DIR / "web" / "admin" / "static"
 ROUTERS = (
     auth.public,
     auth.router,
+    account.router,
     dashboard.router,
     composer.router,
     sending.router,
@@ -56,6 +58,7 @@ def install(app: FastAPI) -> None:
         app.include_router(router)
     app.add_exception_handler(auth.SignInRequired, auth.sign_in_required)
     app.add_exception_handler(auth.CsrfRejected, auth.csrf_rejected)
+    app.add_exception_handler(auth.SecondFactorRequired, auth.second_factor_required)
 
 
 def is_admin(request: Request) -> bool:
@@ -87,7 +90,7 @@ def user_error(request: Request, exc: UserError, status: int) -> Response:
         return views.render(
             request, "refused.html.j2", status=status, title="Not possible", message=str(exc)
         )
-    if request.url.path == f"{PREFIX}/login":
+    if request.url.path.startswith(f"{PREFIX}/login"):
         request.state.editor = None
         return views.render(
             request,

@@ -18,11 +18,11 @@ from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, Request
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
 from starlette.responses import Response
 
 from newsletter import db
-from newsletter.access import editors
+from newsletter.access import editors, two_factor
 from newsletter.access.editors import SignedIn
 from newsletter.api.admin import views
 from newsletter.api.deps import SettingsDep
@@ -32,6 +32,9 @@ from newsletter.config import Settings
 
 SESSION_COOKIE = "nl_admin"
 LOGIN_COOKIE = "nl_login"
+#: a password accepted, the second factor still due: the user id, signed, for a few minutes
+SECOND_FACTOR_COOKIE = "nl_2fa"
+SECOND_FACTOR_SECONDS = 300
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 #: failed sign-ins per window, per client IP and per (address, client IP); successes are free
 LOGIN_PER_IP, LOGIN_PER_ADDRESS, LOGIN_WINDOW = 30, 10, 900
@@ -43,6 +46,14 @@ class SignInRequired(Exception):
 
 class CsrfRejected(Exception):
     """A state-changing request without this session's CSRF token."""
+
+
+class SecondFactorRequired(Exception):
+    """The site requires two-factor sign-in and this editor has not turned it on yet."""
+
+
+#: what an editor without the required second factor may still open: setting it up, leaving
+ENROLMENT_PATHS = ("/admin/account", "/admin/logout")
 
 
 def _signer(settings: Settings) -> URLSafeSerializer:
@@ -80,7 +91,12 @@ EditorDep = Annotated[SignedIn, Depends(require_editor)]
 
 
 async def guard(request: Request, editor: EditorDep) -> SignedIn:
-    """A signed-in editor, and for POST and the like, this session's CSRF token."""
+    """A signed-in editor, and for POST and the like, this session's CSRF token; where the site
+    requires two-factor sign-in, an editor without it reaches only the set-up."""
+    settings: Settings = request.app.state.settings
+    enrolled = editor.two_factor or not settings.two_factor_required
+    if not enrolled and not request.url.path.startswith(ENROLMENT_PATHS):
+        raise SecondFactorRequired
     if request.method not in SAFE_METHODS:
         sent = request.headers.get("x-csrf-token")
         if sent is None:
@@ -117,6 +133,13 @@ async def sign_in_required(request: Request, _exc: Exception) -> Response:
         title="Sign in required",
         message="Your session has ended. Sign in again, then repeat what you were doing.",
     )
+
+
+async def second_factor_required(request: Request, _exc: Exception) -> Response:
+    text = "This site requires two-factor sign-in: set it up before you go on."
+    if views.wants_json(request):
+        return views.json_response({"error": text}, status=403)
+    return views.redirect(request, "/admin/account", error=text)
 
 
 async def csrf_rejected(request: Request, _exc: Exception) -> Response:
@@ -204,8 +227,10 @@ def login(
     limiter.check(ip=ip, address=email)
     with db.session_scope(settings.database_url) as session:
         user = editors.authenticate(session, email=email, password=password)
-        token = editors.start_session(session, user) if user is not None else None
-    if token is None:
+        second_factor = user is not None and two_factor.enabled(user)
+        token = editors.start_session(session, user) if user and not second_factor else None
+        user_id = user.id if user is not None else None
+    if user_id is None:
         limiter.failed(ip=ip, address=email)
         return _login_page(
             request,
@@ -215,7 +240,23 @@ def login(
             email=email,
             error="That email address and password do not match an editor account.",
         )
-    response = views.redirect(request, _safe_next(next))
+    if token is None:  # the password was right; the code comes next
+        response = _code_page(request, settings, next_url=_safe_next(next), error=None)
+        response.set_cookie(
+            SECOND_FACTOR_COOKIE,
+            _pending_signer(settings).dumps(user_id),
+            max_age=SECOND_FACTOR_SECONDS,
+            path="/admin/login",
+            httponly=True,
+            samesite="strict",
+            secure=views.secure_cookies(settings),
+        )
+        return response
+    return _signed_in(request, settings, token, next)
+
+
+def _signed_in(request: Request, settings: Settings, token: str, next_url: str) -> Response:
+    response = views.redirect(request, _safe_next(next_url))
     response.set_cookie(
         SESSION_COOKIE,
         _signer(settings).dumps(token),
@@ -226,7 +267,96 @@ def login(
         secure=views.secure_cookies(settings),
     )
     response.delete_cookie(LOGIN_COOKIE, path="/admin/login")
+    response.delete_cookie(SECOND_FACTOR_COOKIE, path="/admin/login")
     return response
+
+
+# ---------------------------------------------------------------- the second factor
+
+
+def _pending_signer(settings: Settings) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(settings.secret_key, salt="newsletter.admin.second-factor")
+
+
+def _pending_user(request: Request, settings: Settings) -> int | None:
+    raw = request.cookies.get(SECOND_FACTOR_COOKIE)
+    if not raw:
+        return None
+    try:
+        value = _pending_signer(settings).loads(raw, max_age=SECOND_FACTOR_SECONDS)
+    except BadSignature:  # also an expired one (SignatureExpired is a BadSignature)
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _code_page(
+    request: Request, settings: Settings, *, next_url: str, error: str | None, status: int = 200
+) -> Response:
+    token = secrets.token_urlsafe(24)
+    request.state.editor = None
+    response = views.render(
+        request,
+        "login_code.html.j2",
+        status=status,
+        title="Two-factor sign-in",
+        login_token=token,
+        next_url=next_url,
+        error=error,
+    )
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token,
+        max_age=3600,
+        path="/admin/login",
+        httponly=True,
+        samesite="strict",
+        secure=views.secure_cookies(settings),
+    )
+    return response
+
+
+@public.post("/login/code", include_in_schema=False)
+def login_code(
+    request: Request,
+    settings: SettingsDep,
+    code: Annotated[str, Form(max_length=40)],
+    csrf_token: Annotated[str, Form(max_length=100)] = "",
+    next: Annotated[str, Form(max_length=2000)] = "/admin/",
+) -> Response:
+    """The second step: a code from the app (or a recovery code) for the password just given."""
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
+        raise CsrfRejected
+    user_id = _pending_user(request, settings)
+    if user_id is None:
+        return _login_page(
+            request,
+            settings,
+            next_url=_safe_next(next),
+            status=401,
+            error="The sign-in took too long. Enter your email address and password again.",
+        )
+    limiter = _limiter(request, settings)
+    ip = request.client.host if request.client else None
+    with db.session_scope(settings.database_url) as session:
+        user = editors.get_user_by_id(session, user_id)
+        address = user.email if user is not None else str(user_id)
+        limiter.check(ip=ip, address=address)  # the same limits as the password's
+        accepted = user is not None and two_factor.verify(
+            session, user, code, secret_key=settings.secret_key
+        )
+        token = editors.start_session(session, user) if user is not None and accepted else None
+    if token is None:
+        limiter.failed(ip=ip, address=address)
+        return _code_page(
+            request,
+            settings,
+            next_url=_safe_next(next),
+            status=401,
+            error="That code does not work. Type the 6 digits your app shows now, "
+            "or one of your recovery codes.",
+        )
+    return _signed_in(request, settings, token, next)
 
 
 @router.post("/logout", include_in_schema=False)

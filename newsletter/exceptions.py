@@ -69,6 +69,10 @@ class QABlocked(UserError):
         self.findings = findings
 
 
+class Forbidden(UserError):
+    """Someone signed in (or holding a token) whose role does not allow this action."""
+
+
 class InvalidToken(UserError):
     """No admin API token, or one that matches none stored."""
 

@@ -219,6 +219,7 @@ class ApiToken(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(sa_type=String(100), unique=True, index=True)
     token_hash: str = Field(sa_type=String(64), unique=True, index=True)
+    role: str = Field(default="admin", sa_type=String(20))  # what the token may do
     created_at: datetime = Field(default_factory=utcnow)
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
@@ -311,6 +312,9 @@ class EditorUser(SQLModel, table=True):
     totp_secret: str | None = Field(default=None, sa_type=String(255))
     totp_enabled_at: datetime | None = None
     totp_last_step: int | None = Field(default=None, sa_type=BigInteger)
+    #: writer | editor | audience | admin (``newsletter.access.roles``); per newsletter it may
+    #: differ (``EditorNewsletterRole``)
+    role: str = Field(default="admin", sa_type=String(20))
 
 
 class EditorRecoveryCode(SQLModel, table=True):
@@ -320,6 +324,37 @@ class EditorRecoveryCode(SQLModel, table=True):
     user_id: int = Field(foreign_key="editoruser.id", index=True)
     code_hash: str = Field(sa_type=String(64))
     used_at: datetime | None = None
+
+
+class EditorNewsletterRole(SQLModel, table=True):
+    """An editor's role for one newsletter, in place of their role elsewhere."""
+
+    __table_args__ = (UniqueConstraint("user_id", "newsletter_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="editoruser.id", index=True)
+    newsletter_id: int = Field(foreign_key="newsletter.id")
+    role: str = Field(sa_type=String(20))
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what, when, to which object, from where: append-only (``access.audit``).
+
+    The actor is named by kind, id and a label kept as it was; a subscriber appears by id only,
+    so erasing them leaves the entry and nothing personal in it.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow, index=True)
+    actor_kind: str = Field(sa_type=String(10))  # editor | token | cli
+    actor_id: int | None = None
+    actor_label: str = Field(sa_type=String(320))
+    action: str = Field(sa_type=String(60), index=True)
+    target_type: str = Field(default="", sa_type=String(30))
+    target_id: int | None = None
+    newsletter_id: int | None = None
+    ip: str | None = Field(default=None, sa_type=String(45))
+    detail: str = Field(default="", sa_type=String(500))
 
 
 class EditorSession(SQLModel, table=True):

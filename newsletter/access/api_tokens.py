@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
+from newsletter.access.roles import parse_role
 from newsletter.exceptions import InvalidInput, InvalidToken, NotFound, RevokedToken
 from newsletter.models import ApiToken, utcnow
 
@@ -32,8 +33,9 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create(session: Session, name: str) -> str:
-    """Store a new token under ``name`` and return its plaintext (the only time it exists)."""
+def create(session: Session, name: str, *, role: str = "admin") -> str:
+    """Store a new token under ``name`` and return its plaintext (the only time it exists);
+    ``role`` is what requests with it may do (``access.roles``)."""
     name = name.strip()
     if not name:
         raise InvalidInput("a token needs a name")
@@ -42,7 +44,7 @@ def create(session: Session, name: str) -> str:
     if _by_name(session, name) is not None:
         raise InvalidInput(f"a token named {name!r} already exists (revoked ones keep their name)")
     token = PREFIX + secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=hash_token(token)))
+    session.add(ApiToken(name=name, token_hash=hash_token(token), role=parse_role(role).value))
     session.flush()
     return token
 

@@ -22,6 +22,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, delete, select
 
+from newsletter.access.roles import Role, parse_role
 from newsletter.addresses import normalise_email
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import EditorSession, EditorUser, utcnow
@@ -47,12 +48,25 @@ def _check_password(password: str) -> None:
         raise InvalidInput("a password has at most 1024 characters")
 
 
-def create_user(session: Session, *, email: str, password: str, name: str = "") -> EditorUser:
+def create_user(
+    session: Session, *, email: str, password: str, name: str = "", role: str | None = None
+) -> EditorUser:
+    """A new editor account. ``role`` (writer, editor, audience, admin) may be left out only for
+    the first account, which is an admin: someone has to be able to add the others."""
     address = normalise_email(email).lower()  # sign-in compares addresses case-insensitively
     _check_password(password)
     if session.exec(select(EditorUser).where(EditorUser.email == address)).first():
         raise InvalidState(f"an editor {address} already exists")
-    user = EditorUser(email=address, name=name.strip(), password_hash=hasher().hash(password))
+    if role is None:
+        if session.exec(select(EditorUser)).first() is not None:
+            raise InvalidInput("give the new account a role: writer, editor, audience or admin")
+        role = Role.admin
+    user = EditorUser(
+        email=address,
+        name=name.strip(),
+        password_hash=hasher().hash(password),
+        role=parse_role(role).value,
+    )
     session.add(user)
     session.flush()
     return user

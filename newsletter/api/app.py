@@ -39,6 +39,7 @@ from newsletter.api.deps import (
 from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
+    Forbidden,
     InvalidInput,
     InvalidLink,
     InvalidState,
@@ -79,6 +80,7 @@ STATUS_OF: dict[type[UserError], int] = {
     InvalidLink: 400,
     InvalidToken: 401,
     RevokedToken: 403,
+    Forbidden: 403,
     RateLimited: 429,
     UserError: 400,
 }

@@ -19,6 +19,7 @@ from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import StrictRoute
 from newsletter.api.limits import BodyTooLarge
+from newsletter.api.permissions import authorize_token
 from newsletter.audience import bounces
 from newsletter.exceptions import InvalidInput
 
@@ -28,7 +29,7 @@ MAX_MESSAGE_BYTES = 10_000_000
 router = APIRouter(
     prefix="/bounces",
     tags=["bounces"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(authorize_token, scope="function")],
     route_class=StrictRoute,
     responses=api_errors(401, 403, 413, 422),
 )

@@ -21,13 +21,14 @@ from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import Dispatcher, DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, StrictRoute
+from newsletter.api.permissions import authorize_token
 from newsletter.sending import controls
 from newsletter.sending.start import start_send
 
 router = APIRouter(
     prefix="/issues",
     tags=["issues"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(authorize_token, scope="function")],
     route_class=StrictRoute,
     responses=api_errors(401, 403, 404, 422),
 )

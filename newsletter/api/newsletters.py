@@ -23,12 +23,13 @@ from newsletter.api.auth import require_token
 from newsletter.api.deps import SessionDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import StrictRoute
+from newsletter.api.permissions import authorize_token
 from newsletter.models import Newsletter
 
 router = APIRouter(
     prefix="/newsletters",
     tags=["newsletters"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(authorize_token, scope="function")],
     route_class=StrictRoute,
     responses=api_errors(401, 403, 422),
 )

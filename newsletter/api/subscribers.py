@@ -35,6 +35,7 @@ from newsletter.api.auth import TokenDep, require_token
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, Page, StrictRoute
+from newsletter.api.permissions import authorize_token
 from newsletter.audience import csv_export, csv_import, gdpr, manage
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
@@ -43,7 +44,7 @@ from newsletter.newsletters import get_newsletter
 router = APIRouter(
     prefix="/subscribers",
     tags=["subscribers"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(authorize_token, scope="function")],
     route_class=StrictRoute,
     responses=api_errors(401, 403, 422),
 )

@@ -24,13 +24,14 @@ from newsletter.api.auth import require_token
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, StrictRoute
+from newsletter.api.permissions import authorize_token
 from newsletter.models import WebhookDelivery, WebhookEndpoint, WebhookStatus
 from newsletter.outbound import OutboundPolicy
 
 router = APIRouter(
     prefix="/webhooks",
     tags=["webhooks"],
-    dependencies=[Depends(require_token)],
+    dependencies=[Depends(require_token), Depends(authorize_token, scope="function")],
     route_class=StrictRoute,
     responses=api_errors(401, 403, 404, 422),
 )

@@ -11,6 +11,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from newsletter.cli import (
     admin,
     articles,
+    audit,
     bounces,
     database,
     dev,
@@ -37,6 +38,7 @@ app.add_typer(subscribers.app, name="subscribers")
 app.add_typer(admin.app, name="admin")
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(audit.app, name="audit")
 for command in (run.seed, run.demo, run.worker, run.serve, dev.dev, dev.sink):
     app.command()(command)
 

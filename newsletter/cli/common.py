@@ -82,3 +82,27 @@ def schema_behind() -> bool:
         return not db.schema_at_head(settings().database_url)
     except SQLAlchemyError:
         return False
+
+
+def audited(
+    s: Session,
+    action: str,
+    *,
+    target_type: str = "",
+    target_id: int | None = None,
+    newsletter_id: int | None = None,
+    detail: str = "",
+) -> None:
+    """The audit entry of a command that changed something, in the command's transaction
+    (the CLI acts as the operator at the machine: ``permissions.cli_actor``)."""
+    from newsletter.access import audit, permissions
+
+    audit.record(
+        s,
+        permissions.cli_actor(),
+        action,
+        target_type=target_type,
+        target_id=target_id,
+        newsletter_id=newsletter_id,
+        detail=detail,
+    )

@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from newsletter import newsletters
-from newsletter.cli.common import console, session
+from newsletter.cli.common import audited, console, session
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Newsletter
 
@@ -75,6 +75,7 @@ def create(
     )
     with session() as s:
         created = newsletters.create_newsletter(s, fields)
+        audited(s, "newsletter.create", target_type="newsletter", target_id=created.id)
         console.print(f"newsletter {created.id}: {created.slug} ({created.name})", highlight=False)
 
 
@@ -136,6 +137,7 @@ def edit(
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     with session() as s:
         changed = newsletters.update_newsletter(s, newsletter, fields)
+        audited(s, "newsletter.update", target_type="newsletter", target_id=changed.id)
         console.print(
             f"newsletter {changed.id} saved: {', '.join(sorted(fields))}", highlight=False
         )

@@ -10,6 +10,7 @@ import typer
 from rich.markup import escape
 
 from newsletter.cli.common import (
+    audited,
     console,
     err,
     progress_bar,
@@ -33,6 +34,8 @@ def issues_send(
 
     with session() as s:
         start = start_send(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
+        if start.started:
+            audited(s, "issue.send", target_type="issue", target_id=issue_id)
         state = None if start.started else controls.status(s, issue_id=issue_id)
     if state is None:
         console.print(
@@ -148,6 +151,7 @@ def issues_pause(
     """Stop sending after the messages in flight; resume picks up where it stopped."""
     with session() as s:
         controls.pause(s, issue_id=issue_id, reason=reason)
+        audited(s, "issue.pause", target_type="issue", target_id=issue_id, detail=reason)
     console.print(f"issue {issue_id}: paused")
 
 
@@ -159,6 +163,7 @@ def issues_resume(
     """Go on sending a paused issue (also one the circuit breaker paused)."""
     with session() as s:
         controls.resume(s, issue_id=issue_id)
+        audited(s, "issue.resume", target_type="issue", target_id=issue_id)
     console.print(f"issue {issue_id}: sending again")
     _dispatch(issue_id, follow)
 
@@ -168,6 +173,7 @@ def issues_cancel(issue_id: int) -> None:
     """Stop for good; the rows not yet sent are marked cancelled."""
     with session() as s:
         count = controls.cancel(s, issue_id=issue_id)
+        audited(s, "issue.cancel", target_type="issue", target_id=issue_id)
     console.print(f"issue {issue_id}: cancelled ({count} not sent)")
 
 
@@ -179,6 +185,7 @@ def issues_resend_failed(
     """Send again to the recipients whose delivery failed (and who are still subscribed)."""
     with session() as s:
         count = controls.resend_failed(s, issue_id=issue_id)
+        audited(s, "issue.resend-failed", target_type="issue", target_id=issue_id)
     if not count:
         console.print(f"issue {issue_id}: no failed deliveries to resend")
         return
@@ -216,6 +223,7 @@ def issues_schedule(
         issue = controls.schedule(
             s, issue_id=issue_id, at=when, size_limit=settings().html_size_limit
         )
+        audited(s, "issue.schedule", target_type="issue", target_id=issue_id, detail=at)
     assert issue.scheduled_at is not None
     console.print(f"issue {issue_id}: scheduled for {issue.scheduled_at.isoformat()}")
 
@@ -225,4 +233,5 @@ def issues_unschedule(issue_id: int) -> None:
     """Back to draft."""
     with session() as s:
         controls.unschedule(s, issue_id=issue_id)
+        audited(s, "issue.unschedule", target_type="issue", target_id=issue_id)
     console.print(f"issue {issue_id}: draft again")

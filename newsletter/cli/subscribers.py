@@ -21,6 +21,7 @@ from rich.table import Table
 from newsletter import newsletters
 from newsletter.audience import csv_export, csv_import, subscribers
 from newsletter.cli.common import (
+    audited,
     console,
     err,
     open_binary,
@@ -88,6 +89,7 @@ def subs_import(
     """Import subscribers from CSV (``IMPORT_HELP``); exit 1 if any row was rejected."""
     with open_binary(file) as stream, _byte_bar(file) as advance, session() as s:
         report = csv_import.import_csv(s, stream, newsletters=newsletter or (), on_progress=advance)
+        audited(s, "subscribers.import", detail=f"{file.name}: {report.rows} rows")
     _print_import(report)
     if report.errors_total:  # after the commit: the good rows stay imported
         raise typer.Exit(1)
@@ -144,6 +146,7 @@ def subs_export(
     with session() as s:
         newsletter_id = newsletters.get_newsletter(s, newsletter).id if newsletter else None
         pieces = csv_export.export_csv(s, newsletter_id=newsletter_id, status=status)
+        audited(s, "subscribers.export", newsletter_id=newsletter_id, detail=status or "")
         if out is None:
             for piece in pieces:
                 sys.stdout.write(piece)
@@ -162,6 +165,9 @@ def subs_export_data(subscriber: Annotated[str, typer.Argument(help="email or id
 
     with session() as s:
         data = gdpr.export_subscriber(s, subscriber)
+        audited(
+            s, "subscriber.export", target_type="subscriber", target_id=data["subscriber"]["id"]
+        )
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
@@ -177,6 +183,7 @@ def subs_erase(
         typer.confirm(f"Erase {subscriber} for good?", abort=True)
     with session() as s:
         done = gdpr.erase_subscriber(s, subscriber)
+        audited(s, "subscriber.erase", target_type="subscriber", target_id=done.subscriber_id)
     console.print(
         f"subscriber {done.subscriber_id} erased: {done.subscriptions} subscriptions and "
         f"{done.events} events deleted, {done.deliveries} deliveries anonymised"

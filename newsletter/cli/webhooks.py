@@ -8,6 +8,7 @@ import typer
 from rich.table import Table
 
 from newsletter.cli.common import (
+    audited,
     console,
     session,
     settings,
@@ -29,6 +30,7 @@ def webhooks_add(
 
     with session() as s:
         endpoint = webhooks.register(s, url, event, policy=OutboundPolicy.from_settings(settings()))
+        audited(s, "webhook.create", target_type="webhook", target_id=endpoint.id)
     console.print(f"webhook {endpoint.id}: {endpoint.url} ({', '.join(endpoint.events)})")
     console.print(f"secret (shown once): {endpoint.secret}")
 
@@ -52,4 +54,5 @@ def webhooks_remove(webhook_id: int) -> None:
 
     with session() as s:
         webhooks.delete(s, webhook_id)
+        audited(s, "webhook.remove", target_type="webhook", target_id=webhook_id)
     console.print(f"webhook {webhook_id} removed")

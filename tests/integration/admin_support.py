@@ -34,9 +34,9 @@ class Dispatched:
         self.ids.append(issue_id)
 
 
-def make_editor(settings: Settings, email: str = EDITOR_EMAIL) -> None:
+def make_editor(settings: Settings, email: str = EDITOR_EMAIL, role: str = "admin") -> None:
     with db.session_scope(settings.database_url) as s:
-        editors.create_user(s, email=email, password=EDITOR_PASSWORD, name="Ada Editor")
+        editors.create_user(s, email=email, password=EDITOR_PASSWORD, name="Ada Editor", role=role)
 
 
 def csrf_of(html: str) -> str:

@@ -26,11 +26,13 @@ from starlette.staticfiles import StaticFiles
 from newsletter.api.admin import (
     account,
     articles,
+    audit,
     auth,
     composer,
     dashboard,
     newsletters,
     sending,
+    signin,
     subscribers,
     views,
 )
@@ -40,9 +42,10 @@ from newsletter.exceptions import RateLimited, UserError
 PREFIX = "/admin"
 STATIC_DIR = TEMPLATES_DIR / "web" / "admin" / "static"
 ROUTERS = (
-    auth.public,
-    auth.router,
+    signin.public,
+    signin.router,
     account.router,
+    audit.router,
     dashboard.router,
     composer.router,
     sending.router,

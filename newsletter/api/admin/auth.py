@@ -1,33 +1,33 @@
-"""Signing editors in and out, and the guard every other editor route sits behind.
+"""The editor session and the guard every editor route sits behind (signing in: ``signin``).
 
 The session cookie (``nl_admin``) holds a random token signed with the app's secret key
 (itsdangerous), is HttpOnly, SameSite=Strict, limited to ``/admin`` and Secure on HTTPS; the
 database keeps the token's SHA-256 (``newsletter.access.editors``). ``guard`` refuses a request
-without a
-live session (a page: 303 to the sign-in form; anything else: 401) and, for every method that
-changes something, one without the session's CSRF token in the ``csrf_token`` form field or the
-``X-CSRF-Token`` header (403). The sign-in form itself is protected by a double-submit token in a
-short-lived cookie of its own, and sign-in attempts are limited per client IP and per address.
+without a live session (a page: 303 to the sign-in form; anything else: 401) and, for every
+method that changes something, one without the session's CSRF token in the ``csrf_token`` form
+field or the ``X-CSRF-Token`` header (403); ``authorize_editor`` then asks whether the editor's
+role allows the route (``api.permissions``; 403 otherwise) and writes its audit entry.
 """
 
 from __future__ import annotations
 
 import hmac
-import secrets
+from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Form, Request
-from itsdangerous import BadSignature, URLSafeSerializer, URLSafeTimedSerializer
+from fastapi import APIRouter, Depends, Request
+from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.responses import Response
 
 from newsletter import db
-from newsletter.access import editors, two_factor
+from newsletter.access import editors, permissions
 from newsletter.access.editors import SignedIn
+from newsletter.access.permissions import Actor
 from newsletter.api.admin import views
-from newsletter.api.deps import SettingsDep
+from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import StrictRoute
-from newsletter.audience import abuse
+from newsletter.api.permissions import authorized, client_ip
 from newsletter.config import Settings
 
 SESSION_COOKIE = "nl_admin"
@@ -56,23 +56,23 @@ class SecondFactorRequired(Exception):
 ENROLMENT_PATHS = ("/admin/account", "/admin/logout")
 
 
-def _signer(settings: Settings) -> URLSafeSerializer:
+def session_signer(settings: Settings) -> URLSafeSerializer:
     return URLSafeSerializer(settings.secret_key, salt="newsletter.admin.session")
 
 
-def _session_token(request: Request, settings: Settings) -> str | None:
+def session_token(request: Request, settings: Settings) -> str | None:
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
     try:
-        token = _signer(settings).loads(raw)
+        token = session_signer(settings).loads(raw)
     except BadSignature:
         return None
     return token if isinstance(token, str) else None
 
 
 def current_editor(request: Request, settings: SettingsDep) -> SignedIn | None:
-    token = _session_token(request, settings)
+    token = session_token(request, settings)
     if token is None:
         return None
     with db.session_scope(settings.database_url) as session:
@@ -109,11 +109,21 @@ async def guard(request: Request, editor: EditorDep) -> SignedIn:
     return editor
 
 
+def authorize_editor(
+    request: Request, editor: Annotated[SignedIn, Depends(guard)], session: SessionDep
+) -> Iterator[Actor]:
+    """The editor's role allows this route (403 otherwise); its audit entry once it returned."""
+    actor = permissions.editor_actor(session, editor.user_id, ip=client_ip(request))
+    yield from authorized(request, session, actor)
+
+
 def protected_router(**kwargs: object) -> APIRouter:
-    """A router under /admin whose every route needs a session (and CSRF on changes), and reads
-    its bodies strictly (``inputs.StrictRoute``: no NUL, no lone surrogate)."""
+    """A router under /admin whose every route needs a session (and CSRF on changes), a role
+    that allows it (``api.permissions``), and reads its bodies strictly (``inputs.StrictRoute``:
+    no NUL, no lone surrogate)."""
     kwargs.setdefault("route_class", StrictRoute)
-    return APIRouter(prefix="/admin", dependencies=[Depends(guard)], **kwargs)  # type: ignore[arg-type]
+    guarded = [Depends(guard), Depends(authorize_editor, scope="function")]
+    return APIRouter(prefix="/admin", dependencies=guarded, **kwargs)  # type: ignore[arg-type]
 
 
 # ---------------------------------------------------------------- refusals
@@ -147,230 +157,3 @@ async def csrf_rejected(request: Request, _exc: Exception) -> Response:
     if views.wants_json(request):
         return views.json_response({"error": text}, status=403)
     return views.render(request, "refused.html.j2", status=403, title="Refused", message=text)
-
-
-# ---------------------------------------------------------------- sign in, sign out
-
-public = APIRouter(prefix="/admin", route_class=StrictRoute)
-router = protected_router()
-
-
-def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/admin") and not target.startswith("//"):
-        return target
-    return "/admin/"
-
-
-def _login_page(
-    request: Request,
-    settings: Settings,
-    *,
-    next_url: str,
-    error: str | None,
-    status: int = 200,
-    email: str = "",
-) -> Response:
-    token = secrets.token_urlsafe(24)
-    request.state.editor = None
-    response = views.render(
-        request,
-        "login.html.j2",
-        status=status,
-        title="Sign in",
-        login_token=token,
-        next_url=next_url,
-        error=error,
-        email=email,
-    )
-    response.set_cookie(
-        LOGIN_COOKIE,
-        token,
-        max_age=3600,
-        path="/admin/login",
-        httponly=True,
-        samesite="strict",
-        secure=views.secure_cookies(settings),
-    )
-    return response
-
-
-@public.get("/login", include_in_schema=False)
-def login_form(request: Request, settings: SettingsDep, next: str | None = None) -> Response:
-    if current_editor(request, settings) is not None:
-        return views.redirect(request, _safe_next(next))
-    return _login_page(request, settings, next_url=_safe_next(next), error=None)
-
-
-def _limiter(request: Request, settings: Settings) -> abuse.FailureLimiter:
-    limiter: abuse.FailureLimiter | None = getattr(request.app.state, "login_limiter", None)
-    if limiter is None:
-        window = abuse.window_for(settings, prefix="newsletter:login:")
-        limiter = abuse.FailureLimiter(window, LOGIN_PER_IP, LOGIN_PER_ADDRESS, LOGIN_WINDOW)
-        request.app.state.login_limiter = limiter
-    return limiter
-
-
-@public.post("/login", include_in_schema=False)
-def login(
-    request: Request,
-    settings: SettingsDep,
-    email: Annotated[str, Form(max_length=320)],
-    password: Annotated[str, Form(max_length=1024)],
-    csrf_token: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/admin/",
-) -> Response:
-    expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
-        raise CsrfRejected
-    limiter = _limiter(request, settings)
-    ip = request.client.host if request.client else None
-    limiter.check(ip=ip, address=email)
-    with db.session_scope(settings.database_url) as session:
-        user = editors.authenticate(session, email=email, password=password)
-        second_factor = user is not None and two_factor.enabled(user)
-        token = editors.start_session(session, user) if user and not second_factor else None
-        user_id = user.id if user is not None else None
-    if user_id is None:
-        limiter.failed(ip=ip, address=email)
-        return _login_page(
-            request,
-            settings,
-            next_url=_safe_next(next),
-            status=401,
-            email=email,
-            error="That email address and password do not match an editor account.",
-        )
-    if token is None:  # the password was right; the code comes next
-        response = _code_page(request, settings, next_url=_safe_next(next), error=None)
-        response.set_cookie(
-            SECOND_FACTOR_COOKIE,
-            _pending_signer(settings).dumps(user_id),
-            max_age=SECOND_FACTOR_SECONDS,
-            path="/admin/login",
-            httponly=True,
-            samesite="strict",
-            secure=views.secure_cookies(settings),
-        )
-        return response
-    return _signed_in(request, settings, token, next)
-
-
-def _signed_in(request: Request, settings: Settings, token: str, next_url: str) -> Response:
-    response = views.redirect(request, _safe_next(next_url))
-    response.set_cookie(
-        SESSION_COOKIE,
-        _signer(settings).dumps(token),
-        max_age=int(editors.SESSION_LIFETIME.total_seconds()),
-        path=views.COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=views.secure_cookies(settings),
-    )
-    response.delete_cookie(LOGIN_COOKIE, path="/admin/login")
-    response.delete_cookie(SECOND_FACTOR_COOKIE, path="/admin/login")
-    return response
-
-
-# ---------------------------------------------------------------- the second factor
-
-
-def _pending_signer(settings: Settings) -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(settings.secret_key, salt="newsletter.admin.second-factor")
-
-
-def _pending_user(request: Request, settings: Settings) -> int | None:
-    raw = request.cookies.get(SECOND_FACTOR_COOKIE)
-    if not raw:
-        return None
-    try:
-        value = _pending_signer(settings).loads(raw, max_age=SECOND_FACTOR_SECONDS)
-    except BadSignature:  # also an expired one (SignatureExpired is a BadSignature)
-        return None
-    return value if isinstance(value, int) else None
-
-
-def _code_page(
-    request: Request, settings: Settings, *, next_url: str, error: str | None, status: int = 200
-) -> Response:
-    token = secrets.token_urlsafe(24)
-    request.state.editor = None
-    response = views.render(
-        request,
-        "login_code.html.j2",
-        status=status,
-        title="Two-factor sign-in",
-        login_token=token,
-        next_url=next_url,
-        error=error,
-    )
-    response.set_cookie(
-        LOGIN_COOKIE,
-        token,
-        max_age=3600,
-        path="/admin/login",
-        httponly=True,
-        samesite="strict",
-        secure=views.secure_cookies(settings),
-    )
-    return response
-
-
-@public.post("/login/code", include_in_schema=False)
-def login_code(
-    request: Request,
-    settings: SettingsDep,
-    code: Annotated[str, Form(max_length=40)],
-    csrf_token: Annotated[str, Form(max_length=100)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/admin/",
-) -> Response:
-    """The second step: a code from the app (or a recovery code) for the password just given."""
-    expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
-        raise CsrfRejected
-    user_id = _pending_user(request, settings)
-    if user_id is None:
-        return _login_page(
-            request,
-            settings,
-            next_url=_safe_next(next),
-            status=401,
-            error="The sign-in took too long. Enter your email address and password again.",
-        )
-    limiter = _limiter(request, settings)
-    ip = request.client.host if request.client else None
-    with db.session_scope(settings.database_url) as session:
-        user = editors.get_user_by_id(session, user_id)
-        address = user.email if user is not None else str(user_id)
-        limiter.check(ip=ip, address=address)  # the same limits as the password's
-        accepted = user is not None and two_factor.verify(
-            session, user, code, secret_key=settings.secret_key
-        )
-        token = editors.start_session(session, user) if user is not None and accepted else None
-    if token is None:
-        limiter.failed(ip=ip, address=address)
-        return _code_page(
-            request,
-            settings,
-            next_url=_safe_next(next),
-            status=401,
-            error="That code does not work. Type the 6 digits your app shows now, "
-            "or one of your recovery codes.",
-        )
-    return _signed_in(request, settings, token, next)
-
-
-@router.post("/logout", include_in_schema=False)
-def logout(request: Request, settings: SettingsDep) -> Response:
-    token = _session_token(request, settings)
-    if token is not None:
-        with db.session_scope(settings.database_url) as session:
-            editors.end_session(session, token)
-    response = views.redirect(request, "/admin/login", notice="You are signed out.")
-    response.delete_cookie(
-        SESSION_COOKIE,
-        path=views.COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=views.secure_cookies(settings),
-    )
-    return response

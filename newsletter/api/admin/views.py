@@ -14,6 +14,8 @@ from fastapi import Request
 from itsdangerous import BadSignature, URLSafeSerializer
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from newsletter.access.permissions import Actor
+from newsletter.access.roles import Action
 from newsletter.api.pages import environment
 from newsletter.config import Settings
 
@@ -42,19 +44,27 @@ def _flash_signer(settings: Settings) -> URLSafeSerializer:
 
 
 def render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
-    """An editor page; ``me`` (the signed-in editor) and ``csrf`` are always in the context.
+    """An editor page; ``me`` (the signed-in editor), ``csrf`` and ``can(action)`` (what their
+    role allows) are always in the context.
 
     ``flash`` (``{"kind": "error", "text": ...}``) shows a message now instead of the one a
     redirect left in the flash cookie.
     """
     settings: Settings = request.app.state.settings
     editor = getattr(request.state, "editor", None)
+    actor: Actor | None = getattr(request.state, "actor", None)
     flash = context.pop("flash", None) or _read_flash(request, settings)
+
+    def can(action: str, newsletter_id: int | None = None) -> bool:
+        """For the templates: offer only what the signed-in editor's role allows."""
+        return actor is not None and actor.can(Action(action), newsletter_id)
+
     html = (
         environment()
         .get_template(f"admin/{template}")
         .render(
             me=editor,
+            can=can,
             csrf=editor.csrf_token if editor else "",
             flash=flash,
             path=request.url.path,

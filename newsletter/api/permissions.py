@@ -1,0 +1,170 @@
+"""Which action each admin route is, and the dependency that asks the domain's one check.
+
+Every route of the admin API and the editor UI is in ``ROUTES`` (a test walks the app to keep
+it so): the action it needs (``access.roles.Action``) and, for a route that changes something
+(or exports people), the name its audit entry gets. ``authorize_token`` (here) and
+``admin.auth.authorize_editor`` run before the route: they build the ``Actor``, find the
+newsletter the route's issue, section or item belongs to (a per-newsletter role counts there),
+and ask
+``permissions.require`` (403 when the role lacks the action). After the route returns they
+write the audit entry in the route's own transaction: an action that failed leaves none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from fastapi import Request
+from sqlmodel import Session
+
+from newsletter.access import audit, permissions
+from newsletter.access.permissions import Actor
+from newsletter.access.roles import Action
+from newsletter.api.auth import TokenDep
+from newsletter.api.deps import SessionDep
+
+A = Action
+#: route endpoint (module.function) -> (the action it needs, its audit name or None)
+ROUTES: dict[str, tuple[Action, str | None]] = {
+    # admin API
+    "api.newsletters.list_newsletters": (A.read, None),
+    "api.newsletters.get_newsletter": (A.read, None),
+    "api.newsletters.create_newsletter": (A.newsletters_manage, "newsletter.create"),
+    "api.newsletters.update_newsletter": (A.newsletters_manage, "newsletter.update"),
+    "api.issues.get_status": (A.read, None),
+    "api.issues.send": (A.issues_send, "issue.send"),
+    "api.issues.pause": (A.issues_send, "issue.pause"),
+    "api.issues.resume": (A.issues_send, "issue.resume"),
+    "api.issues.cancel": (A.issues_send, "issue.cancel"),
+    "api.issues.resend_failed": (A.issues_send, "issue.resend-failed"),
+    "api.issues.schedule": (A.issues_send, "issue.schedule"),
+    "api.issues.unschedule": (A.issues_send, "issue.unschedule"),
+    "api.subscribers.list_subscribers": (A.subscribers_read, None),
+    "api.subscribers.get_subscriber": (A.subscribers_read, None),
+    "api.subscribers.create_subscriber": (A.subscribers_write, "subscriber.create"),
+    "api.subscribers.update_subscriber": (A.subscribers_write, "subscriber.update"),
+    "api.subscribers.export_subscribers": (A.subscribers_export, "subscribers.export"),
+    "api.subscribers.import_subscribers": (A.subscribers_import, "subscribers.import"),
+    "api.subscribers.erase_subscriber": (A.subscribers_erase, "subscriber.erase"),
+    "api.subscribers.export_subscriber": (A.subscribers_export, "subscriber.export"),
+    "api.bounces.process_bounce": (A.subscribers_write, "bounce.process"),
+    "api.webhooks.create": (A.webhooks_manage, "webhook.create"),
+    "api.webhooks.list_all": (A.webhooks_manage, None),
+    "api.webhooks.get": (A.webhooks_manage, None),
+    "api.webhooks.remove": (A.webhooks_manage, "webhook.remove"),
+    "api.webhooks.list_deliveries": (A.webhooks_manage, None),
+    # editor UI
+    "admin.account.account": (A.read, None),
+    "admin.account.begin": (A.read, None),
+    "admin.account.confirm": (A.read, "account.2fa-on"),
+    "admin.account.disable": (A.read, "account.2fa-off"),
+    "admin.audit.audit_page": (A.audit_read, None),
+    "admin.dashboard.dashboard": (A.read, None),
+    "admin.composer.create_issue": (A.issues_draft, "issue.create"),
+    "admin.composer.composer": (A.read, None),
+    "admin.composer.save_details": (A.issues_draft, "issue.edit"),
+    "admin.composer.add_section": (A.issues_draft, "issue.edit"),
+    "admin.composer.move_section": (A.issues_draft, "issue.edit"),
+    "admin.composer.rename_section": (A.issues_draft, "issue.edit"),
+    "admin.composer.delete_section": (A.issues_draft, "issue.edit"),
+    "admin.composer.add_item": (A.issues_draft, "issue.edit"),
+    "admin.composer.move_item": (A.issues_draft, "issue.edit"),
+    "admin.composer.set_blurb": (A.issues_draft, "issue.edit"),
+    "admin.composer.delete_item": (A.issues_draft, "issue.edit"),
+    "admin.composer.preview_html": (A.read, None),
+    "admin.composer.preview_text": (A.read, None),
+    "admin.composer.qa_json": (A.read, None),
+    "admin.composer.test_send": (A.issues_draft, "issue.test-send"),
+    "admin.composer.schedule": (A.issues_send, "issue.schedule"),
+    "admin.composer.unschedule": (A.issues_send, "issue.unschedule"),
+    "admin.composer.confirm_send": (A.issues_send, None),
+    "admin.composer.send_now": (A.issues_send, "issue.send"),
+    "admin.sending.sending": (A.read, None),
+    "admin.sending.status_json": (A.read, None),
+    "admin.sending.pause": (A.issues_send, "issue.pause"),
+    "admin.sending.resume": (A.issues_send, "issue.resume"),
+    "admin.sending.cancel": (A.issues_send, "issue.cancel"),
+    "admin.sending.resend_failed": (A.issues_send, "issue.resend-failed"),
+    "admin.articles.article_list": (A.read, None),
+    "admin.articles.new_article": (A.articles_write, None),
+    "admin.articles.import_form": (A.articles_write, None),
+    "admin.articles.edit_article": (A.read, None),
+    "admin.articles.create_article": (A.articles_write, "article.create"),
+    "admin.articles.import_feed": (A.articles_write, "articles.import"),
+    "admin.articles.import_file": (A.articles_write, "articles.import"),
+    "admin.articles.update_article": (A.articles_write, "article.update"),
+    "admin.subscribers.subscriber_list": (A.subscribers_read, None),
+    "admin.subscribers.new_subscriber": (A.subscribers_write, None),
+    "admin.subscribers.create_subscriber": (A.subscribers_write, "subscriber.create"),
+    "admin.subscribers.import_form": (A.subscribers_import, None),
+    "admin.subscribers.import_subscribers": (A.subscribers_import, "subscribers.import"),
+    "admin.subscribers.export_subscribers": (A.subscribers_export, "subscribers.export"),
+    "admin.newsletters.newsletter_list": (A.read, None),
+    "admin.newsletters.new_newsletter": (A.newsletters_manage, None),
+    "admin.newsletters.create_newsletter": (A.newsletters_manage, "newsletter.create"),
+    "admin.newsletters.newsletter_settings": (A.read, None),
+    "admin.newsletters.update_newsletter": (A.newsletters_manage, "newsletter.update"),
+}
+
+#: a path parameter -> the kind of object it names, in audit entries
+TARGETS = {
+    "issue_id": "issue",
+    "section_id": "section",
+    "item_id": "item",
+    "article_id": "article",
+    "subscriber_id": "subscriber",
+    "endpoint_id": "webhook",
+    "newsletter_id": "newsletter",
+}
+
+
+def route_key(request: Request) -> str:
+    endpoint = request.scope["route"].endpoint
+    return endpoint_key(endpoint.__module__, endpoint.__name__)
+
+
+def endpoint_key(module: str, name: str) -> str:
+    """``api.issues.send`` for the admin API's routes, ``admin.composer.send_now`` for the UI's."""
+    short = module.removeprefix("newsletter.api.")
+    return f"{short if short.startswith('admin.') else 'api.' + short}.{name}"
+
+
+def _ids(request: Request) -> dict[str, int]:
+    found = {}
+    for name, value in request.path_params.items():
+        if name in TARGETS and str(value).isdigit():
+            found[name] = int(value)
+    return found
+
+
+def authorized(request: Request, session: Session, actor: Actor) -> Iterator[Actor]:
+    """The check before the route, the audit entry after it (see the module's text)."""
+    action, audit_name = ROUTES[route_key(request)]  # a route missing here is a bug: 500
+    ids = _ids(request)
+    newsletter_id = permissions.newsletter_of(
+        session,
+        issue_id=ids.get("issue_id"),
+        section_id=ids.get("section_id"),
+        item_id=ids.get("item_id"),
+    )
+    permissions.require(actor, action, newsletter_id=newsletter_id)
+    request.state.actor = actor
+    yield actor
+    if audit_name is not None:  # the route returned: its change and this entry commit together
+        target = next(iter(ids.items()), None)
+        audit.record(
+            session,
+            actor,
+            audit_name,
+            target_type=TARGETS[target[0]] if target else "",
+            target_id=target[1] if target else None,
+            newsletter_id=newsletter_id,
+        )
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def authorize_token(request: Request, token: TokenDep, session: SessionDep) -> Iterator[Actor]:
+    yield from authorized(request, session, permissions.token_actor(token, ip=client_ip(request)))

@@ -60,6 +60,7 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.account.disable": (A.read, "account.2fa-off"),
     "admin.audit.audit_page": (A.audit_read, None),
     "admin.dashboard.dashboard": (A.read, None),
+    "admin.signin.logout": (A.read, None),
     "admin.composer.create_issue": (A.issues_draft, "issue.create"),
     "admin.composer.composer": (A.read, None),
     "admin.composer.save_details": (A.issues_draft, "issue.edit"),

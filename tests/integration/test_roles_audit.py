@@ -26,7 +26,7 @@ from tests.conftest import IssueFixture, make_issue, make_newsletter, make_subsc
 from tests.integration.admin_support import Dispatched, Editor, make_editor, sign_in
 from tests.integration.test_admin_security import fill, fingerprint
 
-PUBLIC_ADMIN = {"/admin/login", "/admin/login/code", "/admin/logout"}
+PUBLIC_ADMIN = {"/admin/login", "/admin/login/code"}
 
 
 def admin_routes() -> list[tuple[str, str, str]]:

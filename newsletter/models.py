@@ -112,6 +112,19 @@ class Issue(SQLModel, table=True):
     status_reason: str | None = None
     status_changed_at: datetime | None = None  # last pause/resume/cancel/schedule
     created_at: datetime = Field(default_factory=utcnow)
+    approved_by: str | None = Field(default=None, sa_type=String(320))  # who approved it, if
+    approved_at: datetime | None = None
+
+
+class IssueComment(SQLModel, table=True):
+    """A reviewer's (or writer's) comment on an issue, or on one of its items."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    issue_id: int = Field(foreign_key="issue.id", index=True)
+    item_id: int | None = None  # no foreign key: the comment outlives a removed item
+    author: str = Field(sa_type=String(320))
+    body: str = Field(sa_type=Text)
+    created_at: datetime = Field(default_factory=utcnow)
 
 
 class IssueSection(SQLModel, table=True):

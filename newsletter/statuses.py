@@ -15,6 +15,8 @@ from typing import Any
 
 class IssueStatus(StrEnum):
     draft = "draft"
+    in_review = "in_review"
+    approved = "approved"
     scheduled = "scheduled"
     sending = "sending"
     paused = "paused"
@@ -39,9 +41,32 @@ class DeliveryStatus(StrEnum):
     cancelled = "cancelled"  # the issue was cancelled before this row was sent
 
 
+#: an issue not started yet: it can be edited (an edit to an approved one sends it back to review)
+NOT_STARTED = (IssueStatus.draft, IssueStatus.in_review, IssueStatus.approved)
+
+#: whether an unapproved issue may be scheduled or sent is the review gate's rule
+#: (``content.review``, for newsletters that require review), not this table's
 ISSUE_MOVES: dict[IssueStatus, frozenset[IssueStatus]] = {
     IssueStatus.draft: frozenset(
-        {IssueStatus.scheduled, IssueStatus.sending, IssueStatus.cancelled}
+        {IssueStatus.in_review, IssueStatus.scheduled, IssueStatus.sending, IssueStatus.cancelled}
+    ),
+    IssueStatus.in_review: frozenset(
+        {
+            IssueStatus.draft,
+            IssueStatus.approved,
+            IssueStatus.scheduled,
+            IssueStatus.sending,
+            IssueStatus.cancelled,
+        }
+    ),
+    IssueStatus.approved: frozenset(
+        {
+            IssueStatus.draft,
+            IssueStatus.in_review,
+            IssueStatus.scheduled,
+            IssueStatus.sending,
+            IssueStatus.cancelled,
+        }
     ),
     IssueStatus.scheduled: frozenset(
         {IssueStatus.scheduled, IssueStatus.draft, IssueStatus.sending, IssueStatus.cancelled}

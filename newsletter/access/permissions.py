@@ -77,15 +77,15 @@ def cli_actor() -> Actor:
     return Actor("cli", None, f"cli {who}", Role.admin)
 
 
-def newsletter_of(
+def issue_of(
     session: Session,
     *,
     issue_id: int | None = None,
     section_id: int | None = None,
     item_id: int | None = None,
-) -> int | None:
-    """The newsletter an issue, a section or an item belongs to (None when it does not exist:
-    the route answers 404 itself)."""
+) -> tuple[int | None, int | None]:
+    """(issue, newsletter) an issue, a section or an item belongs to (Nones when it does not
+    exist: the route answers 404 itself)."""
     if item_id is not None:
         item = session.get(IssueItem, item_id)
         section_id = item.section_id if item is not None else None
@@ -94,8 +94,9 @@ def newsletter_of(
         issue_id = section.issue_id if section is not None else None
     if issue_id is not None:
         issue = session.get(Issue, issue_id)
-        return issue.newsletter_id if issue is not None else None
-    return None
+        if issue is not None:
+            return issue_id, issue.newsletter_id
+    return None, None
 
 
 def set_role(

@@ -1,7 +1,8 @@
 """Roles and what each may do: one table, read by the one permission check (``permissions``).
 
-- ``writer``: articles and drafts (including test sends to a few addresses)
-- ``editor``: a writer's work, plus starting, scheduling and steering sends
+- ``writer``: articles and drafts (including test sends to a few addresses), comments
+- ``editor``: a writer's work, plus reviewing (approving) and starting, scheduling and steering
+  sends
 - ``audience``: subscribers: view, add and change, import, export, erase; bounces
 - ``admin``: everything, plus newsletters, editor accounts, API tokens, webhooks, the audit trail
 
@@ -26,6 +27,8 @@ class Action(StrEnum):
     read = "read"
     articles_write = "articles.write"
     issues_draft = "issues.draft"
+    issues_comment = "issues.comment"
+    issues_review = "issues.review"
     issues_send = "issues.send"
     subscribers_read = "subscribers.read"
     subscribers_write = "subscribers.write"
@@ -39,7 +42,9 @@ class Action(StrEnum):
     audit_read = "audit.read"
 
 
-_WRITER = frozenset({Action.read, Action.articles_write, Action.issues_draft})
+_WRITER = frozenset(
+    {Action.read, Action.articles_write, Action.issues_draft, Action.issues_comment}
+)
 _AUDIENCE = frozenset(
     {
         Action.read,
@@ -54,13 +59,21 @@ _AUDIENCE = frozenset(
 #: role -> the actions it may take
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.writer: _WRITER,
-    Role.editor: _WRITER | {Action.issues_send},
+    Role.editor: _WRITER | {Action.issues_review, Action.issues_send},
     Role.audience: _AUDIENCE,
     Role.admin: frozenset(Action),
 }
 
 #: actions about one newsletter's issues, where a per-newsletter role counts
-PER_NEWSLETTER = frozenset({Action.read, Action.issues_draft, Action.issues_send})
+PER_NEWSLETTER = frozenset(
+    {
+        Action.read,
+        Action.issues_draft,
+        Action.issues_comment,
+        Action.issues_review,
+        Action.issues_send,
+    }
+)
 
 
 def can(role: Role, action: Action) -> bool:

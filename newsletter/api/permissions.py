@@ -62,6 +62,10 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.dashboard.dashboard": (A.read, None),
     "admin.signin.logout": (A.read, None),
     "admin.composer.create_issue": (A.issues_draft, "issue.create"),
+    "admin.review.request_review": (A.issues_draft, "issue.review-request"),
+    "admin.review.approve": (A.issues_review, "issue.approve"),
+    "admin.review.send_back": (A.issues_review, "issue.send-back"),
+    "admin.review.add_comment": (A.issues_comment, "issue.comment"),
     "admin.composer.composer": (A.read, None),
     "admin.composer.save_details": (A.issues_draft, "issue.edit"),
     "admin.composer.add_section": (A.issues_draft, "issue.edit"),
@@ -142,7 +146,7 @@ def authorized(request: Request, session: Session, actor: Actor) -> Iterator[Act
     """The check before the route, the audit entry after it (see the module's text)."""
     action, audit_name = ROUTES[route_key(request)]  # a route missing here is a bug: 500
     ids = _ids(request)
-    newsletter_id = permissions.newsletter_of(
+    issue_id, newsletter_id = permissions.issue_of(
         session,
         issue_id=ids.get("issue_id"),
         section_id=ids.get("section_id"),
@@ -152,13 +156,17 @@ def authorized(request: Request, session: Session, actor: Actor) -> Iterator[Act
     request.state.actor = actor
     yield actor
     if audit_name is not None:  # the route returned: its change and this entry commit together
-        target = next(iter(ids.items()), None)
+        # a section's or an item's change is its issue's: the entry names the issue; a route
+        # that made its object names it in request.state.audit_target, e.g. ("issue", 7)
+        target = ("issue_id", issue_id) if issue_id else next(iter(ids.items()), None)
+        kind, target_id = (TARGETS[target[0]], target[1]) if target else ("", None)
+        kind, target_id = getattr(request.state, "audit_target", (kind, target_id))
         audit.record(
             session,
             actor,
             audit_name,
-            target_type=TARGETS[target[0]] if target else "",
-            target_id=target[1] if target else None,
+            target_type=kind,
+            target_id=target_id,
             newsletter_id=newsletter_id,
         )
 

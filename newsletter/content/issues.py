@@ -12,9 +12,11 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from newsletter import text
+from newsletter.content import review
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
-from newsletter.models import Article, Issue, IssueItem, IssueSection, IssueStatus, Newsletter
+from newsletter.models import Article, Issue, IssueItem, IssueSection, Newsletter
 from newsletter.newsletters import get_newsletter
+from newsletter.statuses import NOT_STARTED
 
 #: longest subject accepted; inboxes show about 60-90 characters, and a header line must fit 998
 SUBJECT_MAX = 200
@@ -74,9 +76,14 @@ def get_issue(session: Session, issue_id: int) -> Issue:
 
 
 def _editable_issue(session: Session, issue_id: int) -> Issue:
+    """An issue not started yet; an approved one goes back to review (it changes now)."""
     issue = get_issue(session, issue_id)
-    if issue.status != IssueStatus.draft:
-        raise InvalidState(f"issue {issue_id} is {issue.status}; only drafts can be edited")
+    if issue.status not in NOT_STARTED:
+        raise InvalidState(
+            f"issue {issue_id} is {issue.status}; only issues not yet scheduled or sent can be "
+            "edited"
+        )
+    review.reopen(session, issue)
     return issue
 
 

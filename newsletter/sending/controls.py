@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import and_, exists, func, select, update
 from sqlmodel import Session
 
-from newsletter.content import issues, qa, rendering
+from newsletter.content import issues, qa, rendering, review
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
 from newsletter.models import (
     DeliveryStatus,
@@ -26,6 +26,7 @@ from newsletter.models import (
 )
 from newsletter.sending import ledger, pickup, progress
 from newsletter.sending.start import fill_ledger
+from newsletter.statuses import NOT_STARTED
 from newsletter.tables import SUB, D, I, S
 
 #: the window over which ``status`` measures the current rate
@@ -80,10 +81,11 @@ def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) 
     report = qa.qa_report(outline, compiled=compiled, size_limit=size_limit)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
+    review.gate(session, issues.get_issue(session, issue_id))
     return _move(
         session,
         issue_id,
-        allowed=(IssueStatus.draft, IssueStatus.scheduled),
+        allowed=(*NOT_STARTED, IssueStatus.scheduled),
         to=IssueStatus.scheduled,
         action="schedule",
         scheduled_at=at,
@@ -187,7 +189,7 @@ def cancel(session: Session, *, issue_id: int, reason: str = "cancelled by an op
     _move(
         session,
         issue_id,
-        allowed=(IssueStatus.draft, IssueStatus.scheduled, IssueStatus.sending, IssueStatus.paused),
+        allowed=(*NOT_STARTED, IssueStatus.scheduled, IssueStatus.sending, IssueStatus.paused),
         to=IssueStatus.cancelled,
         action="cancel",
         status_reason=reason[:1000],

@@ -37,6 +37,7 @@ from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
 from newsletter.sending.controls import RATE_WINDOW
+from newsletter.statuses import NOT_STARTED
 from newsletter.tables import D, I
 
 log = logging.getLogger(__name__)
@@ -72,7 +73,7 @@ class LedgerCollector(Collector):
             seen: set[int] = set()
             for issue_id, status, changed, sent_at in issues:
                 by_status[status] = by_status.get(status, 0) + 1
-                if status in (IssueStatus.draft, IssueStatus.scheduled):
+                if status in (*NOT_STARTED, IssueStatus.scheduled):
                     continue  # no ledger rows yet
                 seen.add(issue_id)
                 key = (status, changed, sent_at)

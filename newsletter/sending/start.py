@@ -23,7 +23,7 @@ from sqlmodel import Session
 
 from newsletter.audience.suppression import SUPPRESSION
 from newsletter.config import Settings
-from newsletter.content import issues, qa, rendering
+from newsletter.content import issues, qa, rendering, review
 from newsletter.db import insert_ignore
 from newsletter.exceptions import QABlocked
 from newsletter.mail.dkim import signer_from_settings
@@ -35,6 +35,7 @@ from newsletter.models import (
     moving,
     utcnow,
 )
+from newsletter.statuses import NOT_STARTED
 from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
@@ -86,19 +87,23 @@ def freeze(session: Session, issue_id: int, *, size_limit: int) -> RenderedIssue
     return frozen
 
 
+#: what a send may start from: an issue not started yet, or a scheduled one whose time came
+STARTABLE = (*NOT_STARTED, IssueStatus.scheduled)
+
+
 def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStart:
-    """draft/scheduled -> sending in one guarded update; a ledger row per active subscriber."""
+    """not started/scheduled -> sending in one guarded update; a ledger row per active
+    subscriber."""
     issue = issues.get_issue(session, issue_id)
-    if issue.status not in (IssueStatus.draft, IssueStatus.scheduled):
+    if issue.status not in STARTABLE:
         return SendStart(issue_id, False, _count(session, issue_id), 0)
+    review.gate(session, issue)  # a newsletter that requires review sends approved issues only
     freeze(session, issue_id, size_limit=size_limit)
     claimed = session.execute(
         update(I)
         .where(
             I.c.id == issue_id,
-            moving(
-                I.c.status, IssueStatus.sending, among=[IssueStatus.draft, IssueStatus.scheduled]
-            ),
+            moving(I.c.status, IssueStatus.sending, among=list(STARTABLE)),
         )
         .values(status=IssueStatus.sending, send_started_at=utcnow(), status_reason=None)
     )

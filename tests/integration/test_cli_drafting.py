@@ -127,7 +127,7 @@ def test_edit_refuses_an_unknown_or_started_issue(session: Session) -> None:
     refused(
         run("issues", "edit", str(fx.issue.id), "--title", "Too late"),
         "is sending",
-        "only drafts can be edited",
+        "not yet scheduled or sent can be edited",
     )
     assert fresh(session, fx.issue.id or 0).title == "This week in Belarus"
 
@@ -213,9 +213,13 @@ def test_section_commands_refuse_unknown_ids_and_started_issues(session: Session
         ("move", section_id, "1"),
         ("remove", section_id, "--with-items"),
     ):
-        refused(run("issues", "section", *args), "is sending", "only drafts can be edited")
+        refused(
+            run("issues", "section", *args), "is sending", "not yet scheduled or sent can be edited"
+        )
     # refused for its status, not for its items
-    refused(run("issues", "section", "remove", section_id), "only drafts can be edited")
+    refused(
+        run("issues", "section", "remove", section_id), "not yet scheduled or sent can be edited"
+    )
     assert titles(session, fx.issue.id or 0) == ["Section 1", "Section 2"]
     assert "Section 1" in ok("issues", "section", "list", str(fx.issue.id))  # reading is fine
 

@@ -228,7 +228,7 @@ def test_editing_a_sent_issue_raises_invalid_state(session: Session, edit: str) 
         "remove_item": lambda: issues.remove_item(session, item_id=fx.items[0].id),
         "set_blurb": lambda: issues.set_blurb(session, item_id=fx.items[0].id, blurb="x"),
     }
-    with pytest.raises(InvalidState, match="only drafts can be edited"):
+    with pytest.raises(InvalidState, match="not yet scheduled or sent can be edited"):
         edits[edit]()  # type: ignore[no-untyped-call]
 
 

@@ -10,8 +10,8 @@ from newsletter.exceptions import Forbidden, InvalidInput
 
 A = Action
 EVERYONE = {A.read}
-DRAFTING = {A.articles_write, A.issues_draft}
-SENDING = {A.issues_send}
+DRAFTING = {A.articles_write, A.issues_draft, A.issues_comment}
+SENDING = {A.issues_review, A.issues_send}
 AUDIENCE = {
     A.subscribers_read,
     A.subscribers_write,

@@ -25,11 +25,12 @@ from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.config import Settings
-from newsletter.content import articles, issues, qa, rendering
+from newsletter.content import articles, issues, qa, rendering, review
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import IssueItem, IssueSection, IssueStatus
 from newsletter.sending import controls, previews, testsend
 from newsletter.sending.start import recipient_count, start_send
+from newsletter.statuses import NOT_STARTED
 
 router = protected_router()
 
@@ -43,7 +44,7 @@ PREVIEW_HEADERS = {
         "font-src https: data:; frame-ancestors 'self'"
     ),
 }
-EDITABLE = (IssueStatus.draft, IssueStatus.scheduled)
+EDITABLE = (*NOT_STARTED, IssueStatus.scheduled)
 
 Text = Annotated[str, Form(max_length=20_000)]
 Short = Annotated[str, Form(max_length=1000)]
@@ -64,6 +65,7 @@ def create_issue(
     title: Short,
 ) -> Response:
     issue = issues.create_issue(session, newsletter=newsletter, title=title)
+    request.state.audit_target = ("issue", issue.id)  # its author, for the review rule
     return views.redirect(request, composer_url(issue.id or 0), notice="Draft created.")
 
 
@@ -87,12 +89,17 @@ def composer(
         title=f"{outline.newsletter.name} #{outline.issue.number}: {outline.issue.title}",
         outline=outline,
         issue=outline.issue,
-        editable=outline.issue.status == IssueStatus.draft,
+        editable=outline.issue.status in NOT_STARTED,
         qa=_qa(settings, outline),
         library=library,
         in_issue=in_issue,
         q=q,
         recipients=recipient_count(session, newsletter_id=outline.newsletter.id or 0),
+        comments=review.comments(session, issue_id),
+        item_titles={it.item.id: it.article.title for it in outline.items},
+        last_author=review.last_author(session, issue_id),
+        needs_approval=outline.newsletter.requires_review
+        and outline.issue.status != IssueStatus.approved,
     )
 
 

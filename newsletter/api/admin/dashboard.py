@@ -10,9 +10,11 @@ from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep
 from newsletter.audience.subscribers import list_newsletters
+from newsletter.content import review
 from newsletter.models import Issue, IssueStatus
 from newsletter.sending import progress
 from newsletter.sending.start import recipient_count
+from newsletter.statuses import NOT_STARTED
 
 router = protected_router()
 RECENT = 25
@@ -25,7 +27,7 @@ def dashboard(request: Request, session: SessionDep) -> Response:
     issues = session.exec(select(Issue).order_by(col(Issue.created_at).desc()).limit(RECENT)).all()
     rows = []
     for issue in issues:
-        started = issue.status not in (IssueStatus.draft, IssueStatus.scheduled)
+        started = issue.status not in (*NOT_STARTED, IssueStatus.scheduled)
         state = progress.progress(session, issue_id=issue.id or 0) if started else None
         rows.append(
             {"issue": issue, "newsletter": names.get(issue.newsletter_id), "progress": state}
@@ -38,4 +40,5 @@ def dashboard(request: Request, session: SessionDep) -> Response:
         newsletters=newsletters,
         audience=audience,
         rows=rows,
+        waiting=[(i, names.get(i.newsletter_id)) for i in review.waiting(session)],
     )

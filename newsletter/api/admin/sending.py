@@ -14,8 +14,8 @@ from newsletter.api.admin.auth import EditorDep, protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep
 from newsletter.api.inputs import Id
 from newsletter.content import issues
-from newsletter.models import IssueStatus
 from newsletter.sending import controls
+from newsletter.statuses import NOT_STARTED
 
 router = protected_router()
 
@@ -27,7 +27,7 @@ def _sending_url(issue_id: Id) -> str:
 @router.get("/issues/{issue_id}/sending", include_in_schema=False)
 def sending(request: Request, issue_id: Id, session: SessionDep) -> Response:
     outline = issues.load_outline(session, issue_id)
-    if outline.issue.status == IssueStatus.draft:
+    if outline.issue.status in NOT_STARTED:
         return views.redirect(request, f"/admin/issues/{issue_id}")
     state = controls.status(session, issue_id=issue_id)
     return views.render(

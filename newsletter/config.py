@@ -83,10 +83,17 @@ class Settings(BaseSettings):
         0.5, gt=0, le=1, description="share of failures in the window that pauses the issue"
     )
 
-    two_factor_required: bool = Field(
-        False,
-        description="every editor must turn on two-factor sign-in (TOTP) before using the UI",
+    two_factor_roles: str = Field(
+        "admin,editor",
+        pattern=r"^\s*([a-z]+\s*(,\s*[a-z]+\s*)*)?$",
+        description="editors with these roles (comma-separated; empty: nobody) must turn on "
+        "two-factor sign-in before using the UI",
     )
+
+    def two_factor_required(self, role: str) -> bool:
+        """Whether an editor with ``role`` must have two-factor sign-in on."""
+        return role in {r.strip() for r in self.two_factor_roles.split(",") if r.strip()}
+
     confirmation_max_age_seconds: int = Field(
         7 * 86400, ge=60, description="how long a sign-up's confirmation link works"
     )

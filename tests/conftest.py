@@ -131,6 +131,9 @@ def settings(
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", "test-secret")
     monkeypatch.setenv("NEWSLETTER_BROKER_FOLDER", str(tmp_path / "broker"))  # type: ignore[operator]
     monkeypatch.setenv("NEWSLETTER_BASE_URL", "https://news.example.org")
+    # the tests sign editors in with a password alone; tests/integration/test_two_factor.py
+    # checks the default (admins and editors need a second factor) on its own
+    monkeypatch.setenv("NEWSLETTER_TWO_FACTOR_ROLES", "")
     get_settings.cache_clear()
     celery_app.forget_settings()  # tasks called here read this test's settings
     yield get_settings()

@@ -140,6 +140,7 @@ class SignedIn:
     name: str
     csrf_token: str
     two_factor: bool = False
+    role: str = "admin"
 
     @property
     def label(self) -> str:
@@ -183,7 +184,12 @@ def resolve(session: Session, token: str, *, now: datetime | None = None) -> Sig
     if user is None or user.disabled_at is not None or user.id is None:
         return None
     return SignedIn(
-        user.id, user.email, user.name, row.csrf_token, user.totp_enabled_at is not None
+        user.id,
+        user.email,
+        user.name,
+        row.csrf_token,
+        user.totp_enabled_at is not None,
+        user.role,
     )
 
 

@@ -83,6 +83,7 @@ def live(settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("NEWSLETTER_BASE_URL", url)
     # served over plain http on loopback, as a developer runs it (production requires https)
     monkeypatch.setenv("NEWSLETTER_ENVIRONMENT", "development")
+    monkeypatch.setenv("NEWSLETTER_TWO_FACTOR_ROLES", "")  # the browser signs in with a password
     with (
         SMTPSink() as sink,
         celery_worker(redis_url, REDIS_DB, sink, monkeypatch, batch_size="10") as current,

@@ -162,8 +162,18 @@ def test_wrong_codes_count_against_the_sign_in_limit(editor: Editor, settings: S
         assert code_step(client, next_code(secret)) == 429  # the right one, too late
 
 
+def test_by_default_admins_and_editors_need_it_and_writers_do_not() -> None:
+    defaults = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert [defaults.two_factor_required(r) for r in ("admin", "editor", "writer", "audience")] == [
+        True,
+        True,
+        False,
+        False,
+    ]
+
+
 def test_the_site_can_require_it(settings: Settings, session: Session) -> None:
-    required = settings.model_copy(update={"two_factor_required": True})
+    required = settings.model_copy(update={"two_factor_roles": "admin, editor"})
     make_editor(required)
     with new_client(required) as client:
         form = client.get("/admin/login")

@@ -36,7 +36,7 @@ def account(
         title="Your account",
         user=user,
         enabled=two_factor.enabled(user),
-        required=settings.two_factor_required,
+        required=settings.two_factor_required(user.role),
         codes_left=two_factor.recovery_codes_left(session, user),
         enrolment=enrolment,
         qr=segno.make(enrolment.uri, error="m").svg_data_uri(scale=5) if enrolment else None,

@@ -94,7 +94,7 @@ async def guard(request: Request, editor: EditorDep) -> SignedIn:
     """A signed-in editor, and for POST and the like, this session's CSRF token; where the site
     requires two-factor sign-in, an editor without it reaches only the set-up."""
     settings: Settings = request.app.state.settings
-    enrolled = editor.two_factor or not settings.two_factor_required
+    enrolled = editor.two_factor or not settings.two_factor_required(editor.role)
     if not enrolled and not request.url.path.startswith(ENROLMENT_PATHS):
         raise SecondFactorRequired
     if request.method not in SAFE_METHODS:

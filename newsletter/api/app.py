@@ -26,6 +26,7 @@ from newsletter.api import (
     links,
     newsletters,
     ops,
+    review,
     signup,
     subscribers,
     webhooks,
@@ -55,6 +56,7 @@ API_PREFIX = errors.API_PREFIX
 ROUTERS: tuple[APIRouter, ...] = (
     newsletters.router,
     issues.router,
+    review.router,
     subscribers.router,
     bounces.router,
     webhooks.router,

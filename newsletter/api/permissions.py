@@ -22,6 +22,7 @@ from newsletter.access.permissions import Actor
 from newsletter.access.roles import Action
 from newsletter.api.auth import TokenDep
 from newsletter.api.deps import SessionDep
+from newsletter.api.inputs import MAX_ID
 
 A = Action
 #: route endpoint (module.function) -> (the action it needs, its audit name or None)
@@ -39,6 +40,11 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "api.issues.resend_failed": (A.issues_send, "issue.resend-failed"),
     "api.issues.schedule": (A.issues_send, "issue.schedule"),
     "api.issues.unschedule": (A.issues_send, "issue.unschedule"),
+    "api.review.request_review": (A.issues_draft, "issue.review-request"),
+    "api.review.approve": (A.issues_review, "issue.approve"),
+    "api.review.send_back": (A.issues_review, "issue.send-back"),
+    "api.review.list_comments": (A.read, None),
+    "api.review.add_comment": (A.issues_comment, "issue.comment"),
     "api.subscribers.list_subscribers": (A.subscribers_read, None),
     "api.subscribers.get_subscriber": (A.subscribers_read, None),
     "api.subscribers.create_subscriber": (A.subscribers_write, "subscriber.create"),
@@ -135,10 +141,14 @@ def endpoint_key(module: str, name: str) -> str:
 
 
 def _ids(request: Request) -> dict[str, int]:
+    """The object ids in the path; one out of range is left to the route's own 422."""
     found = {}
     for name, value in request.path_params.items():
-        if name in TARGETS and str(value).isdigit():
-            found[name] = int(value)
+        text = str(value)
+        if name in TARGETS and text.isascii() and text.isdigit() and len(text) <= 10:
+            number = int(text)
+            if 1 <= number <= MAX_ID:
+                found[name] = number
     return found
 
 

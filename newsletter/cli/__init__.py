@@ -17,6 +17,7 @@ from newsletter.cli import (
     dev,
     issues,
     newsletters,
+    review,  # noqa: F401  (adds `issues review|approve|send-back|comment|comments`)
     run,
     sections,  # noqa: F401  (adds `issues section add|rename|move|remove|list`)
     sending,  # noqa: F401  (adds `issues send` and the other send verbs)

@@ -186,3 +186,42 @@ def test_the_four_eyes_rule_reads_the_last_author(session: Session, fx: IssueFix
     with pytest.raises(Forbidden, match="another editor"):
         review.approve(session, issue_id, reviewer="ada@news.example.org")
     assert review.approve(session, issue_id, reviewer="bea@news.example.org").status == "approved"
+
+
+def test_review_over_the_api_and_the_cli(
+    settings: Settings, session: Session, fx: IssueFixture
+) -> None:
+    from newsletter.access import api_tokens
+
+    require_review(session, fx.newsletter)
+    issue_id = fx.issue.id
+    writer = {"Authorization": f"Bearer {api_tokens.create(session, 'desk', role='writer')}"}
+    chief = {"Authorization": f"Bearer {api_tokens.create(session, 'chief', role='editor')}"}
+    session.commit()
+    with TestClient(create_app(settings, dispatch=Dispatched())) as client:
+        asked = client.post(f"/api/issues/{issue_id}/review", headers=writer)
+        assert asked.status_code == 200 and asked.json()["status"] == "in_review"
+        assert client.post(f"/api/issues/{issue_id}/approve", headers=writer).status_code == 403
+        said = client.post(
+            f"/api/issues/{issue_id}/comments",
+            headers=writer,
+            json={"body": "Over to you", "item_id": fx.items[0].id},
+        )
+        assert said.status_code == 201 and said.json()["author"] == "token desk"
+        approved = client.post(f"/api/issues/{issue_id}/approve", headers=chief)
+        assert approved.status_code == 200 and approved.json()["status"] == "approved"
+        notes = client.get(f"/api/issues/{issue_id}/comments", headers=chief).json()
+        assert [(n["author"], n["item_id"]) for n in notes] == [("token desk", fx.items[0].id)]
+        assert client.get("/api/issues/999999/comments", headers=chief).status_code == 404
+    runner = CliRunner()
+    back = runner.invoke(cli.app, ["issues", "send-back", str(issue_id), "--reason", "typo"])
+    assert back.exit_code == 0, back.output
+    assert status(session, issue_id or 0) == IssueStatus.draft
+    assert runner.invoke(cli.app, ["issues", "review", str(issue_id)]).exit_code == 0
+    noted = runner.invoke(cli.app, ["issues", "comment", str(issue_id), "Fixed the typo"])
+    assert noted.exit_code == 0, noted.output
+    approved_cli = runner.invoke(cli.app, ["issues", "approve", str(issue_id)])
+    assert approved_cli.exit_code == 0, approved_cli.output
+    listed = runner.invoke(cli.app, ["issues", "comments", str(issue_id)])
+    assert "Over to you" in listed.output and "Fixed the typo" in listed.output
+    assert status(session, issue_id or 0) == IssueStatus.approved

@@ -59,18 +59,25 @@ def _login_page(
     status: int = 200,
     email: str = "",
 ) -> Response:
-    token = secrets.token_urlsafe(24)
-    request.state.editor = None
-    response = views.render(
+    return _form_page(
         request,
+        settings,
         "login.html.j2",
         status=status,
         title="Sign in",
-        login_token=token,
         next_url=next_url,
         error=error,
         email=email,
     )
+
+
+def _form_page(
+    request: Request, settings: Settings, template: str, *, status: int, **context: object
+) -> Response:
+    """A sign-in step's page, with a fresh double-submit token in its form and its cookie."""
+    token = secrets.token_urlsafe(24)
+    request.state.editor = None
+    response = views.render(request, template, status=status, login_token=token, **context)
     response.set_cookie(
         LOGIN_COOKIE,
         token,
@@ -81,6 +88,13 @@ def _login_page(
         secure=views.secure_cookies(settings),
     )
     return response
+
+
+def _check_form_token(request: Request, sent: str) -> None:
+    """The double-submit check of the sign-in forms (no session yet, so no session token)."""
+    expected = request.cookies.get(LOGIN_COOKIE, "")
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise CsrfRejected
 
 
 @public.get("/login", include_in_schema=False)
@@ -108,9 +122,7 @@ def login(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/admin/",
 ) -> Response:
-    expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
-        raise CsrfRejected
+    _check_form_token(request, csrf_token)
     limiter = _limiter(request, settings)
     ip = request.client.host if request.client else None
     limiter.check(ip=ip, address=email)
@@ -188,27 +200,15 @@ def _pending_user(request: Request, settings: Settings) -> int | None:
 def _code_page(
     request: Request, settings: Settings, *, next_url: str, error: str | None, status: int = 200
 ) -> Response:
-    token = secrets.token_urlsafe(24)
-    request.state.editor = None
-    response = views.render(
+    return _form_page(
         request,
+        settings,
         "login_code.html.j2",
         status=status,
         title="Two-factor sign-in",
-        login_token=token,
         next_url=next_url,
         error=error,
     )
-    response.set_cookie(
-        LOGIN_COOKIE,
-        token,
-        max_age=3600,
-        path="/admin/login",
-        httponly=True,
-        samesite="strict",
-        secure=views.secure_cookies(settings),
-    )
-    return response
 
 
 @public.post("/login/code", include_in_schema=False)
@@ -220,9 +220,7 @@ def login_code(
     next: Annotated[str, Form(max_length=2000)] = "/admin/",
 ) -> Response:
     """The second step: a code from the app (or a recovery code) for the password just given."""
-    expected = request.cookies.get(LOGIN_COOKIE, "")
-    if not expected or not hmac.compare_digest(csrf_token.encode(), expected.encode()):
-        raise CsrfRejected
+    _check_form_token(request, csrf_token)
     user_id = _pending_user(request, settings)
     if user_id is None:
         return _login_page(

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from sqlmodel import Session, select
 
+from newsletter.access import editors
 from newsletter.access.roles import PER_NEWSLETTER, Action, Role, can, parse_role
 from newsletter.exceptions import Forbidden, NotFound
 from newsletter.models import (
@@ -58,11 +59,19 @@ def editor_actor(session: Session, user_id: int, *, ip: str | None = None) -> Ac
     user = session.get(EditorUser, user_id)
     if user is None or user.id is None:
         raise NotFound(f"no editor {user_id}")
+    return signed_in_actor(session, user.id, user.email, user.role, ip=ip)
+
+
+def signed_in_actor(
+    session: Session, user_id: int, email: str, role: str, *, ip: str | None = None
+) -> Actor:
+    """The Actor of an editor whose account the session lookup has read already: only their
+    per-newsletter roles are read here."""
     rows = session.exec(
-        select(EditorNewsletterRole).where(EditorNewsletterRole.user_id == user.id)
+        select(EditorNewsletterRole).where(EditorNewsletterRole.user_id == user_id)
     ).all()
     overrides = {row.newsletter_id: Role(row.role) for row in rows}
-    return Actor("editor", user.id, user.email, Role(user.role), overrides, ip)
+    return Actor("editor", user_id, email, Role(role), overrides, ip)
 
 
 def token_actor(token: ApiToken, *, ip: str | None = None) -> Actor:
@@ -104,9 +113,8 @@ def set_role(
 ) -> EditorUser:
     """Give an editor a role, for every newsletter or (``newsletter``) for one of them."""
     chosen = parse_role(role)
-    user = session.exec(select(EditorUser).where(EditorUser.email == email.strip().lower())).first()
-    if user is None or user.id is None:
-        raise NotFound(f"no editor {email!r}")
+    user = editors.get_user(session, email)
+    assert user.id is not None  # a stored row
     if newsletter is None:
         user.role = chosen.value
         session.add(user)

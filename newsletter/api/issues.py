@@ -51,7 +51,8 @@ class ScheduleBody(BaseModel):
 OptionalReason = Annotated[ReasonBody | None, Body()]
 
 
-def _status(session: Session, issue_id: int) -> StatusDict:
+def issue_status(session: Session, issue_id: int) -> StatusDict:
+    """What every route here answers: the issue's status (``controls.Status.as_dict()``)."""
     return controls.status(session, issue_id=issue_id).as_dict()
 
 
@@ -68,7 +69,7 @@ def _reason(body: ReasonBody | None, action: str, token_name: str) -> str:
 
 @router.get("/{issue_id}/status", summary="Delivery counts, rate, ETA and the last errors")
 def get_status(issue_id: Id, session: SessionDep) -> StatusDict:
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.post(
@@ -81,7 +82,7 @@ def send(
 ) -> StatusDict:
     """A second send of a started issue is a no-op (``started`` is false)."""
     start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch)
-    state = _status(session, issue_id)
+    state = issue_status(session, issue_id)
     return {
         **state,
         "started": start.started,
@@ -95,14 +96,14 @@ def pause(
     issue_id: Id, session: SessionDep, token: TokenDep, body: OptionalReason = None
 ) -> StatusDict:
     controls.pause(session, issue_id=issue_id, reason=_reason(body, "paused", token.name))
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.post("/{issue_id}/resume", summary="paused -> sending", responses=STATE)
 def resume(issue_id: Id, session: SessionDep, dispatch: DispatcherDep) -> StatusDict:
     controls.resume(session, issue_id=issue_id)
     _commit_and_dispatch(session, dispatch, issue_id)
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.post(
@@ -116,7 +117,7 @@ def cancel(
     cancelled = controls.cancel(
         session, issue_id=issue_id, reason=_reason(body, "cancelled", token.name)
     )
-    return {**_status(session, issue_id), "cancelled": cancelled}
+    return {**issue_status(session, issue_id), "cancelled": cancelled}
 
 
 @router.post(
@@ -128,7 +129,7 @@ def resend_failed(issue_id: Id, session: SessionDep, dispatch: DispatcherDep) ->
     requeued = controls.resend_failed(session, issue_id=issue_id)
     if requeued:
         _commit_and_dispatch(session, dispatch, issue_id)
-    return {**_status(session, issue_id), "requeued": requeued}
+    return {**issue_status(session, issue_id), "requeued": requeued}
 
 
 @router.post(
@@ -138,10 +139,10 @@ def schedule(
     issue_id: Id, body: ScheduleBody, session: SessionDep, settings: SettingsDep
 ) -> StatusDict:
     controls.schedule(session, issue_id=issue_id, at=body.at, size_limit=settings.html_size_limit)
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.post("/{issue_id}/unschedule", summary="scheduled -> draft", responses=STATE)
 def unschedule(issue_id: Id, session: SessionDep) -> StatusDict:
     controls.unschedule(session, issue_id=issue_id)
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)

@@ -156,11 +156,17 @@ def authorized(request: Request, session: Session, actor: Actor) -> Iterator[Act
     """The check before the route, the audit entry after it (see the module's text)."""
     action, audit_name = ROUTES[route_key(request)]  # a route missing here is a bug: 500
     ids = _ids(request)
-    issue_id, newsletter_id = permissions.issue_of(
-        session,
-        issue_id=ids.get("issue_id"),
-        section_id=ids.get("section_id"),
-        item_id=ids.get("item_id"),
+    # which issue and newsletter: for a per-newsletter role, and for the audit entry; a plain
+    # read by someone with one role everywhere needs neither (no lookups on every page view)
+    issue_id, newsletter_id = (
+        permissions.issue_of(
+            session,
+            issue_id=ids.get("issue_id"),
+            section_id=ids.get("section_id"),
+            item_id=ids.get("item_id"),
+        )
+        if audit_name is not None or actor.per_newsletter
+        else (None, None)
     )
     permissions.require(actor, action, newsletter_id=newsletter_id)
     request.state.actor = actor

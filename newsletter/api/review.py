@@ -11,17 +11,16 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
-from sqlmodel import Session
 
 from newsletter.access.permissions import Actor
 from newsletter.api.auth import require_token
 from newsletter.api.deps import SessionDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, StrictRoute
+from newsletter.api.issues import issue_status
 from newsletter.api.permissions import authorize_token
 from newsletter.content import review
 from newsletter.content.issues import get_issue
-from newsletter.sending import controls
 
 router = APIRouter(
     prefix="/issues",
@@ -54,26 +53,22 @@ def _who(request: Request) -> str:
     return actor.label
 
 
-def _status(session: Session, issue_id: int) -> dict[str, Any]:
-    return controls.status(session, issue_id=issue_id).as_dict()
-
-
 @router.post("/{issue_id}/review", summary="draft -> in review")
 def request_review(issue_id: Id, session: SessionDep) -> dict[str, Any]:
     review.request(session, issue_id)
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.post("/{issue_id}/approve", summary="in review -> approved (not by its last author)")
 def approve(issue_id: Id, session: SessionDep, request: Request) -> dict[str, Any]:
     review.approve(session, issue_id, reviewer=_who(request))
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.post("/{issue_id}/send-back", summary="in review or approved -> draft, with a reason")
 def send_back(issue_id: Id, session: SessionDep, body: SendBackBody) -> dict[str, Any]:
     review.send_back(session, issue_id, reason=body.reason)
-    return _status(session, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.get("/{issue_id}/comments", summary="The issue's comments, oldest first")

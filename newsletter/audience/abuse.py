@@ -22,6 +22,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
 import redis
@@ -150,17 +151,25 @@ class SignupLimiter:
         self._check(f"address:{_address_key(address)}", self.per_address)
 
     def _check(self, key: str, limit: int) -> None:
-        if limit <= 0:
-            return
-        try:
-            wait = self.window.hit(key, limit=limit, seconds=self.seconds)
-        except redis.RedisError as exc:
-            log.warning("sign-up limit not checked (Redis: %s)", exc)
-            return
-        if wait:
-            raise RateLimited(
-                f"too many sign-up attempts; try again in {wait} seconds", retry_after=wait
+        if limit > 0:
+            _refuse_when_over(
+                partial(self.window.hit, key, limit=limit, seconds=self.seconds),
+                what="sign-up",
+                too_many="too many sign-up attempts",
             )
+
+
+def _refuse_when_over(wait_of: Callable[[], int], *, what: str, too_many: str) -> bool:
+    """Raise RateLimited when ``wait_of()`` says to wait; False when Redis could not answer
+    (the limit is then not checked: a broken limiter must not stop sign-ups or sign-ins)."""
+    try:
+        wait = wait_of()
+    except redis.RedisError as exc:
+        log.warning("%s limit not checked (Redis: %s)", what, exc)
+        return False
+    if wait:
+        raise RateLimited(f"{too_many}; try again in {wait} seconds", retry_after=wait)
+    return True
 
 
 def _address_key(address: str) -> str:
@@ -191,15 +200,13 @@ class FailureLimiter:
         for key, limit in self._keys(ip, address):
             if limit <= 0:
                 continue
-            try:
-                wait = self.window.peek(key, limit=limit, seconds=self.seconds)
-            except redis.RedisError as exc:
-                log.warning("sign-in limit not checked (Redis: %s)", exc)
+            checked = _refuse_when_over(
+                partial(self.window.peek, key, limit=limit, seconds=self.seconds),
+                what="sign-in",
+                too_many="too many failed sign-ins",
+            )
+            if not checked:
                 return
-            if wait:
-                raise RateLimited(
-                    f"too many failed sign-ins; try again in {wait} seconds", retry_after=wait
-                )
 
     def failed(self, *, ip: str | None, address: str) -> None:
         """Count one failed attempt against this IP and this (address, IP)."""

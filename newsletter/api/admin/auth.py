@@ -113,7 +113,9 @@ def authorize_editor(
     request: Request, editor: Annotated[SignedIn, Depends(guard)], session: SessionDep
 ) -> Iterator[Actor]:
     """The editor's role allows this route (403 otherwise); its audit entry once it returned."""
-    actor = permissions.editor_actor(session, editor.user_id, ip=client_ip(request))
+    actor = permissions.signed_in_actor(
+        session, editor.user_id, editor.email, editor.role, ip=client_ip(request)
+    )
     yield from authorized(request, session, actor)
 
 

@@ -67,10 +67,13 @@ def test_write_review_approve_send_and_audit(browser: Any, live: Live) -> None:
         assert ada.locator("#send-now").is_disabled()
         ada.get_by_role("button", name="Ask for review").click()
         ada.get_by_text("Sent for review.").wait_for()
-        assert ada.locator("#issue-status").inner_text() == "in_review"
+        assert ada.locator("#issue-status").inner_text() == "in review"
 
     with person(browser, live, BEA) as bea:  # comments, approves, sends
         bea.get_by_role("heading", name="Waiting for review").wait_for()
+        for width in (375, 1200):  # the dashboard's list of what waits
+            bea.set_viewport_size({"width": width, "height": 900})
+            screenshot(bea, f"dashboard-waiting-{width}.png")
         bea.locator("#waiting").get_by_role("link", name=re.compile("Week 49")).click()
         bea.get_by_label("Comment").fill("Strong lead. Ship it.")
         bea.get_by_role("button", name="Add comment").click()

@@ -171,6 +171,8 @@ class Subscriber(SQLModel, table=True):
     name: str = ""
     attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
+    language: str | None = Field(default=None, sa_type=String(35))  # BCP 47; None: newsletter's
+    time_zone: str | None = Field(default=None, sa_type=String(64))  # IANA; None: newsletter's
 
 
 @event.listens_for(Subscriber, "before_insert")
@@ -382,3 +384,7 @@ class EditorSession(SQLModel, table=True):
     csrf_token: str = Field(sa_type=String(64))
     created_at: datetime = Field(default_factory=utcnow)
     expires_at: datetime
+
+
+# the audience desk's tables (tags, segments, import jobs) live beside these; re-exported here
+from newsletter.models_audience import SubscriberTag as SubscriberTag  # noqa: E402

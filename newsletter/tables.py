@@ -15,6 +15,7 @@ from newsletter.models import (
     Newsletter,
     Subscriber,
     SubscriberEvent,
+    SubscriberTag,
     Subscription,
     WebhookDelivery,
     WebhookEndpoint,
@@ -31,5 +32,6 @@ NL = table_of(Newsletter)
 S = table_of(Subscription)
 SUB = table_of(Subscriber)
 EV = table_of(SubscriberEvent)
+TAG = table_of(SubscriberTag)
 E = table_of(WebhookEndpoint)
 W = table_of(WebhookDelivery)

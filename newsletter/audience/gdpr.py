@@ -2,7 +2,7 @@
 
 Erasure anonymises the ``Subscriber`` row instead of deleting it: the address becomes
 ``erased-<id>@invalid`` (a reserved domain nothing is ever sent to), the name and attributes are
-emptied, subscriptions and events are deleted, and the delivery rows stay with their SMTP
+emptied, subscriptions, tags and events are deleted, and the delivery rows stay with their SMTP
 responses blanked (a response can quote the address). Keeping the rows keeps every sent issue's
 ledger and counts true, and a send in progress simply skips the row (the subscriber has no active
 subscription any more). A SHA-256 of the address goes on the suppression list, so a later import
@@ -30,7 +30,7 @@ from newsletter.models import (
     Subscriber,
     utcnow,
 )
-from newsletter.tables import EV, NL, D, I, S
+from newsletter.tables import EV, NL, TAG, D, I, S
 
 
 @dataclass(frozen=True)
@@ -154,10 +154,12 @@ def erase_subscriber(session: Session, ref: int | str) -> Erasure:
     digest = suppress(session, subscriber.email, Reason.erased) if not is_erased(subscriber) else ""
     events = session.execute(delete(EV).where(EV.c.subscriber_id == sid))
     subscriptions = session.execute(delete(S).where(S.c.subscriber_id == sid))
+    session.execute(delete(TAG).where(TAG.c.subscriber_id == sid))
     deliveries = session.execute(
         update(D).where(D.c.subscriber_id == sid).values(smtp_response=None)
     )
     subscriber.email, subscriber.name, subscriber.attributes = erased_address(sid), "", {}
+    subscriber.language = subscriber.time_zone = None
     session.add(subscriber)
     session.flush()
     return Erasure(

@@ -56,6 +56,41 @@ class Settings(BaseSettings):
         3, ge=1, description="soft bounces in a row that mark an address bounced"
     )
     unsubscribe_mailbox: str = "unsubscribe@newsletter.example.org"
+    ses_topic_arns: str = Field(
+        "",
+        description="comma-separated SNS topic ARNs whose SES notifications are accepted at "
+        "/webhooks/bounces/ses; empty: that webhook is off",
+    )
+    postmark_webhook_username: str | None = Field(
+        None, description="the HTTP Basic user Postmark's bounce webhook URL carries"
+    )
+    postmark_webhook_password: str | None = Field(
+        None, description="its password; unset (with no token): the Postmark webhook is off"
+    )
+    postmark_webhook_token: str | None = Field(
+        None, description="a secret the Postmark webhook URL carries as ?token=..., instead"
+    )
+    sendgrid_webhook_public_key: str | None = Field(
+        None, description="SendGrid's Signed Event Webhook verification key (base64 or PEM)"
+    )
+    mailgun_webhook_signing_key: str | None = Field(
+        None, description="Mailgun's HTTP webhook signing key"
+    )
+    generic_webhook_secret: str | None = Field(
+        None, description="HMAC-SHA256 key of the generic signed JSON bounce webhook"
+    )
+    generic_webhook_max_age_seconds: int = Field(
+        300, ge=1, description="a generic webhook request older (or newer) than this is refused"
+    )
+    provider_webhook_body_limit: int = Field(
+        1_000_000, ge=1024, description="largest bounce webhook body read (413 above), in bytes"
+    )
+    complaint_rate_threshold: float = Field(
+        0.001, gt=0, le=1, description="share of complaints in a send that pauses it (0.001 = 0.1%)"
+    )
+    complaint_rate_min_sent: int = Field(
+        1000, ge=1, description="messages an issue has sent before its complaint rate counts"
+    )
     outbox_dir: Path = Path("outbox")
     preview_dir: Path = Path("previews")
 

@@ -1,4 +1,4 @@
-"""The audience desk's tables: subscriber tags (and, beside them, segments and import jobs).
+"""The audience desk's tables: subscriber tags, bounce receipts (and segments and import jobs).
 
 They do not import ``newsletter.models`` (which re-exports them), so foreign keys are named by
 table; timestamps are aware UTC like every other table's.
@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["SubscriberTag"]
+__all__ = ["BounceReceipt", "SubscriberTag"]
 
 
 def _now() -> datetime:
@@ -31,3 +31,25 @@ class SubscriberTag(SQLModel, table=True):
     subscriber_id: int = Field(foreign_key="subscriber.id")
     tag: str = Field(sa_type=String(64))
     created_at: datetime = Field(default_factory=_now)
+
+
+class BounceReceipt(SQLModel, table=True):
+    """One bounce or complaint received from a provider's webhook (or an ARF complaint).
+
+    ``event_key`` (the provider's own event id, prefixed with the provider) is unique, so an
+    event delivered twice is applied once; ``issue_id`` is the send a complaint is counted
+    against by the complaint-rate guardrail. Only ids: nothing personal is kept here.
+    """
+
+    __table_args__ = (
+        Index("ix_bouncereceipt_issue_kind", "issue_id", "kind"),
+        Index("ix_bouncereceipt_source_kind", "source", "kind"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(sa_type=String(255), unique=True)
+    source: str = Field(sa_type=String(16))  # ses | postmark | sendgrid | mailgun | generic | arf
+    kind: str = Field(sa_type=String(16))  # hard | soft | complaint
+    issue_id: int | None = Field(default=None, foreign_key="issue.id")
+    subscriber_id: int | None = None  # no foreign key: an id, like the audit trail's
+    received_at: datetime = Field(default_factory=_now)

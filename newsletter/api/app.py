@@ -26,6 +26,7 @@ from newsletter.api import (
     links,
     newsletters,
     ops,
+    provider_webhooks,
     review,
     signup,
     subscribers,
@@ -71,6 +72,7 @@ PAGES: tuple[APIRouter, ...] = (
     archive.router,
     ops.router,
     home.router,
+    provider_webhooks.router,
 )
 
 #: domain errors and their status codes; the most specific class wins (Starlette walks the MRO)
@@ -119,6 +121,10 @@ def create_app(
     if settings.environment == "development":
         app.include_router(dev.router)  # /dev/outbox: the local sink's messages
     admin.install(app)
-    app.add_middleware(PublicBodyLimit, limit=app.state.settings.public_body_limit)
+    app.add_middleware(
+        PublicBodyLimit,
+        limit=settings.public_body_limit,
+        wider=((provider_webhooks.PREFIX + "/", settings.provider_webhook_body_limit),),
+    )
     app.add_middleware(RefuseNulInUrl)
     return app

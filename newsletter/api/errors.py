@@ -123,7 +123,8 @@ def short(text: str, limit: int = MAX_ERROR_CHARS) -> str:
 
 
 def wants_json(path: str) -> bool:
-    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
+    # the providers' bounce webhooks (/webhooks/bounces/...) are machines reading JSON too
+    return path == API_PREFIX or path.startswith((API_PREFIX + "/", "/webhooks/"))
 
 
 def error_response(

@@ -49,17 +49,27 @@ def _content_length(scope: Scope) -> int | None:
 
 
 class PublicBodyLimit:
-    def __init__(self, app: ASGIApp, *, limit: int) -> None:
+    """Caps the body of public routes at ``limit``; a path under a prefix of ``wider`` (the
+    providers' bounce webhooks, whose batches are larger than any form) at that one's limit."""
+
+    def __init__(
+        self, app: ASGIApp, *, limit: int, wider: tuple[tuple[str, int], ...] = ()
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.wider = wider
+
+    def _limit_for(self, path: str) -> int:
+        return next((size for prefix, size in self.wider if path.startswith(prefix)), self.limit)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not is_public(scope["path"]):
             await self.app(scope, receive, send)
             return
+        limit = self._limit_for(scope["path"])
         declared = _content_length(scope)
-        if declared is not None and declared > self.limit:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared > limit:
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
 
@@ -68,14 +78,14 @@ class PublicBodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.limit:
-                    raise BodyTooLarge(self.limit)  # the app's HTTP error handler answers
+                if received > limit:
+                    raise BodyTooLarge(limit)  # the app's HTTP error handler answers
             return message
 
         await self.app(scope, counted, send)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        exc = BodyTooLarge(self.limit)
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        exc = BodyTooLarge(limit)
         response = error_response(Request(scope, receive), 413, exc.detail)
         await response(scope, receive, send)
 

@@ -129,7 +129,14 @@ def our_message(settings: Settings, original: Message | None) -> tuple[int, int]
     """(issue id, subscriber id) from a Message-ID we made, verified with the secret key."""
     if original is None:
         return None
-    match = _OUR_MESSAGE_ID.search(str(original.get("Message-ID", "")))
+    return our_message_id(settings, str(original.get("Message-ID", "")))
+
+
+def our_message_id(settings: Settings, value: str) -> tuple[int, int] | None:
+    """(issue id, subscriber id) from a Message-ID value (brackets optional) we made."""
+    if value and not value.lstrip().startswith("<"):
+        value = f"<{value.strip()}>"  # some providers report the id without its brackets
+    match = _OUR_MESSAGE_ID.search(value)
     if match is None:
         return None
     issue_id, subscriber_id, _mac, domain = match.groups()

@@ -14,7 +14,10 @@
 
 Reading and classifying the message (hard and soft, our Message-ID) is ``bounce_parsing``'s; this
 module finds the subscribers and applies the result, each status change a guarded move
-(``models.moving``).
+(``models.moving``). ``apply_bounce`` and ``apply_complaint`` are the same rules for events
+that arrive already classified (the providers' webhooks, ``provider_events``). A complaint is
+recorded against the issue it was about (``receipts``; when the Message-ID does not say, the
+last issue the reader was sent) and may pause that send (``sending.complaint_rate``).
 
 The subscriber is found by the original message's Message-ID when it is one of ours
 (``<issue.subscriber.hmac@domain>``, verified with the secret key), so forwarding addresses and
@@ -32,6 +35,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, case, exists, insert, select, update
 from sqlmodel import Session
 
+from newsletter.audience import receipts
 from newsletter.audience.bounce_parsing import (
     MAX_MESSAGE_BYTES,
     Kind,
@@ -58,9 +62,18 @@ from newsletter.models import (
     moving,
     utcnow,
 )
+from newsletter.sending import complaint_rate
 from newsletter.tables import EV, SUB, D, I, S
 
-__all__ = ["MAX_MESSAGE_BYTES", "BounceResult", "Kind", "iter_messages", "process_message"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "BounceResult",
+    "Kind",
+    "apply_bounce",
+    "apply_complaint",
+    "iter_messages",
+    "process_message",
+]
 
 MAILABLE = (SubscriptionStatus.active, SubscriptionStatus.pending)
 
@@ -126,16 +139,46 @@ def _find(
 def _complaint(session: Session, settings: Settings, msg: Message) -> BounceResult:
     fields = feedback_fields(msg)
     reported = addresses(fields, "Original-Rcpt-To")
-    ids, _issue = _find(session, settings, msg, reported)
+    ids, issue_id = _find(session, settings, msg, reported)
     result = BounceResult(Kind.complaint, ids, reported)
     if not ids:
         result.outcome = "complaint about no known subscriber"
         return result
     feedback = str(fields.get("Feedback-Type", "abuse")) if fields is not None else "abuse"
-    changed = _retire(session, ids, SubscriptionStatus.complained, Reason.complained)
-    _events(session, ids, "complaint", "arf", {"feedback_type": feedback})
-    result.outcome = f"complained on {changed} subscriptions"
+    issues: set[int] = set()
+    for sid in ids:
+        about = issue_id if issue_id is not None else receipts.sent_issue(session, sid)
+        key = receipts.event_key("arf", about, sid)  # one complaint per reader and issue
+        receipts.record(
+            session, key=key, source="arf", kind="complaint", issue_id=about, subscriber_id=sid
+        )
+        if about is not None:
+            issues.add(about)
+    result.outcome = apply_complaint(
+        session, settings, ids, issues, source="arf", detail={"feedback_type": feedback}
+    )
     return result
+
+
+def apply_complaint(
+    session: Session,
+    settings: Settings,
+    ids: list[int],
+    issues: set[int],
+    *,
+    source: str,
+    detail: dict[str, Any],
+) -> str:
+    """A spam complaint: every subscription complained, the address suppressed; then each
+    issue it is counted against is checked by the complaint-rate guardrail."""
+    changed = _retire(session, ids, SubscriptionStatus.complained, Reason.complained)
+    _events(session, ids, "complaint", source, detail)
+    outcome = f"complained on {changed} subscriptions"
+    for issue_id in sorted(issues):
+        paused = complaint_rate.check(session, settings, issue_id)
+        if paused is not None:
+            outcome += f"; issue {issue_id} paused: {paused}"
+    return outcome
 
 
 # ---------------------------------------------------------------- mailto unsubscribe
@@ -172,17 +215,42 @@ def _bounce(session: Session, settings: Settings, msg: Message) -> BounceResult:
     if not ids:
         result.outcome = "bounce for no known subscriber"
         return result
-    if kind == Kind.hard:
-        changed = _retire(session, ids, SubscriptionStatus.bounced, Reason.bounced)
-        _events(session, ids, "bounce", "dsn", {"type": "hard", "status": status})
-        result.outcome = f"bounced on {changed} subscriptions"
-        return result
-    result.outcome = _soft(session, settings, ids, issue_id, status)
+    result.outcome = apply_bounce(
+        session, settings, ids, issue_id, hard=kind == Kind.hard, source="dsn", status=status
+    )
     return result
 
 
+def apply_bounce(
+    session: Session,
+    settings: Settings,
+    ids: list[int],
+    issue_id: int | None,
+    *,
+    hard: bool,
+    source: str,
+    status: str | None,
+    detail: dict[str, Any] | None = None,
+) -> str:
+    """A hard bounce retires the subscribers (bounced, suppressed); a soft one is counted."""
+    if hard:
+        changed = _retire(session, ids, SubscriptionStatus.bounced, Reason.bounced)
+        _events(
+            session, ids, "bounce", source, {"type": "hard", "status": status, **(detail or {})}
+        )
+        return f"bounced on {changed} subscriptions"
+    return _soft(session, settings, ids, issue_id, status, source=source, extra=detail or {})
+
+
 def _soft(
-    session: Session, settings: Settings, ids: list[int], issue_id: int | None, status: str | None
+    session: Session,
+    settings: Settings,
+    ids: list[int],
+    issue_id: int | None,
+    status: str | None,
+    *,
+    source: str,
+    extra: dict[str, Any],
 ) -> str:
     """Count one soft bounce; the ``soft_bounce_limit``-th in a row is a hard one."""
     now = utcnow()
@@ -221,11 +289,11 @@ def _soft(
     over = sorted(
         {r.subscriber_id for r in counted if r.soft_bounces >= settings.soft_bounce_limit}
     )
-    detail = {"type": "soft", "status": status, "in_a_row": worst}
+    detail = {"type": "soft", "status": status, "in_a_row": worst, **extra}
     if over:
         _retire(session, over, SubscriptionStatus.bounced, Reason.bounced)
         detail["limit_reached"] = settings.soft_bounce_limit
-    _events(session, ids, "bounce", "dsn", detail)
+    _events(session, ids, "bounce", source, detail)
     if over:
         return f"soft bounce {worst} in a row: limit {settings.soft_bounce_limit} reached, bounced"
     return f"soft bounce {worst} of {settings.soft_bounce_limit} in a row"

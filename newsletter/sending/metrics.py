@@ -11,7 +11,12 @@ the truth every process shares; a custom collector reads it at scrape time:
 ``newsletter_queue_depth``              gauge       pending rows of sending issues due now
 ``newsletter_celery_queue_length{q}``   gauge       tasks waiting in the Redis broker's queue
 ``newsletter_issues{status}``           gauge       issues by status
+``newsletter_provider_events_total``    counter     bounce receipts by ``provider`` and ``kind``
 ======================================  ==========  ==============================================
+
+``newsletter_provider_events_total{provider,kind}`` counts the ``BounceReceipt`` rows: the
+providers' webhook events (``ses``, ``postmark``, ``sendgrid``, ``mailgun``, ``generic``) and ARF
+complaints (``arf``), each once however often it was delivered; kind is hard, soft or complaint.
 
 ``newsletter_messages_total`` only goes down when rows leave the ledger (a subscriber erased,
 ``resend-failed`` putting failures back to pending); Prometheus reads that as a counter reset.
@@ -36,11 +41,13 @@ from sqlmodel import Session
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
+from newsletter.models_audience import BounceReceipt
 from newsletter.sending.controls import RATE_WINDOW
 from newsletter.statuses import NOT_STARTED
-from newsletter.tables import D, I
+from newsletter.tables import D, I, table_of
 
 log = logging.getLogger(__name__)
+R = table_of(BounceReceipt)
 
 
 #: the Celery queues (worker/celery_app.py) and kombu's Redis priority sub-queues
@@ -92,6 +99,9 @@ class LedgerCollector(Collector):
                 del self._final[gone]
             rate = _recent_sent(session, now) / RATE_WINDOW.total_seconds()
             depth = _due(session, live, now)
+            provider_events = session.execute(
+                select(R.c.source, R.c.kind, func.count()).group_by(R.c.source, R.c.kind)
+            ).all()
 
         messages = CounterMetricFamily(
             "newsletter_messages",
@@ -123,6 +133,14 @@ class LedgerCollector(Collector):
         for name in IssueStatus:
             issues_metric.add_metric([name.value], by_status.get(name.value, 0))
         yield issues_metric
+        events = CounterMetricFamily(
+            "newsletter_provider_events",
+            "Bounces and complaints received (provider webhooks, ARF), by provider and kind",
+            labels=["provider", "kind"],
+        )
+        for source, kind, count in provider_events:
+            events.add_metric([source, kind], int(count))
+        yield events
         yield from self._celery_queues()
 
     def _celery_queues(self) -> Iterator[Metric]:

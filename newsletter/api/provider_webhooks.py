@@ -13,6 +13,7 @@ outbound guard (``newsletter.outbound.fetch``); tests replace ``get_fetcher``.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -27,7 +28,7 @@ from newsletter.audience import provider_events
 from newsletter.audience.provider_types import Fetcher, WebhookRequest
 from newsletter.config import Settings
 
-__all__ = ["PREFIX", "get_fetcher", "router"]
+__all__ = ["PREFIX", "Provider", "get_fetcher", "router"]
 
 PREFIX = "/webhooks/bounces"
 
@@ -35,7 +36,7 @@ router = APIRouter(
     prefix=PREFIX,
     tags=["provider webhooks"],
     route_class=StrictRoute,
-    responses=api_errors(401, 403, 404, 413, 422),
+    responses=api_errors(401, 403, 413, 422),
 )
 
 
@@ -58,9 +59,26 @@ def _receive(
     return provider_events.receive(session, settings, provider, request, fetch).as_dict()
 
 
-@router.post("/{provider}", summary="A provider's bounce and complaint events")
+class Provider(StrEnum):
+    ses = "ses"
+    postmark = "postmark"
+    sendgrid = "sendgrid"
+    mailgun = "mailgun"
+    generic = "generic"
+
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "description": "the provider's own JSON, exactly as it sent it (signatures cover bytes)",
+        "content": {"application/json": {"schema": {}}},
+    }
+}
+
+
+@router.post("/{provider}", summary="A provider's bounce and complaint events", openapi_extra=_BODY)
 async def provider_webhook(
-    provider: str,
+    provider: Provider,
     request: Request,
     session: SessionDep,
     settings: SettingsDep,
@@ -72,4 +90,4 @@ async def provider_webhook(
         body=body,
         query=dict(request.query_params),
     )
-    return await run_in_threadpool(_receive, session, settings, provider, incoming, fetch)
+    return await run_in_threadpool(_receive, session, settings, provider.value, incoming, fetch)

@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import threading
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -98,9 +99,11 @@ class CertificateCache:
     def __init__(self, size: int = 16) -> None:
         self.size = size
         self._keys: dict[str, rsa.RSAPublicKey] = {}
+        self._lock = threading.Lock()  # requests are served from a thread pool
 
     def get(self, url: str, fetch: Fetcher) -> rsa.RSAPublicKey:
-        known = self._keys.get(url)
+        with self._lock:
+            known = self._keys.get(url)
         if known is not None:
             return known
         try:
@@ -112,13 +115,15 @@ class CertificateCache:
         key = cert.public_key()
         if not isinstance(key, rsa.RSAPublicKey):
             raise SignatureRefused("the SNS signing certificate has no RSA key")
-        if len(self._keys) >= self.size:
-            self._keys.pop(next(iter(self._keys)))
-        self._keys[url] = key
+        with self._lock:
+            if len(self._keys) >= self.size:
+                self._keys.pop(next(iter(self._keys)))
+            self._keys[url] = key
         return key
 
     def clear(self) -> None:
-        self._keys.clear()
+        with self._lock:
+            self._keys.clear()
 
 
 CERTIFICATES = CertificateCache()

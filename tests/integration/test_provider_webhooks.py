@@ -300,7 +300,7 @@ def test_generic_form_finds_the_reader_by_our_message_id(
         client.post(f"{HOOK}/generic", content=junk, headers=ps.generic_headers(junk)).status_code
         == 422
     )
-    assert client.post(f"{HOOK}/nosuch", content=body).status_code == 404
+    assert client.post(f"{HOOK}/nosuch", content=body).status_code == 422
 
     metrics = client.get("/metrics").text
     assert 'newsletter_provider_events_total{kind="hard",provider="generic"} 1.0' in metrics

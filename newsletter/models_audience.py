@@ -49,7 +49,7 @@ class BounceReceipt(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     event_key: str = Field(sa_type=String(255), unique=True)
     source: str = Field(sa_type=String(16))  # ses | postmark | sendgrid | mailgun | generic | arf
-    kind: str = Field(sa_type=String(16))  # hard | soft | complaint
+    kind: str = Field(sa_type=String(16))  # hard | soft | complaint; guard: a one-time token
     issue_id: int | None = Field(default=None, foreign_key="issue.id")
     subscriber_id: int | None = None  # no foreign key: an id, like the audit trail's
     received_at: datetime = Field(default_factory=_now)

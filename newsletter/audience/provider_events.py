@@ -133,6 +133,7 @@ def apply_event(
         kind=event.kind.value,
         issue_id=counted,
         subscriber_id=subscriber_id,
+        also=event.also,
     )
     if not new:
         return None

@@ -21,7 +21,9 @@ into ``ProviderEvent``s; a provider with no key configured is refused (``NotConf
 - **Mailgun** (https://documentation.mailgun.com/docs/mailgun/user-manual/webhooks/
   securing-webhooks and webhook-payloads): ``{"signature": {"timestamp", "token",
   "signature"}, "event-data": {...}}``; the signature is the hex HMAC-SHA256 of timestamp +
-  token with the webhook signing key. ``failed`` with ``severity`` ``permanent`` (hard) or
+  token with the webhook signing key. It does not cover the event, so each token is kept and
+  a second request with it is a replay (Mailgun's advice). ``failed`` with ``severity``
+  ``permanent`` (hard) or
   ``temporary`` (soft), ``complained``; ``id`` is the event id, ``message.headers.message-id``
   our Message-ID (without its brackets).
 - **generic**: ``X-Newsletter-Timestamp: <unix seconds>`` and ``X-Newsletter-Signature:
@@ -284,6 +286,7 @@ def read_mailgun(settings: Settings, request: WebhookRequest) -> Batch:
                 message_id=str(mid) if mid else None,
                 status=str(code) if code is not None else event.severity,
                 detail={"mailgun_event": event.event},
+                also=(event_key("mailgun-token", sig.token),),
             )
         ]
     )

@@ -67,6 +67,7 @@ class ProviderEvent:
     message_id: str | None = None  # the original's Message-ID, when the provider reports it
     status: str | None = None  # the DSN status or the provider's own bounce type
     detail: dict[str, Any] = field(default_factory=dict)
+    also: tuple[str, ...] = ()  # more keys that make it a replay (Mailgun's one-time token)
 
 
 @dataclass

@@ -18,16 +18,19 @@ from newsletter.models import DeliveryStatus, utcnow
 from newsletter.models_audience import BounceReceipt
 from newsletter.tables import D, table_of
 
-__all__ = ["MAX_KEY", "event_key", "record", "sent_issue"]
+__all__ = ["GUARD_KIND", "MAX_KEY", "event_key", "record", "sent_issue"]
 
 R = table_of(BounceReceipt)
 MAX_KEY = 255
+#: the kind of a receipt row that only keeps a one-time token (not an event of its own)
+GUARD_KIND = "guard"
 
 
 def event_key(source: str, *parts: object) -> str:
-    """``source:part:part``; a key too long for the column becomes ``source:sha256``."""
+    """``source:part:part``; a key too long for the column, or with a character a database
+    may refuse (NUL, other controls), becomes ``source:sha256:<hex>``."""
     key = ":".join([source, *(str(p) for p in parts)])
-    if len(key) <= MAX_KEY:
+    if len(key) <= MAX_KEY and key.isprintable():
         return key
     return f"{source}:sha256:{hashlib.sha256(key.encode()).hexdigest()}"
 
@@ -40,22 +43,28 @@ def record(
     kind: str,
     issue_id: int | None,
     subscriber_id: int | None,
+    also: tuple[str, ...] = (),
 ) -> bool:
-    """Write the receipt; False when ``key`` was received before (nothing is written)."""
-    if session.execute(select(R.c.id).where(R.c.event_key == key)).first() is not None:
+    """Write the receipt; False when ``key`` (or one of the ``also`` keys, e.g. a signature's
+    one-time token) was received before: then nothing is written."""
+    keys = [key, *also]
+    if session.execute(select(R.c.id).where(R.c.event_key.in_(keys))).first() is not None:
         return False
+    now = utcnow()
+    rows = [
+        {
+            "event_key": k,
+            "source": source,
+            "kind": kind if k == key else GUARD_KIND,  # counted once: the event's own row
+            "issue_id": issue_id,
+            "subscriber_id": subscriber_id,
+            "received_at": now,
+        }
+        for k in keys
+    ]
     try:
         with session.begin_nested():  # a concurrent twin committed first: a replay too
-            session.execute(
-                insert(R).values(
-                    event_key=key,
-                    source=source,
-                    kind=kind,
-                    issue_id=issue_id,
-                    subscriber_id=subscriber_id,
-                    received_at=utcnow(),
-                )
-            )
+            session.execute(insert(R), rows)
     except IntegrityError:
         return False
     return True

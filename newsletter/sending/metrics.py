@@ -100,7 +100,9 @@ class LedgerCollector(Collector):
             rate = _recent_sent(session, now) / RATE_WINDOW.total_seconds()
             depth = _due(session, live, now)
             provider_events = session.execute(
-                select(R.c.source, R.c.kind, func.count()).group_by(R.c.source, R.c.kind)
+                select(R.c.source, R.c.kind, func.count())
+                .where(R.c.kind.in_(("hard", "soft", "complaint")))
+                .group_by(R.c.source, R.c.kind)
             ).all()
 
         messages = CounterMetricFamily(

@@ -254,6 +254,12 @@ def test_mailgun_events_are_verified_and_applied(client: TestClient, session: Se
     assert post_json(client, "mailgun", temporary).json()["replayed"] == 1
     assert state(session, full) == ("active", 1, None)
 
+    # Mailgun signs only timestamp + token: a captured signature with other event data is a
+    # replay of its token, and changes nothing
+    swapped = {**temporary, "event-data": ps.mailgun_failed(full.email, "permanent")}
+    assert post_json(client, "mailgun", swapped).json()["replayed"] == 1
+    assert state(session, full) == ("active", 1, None)
+
 
 # ---------------------------------------------------------------- generic
 

@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from sqlmodel import Session, select
 
 from newsletter.api import create_app
@@ -366,3 +369,111 @@ def test_complaints_past_the_threshold_pause_the_send(
     assert "complaint rate 40.00% (2 complaints in 5 messages sent)" in paused.status_reason
     assert "above the 20.00% limit" in paused.status_reason
     assert "paused" in result.outcome
+
+
+# ---------------------------------------------------------------- whatever arrives, signed
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+TEXT = st.text(max_size=40) | st.sampled_from(["reader@example.org", "a\x00b@example.org", ""])
+
+
+def shaped(fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    """Objects with some of the provider's own fields (any values) or any JSON at all."""
+    return st.fixed_dictionaries({}, optional={k: v | JSON for k, v in fields.items()}) | JSON
+
+
+BODIES: dict[str, st.SearchStrategy[Any]] = {
+    "generic": shaped(
+        {
+            "type": st.sampled_from(["bounce", "complaint"]),
+            "email": TEXT,
+            "bounce_type": st.sampled_from(["hard", "soft"]),
+            "message_id": TEXT,
+            "id": TEXT,
+        }
+    ),
+    "sendgrid": st.lists(
+        shaped(
+            {
+                "event": st.sampled_from(["bounce", "dropped", "spamreport"]),
+                "email": TEXT,
+                "type": TEXT,
+                "reason": TEXT,
+                "sg_event_id": TEXT,
+                "smtp-id": TEXT,
+            }
+        ),
+        max_size=3,
+    )
+    | JSON,
+    "postmark": shaped(
+        {
+            "RecordType": st.sampled_from(["Bounce", "SpamComplaint"]),
+            "ID": st.integers() | TEXT,
+            "Type": st.sampled_from(["HardBounce", "x"]),
+            "Email": TEXT,
+            "Content": TEXT,
+        }
+    ),
+    "mailgun": shaped(
+        {
+            "event": st.sampled_from(["failed", "complained"]),
+            "id": TEXT,
+            "recipient": TEXT,
+            "severity": st.sampled_from(["permanent", "x"]),
+            "message": st.fixed_dictionaries({"headers": shaped({"message-id": TEXT})}),
+            "delivery-status": JSON,
+        }
+    ),
+    "ses": shaped(
+        {
+            "notificationType": st.sampled_from(["Bounce", "Complaint"]),
+            "bounce": shaped(
+                {
+                    "bounceType": st.sampled_from(["Permanent", "Transient"]),
+                    "bouncedRecipients": st.lists(shaped({"emailAddress": TEXT})),
+                }
+            ),
+            "complaint": shaped({"complainedRecipients": st.lists(shaped({"emailAddress": TEXT}))}),
+            "mail": shaped({"headers": JSON, "commonHeaders": JSON}),
+        }
+    ),
+}
+
+
+def signed_request(provider: str, data: Any) -> tuple[bytes, dict[str, str]]:
+    if provider == "ses":
+        return json.dumps(
+            ps.sns_sign({**ps.sns_notification({}), "Message": json.dumps(data)})
+        ).encode(), {}
+    if provider == "mailgun":
+        return json.dumps(ps.mailgun(data)).encode(), {}
+    body = json.dumps(data).encode()
+    if provider == "generic":
+        return body, ps.generic_headers(body)
+    if provider == "sendgrid":
+        return body, ps.sendgrid_headers(body)
+    return body, ps.basic(ps.POSTMARK_USER, ps.POSTMARK_PASSWORD)
+
+
+@given(data=st.data())
+@hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_signed_requests_of_any_shape_never_fail_with_a_5xx(
+    client: TestClient, data: st.DataObject
+) -> None:
+    provider = data.draw(st.sampled_from(sorted(BODIES)))
+    body, headers = signed_request(provider, data.draw(BODIES[provider]))
+    answer = client.post(f"{HOOK}/{provider}", content=body, headers=headers)
+    assert answer.status_code in (200, 422), (provider, body[:300], answer.text)

@@ -45,6 +45,7 @@ def hooks(settings: Settings) -> Settings:
             "generic_webhook_secret": ps.GENERIC_SECRET,
             "complaint_rate_min_sent": 4,
             "complaint_rate_threshold": 0.2,
+            "provider_webhook_body_limit": 200_000,
         }
     )
 
@@ -310,6 +311,21 @@ def test_generic_form_finds_the_reader_by_our_message_id(
         == 422
     )
     assert client.post(f"{HOOK}/nosuch", content=body).status_code == 422
+
+    # a provider's batch is larger than any form: the webhooks have their own body limit
+    padded = json.dumps({"type": "complaint", "email": "x@example.org", "pad": "x" * 150_000})
+    big = padded.encode()
+    assert (
+        client.post(f"{HOOK}/generic", content=big, headers=ps.generic_headers(big)).status_code
+        == 200
+    )
+    huge = json.dumps(
+        {"type": "complaint", "email": "x@example.org", "pad": "x" * 250_000}
+    ).encode()
+    assert (
+        client.post(f"{HOOK}/generic", content=huge, headers=ps.generic_headers(huge)).status_code
+        == 413
+    )
 
     metrics = client.get("/metrics").text
     assert 'newsletter_provider_events_total{kind="hard",provider="generic"} 1.0' in metrics

@@ -13,6 +13,8 @@
 - ``csv_import``: the CSV import and its report (``csv_reader``, ``csv_rows``, ``csv_writer``)
 - ``csv_export``: the CSV export, which imports back
 - ``bounces``: applying bounces, complaints and mailto unsubscribes (``bounce_parsing`` reads them)
+- ``provider_events``: the providers' bounce webhooks (``provider_sns``, ``provider_formats``),
+  verified and applied once each (``receipts``)
 - ``gdpr``: export or erase everything about one subscriber
 
 Code outside the wing imports the submodules (``from newsletter.audience import lifecycle``);

@@ -28,6 +28,7 @@ from newsletter.api import (
     ops,
     review,
     signup,
+    subscriber_desk,
     subscribers,
     webhooks,
 )
@@ -58,6 +59,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     issues.router,
     review.router,
     subscribers.router,
+    subscriber_desk.router,
     bounces.router,
     webhooks.router,
     signup.api,

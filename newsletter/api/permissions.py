@@ -187,7 +187,9 @@ def authorized(request: Request, session: Session, actor: Actor) -> Iterator[Act
     permissions.require(actor, action, newsletter_id=newsletter_id)
     request.state.actor = actor
     yield actor
-    if audit_name is not None:  # the route returned: its change and this entry commit together
+    # the route returned: its change and this entry commit together; a route that answered
+    # with its form refused (nothing changed, the page again) sets request.state.refused
+    if audit_name is not None and not getattr(request.state, "refused", False):
         # a section's or an item's change is its issue's: the entry names the issue; a route
         # that made its object names it in request.state.audit_target, e.g. ("issue", 7)
         target = ("issue_id", issue_id) if issue_id else next(iter(ids.items()), None)

@@ -1,39 +1,39 @@
-"""`newsletter subscribers show`: the whole story in tables, through the real entry point."""
+"""`newsletter subscribers show`: the whole story in rich tables (in process, on both databases;
+``main()`` turns the NotFound of an unknown subscriber into one red line, see test_cli)."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from sqlmodel import Session
+from typer.testing import CliRunner
 
-from tests.integration.test_cli import assert_one_line_error, cli
+from newsletter import cli
+from newsletter.audience import desk
+from newsletter.exceptions import NotFound
+from tests.conftest import make_newsletter, make_subscribers
 
-SLUG = "belarus-weekly"
 
+def test_show_prints_the_story_and_refuses_an_unknown_subscriber(session: Session) -> None:
+    weekly = make_newsletter(session)
+    person = make_subscribers(session, weekly, 1)[0]
+    person.name = "Ann [bold]Markup[/bold]"
+    session.add(person)
+    desk.add_tag(session, person.id or 0, "donor", actor="editor desk@news.example.org")
+    session.commit()
+    runner = CliRunner()
+    env = {"COLUMNS": "200"}
+    exported = runner.invoke(cli.app, ["subscribers", "export-data", str(person.id)], env=env)
+    assert exported.exit_code == 0, exported.output
 
-def test_show_prints_the_story_and_an_unknown_subscriber_is_one_line(tmp_path: Path) -> None:
-    assert cli(tmp_path, "seed").returncode == 0
-    added = cli(
-        tmp_path,
-        "subscribers",
-        "add",
-        "ann@example.org",
-        "--newsletter",
-        SLUG,
-        "--name",
-        "Ann [bold]Markup[/bold]",
-    )
-    assert added.returncode == 0, added.stderr
-    assert cli(tmp_path, "subscribers", "export-data", "ann@example.org").returncode == 0
+    done = runner.invoke(cli.app, ["subscribers", "show", person.email.upper()], env=env)
 
-    done = cli(tmp_path, "subscribers", "show", "ANN@example.org")
-
-    assert done.returncode == 0, done.stderr
-    out = done.stdout
-    assert "ann@example.org" in out and "Ann [bold]Markup[/bold]" in out  # no markup applied
+    assert done.exit_code == 0, done.output
+    out = done.output
+    assert person.email in out and "Ann [bold]Markup[/bold]" in out  # no markup applied
     for title in ("Subscriptions", "History", "Last deliveries"):
         assert title in out
-    assert SLUG in out and "active" in out
+    assert weekly.slug in out and "active" in out and "donor" in out
     assert "data exported (GDPR)" in out and "cli " in out  # the export, by the CLI's user
-    assert_one_line_error(
-        cli(tmp_path, "subscribers", "show", "nobody@example.org"), "no subscriber"
-    )
-    assert_one_line_error(cli(tmp_path, "subscribers", "show", "424242"), "no subscriber")
+    assert "tags changed" in out and "editor desk@news.example.org" in out
+    unknown = runner.invoke(cli.app, ["subscribers", "show", "nobody@example.org"], env=env)
+    assert unknown.exit_code == 1 and isinstance(unknown.exception, NotFound)
+    assert "no subscriber" in str(unknown.exception)

@@ -140,6 +140,7 @@ def test_export_downloads_and_erase_needs_the_typed_address(
     assert "type the subscriber's email address" in html.unescape(wrong.text)
     session.expire_all()
     assert session.get(Subscriber, sid).email == person.email  # type: ignore[union-attr]
+    assert "subscriber.erase" not in session.exec(select(AuditEntry.action)).all()  # refused
 
     done = editor.post(f"{url}/erase", {"typed": person.email.upper()})
     assert done.status_code == 303

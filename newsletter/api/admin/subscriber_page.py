@@ -116,6 +116,7 @@ def _refused(
     if isinstance(exc, NotFound):
         raise exc
     session.rollback()
+    request.state.refused = True  # nothing changed: no audit entry
     status = 409 if isinstance(exc, InvalidState) else 422
     return _page(request, session, subscriber_id, typed=typed, error=str(exc), status=status)
 

@@ -7,6 +7,7 @@ with the typed confirmation, and finds the erasure on the audit page. Screenshot
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,16 @@ def reader_who_signed_up(live: Live) -> tuple[int, Newsletter, Newsletter]:
     """A reader who signed up through the public form for two newsletters and confirmed."""
     with live.session() as s:
         first = s.exec(select(Newsletter).where(Newsletter.slug == "belarus-weekly")).one()
+        create_newsletter(
+            s,
+            {
+                "slug": "culture-digest",
+                "name": "Culture Digest",
+                "from_name": "Culture Digest",
+                "from_email": "culture@news.example.org",
+                "postal_address": "Example News Ltd, 12 Sample Street",
+            },
+        )
         evening = create_newsletter(
             s,
             {
@@ -102,6 +113,20 @@ def test_an_editor_handles_one_readers_request_from_the_subscriber_page(
     assert statuses == {weekly.id: "active", evening.id: "unsubscribed"}
     assert page.get_by_role("button", name=f"Unsubscribe from {weekly.name}").count() == 1
     assert page.get_by_role("button", name=f"Unsubscribe from {evening.name}").count() == 0
+
+    # another newsletter: by default a double opt-in email, through the worker to the sink
+    page.get_by_label("Newsletter", exact=True).select_option("culture-digest")
+    page.get_by_role("button", name="Subscribe", exact=True).click()
+    page.get_by_text("Confirmation email sent").wait_for()
+    deadline = time.monotonic() + 20
+    while not [m for m in live.sink.messages if READER in m.rcpt_tos]:
+        assert time.monotonic() < deadline, "no confirmation email reached the sink"
+        time.sleep(0.1)
+    (mail,) = [m.parse() for m in live.sink.messages if READER in m.rcpt_tos]
+    assert mail["Subject"] == "Confirm your subscription to Culture Digest"
+    culture = page.locator("#subscriptions tr", has_text="Culture Digest")
+    assert "pending" in culture.inner_text()
+    assert culture.get_by_role("button", name="Resend the confirmation for Culture Digest").count()
 
     # their data, downloaded
     with page.expect_download() as download:

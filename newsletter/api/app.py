@@ -29,6 +29,7 @@ from newsletter.api import (
     provider_webhooks,
     review,
     signup,
+    subscriber_desk,
     subscribers,
     webhooks,
 )
@@ -59,6 +60,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     issues.router,
     review.router,
     subscribers.router,
+    subscriber_desk.router,
     bounces.router,
     webhooks.router,
     signup.api,

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import BackgroundTasks, Depends, Request
 from sqlmodel import Session
 
 from newsletter import db
@@ -75,6 +75,22 @@ def get_confirmation_sender(request: Request) -> ConfirmationSender:
 
 
 ConfirmationSenderDep = Annotated[ConfirmationSender, Depends(get_confirmation_sender)]
+
+
+def queue_confirmation(
+    background: BackgroundTasks, send: ConfirmationSender, request: ConfirmationRequest | None
+) -> None:
+    """Queue an editor-requested confirmation email once the answer is sent (the request's
+    session has committed by then: ``SessionDep`` commits before the response)."""
+    if request is not None:
+        background.add_task(_send_logged, send, request)
+
+
+def _send_logged(send: ConfirmationSender, request: ConfirmationRequest) -> None:
+    try:
+        send(request)
+    except Exception:  # the answer is gone: all that is left is to say so in the log
+        log.exception("confirmation email of subscriber %s not queued", request.subscriber_id)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,12 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "api.subscribers.import_subscribers": (A.subscribers_import, "subscribers.import"),
     "api.subscribers.erase_subscriber": (A.subscribers_erase, "subscriber.erase"),
     "api.subscribers.export_subscriber": (A.subscribers_export, "subscriber.export"),
+    "api.subscriber_desk.get_profile": (A.subscribers_read, None),
+    "api.subscriber_desk.subscribe": (A.subscribers_write, "subscriber.subscribe"),
+    "api.subscriber_desk.unsubscribe": (A.subscribers_write, "subscriber.unsubscribe"),
+    "api.subscriber_desk.resend_confirmation": (A.subscribers_write, "subscriber.resend"),
+    "api.subscriber_desk.add_tag": (A.subscribers_write, "subscriber.tag"),
+    "api.subscriber_desk.remove_tag": (A.subscribers_write, "subscriber.untag"),
     "api.bounces.process_bounce": (A.subscribers_write, "bounce.process"),
     "api.webhooks.create": (A.webhooks_manage, "webhook.create"),
     "api.webhooks.list_all": (A.webhooks_manage, None),
@@ -110,6 +116,16 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.subscribers.import_form": (A.subscribers_import, None),
     "admin.subscribers.import_subscribers": (A.subscribers_import, "subscribers.import"),
     "admin.subscribers.export_subscribers": (A.subscribers_export, "subscribers.export"),
+    "admin.subscriber_page.subscriber_page": (A.subscribers_read, None),
+    "admin.subscriber_page.edit": (A.subscribers_write, "subscriber.update"),
+    "admin.subscriber_page.save_attributes": (A.subscribers_write, "subscriber.update"),
+    "admin.subscriber_page.add_tag": (A.subscribers_write, "subscriber.tag"),
+    "admin.subscriber_page.remove_tag": (A.subscribers_write, "subscriber.untag"),
+    "admin.subscriber_page.subscribe": (A.subscribers_write, "subscriber.subscribe"),
+    "admin.subscriber_page.unsubscribe": (A.subscribers_write, "subscriber.unsubscribe"),
+    "admin.subscriber_page.resend": (A.subscribers_write, "subscriber.resend"),
+    "admin.subscriber_page.export_data": (A.subscribers_export, "subscriber.export"),
+    "admin.subscriber_page.erase": (A.subscribers_erase, "subscriber.erase"),
     "admin.newsletters.newsletter_list": (A.read, None),
     "admin.newsletters.new_newsletter": (A.newsletters_manage, None),
     "admin.newsletters.create_newsletter": (A.newsletters_manage, "newsletter.create"),
@@ -171,7 +187,9 @@ def authorized(request: Request, session: Session, actor: Actor) -> Iterator[Act
     permissions.require(actor, action, newsletter_id=newsletter_id)
     request.state.actor = actor
     yield actor
-    if audit_name is not None:  # the route returned: its change and this entry commit together
+    # the route returned: its change and this entry commit together; a route that answered
+    # with its form refused (nothing changed, the page again) sets request.state.refused
+    if audit_name is not None and not getattr(request.state, "refused", False):
         # a section's or an item's change is its issue's: the entry names the issue; a route
         # that made its object names it in request.state.audit_target, e.g. ("issue", 7)
         target = ("issue_id", issue_id) if issue_id else next(iter(ids.items()), None)

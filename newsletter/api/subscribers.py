@@ -11,7 +11,8 @@ Routes do HTTP only: search/create/update live in ``newsletter.audience.manage``
                                         counts, and the first 1,000 errors and warnings by line
                                         with ``errors_total`` and ``warnings_total``
 - ``GET    /subscribers/{id}``          one subscriber with subscriptions
-- ``PATCH  /subscribers/{id}``          name, attributes, statuses per newsletter
+- ``PATCH  /subscribers/{id}``          name, attributes, language, time zone, statuses per
+                                        newsletter (``audience.desk`` checks and records them)
 - ``DELETE /subscribers/{id}``          GDPR erasure
 - ``GET    /subscribers/{id}/export``   GDPR export (JSON)
 """
@@ -36,7 +37,7 @@ from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, Page, StrictRoute
 from newsletter.api.permissions import authorize_token
-from newsletter.audience import csv_export, csv_import, gdpr, manage
+from newsletter.audience import csv_export, csv_import, desk, manage
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 from newsletter.newsletters import get_newsletter
@@ -76,6 +77,8 @@ class SubscriberPublic(BaseModel):
     email: str
     name: str
     attributes: dict[str, Any]
+    language: str | None = None
+    time_zone: str | None = None
     created_at: datetime
     subscriptions: list[SubscriptionPublic]
 
@@ -102,7 +105,17 @@ class SubscriberUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str | None = Field(None, max_length=1000)
-    attributes: dict[str, Any] | None = Field(None, description="replaces the whole object")
+    attributes: dict[str, Any] | None = Field(
+        None,
+        description="replaces the whole object: names of 1-64 characters, values text, "
+        "numbers, true/false or null",
+    )
+    language: str | None = Field(
+        None, max_length=35, description="BCP 47 tag; empty or null: the newsletter's"
+    )
+    time_zone: str | None = Field(
+        None, max_length=64, description="IANA name; empty or null: the newsletter's"
+    )
     subscriptions: dict[str, SubscriptionStatus] | None = Field(
         None, description="status per newsletter slug or id"
     )
@@ -118,6 +131,8 @@ def _public(subscriber: Subscriber, subs: list[tuple[Subscription, str]]) -> Sub
         email=subscriber.email,
         name=subscriber.name,
         attributes=subscriber.attributes,
+        language=subscriber.language,
+        time_zone=subscriber.time_zone,
         created_at=subscriber.created_at,
         subscriptions=[
             SubscriptionPublic(**sub.model_dump(), newsletter=slug) for sub, slug in subs
@@ -264,11 +279,19 @@ def get_subscriber(subscriber_id: Id, session: SessionDep) -> SubscriberPublic:
 def update_subscriber(
     subscriber_id: Id, body: SubscriberUpdate, session: SessionDep, token: TokenDep
 ) -> SubscriberPublic:
+    given = body.model_fields_set  # a null language or zone: back to the newsletter's
+    desk.edit(
+        session,
+        subscriber_id,
+        actor=f"token {token.name}",
+        name=body.name,
+        attributes=body.attributes,
+        language=(body.language or "") if "language" in given else None,
+        time_zone=(body.time_zone or "") if "time_zone" in given else None,
+    )
     manage.update(
         session,
         subscriber_id,
-        name=body.name,
-        attributes=body.attributes,
         statuses=body.subscriptions,
         reactivate=body.reactivate,
         actor=f"token {token.name}",
@@ -281,8 +304,8 @@ def update_subscriber(
     summary="Erase (GDPR): personal data gone, hash suppressed",
     responses=MISSING,
 )
-def erase_subscriber(subscriber_id: Id, session: SessionDep) -> dict[str, Any]:
-    return gdpr.erase_subscriber(session, subscriber_id).as_dict()
+def erase_subscriber(subscriber_id: Id, session: SessionDep, token: TokenDep) -> dict[str, Any]:
+    return desk.erase(session, subscriber_id, actor=f"token {token.name}").as_dict()
 
 
 @router.get(
@@ -290,5 +313,5 @@ def erase_subscriber(subscriber_id: Id, session: SessionDep) -> dict[str, Any]:
     summary="Everything about one subscriber (GDPR)",
     responses=MISSING,
 )
-def export_subscriber(subscriber_id: Id, session: SessionDep) -> dict[str, Any]:
-    return gdpr.export_subscriber(session, subscriber_id)
+def export_subscriber(subscriber_id: Id, session: SessionDep, token: TokenDep) -> dict[str, Any]:
+    return desk.export(session, subscriber_id, actor=f"token {token.name}")

@@ -126,7 +126,7 @@ def signup(
             at=now,
             detail={} if sub in open_ else {"status": sub.status, "confirmation": "not sent"},
         )
-    claimed = _claim_confirmation(session, [s.id for s in open_], now, resend_after_seconds)  # type: ignore[misc]
+    claimed = claim_confirmation(session, [s.id for s in open_], now, resend_after_seconds)  # type: ignore[misc]
     if not open_ or not claimed:
         return SignupResult(subscriber_id, None)
     ids = tuple(sorted(s.newsletter_id for s in open_))
@@ -198,9 +198,11 @@ def subscriptions_of(
     return list(session.exec(stmt.execution_options(populate_existing=True)).all())
 
 
-def _claim_confirmation(
+def claim_confirmation(
     session: Session, subscription_ids: list[int], now: datetime, resend_after_seconds: int
 ) -> bool:
+    """Whether a confirmation email may go now (none sent within the window): one guarded
+    UPDATE that also starts the window again for all ``subscription_ids``."""
     cutoff = now - timedelta(seconds=resend_after_seconds)
     due = session.execute(
         update(S)
@@ -350,8 +352,11 @@ def unsubscribe(
     ip: str | None = None,
     user_agent: str | None = None,
     now: datetime | None = None,
+    by: str | None = None,
 ) -> tuple[int, ...]:
-    """Leave one newsletter, or all of them (None); the ids that changed (none on a replay)."""
+    """Leave one newsletter, or all of them (None); the ids that changed (none on a replay).
+
+    ``by`` names who acted when it is not the subscriber (an editor, a token, the CLI)."""
     now = now or utcnow()
     gone = SubscriptionStatus.unsubscribed
     stmt = (
@@ -373,6 +378,7 @@ def unsubscribe(
             user_agent=user_agent,
             source=source,
             at=now,
+            detail={"by": by} if by else None,
         )
     webhooks.emit_subscriber(
         session,

@@ -21,6 +21,7 @@ from newsletter.cli import (
     run,
     sections,  # noqa: F401  (adds `issues section add|rename|move|remove|list`)
     sending,  # noqa: F401  (adds `issues send` and the other send verbs)
+    subscriber_show,  # noqa: F401  (adds `subscribers show`)
     subscribers,
     webhooks,
 )

@@ -161,10 +161,11 @@ def subs_export_data(subscriber: Annotated[str, typer.Argument(help="email or id
     """Everything about one subscriber as JSON (GDPR access request)."""
     import json
 
-    from newsletter.audience import gdpr
+    from newsletter.access.permissions import cli_actor
+    from newsletter.audience import desk
 
     with session() as s:
-        data = gdpr.export_subscriber(s, subscriber)
+        data = desk.export(s, subscriber, actor=cli_actor().label)
         audited(
             s, "subscriber.export", target_type="subscriber", target_id=data["subscriber"]["id"]
         )
@@ -177,12 +178,13 @@ def subs_erase(
     yes: Annotated[bool, typer.Option("--yes", help="do not ask")] = False,
 ) -> None:
     """Erase one subscriber (GDPR): personal data deleted, a hash of the address suppressed."""
-    from newsletter.audience import gdpr
+    from newsletter.access.permissions import cli_actor
+    from newsletter.audience import desk
 
     if not yes:
         typer.confirm(f"Erase {subscriber} for good?", abort=True)
     with session() as s:
-        done = gdpr.erase_subscriber(s, subscriber)
+        done = desk.erase(s, subscriber, actor=cli_actor().label)
         audited(s, "subscriber.erase", target_type="subscriber", target_id=done.subscriber_id)
     console.print(
         f"subscriber {done.subscriber_id} erased: {done.subscriptions} subscriptions and "

@@ -13,7 +13,7 @@ from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 from tests.conftest import make_newsletter, make_subscribers
 from tests.integration.admin_support import Editor  # fixtures: tests/integration/conftest.py
 
-ROW_EMAIL = re.compile(r"<td>([^<@\s]+@[^<\s]+)(?:<div|</td>)")
+ROW_EMAIL = re.compile(r'<td><a href="/admin/subscribers/\d+">([^<@\s]+@[^<\s]+)</a>')
 
 
 def _emails(html: str) -> list[str]:

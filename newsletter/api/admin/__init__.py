@@ -7,6 +7,7 @@
 ``/admin/issues/{id}``                       the composer (drafts and scheduled issues)
 ``/admin/issues/{id}/sending``               live progress, pause, resume, cancel, resend
 ``/admin/subscribers...``                    list, search, filter, add, CSV import and export
+``/admin/subscribers/{id}``                  one subscriber's story; edit, subscribe, erase...
 ``/admin/newsletters...``                    list, new newsletter, settings and DNS records
 ``/admin/static/...``                        the stylesheet and the few scripts (public)
 ===========================================  ===============================================
@@ -34,6 +35,7 @@ from newsletter.api.admin import (
     review,
     sending,
     signin,
+    subscriber_page,
     subscribers,
     views,
 )
@@ -53,6 +55,7 @@ ROUTERS = (
     sending.router,
     articles.router,
     subscribers.router,
+    subscriber_page.router,  # after it: /subscribers/new and the like before /{id}
     newsletters.router,
 )
 

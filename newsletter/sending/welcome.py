@@ -42,7 +42,9 @@ from newsletter.tables import D, I
 
 __all__ = [
     "Welcome",
+    "about",
     "configure",
+    "counts",
     "create",
     "latest_sent_issue_id",
     "publish",
@@ -98,6 +100,22 @@ def welcome_of(session: Session, newsletter: str | int) -> Welcome:
         with_latest=row.with_latest,
         published_at=frozen.compiled_at if frozen is not None else None,
         counts=counts(session, issue.id) if issue is not None else {},  # type: ignore[arg-type]
+    )
+
+
+def about(session: Session, issue: Issue) -> Welcome:
+    """One standing issue as the composer shows it: whether it is the one on, when it was
+    published, how many went out."""
+    row = _row(session, issue.newsletter_id)
+    frozen = session.get(RenderedIssue, issue.id)
+    chosen = row.issue_id == issue.id
+    return Welcome(
+        newsletter_id=issue.newsletter_id,
+        issue=issue,
+        enabled=chosen and row.enabled,
+        with_latest=chosen and row.with_latest,
+        published_at=frozen.compiled_at if frozen is not None else None,
+        counts=counts(session, issue.id),  # type: ignore[arg-type]
     )
 
 

@@ -41,6 +41,9 @@ def shots(page: Any, path: str, name: str, database: str, part: str, wait: str =
     page.set_viewport_size({"width": 1280, "height": 900})
 
 
+# the ledger's behaviour is tested on both databases in tests/integration/test_welcome.py; the
+# browser walk runs once, on the production database
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_compose_publish_turn_on_and_a_confirming_reader_gets_one_welcome(
     page: Any, live: Live
 ) -> None:

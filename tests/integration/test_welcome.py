@@ -300,3 +300,31 @@ def test_turning_it_on_needs_a_welcome_issue_that_passes_qa(session: Session) ->
         welcome.configure(
             session, newsletter=nl.slug, issue_id=standing.id, enabled=True, size_limit=100_000
         )
+
+
+def test_the_tick_starts_welcome_rows_nobody_dispatched(
+    session: Session, settings: Settings
+) -> None:
+    from newsletter.sending import scheduler
+
+    fx = make_issue(session)
+    nl = fx.newsletter
+    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    session.commit()
+    assert scheduler.tick(settings, parallelism=4).batches == {}  # no recipient: finished
+    session.expire_all()
+    assert session.get(Issue, fx.issue.id).status == "sent"  # type: ignore[union-attr]
+    standing = standing_welcome(session, nl, with_latest=True)
+    assert scheduler.late_issue_ids(session) == []  # nothing waits yet
+    person = pending_reader(session, nl)
+    done = lifecycle.confirm(session, data=confirm_data(person, nl), ip=None, user_agent=None)
+    session.commit()
+    assert done.dispatch == (standing.id, fx.issue.id)
+    # the dispatch was lost: the periodic tick finds both rows and starts one chain for each
+    assert scheduler.tick(settings, parallelism=4).batches == {standing.id: 1, fx.issue.id: 1}
+    session.expire_all()
+    assert session.get(Issue, fx.issue.id).status == "sent"  # not reopened
+    # a cancelled welcome's rows stay where they are
+    controls.cancel(session, issue_id=standing.id)  # type: ignore[arg-type]
+    session.commit()
+    assert standing.id not in scheduler.late_issue_ids(session)

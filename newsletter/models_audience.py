@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["BounceReceipt", "SubscriberTag"]
+__all__ = ["BounceReceipt", "NewsletterWelcome", "SubscriberTag"]
 
 
 def _now() -> datetime:
@@ -53,3 +53,14 @@ class BounceReceipt(SQLModel, table=True):
     issue_id: int | None = Field(default=None, foreign_key="issue.id")
     subscriber_id: int | None = None  # no foreign key: an id, like the audit trail's
     received_at: datetime = Field(default_factory=_now)
+
+
+class NewsletterWelcome(SQLModel, table=True):
+    """A newsletter's welcome email: which standing issue (``Issue.kind == "welcome"``) goes to
+    a subscriber who confirms, whether it is on, and whether the latest sent issue goes too."""
+
+    newsletter_id: int = Field(foreign_key="newsletter.id", primary_key=True)
+    issue_id: int | None = Field(default=None, foreign_key="issue.id")
+    enabled: bool = False
+    with_latest: bool = False  # the latest sent issue goes with the welcome
+    updated_at: datetime = Field(default_factory=_now)

@@ -24,6 +24,11 @@ class IssueStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class IssueKind(StrEnum):
+    issue = "issue"  # sent to the list once
+    welcome = "welcome"  # a standing issue: sent row by row to each subscriber who confirms
+
+
 class SubscriptionStatus(StrEnum):
     pending = "pending"
     active = "active"

@@ -21,14 +21,22 @@ The ``mailto:`` variant of List-Unsubscribe is processed by the bounce/mailbox p
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, Form
+from fastapi import APIRouter, BackgroundTasks, Form
 from sqlmodel import Session
 from starlette.responses import HTMLResponse
 
-from newsletter.api.deps import Client, ClientDep, SessionDep, SettingsDep
+from newsletter.api.deps import (
+    Client,
+    ClientDep,
+    Dispatcher,
+    DispatcherDep,
+    SessionDep,
+    SettingsDep,
+)
 from newsletter.api.errors import page_errors, short
 from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.pages import page
@@ -46,6 +54,7 @@ from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, InvalidLink
 from newsletter.models import SubscriptionStatus
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
 
 #: a personal link's page: 400 for a link that does not verify; a POST's body is capped (413)
@@ -109,7 +118,12 @@ def confirm_page(token: str, session: SessionDep, settings: SettingsDep) -> HTML
     responses=LINK_POST,
 )
 def confirm_submit(
-    token: str, session: SessionDep, settings: SettingsDep, client: ClientDep
+    token: str,
+    session: SessionDep,
+    settings: SettingsDep,
+    client: ClientDep,
+    dispatch: DispatcherDep,
+    background: BackgroundTasks,
 ) -> HTMLResponse:
     try:
         data = _confirm_data(settings, token)
@@ -117,6 +131,9 @@ def confirm_submit(
         view = _choices(session, data.subscriber_id, data.newsletter_ids)
     except InvalidLink as exc:
         return _bad_link(exc)
+    session.commit()  # the worker reads the welcome's ledger rows in its own transaction
+    for issue_id in done.dispatch:  # the welcome email (and the latest issue): to the workers
+        background.add_task(_dispatch, dispatch, issue_id)
     names = {nl.id: nl.name for nl, _ in view.choices}
     return page(
         "confirm.html.j2",
@@ -131,6 +148,13 @@ def confirm_submit(
         },
         preferences_url=_preferences_path(settings, data.subscriber_id),
     )
+
+
+def _dispatch(dispatch: Dispatcher, issue_id: int) -> None:
+    try:
+        dispatch(issue_id)
+    except Exception:  # the answer is gone; the periodic tick starts the rows within seconds
+        log.exception("issue %s: welcome rows not dispatched", issue_id)
 
 
 def _preferences_path(settings: Settings, subscriber_id: int) -> str:

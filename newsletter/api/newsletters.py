@@ -8,6 +8,9 @@ slug, an unknown time zone, a control character) is a 422 naming it, and nothing
 - ``POST  /newsletters``                create (slug, name, from_email, postal_address required)
 - ``GET   /newsletters/{newsletter}``   one, by slug or id
 - ``PATCH /newsletters/{newsletter}``   change the fields given, the rest stay
+- ``GET|PATCH /newsletters/{newsletter}/welcome``  the welcome email: issue, on/off, latest too
+- ``POST  /newsletters/{newsletter}/welcome/issue``   create a standing welcome issue
+- ``POST  /newsletters/{newsletter}/welcome/publish`` freeze its text for new subscribers
 """
 
 from __future__ import annotations
@@ -15,16 +18,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from newsletter import newsletters
 from newsletter.api.auth import require_token
-from newsletter.api.deps import SessionDep
+from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import api_errors
-from newsletter.api.inputs import StrictRoute
+from newsletter.api.inputs import MAX_ID, StrictRoute
 from newsletter.api.permissions import authorize_token
+from newsletter.exceptions import InvalidInput
 from newsletter.models import Newsletter
+from newsletter.sending import welcome
 
 router = APIRouter(
     prefix="/newsletters",
@@ -132,3 +137,88 @@ def update_newsletter(
     newsletter: Ref, body: NewsletterFields, session: SessionDep
 ) -> NewsletterPublic:
     return _public(newsletters.update_newsletter(session, newsletter, _given(body)))
+
+
+# ---------------------------------------------------------------- the welcome email
+
+
+class WelcomePublic(BaseModel):
+    enabled: bool
+    with_latest: bool = Field(description="the latest sent issue goes with the welcome")
+    issue_id: int | None = Field(description="the standing welcome issue (edit it as any issue)")
+    published_at: datetime | None = Field(description="when the copy new subscribers get froze")
+    sent: int = Field(description="welcome emails sent so far")
+    waiting: int
+
+
+class WelcomeFields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool | None = None
+    with_latest: bool | None = None
+    issue_id: Annotated[int, Field(ge=1, le=MAX_ID)] | None = None
+
+
+class IssueCreated(BaseModel):
+    issue_id: int
+    title: str
+
+
+def _welcome(state: welcome.Welcome) -> WelcomePublic:
+    return WelcomePublic(
+        enabled=state.enabled,
+        with_latest=state.with_latest,
+        issue_id=state.issue.id if state.issue else None,
+        published_at=state.published_at,
+        sent=state.sent,
+        waiting=state.waiting,
+    )
+
+
+@router.get("/{newsletter}/welcome", summary="The welcome email's settings", responses=MISSING)
+def get_welcome(newsletter: Ref, session: SessionDep) -> WelcomePublic:
+    return _welcome(welcome.welcome_of(session, newsletter))
+
+
+@router.patch(
+    "/{newsletter}/welcome",
+    summary="Choose the welcome issue, turn it on or off, the latest issue with it",
+    responses=api_errors(404, 409),
+)
+def update_welcome(
+    newsletter: Ref, body: WelcomeFields, session: SessionDep, settings: SettingsDep
+) -> WelcomePublic:
+    state = welcome.configure(
+        session,
+        newsletter=newsletter,
+        issue_id=body.issue_id,
+        enabled=body.enabled,
+        with_latest=body.with_latest,
+        size_limit=settings.html_size_limit,
+    )
+    return _welcome(state)
+
+
+@router.post(
+    "/{newsletter}/welcome/issue",
+    status_code=201,
+    summary="Create a standing welcome issue (then edit it as any issue)",
+    responses=MISSING,
+)
+def create_welcome_issue(newsletter: Ref, session: SessionDep, request: Request) -> IssueCreated:
+    issue = welcome.create(session, newsletter=newsletter)
+    request.state.audit_target = ("issue", issue.id)
+    return IssueCreated(issue_id=issue.id, title=issue.title)
+
+
+@router.post(
+    "/{newsletter}/welcome/publish",
+    summary="Freeze the welcome issue's current text for new subscribers",
+    responses=api_errors(404, 409),
+)
+def publish_welcome(newsletter: Ref, session: SessionDep, settings: SettingsDep) -> WelcomePublic:
+    state = welcome.welcome_of(session, newsletter)
+    if state.issue is None:
+        raise InvalidInput("no welcome issue chosen: create one first")
+    welcome.publish(session, issue_id=state.issue.id, size_limit=settings.html_size_limit)  # type: ignore[arg-type]
+    return _welcome(welcome.welcome_of(session, newsletter))

@@ -32,6 +32,10 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "api.newsletters.get_newsletter": (A.read, None),
     "api.newsletters.create_newsletter": (A.newsletters_manage, "newsletter.create"),
     "api.newsletters.update_newsletter": (A.newsletters_manage, "newsletter.update"),
+    "api.newsletters.get_welcome": (A.read, None),
+    "api.newsletters.update_welcome": (A.newsletters_manage, "newsletter.welcome"),
+    "api.newsletters.create_welcome_issue": (A.issues_draft, "issue.create"),
+    "api.newsletters.publish_welcome": (A.issues_send, "welcome.publish"),
     "api.issues.get_status": (A.read, None),
     "api.issues.send": (A.issues_send, "issue.send"),
     "api.issues.pause": (A.issues_send, "issue.pause"),
@@ -131,6 +135,9 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.newsletters.create_newsletter": (A.newsletters_manage, "newsletter.create"),
     "admin.newsletters.newsletter_settings": (A.read, None),
     "admin.newsletters.update_newsletter": (A.newsletters_manage, "newsletter.update"),
+    "admin.newsletters.save_welcome": (A.newsletters_manage, "newsletter.welcome"),
+    "admin.newsletters.create_welcome": (A.issues_draft, "issue.create"),
+    "admin.newsletters.publish_welcome": (A.issues_send, "welcome.publish"),
 }
 
 #: a path parameter -> the kind of object it names, in audit entries

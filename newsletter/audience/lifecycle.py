@@ -39,6 +39,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.newsletters import get_newsletter
+from newsletter.sending import welcome
 from newsletter.tables import SUB, S
 
 #: what a confirmation link may turn active: pending, and unsubscribed by a link sent after that
@@ -74,6 +75,8 @@ class ConfirmResult:
     confirmed: tuple[int, ...]  # newly active
     already: tuple[int, ...]  # active before (a replayed link)
     refused: tuple[int, ...]  # left after this link was sent, bounced, complained, or gone
+    #: issues given ledger rows (the welcome, the latest issue): dispatch them after the commit
+    dispatch: tuple[int, ...] = ()
 
 
 # ---------------------------------------------------------------- sign-up
@@ -284,7 +287,8 @@ def confirm(
     user_agent: str | None,
     now: datetime | None = None,
 ) -> ConfirmResult:
-    """A verified confirmation link: pending -> active with the consent record.
+    """A verified confirmation link: pending -> active with the consent record, and for each
+    newsletter so made active its welcome email (``sending.welcome.queue``: once per subscriber).
 
     An unsubscribed subscription comes back only for a link issued after the unsubscription (the
     person signed up again and proved the mailbox is theirs); an older link, replayed, leaves it
@@ -326,6 +330,7 @@ def confirm(
             confirmed.append(newsletter_id)
         else:
             refused.append(newsletter_id)
+    dispatch = welcome.queue(session, subscriber_id=data.subscriber_id, newsletter_ids=confirmed)
     if confirmed:
         webhooks.emit_subscriber(
             session,
@@ -336,7 +341,12 @@ def confirm(
         )
     session.flush()
     return ConfirmResult(
-        data.subscriber_id, subscriber.email, tuple(confirmed), tuple(already), tuple(refused)
+        data.subscriber_id,
+        subscriber.email,
+        tuple(confirmed),
+        tuple(already),
+        tuple(refused),
+        dispatch,
     )
 
 

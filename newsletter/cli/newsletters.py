@@ -12,7 +12,7 @@ import typer
 from rich.table import Table
 
 from newsletter import newsletters
-from newsletter.cli.common import audited, console, session
+from newsletter.cli.common import audited, console, session, settings
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Newsletter
 
@@ -185,3 +185,61 @@ def _rows(n: Newsletter) -> list[tuple[str, str]]:
     rows = [("id", str(n.id))]
     rows += [(label.get(k, k), shown(getattr(n, k))) for k in newsletters.FIELDS]
     return rows
+
+
+@app.command("welcome")
+def welcome_email(
+    newsletter: Annotated[str, typer.Argument(help="slug or id")],
+    create: Annotated[bool, typer.Option(help="create a new welcome issue and choose it")] = False,
+    issue: Annotated[int | None, typer.Option(help="the welcome issue's id")] = None,
+    on: Annotated[bool | None, typer.Option("--on/--off", show_default=False)] = None,
+    with_latest: Annotated[
+        bool | None,
+        typer.Option(
+            "--with-latest/--without-latest",
+            help="the latest sent issue goes too",
+            show_default=False,
+        ),
+    ] = None,
+    publish: Annotated[bool, typer.Option(help="freeze the welcome's current text")] = False,
+) -> None:
+    """The welcome email: sent once to each subscriber who confirms (no option: show it)."""
+    from newsletter.sending import welcome
+
+    with session() as s:
+        nl = newsletters.get_newsletter(s, newsletter)
+        if create:
+            made = welcome.create(s, newsletter=nl.id)  # type: ignore[arg-type]
+            audited(s, "issue.create", target_type="issue", target_id=made.id, newsletter_id=nl.id)
+            issue = made.id
+            console.print(
+                f"welcome issue {made.id} created: edit it in the composer", highlight=False
+            )
+        if publish:
+            chosen = issue or welcome.welcome_of(s, nl.id).issue  # type: ignore[arg-type]
+            if chosen is None:
+                raise InvalidInput("no welcome issue to publish: give --issue or --create")
+            issue_id = chosen if isinstance(chosen, int) else chosen.id
+            welcome.publish(s, issue_id=issue_id, size_limit=settings().html_size_limit)  # type: ignore[arg-type]
+            audited(
+                s, "welcome.publish", target_type="issue", target_id=issue_id, newsletter_id=nl.id
+            )
+        if issue is not None or on is not None or with_latest is not None:
+            welcome.configure(
+                s,
+                newsletter=nl.id,  # type: ignore[arg-type]
+                issue_id=issue,
+                enabled=on,
+                with_latest=with_latest,
+                size_limit=settings().html_size_limit,
+            )
+            audited(s, "newsletter.welcome", target_type="newsletter", target_id=nl.id)
+        state = welcome.welcome_of(s, nl.id)  # type: ignore[arg-type]
+    table = Table("welcome", "", show_header=False)
+    table.add_row("on", "yes" if state.enabled else "no")
+    table.add_row("issue", f"{state.issue.id}: {state.issue.title}" if state.issue else "-")
+    table.add_row("latest issue too", "yes" if state.with_latest else "no")
+    published = f"{state.published_at:%Y-%m-%d %H:%M} UTC" if state.published_at else "never"
+    table.add_row("published", published)
+    table.add_row("sent", f"{state.sent} ({state.waiting} waiting)")
+    console.print(table)

@@ -116,7 +116,8 @@ def create_issue(
     preheader = _preheader(preheader)
     intro_md = text.multiline(intro_md, field="intro")
     nl = get_newsletter(session, newsletter)
-    last = session.exec(select(func.max(Issue.number)).where(Issue.newsletter_id == nl.id)).one()
+    numbered = (Issue.newsletter_id == nl.id, Issue.number > 0)  # welcomes are numbered -1, -2..
+    last = session.exec(select(func.max(Issue.number)).where(*numbered)).one()
     issue = Issue(
         newsletter_id=nl.id,  # type: ignore[arg-type]
         number=(last or 0) + 1,

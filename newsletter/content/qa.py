@@ -10,6 +10,7 @@ from newsletter import text
 from newsletter.content.issues import PREHEADER_MAX, SUBJECT_MAX, TITLE_MAX, IssueOutline
 from newsletter.content.rendering import CompiledIssue
 from newsletter.models import Article
+from newsletter.statuses import IssueKind
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,12 @@ def qa_report(
     _check_one_line(report, "title", outline.issue.title, TITLE_MAX)
     for sec in outline.sections:
         _check_one_line(report, f"section title {sec.section.title[:40]!r}", sec.section.title, 0)
-    if not outline.items:
+    if outline.issue.kind == IssueKind.welcome:  # a welcome may be its intro alone
+        if not outline.items and not outline.issue.intro_md.strip():
+            report.add(
+                "no-content", "the welcome email has no intro and no articles", blocking=True
+            )
+    elif not outline.items:
         report.add("no-items", "the issue has no articles", blocking=True)
     for sec in outline.sections:
         if not sec.items:

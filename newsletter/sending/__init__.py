@@ -15,6 +15,7 @@
 - ``metrics``     Prometheus figures read from the ledger
 - ``testsend``    the draft to a few typed addresses
 - ``previews``    the email as one sample reader gets it
+- ``welcome``     the welcome email: a standing issue, once to each subscriber who confirms
 
 No name exported here is also a module's: ``from newsletter.sending import x`` stays module x.
 """

@@ -26,7 +26,7 @@ from newsletter import webhooks
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput, NewsletterError, TransportError
-from newsletter.models import Issue, IssueStatus
+from newsletter.models import Issue
 from newsletter.sending import controls, ledger, outcomes
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
 from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
@@ -331,8 +331,8 @@ def _log_failed(issue_id: int, delivery_id: int, response: str) -> None:
 
 
 def _still_sending(session: Session, prep: Prepared) -> bool:
-    issue = session.get(Issue, prep.issue.id, populate_existing=True)
-    return issue is not None and issue.status == IssueStatus.sending
+    """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
+    return ledger.still_claimable(session, issue_id=prep.issue.id)  # type: ignore[arg-type]
 
 
 def _wrap_up(engine: Engine, issue_id: int, result: BatchResult) -> None:

@@ -25,7 +25,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.sending import ledger, pickup, progress
-from newsletter.sending.start import fill_ledger
+from newsletter.sending.start import fill_ledger, refuse_standing
 from newsletter.statuses import NOT_STARTED
 from newsletter.tables import SUB, D, I, S
 
@@ -76,6 +76,7 @@ def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) 
             f"{at.astimezone(UTC):%Y-%m-%d %H:%M} UTC is in the past (it is now "
             f"{now:%Y-%m-%d %H:%M} UTC); schedule a later time, or send now"
         )
+    refuse_standing(issues.get_issue(session, issue_id))
     outline = issues.load_outline(session, issue_id)
     compiled = rendering.compile_issue(outline)
     report = qa.qa_report(outline, compiled=compiled, size_limit=size_limit)

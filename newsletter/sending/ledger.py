@@ -27,6 +27,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.retries import backoff
+from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,18 @@ class Claimed:
 # ---------------------------------------------------------------- claiming and recording
 
 
+def claimable() -> ColumnElement[bool]:
+    """Issues whose pending rows may be claimed: sending; a standing welcome not cancelled; sent
+    (its only pending rows are late ones: the latest issue sent with a welcome)."""
+    standing = and_(I.c.kind == IssueKind.welcome, I.c.status.in_(list(NOT_STARTED)))
+    return or_(I.c.status.in_([IssueStatus.sending, IssueStatus.sent]), standing)
+
+
+def still_claimable(session: Session, *, issue_id: int) -> bool:
+    """Whether the issue's rows may still go out (a batch looks between messages)."""
+    return bool(session.execute(select(exists().where(I.c.id == issue_id, claimable()))).scalar())
+
+
 def claim(
     session: Session, *, issue_id: int, limit: int, lease_seconds: int, now: datetime | None = None
 ) -> list[Claimed]:
@@ -66,7 +79,7 @@ def claim(
             D.c.issue_id == issue_id,
             D.c.status == DeliveryStatus.pending,
             or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
-            exists().where(I.c.id == issue_id, I.c.status == IssueStatus.sending),
+            exists().where(I.c.id == issue_id, claimable()),
         )
         .order_by(D.c.id)
         .limit(limit)

@@ -9,16 +9,18 @@ from newsletter.config import Settings
 from newsletter.content import issues, rendering
 from newsletter.models import RenderedIssue
 from newsletter.sending import recipients
+from newsletter.statuses import IssueKind
 
 
 def preview(settings: Settings, *, issue_id: int) -> tuple[str, str]:
-    """(html, text): the frozen issue if it was sent, else a fresh compile of the draft."""
+    """(html, text): the frozen issue if it was sent, else a fresh compile of the draft (a
+    standing welcome is always a draft here: what an edit would publish)."""
     with db.session_scope(settings.database_url) as session:
         outline = issues.load_outline(session, issue_id)
         frozen = session.get(RenderedIssue, issue_id)
         compiled = (
             rendering.CompiledIssue(frozen.subject, frozen.preheader, frozen.html, frozen.text)
-            if frozen
+            if frozen and outline.issue.kind != IssueKind.welcome
             else rendering.compile_issue(outline)
         )
     # subscriber 0 and no name: links that verify but unsubscribe nobody, a "Dear reader," greeting

@@ -7,6 +7,7 @@ from newsletter.config import Settings
 from newsletter.mail.message import Recipient, unsubscribe_mailto
 from newsletter.models import Issue, Newsletter
 from newsletter.sending.prepare import Prepared
+from newsletter.statuses import IssueKind
 
 
 def personal_links(settings: Settings, *, subscriber_id: int, newsletter_id: int) -> dict[str, str]:
@@ -21,6 +22,9 @@ def personal_links(settings: Settings, *, subscriber_id: int, newsletter_id: int
 
 
 def archive_url(settings: Settings, newsletter: Newsletter, issue: Issue) -> str:
+    """The issue in the archive; a standing welcome issue is never there: the newsletter's page."""
+    if issue.kind == IssueKind.welcome:
+        return f"{settings.base_url.rstrip('/')}/archive/{newsletter.slug}"
     return f"{settings.base_url.rstrip('/')}/archive/{newsletter.slug}/{issue.number}"
 
 

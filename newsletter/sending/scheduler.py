@@ -3,7 +3,8 @@
 Scheduled issues whose time came are started (unless the DKIM key cannot sign: they wait, and
 the log says why); rows whose lease ran out (a killed worker) go back to pending; a sending
 issue with due rows and no batch in flight gets its chains restarted; a finished one is marked
-sent.
+sent. Rows that go out one by one (a welcome, the latest issue sent with it) are started the same
+way while their issue stays as it is.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
+from sqlalchemy import exists, select
 from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import NewsletterError
 from newsletter.mail.dkim import signer_from_settings
+from newsletter.models import DeliveryStatus, IssueStatus
 from newsletter.sending import controls, ledger
+from newsletter.tables import D, I
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,10 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
             ready = ledger.ready_count(session, issue_id=issue_id)
             if ready and not ledger.in_flight(session, issue_id=issue_id):
                 batches[issue_id] = chains(ready, settings.batch_size, parallelism)
+        for issue_id in late_issue_ids(session):  # welcomes, and issues sent with them
+            ready = ledger.ready_count(session, issue_id=issue_id)
+            if ready and not ledger.in_flight(session, issue_id=issue_id):
+                batches[issue_id] = chains(ready, settings.batch_size, parallelism)
         session.commit()
     return TickResult(requeued, batches, started)
 
@@ -61,3 +69,11 @@ def _start_due(session: Session, settings: Settings) -> list[int]:
 def chains(ready: int, batch_size: int, parallelism: int) -> int:
     """How many batch chains to start for ``ready`` rows."""
     return max(1, min(parallelism, -(-ready // batch_size)))
+
+
+def late_issue_ids(session: Session) -> list[int]:
+    """Issues not sending whose rows go out one by one (welcomes, and the latest issue sent with
+    them) and that hold a pending row: one EXISTS per issue on the ledger's index."""
+    waiting = exists().where(D.c.issue_id == I.c.id, D.c.status == DeliveryStatus.pending)
+    stmt = select(I.c.id).where(ledger.claimable(), I.c.status != IssueStatus.sending, waiting)
+    return list(session.execute(stmt).scalars().all())

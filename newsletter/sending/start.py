@@ -25,17 +25,18 @@ from newsletter.audience.suppression import SUPPRESSION
 from newsletter.config import Settings
 from newsletter.content import issues, qa, rendering, review
 from newsletter.db import insert_ignore
-from newsletter.exceptions import QABlocked
+from newsletter.exceptions import InvalidState, QABlocked
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.models import (
     DeliveryStatus,
+    Issue,
     IssueStatus,
     RenderedIssue,
     SubscriptionStatus,
     moving,
     utcnow,
 )
-from newsletter.statuses import NOT_STARTED
+from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import SUB, D, I, S
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,15 @@ def freeze(session: Session, issue_id: int, *, size_limit: int) -> RenderedIssue
     return frozen
 
 
+def refuse_standing(issue: Issue) -> None:
+    """A standing issue (the welcome email) goes to each new subscriber, never to the list."""
+    if issue.kind != IssueKind.issue:
+        raise InvalidState(
+            f"issue {issue.id} is the {issue.kind} email: it goes to each subscriber who "
+            "confirms, never to the whole list"
+        )
+
+
 #: what a send may start from: an issue not started yet, or a scheduled one whose time came
 STARTABLE = (*NOT_STARTED, IssueStatus.scheduled)
 
@@ -95,6 +105,7 @@ def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStar
     """not started/scheduled -> sending in one guarded update; a ledger row per active
     subscriber."""
     issue = issues.get_issue(session, issue_id)
+    refuse_standing(issue)
     if issue.status not in STARTABLE:
         return SendStart(issue_id, False, _count(session, issue_id), 0)
     review.gate(session, issue)  # a newsletter that requires review sends approved issues only

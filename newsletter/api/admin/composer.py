@@ -28,7 +28,7 @@ from newsletter.config import Settings
 from newsletter.content import articles, issues, qa, rendering, review
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import IssueItem, IssueSection, IssueStatus
-from newsletter.sending import controls, previews, testsend
+from newsletter.sending import controls, previews, testsend, welcome
 from newsletter.sending.start import recipient_count, start_send
 from newsletter.statuses import NOT_STARTED
 
@@ -83,10 +83,13 @@ def composer(
         return views.redirect(request, f"/admin/issues/{issue_id}/sending")
     in_issue = {it.article.id for it in outline.items}
     library = articles.list_articles(session, search=q or None, limit=15)
+    standing = welcome.about(session, outline.issue) if outline.issue.kind == "welcome" else None
+    label = "welcome email" if standing else f"#{outline.issue.number}"
     return views.render(
         request,
         "composer.html.j2",
-        title=f"{outline.newsletter.name} #{outline.issue.number}: {outline.issue.title}",
+        title=f"{outline.newsletter.name} {label}: {outline.issue.title}",
+        standing=standing,
         outline=outline,
         issue=outline.issue,
         editable=outline.issue.status in NOT_STARTED,

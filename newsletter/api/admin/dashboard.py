@@ -1,6 +1,10 @@
-"""The dashboard: newsletters, recent issues with their status and send progress, a new draft."""
+"""The dashboard: newsletters with their list health, recent issues with their status and send
+progress, a new draft."""
 
 from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
 
 from fastapi import Request
 from sqlmodel import col, select
@@ -8,9 +12,11 @@ from starlette.responses import Response
 
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
-from newsletter.api.deps import SessionDep
+from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.audience import list_health
 from newsletter.audience.subscribers import list_newsletters
 from newsletter.content import review
+from newsletter.exceptions import InvalidInput
 from newsletter.models import Issue, IssueStatus
 from newsletter.sending import progress
 from newsletter.sending.start import recipient_count
@@ -18,10 +24,17 @@ from newsletter.statuses import NOT_STARTED
 
 router = protected_router()
 RECENT = 25
+PERIODS = {"week": 12, "day": 30}  # how far back the list health looks
+CHART = {"width": 600, "height": 160, "left": 40, "bottom": 24, "top": 8}
 
 
 @router.get("/", include_in_schema=False)
-def dashboard(request: Request, session: SessionDep) -> Response:
+def dashboard(
+    request: Request, session: SessionDep, settings: SettingsDep, by: str = "week"
+) -> Response:
+    if by not in PERIODS:
+        raise InvalidInput(f"by is week or day, not {by!r}")
+    unit: list_health.Unit = "week" if by == "week" else "day"
     newsletters = list_newsletters(session)
     names = {n.id: n for n in newsletters}
     issues = session.exec(select(Issue).order_by(col(Issue.created_at).desc()).limit(RECENT)).all()
@@ -33,6 +46,13 @@ def dashboard(request: Request, session: SessionDep) -> Response:
             {"issue": issue, "newsletter": names.get(issue.newsletter_id), "progress": state}
         )
     audience = {n.id: recipient_count(session, newsletter_id=n.id or 0) for n in newsletters}
+    health = list_health.list_health(
+        session,
+        [n.id for n in newsletters if n.id is not None],
+        unit=unit,
+        periods=PERIODS[unit],
+        confirmation_max_age=timedelta(seconds=settings.confirmation_max_age_seconds),
+    )
     return views.render(
         request,
         "dashboard.html.j2",
@@ -41,4 +61,37 @@ def dashboard(request: Request, session: SessionDep) -> Response:
         audience=audience,
         rows=rows,
         waiting=[(i, names.get(i.newsletter_id)) for i in review.waiting(session)],
+        health=health,
+        charts={nid: chart(h) for nid, h in health.items()},
+        kinds=list_health.KINDS,
+        by=unit,
+        expiry_days=max(1, settings.confirmation_max_age_seconds // 86400),
     )
+
+
+def chart(health: list_health.Health) -> dict[str, Any]:
+    """The geometry of one newsletter's SVG line chart: a polyline per kind, y ticks, x labels."""
+    width, height = CHART["width"], CHART["height"]
+    left, bottom, top = CHART["left"], CHART["bottom"], CHART["top"]
+    plot_w, plot_h = width - left - 8, height - bottom - top
+    peak = max(health.peak, 1)
+    count = len(health.starts)
+    step = plot_w / max(count - 1, 1)
+
+    def x(i: int) -> float:
+        return round(left + i * step, 1)
+
+    def y(value: int) -> float:
+        return round(top + plot_h - value / peak * plot_h, 1)
+
+    lines = {
+        kind: " ".join(f"{x(i)},{y(v)}" for i, v in enumerate(values))
+        for kind, values in health.counts.items()
+    }
+    every = max(1, count // 4)
+    shown = [i for i in range(count) if i % every == 0 or i == count - 1]
+    if len(shown) > 1 and shown[-1] - shown[-2] < every / 2:
+        shown.pop(-2)  # the last label would overlap the one before it
+    labels = [{"x": x(i), "text": health.starts[i].strftime("%d %b")} for i in shown]
+    ticks = [{"y": y(v), "value": v} for v in sorted({0, peak // 2, peak})]
+    return {**CHART, "lines": lines, "labels": labels, "ticks": ticks, "right": width - 8}

@@ -25,7 +25,7 @@ from newsletter.statuses import NOT_STARTED
 router = protected_router()
 RECENT = 25
 PERIODS = {"week": 12, "day": 30}  # how far back the list health looks
-CHART = {"width": 600, "height": 160, "left": 40, "bottom": 24, "top": 8}
+CHART = {"width": 420, "height": 170, "left": 40, "bottom": 26, "top": 10}
 
 
 @router.get("/", include_in_schema=False)
@@ -90,8 +90,16 @@ def chart(health: list_health.Health) -> dict[str, Any]:
     }
     every = max(1, count // 4)
     shown = [i for i in range(count) if i % every == 0 or i == count - 1]
-    if len(shown) > 1 and shown[-1] - shown[-2] < every / 2:
+    if len(shown) > 2 and shown[-1] - shown[-2] < every:
         shown.pop(-2)  # the last label would overlap the one before it
-    labels = [{"x": x(i), "text": health.starts[i].strftime("%d %b")} for i in shown]
+    labels = [
+        {
+            "x": x(i),
+            "text": health.starts[i].strftime("%d %b"),
+            # the first and last labels stay inside the drawing
+            "anchor": "start" if i == 0 else "end" if i == count - 1 else "middle",
+        }
+        for i in shown
+    ]
     ticks = [{"y": y(v), "value": v} for v in sorted({0, peak // 2, peak})]
     return {**CHART, "lines": lines, "labels": labels, "ticks": ticks, "right": width - 8}

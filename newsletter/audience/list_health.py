@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
-from sqlalchemy import and_, case, func, literal_column, or_, select
+from sqlalchemy import case, func, literal_column, select, union_all
 from sqlmodel import Session
 
 from newsletter.exceptions import InvalidInput
@@ -38,7 +38,7 @@ MAX_PERIODS = 366
 class Health:
     """One newsletter's figures: ``counts[kind][i]`` happened in the bucket starting
     ``starts[i]``; ``pending`` subscriptions wait for confirmation, ``expired`` of them longer
-    than a confirmation link works."""
+    than a confirmation link works; ``active`` subscriptions now."""
 
     newsletter_id: int
     unit: Unit
@@ -46,6 +46,7 @@ class Health:
     counts: dict[str, list[int]] = field(default_factory=dict)
     pending: int = 0
     expired: int = 0
+    active: int = 0  # active subscriptions now (a send also leaves out suppressed addresses)
 
     def total(self, kind: str) -> int:
         return sum(self.counts[kind])
@@ -96,26 +97,29 @@ def list_health(
         _backlog(list(health), now - confirmation_max_age)
     ):
         health[nid].pending, health[nid].expired = int(pending), int(expired or 0)
+    for nid, active in session.execute(_active(list(health))):
+        health[nid].active = int(active)
     return health
 
 
 def _events(session: Session, unit: Unit, since: datetime, newsletter_ids: list[int]) -> Any:
-    # an address-wide event (a hard bounce) has no newsletter: it counts for each subscription
-    newsletter = func.coalesce(EV.c.newsletter_id, S.c.newsletter_id)
+    """Per newsletter, bucket and kind: an index-only read of (at, kind, newsletter_id) for the
+    events of one newsletter, joined to the subscriptions only for the few address-wide ones (a
+    hard bounce has no newsletter: it counts for each subscription of the address)."""
     start = _bucket(session, unit)
-    joined = EV.outerjoin(
-        S, and_(EV.c.newsletter_id.is_(None), S.c.subscriber_id == EV.c.subscriber_id)
+    charted = [EV.c.at >= since, EV.c.kind.in_(list(KINDS))]
+    own = (
+        select(EV.c.newsletter_id, start, EV.c.kind, func.count())
+        .where(*charted, EV.c.newsletter_id.in_(newsletter_ids))
+        .group_by(EV.c.newsletter_id, start, EV.c.kind)
     )
-    return (
-        select(newsletter, start, EV.c.kind, func.count())
-        .select_from(joined)
-        .where(
-            EV.c.at >= since,
-            EV.c.kind.in_(list(KINDS)),
-            or_(EV.c.newsletter_id.in_(newsletter_ids), S.c.newsletter_id.in_(newsletter_ids)),
-        )
-        .group_by(newsletter, start, EV.c.kind)
+    address_wide = (
+        select(S.c.newsletter_id, start, EV.c.kind, func.count())
+        .select_from(EV.join(S, S.c.subscriber_id == EV.c.subscriber_id))
+        .where(*charted, EV.c.newsletter_id.is_(None), S.c.newsletter_id.in_(newsletter_ids))
+        .group_by(S.c.newsletter_id, start, EV.c.kind)
     )
+    return union_all(own, address_wide)
 
 
 def _bucket(session: Session, unit: Unit) -> Any:
@@ -133,6 +137,15 @@ def _backlog(newsletter_ids: list[int], expired_before: datetime) -> Any:
     return (
         select(S.c.newsletter_id, func.count(), func.sum(case((sent < expired_before, 1), else_=0)))
         .where(S.c.status == SubscriptionStatus.pending, S.c.newsletter_id.in_(newsletter_ids))
+        .group_by(S.c.newsletter_id)
+    )
+
+
+def _active(newsletter_ids: list[int]) -> Any:
+    """An index-only count over (newsletter_id, status, subscriber_id)."""
+    return (
+        select(S.c.newsletter_id, func.count())
+        .where(S.c.status == SubscriptionStatus.active, S.c.newsletter_id.in_(newsletter_ids))
         .group_by(S.c.newsletter_id)
     )
 

@@ -96,7 +96,7 @@ def test_the_backlog_counts_pending_and_those_past_the_link(session: Session) ->
     health = list_health.list_health(
         session, [weekly.id], now=NOW, confirmation_max_age=timedelta(days=7)
     )[weekly.id]
-    assert (health.pending, health.expired) == (3, 2)
+    assert (health.pending, health.expired, health.active) == (3, 2, 1)
 
 
 def test_bad_units_and_periods_are_refused(session: Session) -> None:

@@ -131,7 +131,9 @@ def build(url: str, n: int) -> None:
 
 def credentials(url: str) -> str:
     with db.session_scope(url) as s:
-        editors.create_user(s, email=f"bench{time.time_ns()}@example.org", password=PASSWORD)
+        editors.create_user(
+            s, email=f"bench{time.time_ns()}@example.org", password=PASSWORD, role="admin"
+        )
         return api_tokens.create(s, f"bench-{time.time_ns()}")
 
 

@@ -83,26 +83,27 @@ def test_a_partial_address_that_looks_whole_still_finds_what_contains_it(
     assert target.id in {p.id for p, _ in page.items}
 
 
-@pytest.mark.parametrize(
-    "term", ["example.org", "ANNA", "a1", "_k", "f%x", "@POST.", "xyz-nobody", "%", "_"]
-)
+TERMS = ["example.org", "ANNA", "a1", "_k", "f%x", "@POST.", "xyz-nobody", "%", "_"]
+
+
 def test_substring_search_matches_a_python_filter(
-    session: Session, people: tuple[Newsletter, Newsletter, list[Subscriber]], term: str
+    session: Session, people: tuple[Newsletter, Newsletter, list[Subscriber]]
 ) -> None:
     weekly, _daily, folks = people
-    expected = sorted(p.id for p in folks if term.lower() in p.email.lower() and p.id)
-    page = search.search(session, email=term, limit=100)
-    assert [p.id for p, _ in page.items] == expected
-    assert page.total == len(expected) and not page.capped
-    # with a status on one newsletter: the same subscription must hold both
-    found = search.search(session, email=term, status="active", newsletter=weekly.slug, limit=100)
     active = {
         sub.subscriber_id
-        for p in folks
-        for sub in session.query(Subscription).filter_by(subscriber_id=p.id)
-        if sub.newsletter_id == weekly.id and sub.status == "active"
+        for sub in session.query(Subscription).filter_by(newsletter_id=weekly.id, status="active")
     }
-    assert [p.id for p, _ in found.items] == [i for i in expected if i in active]
+    for term in TERMS:
+        expected = sorted(p.id for p in folks if term.lower() in p.email.lower() and p.id)
+        page = search.search(session, email=term, limit=100)
+        assert [p.id for p, _ in page.items] == expected, term
+        assert page.total == len(expected) and not page.capped
+        # with a status on one newsletter: the same subscription must hold both
+        found = search.search(
+            session, email=term, status="active", newsletter=weekly.slug, limit=100
+        )
+        assert [p.id for p, _ in found.items] == [i for i in expected if i in active], term
 
 
 def test_status_alone_lists_each_subscriber_once_in_id_order(

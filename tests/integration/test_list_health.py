@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from sqlmodel import Session
 
+from newsletter.api.admin import dashboard
 from newsletter.audience import list_health
 from newsletter.models import Subscriber, SubscriberEvent, Subscription, SubscriptionStatus
 from tests.conftest import make_newsletter
@@ -108,7 +109,16 @@ def test_bad_units_and_periods_are_refused(session: Session) -> None:
         list_health.list_health(session, [1], periods=0)
 
 
-def test_the_dashboard_draws_the_chart_with_its_figures(editor: Editor, session: Session) -> None:
+def _cells(editor: Editor, week: str) -> dict[str, str]:
+    html = editor.client.get("/admin/").text
+    row = re.search(rf'<tr data-start="{week}">(.*?)</tr>', html)
+    assert row, html
+    return dict(re.findall(r'data-kind="(\w+)">([\d,]+)</td>', row[1]))
+
+
+def test_the_dashboard_draws_the_chart_with_its_figures(
+    editor: Editor, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
     weekly = make_newsletter(session)
     assert weekly.id is not None
     now = datetime.now(UTC)
@@ -133,6 +143,12 @@ def test_the_dashboard_draws_the_chart_with_its_figures(editor: Editor, session:
     cells = dict(re.findall(r'data-kind="(\w+)">([\d,]+)</td>', row[1]))
     assert cells == {"signup": "4", "confirm": "0", "unsubscribe": "1", "bounce": "0"}
     assert "<strong>1</strong> waiting for confirmation" in html
+    # counted once a minute: a new event shows after that (here: at once, with no minute)
+    _event(session, sid, weekly.id, "unsubscribe", now)
+    session.commit()
+    assert _cells(editor, this_week)["unsubscribe"] == "1"
+    monkeypatch.setattr(dashboard, "HEALTH_SECONDS", 0.0)
+    assert _cells(editor, this_week)["unsubscribe"] == "2"
     by_day = editor.client.get("/admin/", params={"by": "day"})
     assert by_day.status_code == 200 and "Figures per day" in by_day.text
     assert editor.client.get("/admin/", params={"by": "year"}).status_code == 422

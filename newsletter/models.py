@@ -185,13 +185,15 @@ def _stamp_email_hash(_mapper: Mapper[Any], _conn: Connection, target: Subscribe
 class Subscription(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("subscriber_id", "newsletter_id"),
-        Index("ix_subscription_newsletter_status", "newsletter_id", "status"),
+        # a status filter walks these in subscriber order (keyset pages, capped counts)
+        Index("ix_subscription_newsletter_status", "newsletter_id", "status", "subscriber_id"),
+        Index("ix_subscription_status_subscriber", "status", "subscriber_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
     newsletter_id: int = Field(foreign_key="newsletter.id")
-    status: str = _status(SubscriptionStatus.pending)
+    status: str = Field(default=SubscriptionStatus.pending, sa_type=String(16))
     consent_at: datetime | None = None
     consent_ip: str | None = None
     consent_user_agent: str | None = None
@@ -248,7 +250,10 @@ class SubscriberEvent(SQLModel, table=True):
     complaint | admin. Erasing a subscriber deletes their events with them.
     """
 
-    __table_args__ = (Index("ix_subscriberevent_subscriber_at", "subscriber_id", "at"),)
+    __table_args__ = (
+        Index("ix_subscriberevent_subscriber_at", "subscriber_id", "at"),
+        Index("ix_subscriberevent_at_kind", "at", "kind", "newsletter_id"),  # list health
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id")

@@ -3,7 +3,10 @@
 Routes do HTTP only: search/create/update live in ``newsletter.audience.manage``, CSV in
 ``newsletter.audience.csv_import``, GDPR requests in ``newsletter.audience.gdpr``.
 
-- ``GET    /subscribers``               search (email contains, status, newsletter), paginated
+- ``GET    /subscribers``               search (a whole address, or part of one; status,
+                                        newsletter), paginated by ``page`` or by keyset
+                                        (``after`` = the previous answer's ``next_after``);
+                                        ``total`` stops at 10,000 (then ``total_capped``)
 - ``POST   /subscribers``               create (422 with the reason for a bad address)
 - ``GET    /subscribers/export``        CSV of subscriptions, streamed (``newsletter``, ``status``)
 - ``POST   /subscribers/import``        CSV upload (multipart field ``file``, or a ``text/csv``
@@ -85,9 +88,17 @@ class SubscriberPublic(BaseModel):
 
 class SubscribersPublic(BaseModel):
     items: list[SubscriberPublic]
-    total: int
+    total: int = Field(
+        description="how many match, exact up to 10,000; past that 10,000 and total_capped"
+    )
+    total_capped: bool = Field(
+        False, description="true: at least `total` match (the count stops at 10,000)"
+    )
     page: int
     per_page: int
+    next_after: int | None = Field(
+        None, description="pass as `after` for the next page (keyset); null on the last page"
+    )
 
 
 class SubscriberCreate(BaseModel):
@@ -150,11 +161,22 @@ def _one(session: Session, subscriber_id: int) -> SubscriberPublic:
 @router.get("", summary="Search subscribers (paginated)", responses=MISSING)
 def list_subscribers(
     session: SessionDep,
-    email: Annotated[str | None, Query(description="part of the address")] = None,
+    email: Annotated[
+        str | None, Query(description="a whole address (exact, any case) or part of one")
+    ] = None,
     status: Annotated[SubscriptionStatus | None, Query()] = None,
     newsletter: Annotated[str | None, Query(description="slug or id")] = None,
     page: Annotated[Page, Query()] = 1,
     per_page: Annotated[int, Query(ge=1, le=500)] = 50,
+    after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=2**31 - 1,
+            description="the subscribers after this id (the previous "
+            "page's next_after): as quick on page 20,000 as on page 1; `page` is then ignored",
+        ),
+    ] = None,
 ) -> SubscribersPublic:
     found = manage.search(
         session,
@@ -163,12 +185,15 @@ def list_subscribers(
         newsletter=newsletter,
         limit=per_page,
         offset=(page - 1) * per_page,
+        after=after,
     )
     return SubscribersPublic(
         items=[_public(s, subs) for s, subs in found.items],
         total=found.total,
+        total_capped=found.capped,
         page=page,
         per_page=per_page,
+        next_after=found.next_after,
     )
 
 

@@ -12,14 +12,17 @@ only by signing up and confirming themselves. An erased subscriber cannot be edi
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, insert, literal, select
-from sqlmodel import Session, col
+from sqlalchemy import insert
+from sqlmodel import Session
 from sqlmodel import select as sm_select
 
+# the search lives in its own module; these names stay for the callers of manage
+from newsletter.audience.search import Page as Page
+from newsletter.audience.search import search as search
+from newsletter.audience.search import subscriptions_of
 from newsletter.audience.subscribers import (
     STICKY,
     Way,
@@ -33,55 +36,13 @@ from newsletter.audience.subscribers import (
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import (
     SUBSCRIPTION_MOVES,
-    Newsletter,
     Subscriber,
     Subscription,
     SubscriptionStatus,
     utcnow,
 )
 from newsletter.newsletters import get_newsletter
-from newsletter.tables import EV, SUB, S
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[tuple[Subscriber, list[tuple[Subscription, str]]]]  # (subscriber, (sub, slug))
-    total: int
-
-
-def search(
-    session: Session,
-    *,
-    email: str | None = None,
-    status: str | None = None,
-    newsletter: str | int | None = None,
-    limit: int = 50,
-    offset: int = 0,
-) -> Page:
-    """Subscribers whose address contains ``email`` and who have a subscription matching
-    ``status`` and ``newsletter`` (both on the same subscription), ordered by id."""
-    if status is not None and status not in SubscriptionStatus.__members__:
-        raise InvalidInput(f"status {status!r} is not one of {', '.join(SubscriptionStatus)}")
-    stmt = select(SUB.c.id)
-    if email and email.strip():
-        # case-insensitive on both databases: addresses keep the case of their local part
-        term = email.strip().replace("/", "//").replace("%", "/%").replace("_", "/_")
-        pattern = func.lower(literal(f"%{term}%"))
-        stmt = stmt.where(func.lower(SUB.c.email).like(pattern, escape="/"))
-    if status is not None or newsletter is not None:
-        match = [S.c.subscriber_id == SUB.c.id]
-        if status is not None:
-            match.append(S.c.status == status)
-        if newsletter is not None:
-            match.append(S.c.newsletter_id == get_newsletter(session, newsletter).id)
-        stmt = stmt.where(exists().where(*match))
-    total = session.execute(select(func.count()).select_from(stmt.subquery())).scalar_one()
-    ids = list(session.execute(stmt.order_by(SUB.c.id).limit(limit).offset(offset)).scalars())
-    people = session.exec(
-        sm_select(Subscriber).where(col(Subscriber.id).in_(ids)).order_by(col(Subscriber.id))
-    ).all()
-    subs = _subscriptions_of(session, ids)
-    return Page([(p, subs.get(p.id or 0, [])) for p in people], int(total))
+from newsletter.tables import EV
 
 
 def get(session: Session, subscriber_id: int) -> Subscriber:
@@ -93,22 +54,7 @@ def get(session: Session, subscriber_id: int) -> Subscriber:
 
 def subscriptions(session: Session, subscriber_id: int) -> list[tuple[Subscription, str]]:
     """(subscription, newsletter slug) of one subscriber, oldest first."""
-    return _subscriptions_of(session, [subscriber_id]).get(subscriber_id, [])
-
-
-def _subscriptions_of(
-    session: Session, ids: list[int]
-) -> dict[int, list[tuple[Subscription, str]]]:
-    rows = session.exec(
-        sm_select(Subscription, Newsletter.slug)
-        .join(Newsletter, col(Newsletter.id) == Subscription.newsletter_id)
-        .where(col(Subscription.subscriber_id).in_(ids))
-        .order_by(col(Subscription.id))
-    ).all()
-    grouped: dict[int, list[tuple[Subscription, str]]] = {}
-    for sub, slug in rows:
-        grouped.setdefault(sub.subscriber_id, []).append((sub, slug))
-    return grouped
+    return subscriptions_of(session, [subscriber_id]).get(subscriber_id, [])
 
 
 def create(

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import File, Form, Request, UploadFile
+from fastapi import File, Form, Query, Request, UploadFile
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
@@ -54,35 +54,50 @@ def subscriber_list(
     status: str = "",
     newsletter: str = "",
     page: Page = 1,
+    after: Annotated[int | None, Query(ge=0, le=2**31 - 1)] = None,
+    before: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
 ) -> Response:
+    # pages go by keyset (after/before an id): page 20,000 costs what page 1 does; ``page`` only
+    # numbers the rows shown
     found = manage.search(
         session,
         email=email.strip() or None,
         status=_status(status),
         newsletter=newsletter.strip() or None,
         limit=PER_PAGE,
-        offset=(page - 1) * PER_PAGE,
+        offset=0 if after is not None or before is not None else (page - 1) * PER_PAGE,
+        after=after,
+        before=before,
     )
     filters = {"email": email.strip(), "status": status.strip(), "newsletter": newsletter.strip()}
     kept = {k: v for k, v in filters.items() if v}
-    pages = max(1, -(-found.total // PER_PAGE))
 
-    def page_link(number: int) -> str:
-        return "/admin/subscribers?" + urlencode({**kept, "page": number})
+    def page_link(number: int, **cursor: int) -> str:
+        return "/admin/subscribers?" + urlencode({**kept, **cursor, "page": number})
 
     export = {k: v for k, v in kept.items() if k in ("status", "newsletter")}
     newsletters = subscribers.list_newsletters(session)
+    previous_page = None
+    if found.previous_before is not None:
+        previous_page = (
+            page_link(page - 1, before=found.previous_before) if page > 2 else page_link(1)
+        )
     return views.render(
         request,
         "subscribers.html.j2",
         title="Subscribers",
         page_items=found.items,
         total=found.total,
+        capped=found.capped,
+        exact_address=found.exact_address,
         page=page,
-        pages=pages,
+        pages=None if found.capped else max(1, -(-found.total // PER_PAGE)),
+        paged=found.next_after is not None or found.previous_before is not None,
         first=(page - 1) * PER_PAGE + 1,
-        previous_page=page_link(page - 1) if page > 1 else None,
-        next_page=page_link(page + 1) if page < pages else None,
+        previous_page=previous_page,
+        next_page=(
+            page_link(page + 1, after=found.next_after) if found.next_after is not None else None
+        ),
         filters=filters,
         filtered=bool(kept),
         statuses=STATUSES,

@@ -31,13 +31,7 @@ from newsletter.audience.subscribers import (
 )
 from newsletter.db import insert_ignore
 from newsletter.exceptions import InvalidInput, NotFound
-from newsletter.models import (
-    Subscription,
-    SubscriptionStatus,
-    address_key,
-    moving,
-    utcnow,
-)
+from newsletter.models import Subscription, SubscriptionStatus, address_key, moving, utcnow
 from newsletter.newsletters import get_newsletter
 from newsletter.sending import welcome
 from newsletter.tables import SUB, S

@@ -13,9 +13,7 @@ The form carries a signed ``issued`` time (the minimum fill time) and the honeyp
 ``?source=``, else the Referer of the iframe's request (sent in full when the iframe has
 ``referrerpolicy="no-referrer-when-downgrade"``, as the code to paste does).
 
-``snippet`` and ``iframe_code`` write the code the settings page offers to copy: the plain form
-(no JavaScript; it cannot carry a per-view signed time, so the honeypot alone guards it) and
-the iframe.
+The code to paste is written by ``newsletter.api.admin.signup_box`` (the settings page).
 """
 
 from __future__ import annotations
@@ -29,7 +27,7 @@ from starlette.responses import HTMLResponse
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import page_errors
 from newsletter.api.inputs import StrictRoute
-from newsletter.api.pages import environment, page
+from newsletter.api.pages import page
 from newsletter.audience.consent import consent_text
 from newsletter.audience.embed import SOURCE_MAX, latest_issue, page_source
 from newsletter.audience.signup_guard import HONEYPOT_FIELD, issue_stamp
@@ -50,8 +48,6 @@ EMBED_HEADERS = {
         "form-action 'self'; frame-ancestors *; base-uri 'none'"
     ),
 }
-#: what the pasted code says where the article's address goes
-ARTICLE_URL = "ARTICLE_URL"
 
 
 def _base(settings: Settings) -> str:
@@ -142,38 +138,3 @@ def embed(
 ) -> HTMLResponse:
     newsletter = get_newsletter(session, slug)
     return embed_page(session, settings, newsletter, source=source_of(settings, source, referer))
-
-
-# ---------------------------------------------------------------- the code to paste
-
-
-def snippet(settings: Settings, newsletter: Newsletter) -> str:
-    """The plain form to paste into an article template (no JavaScript needed)."""
-    version = settings.consent_text_version
-    html = (
-        environment()
-        .get_template("embed_snippet.html.j2")
-        .render(
-            action=f"{_base(settings)}/subscribe",
-            newsletter=newsletter,
-            honeypot=HONEYPOT_FIELD,
-            article_url=ARTICLE_URL,
-            consent_version=version,
-            consent_paragraphs=consent_text(version).split("\n\n"),
-        )
-    )
-    return html.strip() + "\n"
-
-
-def iframe_code(settings: Settings, newsletter: Newsletter) -> str:
-    """The iframe to paste into an article template."""
-    html = (
-        environment()
-        .get_template("embed_iframe.html.j2")
-        .render(
-            src=f"{_base(settings)}/embed/{newsletter.slug}",
-            newsletter=newsletter,
-            article_url=ARTICLE_URL,
-        )
-    )
-    return html.strip() + "\n"

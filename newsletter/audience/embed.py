@@ -21,8 +21,9 @@ from newsletter.models import Article, Issue, IssueItem, IssueSection, IssueStat
 
 __all__ = ["SOURCE_MAX", "Latest", "latest_issue", "page_source"]
 
-#: the longest page address kept (the sign-up event's ``source`` column holds 2000)
-SOURCE_MAX = 2000
+#: the longest page address kept: it rides in the confirmation link's signed token, which it
+#: should not make unwieldy (the sign-up event's ``source`` column holds 2000)
+SOURCE_MAX = 1000
 
 
 def page_source(value: str | None) -> str | None:

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
 from newsletter.api import create_app
-from newsletter.api.embed import iframe_code, snippet
+from newsletter.api.admin.signup_box import iframe_code, snippet
 from newsletter.audience.signup_guard import issue_stamp
 from newsletter.config import Settings
 from newsletter.models import (

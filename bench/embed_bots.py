@@ -1,11 +1,12 @@
 """Sign-up box timing: does the answer's timing tell a bot it was caught?
 
 ``POST /subscribe`` in process (Starlette's TestClient) on a fresh SQLite file and a fresh
-PostgreSQL database, the way the sign-up box (``GET /embed/<slug>``) sends it, alternating three
-kinds, each with a new address: a person (a box served 10 s ago), a bot that filled the honeypot
-and a bot that sent the box back at once. Bots' sign-ups run like a person's and are rolled back,
-so the answer should take about as long. The time measured is until the answer's last byte
-leaves the app (the confirmation is queued after it, by a stand-in that does nothing).
+PostgreSQL database, the way the sign-up box (``GET /embed/<slug>``) sends it, three kinds in a
+random order each round, each with a new address: a person (a box served 10 s ago), a bot that
+filled the honeypot and a bot that sent the box back at once. Bots' sign-ups run like a
+person's and are rolled back, so the answer should take about as long. The time measured is
+until the answer's last byte leaves the app (the confirmation is queued after it, by a stand-in
+that does nothing).
 
 It prints the median answer time per database and kind and the ratio bot/person; the last line
 is one JSON object.
@@ -27,6 +28,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from random import shuffle
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
@@ -59,8 +61,10 @@ def measure(url: str, repeat: int, workdir: Path) -> dict[str, float]:
     with TestClient(watch) as client:
         served = re.search(r'name="issued" value="([^"]+)"', client.get(f"/embed/{SLUG}").text)
         assert served, "the box carries no signed time"
+        order = list(KINDS)
         for n in range(WARM_UP + repeat):
-            for kind in KINDS:
+            shuffle(order)  # no kind always follows another's commit
+            for kind in order:
                 stamp = (
                     served.group(1)
                     if kind == "too_fast"

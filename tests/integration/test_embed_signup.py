@@ -35,6 +35,8 @@ from tests.integration.public_support import Outbox, generous_limiter, outbox, u
 __all__ = ["outbox"]  # the fixture, used by name
 
 ARTICLE = "https://news.example.org/2026/11/28/city-hall-budget?utm_source=x"
+#: what does not touch the database's own behaviour runs on SQLite only (CI time)
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -140,6 +142,7 @@ def test_a_box_sent_back_sooner_than_the_minimum_fill_time_is_a_bots(
     assert 'newsletter_signup_bots_total{reason="too_fast"} 1.0' in metrics
 
 
+@SQLITE_ONLY
 def test_a_forged_stamp_is_a_bots_and_a_missing_one_is_judged_by_the_honeypot(
     client: TestClient, session: Session, settings: Settings
 ) -> None:
@@ -153,6 +156,7 @@ def test_a_forged_stamp_is_a_bots_and_a_missing_one_is_judged_by_the_honeypot(
     assert stored(session, plain)[0] is not None  # the static snippet has no stamp
 
 
+@SQLITE_ONLY
 def test_a_bot_gets_the_same_refusal_as_a_person_for_bad_input(
     client: TestClient, session: Session
 ) -> None:
@@ -196,6 +200,7 @@ def test_without_a_source_the_referer_of_the_box_is_used(
     assert [s.consent_source for s in stored(session, email)[1]] == ["embed"]
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "given",
     ["javascript:alert(1)", "https://news.example.org/subscribe"],  # no page; our own form
@@ -236,6 +241,7 @@ def test_the_pasted_snippet_signs_up_as_a_plain_form(
     ]
 
 
+@SQLITE_ONLY
 def test_the_iframe_code_points_at_the_box(settings: Settings, session: Session) -> None:
     nl = make_newsletter(session)
     code = iframe_code(settings, nl)
@@ -270,6 +276,7 @@ def test_the_box_shows_the_branding_the_pitch_and_the_latest_lead_headline(
     assert "#1a5e9a" in page and nl.name in page
 
 
+@SQLITE_ONLY
 def test_only_the_box_may_be_framed_by_other_sites(client: TestClient, session: Session) -> None:
     nl = make_newsletter(session)
     framed = client.get(f"/embed/{nl.slug}")
@@ -288,6 +295,7 @@ def test_only_the_box_may_be_framed_by_other_sites(client: TestClient, session: 
     assert client.get("/embed/no-such-newsletter").status_code == 404
 
 
+@SQLITE_ONLY
 def test_the_pitch_is_a_checked_setting(session: Session) -> None:
     from newsletter import newsletters
     from newsletter.exceptions import InvalidInput

@@ -201,6 +201,18 @@ def test_without_a_source_the_referer_of_the_box_is_used(
 
 
 @SQLITE_ONLY
+def test_a_plain_form_without_a_source_records_the_referer_of_its_post(
+    client: TestClient, session: Session
+) -> None:
+    nl = make_newsletter(session)
+    email = unique_email()
+    fields = {"newsletters": nl.slug, "email": email, "source": "ARTICLE_URL"}  # left as pasted
+    done = client.post("/subscribe", data=fields, headers={"Referer": ARTICLE})
+    assert done.status_code == 200 and ARTICLE.replace("&", "&amp;") in done.text  # a way back
+    assert [s.consent_source for s in stored(session, email)[1]] == [ARTICLE]
+
+
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "given",
     ["javascript:alert(1)", "https://news.example.org/subscribe"],  # no page; our own form

@@ -79,8 +79,10 @@ def embed_page(
     error: str | None = None,
     status: int = 200,
     headers: dict[str, str] | None = None,
+    issued: str | None = None,
 ) -> HTMLResponse:
-    """The sign-up box (again, with ``error``, when a sign-up from it was refused)."""
+    """The sign-up box (again, with ``error``, when a sign-up from it was refused: then with the
+    time it was first served, ``issued``, so a reader who fixes a typo at once is no bot)."""
     version = settings.consent_text_version
     latest = latest_issue(session, newsletter.id) if newsletter.id else None
     return page(
@@ -97,7 +99,7 @@ def embed_page(
         email=email,
         error=error,
         honeypot=HONEYPOT_FIELD,
-        issued=issue_stamp(settings.secret_key),
+        issued=issued or issue_stamp(settings.secret_key),
         consent_version=version,
         consent_paragraphs=consent_text(version).split("\n\n"),
     )

@@ -282,12 +282,12 @@ def subscribe_form(
     except RateLimited as exc:
         retry = {"Retry-After": str(exc.retry_after)}
         if boxed:
-            return _box(session, settings, values, page_url, str(exc), 429, retry)
+            return _box(session, settings, values, page_url, str(exc), 429, retry, issued)
         return _form(session, settings, status=429, error=str(exc), values=values, headers=retry)
     except InvalidInput as exc:
         session.rollback()
         if boxed:
-            return _box(session, settings, values, page_url, short(str(exc)), 422, None)
+            return _box(session, settings, values, page_url, short(str(exc)), 422, None, issued)
         return _form(session, settings, status=422, error=short(str(exc)), values=values)
     _queue_after_answer(background, send, confirmation)
     if boxed:
@@ -310,8 +310,9 @@ def _box(
     error: str,
     status: int,
     headers: dict[str, str] | None,
+    issued: str | None,
 ) -> HTMLResponse:
-    """The sign-up box again with the reason its sign-up was refused."""
+    """The sign-up box again with the reason its sign-up was refused (and its first time)."""
     newsletter = _newsletter_of(session, values)
     if newsletter is None:  # a box for no newsletter (a mangled form): say so in the box's frame
         return embed_done(None, error, title="Not signed up", status=status, headers=headers)
@@ -324,6 +325,7 @@ def _box(
         error=error,
         status=status,
         headers=headers,
+        issued=issued,
     )
 
 

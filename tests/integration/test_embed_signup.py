@@ -168,6 +168,22 @@ def test_a_bot_gets_the_same_refusal_as_a_person_for_bad_input(
     assert answer(human) == answer(robot)
 
 
+@SQLITE_ONLY
+def test_a_box_refused_for_a_typo_keeps_its_first_serving_time(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    nl = make_newsletter(session)
+    _, fields = box(client, nl.slug)
+    fields["issued"] = old_stamp(settings)  # the reader took their time the first time round
+    typo = client.post("/subscribe", data=fields | {"email": "reader@example"})
+    assert typo.status_code == 422
+    _, again = form_of(typo.text)
+    assert again["issued"] == fields["issued"]
+    email = unique_email()
+    client.post("/subscribe", data=again | {"email": email})  # fixed at once: still a person
+    assert stored(session, email)[0] is not None
+
+
 # ---------------------------------------------------------------- the consent source
 
 

@@ -235,7 +235,7 @@ def subscribe_page(
     "/subscribe",
     response_class=HTMLResponse,
     summary="The sign-up form's submission (also the sign-up box's, and the pasted snippet's)",
-    responses=page_errors(400, 404, 413, 422, 429),
+    responses=page_errors(400, 413, 422, 429),
 )
 def subscribe_form(
     session: SessionDep,

@@ -147,6 +147,9 @@ class Settings(BaseSettings):
         3, ge=0, description="sign-ups accepted for one email address per window; 0 = no limit"
     )
     signup_limit_window_seconds: int = Field(3600, ge=1, description="the sign-up limits' window")
+    signup_min_fill_seconds: float = Field(
+        3, ge=0, le=600, description="a signed form sent back sooner than this is a bot's"
+    )
 
     dkim_selector: str | None = None
     dkim_domain: str | None = None

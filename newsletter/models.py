@@ -75,6 +75,7 @@ class Newsletter(SQLModel, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     requires_review: bool = False  # issues need review before they are sent (issue 13, item 3)
+    signup_pitch: str = Field(default="", sa_type=String(200))  # the sign-up box's one line
 
 
 class Article(SQLModel, table=True):
@@ -262,7 +263,7 @@ class SubscriberEvent(SQLModel, table=True):
     at: datetime = Field(default_factory=utcnow)
     ip: str | None = Field(default=None, sa_type=String(64))
     user_agent: str | None = Field(default=None, sa_type=String(500))
-    source: str | None = Field(default=None, sa_type=String(32))  # form | api | import | admin
+    source: str | None = Field(default=None, sa_type=String(2000))  # form|api|...|a page's URL
     consent_text_version: str | None = Field(default=None, sa_type=String(32))
     detail: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
 

@@ -42,6 +42,7 @@ ONE_LINE = {
     "masthead": 300,
     "membership_text": 300,
     "membership_button": 60,
+    "signup_pitch": 200,
 }
 REQUIRED = ("slug", "name", "from_email", "postal_address")
 ADDRESSES = ("from_email", "reply_to")
@@ -71,6 +72,7 @@ FIELDS = (
     "membership_url",
     "default_sections",
     "requires_review",
+    "signup_pitch",
 )
 MAX_ID = 2_147_483_647  # PostgreSQL integer: a longer number is no row id
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}

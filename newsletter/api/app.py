@@ -20,6 +20,7 @@ from newsletter.api import (
     archive,
     bounces,
     dev,
+    embed,
     errors,
     home,
     issues,
@@ -40,6 +41,7 @@ from newsletter.api.deps import (
     no_queue,
 )
 from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
+from newsletter.audience.signup_guard import bot_counter
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
     Forbidden,
@@ -70,6 +72,7 @@ ROUTERS: tuple[APIRouter, ...] = (
 #: the favicon
 PAGES: tuple[APIRouter, ...] = (
     signup.pages,
+    embed.router,
     links.router,
     archive.router,
     ops.router,
@@ -115,6 +118,7 @@ def create_app(
     db.get_engine(settings.database_url, settings.pool())  # this process's pool, from settings
     app.state.dispatch = dispatch or no_queue
     app.state.send_confirmation = send_confirmation or no_confirmation_queue
+    app.state.bot_counter = bot_counter(settings)  # sign-ups refused as bots' (/metrics)
     errors.install(app, STATUS_OF)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

@@ -70,6 +70,7 @@ class NewsletterPublic(BaseModel):
     membership_url: str
     default_sections: list[str]
     requires_review: bool
+    signup_pitch: str = Field(description="the sign-up box's one line (GET /embed/{slug})")
     created_at: datetime
 
 
@@ -95,6 +96,7 @@ class NewsletterFields(BaseModel):
     membership_url: Url | None = None
     default_sections: Sections | None = None
     requires_review: bool | None = None
+    signup_pitch: Annotated[str, Field(max_length=200)] | None = None
     slug: Annotated[str, Field(max_length=80, examples=["belarus-weekly"])] | None = None
     from_email: Annotated[str, Field(max_length=320)] | None = None
     postal_address: OneLine | None = None

@@ -34,6 +34,7 @@ from newsletter import db
 from newsletter.api.deps import SettingsDep
 from newsletter.api.errors import HTML_ERROR, page_errors
 from newsletter.api.inputs import StrictRoute
+from newsletter.audience.signup_guard import BotsCollector
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidToken
 from newsletter.sending.metrics import registry_for
@@ -102,6 +103,7 @@ def _registry(request: Request) -> CollectorRegistry:
     registry: CollectorRegistry | None = getattr(request.app.state, "metrics_registry", None)
     if registry is None:
         registry = request.app.state.metrics_registry = registry_for(request.app.state.settings)
+        registry.register(BotsCollector(request.app.state.bot_counter))
     return registry
 
 

@@ -40,7 +40,14 @@ def environment() -> Environment:
 
 
 def page(
-    template: str, *, status: int = 200, headers: dict[str, str] | None = None, **context: Any
+    template: str,
+    *,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+    base_headers: dict[str, str] = PRIVATE_HEADERS,
+    **context: Any,
 ) -> HTMLResponse:
+    """``template`` rendered; ``base_headers`` (the private pages' headers unless the page is
+    meant to be framed, see ``embed``) with ``headers`` over them."""
     html = environment().get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers=PRIVATE_HEADERS | (headers or {}))
+    return HTMLResponse(html, status_code=status, headers=base_headers | (headers or {}))

@@ -9,6 +9,12 @@ The client IP is ``request.client.host``. Behind a reverse proxy that is the pro
 uvicorn trusts its ``X-Forwarded-For``: ``newsletter serve --forwarded-allow-ips PROXY_IP``.
 Without that option no forwarded header is trusted, from anywhere (a header any client can
 write would otherwise choose the address limited and recorded as the consent IP).
+
+The form also takes what the sign-up box of article pages sends (``newsletter.api.embed``): the
+honeypot and the signed ``issued`` time (``newsletter.audience.signup_guard``: a bot's sign-up
+runs exactly like a person's and is rolled back, so it gets the same answer and stores and sends
+nothing), the article's address as ``source`` (else the Referer) for the consent record, and
+``embed=1``, which answers with the box's own pages (which other sites may frame).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import logging
 from collections.abc import Sequence
 from typing import Annotated, Any
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Header, Request
 from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.responses import HTMLResponse
@@ -30,14 +36,17 @@ from newsletter.api.deps import (
     SessionDep,
     SettingsDep,
 )
+from newsletter.api.embed import embed_done, embed_page, source_of
 from newsletter.api.errors import api_errors, page_errors, short
 from newsletter.api.inputs import StrictRoute
 from newsletter.api.pages import page
-from newsletter.audience import abuse, lifecycle, subscribers
+from newsletter.audience import abuse, lifecycle, signup_guard, subscribers
 from newsletter.audience.consent import consent_text
+from newsletter.audience.embed import SOURCE_MAX
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, RateLimited
+from newsletter.models import Newsletter
 
 pages = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
 api = APIRouter(tags=["public"], route_class=StrictRoute)
@@ -64,6 +73,15 @@ def get_limiter(request: Request) -> abuse.SignupLimiter:
 LimiterDep = Annotated[abuse.SignupLimiter, Depends(get_limiter)]
 
 
+def get_bot_counter(request: Request) -> signup_guard.BotCounter:
+    """The app's count of bot refusals (``create_app`` makes it; ``/metrics`` reads it)."""
+    counter: signup_guard.BotCounter = request.app.state.bot_counter
+    return counter
+
+
+BotCounterDep = Annotated[signup_guard.BotCounter, Depends(get_bot_counter)]
+
+
 # ---------------------------------------------------------------- sign-up
 
 
@@ -79,8 +97,13 @@ def _signup(
     newsletters: Sequence[str],
     source: str,
     consent_version: str | None,
+    bot: signup_guard.BotReason | None = None,
+    bots: signup_guard.BotCounter | None = None,
 ) -> ConfirmationRequest | None:
-    """The sign-up, committed; the confirmation to queue (after the answer) when one is due."""
+    """The sign-up, committed; the confirmation to queue (after the answer) when one is due.
+
+    A bot's (``bot``) runs the same way, limits and checks included, so its answer is a person's,
+    and is then rolled back: nothing stored, nothing to send, one more refusal counted."""
     limiter.check_ip(client.ip)  # before anything else: junk requests use up the IP's share
     address = subscribers.normalise_email(email)
     limiter.check_address(address)
@@ -95,6 +118,12 @@ def _signup(
         consent_text_version=consent_version or settings.consent_text_version,
         resend_after_seconds=settings.confirmation_resend_seconds,
     )
+    if bot is not None:
+        session.rollback()
+        if bots is not None:
+            bots.add(bot)
+        log.info("sign-up refused as a bot's (%s)", bot)
+        return None
     session.commit()  # the worker reads the subscription in its own transaction
     return result.confirmation
 
@@ -205,13 +234,14 @@ def subscribe_page(
 @pages.post(
     "/subscribe",
     response_class=HTMLResponse,
-    summary="The sign-up form's submission",
+    summary="The sign-up form's submission (also the sign-up box's, and the pasted snippet's)",
     responses=page_errors(400, 413, 422, 429),
 )
 def subscribe_form(
     session: SessionDep,
     settings: SettingsDep,
     limiter: LimiterDep,
+    bots: BotCounterDep,
     send: ConfirmationSenderDep,
     client: ClientDep,
     background: BackgroundTasks,
@@ -219,8 +249,21 @@ def subscribe_form(
     name: Annotated[str, Form()] = "",
     newsletters: Annotated[list[str] | None, Form()] = None,
     consent_text_version: Annotated[str | None, Form()] = None,
+    website: Annotated[str | None, Form(description="the honeypot: people leave it empty")] = None,
+    issued: Annotated[str | None, Form(max_length=200, description="signed serving time")] = None,
+    source: Annotated[str | None, Form(max_length=4 * SOURCE_MAX)] = None,
+    embed: Annotated[str | None, Form(max_length=8, description="1: the sign-up box's")] = None,
+    referer: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> HTMLResponse:
     values = {"email": email, "name": name, "newsletters": newsletters or []}
+    page_url = source_of(settings, source, referer)
+    boxed = embed == "1"
+    bot = signup_guard.verdict(
+        secret=settings.secret_key,
+        honeypot=website,
+        stamp=issued,
+        min_seconds=settings.signup_min_fill_seconds,
+    )
     try:
         confirmation = _signup(
             session,
@@ -231,17 +274,59 @@ def subscribe_form(
             email=email,
             name=name,
             newsletters=newsletters or [],
-            source="form",
+            source=page_url or ("embed" if boxed else "form"),
             consent_version=consent_text_version,
+            bot=bot,
+            bots=bots,
         )
     except RateLimited as exc:
         retry = {"Retry-After": str(exc.retry_after)}
+        if boxed:
+            return _box(session, settings, values, page_url, str(exc), 429, retry, issued)
         return _form(session, settings, status=429, error=str(exc), values=values, headers=retry)
     except InvalidInput as exc:
         session.rollback()
+        if boxed:
+            return _box(session, settings, values, page_url, short(str(exc)), 422, None, issued)
         return _form(session, settings, status=422, error=short(str(exc)), values=values)
     _queue_after_answer(background, send, confirmation)
-    return page("message.html.j2", title="Check your inbox", message=NEUTRAL)
+    if boxed:
+        return embed_done(_newsletter_of(session, values), NEUTRAL)
+    return page("message.html.j2", title="Check your inbox", message=NEUTRAL, back=page_url)
+
+
+def _newsletter_of(session: Session, values: dict[str, Any]) -> Newsletter | None:
+    """The newsletter a sign-up box is for (its one hidden choice), if it exists."""
+    chosen = values["newsletters"]
+    found = subscribers.list_newsletters(session)
+    return next((n for n in found if chosen and n.slug == chosen[0]), None)
+
+
+def _box(
+    session: Session,
+    settings: Settings,
+    values: dict[str, Any],
+    page_url: str | None,
+    error: str,
+    status: int,
+    headers: dict[str, str] | None,
+    issued: str | None,
+) -> HTMLResponse:
+    """The sign-up box again with the reason its sign-up was refused (and its first time)."""
+    newsletter = _newsletter_of(session, values)
+    if newsletter is None:  # a box for no newsletter (a mangled form): say so in the box's frame
+        return embed_done(None, error, title="Not signed up", status=status, headers=headers)
+    return embed_page(
+        session,
+        settings,
+        newsletter,
+        source=page_url,
+        email=values["email"],
+        error=error,
+        status=status,
+        headers=headers,
+        issued=issued,
+    )
 
 
 # ---------------------------------------------------------------- personal links

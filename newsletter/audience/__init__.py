@@ -9,6 +9,8 @@
 - ``links``: signed personal link tokens (unsubscribe, preferences, confirmation)
 - ``consent``: the versioned consent texts a sign-up shows
 - ``abuse``: sign-up rate limits per IP and per address
+- ``signup_guard``: the honeypot and the signed minimum fill time (bots, no third party)
+- ``embed``: the sign-up box of article pages: the page as consent source, the latest issue
 - ``suppression``: hashes of addresses that must not come back silently
 - ``csv_import``: the CSV import and its report (``csv_reader``, ``csv_rows``, ``csv_writer``)
 - ``csv_export``: the CSV export, which imports back

@@ -218,7 +218,7 @@ class FailureLimiter:
                 return
 
 
-def _client(url: str) -> redis.Redis:
+def redis_client(url: str) -> redis.Redis:
     # one quick try: a sign-up must not hang on a Redis that is down (the limit is skipped)
     return redis.Redis.from_url(
         url, socket_timeout=1, socket_connect_timeout=1, retry=Retry(NoBackoff(), 0)
@@ -228,7 +228,7 @@ def _client(url: str) -> redis.Redis:
 def window_for(settings: Settings, *, prefix: str) -> Window:
     """On the shared Redis when there is one, else in process."""
     url = settings.shared_redis_url
-    return RedisWindow(_client(url), prefix=prefix) if url else MemoryWindow()
+    return RedisWindow(redis_client(url), prefix=prefix) if url else MemoryWindow()
 
 
 def signup_limiter(settings: Settings, *, prefix: str = "newsletter:signup:") -> SignupLimiter:

@@ -49,6 +49,7 @@ def create(
     membership_cta: Annotated[bool, typer.Option(help="show the membership CTA")] = False,
     section: Annotated[list[str] | None, typer.Option(help="a default section; repeat")] = None,
     requires_review: Annotated[bool, typer.Option(help="issues need review")] = False,
+    signup_pitch: Annotated[str | None, typer.Option(help="the sign-up box's line")] = None,
 ) -> None:
     """Create a newsletter."""
     fields = _given(
@@ -72,6 +73,7 @@ def create(
         membership_cta=membership_cta,
         default_sections=section,
         requires_review=requires_review,
+        signup_pitch=signup_pitch,
     )
     with session() as s:
         created = newsletters.create_newsletter(s, fields)
@@ -109,6 +111,7 @@ def edit(
     requires_review: Annotated[
         bool | None, typer.Option("--requires-review/--no-requires-review", show_default=False)
     ] = None,
+    signup_pitch: Annotated[str | None, typer.Option(help="the sign-up box's line")] = None,
 ) -> None:
     """Change the settings given; the others stay as they are."""
     fields = _given(
@@ -132,6 +135,7 @@ def edit(
         membership_cta=membership_cta,
         default_sections=[] if clear_sections else section,
         requires_review=requires_review,
+        signup_pitch=signup_pitch,
     )
     if not fields:
         raise InvalidInput("nothing to change: give at least one option (see --help)")

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from newsletter import newsletters
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
+from newsletter.api.admin.signup_box import iframe_code, snippet
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.config import Settings
@@ -146,10 +147,21 @@ def _form_page(
         newsletter=newsletter,
         values=values or _values(newsletter),
         card=deliverability.records_for(newsletter, settings) if newsletter else None,
+        box=_box(settings, newsletter) if newsletter and newsletter.id else None,
         flash={"kind": "error", "text": error} if error else None,
         welcome=welcome.welcome_of(session, nid) if session and nid else None,
         standing=welcome.standing_issues(session, nid) if session and nid else [],
     )
+
+
+def _box(settings: Settings, newsletter: Newsletter) -> dict[str, str]:
+    """The sign-up box panel: the code to paste and the preview's address."""
+    return {
+        "snippet": snippet(settings, newsletter),
+        "iframe": iframe_code(settings, newsletter),
+        "preview": f"/embed/{newsletter.slug}",
+        "version": settings.consent_text_version,
+    }
 
 
 def _refused(

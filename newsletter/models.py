@@ -114,6 +114,7 @@ class Issue(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
     approved_by: str | None = Field(default=None, sa_type=String(320))  # who approved it, if
     approved_at: datetime | None = None
+    segment_id: int | None = Field(default=None, foreign_key="segment.id")  # None: everyone
 
 
 class IssueComment(SQLModel, table=True):
@@ -387,4 +388,5 @@ class EditorSession(SQLModel, table=True):
 
 
 # the audience desk's tables (tags, segments, import jobs) live beside these; re-exported here
+from newsletter.models_audience import Segment as Segment  # noqa: E402
 from newsletter.models_audience import SubscriberTag as SubscriberTag  # noqa: E402

@@ -53,6 +53,13 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "api.subscribers.import_subscribers": (A.subscribers_import, "subscribers.import"),
     "api.subscribers.erase_subscriber": (A.subscribers_erase, "subscriber.erase"),
     "api.subscribers.export_subscriber": (A.subscribers_export, "subscriber.export"),
+    "api.segments.list_segments": (A.subscribers_read, None),
+    "api.segments.get_segment": (A.subscribers_read, None),
+    "api.segments.count_rules": (A.subscribers_read, None),
+    "api.segments.create_segment": (A.subscribers_write, "segment.create"),
+    "api.segments.update_segment": (A.subscribers_write, "segment.update"),
+    "api.segments.delete_segment": (A.subscribers_write, "segment.delete"),
+    "api.segments.tag_subscribers": (A.subscribers_write, "subscribers.tag"),
     "api.bounces.process_bounce": (A.subscribers_write, "bounce.process"),
     "api.webhooks.create": (A.webhooks_manage, "webhook.create"),
     "api.webhooks.list_all": (A.webhooks_manage, None),
@@ -89,6 +96,7 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.composer.schedule": (A.issues_send, "issue.schedule"),
     "admin.composer.unschedule": (A.issues_send, "issue.unschedule"),
     "admin.composer.confirm_send": (A.issues_send, None),
+    "admin.composer.choose_segment": (A.issues_send, "issue.segment"),
     "admin.composer.send_now": (A.issues_send, "issue.send"),
     "admin.sending.sending": (A.read, None),
     "admin.sending.status_json": (A.read, None),
@@ -126,6 +134,7 @@ TARGETS = {
     "subscriber_id": "subscriber",
     "endpoint_id": "webhook",
     "newsletter_id": "newsletter",
+    "segment_id": "segment",
 }
 
 

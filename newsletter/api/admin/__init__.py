@@ -7,6 +7,7 @@
 ``/admin/issues/{id}``                       the composer (drafts and scheduled issues)
 ``/admin/issues/{id}/sending``               live progress, pause, resume, cancel, resend
 ``/admin/subscribers...``                    list, search, filter, add, CSV import and export
+``/admin/segments...``                       segments: list, editor with a live count, bulk tags
 ``/admin/newsletters...``                    list, new newsletter, settings and DNS records
 ``/admin/static/...``                        the stylesheet and the few scripts (public)
 ===========================================  ===============================================
@@ -32,6 +33,7 @@ from newsletter.api.admin import (
     dashboard,
     newsletters,
     review,
+    segments,
     sending,
     signin,
     subscribers,
@@ -53,6 +55,7 @@ ROUTERS = (
     sending.router,
     articles.router,
     subscribers.router,
+    segments.router,
     newsletters.router,
 )
 

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, String, Text, UniqueConstraint, event
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapper
@@ -27,6 +28,8 @@ from newsletter.statuses import StatusMoveError as StatusMoveError
 from newsletter.statuses import SubscriptionStatus as SubscriptionStatus
 from newsletter.statuses import moving as moving
 from newsletter.statuses import sources as sources
+
+JSB = JSON().with_variant(JSONB(), "postgresql")  # segments read attributes without re-parsing
 
 
 def utcnow() -> datetime:
@@ -170,7 +173,7 @@ class Subscriber(SQLModel, table=True):
         sa_column_kwargs={"default": _email_key_default},
     )
     name: str = ""
-    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSB, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     language: str | None = Field(default=None, sa_type=String(35))  # BCP 47; None: newsletter's
     time_zone: str | None = Field(default=None, sa_type=String(64))  # IANA; None: newsletter's

@@ -1,4 +1,4 @@
-"""segments: saved subscriber filters, and the segment an issue is sent to
+"""segments: saved subscriber filters, the segment an issue is sent to; attributes as JSONB
 
 Revision ID: 0013_segments
 Revises: 0012
@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision: str = "0013_segments"
 down_revision: str | None = "0012"
@@ -19,6 +20,14 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":  # segments read attributes row by row
+        op.alter_column(
+            "subscriber",
+            "attributes",
+            type_=postgresql.JSONB(),
+            existing_nullable=False,
+            postgresql_using="attributes::jsonb",
+        )
     op.create_table(
         "segment",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -45,3 +54,11 @@ def downgrade() -> None:
     with op.batch_alter_table("segment", schema=None) as batch_op:
         batch_op.drop_index("ix_segment_newsletter_id")
     op.drop_table("segment")
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column(
+            "subscriber",
+            "attributes",
+            type_=sa.JSON(),
+            existing_nullable=False,
+            postgresql_using="attributes::json",
+        )

@@ -18,10 +18,11 @@ Rules are a pydantic model, stored as JSON on the segment: a group (``match`` ``
 - ``email``: the address contains ``value`` (case-insensitive; how a search result is a segment)
 
 ``where(rules)`` is the boolean over ``SUB`` (EXISTS subqueries correlated on the subscriber,
-JSON extraction through SQLAlchemy's JSON index, typed per dialect), so ``select_ids(rules)`` is
-ONE statement and the send's recipients query adds it to its own WHERE: nothing is loaded into
-Python. Engagement (opened/clicked in the last N issues) is the hook for the analytics work: add
-a condition class to ``Condition`` and a branch to ``_condition`` that EXISTS over its table.
+JSON extraction through SQLAlchemy's JSON index, typed per dialect; the column is JSONB on
+PostgreSQL), so ``select_ids(rules)`` is ONE statement and the send's recipients query adds it
+to its own WHERE: nothing is loaded into Python. Engagement (opened/clicked in the last N
+issues) is the hook for the analytics work: add a condition class to ``Condition`` and a branch
+to ``_condition`` that EXISTS over its table.
 """
 
 from __future__ import annotations
@@ -203,7 +204,7 @@ class _JsonIs(FunctionElement[bool]):
 def _json_is_pg(element: _JsonIs, compiler: Any, **kw: Any) -> str:
     column, key, kind = list(element.clauses)
     return (
-        f"(json_typeof(CAST({compiler.process(column, **kw)} AS JSON) -> "
+        f"(jsonb_typeof({compiler.process(column, **kw)} -> "
         f"{compiler.process(key, **kw)}) = {compiler.process(kind, **kw)})"
     )
 
@@ -238,7 +239,7 @@ class _JsonPresent(FunctionElement[bool]):
 def _present_pg(element: _JsonPresent, compiler: Any, **kw: Any) -> str:
     column, key = list(element.clauses)
     return (
-        f"(json_typeof(CAST({compiler.process(column, **kw)} AS JSON) -> "
+        f"(jsonb_typeof({compiler.process(column, **kw)} -> "
         f"{compiler.process(key, **kw)}) IS NOT NULL)"
     )
 

@@ -15,6 +15,7 @@ from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.cli import app as cli_app
 from newsletter.config import Settings
+from newsletter.exceptions import InvalidInput
 from newsletter.models import Delivery, Subscriber, SubscriberTag, SubscriptionStatus
 from newsletter.transports.sink import SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
@@ -101,9 +102,9 @@ def test_crud_count_and_tags_over_the_api(
     assert client.get(f"/api/segments/{seg['id']}", headers=auth).status_code == 404
 
 
-def test_cli_create_count_show_list(session: Session, settings: Settings) -> None:
+def test_cli_create_count_show_list_and_send(session: Session, settings: Settings) -> None:
     fx = make_issue(session)
-    _people(session, fx.newsletter, 3, "Minsk")
+    minsk = _people(session, fx.newsletter, 3, "Minsk")
     _people(session, fx.newsletter, 2, "Gomel")
     runner = CliRunner()
     made = runner.invoke(cli_app, ["segments", "create", "Minsk", "--rules", json.dumps(CITY)])
@@ -116,6 +117,15 @@ def test_cli_create_count_show_list(session: Session, settings: Settings) -> Non
     assert counted.output.strip() == "5"
     assert "Minsk" in runner.invoke(cli_app, ["segments", "list"]).output
     assert '"Minsk"' in runner.invoke(cli_app, ["segments", "show", seg_id]).output
+    refused = runner.invoke(cli_app, ["segments", "create", "x", "--rules", "{nope"])
+    assert isinstance(refused.exception, InvalidInput)  # main() prints it as one red line
+    assert "rules are not JSON" in str(refused.exception)
+
+    sent = runner.invoke(cli_app, ["issues", "send", str(fx.issue.id), "--segment", seg_id])
+    assert sent.exit_code == 0, sent.output
+    assert "3 recipients" in sent.output
+    ledger = session.exec(select(Delivery.subscriber_id).where(Delivery.issue_id == fx.issue.id))
+    assert sorted(ledger.all()) == sorted(minsk)
 
 
 @pytest.fixture

@@ -65,7 +65,12 @@ def test_segment_by_attribute_live_count_and_send(page: Any, live: Live) -> None
     page.get_by_text("Segment 'Minsk readers' saved.").wait_for()
     seg_id = int(page.url.rstrip("/").rsplit("/", 1)[1])
     page.goto("/admin/segments")
+    page.get_by_role("link", name="Minsk readers").wait_for()
+    page.set_viewport_size({"width": 1200, "height": 900})
     screenshot(page, "segments-list-1200.png")
+    page.set_viewport_size({"width": 375, "height": 800})
+    screenshot(page, "segments-list-375.png")
+    page.set_viewport_size({"width": 1280, "height": 900})
 
     # a draft to that segment
     page.goto("/admin/")

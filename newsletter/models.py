@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, Column, Index, String, Text, UniqueConstraint, event
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapper
@@ -28,6 +29,8 @@ from newsletter.statuses import SubscriptionStatus as SubscriptionStatus
 from newsletter.statuses import moving as moving
 from newsletter.statuses import sources as sources
 
+JSB = JSON().with_variant(JSONB(), "postgresql")  # segments read attributes without re-parsing
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -36,9 +39,8 @@ def utcnow() -> datetime:
 def address_key(address: str) -> str:
     """An address's identity: SHA-256 hex of it trimmed and lower-cased.
 
-    ``Reader@Example.com`` and ``reader@example.com`` are one subscriber (most mailboxes ignore
-    the local part's case, and sign-up always matched without it); the suppression list keys
-    addresses the same way, so a join on this value finds a suppressed subscriber in SQL.
+    ``Reader@Example.com`` and ``reader@example.com`` are one subscriber; the suppression list
+    keys addresses the same way, so a join on this value finds a suppressed subscriber in SQL.
     """
     return hashlib.sha256(address.strip().lower().encode("utf-8")).hexdigest()
 
@@ -116,6 +118,7 @@ class Issue(SQLModel, table=True):
     approved_by: str | None = Field(default=None, sa_type=String(320))  # who approved it, if
     approved_at: datetime | None = None
     kind: str = Field(default="issue", sa_type=String(16))  # issue | welcome (a standing issue)
+    segment_id: int | None = Field(default=None, foreign_key="segment.id")  # None: everyone
 
 
 class IssueComment(SQLModel, table=True):
@@ -171,7 +174,7 @@ class Subscriber(SQLModel, table=True):
         sa_column_kwargs={"default": _email_key_default},
     )
     name: str = ""
-    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    attributes: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSB, nullable=False))
     created_at: datetime = Field(default_factory=utcnow)
     language: str | None = Field(default=None, sa_type=String(35))  # BCP 47; None: newsletter's
     time_zone: str | None = Field(default=None, sa_type=String(64))  # IANA; None: newsletter's
@@ -393,6 +396,5 @@ class EditorSession(SQLModel, table=True):
     expires_at: datetime
 
 
-# the audience desk's tables (tags, segments, import jobs) live beside these; re-exported here
-from newsletter.models_audience import NewsletterWelcome as NewsletterWelcome  # noqa: E402
-from newsletter.models_audience import SubscriberTag as SubscriberTag  # noqa: E402
+# the audience desk's tables (models_audience.__all__), re-exported: import them from here
+from newsletter.models_audience import *  # noqa: E402, F403

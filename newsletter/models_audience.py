@@ -7,11 +7,12 @@ table; timestamps are aware UTC like every other table's.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Index, String, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["BounceReceipt", "NewsletterWelcome", "SubscriberTag"]
+__all__ = ["BounceReceipt", "NewsletterWelcome", "Segment", "SubscriberTag"]
 
 
 def _now() -> datetime:
@@ -64,3 +65,17 @@ class NewsletterWelcome(SQLModel, table=True):
     enabled: bool = False
     with_latest: bool = False  # the latest sent issue goes with the welcome
     updated_at: datetime = Field(default_factory=_now)
+
+
+class Segment(SQLModel, table=True):
+    """A saved filter over subscribers (``audience.segment_rules``): its rules are JSON, compiled
+    to one SQL statement whenever it is counted, tagged or sent to. ``newsletter_id`` None: a
+    segment of any newsletter's subscribers."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    newsletter_id: int | None = Field(default=None, foreign_key="newsletter.id", index=True)
+    name: str = Field(sa_type=String(200))
+    rules: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    created_at: datetime = Field(default_factory=_now)
+    updated_at: datetime = Field(default_factory=_now)
+    created_by: str = Field(default="", sa_type=String(320))

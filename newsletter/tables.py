@@ -13,6 +13,7 @@ from newsletter.models import (
     Delivery,
     Issue,
     Newsletter,
+    Segment,
     Subscriber,
     SubscriberEvent,
     SubscriberTag,
@@ -33,5 +34,6 @@ S = table_of(Subscription)
 SUB = table_of(Subscriber)
 EV = table_of(SubscriberEvent)
 TAG = table_of(SubscriberTag)
+SEG = table_of(Segment)
 E = table_of(WebhookEndpoint)
 W = table_of(WebhookDelivery)

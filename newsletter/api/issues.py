@@ -22,6 +22,8 @@ from newsletter.api.deps import Dispatcher, DispatcherDep, SessionDep, SettingsD
 from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.permissions import authorize_token
+from newsletter.audience import segments
+from newsletter.content import issues
 from newsletter.sending import controls
 from newsletter.sending.start import start_send
 
@@ -42,6 +44,13 @@ class ReasonBody(BaseModel):
     reason: str | None = Field(
         None, min_length=1, max_length=1000, description="shown in the issue's status"
     )
+
+
+class SendBody(BaseModel):
+    segment: int | None = Field(
+        None, ge=1, description="send to this segment of the newsletter's active subscribers"
+    )
+    everyone: bool = Field(False, description="send to all of them (drops a chosen segment)")
 
 
 class ScheduleBody(BaseModel):
@@ -78,9 +87,16 @@ def get_status(issue_id: Id, session: SessionDep) -> StatusDict:
     responses=STATE,
 )
 def send(
-    issue_id: Id, session: SessionDep, settings: SettingsDep, dispatch: DispatcherDep
+    issue_id: Id,
+    session: SessionDep,
+    settings: SettingsDep,
+    dispatch: DispatcherDep,
+    body: Annotated[SendBody | None, Body()] = None,
 ) -> StatusDict:
     """A second send of a started issue is a no-op (``started`` is false)."""
+    if body is not None and (body.segment is not None or body.everyone):
+        segment = None if body.everyone else body.segment
+        segments.set_issue_segment(session, issues.get_issue(session, issue_id), segment)
     start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch)
     state = issue_status(session, issue_id)
     return {

@@ -20,6 +20,7 @@ from newsletter.cli import (
     review,  # noqa: F401  (adds `issues review|approve|send-back|comment|comments`)
     run,
     sections,  # noqa: F401  (adds `issues section add|rename|move|remove|list`)
+    segments,
     sending,  # noqa: F401  (adds `issues send` and the other send verbs)
     subscriber_show,  # noqa: F401  (adds `subscribers show`)
     subscribers,
@@ -37,6 +38,7 @@ app.add_typer(newsletters.app, name="newsletters")
 app.add_typer(articles.app, name="articles")
 app.add_typer(issues.app, name="issues")
 app.add_typer(subscribers.app, name="subscribers")
+app.add_typer(segments.app, name="segments")
 app.add_typer(admin.app, name="admin")
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(webhooks.app, name="webhooks")

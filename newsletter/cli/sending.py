@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
+from newsletter.audience import segments
 from newsletter.cli.common import (
     audited,
     console,
@@ -18,6 +19,7 @@ from newsletter.cli.common import (
     settings,
 )
 from newsletter.cli.issues import app
+from newsletter.content import issues as content_issues
 from newsletter.exceptions import InvalidInput
 from newsletter.models import DeliveryStatus, IssueStatus
 from newsletter.sending import controls, testsend
@@ -28,11 +30,18 @@ from newsletter.sending.start import start_send
 def issues_send(
     issue_id: int,
     follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+    segment: Annotated[
+        int | None, typer.Option(help="send to this segment (id) of the active subscribers")
+    ] = None,
+    everyone: Annotated[bool, typer.Option(help="send to all active subscribers")] = False,
 ) -> None:
     """Start sending an issue: freeze it, fill the ledger, queue the batches."""
     from worker.tasks import dispatch
 
     with session() as s:
+        if segment is not None or everyone:
+            chosen = None if everyone else segment
+            segments.set_issue_segment(s, content_issues.get_issue(s, issue_id), chosen)
         start = start_send(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
         if start.started:
             audited(s, "issue.send", target_type="issue", target_id=issue_id)

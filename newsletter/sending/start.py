@@ -16,12 +16,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-from sqlalchemy import exists, func, literal, select, update
+from sqlalchemy import func, literal, select, update
 from sqlmodel import Session
 
-from newsletter.audience.suppression import SUPPRESSION
+from newsletter.audience import reach, segments
+from newsletter.audience.segment_rules import Group
 from newsletter.config import Settings
 from newsletter.content import issues, qa, rendering, review
 from newsletter.db import insert_ignore
@@ -32,12 +32,11 @@ from newsletter.models import (
     Issue,
     IssueStatus,
     RenderedIssue,
-    SubscriptionStatus,
     moving,
     utcnow,
 )
 from newsletter.statuses import NOT_STARTED, IssueKind
-from newsletter.tables import SUB, D, I, S
+from newsletter.tables import D, I, S
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +102,7 @@ STARTABLE = (*NOT_STARTED, IssueStatus.scheduled)
 
 def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStart:
     """not started/scheduled -> sending in one guarded update; a ledger row per active
-    subscriber."""
+    subscriber (of the issue's segment, when it has one: ``audience.reach``)."""
     issue = issues.get_issue(session, issue_id)
     refuse_standing(issue)
     if issue.status not in STARTABLE:
@@ -121,11 +120,16 @@ def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStar
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()  # someone else started it between our read and our update
         return SendStart(issue_id, False, _count(session, issue_id), 0)
-    inserted = _insert_ledger(session, issue_id=issue_id, newsletter_id=issue.newsletter_id)
+    inserted = _insert_ledger(
+        session,
+        issue_id=issue_id,
+        newsletter_id=issue.newsletter_id,
+        rules=segments.issue_rules(session, issue),
+    )
     subscriptions = session.execute(
         select(func.count()).select_from(S).where(S.c.newsletter_id == issue.newsletter_id)
     ).scalar_one()
-    skipped = int(subscriptions) - inserted  # not active, or suppressed
+    skipped = int(subscriptions) - inserted  # not active, suppressed, or outside the segment
     session.flush()
     log.info(
         "issue %s: send started, %s recipients (%s not active)",
@@ -137,34 +141,24 @@ def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStar
     return SendStart(issue_id, True, inserted, int(skipped))
 
 
-def _recipients(newsletter_id: int, *columns: Any) -> Any:
-    """SELECT ``columns`` over the recipients of a send: the newsletter's active subscriptions
-    whose address is not on the suppression list (however the subscription got there)."""
-    suppressed = exists().where(SUPPRESSION.c.email_hash == SUB.c.email_hash)
-    return (
-        select(*columns)
-        .select_from(S.join(SUB, SUB.c.id == S.c.subscriber_id))
-        .where(
-            S.c.newsletter_id == newsletter_id,
-            S.c.status == SubscriptionStatus.active,
-            ~suppressed,
-        )
-    )
+def recipient_count(session: Session, *, newsletter_id: int, segment_id: int | None = None) -> int:
+    """How many ledger rows a send would create now (the fill's own query, counted): the
+    newsletter's active, unsuppressed subscribers, within the segment when one is named."""
+    rules = segments.rules_of(segments.get(session, segment_id)) if segment_id else None
+    return reach.count(session, newsletter_id=newsletter_id, rules=rules)
 
 
-def recipient_count(session: Session, *, newsletter_id: int) -> int:
-    """How many ledger rows a send would create now (the fill's own query, counted)."""
-    return int(session.execute(_recipients(newsletter_id, func.count())).scalar_one())
-
-
-def _insert_ledger(session: Session, *, issue_id: int, newsletter_id: int) -> int:
+def _insert_ledger(
+    session: Session, *, issue_id: int, newsletter_id: int, rules: Group | None
+) -> int:
     """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory."""
-    source = _recipients(
+    source = reach.recipients(
         newsletter_id,
         literal(issue_id),
         S.c.subscriber_id,
         literal(DeliveryStatus.pending),
         literal(0),
+        rules=rules,
     )
     columns = ["issue_id", "subscriber_id", "status", "attempts"]
     insert_ignore(session, D, source, columns=columns)

@@ -8,6 +8,7 @@
 ``/admin/issues/{id}/sending``               live progress, pause, resume, cancel, resend
 ``/admin/subscribers...``                    list, search, filter, add, CSV import and export
 ``/admin/subscribers/{id}``                  one subscriber's story; edit, subscribe, erase...
+``/admin/segments...``                       segments: list, editor with a live count, bulk tags
 ``/admin/newsletters...``                    list, new newsletter, settings and DNS records
 ``/admin/static/...``                        the stylesheet and the few scripts (public)
 ===========================================  ===============================================
@@ -33,6 +34,7 @@ from newsletter.api.admin import (
     dashboard,
     newsletters,
     review,
+    segments,
     sending,
     signin,
     subscriber_page,
@@ -56,6 +58,7 @@ ROUTERS = (
     articles.router,
     subscribers.router,
     subscriber_page.router,  # after it: /subscribers/new and the like before /{id}
+    segments.router,
     newsletters.router,
 )
 

@@ -24,10 +24,11 @@ from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.inputs import Id
+from newsletter.audience import segments
 from newsletter.config import Settings
 from newsletter.content import articles, issues, qa, rendering, review
 from newsletter.exceptions import InvalidInput, NotFound
-from newsletter.models import IssueItem, IssueSection, IssueStatus
+from newsletter.models import Issue, IssueItem, IssueSection, IssueStatus
 from newsletter.sending import controls, previews, testsend, welcome
 from newsletter.sending.start import recipient_count, start_send
 from newsletter.statuses import NOT_STARTED
@@ -97,7 +98,8 @@ def composer(
         library=library,
         in_issue=in_issue,
         q=q,
-        recipients=recipient_count(session, newsletter_id=outline.newsletter.id or 0),
+        recipients=_reach(session, outline.issue),
+        segments=segments.list_segments(session, newsletter_id=outline.newsletter.id),
         comments=review.comments(session, issue_id),
         item_titles={it.item.id: it.article.title for it in outline.items},
         last_author=review.last_author(session, issue_id),
@@ -291,6 +293,27 @@ def unschedule(request: Request, issue_id: Id, session: SessionDep) -> Response:
     return views.redirect(request, composer_url(issue_id), notice="Back to draft.")
 
 
+def _reach(session: Session, issue: Issue) -> int:
+    """The send's own count: the newsletter's active subscribers, within its segment."""
+    return recipient_count(session, newsletter_id=issue.newsletter_id, segment_id=issue.segment_id)
+
+
+@router.post("/issues/{issue_id}/segment", include_in_schema=False)
+def choose_segment(
+    request: Request,
+    issue_id: Id,
+    session: SessionDep,
+    segment: Annotated[str, Form(max_length=12)] = "",
+) -> Response:
+    """Send the issue to a segment of its newsletter's subscribers ("": to all of them)."""
+    if segment and not (segment.isascii() and segment.isdigit()):
+        raise InvalidInput("choose a segment from the list")
+    issue = issues.get_issue(session, issue_id)
+    segments.set_issue_segment(session, issue, int(segment) if segment else None)
+    notice = f"Audience: {_reach(session, issue):,} recipients."
+    return views.redirect(request, composer_url(issue_id), notice=notice)
+
+
 @router.get("/issues/{issue_id}/send", include_in_schema=False)
 def confirm_send(
     request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep
@@ -305,7 +328,10 @@ def confirm_send(
         outline=outline,
         issue=outline.issue,
         qa=_qa(settings, outline),
-        recipients=recipient_count(session, newsletter_id=outline.newsletter.id or 0),
+        recipients=_reach(session, outline.issue),
+        segment=segments.get(session, outline.issue.segment_id)
+        if outline.issue.segment_id
+        else None,
     )
 
 
@@ -320,7 +346,7 @@ def send_now(
 ) -> Response:
     """Start the send the editor confirmed; refused when the audience changed since."""
     issue = issues.get_issue(session, issue_id)
-    now = recipient_count(session, newsletter_id=issue.newsletter_id)
+    now = _reach(session, issue)
     if issue.status in EDITABLE and now != recipients:
         return views.redirect(
             request,

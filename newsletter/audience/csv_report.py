@@ -14,6 +14,18 @@ class RowIssue:
     reason: str
 
 
+VERDICTS = ("new", "update", "unchanged", "skip")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one row did: ``new``, ``update`` (detail: the fields), ``unchanged`` or ``skip``
+    (detail: why)."""
+
+    kind: str
+    detail: str
+
+
 @dataclass
 class ImportReport:
     """Every data row lands in exactly one count: rows = imported + updated + unchanged +
@@ -34,11 +46,19 @@ class ImportReport:
     errors: list[RowIssue] = field(default_factory=list)
     warnings: list[RowIssue] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    # what each row did, by line: only when asked for (a preview, a test), never for a whole file
+    verdicts: dict[int, Verdict] | None = None
 
     def error(self, line: int, reason: str) -> None:
         """Reject a row: counted, and kept if it is among the first ``MAX_ISSUES``."""
         self.errors_total += 1
         _keep(self.errors, RowIssue(line, reason))
+        self.verdict(line, "skip", reason)
+
+    def verdict(self, line: int, kind: str, detail: str) -> None:
+        """Note what the row on ``line`` did (``VERDICTS``), when verdicts are tracked."""
+        if self.verdicts is not None:
+            self.verdicts[line] = Verdict(kind, detail)
 
     def warn(self, line: int, reason: str) -> None:
         self.warnings_total += 1
@@ -50,7 +70,9 @@ class ImportReport:
         _trim(self.warnings)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("verdicts")
+        return data
 
 
 def _keep(issues: list[RowIssue], issue: RowIssue) -> None:

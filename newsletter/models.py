@@ -387,4 +387,6 @@ class EditorSession(SQLModel, table=True):
 
 
 # the audience desk's tables (tags, segments, import jobs) live beside these; re-exported here
+from newsletter.models_audience import ImportJob as ImportJob  # noqa: E402
+from newsletter.models_audience import ImportUpload as ImportUpload  # noqa: E402
 from newsletter.models_audience import SubscriberTag as SubscriberTag  # noqa: E402

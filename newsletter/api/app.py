@@ -34,7 +34,9 @@ from newsletter.api import (
 from newsletter.api.deps import (
     ConfirmationSender,
     Dispatcher,
+    ImportStarter,
     no_confirmation_queue,
+    no_import_queue,
     no_queue,
 )
 from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
@@ -93,12 +95,14 @@ def create_app(
     *,
     dispatch: Dispatcher | None = None,
     send_confirmation: ConfirmationSender | None = None,
+    start_import: ImportStarter | None = None,
 ) -> FastAPI:
     """The app for ``settings`` (default: the environment's), with its ports to the workers.
 
     ``dispatch`` queues the batches of an issue that is (again) sending; ``send_confirmation``
-    queues a sign-up's confirmation email. ``newsletter serve`` passes the Celery ones
-    (``worker.dispatch``); without them the app logs that nothing was queued.
+    queues a sign-up's confirmation email; ``start_import`` queues a CSV import job.
+    ``newsletter serve`` passes the Celery ones (``worker.dispatch``); without them the app logs
+    that nothing was queued.
     """
     app = FastAPI(
         title="newsletter",
@@ -111,6 +115,7 @@ def create_app(
     db.get_engine(settings.database_url, settings.pool())  # this process's pool, from settings
     app.state.dispatch = dispatch or no_queue
     app.state.send_confirmation = send_confirmation or no_confirmation_queue
+    app.state.start_import = start_import or no_import_queue
     errors.install(app, STATUS_OF)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

@@ -74,6 +74,7 @@ class Writer:
         people, created = self.people.find_or_create(chunk)
         profile = self.people.update(chunk, people, created)
         outcomes, moves = self._subscriptions(chunk, people)
+        made_now = {pair for pair, outcome in outcomes.items() if outcome is Outcome.made}
         self._suppress(chunk)
         for key, entry in chunk.items():
             sid = people[key].id
@@ -82,7 +83,10 @@ class Writer:
                 fields = profile.get(row.line, [])
                 if Outcome.made in done or (index == 0 and key in created):
                     self.report.imported += 1
-                    self.report.verdict(row.line, "new", "")
+                    made = [self.names.get(n, str(n)) for n in row.wants if (sid, n) in made_now]
+                    known = key not in created or index > 0
+                    detail = f"new subscription: {', '.join(made)}" if known else ""
+                    self.report.verdict(row.line, "new", "; ".join(filter(None, [detail, *fields])))
                 elif Outcome.changed in done or fields:
                     self.report.updated += 1
                     moved = [moves[(sid, nid)] for nid in row.wants if (sid, nid) in moves]

@@ -22,6 +22,7 @@ from newsletter.api import (
     dev,
     errors,
     home,
+    imports,
     issues,
     links,
     newsletters,
@@ -59,6 +60,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     newsletters.router,
     issues.router,
     review.router,
+    imports.router,  # before subscribers: /subscribers/imports is no subscriber id
     subscribers.router,
     bounces.router,
     webhooks.router,

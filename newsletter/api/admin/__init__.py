@@ -30,6 +30,7 @@ from newsletter.api.admin import (
     auth,
     composer,
     dashboard,
+    imports,
     newsletters,
     review,
     sending,
@@ -52,6 +53,7 @@ ROUTERS = (
     review.router,
     sending.router,
     articles.router,
+    imports.router,
     subscribers.router,
     newsletters.router,
 )

@@ -146,7 +146,7 @@ def repreview_import(job_id: Id, choices: ImportChoices, session: SessionDep) ->
     "/{job_id}/start",
     summary="Record the choices and queue the import",
     status_code=202,
-    responses={**api_errors(400, 409), **MISSING},
+    responses={**api_errors(400), **MISSING},
 )
 def start_import(
     job_id: Id,
@@ -173,7 +173,7 @@ def import_status(job_id: Id, session: SessionDep) -> dict[str, Any]:
 @router.get(
     "/{job_id}/report.csv",
     summary="The import's rejected rows and warnings, by line (CSV)",
-    responses={**api_errors(409), **MISSING},
+    responses=MISSING,
 )
 def import_report(job_id: Id, session: SessionDep) -> StreamingResponse:
     job = import_jobs.get(session, job_id)

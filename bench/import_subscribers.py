@@ -8,6 +8,9 @@ object with ``rows``, ``sqlite_s`` and ``postgres_s`` (and rows/s for each).
 
     python bench/import_subscribers.py                 # 100,000 rows
     python bench/import_subscribers.py --rows 20000 --skip-postgres
+    python bench/import_subscribers.py --rows 1000000 --skip-sqlite   # issue 14's target: < 60 s
+
+The timed import includes the ANALYZE a bulk import ends with on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -104,15 +107,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--skip-postgres", action="store_true")
+    parser.add_argument("--skip-sqlite", action="store_true")
     args = parser.parse_args(argv)
     results: dict[str, float | int | None] = {"rows": args.rows}
     with tempfile.TemporaryDirectory(prefix="nl-bench-import-") as tmp:
         path = Path(tmp) / "subscribers.csv"
         write_csv(path, args.rows)
         say(f"{path.stat().st_size / 1e6:.1f} MB of CSV, {args.rows:,} rows")
-        sqlite_s = run("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", path, args.rows)
-        results["sqlite_s"] = round(sqlite_s, 3)
-        results["sqlite_rows_per_s"] = round(args.rows / sqlite_s)
+        results["sqlite_s"] = None
+        if not args.skip_sqlite:
+            sqlite_s = run("sqlite", f"sqlite:///{Path(tmp) / 'bench.db'}", path, args.rows)
+            results["sqlite_s"] = round(sqlite_s, 3)
+            results["sqlite_rows_per_s"] = round(args.rows / sqlite_s)
         results["postgres_s"] = None
         if not args.skip_postgres:
             with postgres_database() as url:

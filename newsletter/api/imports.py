@@ -29,7 +29,7 @@ from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.permissions import authorize_token
 from newsletter.audience import import_jobs
-from newsletter.audience.csv_preview import Preview
+from newsletter.audience.csv_preview import Preview, default_newsletters
 from newsletter.exceptions import InvalidInput
 
 router = APIRouter(
@@ -116,7 +116,11 @@ async def preview_import(
     request: Request,
     session: SessionDep,
     newsletter: Annotated[
-        list[str] | None, Query(description="default newsletters for rows that name none")
+        list[str] | None,
+        Query(
+            description="default newsletters for rows that name none (without it: the only "
+            "newsletter, if there is one)"
+        ),
     ] = None,
     existing: Annotated[str, Query(description="keep (default) or overwrite")] = "keep",
 ) -> dict[str, Any]:
@@ -125,7 +129,8 @@ async def preview_import(
     job = import_jobs.create(
         session, data, filename=filename, created_by=getattr(actor, "label", "api") or "api"
     )
-    import_jobs.configure(session, job, newsletters=newsletter or [], existing=existing)
+    defaults = newsletter if newsletter is not None else default_newsletters(session)
+    import_jobs.configure(session, job, newsletters=defaults, existing=existing)
     preview = preview_json(import_jobs.preview(session, job))
     return {"job": import_jobs.status(job), "preview": preview}
 

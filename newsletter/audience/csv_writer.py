@@ -73,7 +73,7 @@ class Writer:
             return
         people, created = self.people.find_or_create(chunk)
         profile = self.people.update(chunk, people, created)
-        outcomes, moves = self._subscriptions(chunk, people)
+        outcomes, moves = self._subscriptions(chunk, people, created)
         made_now = {pair for pair, outcome in outcomes.items() if outcome is Outcome.made}
         self._suppress(chunk)
         for key, entry in chunk.items():
@@ -126,11 +126,12 @@ class Writer:
         self.bulk.insert(suppression.SUPPRESSION, rows)
 
     def _subscriptions(
-        self, chunk: dict[str, Entry], people: dict[str, Person]
+        self, chunk: dict[str, Entry], people: dict[str, Person], created: set[str]
     ) -> tuple[dict[tuple[int, int], Outcome], dict[tuple[int, int], str]]:
         """Insert new subscriptions, move existing ones: ({(subscriber, newsletter): outcome},
         {(subscriber, newsletter): "slug: before -> after"} for the moves)."""
-        current = self._statuses([people[k].id for k in chunk])
+        # a subscriber created just now has no subscription yet: only the others are read
+        current = self._statuses([people[k].id for k in chunk if k not in created])
         now = utcnow()
         inserts: list[dict[str, Any]] = []
         moves: list[dict[str, Any]] = []
@@ -163,6 +164,8 @@ class Writer:
         return outcomes, described
 
     def _statuses(self, subscriber_ids: list[int]) -> dict[tuple[int, int], str]:
+        if not subscriber_ids:
+            return {}
         rows = self.session.execute(
             select(S.c.subscriber_id, S.c.newsletter_id, S.c.status).where(
                 self.bulk.among(S.c.subscriber_id, subscriber_ids)

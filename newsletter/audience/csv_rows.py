@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
 
-from newsletter.audience.csv_mapping import ATTRIBUTE, IGNORE, Mapping
+from newsletter.audience.csv_mapping import ATTRIBUTE, MULTI, Mapping
 from newsletter.audience.csv_reader import CONSENT, unneutralise
 from newsletter.audience.subscribers import NAME_MAX, clean_name
 from newsletter.exceptions import InvalidInput
@@ -82,8 +82,14 @@ class Parser:
     def __init__(self, mapping: Mapping, newsletters: dict[str, int], default: list[int]) -> None:
         self.mapping = mapping
         self.width = len(mapping.fields)
-        self.columns = [(i, t) for i, t in enumerate(mapping.fields) if t != IGNORE]
+        fields = list(enumerate(mapping.fields))
+        # by kind, so that a row is a few comprehensions rather than a branch per cell
+        self.plain = [(i, t) for i, t in fields if t not in MULTI and not t.startswith(ATTRIBUTE)]
+        self.names = [i for i, t in fields if t == "name"]
+        self.tags = [i for i, t in fields if t == "tags"]
+        self.attributes = [(i, t[len(ATTRIBUTE) :]) for i, t in fields if t.startswith(ATTRIBUTE)]
         self.newsletters = newsletters
+        self._refs: dict[str, list[int]] = {}  # a newsletters cell -> ids (few distinct cells)
         self.default = default
         self.consent_column = CONSENT in mapping.fields
         self.now = utcnow()
@@ -93,23 +99,15 @@ class Parser:
     def parse(self, line: int, cells: list[str]) -> Row:
         if len(cells) > self.width:
             raise RowError(f"{len(cells)} fields, but the header names {self.width}")
-        values: dict[str, str] = {}
-        names: list[str] = []
-        tags: list[str] = []
-        attributes: dict[str, str] = {}
-        for index, target in self.columns:
-            if index >= len(cells):
-                break
-            cell = unneutralise(cells[index])
-            if target == "name":
-                names.append(cell)
-            elif target == "tags":
-                tags.extend(split_tags(cell))
-            elif target.startswith(ATTRIBUTE):
-                if cell.strip():
-                    attributes[target[len(ATTRIBUTE) :]] = clean_name(cell)
-            else:
-                values[target] = cell
+        width = len(cells)
+        values = {t: _cell(cells[i]) for i, t in self.plain if i < width}
+        names = [_cell(cells[i]) for i in self.names if i < width]
+        tags = [tag for i in self.tags if i < width for tag in split_tags(_cell(cells[i]))]
+        attributes = {
+            key: clean_name(_cell(cells[i]))
+            for i, key in self.attributes
+            if i < width and cells[i].strip()
+        }
         email = self._email(values.get("email", ""))
         notes: list[str] = []
         name = self._name(" ".join(n for n in names if n.strip()), notes)
@@ -207,6 +205,15 @@ class Parser:
         return False
 
     def _newsletters(self, raw: str) -> list[int]:
+        known = self._refs.get(raw)
+        if known is not None:
+            return known
+        ids = self._newsletter_ids(raw)
+        if len(self._refs) < 1000:
+            self._refs[raw] = ids
+        return ids
+
+    def _newsletter_ids(self, raw: str) -> list[int]:
         refs = [r.strip() for r in raw.replace("|", ";").split(";") if r.strip()]
         if not refs:
             if not self.default:
@@ -216,6 +223,11 @@ class Parser:
         if unknown:
             raise RowError(f"unknown newsletter {unknown[0]!r}")
         return list(dict.fromkeys(self.newsletters[r] for r in refs))
+
+
+def _cell(cell: str) -> str:
+    """``unneutralise`` without the call for the cells that need none (nearly all)."""
+    return unneutralise(cell) if cell[:1] == "'" else cell
 
 
 def split_tags(cell: str) -> list[str]:

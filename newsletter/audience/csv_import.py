@@ -42,8 +42,10 @@ The rules an import follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import IO, Any, TypeVar
 
 from sqlalchemy import select, text
 from sqlmodel import Session
@@ -78,6 +80,7 @@ __all__ = [
 CHUNK_ROWS = 5000
 BULK_ROWS = 1000  # an import writing at least this many rows refreshes the planner's statistics
 ProgressCallback = Callable[[int], None]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- one address, several rows
@@ -156,10 +159,15 @@ def import_csv(
     names = {nid: ref for ref, nid in refs.items() if ref != str(nid)}
     writer = Writer(session, report, existing=existing, newsletter_names=names)
     first_rows = FirstRows(refs.values())
-    for chunk in _chunks(rows, parser, report, first_rows, chunk_rows, limit_rows):
-        writer.write(chunk)
-        if on_progress is not None:
-            on_progress(lines.bytes_read)
+    chunks = _chunks(rows, parser, report, first_rows, chunk_rows, limit_rows)
+    source = chunks if limit_rows is not None else prefetched(chunks)
+    try:
+        for chunk in source:
+            writer.write(chunk)
+            if on_progress is not None:
+                on_progress(lines.bytes_read)
+    finally:
+        source.close()  # a failed write stops the parsing thread now, not when collected
     report.finish()
     if report.imported + report.updated >= BULK_ROWS:
         refresh_statistics(session)
@@ -190,6 +198,46 @@ def refresh_statistics(session: Session) -> None:
         session.execute(text(f'ANALYZE "{table.name}"'))
 
 
+def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
+    """``items``, made in a thread of their own up to ``depth`` ahead: the next chunk is read
+    and parsed while the database works on this one (psycopg lets go of the GIL meanwhile).
+    An error in the thread is raised here; when the caller stops early the thread stops too."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:
+            put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="csv-import-parse", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
+
+
 def _newsletter_refs(session: Session) -> dict[str, int]:
     refs: dict[str, int] = {}
     for row in session.execute(select(NL.c.id, NL.c.slug)).all():
@@ -204,7 +252,7 @@ def _chunks(
     first_rows: FirstRows,
     chunk_rows: int,
     limit_rows: int | None = None,
-) -> Iterator[dict[str, Entry]]:
+) -> Generator[dict[str, Entry], None, None]:
     """The accepted rows, by address key, in chunks of at most ``chunk_rows`` addresses."""
     chunk: dict[str, Entry] = {}
     for line, cells in records:

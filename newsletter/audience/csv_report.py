@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MAX_ISSUES = 1000  # errors (and warnings) kept in the report; all are counted
+# the import parses in one thread while it writes in another, and both note issues
+_ISSUES = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ class ImportReport:
 
     def error(self, line: int, reason: str) -> None:
         """Reject a row: counted, and kept if it is among the first ``MAX_ISSUES``."""
-        self.errors_total += 1
-        _keep(self.errors, RowIssue(line, reason))
+        with _ISSUES:
+            self.errors_total += 1
+            _keep(self.errors, RowIssue(line, reason))
         self.verdict(line, "skip", reason)
 
     def verdict(self, line: int, kind: str, detail: str) -> None:
@@ -61,8 +65,9 @@ class ImportReport:
             self.verdicts[line] = Verdict(kind, detail)
 
     def warn(self, line: int, reason: str) -> None:
-        self.warnings_total += 1
-        _keep(self.warnings, RowIssue(line, reason))
+        with _ISSUES:
+            self.warnings_total += 1
+            _keep(self.warnings, RowIssue(line, reason))
 
     def finish(self) -> None:
         """Sort the kept issues by line and cut them to ``MAX_ISSUES``."""

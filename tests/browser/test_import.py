@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from newsletter.audience import import_jobs
 from newsletter.models import Subscriber
 from tests.browser import conftest as browser_conftest
 from tests.browser.conftest import Live, screenshot, sign_in
@@ -84,3 +85,31 @@ def test_an_editor_previews_maps_and_imports_a_csv_and_downloads_the_report(
     assert people["olga@example.org"].attributes == {"city": "Minsk"}
     assert people["olga@example.org"].language == "be"
     assert people["anna@example.org"].language is None  # the bad tag was a warning, left out
+
+
+def test_the_progress_page_waits_for_a_worker_then_shows_the_result_by_itself(
+    page: Any, live: Live
+) -> None:
+    rows = "".join(f"p{i}@example.org,Reader {i}\n" for i in range(50))
+    with live.session() as s:
+        job = import_jobs.create(
+            s, ("email,name\n" + rows).encode(), filename="big.csv", created_by="test"
+        )
+        import_jobs.configure(s, job, newsletters=["belarus-weekly"])
+        import_jobs.start(s, job)  # queued, and handed to no worker: it waits
+        s.commit()
+        job_id = job.id
+    assert job_id is not None
+    sign_in(page)
+    page.goto(f"/admin/subscribers/import/{job_id}")
+    page.get_by_text("Waiting for a worker").wait_for()
+    assert page.locator("#import-progress").get_attribute("value") == "0"
+    for width in (1200, 375):
+        page.set_viewport_size({"width": width, "height": 700})
+        screenshot(page, f"import-progress-{width}.png")
+
+    with live.session() as s:
+        done = import_jobs.run(s, job_id)  # what the worker does
+    assert done is not None and done.status == "done"
+    page.get_by_text("50 rows: 50 imported").wait_for(timeout=15_000)  # import.js reloaded it
+    assert page.get_by_text("No row was rejected").is_visible()

@@ -46,6 +46,14 @@ class DeliveryStatus(StrEnum):
     cancelled = "cancelled"  # the issue was cancelled before this row was sent
 
 
+class ImportStatus(StrEnum):
+    draft = "draft"  # uploaded; the editor looks at the preview and sets the mapping
+    queued = "queued"
+    running = "running"
+    done = "done"
+    failed = "failed"
+
+
 #: an issue not started yet: it can be edited (an edit to an approved one sends it back to review)
 NOT_STARTED = (IssueStatus.draft, IssueStatus.in_review, IssueStatus.approved)
 
@@ -127,7 +135,16 @@ DELIVERY_MOVES: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     DeliveryStatus.skipped: frozenset(),
 }
 
+IMPORT_MOVES: dict[ImportStatus, frozenset[ImportStatus]] = {
+    ImportStatus.draft: frozenset({ImportStatus.queued}),
+    ImportStatus.queued: frozenset({ImportStatus.running, ImportStatus.failed}),
+    ImportStatus.running: frozenset({ImportStatus.done, ImportStatus.failed}),
+    ImportStatus.done: frozenset(),
+    ImportStatus.failed: frozenset(),
+}
+
 MOVES: dict[type[StrEnum], Mapping[Any, frozenset[Any]]] = {
+    ImportStatus: IMPORT_MOVES,
     IssueStatus: ISSUE_MOVES,
     SubscriptionStatus: SUBSCRIPTION_MOVES,
     DeliveryStatus: DELIVERY_MOVES,

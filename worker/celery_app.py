@@ -70,11 +70,14 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             Queue("newsletter"),  # type: ignore[no-untyped-call]
             Queue("newsletter.send"),  # type: ignore[no-untyped-call]
             Queue("newsletter.webhooks"),  # type: ignore[no-untyped-call]
+            Queue("newsletter.import"),  # type: ignore[no-untyped-call]
         ],
         "task_routes": {
             "worker.tasks.send_batch": {"queue": "newsletter.send"},
             "worker.tasks.deliver_webhooks": {"queue": "newsletter.webhooks"},
             "worker.tasks.deliver_webhook": {"queue": "newsletter.webhooks"},
+            # a big CSV import takes a minute: it holds up neither sends nor control tasks
+            "worker.tasks.import_subscribers": {"queue": "newsletter.import"},
         },
         "beat_schedule": {"tick": {"task": "worker.tasks.tick", "schedule": 5.0}},
         "timezone": "UTC",

@@ -22,3 +22,10 @@ def celery_send_confirmation(request: ConfirmationRequest) -> None:
         request.source,
         request.consent_text_version,
     )
+
+
+def celery_start_import(import_job_id: int) -> None:
+    """Queue ``worker.tasks.import_subscribers`` for a CSV import job that was started."""
+    from worker.tasks import import_subscribers
+
+    import_subscribers.delay(import_job_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from newsletter import db, webhooks
-from newsletter.audience import confirmations
+from newsletter.audience import confirmations, import_jobs
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import TemporaryFailure
@@ -96,3 +96,11 @@ def send_confirmation(
     ids = tuple(newsletter_ids)
     request = ConfirmationRequest(subscriber_id, ids, source, consent_text_version)
     return confirmations.send_confirmation(current_settings(), request, transport=transport())
+
+
+@app.task(name="worker.tasks.import_subscribers")
+def import_subscribers(import_job_id: int) -> str | None:
+    """Run one queued CSV import job (the file is in the database); its final status."""
+    with db.session_scope(current_settings().database_url) as session:
+        job = import_jobs.run(session, import_job_id)
+    return job.status if job is not None else None

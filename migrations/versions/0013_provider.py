@@ -1,6 +1,6 @@
 """provider webhooks: bounce receipts (replayed events applied once; complaints per issue)
 
-Revision ID: 0013_provider
+Revision ID: 0013
 Revises: 0012
 Create Date: 2026-11-28 16:00:00
 """
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_provider"
+revision: str = "0013"
 down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

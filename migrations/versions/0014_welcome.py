@@ -1,7 +1,7 @@
 """welcome email: standing issues (issue.kind) and each newsletter's welcome settings
 
-Revision ID: 0013_welcome
-Revises: 0013_provider
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-11-28 16:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_welcome"
-down_revision: str | None = "0013_provider"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,8 +1,8 @@
 """a million readers: trigram search on addresses, status indexes in subscriber order, an
 index for the dashboard's list health
 
-Revision ID: 0013_scale
-Revises: 0013_welcome
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-11-28 16:00:00
 
 On PostgreSQL only: the pg_trgm extension and a GIN trigram index on subscriber.email, so that
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0013_scale"
-down_revision: str | None = "0013_welcome"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

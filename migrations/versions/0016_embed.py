@@ -1,7 +1,7 @@
 """sign-up box: a newsletter's one-line pitch; an event's source may be the signing-up page's URL
 
-Revision ID: 0013_embed
-Revises: 0013_scale
+Revision ID: 0016
+Revises: 0015
 Create Date: 2026-11-28 16:00:00
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0013_embed"
-down_revision: str | None = "0013_scale"
+revision: str = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,7 +1,7 @@
 """segments: saved subscriber filters, the segment an issue is sent to; attributes as JSONB
 
-Revision ID: 0013_segments
-Revises: 0013_embed
+Revision ID: 0017
+Revises: 0016
 Create Date: 2026-11-28 16:00:00
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0013_segments"
-down_revision: str | None = "0013_embed"
+revision: str = "0017"
+down_revision: str | None = "0016"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

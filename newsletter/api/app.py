@@ -23,6 +23,7 @@ from newsletter.api import (
     embed,
     errors,
     home,
+    imports,
     issues,
     links,
     newsletters,
@@ -38,7 +39,9 @@ from newsletter.api import (
 from newsletter.api.deps import (
     ConfirmationSender,
     Dispatcher,
+    ImportStarter,
     no_confirmation_queue,
+    no_import_queue,
     no_queue,
 )
 from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
@@ -62,6 +65,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     newsletters.router,
     issues.router,
     review.router,
+    imports.router,  # before subscribers: /subscribers/imports is no subscriber id
     subscribers.router,
     subscriber_desk.router,
     segments.router,
@@ -102,12 +106,14 @@ def create_app(
     *,
     dispatch: Dispatcher | None = None,
     send_confirmation: ConfirmationSender | None = None,
+    start_import: ImportStarter | None = None,
 ) -> FastAPI:
     """The app for ``settings`` (default: the environment's), with its ports to the workers.
 
     ``dispatch`` queues the batches of an issue that is (again) sending; ``send_confirmation``
-    queues a sign-up's confirmation email. ``newsletter serve`` passes the Celery ones
-    (``worker.dispatch``); without them the app logs that nothing was queued.
+    queues a sign-up's confirmation email; ``start_import`` queues a CSV import job.
+    ``newsletter serve`` passes the Celery ones (``worker.dispatch``); without them the app logs
+    that nothing was queued.
     """
     app = FastAPI(
         title="newsletter",
@@ -121,6 +127,7 @@ def create_app(
     app.state.dispatch = dispatch or no_queue
     app.state.send_confirmation = send_confirmation or no_confirmation_queue
     app.state.bot_counter = bot_counter(settings)  # sign-ups refused as bots' (/metrics)
+    app.state.start_import = start_import or no_import_queue
     errors.install(app, STATUS_OF)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

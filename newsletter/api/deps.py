@@ -93,6 +93,24 @@ def _send_logged(send: ConfirmationSender, request: ConfirmationRequest) -> None
         log.exception("confirmation email of subscriber %s not queued", request.subscriber_id)
 
 
+#: queues a started CSV import job: a port like the dispatcher
+#: (``worker.dispatch.celery_start_import`` in production)
+ImportStarter = Callable[[int], None]
+
+
+def no_import_queue(import_job_id: int) -> None:
+    """The import starter of an app given none: the job waits, so say so loudly."""
+    log.error("import %s: not queued: no worker queue configured", import_job_id)
+
+
+def get_import_starter(request: Request) -> ImportStarter:
+    start: ImportStarter = getattr(request.app.state, "start_import", no_import_queue)
+    return start
+
+
+ImportStarterDep = Annotated[ImportStarter, Depends(get_import_starter)]
+
+
 @dataclass(frozen=True)
 class Client:
     """Who asked: the client IP (see ``newsletter serve --forwarded-allow-ips``) and user agent."""

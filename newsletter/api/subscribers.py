@@ -12,7 +12,10 @@ Routes do HTTP only: search/create/update live in ``newsletter.audience.manage``
 - ``POST   /subscribers/import``        CSV upload (multipart field ``file``, or a ``text/csv``
                                         body), read as a stream; returns the import report:
                                         counts, and the first 1,000 errors and warnings by line
-                                        with ``errors_total`` and ``warnings_total``
+                                        with ``errors_total`` and ``warnings_total``;
+                                        ``existing=overwrite`` replaces existing subscribers'
+                                        fields (kept by default). Background jobs with a
+                                        preview: ``imports.py``
 - ``GET    /subscribers/{id}``          one subscriber with subscriptions
 - ``PATCH  /subscribers/{id}``          name, attributes, language, time zone, statuses per
                                         newsletter (``audience.desk`` checks and records them)
@@ -41,6 +44,7 @@ from newsletter.api.errors import api_errors
 from newsletter.api.inputs import Id, Page, StrictRoute
 from newsletter.api.permissions import authorize_token
 from newsletter.audience import csv_export, csv_import, desk, manage
+from newsletter.audience.csv_profile import Existing
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 from newsletter.newsletters import get_newsletter
@@ -266,11 +270,18 @@ async def import_subscribers(
     newsletter: Annotated[
         list[str] | None, Query(description="default newsletters for rows that name none")
     ] = None,
+    existing: Annotated[
+        Existing, Query(description="existing subscribers' fields: keep (default) or overwrite")
+    ] = Existing.keep,
 ) -> dict[str, Any]:
     """The report of ``csvio.import_csv``: rejected rows are in it, not an error status."""
     with await _csv_body(request) as stream:
         report = await run_in_threadpool(
-            csv_import.import_csv, session, stream, newsletters=newsletter or ()
+            csv_import.import_csv,
+            session,
+            stream,
+            newsletters=newsletter or (),
+            existing=existing,
         )
     return report.as_dict()
 

@@ -42,23 +42,28 @@ The rules an import follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import IO
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from typing import IO, Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlmodel import Session
 
 from newsletter.audience.csv_export import IMPORT_COLUMNS
-from newsletter.audience.csv_reader import Lines, header, records
-from newsletter.audience.csv_report import MAX_ISSUES, ImportReport, RowIssue
+from newsletter.audience.csv_mapping import Mapping, detect, from_choices
+from newsletter.audience.csv_profile import Existing
+from newsletter.audience.csv_reader import Lines, records, unneutralise
+from newsletter.audience.csv_report import MAX_ISSUES, ImportReport, RowIssue, Verdict
 from newsletter.audience.csv_rows import CONSENT_RULE, Entry, Parser, Row, RowError
 from newsletter.audience.csv_writer import Writer
 from newsletter.exceptions import InvalidInput
 from newsletter.models import address_key
 from newsletter.newsletters import get_newsletter
-from newsletter.tables import NL
+from newsletter.tables import EV, NL, SUB, TAG, S
 
 __all__ = [
+    "BULK_ROWS",
     "CHUNK_ROWS",
     "CONSENT_RULE",
     "IMPORT_COLUMNS",
@@ -67,11 +72,15 @@ __all__ = [
     "ImportReport",
     "ProgressCallback",
     "RowIssue",
+    "Verdict",
     "import_csv",
+    "read_mapping",
 ]
 
-CHUNK_ROWS = 2000
+CHUNK_ROWS = 5000
+BULK_ROWS = 1000  # an import writing at least this many rows refreshes the planner's statistics
 ProgressCallback = Callable[[int], None]
+T = TypeVar("T")
 
 
 # ---------------------------------------------------------------- one address, several rows
@@ -121,29 +130,112 @@ def import_csv(
     newsletters: Sequence[str | int] = (),
     on_progress: ProgressCallback | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    columns: Sequence[str] | None = None,
+    existing: Existing = Existing.keep,
+    limit_rows: int | None = None,
+    report: ImportReport | None = None,
 ) -> ImportReport:
     """Import subscribers from a CSV byte stream; ``newsletters`` is the default for empty cells.
+
+    ``columns`` is the target of each column (``csv_mapping``), by default what ``detect`` reads
+    off the header row; ``existing`` says whether an existing subscriber's fields are kept or
+    overwritten; ``limit_rows`` stops after that many data rows (the preview). Pass a ``report``
+    to watch it fill (or one with ``verdicts={}`` to learn what each row did).
 
     Raises ``InvalidInput`` only when the file itself is unusable (no header, no email column);
     a bad row is reported with its line number and the others import. The caller commits.
     """
     default = [get_newsletter(session, ref).id for ref in newsletters]
-    report = ImportReport()
+    report = report if report is not None else ImportReport()
     lines = Lines(stream, report)
     rows = records(lines, report)
     header_line, header_cells = next(rows, (0, []))
     if report.errors and report.errors[0].line <= header_line:
         raise InvalidInput(f"line {report.errors[0].line}: {report.errors[0].reason}")
+    mapping = read_mapping(header_cells, columns)
+    report.ignored_columns = mapping.ignored()
     refs = _newsletter_refs(session)
-    parser = Parser(header(header_cells, report), refs, [nid for nid in default if nid is not None])
-    writer = Writer(session, report)
+    parser = Parser(mapping, refs, [nid for nid in default if nid is not None])
+    names = {nid: ref for ref, nid in refs.items() if ref != str(nid)}
+    writer = Writer(session, report, existing=existing, newsletter_names=names)
     first_rows = FirstRows(refs.values())
-    for chunk in _chunks(rows, parser, report, first_rows, chunk_rows):
-        writer.write(chunk)
-        if on_progress is not None:
-            on_progress(lines.bytes_read)
+    chunks = _chunks(rows, parser, report, first_rows, chunk_rows, limit_rows)
+    source = chunks if limit_rows is not None else prefetched(chunks)
+    try:
+        for chunk in source:
+            writer.write(chunk)
+            if on_progress is not None:
+                on_progress(lines.bytes_read)
+    finally:
+        source.close()  # a failed write stops the parsing thread now, not when collected
     report.finish()
+    if report.imported + report.updated >= BULK_ROWS:
+        refresh_statistics(session)
     return report
+
+
+def read_mapping(header_cells: Sequence[str], columns: Sequence[str] | None = None) -> Mapping:
+    """The mapping of a file whose header row is ``header_cells``: detected, then ``columns``
+    (one target per column) over it; InvalidInput when it cannot be imported."""
+    detected = detect([unneutralise(c) for c in header_cells])
+    if columns is None:
+        detected.check()
+        return detected
+    if len(columns) != len(header_cells):
+        raise InvalidInput(
+            f"the mapping names {len(columns)} columns, but the header row has {len(header_cells)}"
+        )
+    return from_choices(detected, dict(enumerate(columns)))
+
+
+def refresh_statistics(session: Session) -> None:
+    """ANALYZE the tables a bulk import wrote, so the planner sees the new row counts at once
+    (autovacuum would get there later); PostgreSQL only (SQLite's planner needs none here).
+    Inside the import's transaction, ANALYZE counts the rows it inserted."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for table in (SUB, S, EV, TAG):
+        session.execute(text(f'ANALYZE "{table.name}"'))
+
+
+def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
+    """``items``, made in a thread of their own up to ``depth`` ahead: the next chunk is read
+    and parsed while the database works on this one (psycopg lets go of the GIL meanwhile).
+    An error in the thread is raised here; when the caller stops early the thread stops too."""
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put(("item", item)):
+                    return
+            put(("end", None))
+        except BaseException as exc:
+            put(("error", exc))
+
+    worker = threading.Thread(target=produce, name="csv-import-parse", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = ready.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _newsletter_refs(session: Session) -> dict[str, int]:
@@ -159,12 +251,15 @@ def _chunks(
     report: ImportReport,
     first_rows: FirstRows,
     chunk_rows: int,
-) -> Iterator[dict[str, Entry]]:
+    limit_rows: int | None = None,
+) -> Generator[dict[str, Entry], None, None]:
     """The accepted rows, by address key, in chunks of at most ``chunk_rows`` addresses."""
     chunk: dict[str, Entry] = {}
     for line, cells in records:
         if not any(c.strip() for c in cells):
             continue  # blank line
+        if limit_rows is not None and report.rows >= limit_rows:
+            break
         report.rows += 1
         row = _accepted(line, cells, parser, report)
         if row is None:
@@ -178,7 +273,7 @@ def _chunks(
         for note in row.notes:
             report.warn(line, note)
         if not first:
-            row.name = ""  # the address's first row named it
+            row.forget_profile()  # the address's first row named it
         entry = chunk.get(key)
         if entry is None:
             chunk[key] = Entry(row.email, [row])

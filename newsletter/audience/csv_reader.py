@@ -1,9 +1,8 @@
 """Reading an import file: its decoded lines, its CSV records and its header row.
 
 The stream is read line by line (UTF-8, a BOM allowed): a line that is not UTF-8, or longer than
-``MAX_LINE_BYTES``, is reported by its number and skipped while the rest is read. The header row
-names the columns (``csv_export.IMPORT_COLUMNS`` and ``consent``; ``email`` is required, unknown
-ones are ignored and listed in the report).
+``MAX_LINE_BYTES``, is reported by its number and skipped while the rest is read. What the header
+row's columns mean is ``csv_mapping``'s.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import csv
 from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING
 
-from newsletter.audience.csv_export import FORMULA_STARTS, IMPORT_COLUMNS
+from newsletter.audience.csv_export import FORMULA_STARTS
 from newsletter.exceptions import InvalidInput
 
 if TYPE_CHECKING:  # the report is the orchestration's; here it is only written to
@@ -101,19 +100,6 @@ def _delimiter(line: str) -> str:
     counts = {d: line.count(d) for d in (",", ";", "\t")}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] > counts[","] else ","
-
-
-def header(cells: list[str], report: ImportReport) -> list[str]:
-    """The column names, lower-cased; InvalidInput without an email column or with a repeat."""
-    names = [unneutralise(c).strip().lower() for c in cells]
-    if "email" not in names:
-        shown = ", ".join(repr(n) for n in names[:10]) or "nothing"
-        raise InvalidInput(f"the header row has no 'email' column (found {shown})")
-    repeated = sorted({n for n in names if n and names.count(n) > 1})
-    if repeated:
-        raise InvalidInput(f"the header row names a column twice: {', '.join(repeated)}")
-    report.ignored_columns = [n for n in names if n not in IMPORT_COLUMNS and n != CONSENT]
-    return names
 
 
 def unneutralise(cell: str) -> str:

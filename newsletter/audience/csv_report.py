@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MAX_ISSUES = 1000  # errors (and warnings) kept in the report; all are counted
+# the import parses in one thread while it writes in another, and both note issues
+_ISSUES = threading.Lock()
 
 
 @dataclass(frozen=True)
 class RowIssue:
     line: int
     reason: str
+
+
+VERDICTS = ("new", "update", "unchanged", "skip")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one row did: ``new``, ``update`` (detail: the fields), ``unchanged`` or ``skip``
+    (detail: why)."""
+
+    kind: str
+    detail: str
 
 
 @dataclass
@@ -34,15 +49,25 @@ class ImportReport:
     errors: list[RowIssue] = field(default_factory=list)
     warnings: list[RowIssue] = field(default_factory=list)
     ignored_columns: list[str] = field(default_factory=list)
+    # what each row did, by line: only when asked for (a preview, a test), never for a whole file
+    verdicts: dict[int, Verdict] | None = None
 
     def error(self, line: int, reason: str) -> None:
         """Reject a row: counted, and kept if it is among the first ``MAX_ISSUES``."""
-        self.errors_total += 1
-        _keep(self.errors, RowIssue(line, reason))
+        with _ISSUES:
+            self.errors_total += 1
+            _keep(self.errors, RowIssue(line, reason))
+        self.verdict(line, "skip", reason)
+
+    def verdict(self, line: int, kind: str, detail: str) -> None:
+        """Note what the row on ``line`` did (``VERDICTS``), when verdicts are tracked."""
+        if self.verdicts is not None:
+            self.verdicts[line] = Verdict(kind, detail)
 
     def warn(self, line: int, reason: str) -> None:
-        self.warnings_total += 1
-        _keep(self.warnings, RowIssue(line, reason))
+        with _ISSUES:
+            self.warnings_total += 1
+            _keep(self.warnings, RowIssue(line, reason))
 
     def finish(self) -> None:
         """Sort the kept issues by line and cut them to ``MAX_ISSUES``."""
@@ -50,7 +75,9 @@ class ImportReport:
         _trim(self.warnings)
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        data.pop("verdicts")
+        return data
 
 
 def _keep(issues: list[RowIssue], issue: RowIssue) -> None:

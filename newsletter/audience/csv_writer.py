@@ -8,34 +8,20 @@ subscriptions' status moves written as executemany, new rows inserted with COPY 
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-import psycopg
-from sqlalchemy import (
-    JSON,
-    ColumnElement,
-    DateTime,
-    Table,
-    TextClause,
-    any_,
-    bindparam,
-    func,
-    select,
-    text,
-    update,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import ColumnElement, TextClause, bindparam, select, text, update
 from sqlmodel import Session
 
+from newsletter.audience import suppression
+from newsletter.audience.csv_bulk import Bulk
+from newsletter.audience.csv_profile import Existing, People, Person
 from newsletter.audience.csv_rows import Entry, Wanted
 from newsletter.audience.subscribers import STICKY, Way, admission_refusals
-from newsletter.db import insert_ignore
-from newsletter.models import SubscriptionStatus, address_key, moving, utcnow
-from newsletter.tables import EV, SUB, S
+from newsletter.models import SubscriptionStatus, moving, utcnow
+from newsletter.tables import EV, S
 
 if TYPE_CHECKING:  # the report is the orchestration's; here it is only counted into
     from newsletter.audience.csv_report import ImportReport
@@ -56,12 +42,6 @@ def next_status(current: str | None, incoming: str) -> str:
     return incoming
 
 
-@dataclass
-class Existing:
-    id: int
-    name: str
-
-
 class Outcome(StrEnum):
     made = "made"
     changed = "changed"
@@ -72,30 +52,49 @@ class Outcome(StrEnum):
 class Writer:
     """Writes one chunk of rows with a handful of set-based statements; counts each row."""
 
-    def __init__(self, session: Session, report: ImportReport) -> None:
+    def __init__(
+        self,
+        session: Session,
+        report: ImportReport,
+        *,
+        existing: Existing = Existing.keep,
+        newsletter_names: dict[int, str] | None = None,
+    ) -> None:
         self.session = session
         self.report = report
-        self.dialect = session.get_bind().dialect.name
+        self.bulk = Bulk(session)
+        self.people = People(self.bulk, existing)
+        self.names = newsletter_names or {}
 
     def write(self, chunk: dict[str, Entry]) -> None:
         """Write ``chunk`` ({address_key: entry}) and count each of its rows once."""
         chunk = self._admit(chunk)
         if not chunk:
             return
-        people, created = self._subscribers(chunk)
-        renamed = self._rename(chunk, people)
-        outcomes = self._subscriptions(chunk, people)
+        people, created = self.people.find_or_create(chunk)
+        profile = self.people.update(chunk, people, created)
+        outcomes, moves = self._subscriptions(chunk, people, created)
+        made_now = {pair for pair, outcome in outcomes.items() if outcome is Outcome.made}
+        self._suppress(chunk)
         for key, entry in chunk.items():
             sid = people[key].id
             for index, row in enumerate(entry.rows):
                 done = {outcomes[(sid, nid)] for nid in row.wants}
-                first = index == 0
-                if Outcome.made in done or (first and key in created):
+                fields = profile.get(row.line, [])
+                if Outcome.made in done or (index == 0 and key in created):
                     self.report.imported += 1
-                elif Outcome.changed in done or (first and key in renamed):
+                    made = [self.names.get(n, str(n)) for n in row.wants if (sid, n) in made_now]
+                    known = key not in created or index > 0
+                    detail = f"new subscription: {', '.join(made)}" if known else ""
+                    self.report.verdict(row.line, "new", "; ".join(filter(None, [detail, *fields])))
+                elif Outcome.changed in done or fields:
                     self.report.updated += 1
+                    moved = [moves[(sid, nid)] for nid in row.wants if (sid, nid) in moves]
+                    self.report.verdict(row.line, "update", ", ".join(fields + moved))
                 else:
                     self.report.unchanged += 1
+                    kept = Outcome.kept in done
+                    self.report.verdict(row.line, "unchanged", "kept as it was" if kept else "")
                 self.report.kept += Outcome.kept in done
 
     def _admit(self, chunk: dict[str, Entry]) -> dict[str, Entry]:
@@ -114,50 +113,31 @@ class Writer:
             for row in entry.rows:
                 self.report.suppressed += 1
                 self.report.warn(row.line, reason)
+                self.report.verdict(row.line, "skip", reason)
         return admitted
 
-    def _subscribers(self, chunk: dict[str, Entry]) -> tuple[dict[str, Existing], set[str]]:
-        people = self._select_people(list(chunk))
-        missing = [k for k in chunk if k not in people]
-        if missing:
-            now = utcnow()
-            rows = [subscriber_row(chunk[k].email, chunk[k].rows[0].name, now, k) for k in missing]
-            self._insert_rows(SUB, rows)
-            people.update(self._select_people(missing))
-        created = {k for k in missing if k in people}
-        return people, created
-
-    def _select_people(self, keys: list[str]) -> dict[str, Existing]:
-        rows = self.session.execute(
-            select(SUB.c.id, SUB.c.email_hash, SUB.c.name).where(self._in(SUB.c.email_hash, keys))
-        ).all()
-        return {r.email_hash: Existing(r.id, r.name) for r in rows}
-
-    def _rename(self, chunk: dict[str, Entry], people: dict[str, Existing]) -> set[str]:
-        # only the address's first row names it: later rows come with an empty name
-        renames = [
-            {"b_id": people[k].id, "b_name": entry.rows[0].name}
-            for k, entry in chunk.items()
-            if entry.rows[0].name and entry.rows[0].name != people[k].name
+    def _suppress(self, chunk: dict[str, Entry]) -> None:
+        """Put the addresses of rows that say so (a cleaned export's) on the suppression list."""
+        rows = [
+            {"email_hash": key, "reason": str(suppression.Reason.bounced), "created_at": utcnow()}
+            for key, entry in chunk.items()
+            if any(row.suppress for row in entry.rows)
         ]
-        if renames:
-            self.session.execute(
-                update(SUB).where(SUB.c.id == bindparam("b_id")).values(name=bindparam("b_name")),
-                renames,
-            )
-        ids = {r["b_id"] for r in renames}
-        return {k for k in chunk if people[k].id in ids}
+        self.bulk.insert(suppression.SUPPRESSION, rows)
 
     def _subscriptions(
-        self, chunk: dict[str, Entry], people: dict[str, Existing]
-    ) -> dict[tuple[int, int], Outcome]:
-        """Insert new subscriptions, move existing ones; {(subscriber, newsletter): outcome}."""
-        current = self._statuses([people[k].id for k in chunk])
+        self, chunk: dict[str, Entry], people: dict[str, Person], created: set[str]
+    ) -> tuple[dict[tuple[int, int], Outcome], dict[tuple[int, int], str]]:
+        """Insert new subscriptions, move existing ones: ({(subscriber, newsletter): outcome},
+        {(subscriber, newsletter): "slug: before -> after"} for the moves)."""
+        # a subscriber created just now has no subscription yet: only the others are read
+        current = self._statuses([people[k].id for k in chunk if k not in created])
         now = utcnow()
         inserts: list[dict[str, Any]] = []
         moves: list[dict[str, Any]] = []
         events: list[dict[str, Any]] = []
         outcomes: dict[tuple[int, int], Outcome] = {}
+        described: dict[tuple[int, int], str] = {}
         for key, entry in chunk.items():
             sid = people[key].id
             for row in entry.rows:
@@ -170,23 +150,25 @@ class Writer:
                     elif after != before:
                         moves.append(_move(sid, nid, before, wanted, now))
                         outcomes[(sid, nid)] = Outcome.changed
+                        name = self.names.get(nid, str(nid))
+                        described[(sid, nid)] = f"{name}: {before} -> {after}"
                     else:
                         sticky = before in STICKY and wanted.status != before
                         outcomes[(sid, nid)] = Outcome.kept if sticky else Outcome.same
                         continue
                     events.append(_event(sid, nid, before, after, wanted, row.line, now))
-        if inserts:
-            self._insert_rows(S, inserts)
+        self.bulk.insert(S, inserts)
         self._move_all([m for m in moves if m["b_consent_at"] is not None], consent=True)
         self._move_all([m for m in moves if m["b_consent_at"] is None], consent=False)
-        if events:
-            self._insert_rows(EV, events)
-        return outcomes
+        self.bulk.insert(EV, events)
+        return outcomes, described
 
     def _statuses(self, subscriber_ids: list[int]) -> dict[tuple[int, int], str]:
+        if not subscriber_ids:
+            return {}
         rows = self.session.execute(
             select(S.c.subscriber_id, S.c.newsletter_id, S.c.status).where(
-                self._in(S.c.subscriber_id, subscriber_ids)
+                self.bulk.among(S.c.subscriber_id, subscriber_ids)
             )
         ).all()
         return {(r.subscriber_id, r.newsletter_id): r.status for r in rows}
@@ -229,52 +211,6 @@ class Writer:
             [{k: v for k, v in m.items() if k not in ("b_before", "b_status")} for m in moves],
         )
 
-    def _insert_rows(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """INSERT ... ON CONFLICT DO NOTHING of many rows (all with the same keys).
-
-        On PostgreSQL the rows go in with COPY (ten times faster than psycopg's executemany)
-        inside a savepoint; the rows were checked to be new, so a unique violation means a
-        concurrent writer got there first, and then the chunk goes again as
-        ``INSERT ... SELECT unnest(...) ON CONFLICT DO NOTHING``. SQLite's executemany is
-        already a tight loop inside one prepared statement.
-        """
-        if self.dialect != "postgresql":
-            insert_ignore(self.session, table, rows)
-            return
-        try:
-            with self.session.begin_nested():
-                self._copy(table, rows)
-        except psycopg.errors.UniqueViolation:
-            self._insert_arrays(table, rows)
-
-    def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        columns = list(rows[0])
-        as_json = [isinstance(table.c[c].type, JSON) for c in columns]
-        raw = self.session.connection().connection.driver_connection
-        assert isinstance(raw, psycopg.Connection)
-        names = ", ".join(f'"{c}"' for c in columns)
-        with (
-            raw.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
-        ):
-            for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(row[c]) if js else row[c]
-                        for c, js in zip(columns, as_json, strict=True)
-                    ]
-                )
-
-    def _insert_arrays(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        columns = list(rows[0])
-        arrays = [
-            func.unnest(
-                bindparam(f"u_{c}", [r[c] for r in rows], type_=ARRAY(_array_item(table.c[c])))
-            )
-            for c in columns
-        ]
-        insert_ignore(self.session, table, select(*arrays), columns=columns)
-
     def _inline(self, clause: ColumnElement[bool]) -> TextClause:
         """``clause`` with its values written into the SQL: an executemany cannot expand an IN
         list, and these values are the table's own statuses, never input."""
@@ -282,28 +218,6 @@ class Writer:
             dialect=self.session.get_bind().dialect, compile_kwargs={"literal_binds": True}
         )
         return text(str(compiled))
-
-    def _in(self, column: Any, values: list[Any]) -> Any:
-        """``column IN (values)``; on PostgreSQL ``= ANY(array)``, one parameter for them all."""
-        if self.dialect == "postgresql":
-            return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-        return column.in_(values)
-
-
-def _array_item(column: Any) -> Any:
-    # the database columns are timestamptz; the models' DateTime() would drop the zone
-    return DateTime(timezone=True) if isinstance(column.type, DateTime) else column.type
-
-
-def subscriber_row(email: str, name: str, now: datetime, key: str = "") -> dict[str, Any]:
-    """A new subscriber's columns; ``email_hash`` (``key``) too, which COPY would not fill in."""
-    return {
-        "email": email,
-        "email_hash": key or address_key(email),
-        "name": name,
-        "attributes": {},
-        "created_at": now,
-    }
 
 
 def _subscription(sid: int, nid: int, wanted: Wanted, now: datetime) -> dict[str, Any]:

@@ -92,10 +92,13 @@ def serve(
     from newsletter.api.app import create_app
 
     _warn_if_schema_behind()
-    from worker.dispatch import celery_dispatch, celery_send_confirmation
+    from worker.dispatch import celery_dispatch, celery_send_confirmation, celery_start_import
 
     app = create_app(
-        settings(), dispatch=celery_dispatch, send_confirmation=celery_send_confirmation
+        settings(),
+        dispatch=celery_dispatch,
+        send_confirmation=celery_send_confirmation,
+        start_import=celery_start_import,
     )
     uvicorn.Server(server_config(app, host=host, port=port, proxies=forwarded_allow_ips)).run()
 

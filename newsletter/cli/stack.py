@@ -116,7 +116,7 @@ def run_stack(
     from newsletter.api.app import create_app
     from newsletter.cli.run import server_config
     from worker.celery_app import configure
-    from worker.dispatch import celery_dispatch, celery_send_confirmation
+    from worker.dispatch import celery_dispatch, celery_send_confirmation, celery_start_import
     from worker.embedded import celery_beat, celery_worker
 
     ensure_free(host, port, "the web app (--port)")
@@ -131,7 +131,10 @@ def run_stack(
         celery = configure(settings)
         with celery_worker(celery, concurrency=concurrency), celery_beat(celery):
             app = create_app(
-                settings, dispatch=celery_dispatch, send_confirmation=celery_send_confirmation
+                settings,
+                dispatch=celery_dispatch,
+                send_confirmation=celery_send_confirmation,
+                start_import=celery_start_import,
             )
             server = uvicorn.Server(server_config(app, host=host, port=port, proxies=None))
             web = threading.Thread(target=server.run, name="web", daemon=True)

@@ -19,7 +19,9 @@ from rich.progress import (
 from rich.table import Table
 
 from newsletter import newsletters
-from newsletter.audience import csv_export, csv_import, subscribers
+from newsletter.audience import csv_export, csv_import, csv_preview, subscribers
+from newsletter.audience.csv_mapping import target_label
+from newsletter.audience.csv_profile import Existing
 from newsletter.cli.common import (
     audited,
     console,
@@ -69,8 +71,11 @@ IMPORT_HELP = "\n\n".join(
     (
         "Import subscribers from CSV: the good rows import; rejected rows are listed by line "
         "number (the first 1,000) and make the exit status 1.",
-        "Columns: email (required), name, newsletters, status, consent, consent_at, "
-        "consent_ip, consent_source, consent_text_version. Addresses match whatever their "
+        "Columns: email (required), name (or first and last name), language, time zone, tags, "
+        "newsletters, status, consent, consent_at, consent_ip, consent_source, "
+        "consent_text_version; Mailchimp and Substack exports are recognised by their header "
+        "(their unsubscribed and cleaned contacts are never made active). Existing "
+        "subscribers keep their fields unless --overwrite. Addresses match whatever their "
         "case; a row repeating an address and a newsletter of an earlier row is rejected as a "
         "duplicate, and the first row of an address names it.",
         csv_import.CONSENT_RULE,
@@ -85,14 +90,47 @@ def subs_import(
     newsletter: Annotated[
         list[str] | None, typer.Option(help="default for rows that name no newsletter")
     ] = None,
+    overwrite: Annotated[
+        bool,
+        typer.Option(
+            "--overwrite/--keep",
+            help="existing subscribers' name, language, time zone and attributes: replace them "
+            "with the file's (default: keep them, fill in only empty ones)",
+        ),
+    ] = False,
+    preview: Annotated[
+        bool, typer.Option(help="show what the first 20 rows would do; import nothing")
+    ] = False,
 ) -> None:
     """Import subscribers from CSV (``IMPORT_HELP``); exit 1 if any row was rejected."""
+    existing = Existing.overwrite if overwrite else Existing.keep
+    if preview:
+        with open_binary(file) as stream, session() as s:
+            shown = csv_preview.preview_csv(
+                s, stream.read(), newsletters=newsletter or (), existing=existing
+            )
+        _print_preview(shown)
+        return
     with open_binary(file) as stream, _byte_bar(file) as advance, session() as s:
-        report = csv_import.import_csv(s, stream, newsletters=newsletter or (), on_progress=advance)
+        report = csv_import.import_csv(
+            s, stream, newsletters=newsletter or (), on_progress=advance, existing=existing
+        )
         audited(s, "subscribers.import", detail=f"{file.name}: {report.rows} rows")
     _print_import(report)
     if report.errors_total:  # after the commit: the good rows stay imported
         raise typer.Exit(1)
+
+
+def _print_preview(preview: csv_preview.Preview) -> None:
+    console.print(f"{preview.format_label}", markup=False)
+    for name, target in zip(preview.header, preview.mapping.fields, strict=False):
+        console.print(f"  {name} -> {target_label(target)}", markup=False, highlight=False)
+    table = Table("line", "will be", "why / what", "email")
+    for row in preview.rows:
+        email = row.cells[preview.mapping.fields.index("email")] if row.cells else ""
+        detail = "; ".join([row.verdict.detail, *row.warnings]).strip("; ")
+        table.add_row(str(row.line), row.verdict.kind, detail, email)
+    console.print(table)
 
 
 def _print_import(report: csv_import.ImportReport) -> None:

@@ -25,7 +25,7 @@ from newsletter.access import editors
 from newsletter.config import Settings
 from newsletter.transports.sink import SMTPSink, free_port
 from tests.conftest import celery_worker, require
-from worker.dispatch import celery_dispatch, celery_send_confirmation
+from worker.dispatch import celery_dispatch, celery_send_confirmation, celery_start_import
 
 CHROMIUM = os.environ.get("NEWSLETTER_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("NEWSLETTER_TEST_ARTIFACTS", "test-artifacts"))
@@ -97,6 +97,7 @@ def live(settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch) ->
                     current,
                     dispatch=celery_dispatch,
                     send_confirmation=celery_send_confirmation,
+                    start_import=celery_start_import,
                 ),
                 host="127.0.0.1",
                 port=port,

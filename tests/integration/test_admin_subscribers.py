@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from newsletter.audience import import_jobs
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 from tests.conftest import make_newsletter, make_subscribers
 from tests.integration.admin_support import Editor  # fixtures: tests/integration/conftest.py
@@ -155,37 +156,69 @@ def test_add_refuses_other_statuses_and_no_newsletter(editor: Editor, session: S
 # ---------------------------------------------------------------- import and export
 
 
-def test_csv_import_reports_bad_rows_by_line_and_imports_the_rest(
+def test_csv_import_previews_then_imports_and_reports_bad_rows_by_line(
     editor: Editor, session: Session
 ) -> None:
     weekly = make_newsletter(session)
     daily = make_newsletter(session)
-    page = editor.client.get("/admin/subscribers/import").text
-    assert 'enctype="multipart/form-data"' in page and f'value="{daily.slug}"' in page
+    page = editor.client.get(f"/admin/subscribers/import?newsletter={weekly.slug}").text
+    assert 'enctype="multipart/form-data"' in page and f'value="{weekly.slug}"' in page
     body = (
-        "email,name,newsletters\n"
-        "first@example.org,First,\n"
-        "not an address,Broken,\n"
-        f"second@example.org,Second,{daily.slug}\n"
-        "third@example.org,Third,no-such-newsletter\n"
+        "email,name,newsletters,city\n"
+        "first@example.org,First,,Minsk\n"
+        "not an address,Broken,,\n"
+        f"second@example.org,Second,{daily.slug},\n"
+        "third@example.org,Third,no-such-newsletter,\n"
     )
-    result = editor.post(
+    uploaded = editor.post(
         "/admin/subscribers/import",
-        {"newsletters": [weekly.slug]},
+        {"came_from": weekly.slug},
         files={"file": ("people.csv", body.encode(), "text/csv")},
     )
-    assert result.status_code == 200, result.text
-    assert "4 rows: 2 imported" in result.text
-    assert "2 with errors" in result.text
-    assert "line 3: error: invalid email address" in result.text
-    assert "line 5: error: unknown newsletter" in result.text
+    assert uploaded.status_code == 303, uploaded.text
+    job_url = uploaded.headers["location"]
+    preview = _follow(editor, uploaded)
+    # the newsletter the editor came from is ticked; the unknown column is offered as attribute
+    assert re.search(rf'value="{weekly.slug}" checked', preview)
+    assert not re.search(rf'value="{daily.slug}" checked', preview)
+    assert '<option value="attribute:city">' in preview
+    verdicts = re.findall(r'class="verdict verdict-(\w+)"', preview)
+    assert verdicts == ["new", "skip", "new", "skip"]
+    assert _statuses_or_none(session, "first@example.org") is None  # a preview imports nothing
+
+    form = {
+        "col-0": "email", "col-1": "name", "col-2": "newsletters", "col-3": "attribute:city",
+        "newsletters": [weekly.slug], "existing": "keep",
+    }  # fmt: skip
+    started = editor.post(f"{job_url}/start", form)
+    assert started.status_code == 303 and started.headers["location"] == job_url
+    progress = editor.client.get(job_url).text
+    assert 'Status: <span class="status status-queued">' in progress
+    assert '<meta http-equiv="refresh"' in progress  # without JavaScript the page refreshes
+    job_id = int(job_url.rsplit("/", 1)[1])
+    import_jobs.run(session, job_id)  # what the worker does (a real one: test_import_jobs.py)
+
+    done = editor.client.get(job_url).text
+    assert "4 rows: 2 imported" in done and "2 with errors" in done
+    assert "line 3: invalid email address" in done
+    assert "line 5: unknown newsletter" in done
+    state = editor.client.get(f"{job_url}/status.json").json()
+    assert state["status"] == "done" and state["counts"]["imported"] == 2
+    report = editor.client.get(f"{job_url}/report.csv")
+    assert report.status_code == 200
+    rows = list(csv.reader(io.StringIO(report.text)))
+    assert rows[0] == ["line", "kind", "reason"] and [r[0] for r in rows[1:]] == ["3", "5"]
     assert _statuses(session, "first@example.org") == {weekly.id: "active"}
     assert _statuses(session, "second@example.org") == {daily.id: "active"}
+    first = session.exec(select(Subscriber).where(Subscriber.email == "first@example.org")).one()
+    assert first.attributes == {"city": "Minsk"}
+    assert _statuses_or_none(session, "third@example.org") is None
+
+
+def _statuses_or_none(session: Session, email: str) -> dict[int, str] | None:
     session.expire_all()
-    assert (
-        session.exec(select(Subscriber).where(Subscriber.email == "third@example.org")).first()
-        is None
-    )
+    found = session.exec(select(Subscriber).where(Subscriber.email == email)).first()
+    return None if found is None else _statuses(session, email)
 
 
 def test_csv_without_an_email_column_is_refused(editor: Editor) -> None:

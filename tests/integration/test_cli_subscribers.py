@@ -66,6 +66,33 @@ def test_import_lists_bad_rows_by_line_and_exits_1_with_the_good_rows_in(seeded:
     assert names["inject@example.org"] == "Eve Bcc: x@example.org"
 
 
+def test_import_previews_then_keeps_names_unless_overwrite(seeded: Path) -> None:
+    (seeded / "first.csv").write_text("email,name\nkeep@example.org,First\n", encoding="utf-8")
+    (seeded / "second.csv").write_text("email,name\nkeep@example.org,Second\n", encoding="utf-8")
+    assert cli(seeded, "subscribers", "import", "first.csv", "--newsletter", SLUG).returncode == 0
+
+    shown = cli(seeded, "subscribers", "import", "second.csv", "--preview", "--newsletter", SLUG)
+    assert shown.returncode == 0, shown.stderr
+    assert "name -> Name" in shown.stdout and "unchanged" in shown.stdout
+    over = cli(
+        seeded,
+        "subscribers",
+        "import",
+        "second.csv",
+        "--preview",
+        "--overwrite",
+        "--newsletter",
+        SLUG,
+    )
+    assert "update" in over.stdout and "name" in over.stdout
+
+    done = cli(seeded, "subscribers", "import", "second.csv", "--newsletter", SLUG)
+    assert "1 unchanged" in done.stdout
+    assert {r["email"]: r["name"] for r in export(seeded)}["keep@example.org"] == "First"
+    cli(seeded, "subscribers", "import", "second.csv", "--newsletter", SLUG, "--overwrite")
+    assert {r["email"]: r["name"] for r in export(seeded)}["keep@example.org"] == "Second"
+
+
 def test_an_unusable_file_is_one_line_and_exit_1(seeded: Path) -> None:
     (seeded / "noemail.csv").write_text("name\nNobody\n", encoding="utf-8")
     assert_one_line_error(cli(seeded, "subscribers", "import", "noemail.csv"), "no 'email' column")

@@ -10,7 +10,16 @@ import pytest
 from email_validator import EmailNotValidError, validate_email
 from sqlmodel import Session, col, select
 
-from newsletter.audience import csv_export, csv_import, csv_reader, csv_rows, csv_writer, gdpr
+from newsletter.audience import (
+    csv_bulk,
+    csv_export,
+    csv_import,
+    csv_profile,
+    csv_reader,
+    csv_rows,
+    csv_writer,
+    gdpr,
+)
 from newsletter.audience.subscribers import Way, admission_refusals
 from newsletter.audience.suppression import Reason, suppress
 from newsletter.exceptions import InvalidInput, NotFound
@@ -654,14 +663,17 @@ def test_rows_another_writer_inserted_meanwhile_are_skipped_not_fatal(session: S
     weekly = make_newsletter(session)
     session.add(Subscriber(email="raced@example.org", name="Other writer"))
     session.commit()
-    writer = csv_writer.Writer(session, csv_import.ImportReport())
+    bulk = csv_bulk.Bulk(session)
     now = utcnow()
     rows = [  # the writer's own rows: COPY fills in no default, so they carry email_hash
-        {**csv_writer.subscriber_row(e, "Import", now), "attributes": {"k": [1]}}
+        {
+            **csv_profile.subscriber_row(csv_rows.Row(2, e, "Import", {}, []), now),
+            "attributes": {"k": [1]},
+        }
         for e in ("raced@example.org", "fresh@example.org")
     ]
 
-    writer._insert_rows(SUB, rows)
+    bulk.insert(SUB, rows)
     session.commit()
 
     people = {s.email: s for s in session.exec(select(Subscriber)).all()}

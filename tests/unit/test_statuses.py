@@ -11,9 +11,11 @@ import pytest
 
 from newsletter.statuses import (
     DELIVERY_MOVES,
+    IMPORT_MOVES,
     ISSUE_MOVES,
     SUBSCRIPTION_MOVES,
     DeliveryStatus,
+    ImportStatus,
     IssueStatus,
     StatusMoveError,
     SubscriptionStatus,
@@ -29,6 +31,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "newsletter"
         (IssueStatus, ISSUE_MOVES),
         (SubscriptionStatus, SUBSCRIPTION_MOVES),
         (DeliveryStatus, DELIVERY_MOVES),
+        (ImportStatus, IMPORT_MOVES),
     ],
 )
 def test_each_table_names_every_status_and_moves_only_to_its_own(enum: type, table: dict) -> None:  # type: ignore[type-arg]
@@ -40,6 +43,7 @@ def test_final_statuses_go_nowhere() -> None:
     assert ISSUE_MOVES[IssueStatus.cancelled] == frozenset()
     assert DELIVERY_MOVES[DeliveryStatus.sent] == frozenset()
     assert DELIVERY_MOVES[DeliveryStatus.skipped] == frozenset()
+    assert IMPORT_MOVES[ImportStatus.done] == IMPORT_MOVES[ImportStatus.failed] == frozenset()
 
 
 def test_nothing_moves_back_to_pending_subscription() -> None:

@@ -32,6 +32,7 @@ from newsletter.api.admin import (
     auth,
     composer,
     dashboard,
+    imports,
     newsletters,
     review,
     segments,
@@ -56,6 +57,7 @@ ROUTERS = (
     review.router,
     sending.router,
     articles.router,
+    imports.router,
     subscribers.router,
     subscriber_page.router,  # after it: /subscribers/new and the like before /{id}
     segments.router,

@@ -1,11 +1,8 @@
-"""Subscribers: search and filter, add one, import a CSV, export a CSV.
+"""Subscribers: search and filter, add one, export a CSV (the import is ``imports.py``).
 
 Routes do HTTP only: ``newsletter.audience.manage`` searches and creates,
-``newsletter.audience.csv_import``
-imports and exports (the same code as the CLI and the JSON API). An import answers with a result
-page: the counts and the rejected rows by line number (the first 1,000, and how many in all); the
-good rows are imported. The export streams, with a database session of its own (the request's is
-closed by then).
+``newsletter.audience.csv_export`` exports (the same code as the CLI and the JSON API). The export
+streams, with a database session of its own (the request's is closed by then).
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ from collections.abc import Iterator
 from typing import Annotated
 from urllib.parse import urlencode
 
-from fastapi import File, Form, Query, Request, UploadFile
+from fastapi import Form, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.responses import Response
 
@@ -24,7 +21,7 @@ from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Page
-from newsletter.audience import csv_export, csv_import, manage, subscribers
+from newsletter.audience import csv_export, manage, subscribers
 from newsletter.exceptions import InvalidInput
 from newsletter.models import SubscriptionStatus
 from newsletter.newsletters import get_newsletter
@@ -149,39 +146,6 @@ def create_subscriber(
 def _actor(request: Request) -> str:
     editor: SignedIn | None = getattr(request.state, "editor", None)
     return f"editor {editor.email}" if editor else "editor"
-
-
-@router.get("/subscribers/import", include_in_schema=False)
-def import_form(request: Request, session: SessionDep) -> Response:
-    return views.render(
-        request,
-        "subscribers_import.html.j2",
-        title="Import subscribers",
-        report=None,
-        newsletters=subscribers.list_newsletters(session),
-        consent_rule=csv_import.CONSENT_RULE,
-    )
-
-
-@router.post("/subscribers/import", include_in_schema=False)
-def import_subscribers(
-    request: Request,
-    session: SessionDep,
-    file: Annotated[UploadFile | None, File()] = None,
-    newsletters: Annotated[list[str] | None, Form(max_length=100)] = None,
-) -> Response:
-    if file is None or not file.filename:
-        raise InvalidInput("choose a CSV file to import")
-    file.file.seek(0)
-    report = csv_import.import_csv(session, file.file, newsletters=newsletters or ())
-    return views.render(
-        request,
-        "subscribers_import.html.j2",
-        title="Import result",
-        report=report,
-        source=file.filename,
-        newsletters=subscribers.list_newsletters(session),
-    )
 
 
 @router.get("/subscribers/export.csv", include_in_schema=False)

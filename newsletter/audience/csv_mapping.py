@@ -11,9 +11,11 @@ every other target takes one column at most.
 ("Email Address", "First Name", ..., ``MEMBER_RATING``, ``OPTIN_TIME``, ``LEID``, ``EUID``) and
 Substack's subscriber exports (``email``, ``active_subscription``, ``expiry``, ``plan``,
 ``email_disabled``, ``created_at``) are recognised by their headers and mapped without asking:
-Mailchimp's unsubscribed export (an ``UNSUB_TIME`` column) imports every row as unsubscribed, its
-cleaned export (``CLEAN_TIME``) as bounced with the address put on the suppression list, and a
-Substack row with ``email_disabled`` true as unsubscribed; none of them is ever made active.
+Mailchimp's unsubscribed export (an ``UNSUB_TIME`` column) imports every row as unsubscribed and
+its cleaned export (``CLEAN_TIME``) as bounced, a Substack row with ``email_disabled`` true as
+unsubscribed; each such address goes on the suppression list (reason ``unsubscribed`` or
+``bounced``), so no later import or editor makes it active: only the person's own confirmed
+sign-up lifts an ``unsubscribed`` entry.
 """
 
 from __future__ import annotations
@@ -178,7 +180,8 @@ class Mapping:
     fields: list[str]
     format: Format = Format.plain
     status: str | None = None  # every row's status (a Mailchimp unsubscribed/cleaned export)
-    suppress: bool = False  # the rows' addresses go on the suppression list (cleaned: bounced)
+    #: the suppression reason every row's address gets (an unsubscribed or cleaned export's)
+    suppress: str | None = None
     header: list[str] = field(default_factory=list)
 
     def check(self) -> None:
@@ -230,17 +233,17 @@ def detect(header: Sequence[str]) -> Mapping:
     present = set(names)
     if present >= MAILCHIMP_MARKS:
         fmt = Format.mailchimp
-        status, suppress = None, False
+        status, suppress = None, None
         if "clean_time" in present:
-            fmt, status, suppress = Format.mailchimp_cleaned, "bounced", True
+            fmt, status, suppress = Format.mailchimp_cleaned, "bounced", "bounced"
         elif "unsub_time" in present:
-            fmt, status = Format.mailchimp_unsubscribed, "unsubscribed"
+            fmt, status, suppress = Format.mailchimp_unsubscribed, "unsubscribed", "unsubscribed"
         fields = [_provider(n, MAILCHIMP, MAILCHIMP_IGNORED) for n in names]
         return Mapping(fields, fmt, status, suppress, list(header))
     if present >= SUBSTACK_MARKS:
         fields = [_provider(n, SUBSTACK, frozenset(), default=IGNORE) for n in names]
-        return Mapping(fields, Format.substack, None, False, list(header))
-    return Mapping([ALIASES.get(n, IGNORE) for n in names], Format.plain, None, False, list(header))
+        return Mapping(fields, Format.substack, None, None, list(header))
+    return Mapping([ALIASES.get(n, IGNORE) for n in names], Format.plain, None, None, list(header))
 
 
 def _provider(

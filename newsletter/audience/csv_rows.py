@@ -65,7 +65,7 @@ class Row:
     time_zone: str | None = None
     tags: list[str] = field(default_factory=list)
     attributes: dict[str, str] = field(default_factory=dict)
-    suppress: bool = False  # the address goes on the suppression list (a cleaned export row)
+    suppress: str | None = None  # the address goes on the suppression list, for this reason
 
     def forget_profile(self) -> None:
         """A later row of an address adds subscriptions and tags; its first row names it."""
@@ -119,6 +119,10 @@ class Parser:
         row.tags = list(dict.fromkeys(tags))
         row.attributes = attributes
         row.suppress = self.mapping.suppress
+        if self.mapping.format == "substack" and SubscriptionStatus.unsubscribed in {
+            w.status for w in row.wants.values()
+        }:  # Substack's email_disabled: they left there
+            row.suppress = "unsubscribed"
         return row
 
     def _checked_value(self, column: str, raw: str, notes: list[str]) -> str | None:

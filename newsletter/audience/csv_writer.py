@@ -117,11 +117,13 @@ class Writer:
         return admitted
 
     def _suppress(self, chunk: dict[str, Entry]) -> None:
-        """Put the addresses of rows that say so (a cleaned export's) on the suppression list."""
+        """Put the addresses of rows that say so (an unsubscribed or cleaned export's) on the
+        suppression list, with the first such row's reason."""
+        now = utcnow()
         rows = [
-            {"email_hash": key, "reason": str(suppression.Reason.bounced), "created_at": utcnow()}
+            {"email_hash": key, "reason": reason, "created_at": now}
             for key, entry in chunk.items()
-            if any(row.suppress for row in entry.rows)
+            if (reason := next((row.suppress for row in entry.rows if row.suppress), None))
         ]
         self.bulk.insert(suppression.SUPPRESSION, rows)
 

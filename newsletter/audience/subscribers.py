@@ -74,7 +74,10 @@ _ADVICE = {
     suppression.Reason.erased: "they can come back only by signing up again and confirming",
     suppression.Reason.bounced: "the mailbox bounced; an operator may re-activate it explicitly",
     suppression.Reason.complained: "they reported spam; an operator may re-activate explicitly",
+    suppression.Reason.unsubscribed: "they unsubscribed; only their own confirmed sign-up counts",
 }
+#: lifted by the person's own confirmation, and by nothing else
+_OWN_WORD = (suppression.Reason.erased, suppression.Reason.unsubscribed)
 
 
 def admission_refusals(
@@ -82,8 +85,9 @@ def admission_refusals(
 ) -> dict[str, str]:
     """{address: why not} for the (normalised) addresses that may not be made active ``way``.
 
-    The one check in front of every subscription that is created or re-activated. An erasure is
-    lifted by a confirmation (double opt-in) and only by one; a bounce or complaint only by an
+    The one check in front of every subscription that is created or re-activated. An erasure (or
+    an unsubscribe imported from another service) is lifted by a confirmation (double opt-in) and
+    only by one; a bounce or complaint only by an
     operator's explicit ``override``. Lifting happens here, for the addresses let through.
     """
     by_hash = {address_key(a): a for a in addresses}
@@ -91,9 +95,9 @@ def admission_refusals(
     refused: dict[str, str] = {}
     for digest, reason in found.items():
         address = by_hash[digest]
-        if reason == suppression.Reason.erased and way is Way.confirm:
-            suppression.lift(session, address, only=[suppression.Reason.erased])
-        elif reason != suppression.Reason.erased and override and way is Way.operator:
+        if reason in _OWN_WORD and way is Way.confirm:
+            suppression.lift(session, address, only=_OWN_WORD)
+        elif reason not in _OWN_WORD and override and way is Way.operator:
             suppression.lift(session, address, only=[suppression.Reason(reason)])
         else:
             advice = _ADVICE.get(suppression.Reason(reason), "")

@@ -1,8 +1,9 @@
 """The suppression list: SHA-256 hashes of addresses that must not come back silently.
 
-An erased subscriber, a hard bounce and a spam complaint each leave the hash of the normalised
-address here (never the address itself). An import skips these addresses and says so; an admin
-creating one by hand is refused. The first reason recorded for an address is kept.
+An erased subscriber, a hard bounce, a spam complaint and an unsubscribe imported from another
+service's export each leave the hash of the normalised address here (never the address itself).
+An import skips these addresses and says so; an admin creating one by hand is refused. The first
+reason recorded for an address is kept.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Reason(StrEnum):
     erased = "erased"
     bounced = "bounced"
     complained = "complained"
+    unsubscribed = "unsubscribed"  # left another service (an imported export says so)
 
 
 def email_hash(address: str) -> str:

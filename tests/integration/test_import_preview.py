@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from newsletter.audience import csv_import, csv_preview, gdpr
 from newsletter.audience.csv_profile import Existing
 from newsletter.audience.csv_report import ImportReport
+from newsletter.audience.subscribers import Way, admission_refusals
 from newsletter.audience.suppression import Reason, reasons, suppress
 from newsletter.exceptions import InvalidInput
 from newsletter.models import (
@@ -196,16 +197,27 @@ def test_mailchimp_exports_map_without_asking_and_never_make_unsubscribed_or_cle
     assert statuses(session, "anna@example.org") == {weekly.id: "active"}
     assert statuses(session, "left@example.org") == {weekly.id: "unsubscribed"}
     assert statuses(session, "dead@example.org") == {weekly.id: "bounced"}
-    assert reasons(session, [address_key("dead@example.org")]) == {
-        address_key("dead@example.org"): "bounced"
+    assert reasons(
+        session,
+        [address_key(a) for a in ("left@example.org", "dead@example.org", "anna@example.org")],
+    ) == {
+        address_key("left@example.org"): "unsubscribed",
+        address_key("dead@example.org"): "bounced",
     }
-    # a later subscribed export does not bring them back
+    # a later subscribed export does not bring them back: both are suppressed, and said so
     again = MAILCHIMP.format(extra="") + mailchimp_row("left@example.org", "Left")
     again += mailchimp_row("dead@example.org", "Dead")
     report = run_import(session, again, newsletters=[weekly.slug])
     assert statuses(session, "left@example.org") == {weekly.id: "unsubscribed"}
     assert statuses(session, "dead@example.org") == {weekly.id: "bounced"}
-    assert report.suppressed == 1 and report.kept == 1
+    assert report.suppressed == 2
+    # nor does an editor; only the person's own confirmation lifts an imported unsubscribe
+    refused = admission_refusals(session, ["left@example.org"], way=Way.operator, override=True)
+    assert "suppression list (unsubscribed)" in refused["left@example.org"]
+    assert admission_refusals(session, ["left@example.org"], way=Way.confirm) == {}
+    assert reasons(session, [address_key("left@example.org")]) == {}
+    refused = admission_refusals(session, ["dead@example.org"], way=Way.confirm)
+    assert "suppression list (bounced)" in refused["dead@example.org"]
 
 
 def test_a_substack_export_maps_without_asking_and_email_disabled_rows_are_unsubscribed(
@@ -232,6 +244,10 @@ def test_a_substack_export_maps_without_asking_and_email_disabled_rows_are_unsub
     run_import(session, data, newsletters=[weekly.slug])
     assert statuses(session, "paid@example.org") == {weekly.id: "active"}
     assert statuses(session, "off@example.org") == {weekly.id: "unsubscribed"}
+    assert reasons(
+        session,
+        [address_key(a) for a in ("paid@example.org", "free@example.org", "off@example.org")],
+    ) == {address_key("off@example.org"): "unsubscribed"}
     assert person(session, "paid@example.org").attributes == {
         "substack_paid": "true",
         "substack_expiry": "2026-01-01",

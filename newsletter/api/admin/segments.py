@@ -8,9 +8,10 @@ and the page comes back with the count; ``segments.js`` posts the same form to
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Form, Request
+from fastapi import Depends, Form, Request
 from starlette.responses import Response
 
 from newsletter.api.admin import views
@@ -118,17 +119,44 @@ def count_segment(
     return views.json_response({"count": size})
 
 
+@dataclass
+class EditorForm:
+    """The segment editor's fields: a name, all/any, a newsletter, the save/count button, and
+    one list per rule-row column."""
+
+    name: str
+    match: str
+    newsletter: str
+    action: str
+    rows: tuple[list[str], list[str], list[str], list[str]]
+
+
+def editor_form(
+    name: Annotated[str, Form(max_length=200)] = "",
+    match: Annotated[str, Form(max_length=3)] = "all",
+    newsletter: Annotated[str, Form(max_length=100)] = "",
+    action: Annotated[str, Form(max_length=10)] = "save",
+    kind: Rows = [],  # noqa: B006
+    key: Rows = [],  # noqa: B006
+    op: Rows = [],  # noqa: B006
+    value: Rows = [],  # noqa: B006
+) -> EditorForm:
+    return EditorForm(name, match, newsletter, action, (kind, key, op, value))
+
+
+EditorFormDep = Annotated[EditorForm, Depends(editor_form)]
+
+
 def _save(
-    request: Request,
-    session: SessionDep,
-    segment_id: int | None,
-    *,
-    action: str,
-    name: str,
-    match: str,
-    newsletter: str,
-    rows: tuple[list[str], list[str], list[str], list[str]],
+    request: Request, session: SessionDep, segment_id: int | None, form: EditorForm
 ) -> Response:
+    action, name, match, newsletter, rows = (
+        form.action,
+        form.name,
+        form.match,
+        form.newsletter,
+        form.rows,
+    )
     seg = segments.get(session, segment_id) if segment_id else None
     raw: dict[str, Any] = {"match": match if match in ("all", "any") else "all", "conditions": []}
     try:
@@ -170,54 +198,15 @@ def _who(request: Request) -> str:
 
 
 @router.post("/segments", include_in_schema=False)
-def create_segment(
-    request: Request,
-    session: SessionDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    match: Annotated[str, Form(max_length=3)] = "all",
-    newsletter: Annotated[str, Form(max_length=100)] = "",
-    action: Annotated[str, Form(max_length=10)] = "save",
-    kind: Rows = [],  # noqa: B006
-    key: Rows = [],  # noqa: B006
-    op: Rows = [],  # noqa: B006
-    value: Rows = [],  # noqa: B006
-) -> Response:
-    return _save(
-        request,
-        session,
-        None,
-        action=action,
-        name=name,
-        match=match,
-        newsletter=newsletter,
-        rows=(kind, key, op, value),
-    )
+def create_segment(request: Request, session: SessionDep, form: EditorFormDep) -> Response:
+    return _save(request, session, None, form)
 
 
 @router.post("/segments/{segment_id}", include_in_schema=False)
 def update_segment(
-    request: Request,
-    segment_id: Id,
-    session: SessionDep,
-    name: Annotated[str, Form(max_length=200)] = "",
-    match: Annotated[str, Form(max_length=3)] = "all",
-    newsletter: Annotated[str, Form(max_length=100)] = "",
-    action: Annotated[str, Form(max_length=10)] = "save",
-    kind: Rows = [],  # noqa: B006
-    key: Rows = [],  # noqa: B006
-    op: Rows = [],  # noqa: B006
-    value: Rows = [],  # noqa: B006
+    request: Request, segment_id: Id, session: SessionDep, form: EditorFormDep
 ) -> Response:
-    return _save(
-        request,
-        session,
-        segment_id,
-        action=action,
-        name=name,
-        match=match,
-        newsletter=newsletter,
-        rows=(kind, key, op, value),
-    )
+    return _save(request, session, segment_id, form)
 
 
 @router.post("/segments/{segment_id}/delete", include_in_schema=False)

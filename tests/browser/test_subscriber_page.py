@@ -77,7 +77,7 @@ def test_an_editor_handles_one_readers_request_from_the_subscriber_page(
     sid, weekly, evening = reader_who_signed_up(live)
     sign_in(page)
     page.goto("/admin/subscribers")
-    page.get_by_label("Email contains").fill("olga.reader")
+    page.get_by_label("Email address, or part of one").fill("olga.reader")
     page.get_by_role("button", name="Filter").click()
     page.get_by_role("link", name=READER).click()
     page.get_by_role("heading", name=READER).wait_for()

@@ -14,36 +14,50 @@ import json
 from typing import Any
 
 import psycopg
-from sqlalchemy import JSON, DateTime, Table, any_, bindparam, func, select
+from sqlalchemy import JSON, DateTime, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
-from newsletter.db import insert_ignore
+from newsletter.db import any_of, insert_ignore
 
 
 class Bulk:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
+        self._sequences: dict[str, str] = {}
 
-    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """INSERT ... ON CONFLICT DO NOTHING of many rows (all with the same keys)."""
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> bool:
+        """INSERT ... ON CONFLICT DO NOTHING of many rows (all with the same keys); True when
+        they were all copied in (PostgreSQL, no conflict), so each is there as given."""
         if not rows:
-            return
+            return True
         if self.dialect != "postgresql":
             insert_ignore(self.session, table, rows)
-            return
+            return False
         try:
             with self.session.begin_nested():
                 self._copy(table, rows)
+            return True
         except psycopg.errors.UniqueViolation:
             self._insert_arrays(table, rows)
+            return False
+
+    def new_ids(self, table: Table, count: int) -> list[int] | None:
+        """``count`` values of the table's id sequence, taken now (PostgreSQL; None elsewhere):
+        rows copied with them need no query to learn their ids."""
+        if self.dialect != "postgresql" or not count:
+            return None
+        sequence = self._sequences.get(table.name)
+        if sequence is None:
+            found = select(func.pg_get_serial_sequence(table.name, "id"))
+            sequence = self._sequences[table.name] = self.session.execute(found).scalar_one()
+        taken = select(func.nextval(sequence)).select_from(func.generate_series(1, count))
+        return list(self.session.execute(taken).scalars())
 
     def among(self, column: Any, values: list[Any]) -> Any:
         """``column IN (values)``; on PostgreSQL ``= ANY(array)``, one parameter for them all."""
-        if self.dialect == "postgresql":
-            return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-        return column.in_(values)
+        return any_of(column, values, self.dialect)
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])

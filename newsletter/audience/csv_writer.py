@@ -100,7 +100,7 @@ class Writer:
     def _admit(self, chunk: dict[str, Entry]) -> dict[str, Entry]:
         """The chunk without the addresses the admission gate refuses (one query)."""
         refused = admission_refusals(
-            self.session, [e.email for e in chunk.values()], way=Way.import_
+            self.session, {key: e.email for key, e in chunk.items()}, way=Way.import_
         )
         if not refused:
             return chunk

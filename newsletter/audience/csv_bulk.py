@@ -11,6 +11,7 @@ parameter on PostgreSQL.
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from typing import Any
 
 import psycopg
@@ -61,7 +62,8 @@ class Bulk:
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
-        as_json = [isinstance(table.c[c].type, JSON) for c in columns]
+        get = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+        as_json = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
         raw = self.session.connection().connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
         names = ", ".join(f'"{c}"' for c in columns)
@@ -69,20 +71,19 @@ class Bulk:
             raw.cursor() as cursor,
             cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
         ):
-            if not any(as_json):
+            if not as_json:
                 for row in rows:
-                    copy.write_row([row[c] for c in columns])
+                    copy.write_row(get(row))
                 return
             for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(row[c]) if js else row[c]
-                        for c, js in zip(columns, as_json, strict=True)
-                    ]
-                )
+                values = list(get(row))
+                for i in as_json:
+                    values[i] = _json_text(values[i])
+                copy.write_row(values)
 
     def _insert_arrays(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
+        rows = [{c: _json_value(v) for c, v in row.items()} for row in rows]
         arrays = [
             func.unnest(
                 bindparam(f"u_{c}", [r[c] for r in rows], type_=ARRAY(_array_item(table.c[c])))
@@ -90,6 +91,20 @@ class Bulk:
             for c in columns
         ]
         insert_ignore(self.session, table, select(*arrays), columns=columns)
+
+
+class JsonText(str):
+    """A JSON value written out already (``json.dumps``'s text): COPY sends it as it is."""
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, JsonText):
+        return value
+    return "{}" if value == {} else json.dumps(value)  # most attributes are {}
+
+
+def _json_value(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, JsonText) else value
 
 
 def _array_item(column: Any) -> Any:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, TextClause, bindparam, select, text, updat
 from sqlmodel import Session
 
 from newsletter.audience import suppression
-from newsletter.audience.csv_bulk import Bulk
+from newsletter.audience.csv_bulk import Bulk, JsonText
 from newsletter.audience.csv_profile import Existing, People, Person
 from newsletter.audience.csv_rows import Entry, Wanted
 from newsletter.audience.subscribers import STICKY, Way, admission_refusals
@@ -140,6 +140,7 @@ class Writer:
         events: list[dict[str, Any]] = []
         outcomes: dict[tuple[int, int], Outcome] = {}
         described: dict[tuple[int, int], str] = {}
+        as_text = self.bulk.dialect == "postgresql"  # COPY takes the events' detail as text
         for key, entry in chunk.items():
             sid = people[key].id
             for row in entry.rows:
@@ -158,7 +159,7 @@ class Writer:
                         sticky = before in STICKY and wanted.status != before
                         outcomes[(sid, nid)] = Outcome.kept if sticky else Outcome.same
                         continue
-                    events.append(_event(sid, nid, before, after, wanted, row.line, now))
+                    events.append(_event(sid, nid, before, after, wanted, row.line, now, as_text))
         self.bulk.insert(S, inserts)
         self._move_all([m for m in moves if m["b_consent_at"] is not None], consent=True)
         self._move_all([m for m in moves if m["b_consent_at"] is None], consent=False)
@@ -251,7 +252,14 @@ def _move(sid: int, nid: int, before: str, wanted: Wanted, now: datetime) -> dic
 
 
 def _event(
-    sid: int, nid: int, before: str | None, after: str, wanted: Wanted, line: int, now: datetime
+    sid: int,
+    nid: int,
+    before: str | None,
+    after: str,
+    wanted: Wanted,
+    line: int,
+    now: datetime,
+    as_text: bool = False,
 ) -> dict[str, Any]:
     return {
         "subscriber_id": sid,
@@ -261,5 +269,14 @@ def _event(
         "ip": wanted.consent_ip,
         "source": wanted.consent_source,
         "consent_text_version": wanted.consent_text_version,
-        "detail": {"from": before, "status": after, "line": line},
+        "detail": _detail(before, after, line, as_text),
     }
+
+
+def _detail(before: str | None, after: str, line: int, as_text: bool) -> Any:
+    """The event's detail; for COPY, its JSON text written here (what ``json.dumps`` writes:
+    the statuses are plain words), a million ``json.dumps`` calls fewer."""
+    if not as_text:
+        return {"from": before, "status": after, "line": line}
+    was = "null" if before is None else f'"{before}"'
+    return JsonText(f'{{"from": {was}, "status": "{after}", "line": {line}}}')

@@ -32,7 +32,7 @@ class Existing(StrEnum):
     overwrite = "overwrite"
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     id: int
     name: str

@@ -76,6 +76,7 @@ class Writer:
         outcomes, moves = self._subscriptions(chunk, people, created)
         made_now = {pair for pair, outcome in outcomes.items() if outcome is Outcome.made}
         self._suppress(chunk)
+        tracked = self.report.verdicts is not None  # else the details are never read
         for key, entry in chunk.items():
             sid = people[key].id
             for index, row in enumerate(entry.rows):
@@ -83,10 +84,14 @@ class Writer:
                 fields = profile.get(row.line, [])
                 if Outcome.made in done or (index == 0 and key in created):
                     self.report.imported += 1
-                    made = [self.names.get(n, str(n)) for n in row.wants if (sid, n) in made_now]
-                    known = key not in created or index > 0
-                    detail = f"new subscription: {', '.join(made)}" if known else ""
-                    self.report.verdict(row.line, "new", "; ".join(filter(None, [detail, *fields])))
+                    if tracked:
+                        made = [
+                            self.names.get(n, str(n)) for n in row.wants if (sid, n) in made_now
+                        ]
+                        known = key not in created or index > 0
+                        detail = f"new subscription: {', '.join(made)}" if known else ""
+                        verdict = "; ".join(filter(None, [detail, *fields]))
+                        self.report.verdict(row.line, "new", verdict)
                 elif Outcome.changed in done or fields:
                     self.report.updated += 1
                     moved = [moves[(sid, nid)] for nid in row.wants if (sid, nid) in moves]

@@ -16,9 +16,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Select, Table, event
+from sqlalchemy import Select, Table, any_, bindparam, cast, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import NullType
 from sqlmodel import Session, create_engine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -123,6 +124,23 @@ def insert_ignore(
         executor.execute(make(table).values(dict(rows)).on_conflict_do_nothing())
     elif rows:
         executor.execute(make(table).on_conflict_do_nothing(), [dict(r) for r in rows])
+
+
+def any_of(column: Any, values: Sequence[Any], dialect: str) -> Any:
+    """``column IN (values)``; on PostgreSQL ``column = ANY(CAST($1 AS type[]))``: one parameter,
+    an array literal written here (psycopg's list dumper costs more than the query for a few
+    thousand values). ``values`` are integers or strings. The parameter goes untyped, so that
+    PostgreSQL reads it as the array itself: a text parameter cast in the query would be parsed
+    again for every row a sequential scan compares."""
+    if dialect != "postgresql":
+        return column.in_(list(values))
+    items = ",".join(str(v) if isinstance(v, int) else _array_text(v) for v in values)
+    literal = bindparam(None, "{" + items + "}", type_=NullType())
+    return column == any_(cast(literal, postgresql.ARRAY(column.type)))
+
+
+def _array_text(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def alembic_config(url: str) -> Config:

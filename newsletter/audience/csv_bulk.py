@@ -11,43 +11,59 @@ parameter on PostgreSQL.
 from __future__ import annotations
 
 import json
+from operator import itemgetter
 from typing import Any
 
 import psycopg
-from sqlalchemy import JSON, DateTime, Table, any_, bindparam, func, select
+from sqlalchemy import JSON, DateTime, Table, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
-from newsletter.db import insert_ignore
+from newsletter.db import any_of, insert_ignore
 
 
 class Bulk:
     def __init__(self, session: Session) -> None:
         self.session = session
         self.dialect = session.get_bind().dialect.name
+        self._sequences: dict[str, str] = {}
 
-    def insert(self, table: Table, rows: list[dict[str, Any]]) -> None:
-        """INSERT ... ON CONFLICT DO NOTHING of many rows (all with the same keys)."""
+    def insert(self, table: Table, rows: list[dict[str, Any]]) -> bool:
+        """INSERT ... ON CONFLICT DO NOTHING of many rows (all with the same keys); True when
+        they were all copied in (PostgreSQL, no conflict), so each is there as given."""
         if not rows:
-            return
+            return True
         if self.dialect != "postgresql":
             insert_ignore(self.session, table, rows)
-            return
+            return False
         try:
             with self.session.begin_nested():
                 self._copy(table, rows)
+            return True
         except psycopg.errors.UniqueViolation:
             self._insert_arrays(table, rows)
+            return False
+
+    def new_ids(self, table: Table, count: int) -> list[int] | None:
+        """``count`` values of the table's id sequence, taken now (PostgreSQL; None elsewhere):
+        rows copied with them need no query to learn their ids."""
+        if self.dialect != "postgresql" or not count:
+            return None
+        sequence = self._sequences.get(table.name)
+        if sequence is None:
+            found = select(func.pg_get_serial_sequence(table.name, "id"))
+            sequence = self._sequences[table.name] = self.session.execute(found).scalar_one()
+        taken = select(func.nextval(sequence)).select_from(func.generate_series(1, count))
+        return list(self.session.execute(taken).scalars())
 
     def among(self, column: Any, values: list[Any]) -> Any:
         """``column IN (values)``; on PostgreSQL ``= ANY(array)``, one parameter for them all."""
-        if self.dialect == "postgresql":
-            return column == any_(bindparam(None, values, type_=ARRAY(column.type)))
-        return column.in_(values)
+        return any_of(column, values, self.dialect)
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
-        as_json = [isinstance(table.c[c].type, JSON) for c in columns]
+        get = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
+        as_json = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
         raw = self.session.connection().connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
         names = ", ".join(f'"{c}"' for c in columns)
@@ -55,20 +71,19 @@ class Bulk:
             raw.cursor() as cursor,
             cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
         ):
-            if not any(as_json):
+            if not as_json:
                 for row in rows:
-                    copy.write_row([row[c] for c in columns])
+                    copy.write_row(get(row))
                 return
             for row in rows:
-                copy.write_row(
-                    [
-                        json.dumps(row[c]) if js else row[c]
-                        for c, js in zip(columns, as_json, strict=True)
-                    ]
-                )
+                values = list(get(row))
+                for i in as_json:
+                    values[i] = _json_text(values[i])
+                copy.write_row(values)
 
     def _insert_arrays(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
+        rows = [{c: _json_value(v) for c, v in row.items()} for row in rows]
         arrays = [
             func.unnest(
                 bindparam(f"u_{c}", [r[c] for r in rows], type_=ARRAY(_array_item(table.c[c])))
@@ -76,6 +91,20 @@ class Bulk:
             for c in columns
         ]
         insert_ignore(self.session, table, select(*arrays), columns=columns)
+
+
+class JsonText(str):
+    """A JSON value written out already (``json.dumps``'s text): COPY sends it as it is."""
+
+
+def _json_text(value: Any) -> str:
+    if isinstance(value, JsonText):
+        return value
+    return "{}" if value == {} else json.dumps(value)  # most attributes are {}
+
+
+def _json_value(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, JsonText) else value
 
 
 def _array_item(column: Any) -> Any:

@@ -42,6 +42,8 @@ The rules an import follows:
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -162,10 +164,11 @@ def import_csv(
     chunks = _chunks(rows, parser, report, first_rows, chunk_rows, limit_rows)
     source = chunks if limit_rows is not None else prefetched(chunks)
     try:
-        for chunk in source:
-            writer.write(chunk)
-            if on_progress is not None:
-                on_progress(lines.bytes_read)
+        with fewer_collections():
+            for chunk in source:
+                writer.write(chunk)
+                if on_progress is not None:
+                    on_progress(lines.bytes_read)
     finally:
         source.close()  # a failed write stops the parsing thread now, not when collected
     report.finish()
@@ -196,6 +199,28 @@ def refresh_statistics(session: Session) -> None:
         return
     for table in (SUB, S, EV, TAG):
         session.execute(text(f'ANALYZE "{table.name}"'))
+
+
+_COLLECTING = threading.Lock()
+_RUNNING: list[tuple[int, ...]] = []  # per import running here: the thresholds before it
+
+
+@contextlib.contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often meanwhile (first generation every 50,000
+    allocations instead of 700): an import allocates a few objects per row, almost none in
+    cycles, and the collector's passes cost about a sixth of the importer's CPU. The thresholds
+    are put back when the last import running in the process ends."""
+    with _COLLECTING:
+        _RUNNING.append(_RUNNING[0] if _RUNNING else gc.get_threshold())
+        gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        with _COLLECTING:
+            before = _RUNNING.pop()
+            if not _RUNNING:
+                gc.set_threshold(*before)
 
 
 def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:

@@ -32,7 +32,7 @@ class Existing(StrEnum):
     overwrite = "overwrite"
 
 
-@dataclass
+@dataclass(slots=True)
 class Person:
     id: int
     name: str
@@ -54,8 +54,15 @@ class People:
         missing = [k for k in chunk if k not in people]
         if missing:
             now = utcnow()
-            self.bulk.insert(SUB, [subscriber_row(chunk[k].rows[0], now, k) for k in missing])
-            people.update(self._ids(missing))
+            rows = [subscriber_row(chunk[k].rows[0], now, k) for k in missing]
+            ids = self.bulk.new_ids(SUB, len(rows))
+            if ids is not None:
+                for row, sid in zip(rows, ids, strict=True):
+                    row["id"] = sid
+            if self.bulk.insert(SUB, rows) and ids is not None:
+                people.update((k, Person(sid, "")) for k, sid in zip(missing, ids, strict=True))
+            else:  # SQLite, or a concurrent writer made some of them first
+                people.update(self._ids(missing))
         return people, {k for k in missing if k in people}
 
     def _ids(self, keys: list[str]) -> dict[str, Person]:

@@ -16,7 +16,7 @@ from sqlalchemy import ColumnElement, TextClause, bindparam, select, text, updat
 from sqlmodel import Session
 
 from newsletter.audience import suppression
-from newsletter.audience.csv_bulk import Bulk
+from newsletter.audience.csv_bulk import Bulk, JsonText
 from newsletter.audience.csv_profile import Existing, People, Person
 from newsletter.audience.csv_rows import Entry, Wanted
 from newsletter.audience.subscribers import STICKY, Way, admission_refusals
@@ -76,6 +76,7 @@ class Writer:
         outcomes, moves = self._subscriptions(chunk, people, created)
         made_now = {pair for pair, outcome in outcomes.items() if outcome is Outcome.made}
         self._suppress(chunk)
+        tracked = self.report.verdicts is not None  # else the details are never read
         for key, entry in chunk.items():
             sid = people[key].id
             for index, row in enumerate(entry.rows):
@@ -83,10 +84,14 @@ class Writer:
                 fields = profile.get(row.line, [])
                 if Outcome.made in done or (index == 0 and key in created):
                     self.report.imported += 1
-                    made = [self.names.get(n, str(n)) for n in row.wants if (sid, n) in made_now]
-                    known = key not in created or index > 0
-                    detail = f"new subscription: {', '.join(made)}" if known else ""
-                    self.report.verdict(row.line, "new", "; ".join(filter(None, [detail, *fields])))
+                    if tracked:
+                        made = [
+                            self.names.get(n, str(n)) for n in row.wants if (sid, n) in made_now
+                        ]
+                        known = key not in created or index > 0
+                        detail = f"new subscription: {', '.join(made)}" if known else ""
+                        verdict = "; ".join(filter(None, [detail, *fields]))
+                        self.report.verdict(row.line, "new", verdict)
                 elif Outcome.changed in done or fields:
                     self.report.updated += 1
                     moved = [moves[(sid, nid)] for nid in row.wants if (sid, nid) in moves]
@@ -100,7 +105,7 @@ class Writer:
     def _admit(self, chunk: dict[str, Entry]) -> dict[str, Entry]:
         """The chunk without the addresses the admission gate refuses (one query)."""
         refused = admission_refusals(
-            self.session, [e.email for e in chunk.values()], way=Way.import_
+            self.session, {key: e.email for key, e in chunk.items()}, way=Way.import_
         )
         if not refused:
             return chunk
@@ -140,6 +145,7 @@ class Writer:
         events: list[dict[str, Any]] = []
         outcomes: dict[tuple[int, int], Outcome] = {}
         described: dict[tuple[int, int], str] = {}
+        as_text = self.bulk.dialect == "postgresql"  # COPY takes the events' detail as text
         for key, entry in chunk.items():
             sid = people[key].id
             for row in entry.rows:
@@ -158,7 +164,7 @@ class Writer:
                         sticky = before in STICKY and wanted.status != before
                         outcomes[(sid, nid)] = Outcome.kept if sticky else Outcome.same
                         continue
-                    events.append(_event(sid, nid, before, after, wanted, row.line, now))
+                    events.append(_event(sid, nid, before, after, wanted, row.line, now, as_text))
         self.bulk.insert(S, inserts)
         self._move_all([m for m in moves if m["b_consent_at"] is not None], consent=True)
         self._move_all([m for m in moves if m["b_consent_at"] is None], consent=False)
@@ -251,7 +257,14 @@ def _move(sid: int, nid: int, before: str, wanted: Wanted, now: datetime) -> dic
 
 
 def _event(
-    sid: int, nid: int, before: str | None, after: str, wanted: Wanted, line: int, now: datetime
+    sid: int,
+    nid: int,
+    before: str | None,
+    after: str,
+    wanted: Wanted,
+    line: int,
+    now: datetime,
+    as_text: bool = False,
 ) -> dict[str, Any]:
     return {
         "subscriber_id": sid,
@@ -261,5 +274,14 @@ def _event(
         "ip": wanted.consent_ip,
         "source": wanted.consent_source,
         "consent_text_version": wanted.consent_text_version,
-        "detail": {"from": before, "status": after, "line": line},
+        "detail": _detail(before, after, line, as_text),
     }
+
+
+def _detail(before: str | None, after: str, line: int, as_text: bool) -> Any:
+    """The event's detail; for COPY, its JSON text written here (what ``json.dumps`` writes:
+    the statuses are plain words), a million ``json.dumps`` calls fewer."""
+    if not as_text:
+        return {"from": before, "status": after, "line": line}
+    was = "null" if before is None else f'"{before}"'
+    return JsonText(f'{{"from": {was}, "status": "{after}", "line": {line}}}')

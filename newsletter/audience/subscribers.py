@@ -13,7 +13,7 @@ the status it was read in, checked against ``models.SUBSCRIPTION_MOVES`` (``move
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from enum import StrEnum
 from typing import Any
 
@@ -81,16 +81,24 @@ _OWN_WORD = (suppression.Reason.erased, suppression.Reason.unsubscribed)
 
 
 def admission_refusals(
-    session: Session, addresses: Collection[str], *, way: Way, override: bool = False
+    session: Session,
+    addresses: Collection[str] | Mapping[str, str],
+    *,
+    way: Way,
+    override: bool = False,
 ) -> dict[str, str]:
-    """{address: why not} for the (normalised) addresses that may not be made active ``way``.
+    """{address: why not} for the (normalised) addresses that may not be made active ``way``;
+    ``addresses`` may be {address_key: address} already (an import has the keys at hand).
 
     The one check in front of every subscription that is created or re-activated. An erasure (or
     an unsubscribe imported from another service) is lifted by a confirmation (double opt-in) and
     only by one; a bounce or complaint only by an
     operator's explicit ``override``. Lifting happens here, for the addresses let through.
     """
-    by_hash = {address_key(a): a for a in addresses}
+    if isinstance(addresses, Mapping):
+        by_hash = dict(addresses)
+    else:
+        by_hash = {address_key(a): a for a in addresses}
     found = suppression.reasons(session, list(by_hash))
     refused: dict[str, str] = {}
     for digest, reason in found.items():

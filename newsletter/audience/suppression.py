@@ -11,12 +11,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from enum import StrEnum
 
-from sqlalchemy import String, Table, any_, bindparam, delete, select
-from sqlalchemy.dialects import postgresql
+from sqlalchemy import Table, delete, select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, SQLModel
 
-from newsletter.db import insert_ignore
+from newsletter.db import any_of, insert_ignore
 from newsletter.models import Suppression, address_key, utcnow
 
 SUPPRESSION: Table = SQLModel.metadata.tables[Suppression.__tablename__]  # type: ignore[index]
@@ -50,10 +49,7 @@ def reasons(session: Session, hashes: Collection[str]) -> dict[str, str]:
     if not hashes:
         return {}
     column = SUPPRESSION.c.email_hash
-    if session.get_bind().dialect.name == "postgresql":  # one array parameter, not thousands
-        match = column == any_(bindparam(None, list(hashes), type_=postgresql.ARRAY(String)))
-    else:
-        match = column.in_(list(hashes))
+    match = any_of(column, list(hashes), session.get_bind().dialect.name)  # one array parameter
     rows = session.execute(select(column, SUPPRESSION.c.reason).where(match)).all()
     return {row.email_hash: row.reason for row in rows}
 

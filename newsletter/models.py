@@ -78,6 +78,11 @@ class Newsletter(SQLModel, table=True):
     )
     requires_review: bool = False  # issues need review before they are sent (issue 13, item 3)
     signup_pitch: str = Field(default="", sa_type=String(200))  # the sign-up box's one line
+    #: the email's design (issue 18): digest | alert | letter; serif | sans; thumbnail | none
+    layout: str = Field(default="digest", sa_type=String(16))
+    font: str = Field(default="serif", sa_type=String(16))
+    story_images: str = Field(default="thumbnail", sa_type=String(16))
+    spam_threshold: float = 5.0  # a SpamAssassin score at or over this blocks a send
 
 
 class Article(SQLModel, table=True):
@@ -121,17 +126,6 @@ class Issue(SQLModel, table=True):
     segment_id: int | None = Field(default=None, foreign_key="segment.id")  # None: everyone
 
 
-class IssueComment(SQLModel, table=True):
-    """A reviewer's (or writer's) comment on an issue, or on one of its items."""
-
-    id: int | None = Field(default=None, primary_key=True)
-    issue_id: int = Field(foreign_key="issue.id", index=True)
-    item_id: int | None = None  # no foreign key: the comment outlives a removed item
-    author: str = Field(sa_type=String(320))
-    body: str = Field(sa_type=Text)
-    created_at: datetime = Field(default_factory=utcnow)
-
-
 class IssueSection(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     issue_id: int = Field(foreign_key="issue.id", index=True)
@@ -145,17 +139,6 @@ class IssueItem(SQLModel, table=True):
     article_id: int = Field(foreign_key="article.id", index=True)
     position: int
     blurb: str | None = Field(default=None, sa_type=Text)
-
-
-class RenderedIssue(SQLModel, table=True):
-    """The frozen email of an issue: what every worker personalises and the archive shows."""
-
-    issue_id: int = Field(foreign_key="issue.id", primary_key=True)
-    subject: str
-    preheader: str = ""
-    html: str = Field(sa_type=Text)
-    text: str = Field(sa_type=Text)
-    compiled_at: datetime = Field(default_factory=utcnow)
 
 
 def _email_key_default(context: DefaultExecutionContext) -> str:
@@ -396,5 +379,6 @@ class EditorSession(SQLModel, table=True):
     expires_at: datetime
 
 
-# the audience desk's tables (models_audience.__all__), re-exported: import them from here
+# the audience desk's and the issue's side tables (their __all__), re-exported: import from here
 from newsletter.models_audience import *  # noqa: E402, F403
+from newsletter.models_content import *  # noqa: E402, F403

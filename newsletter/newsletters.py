@@ -49,6 +49,14 @@ ADDRESSES = ("from_email", "reply_to")
 URLS = ("website_url", "membership_url", "logo_url")
 LONG_TEXT = {"description": 5000, "footer_text": 2000}
 FLAGS = ("membership_cta", "requires_review")
+#: the email's design: field -> the values it takes (the first is the default)
+CHOICES = {
+    "layout": ("digest", "alert", "letter"),
+    "font": ("serif", "sans"),
+    "story_images": ("thumbnail", "none"),
+}
+SPAM_THRESHOLD_RANGE = (-10.0, 20.0)  # SpamAssassin scores; 5.0 is its own "spam" line
+SPAM_THRESHOLD_DEFAULT = 5.0
 SECTIONS_MAX, SECTION_TITLE_MAX = 20, 200
 #: every field an editor sets, in the order forms and listings show them
 FIELDS = (
@@ -73,6 +81,10 @@ FIELDS = (
     "default_sections",
     "requires_review",
     "signup_pitch",
+    "layout",
+    "font",
+    "story_images",
+    "spam_threshold",
 )
 MAX_ID = 2_147_483_647  # PostgreSQL integer: a longer number is no row id
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}
@@ -183,7 +195,21 @@ def clean_identity(data: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"{key} must be true or false")
     if "default_sections" in fields:
         fields["default_sections"] = _sections(fields["default_sections"])
+    for key, allowed in CHOICES.items():
+        if key in fields and fields[key] not in allowed:
+            raise InvalidInput(f"{key} must be one of {', '.join(allowed)}")
+    if "spam_threshold" in fields:
+        fields["spam_threshold"] = _threshold(fields["spam_threshold"])
     return fields
+
+
+def _threshold(value: Any) -> float:
+    low, high = SPAM_THRESHOLD_RANGE
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("spam_threshold must be a number, e.g. 5.0")
+    if not low <= float(value) <= high:
+        raise InvalidInput(f"spam_threshold must be between {low} and {high}")
+    return float(value)
 
 
 def _str(value: Any, field: str, *, optional: bool = False) -> str:
@@ -265,6 +291,16 @@ def _sections(value: Any) -> list[str]:
     return titles
 
 
+def _number(value: str, field: str) -> float:
+    try:
+        number = float(value.strip())
+    except ValueError:
+        raise InvalidInput(f"{field} must be a number, not {value[:20]!r}") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidInput(f"{field} must be a finite number")
+    return number
+
+
 def parse_typed(typed: Mapping[str, str | Iterable[str]]) -> dict[str, Any]:
     """Values as a form or the command line gives them (all text) in the types fields take:
     the flags from yes/no, true/false, on/off, 1/0; the default sections one per line."""
@@ -278,6 +314,11 @@ def parse_typed(typed: Mapping[str, str | Iterable[str]]) -> dict[str, Any]:
         elif key == "default_sections":
             lines = value.splitlines() if isinstance(value, str) else list(value)
             fields[key] = [line for line in lines if line.strip()]
+        elif key in CHOICES:  # a form's empty choice: the default
+            fields[key] = str(value).strip() or CHOICES[key][0]
+        elif key == "spam_threshold":
+            word = str(value).strip()
+            fields[key] = _number(word, key) if word else SPAM_THRESHOLD_DEFAULT
         else:
             fields[key] = value
     return fields

@@ -16,7 +16,7 @@ slug, an unknown time zone, a control character) is a 422 naming it, and nothing
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, ConfigDict, Field
@@ -46,6 +46,10 @@ Ref = Annotated[
 OneLine = Annotated[str, Field(max_length=500)]
 Url = Annotated[str, Field(max_length=2000, description="absolute https URL, or empty")]
 Sections = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_length=20)]
+# newsletters.CHOICES, spelt out for the schema
+Layout = Literal["digest", "alert", "letter"]
+Font = Literal["serif", "sans"]
+StoryImages = Literal["thumbnail", "none"]
 
 
 class NewsletterPublic(BaseModel):
@@ -71,6 +75,10 @@ class NewsletterPublic(BaseModel):
     default_sections: list[str]
     requires_review: bool
     signup_pitch: str = Field(description="the sign-up box's one line (GET /embed/{slug})")
+    layout: Layout = Field(description="the email's layout")
+    font: Font
+    story_images: StoryImages = Field(description="the digest's story images")
+    spam_threshold: float = Field(description="a SpamAssassin score at or over it blocks a send")
     created_at: datetime
 
 
@@ -97,6 +105,10 @@ class NewsletterFields(BaseModel):
     default_sections: Sections | None = None
     requires_review: bool | None = None
     signup_pitch: Annotated[str, Field(max_length=200)] | None = None
+    layout: Layout | None = None
+    font: Font | None = None
+    story_images: StoryImages | None = None
+    spam_threshold: Annotated[float, Field(ge=-10, le=20, allow_inf_nan=False)] | None = None
     slug: Annotated[str, Field(max_length=80, examples=["belarus-weekly"])] | None = None
     from_email: Annotated[str, Field(max_length=320)] | None = None
     postal_address: OneLine | None = None

@@ -50,6 +50,12 @@ def create(
     section: Annotated[list[str] | None, typer.Option(help="a default section; repeat")] = None,
     requires_review: Annotated[bool, typer.Option(help="issues need review")] = False,
     signup_pitch: Annotated[str | None, typer.Option(help="the sign-up box's line")] = None,
+    layout: Annotated[str | None, typer.Option(help="digest | alert | letter")] = None,
+    font: Annotated[str | None, typer.Option(help="serif | sans")] = None,
+    story_images: Annotated[str | None, typer.Option(help="thumbnail | none")] = None,
+    spam_threshold: Annotated[
+        float | None, typer.Option(help="a SpamAssassin score that blocks a send (5.0)")
+    ] = None,
 ) -> None:
     """Create a newsletter."""
     fields = _given(
@@ -74,6 +80,10 @@ def create(
         default_sections=section,
         requires_review=requires_review,
         signup_pitch=signup_pitch,
+        layout=layout,
+        font=font,
+        story_images=story_images,
+        spam_threshold=spam_threshold,
     )
     with session() as s:
         created = newsletters.create_newsletter(s, fields)
@@ -112,6 +122,12 @@ def edit(
         bool | None, typer.Option("--requires-review/--no-requires-review", show_default=False)
     ] = None,
     signup_pitch: Annotated[str | None, typer.Option(help="the sign-up box's line")] = None,
+    layout: Annotated[str | None, typer.Option(help="digest | alert | letter")] = None,
+    font: Annotated[str | None, typer.Option(help="serif | sans")] = None,
+    story_images: Annotated[str | None, typer.Option(help="thumbnail | none")] = None,
+    spam_threshold: Annotated[
+        float | None, typer.Option(help="a SpamAssassin score that blocks a send (5.0)")
+    ] = None,
 ) -> None:
     """Change the settings given; the others stay as they are."""
     fields = _given(
@@ -136,6 +152,10 @@ def edit(
         default_sections=[] if clear_sections else section,
         requires_review=requires_review,
         signup_pitch=signup_pitch,
+        layout=layout,
+        font=font,
+        story_images=story_images,
+        spam_threshold=spam_threshold,
     )
     if not fields:
         raise InvalidInput("nothing to change: give at least one option (see --help)")

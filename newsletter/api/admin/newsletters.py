@@ -37,6 +37,10 @@ DEFAULTS: dict[str, str] = {
     "time_zone": "UTC",
     "brand_color": "#b4121b",
     "membership_button": "Become a member",
+    "layout": "digest",
+    "font": "serif",
+    "story_images": "thumbnail",
+    "spam_threshold": "5.0",
 }
 
 
@@ -55,6 +59,8 @@ def _values(newsletter: Newsletter | None) -> dict[str, str]:
             values[key] = "on" if value else ""
         elif isinstance(value, list):
             values[key] = "\n".join(value)
+        elif isinstance(value, float):
+            values[key] = f"{value:g}"
         else:
             values[key] = value or ""
     return values

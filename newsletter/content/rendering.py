@@ -22,6 +22,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
 
+from newsletter.content import text_part
 from newsletter.content.issues import IssueOutline, OutlineItem
 from newsletter.exceptions import RenderError
 
@@ -205,10 +206,15 @@ def compile_email(template: str, context: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def compile_issue(outline: IssueOutline) -> CompiledIssue:
+    """The issue's HTML (its MJML template) and its text part (``text_part``, per layout)."""
     context = issue_context(outline)
-    html_out, text_out = compile_email("issue", context)
+    template = "email/issue.mjml.j2"
+    html_out = compile_mjml(render_template(template, context), template=template)
     return CompiledIssue(
-        subject=outline.subject, preheader=outline.issue.preheader, html=html_out, text=text_out
+        subject=outline.subject,
+        preheader=outline.issue.preheader,
+        html=html_out,
+        text=text_part.issue_text(context),
     )
 
 

@@ -56,6 +56,7 @@ from newsletter.config import Settings, get_settings
 from newsletter.models import IssueStatus, RenderedIssue, utcnow
 from newsletter.sending import prepare, progress, recipients
 from newsletter.sending import start as start_module
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 
 SMALL = 1000  # the first send, for rss_mb_1k
@@ -178,7 +179,7 @@ def timed_start_send(settings: Settings, issue_id: int, phase: Phase) -> None:
     try:
         t0 = time.perf_counter()
         with db.session_scope(settings.database_url) as s:
-            start = fill_ledger(s, issue_id=issue_id, size_limit=settings.html_size_limit)
+            start = fill_ledger(s, issue_id=issue_id, checks=qa_config(settings))
         phase.ledger_insert_s = time.perf_counter() - t0
     finally:
         start_module._insert_ledger = original  # type: ignore[assignment]

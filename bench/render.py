@@ -24,6 +24,7 @@ from pathlib import Path
 from newsletter import db, seeding
 from newsletter.config import Settings
 from newsletter.content import issues, rendering
+from newsletter.content.qa import QAConfig
 from newsletter.sending import prepare, recipients
 from newsletter.sending.start import fill_ledger
 
@@ -43,7 +44,9 @@ def main() -> None:
             t0 = time.perf_counter()
             compiled = rendering.compile_issue(outline)
             compile_s = time.perf_counter() - t0
-            fill_ledger(session, issue_id=issue_id, size_limit=10**9)
+            fill_ledger(
+                session, issue_id=issue_id, checks=QAConfig(size_warn=10**9, size_limit=10**9)
+            )
         with db.session_scope(settings.database_url) as session:
             prep = prepare.prepared(session, issue_id, settings)
         people = [

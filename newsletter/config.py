@@ -99,8 +99,19 @@ class Settings(BaseSettings):
     max_attempts: int = Field(5, ge=1)
     send_parallelism: int = Field(4, ge=1, description="batch chains working one issue at once")
     retry_base_seconds: float = Field(30.0, gt=0)
+    html_size_warn: int = Field(
+        90_000, ge=1, description="QA warns above this many bytes of HTML, links as sent"
+    )
     html_size_limit: int = Field(
-        100_000, description="QA warns above this many bytes (Gmail clips ~102 KB)"
+        102_000, ge=1, description="QA blocks a send above this many bytes (Gmail clips ~102 KB)"
+    )
+    spam_check: Literal["auto", "off"] = Field(
+        "auto", description="auto: SpamAssassin scores each issue in QA (spamd, else the binary)"
+    )
+    spamd_host: str | None = Field(None, description="spamd to ask first; unset: the binary")
+    spamd_port: int = Field(783, ge=1, le=65535)
+    spam_check_timeout: float = Field(
+        60.0, gt=0, description="seconds one SpamAssassin run may take"
     )
 
     redis_url: str | None = Field(
@@ -209,6 +220,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"NEWSLETTER_BASE_URL must be an https:// URL outside development "
                 f"(it is {self.base_url!r}; NEWSLETTER_ENVIRONMENT is {self.environment!r})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _size_warning_under_the_limit(self) -> Settings:
+        if self.html_size_warn > self.html_size_limit:
+            raise ValueError(
+                f"NEWSLETTER_HTML_SIZE_WARN ({self.html_size_warn}) must not be over "
+                f"NEWSLETTER_HTML_SIZE_LIMIT ({self.html_size_limit})"
             )
         return self
 

@@ -134,6 +134,9 @@ def settings(
     # the tests sign editors in with a password alone; tests/integration/test_two_factor.py
     # checks the default (admins and editors need a second factor) on its own
     monkeypatch.setenv("NEWSLETTER_TWO_FACTOR_ROLES", "")
+    # a SpamAssassin run costs seconds and many tests freeze issues: tests/unit/
+    # test_spam_check.py and the composer's browser test turn it on where they test it
+    monkeypatch.setenv("NEWSLETTER_SPAM_CHECK", "off")
     get_settings.cache_clear()
     celery_app.forget_settings()  # tasks called here read this test's settings
     yield get_settings()

@@ -25,6 +25,7 @@ from newsletter.api.permissions import authorize_token
 from newsletter.audience import segments
 from newsletter.content import issues
 from newsletter.sending import controls
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import start_send
 
 router = APIRouter(
@@ -154,7 +155,7 @@ def resend_failed(issue_id: Id, session: SessionDep, dispatch: DispatcherDep) ->
 def schedule(
     issue_id: Id, body: ScheduleBody, session: SessionDep, settings: SettingsDep
 ) -> StatusDict:
-    controls.schedule(session, issue_id=issue_id, at=body.at, size_limit=settings.html_size_limit)
+    controls.schedule(session, issue_id=issue_id, at=body.at, checks=qa_config(settings))
     return issue_status(session, issue_id)
 
 

@@ -30,6 +30,7 @@ from newsletter.api.permissions import authorize_token
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Newsletter
 from newsletter.sending import welcome
+from newsletter.sending.checks import qa_config
 
 router = APIRouter(
     prefix="/newsletters",
@@ -208,7 +209,7 @@ def update_welcome(
         issue_id=body.issue_id,
         enabled=body.enabled,
         with_latest=body.with_latest,
-        size_limit=settings.html_size_limit,
+        checks=qa_config(settings),
     )
     return _welcome(state)
 
@@ -234,5 +235,5 @@ def publish_welcome(newsletter: Ref, session: SessionDep, settings: SettingsDep)
     state = welcome.welcome_of(session, newsletter)
     if state.issue is None:
         raise InvalidInput("no welcome issue chosen: create one first")
-    welcome.publish(session, issue_id=state.issue.id, size_limit=settings.html_size_limit)  # type: ignore[arg-type]
+    welcome.publish(session, issue_id=state.issue.id, checks=qa_config(settings))  # type: ignore[arg-type]
     return _welcome(welcome.welcome_of(session, newsletter))

@@ -107,6 +107,8 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.composer.preview_html": (A.read, None),
     "admin.composer.preview_text": (A.read, None),
     "admin.composer.qa_json": (A.read, None),
+    "admin.composer.composer_spam": (A.read, None),
+    "admin.composer_qa.spam_check_json": (A.read, None),
     "admin.composer.test_send": (A.issues_draft, "issue.test-send"),
     "admin.composer.schedule": (A.issues_send, "issue.schedule"),
     "admin.composer.unschedule": (A.issues_send, "issue.unschedule"),

@@ -19,6 +19,7 @@ from newsletter.cli.common import (
 from newsletter.content import issues, qa, rendering
 from newsletter.exceptions import InvalidInput
 from newsletter.sending import previews
+from newsletter.sending.checks import qa_config
 
 app = typer.Typer(help="Draft, check and send issues.", no_args_is_help=True)
 
@@ -191,7 +192,7 @@ def issues_qa(issue_id: int) -> None:
         report = qa.qa_report(
             outline,
             compiled=rendering.compile_issue(outline),
-            size_limit=settings().html_size_limit,
+            checks=qa_config(settings()),
         )
     for f in report.findings:
         colour = "red" if f.blocking else "yellow"

@@ -15,6 +15,7 @@ from newsletter import newsletters
 from newsletter.cli.common import audited, console, session, settings
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Newsletter
+from newsletter.sending.checks import qa_config
 
 app = typer.Typer(help="Newsletters and their settings.", no_args_is_help=True)
 
@@ -244,7 +245,7 @@ def welcome_email(
             if chosen is None:
                 raise InvalidInput("no welcome issue to publish: give --issue or --create")
             issue_id = chosen if isinstance(chosen, int) else chosen.id
-            welcome.publish(s, issue_id=issue_id, size_limit=settings().html_size_limit)  # type: ignore[arg-type]
+            welcome.publish(s, issue_id=issue_id, checks=qa_config(settings()))  # type: ignore[arg-type]
             audited(
                 s, "welcome.publish", target_type="issue", target_id=issue_id, newsletter_id=nl.id
             )
@@ -255,7 +256,7 @@ def welcome_email(
                 issue_id=issue,
                 enabled=on,
                 with_latest=with_latest,
-                size_limit=settings().html_size_limit,
+                checks=qa_config(settings()),
             )
             audited(s, "newsletter.welcome", target_type="newsletter", target_id=nl.id)
         state = welcome.welcome_of(s, nl.id)  # type: ignore[arg-type]

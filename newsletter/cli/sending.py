@@ -23,6 +23,7 @@ from newsletter.content import issues as content_issues
 from newsletter.exceptions import InvalidInput
 from newsletter.models import DeliveryStatus, IssueStatus
 from newsletter.sending import controls, testsend
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import start_send
 
 
@@ -229,9 +230,7 @@ def issues_schedule(
     except ValueError as exc:
         raise InvalidInput(f"not an ISO date and time: {at!r}") from exc
     with session() as s:
-        issue = controls.schedule(
-            s, issue_id=issue_id, at=when, size_limit=settings().html_size_limit
-        )
+        issue = controls.schedule(s, issue_id=issue_id, at=when, checks=qa_config(settings()))
         audited(s, "issue.schedule", target_type="issue", target_id=issue_id, detail=at)
     assert issue.scheduled_at is not None
     console.print(f"issue {issue_id}: scheduled for {issue.scheduled_at.isoformat()}")

@@ -3,37 +3,39 @@ its compiled email."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from urllib.parse import urlparse
 
 from newsletter import text
+from newsletter.content import qa_access, qa_html, qa_links, qa_text
 from newsletter.content.issues import PREHEADER_MAX, SUBJECT_MAX, TITLE_MAX, IssueOutline
+from newsletter.content.qa_findings import Finding, QAReport
 from newsletter.content.rendering import CompiledIssue
+from newsletter.content.spam_check import SpamReport
 from newsletter.models import Article
 from newsletter.statuses import IssueKind
 
+__all__ = ["Finding", "QAConfig", "QAReport", "qa_report"]
+
+#: scores the message a sample reader gets; None when it did not run (only cached results
+#: were asked for, and there was none)
+SpamRunner = Callable[[IssueOutline, CompiledIssue], SpamReport | None]
+#: a sample reader's per-recipient values (``rendering.RECIPIENT_FIELDS``) for an issue
+SampleValues = Callable[[IssueOutline], Mapping[str, str]]
+
 
 @dataclass(frozen=True)
-class Finding:
-    code: str
-    message: str
-    blocking: bool
+class QAConfig:
+    """What the checks need besides the issue; ``sending.checks.qa_config`` builds it from
+    the settings. The defaults run no SpamAssassin and measure the HTML unpersonalised."""
 
-
-@dataclass
-class QAReport:
-    findings: list[Finding] = field(default_factory=list)
-
-    @property
-    def blocking(self) -> list[Finding]:
-        return [f for f in self.findings if f.blocking]
-
-    @property
-    def ok(self) -> bool:
-        return not self.blocking
-
-    def add(self, code: str, message: str, *, blocking: bool) -> None:
-        self.findings.append(Finding(code, message, blocking))
+    size_warn: int = 90_000
+    size_limit: int = 102_000
+    production: bool = False
+    rewrite_link: qa_links.LinkRewriter = qa_links.identity
+    sample_values: SampleValues | None = None
+    spam: SpamRunner | None = None
 
 
 def _is_absolute(url: str | None) -> bool:
@@ -42,13 +44,15 @@ def _is_absolute(url: str | None) -> bool:
 
 
 def qa_report(
-    outline: IssueOutline, *, compiled: CompiledIssue | None, size_limit: int
+    outline: IssueOutline, *, compiled: CompiledIssue | None, checks: QAConfig
 ) -> QAReport:
     """Check an issue before sending; blocking findings stop a send."""
     report = QAReport()
     if not outline.subject.strip():
         report.add("no-subject", "the issue has no subject", blocking=True)
     _check_one_line(report, "subject", outline.subject, SUBJECT_MAX)
+    qa_text.check_subject(report, outline.subject)
+    qa_text.check_preheader(report, outline.issue.preheader)
     _check_one_line(report, "preheader", outline.issue.preheader, PREHEADER_MAX)
     _check_one_line(report, "title", outline.issue.title, TITLE_MAX)
     for sec in outline.sections:
@@ -66,7 +70,7 @@ def qa_report(
     for it in outline.items:
         _check_article(report, it.article)
     if compiled is not None:
-        _check_compiled(report, compiled, size_limit)
+        _check_compiled(report, outline, compiled, checks)
     return report
 
 
@@ -84,16 +88,38 @@ def _check_one_line(report: QAReport, field: str, value: str, max_length: int) -
         )
 
 
-def _check_compiled(report: QAReport, compiled: CompiledIssue, size_limit: int) -> None:
-    for link in sorted(set(compiled.links())):
-        if not (_is_absolute(link) or link.startswith("mailto:")):
-            report.add("relative-link", f"link {link!r} is not absolute", blocking=True)
-    if compiled.html_size > size_limit:
+def _check_compiled(
+    report: QAReport, outline: IssueOutline, compiled: CompiledIssue, checks: QAConfig
+) -> None:
+    parsed = qa_html.parse(compiled.html)
+    qa_links.check_links(report, parsed, production=checks.production)
+    qa_access.check_accessibility(report, parsed)
+    values = checks.sample_values(outline) if checks.sample_values else None
+    size = len(qa_links.sent_html(compiled, values, checks.rewrite_link).encode())
+    qa_links.check_size(report, size, warn=checks.size_warn, limit=checks.size_limit)
+    if checks.spam is not None:
+        _check_spam(report, checks.spam(outline, compiled))
+
+
+def _check_spam(report: QAReport, spam: SpamReport | None) -> None:
+    report.spam = spam
+    if spam is None:
+        return
+    result = spam.result
+    if not result.available:
         report.add(
-            "html-too-large",
-            f"rendered HTML is {compiled.html_size:,} bytes, over {size_limit:,} "
-            "(Gmail clips messages at about 102 KB)",
+            "spam-check-unavailable",
+            f"SpamAssassin not available: {result.problem}",
             blocking=False,
+        )
+    elif spam.blocking:
+        worst = sorted(result.rules, key=lambda r: -r.points)[:3]
+        rules = ", ".join(f"{r.name} {r.points:+.1f}" for r in worst if r.points > 0)
+        report.add(
+            "spam-score",
+            f"SpamAssassin scores it {result.score:.1f}, at or over this newsletter's "
+            f"threshold {spam.threshold:.1f}" + (f" ({rules})" if rules else ""),
+            blocking=True,
         )
 
 

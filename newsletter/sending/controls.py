@@ -15,6 +15,7 @@ from sqlalchemy import and_, exists, func, select, update
 from sqlmodel import Session
 
 from newsletter.content import issues, qa, rendering, review
+from newsletter.content.qa import QAConfig
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
 from newsletter.models import (
     DeliveryStatus,
@@ -65,7 +66,7 @@ def _move(
 # ---------------------------------------------------------------- scheduling
 
 
-def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) -> Issue:
+def schedule(session: Session, *, issue_id: int, at: datetime, checks: QAConfig) -> Issue:
     """draft -> scheduled at ``at`` (aware, not in the past); QA runs now so a blocked issue is
     refused now."""
     if at.tzinfo is None:
@@ -79,7 +80,7 @@ def schedule(session: Session, *, issue_id: int, at: datetime, size_limit: int) 
     refuse_standing(issues.get_issue(session, issue_id))
     outline = issues.load_outline(session, issue_id)
     compiled = rendering.compile_issue(outline)
-    report = qa.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    report = qa.qa_report(outline, compiled=compiled, checks=checks)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
     review.gate(session, issues.get_issue(session, issue_id))
@@ -117,7 +118,7 @@ def due_issue_ids(session: Session, *, now: datetime | None = None) -> list[int]
     )
 
 
-def start_due(session: Session, *, size_limit: int, now: datetime | None = None) -> list[int]:
+def start_due(session: Session, *, checks: QAConfig, now: datetime | None = None) -> list[int]:
     """Start every scheduled issue whose time has come; returns the ids started.
 
     An issue that fails QA at its time (an article edited since) goes back to draft with the
@@ -127,7 +128,7 @@ def start_due(session: Session, *, size_limit: int, now: datetime | None = None)
     for issue_id in due_issue_ids(session, now=now):
         try:
             with session.begin_nested():
-                if fill_ledger(session, issue_id=issue_id, size_limit=size_limit).started:
+                if fill_ledger(session, issue_id=issue_id, checks=checks).started:
                     started.append(issue_id)
         except QABlocked as exc:
             session.execute(

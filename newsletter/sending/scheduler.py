@@ -21,6 +21,7 @@ from newsletter.exceptions import NewsletterError
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.models import DeliveryStatus, IssueStatus
 from newsletter.sending import controls, ledger
+from newsletter.sending.checks import qa_config
 from newsletter.tables import D, I
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def _start_due(session: Session, settings: Settings) -> list[int]:
         if controls.due_issue_ids(session):
             log.error("scheduled issues not started: %s", exc)
         return []
-    return controls.start_due(session, size_limit=settings.html_size_limit)
+    return controls.start_due(session, checks=qa_config(settings))
 
 
 def chains(ready: int, batch_size: int, parallelism: int) -> int:

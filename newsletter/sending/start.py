@@ -24,6 +24,7 @@ from newsletter.audience import reach, segments
 from newsletter.audience.segment_rules import Group
 from newsletter.config import Settings
 from newsletter.content import issues, qa, rendering, review
+from newsletter.content.qa import QAConfig
 from newsletter.db import insert_ignore
 from newsletter.exceptions import InvalidState, QABlocked
 from newsletter.mail.dkim import signer_from_settings
@@ -35,6 +36,7 @@ from newsletter.models import (
     moving,
     utcnow,
 )
+from newsletter.sending.checks import qa_config
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import D, I, S
 
@@ -62,7 +64,7 @@ def start_send(
 ) -> SendStart:
     """Check, freeze, fill the ledger, commit, dispatch; a started issue is only re-kicked."""
     check_signing(settings)
-    started = fill_ledger(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    started = fill_ledger(session, issue_id=issue_id, checks=qa_config(settings))
     session.commit()
     issue = issues.get_issue(session, issue_id)
     session.refresh(issue)  # fill_ledger moved it with a Core UPDATE
@@ -71,11 +73,11 @@ def start_send(
     return started
 
 
-def freeze(session: Session, issue_id: int, *, size_limit: int) -> RenderedIssue:
+def freeze(session: Session, issue_id: int, *, checks: QAConfig) -> RenderedIssue:
     """Render the issue once, refuse it if QA blocks, and keep the result for every worker."""
     outline = issues.load_outline(session, issue_id)
     compiled = rendering.compile_issue(outline)
-    report = qa.qa_report(outline, compiled=compiled, size_limit=size_limit)
+    report = qa.qa_report(outline, compiled=compiled, checks=checks)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
     frozen = session.get(RenderedIssue, issue_id) or RenderedIssue(
@@ -100,7 +102,7 @@ def refuse_standing(issue: Issue) -> None:
 STARTABLE = (*NOT_STARTED, IssueStatus.scheduled)
 
 
-def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStart:
+def fill_ledger(session: Session, *, issue_id: int, checks: QAConfig) -> SendStart:
     """not started/scheduled -> sending in one guarded update; a ledger row per active
     subscriber (of the issue's segment, when it has one: ``audience.reach``)."""
     issue = issues.get_issue(session, issue_id)
@@ -108,7 +110,7 @@ def fill_ledger(session: Session, *, issue_id: int, size_limit: int) -> SendStar
     if issue.status not in STARTABLE:
         return SendStart(issue_id, False, _count(session, issue_id), 0)
     review.gate(session, issue)  # a newsletter that requires review sends approved issues only
-    freeze(session, issue_id, size_limit=size_limit)
+    freeze(session, issue_id, checks=checks)
     claimed = session.execute(
         update(I)
         .where(

@@ -25,6 +25,7 @@ from sqlmodel import Session, col
 
 from newsletter import text
 from newsletter.content import issues, review
+from newsletter.content.qa import QAConfig
 from newsletter.db import insert_ignore
 from newsletter.exceptions import InvalidInput, InvalidState
 from newsletter.models import (
@@ -161,18 +162,18 @@ def _standing(session: Session, issue_id: int, newsletter_id: int | None = None)
     return issue
 
 
-def publish(session: Session, *, issue_id: int, size_limit: int) -> datetime:
+def publish(session: Session, *, issue_id: int, checks: QAConfig) -> datetime:
     """Freeze the welcome as new subscribers will get it (QA must pass; review if required)."""
     issue = _standing(session, issue_id)
     review.gate(session, issue)
-    return freeze(session, issue_id, size_limit=size_limit).compiled_at
+    return freeze(session, issue_id, checks=checks).compiled_at
 
 
 def configure(
     session: Session,
     *,
     newsletter: str | int,
-    size_limit: int,
+    checks: QAConfig,
     issue_id: int | None = None,
     enabled: bool | None = None,
     with_latest: bool | None = None,
@@ -192,7 +193,7 @@ def configure(
             raise InvalidInput("choose or create the welcome email before turning it on")
         issue = _standing(session, row.issue_id, nl.id)
         if session.get(RenderedIssue, row.issue_id) is None:
-            publish(session, issue_id=issue.id, size_limit=size_limit)  # type: ignore[arg-type]
+            publish(session, issue_id=issue.id, checks=checks)  # type: ignore[arg-type]
     row.updated_at = utcnow()
     session.add(row)
     session.flush()

@@ -1,14 +1,18 @@
 """The editor's whole job in a real browser: sign in, compose from seed articles, reorder and
-watch the preview follow, QA stopping a send, a test send reaching the SMTP sink, the real send
-reaching 100 %, sign out. Runs on SQLite and on PostgreSQL (the ``settings`` fixture)."""
+watch the preview follow, QA stopping a send, SpamAssassin's score in the QA panel, a test send
+reaching the SMTP sink, the real send reaching 100 %, sign out. Runs on SQLite and on
+PostgreSQL (the ``settings`` fixture)."""
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from email import message_from_bytes
 from email.policy import default as default_policy
 from typing import Any
 
+import pytest
 from sqlmodel import select
 
 from newsletter.models import Article, Delivery, Issue, IssueStatus
@@ -51,7 +55,9 @@ def add_article(page: Any, search: str, title: str) -> None:
     page.locator("#outline").get_by_text(title).wait_for()
 
 
-def test_compose_preview_qa_test_send_send_and_sign_out(page: Any, live: Live) -> None:
+def test_compose_preview_qa_test_send_send_and_sign_out(
+    page: Any, live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with live.session() as s:  # one seed article loses its alt text: QA must stop the send
         theatre = s.exec(select(Article).where(Article.title == THEATRE)).one()
         theatre.image_alt = None
@@ -106,6 +112,25 @@ def test_compose_preview_qa_test_send_send_and_sign_out(page: Any, live: Live) -
     page.locator(f'form[action="/admin/articles/{theatre_id}"] button[type=submit]').click()
     page.goto(issue_url)
     assert page.locator("#qa").get_attribute("data-ok") == "true"
+
+    # SpamAssassin scores the draft: the panel asks for it after the page loads (seconds), and
+    # the send below finds the score in the cache
+    monkeypatch.setattr(live.settings, "spam_check", "auto")
+    page.goto(issue_url)
+    spam = page.locator("#spam")
+    if shutil.which("spamassassin"):
+        page.locator('#spam[data-state="scored"]').wait_for(timeout=90_000)
+        assert float(page.locator("#spam-score").inner_text()) < 5.0
+        assert "against this newsletter's threshold 5.0" in spam.inner_text()
+        rules = page.locator("#spam .spam-rules tbody tr")
+        assert rules.count() >= 1
+        assert "HTML_MESSAGE" in spam.inner_text()  # each rule: name, points, description
+        assert re.fullmatch(r"[+-]\d+\.\d", rules.first.locator("td").first.inner_text())
+    else:
+        if os.environ.get("NEWSLETTER_REQUIRE_SERVICES") == "1":
+            pytest.fail("no spamassassin binary (NEWSLETTER_REQUIRE_SERVICES=1)")
+        page.locator('#spam[data-state="unavailable"]').wait_for(timeout=30_000)
+        assert "SpamAssassin not available" in spam.inner_text()
 
     # a test send arrives in the SMTP sink
     page.get_by_label("Send a test to").fill("proof@news.example.org")

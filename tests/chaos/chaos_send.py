@@ -55,6 +55,7 @@ from newsletter import db  # noqa: E402
 from newsletter.config import Settings, get_settings  # noqa: E402
 from newsletter.models import IssueStatus  # noqa: E402
 from newsletter.sending import ledger, progress  # noqa: E402
+from newsletter.sending.checks import qa_config  # noqa: E402
 from newsletter.sending.start import fill_ledger  # noqa: E402
 from newsletter.transports.sink import FaultPlan, Received, SMTPSink, free_port  # noqa: E402
 from tests.support import scratch  # noqa: E402
@@ -172,6 +173,7 @@ def chaos_env(
     base: dict[str, str], *, database_url: str, redis_url: str, sink: SMTPSink, args: Any
 ) -> dict[str, str]:
     env = {k: v for k, v in base.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env.update(
         {
             "NEWSLETTER_ENVIRONMENT": "test",
@@ -382,7 +384,7 @@ def run(args: argparse.Namespace) -> int:
 
         configure(settings)
         with db.session_scope(database_url) as s:
-            start = fill_ledger(s, issue_id=issue_id, size_limit=settings.html_size_limit)
+            start = fill_ledger(s, issue_id=issue_id, checks=qa_config(settings))
         say(f"issue {issue_id} started: {start.recipients} recipients, {start.skipped} skipped")
         dispatch.delay(issue_id)
 

@@ -6,6 +6,7 @@ from sqlmodel import Session
 
 from newsletter.config import Settings
 from newsletter.sending import batch
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
@@ -13,7 +14,7 @@ from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 
 def send_issue(session: Session, settings: Settings, issue_id: int, sink: SMTPSink) -> int:
     """Start the issue and run batches until it is sent; returns the messages sent."""
-    fill_ledger(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    fill_ledger(session, issue_id=issue_id, checks=qa_config(settings))
     session.commit()
     transport = SMTPTransport(SMTPConfig(host=sink.host, port=sink.port, timeout=10))
     sent = 0

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from sqlmodel import Session, select
 
+from newsletter.config import Settings
 from newsletter.content import issues as outline_api
+from newsletter.content import spam_check
+from newsletter.content.spam_check import RuleHit, SpamConfig, SpamResult
 from newsletter.models import Article, Issue, IssueItem, IssueStatus
 from tests.conftest import make_article, make_issue, make_newsletter, make_subscribers
 from tests.integration.admin_support import Dispatched, Editor
@@ -223,3 +227,43 @@ def test_a_malformed_form_goes_back_to_the_page_with_the_reason(
     assert answer.headers["location"] == f"/admin/issues/{fx.issue.id}"
     page = editor.client.get(answer.headers["location"])
     assert "position" in page.text and 'class="error"' in page.text
+
+
+def test_the_qa_panel_scores_spam_on_its_own_route_and_then_from_the_cache(
+    editor: Editor, session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SpamAssassin itself is the outer edge here (tests/unit/test_spam_check.py runs it)
+    runs: list[bytes] = []
+
+    def fake_score(message: bytes, config: SpamConfig) -> SpamResult:
+        runs.append(message)
+        rules = (RuleHit("MAILING_LIST_MULTI", -1.0, "Multiple indicators imply a list"),)
+        return SpamResult(True, -1.0, rules, "fake", 0.01)
+
+    monkeypatch.setattr(spam_check, "score_message", fake_score)
+    monkeypatch.setattr(settings, "spam_check", "auto")
+    spam_check.CACHE.clear()
+    fx = make_issue(session, layout=(1,))
+    composer = f"/admin/issues/{fx.issue.id}"
+
+    page = editor.client.get(composer).text
+    assert 'data-state="pending"' in page and f'href="{composer}/qa/spam#qa"' in page
+    assert runs == []  # a page view does not wait for SpamAssassin
+
+    scored = editor.client.get(f"{composer}/qa/spam").text  # the link, without JavaScript
+    assert 'data-state="scored"' in scored and '<strong id="spam-score">-1.0</strong>' in scored
+    assert "<code>MAILING_LIST_MULTI</code>" in scored and "threshold 5.0" in scored
+    assert len(runs) == 1 and b"Subject: " in runs[0] and b"text/html" in runs[0]
+
+    assert 'data-state="scored"' in editor.client.get(composer).text  # now from the cache
+    answer = editor.client.get(f"{composer}/qa/spam.json").json()
+    assert answer["spam"]["score"] == -1.0 and answer["spam"]["blocking"] is False
+    assert answer["spam"]["rules"][0]["name"] == "MAILING_LIST_MULTI"
+    assert len(runs) == 1
+    spam_check.CACHE.clear()
+
+
+def test_the_qa_panel_says_when_the_spam_check_is_off(editor: Editor, session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    page = editor.client.get(f"/admin/issues/{fx.issue.id}").text
+    assert 'data-state="off"' in page and "NEWSLETTER_SPAM_CHECK=off" in page

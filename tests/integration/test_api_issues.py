@@ -24,6 +24,7 @@ from newsletter import db
 from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings, get_settings
+from newsletter.content.qa import QAConfig
 from newsletter.models import Delivery, DeliveryStatus, utcnow
 from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
@@ -79,7 +80,7 @@ def draft_issue(session: Session, subscribers: int = 5) -> int:
 
 def sending_issue(session: Session, subscribers: int = 5) -> int:
     issue_id = draft_issue(session, subscribers)
-    fill_ledger(session, issue_id=issue_id, size_limit=100_000)
+    fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
     return issue_id
 
@@ -473,6 +474,7 @@ def test_a_sending_issue_cannot_be_scheduled(
 
 def cli(folder: Path, database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env["NEWSLETTER_DATABASE_URL"] = database_url
     env["COLUMNS"] = "200"
     return subprocess.run(

@@ -26,6 +26,7 @@ from newsletter.audience.links import Purpose, make_token
 from newsletter.config import Settings
 from newsletter.content.rendering import _TOKEN_RE
 from newsletter.models import Issue, IssueStatus, Newsletter, RenderedIssue, Subscriber
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import SMTPSink
 from tests.conftest import make_issue, make_subscribers
@@ -64,7 +65,7 @@ def archived(session: Session, settings: Settings, caplog: pytest.LogCaptureFixt
     with SMTPSink() as sink, caplog.at_level(logging.INFO, logger="newsletter"):
         assert send_issue(session, settings, first.issue.id, sink) == 3  # type: ignore[arg-type]
         received = [m.parse() for m in sink.messages]
-    fill_ledger(session, issue_id=second.id, size_limit=settings.html_size_limit)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=second.id, checks=qa_config(settings))  # type: ignore[arg-type]
     session.commit()
     for issue in (first.issue, second, third):
         session.refresh(issue)

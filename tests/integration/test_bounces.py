@@ -11,6 +11,7 @@ from newsletter.audience import bounces
 from newsletter.audience.links import Purpose, make_token
 from newsletter.audience.suppression import reason_for
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.mail.message import message_id
 from newsletter.models import Delivery, Subscriber, SubscriberEvent, Subscription
 from newsletter.sending.start import fill_ledger
@@ -246,7 +247,7 @@ def test_bounced_complained_and_unsubscribed_readers_get_no_ledger_row(
     ):
         process(session, settings, raw)
 
-    start = fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    start = fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
 
     assert (start.recipients, start.skipped) == (2, 3)
@@ -297,7 +298,7 @@ def test_a_message_that_got_through_between_soft_bounces_starts_the_count_again(
     issues = []
     for _ in range(3):
         fx = make_issue(session, newsletter=weekly)
-        fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
         session.commit()
         issues.append(fx.issue.id)
 

@@ -11,6 +11,7 @@ import pytest
 from sqlmodel import Session, select
 
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.models import Delivery, SubscriptionStatus
 from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
@@ -58,7 +59,7 @@ def test_worker_on_redis_sends_one_message_per_active_subscriber(
     make_subscribers(session, fx.newsletter, 5, status=SubscriptionStatus.unsubscribed)
     issue_id = fx.issue.id
     assert issue_id is not None
-    start = fill_ledger(session, issue_id=issue_id, size_limit=100_000)
+    start = fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
     assert (start.recipients, start.skipped) == (50, 5)
 
@@ -91,12 +92,12 @@ def test_second_send_of_the_same_issue_sends_nothing_more(
     make_subscribers(session, fx.newsletter, 10)
     issue_id = fx.issue.id
     assert issue_id is not None
-    fill_ledger(session, issue_id=issue_id, size_limit=100_000)
+    fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
     dispatch.delay(issue_id)
     wait_until_sent(worker_settings, issue_id)
 
-    again = fill_ledger(session, issue_id=issue_id, size_limit=100_000)
+    again = fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
     dispatch.delay(issue_id)
     dispatch.delay(issue_id)

@@ -16,6 +16,7 @@ def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def cli_env(folder: Path, extra: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env["COLUMNS"] = "200"  # keep rich from wrapping the one-line errors
     env.update(extra)
     return subprocess.run(
@@ -181,6 +182,7 @@ def test_a_celery_worker_refuses_to_start_with_a_dkim_key_that_cannot_sign(
     tmp_path: Path,
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env.update(_unusable_dkim(tmp_path))
     done = subprocess.run(
         [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "--pool=solo"],

@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 from typer.testing import CliRunner, Result
 
 from newsletter import cli
+from newsletter.content.qa import QAConfig
 from newsletter.exceptions import UserError
 from newsletter.models import Article, Issue, IssueItem, IssueSection, IssueStatus
 from newsletter.sending.start import fill_ledger
@@ -67,7 +68,7 @@ def fresh(session: Session, issue_id: int) -> Issue:
 def started(session: Session) -> IssueFixture:
     fx = make_issue(session)
     make_subscribers(session, fx.newsletter, 2)
-    fill_ledger(session, issue_id=fx.issue.id or 0, size_limit=100_000)
+    fill_ledger(session, issue_id=fx.issue.id or 0, checks=QAConfig())
     session.commit()
     return fx
 
@@ -265,6 +266,7 @@ def test_add_refuses_a_bad_section_title_and_leaves_no_section_behind(session: S
 
 def test_the_entry_point_prints_a_refusal_as_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env["COLUMNS"] = "200"
 
     def newsletter(*args: str) -> subprocess.CompletedProcess[str]:

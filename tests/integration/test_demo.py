@@ -22,6 +22,7 @@ from newsletter.seeding import SEEDS_DIR
 
 def run_demo(folder: Path) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     done = subprocess.run(
         [sys.executable, "-m", "newsletter", "demo"],
         cwd=folder,

@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 
 from newsletter.audience import gdpr
 from newsletter.audience.suppression import email_hash, reason_for
+from newsletter.content.qa import QAConfig
 from newsletter.exceptions import NotFound
 from newsletter.models import (
     Delivery,
@@ -37,7 +38,7 @@ def sent_issue(session: Session) -> tuple[IssueFixture, Subscriber, Subscriber]:
             consent_text_version="2025-10",
         )
     )
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     row = session.exec(select(Delivery).where(Delivery.subscriber_id == person.id)).one()
     row.status, row.sent_at, row.message_id = DeliveryStatus.sent, utcnow(), "<1.2.abc@x>"
     row.smtp_response = f"250 2.0.0 Ok: queued for <{person.email}>"

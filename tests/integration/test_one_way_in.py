@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 from newsletter import seeding
 from newsletter.audience import gdpr, lifecycle, manage, preference_centre, subscribers, suppression
 from newsletter.audience.links import ConfirmData
+from newsletter.content.qa import QAConfig
 from newsletter.exceptions import InvalidState
 from newsletter.models import Delivery, Subscriber, Subscription, SubscriptionStatus, utcnow
 from newsletter.sending.start import fill_ledger, recipient_count
@@ -166,7 +167,7 @@ def test_the_ledger_fill_skips_a_suppressed_address_even_with_an_active_subscrip
     suppression.suppress(session, "R1@example.org", suppression.Reason.complained)
     session.commit()
     assert recipient_count(session, newsletter_id=fx.newsletter.id) == 2  # type: ignore[arg-type]
-    start = fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    start = fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     ledger = session.exec(
         select(Delivery.subscriber_id).where(Delivery.issue_id == fx.issue.id)

@@ -12,6 +12,7 @@ from sqlmodel import Session
 
 from newsletter.api import create_app
 from newsletter.config import Settings
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import SMTPSink, free_port
 from tests.conftest import make_issue, make_subscribers
@@ -105,7 +106,7 @@ def test_metrics_reflect_a_sent_issue_and_one_sending(
 
         # a second issue starts: its rows are due; the first issue's counts come from the cache
         second = make_issue(session, newsletter=fx.newsletter).issue
-        fill_ledger(session, issue_id=second.id, size_limit=settings.html_size_limit)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=second.id, checks=qa_config(settings))  # type: ignore[arg-type]
         session.commit()
         got = samples(client.get("/metrics").text)
     assert got[("newsletter_messages_total", (("status", "sent"),))] == 3

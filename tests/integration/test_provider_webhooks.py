@@ -25,6 +25,7 @@ from newsletter.audience.suppression import reason_for
 from newsletter.config import Settings
 from newsletter.mail.message import message_id
 from newsletter.models import Delivery, Issue, Subscriber, Subscription, utcnow
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 from tests.conftest import make_issue, make_newsletter, make_subscribers
 from tests.integration import mail_reports
@@ -353,7 +354,7 @@ def sending_issue(
     fx = make_issue(session)
     people = make_subscribers(session, fx.newsletter, readers_count)
     assert fx.issue.id is not None
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=hooks.html_size_limit)
+    fill_ledger(session, issue_id=fx.issue.id, checks=qa_config(hooks))
     for row in session.exec(select(Delivery).where(Delivery.issue_id == fx.issue.id)).all():
         row.status, row.sent_at = "sent", utcnow()
         session.add(row)

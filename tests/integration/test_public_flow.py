@@ -20,6 +20,7 @@ from newsletter.config import Settings
 from newsletter.db import session_scope
 from newsletter.models import Delivery, SubscriberEvent, Subscription, SubscriptionStatus
 from newsletter.sending import progress
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import Received, SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
@@ -76,7 +77,7 @@ def to(sink: SMTPSink, email: str) -> Callable[[], list[Received]]:
 def send_issue(session: Session, settings: Settings, issue_id: int) -> None:
     from worker.tasks import dispatch
 
-    fill_ledger(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    fill_ledger(session, issue_id=issue_id, checks=qa_config(settings))
     session.commit()
     dispatch.delay(issue_id)
     deadline = time.monotonic() + 60

@@ -27,6 +27,7 @@ from newsletter import db
 from newsletter.config import get_settings
 from newsletter.models import IssueStatus
 from newsletter.sending import progress
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import Received, SMTPSink
 from tests.chaos.chaos_send import celery, ledger_rows, prepare_issue, readers
@@ -111,6 +112,7 @@ def test_two_workers_split_one_issue_without_duplicates(
     sink = SMTPSink(on_message=count)
     sink.messages = _Discard()  # keep counts, not 1,000 messages of 90 KB
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env.update(
         {
             "NEWSLETTER_ENVIRONMENT": "test",
@@ -142,7 +144,7 @@ def test_two_workers_split_one_issue_without_duplicates(
             child.start()
         _wait_until_ready(configure(settings), workers)
         with db.session_scope(database_url) as s:
-            start = fill_ledger(s, issue_id=issue_id, size_limit=settings.html_size_limit)
+            start = fill_ledger(s, issue_id=issue_id, checks=qa_config(settings))
         assert start.recipients == SUBSCRIBERS
         dispatch.delay(issue_id)
 

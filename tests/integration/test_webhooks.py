@@ -28,6 +28,7 @@ from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.audience import lifecycle
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.exceptions import InvalidInput
 from newsletter.models import WebhookDelivery, WebhookStatus, utcnow
 from newsletter.outbound import IPAddress, OutboundPolicy
@@ -285,7 +286,7 @@ def test_a_real_send_emits_delivery_sent(
     session.commit()
     issue_id = fx.issue.id
     assert issue_id is not None
-    fill_ledger(session, issue_id=issue_id, size_limit=100_000)
+    fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
 
     with SMTPSink() as sink:

@@ -23,6 +23,7 @@ from newsletter.api import create_app
 from newsletter.audience import csv_import, lifecycle, manage
 from newsletter.audience.links import ConfirmData, make_confirm_token
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
 from newsletter.models import (
     Delivery,
@@ -98,7 +99,7 @@ def standing_welcome(session: Session, nl: Newsletter, *, with_latest: bool = Fa
         issue_id=issue.id,
         enabled=True,
         with_latest=with_latest,
-        size_limit=100_000,
+        checks=QAConfig(),
     )
     session.commit()
     return issue
@@ -223,7 +224,7 @@ def test_two_concurrent_confirms_send_one_welcome(
 def test_welcome_off_or_never_set_sends_nothing(session: Session) -> None:
     nl = make_newsletter(session)
     standing = welcome.create(session, newsletter=nl.slug)
-    welcome.configure(session, newsletter=nl.slug, issue_id=standing.id, size_limit=100_000)
+    welcome.configure(session, newsletter=nl.slug, issue_id=standing.id, checks=QAConfig())
     person = pending_reader(session, nl)
     done = lifecycle.confirm(session, data=confirm_data(person, nl), ip=None, user_agent=None)
     assert done.confirmed == (nl.id,)
@@ -270,9 +271,9 @@ def test_the_standing_issue_never_goes_to_the_list(session: Session, settings: S
     make_subscribers(session, nl, 3)
     standing = standing_welcome(session, nl)
     with pytest.raises(InvalidState, match="never to the whole list"):
-        fill_ledger(session, issue_id=standing.id, size_limit=100_000)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=standing.id, checks=QAConfig())  # type: ignore[arg-type]
     with pytest.raises(InvalidState, match="never to the whole list"):
-        controls.schedule(session, issue_id=standing.id, at=utcnow(), size_limit=100_000)  # type: ignore[arg-type]
+        controls.schedule(session, issue_id=standing.id, at=utcnow(), checks=QAConfig())  # type: ignore[arg-type]
     session.rollback()
     assert rows_of(session, standing.id) == []  # type: ignore[arg-type]
     assert session.get(Issue, standing.id).status == "draft"  # type: ignore[union-attr]
@@ -284,13 +285,11 @@ def test_the_standing_issue_never_goes_to_the_list(session: Session, settings: S
 def test_turning_it_on_needs_a_welcome_issue_that_passes_qa(session: Session) -> None:
     nl = make_newsletter(session)
     with pytest.raises(InvalidInput, match="choose or create"):
-        welcome.configure(session, newsletter=nl.slug, enabled=True, size_limit=100_000)
+        welcome.configure(session, newsletter=nl.slug, enabled=True, checks=QAConfig())
     session.rollback()
     regular = make_issue(session, newsletter=nl)
     with pytest.raises(InvalidInput, match="not a welcome email"):
-        welcome.configure(
-            session, newsletter=nl.slug, issue_id=regular.issue.id, size_limit=100_000
-        )
+        welcome.configure(session, newsletter=nl.slug, issue_id=regular.issue.id, checks=QAConfig())
     session.rollback()
     standing = welcome.create(session, newsletter=nl.slug)
     standing.intro_md = ""
@@ -298,7 +297,7 @@ def test_turning_it_on_needs_a_welcome_issue_that_passes_qa(session: Session) ->
     session.flush()
     with pytest.raises(QABlocked, match="no intro and no articles"):
         welcome.configure(
-            session, newsletter=nl.slug, issue_id=standing.id, enabled=True, size_limit=100_000
+            session, newsletter=nl.slug, issue_id=standing.id, enabled=True, checks=QAConfig()
         )
 
 
@@ -309,7 +308,7 @@ def test_the_tick_starts_welcome_rows_nobody_dispatched(
 
     fx = make_issue(session)
     nl = fx.newsletter
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     assert scheduler.tick(settings, parallelism=4).batches == {}  # no recipient: finished
     session.expire_all()

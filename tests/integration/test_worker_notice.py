@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from newsletter.config import Settings
 from newsletter.models import DeliveryStatus, utcnow
 from newsletter.sending import controls, ledger, pickup
+from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 from newsletter.tables import D, I
 from tests.conftest import make_issue, make_subscribers
@@ -30,7 +31,7 @@ def started(session: Session, settings: Settings, readers: int = 5) -> int:
     make_subscribers(session, fx.newsletter, readers)
     issue_id = fx.issue.id
     assert issue_id is not None
-    fill_ledger(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    fill_ledger(session, issue_id=issue_id, checks=qa_config(settings))
     session.commit()
     return issue_id
 
@@ -129,7 +130,7 @@ def test_a_scheduled_issue_past_its_time_says_no_beat(session: Session, settings
         session,
         issue_id=issue_id,
         at=utcnow() + timedelta(hours=1),
-        size_limit=settings.html_size_limit,
+        checks=qa_config(settings),
     )
     session.commit()
     assert notice(session, issue_id) is None  # its time has not come

@@ -32,3 +32,9 @@ def test_outside_development_the_default_secret_is_refused() -> None:
 def test_a_malformed_allowed_network_is_refused() -> None:
     with pytest.raises(ValidationError, match="OUTBOUND_ALLOW_NETWORKS"):
         Settings(outbound_allow_networks="10.0.0.0/8, not-a-network")
+
+
+def test_the_html_size_warning_must_not_be_over_the_limit() -> None:
+    with pytest.raises(ValueError, match="NEWSLETTER_HTML_SIZE_WARN"):
+        Settings(html_size_warn=110_000, html_size_limit=102_000)
+    assert Settings().html_size_warn < Settings().html_size_limit

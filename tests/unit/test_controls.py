@@ -14,6 +14,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput, InvalidState, QABlocked
 from newsletter.models import (
@@ -30,7 +31,6 @@ from newsletter.transports.sink import FaultPlan, Received, SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers
 
-SIZE = 100_000
 # an ed25519 private key (RFC 8410's example): a valid key that the DKIM signer cannot use
 ED25519_PEM = (
     b"-----BEGIN PRIVATE KEY-----\n"
@@ -51,7 +51,7 @@ def _started(session: Session, count: int) -> int:
     make_subscribers(session, fx.newsletter, count)
     issue_id = fx.issue.id
     assert issue_id is not None
-    fill_ledger(session, issue_id=issue_id, size_limit=SIZE)
+    fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
     return issue_id
 
@@ -243,7 +243,7 @@ def test_schedule_then_tick_starts_the_issue_when_due(session: Session, settings
     issue_id = fx.issue.id
     assert issue_id is not None
     later = utcnow() + timedelta(hours=1)
-    controls.schedule(session, issue_id=issue_id, at=later, size_limit=SIZE)
+    controls.schedule(session, issue_id=issue_id, at=later, checks=QAConfig())
     session.commit()
     assert scheduler.tick(settings, parallelism=2).started == []
     assert _issue(session, issue_id).status == IssueStatus.scheduled
@@ -264,7 +264,7 @@ def test_a_scheduled_issue_that_fails_qa_at_its_time_goes_back_to_draft(
     fx = make_issue(session, layout=(1,))
     issue_id = fx.issue.id
     assert issue_id is not None
-    controls.schedule(session, issue_id=issue_id, at=utcnow(), size_limit=SIZE)
+    controls.schedule(session, issue_id=issue_id, at=utcnow(), checks=QAConfig())
     session.commit()
     session.delete(fx.items[0])  # an editor empties the section after scheduling
     session.commit()
@@ -280,12 +280,12 @@ def test_schedule_refuses_a_naive_time_and_an_issue_qa_blocks(session: Session) 
     assert issue_id is not None
     with pytest.raises(InvalidInput, match="time zone"):
         controls.schedule(
-            session, issue_id=issue_id, at=utcnow().replace(tzinfo=None), size_limit=SIZE
+            session, issue_id=issue_id, at=utcnow().replace(tzinfo=None), checks=QAConfig()
         )
     session.delete(fx.items[0])
     session.commit()
     with pytest.raises(QABlocked):
-        controls.schedule(session, issue_id=issue_id, at=utcnow(), size_limit=SIZE)
+        controls.schedule(session, issue_id=issue_id, at=utcnow(), checks=QAConfig())
     assert _issue(session, issue_id).status == IssueStatus.draft
 
 
@@ -293,7 +293,9 @@ def test_unschedule_goes_back_to_draft(session: Session) -> None:
     fx = make_issue(session)
     issue_id = fx.issue.id
     assert issue_id is not None
-    controls.schedule(session, issue_id=issue_id, at=utcnow() + timedelta(days=1), size_limit=SIZE)
+    controls.schedule(
+        session, issue_id=issue_id, at=utcnow() + timedelta(days=1), checks=QAConfig()
+    )
     issue = controls.unschedule(session, issue_id=issue_id)
     assert (issue.status, issue.scheduled_at) == (IssueStatus.draft, None)
 
@@ -478,7 +480,7 @@ def test_a_non_ascii_address_fails_its_row_clearly_without_tripping_the_breaker(
     people[0].email = "pelé@example.org"
     session.add(people[0])
     session.commit()
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     with SMTPSink(smtputf8=False) as plain:
         _drain(strict, fx.issue.id, plain.port)  # type: ignore[arg-type]

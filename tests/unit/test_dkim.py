@@ -21,6 +21,7 @@ from dkim.util import parse_tag_value
 from sqlmodel import Session
 
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.content.rendering import PLACEHOLDERS, CompiledIssue
 from newsletter.exceptions import InvalidInput
 from newsletter.mail.dkim import (
@@ -510,7 +511,7 @@ def test_the_sender_signs_every_message_when_a_key_is_configured(
     settings = Settings()
     fx = make_issue(session)
     make_subscribers(session, fx.newsletter, 3)
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     with SMTPSink() as sink:
         transport = SMTPTransport(SMTPConfig("127.0.0.1", sink.port))

@@ -10,6 +10,7 @@ from sqlmodel import Session, col, select
 
 from newsletter.audience import suppression
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.exceptions import PermanentFailure, TemporaryFailure
 from newsletter.models import (
     Delivery,
@@ -26,8 +27,6 @@ from newsletter.sending.batch import BatchResult, run_batch
 from newsletter.sending.start import SendStart, fill_ledger
 from newsletter.transports.memory import MemoryTransport
 from tests.conftest import IssueFixture, make_issue, make_subscribers
-
-SIZE_LIMIT = 100_000
 
 
 @pytest.fixture(autouse=True)
@@ -92,7 +91,7 @@ def _start(session: Session, *, active: int = 3) -> Started:
     people = make_subscribers(session, fx.newsletter, active)
     gone = make_subscribers(session, fx.newsletter, 1, status=SubscriptionStatus.unsubscribed)
     gone += make_subscribers(session, fx.newsletter, 1, status=SubscriptionStatus.bounced)
-    start = fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+    start = fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     return Started(fx, people, gone, start)
 
@@ -134,7 +133,7 @@ def test_start_send_counts_non_active_subscribers_as_skipped(started: Started) -
 
 def test_second_start_send_is_a_no_op(session: Session, started: Started) -> None:
     make_subscribers(session, started.fx.newsletter, 2)  # joined after the first start
-    again = fill_ledger(session, issue_id=started.issue_id, size_limit=SIZE_LIMIT)
+    again = fill_ledger(session, issue_id=started.issue_id, checks=QAConfig())
     session.commit()
     assert (again.started, again.recipients, again.skipped) == (False, 3, 0)
     assert len(_rows(session, started.issue_id)) == 3

@@ -16,6 +16,7 @@ from sqlmodel import Session
 from newsletter.audience.links import Purpose, read_token
 from newsletter.config import Settings
 from newsletter.content import issues
+from newsletter.content.qa import QAConfig
 from newsletter.content.rendering import CompiledIssue
 from newsletter.mail import message
 from newsletter.mail.message import MessageTemplate
@@ -37,7 +38,7 @@ def _fresh_template_cache(monkeypatch: pytest.MonkeyPatch) -> None:
 def started(session: Session) -> IssueFixture:
     fx = make_issue(session)
     make_subscribers(session, fx.newsletter, 2)
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     return fx
 
@@ -46,7 +47,7 @@ def _start(session: Session, *, subject: str | None = None) -> IssueFixture:
     fx = make_issue(session)
     if subject is not None:
         issues.update_issue(session, issue_id=fx.issue.id, subject=subject)  # type: ignore[arg-type]
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     return fx
 

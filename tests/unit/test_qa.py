@@ -7,32 +7,33 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from newsletter.content import issues, qa, rendering
-from newsletter.content.qa import QAReport
+from newsletter.content.qa import QAConfig, QAReport
 from newsletter.exceptions import QABlocked
 from newsletter.models import Delivery, IssueStatus
 from newsletter.sending.start import fill_ledger
 from tests.conftest import make_article, make_issue, make_newsletter, make_subscribers
 
-SIZE_LIMIT = 100_000
+CHECKS = QAConfig()
 
 
-def _report(session: Session, issue_id: int, *, size_limit: int = SIZE_LIMIT) -> QAReport:
+def _report(session: Session, issue_id: int, *, checks: QAConfig = CHECKS) -> QAReport:
     outline = issues.load_outline(session, issue_id)
-    return qa.qa_report(outline, compiled=rendering.compile_issue(outline), size_limit=size_limit)
+    return qa.qa_report(outline, compiled=rendering.compile_issue(outline), checks=checks)
 
 
 def _codes(report: QAReport) -> list[str]:
-    return sorted(f.code for f in report.findings)
+    """The blocking findings' codes (the advice on the template is tested in test_qa_checks)."""
+    return sorted(f.code for f in report.blocking)
 
 
 def _only(report: QAReport, code: str) -> list[qa.Finding]:
     return [f for f in report.findings if f.code == code]
 
 
-def test_clean_issue_has_no_findings(session: Session) -> None:
+def test_clean_issue_has_no_blocking_findings(session: Session) -> None:
     fx = make_issue(session)
     report = _report(session, fx.issue.id)  # type: ignore[arg-type]
-    assert report.findings == []
+    assert report.blocking == []
     assert report.ok
 
 
@@ -41,7 +42,6 @@ def test_issue_without_items_or_subject_is_blocked_for_both(session: Session) ->
     issue = issues.create_issue(session, newsletter=nl.slug, title="Empty")
     report = _report(session, issue.id)  # type: ignore[arg-type]
     assert _codes(report) == ["no-items", "no-subject"]
-    assert all(f.blocking for f in report.findings)
     assert not report.ok
 
 
@@ -54,7 +54,7 @@ def test_explicit_subject_silences_no_subject(session: Session) -> None:
 def test_empty_section_is_a_blocking_finding(session: Session) -> None:
     fx = make_issue(session, layout=(1, 0))
     report = _report(session, fx.issue.id)  # type: ignore[arg-type]
-    [finding] = report.findings
+    [finding] = report.blocking
     assert (finding.code, finding.blocking) == ("empty-section", True)
     assert "'Section 2'" in finding.message
 
@@ -64,7 +64,7 @@ def test_image_without_alt_is_a_blocking_finding(session: Session) -> None:
     article = make_article(session, image_alt="  ")
     issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     report = _report(session, fx.issue.id)  # type: ignore[arg-type]
-    [finding] = report.findings
+    [finding] = report.blocking
     assert (finding.code, finding.blocking) == ("image-without-alt", True)
     assert f"article {article.id}" in finding.message
 
@@ -73,7 +73,7 @@ def test_article_without_image_needs_no_alt(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
     article = make_article(session, image_url=None, image_alt=None)
     issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
-    assert _report(session, fx.issue.id).findings == []  # type: ignore[arg-type]
+    assert _report(session, fx.issue.id).blocking == []  # type: ignore[arg-type]
 
 
 def test_relative_article_url_is_a_blocking_finding(session: Session) -> None:
@@ -90,7 +90,7 @@ def test_relative_link_in_intro_markdown_is_a_blocking_finding(session: Session)
     fx = make_issue(session, layout=(1,))
     issues.update_issue(session, issue_id=fx.issue.id, intro_md="See [x](/relative).")  # type: ignore[arg-type]
     report = _report(session, fx.issue.id)  # type: ignore[arg-type]
-    [finding] = report.findings
+    [finding] = report.blocking
     assert (finding.code, finding.blocking) == ("relative-link", True)
     assert "'/relative'" in finding.message
 
@@ -102,15 +102,27 @@ def test_mailto_link_in_intro_is_not_a_relative_link(session: Session) -> None:
         issue_id=fx.issue.id,  # type: ignore[arg-type]
         intro_md="Write to [us](mailto:editors@news.example.org).",
     )
-    assert _report(session, fx.issue.id).findings == []  # type: ignore[arg-type]
+    report = _report(session, fx.issue.id)  # type: ignore[arg-type]
+    assert report.blocking == [] and _only(report, "relative-link") == []
 
 
-def test_html_over_size_limit_is_a_non_blocking_warning(session: Session) -> None:
+def test_html_over_the_warning_size_is_advice(session: Session) -> None:
     fx = make_issue(session, layout=(1,))
-    report = _report(session, fx.issue.id, size_limit=1_000)  # type: ignore[arg-type]
-    [finding] = report.findings
-    assert (finding.code, finding.blocking) == ("html-too-large", False)
+    checks = QAConfig(size_warn=1_000, size_limit=10**9)
+    report = _report(session, fx.issue.id, checks=checks)  # type: ignore[arg-type]
+    [finding] = _only(report, "html-large")
+    assert not finding.blocking
+    assert _only(report, "html-too-large") == []
     assert report.ok
+
+
+def test_html_over_the_size_limit_blocks(session: Session) -> None:
+    fx = make_issue(session, layout=(1,))
+    checks = QAConfig(size_warn=500, size_limit=1_000)
+    report = _report(session, fx.issue.id, checks=checks)  # type: ignore[arg-type]
+    [finding] = _only(report, "html-too-large")
+    assert finding.blocking and "over 1,000" in finding.message
+    assert _only(report, "html-large") == []  # one finding, the worse one
 
 
 def test_start_send_raises_qa_blocked_on_blocking_findings(session: Session) -> None:
@@ -119,7 +131,7 @@ def test_start_send_raises_qa_blocked_on_blocking_findings(session: Session) -> 
     issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     session.commit()
     with pytest.raises(QABlocked) as raised:
-        fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, checks=CHECKS)  # type: ignore[arg-type]
     assert len(raised.value.findings) == 1
     assert "image has no alt text" in raised.value.findings[0]
 
@@ -131,7 +143,7 @@ def test_blocked_start_send_leaves_a_draft_without_deliveries(session: Session) 
     issues.add_item(session, section_id=fx.sections[0].id, article_id=article.id)  # type: ignore[arg-type]
     session.commit()
     with pytest.raises(QABlocked):
-        fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, checks=CHECKS)  # type: ignore[arg-type]
     session.rollback()
     session.expire_all()
     assert issues.get_issue(session, fx.issue.id).status == IssueStatus.draft  # type: ignore[arg-type]
@@ -151,7 +163,7 @@ def test_qa_blocks_a_stored_subject_with_a_line_break(session: Session) -> None:
     assert [f.blocking for f in found] == [True]
     assert "subject" in found[0].message
     with pytest.raises(QABlocked):
-        fill_ledger(session, issue_id=fx.issue.id, size_limit=SIZE_LIMIT)  # type: ignore[arg-type]
+        fill_ledger(session, issue_id=fx.issue.id, checks=CHECKS)  # type: ignore[arg-type]
 
 
 def test_qa_blocks_a_default_subject_made_from_a_headline_with_a_control_character(

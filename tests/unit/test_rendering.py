@@ -14,6 +14,7 @@ from sqlmodel import Session
 from newsletter.config import Settings
 from newsletter.content import rendering
 from newsletter.content.issues import IssueOutline, OutlineItem, OutlineSection
+from newsletter.content.qa import QAConfig
 from newsletter.content.rendering import PLACEHOLDERS, CompiledIssue, Personaliser
 from newsletter.exceptions import RenderError
 from newsletter.models import Article, Issue, IssueItem, IssueSection, Newsletter
@@ -272,7 +273,7 @@ def test_rendering_for_many_recipients_does_not_compile_mjml_again(
     monkeypatch.setattr(rendering, "mjml2html", counting)
     fx = make_issue(session)
     people = make_subscribers(session, fx.newsletter, 30)
-    fill_ledger(session, issue_id=fx.issue.id, size_limit=100_000)  # type: ignore[arg-type]
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
     session.commit()
     assert len(calls) == 1  # compiled once, when the send started
     prep = prepare.prepared(session, fx.issue.id, settings)  # type: ignore[arg-type]

@@ -22,14 +22,16 @@ from starlette.responses import PlainTextResponse, Response
 
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
+from newsletter.api.admin.composer_qa import qa_for, report_json
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.audience import segments
 from newsletter.config import Settings
-from newsletter.content import articles, issues, qa, rendering, review
+from newsletter.content import articles, issues, review
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import Issue, IssueItem, IssueSection, IssueStatus
 from newsletter.sending import controls, previews, testsend, welcome
+from newsletter.sending.checks import SpamMode, qa_config
 from newsletter.sending.start import recipient_count, start_send
 from newsletter.statuses import NOT_STARTED
 
@@ -70,14 +72,29 @@ def create_issue(
     return views.redirect(request, composer_url(issue.id or 0), notice="Draft created.")
 
 
-def _qa(settings: Settings, outline: issues.IssueOutline) -> qa.QAReport:
-    compiled = rendering.compile_issue(outline) if outline.items else None
-    return qa.qa_report(outline, compiled=compiled, size_limit=settings.html_size_limit)
-
-
 @router.get("/issues/{issue_id}", include_in_schema=False)
 def composer(
     request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep, q: str = ""
+) -> Response:
+    return _composer_page(request, issue_id, session, settings, q=q, spam="cached")
+
+
+@router.get("/issues/{issue_id}/qa/spam", include_in_schema=False)
+def composer_spam(
+    request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The composer with SpamAssassin run now (seconds): a plain link, or composer.js's fetch."""
+    return _composer_page(request, issue_id, session, settings, q="", spam="run")
+
+
+def _composer_page(
+    request: Request,
+    issue_id: int,
+    session: Session,
+    settings: Settings,
+    *,
+    q: str,
+    spam: SpamMode,
 ) -> Response:
     outline = issues.load_outline(session, issue_id)
     if outline.issue.status not in EDITABLE:
@@ -94,7 +111,8 @@ def composer(
         outline=outline,
         issue=outline.issue,
         editable=outline.issue.status in NOT_STARTED,
-        qa=_qa(settings, outline),
+        qa=qa_for(settings, outline, spam=spam),
+        spam_check=settings.spam_check,
         library=library,
         in_issue=in_issue,
         q=q,
@@ -233,16 +251,8 @@ def preview_text(issue_id: Id, settings: SettingsDep) -> Response:
 
 @router.get("/issues/{issue_id}/qa.json", include_in_schema=False)
 def qa_json(issue_id: Id, session: SessionDep, settings: SettingsDep) -> Response:
-    report = _qa(settings, issues.load_outline(session, issue_id))
-    return views.json_response(
-        {
-            "ok": report.ok,
-            "findings": [
-                {"code": f.code, "message": f.message, "blocking": f.blocking}
-                for f in report.findings
-            ],
-        }
-    )
+    report = qa_for(settings, issues.load_outline(session, issue_id))
+    return views.json_response(report_json(report, settings))
 
 
 # ---------------------------------------------------------------- test send, schedule, send
@@ -279,7 +289,7 @@ def schedule(
     at: Annotated[str, Form(max_length=40)],
 ) -> Response:
     moment = _utc(at)
-    controls.schedule(session, issue_id=issue_id, at=moment, size_limit=settings.html_size_limit)
+    controls.schedule(session, issue_id=issue_id, at=moment, checks=qa_config(settings))
     return views.redirect(
         request,
         composer_url(issue_id),
@@ -327,7 +337,7 @@ def confirm_send(
         title=f"Send #{outline.issue.number}: {outline.issue.title}",
         outline=outline,
         issue=outline.issue,
-        qa=_qa(settings, outline),
+        qa=qa_for(settings, outline, spam="run"),
         recipients=_reach(session, outline.issue),
         segment=segments.get(session, outline.issue.segment_id)
         if outline.issue.segment_id

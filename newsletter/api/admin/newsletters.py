@@ -27,6 +27,7 @@ from newsletter.exceptions import InvalidInput, NotFound, UserError
 from newsletter.mail import deliverability
 from newsletter.models import Newsletter
 from newsletter.sending import welcome
+from newsletter.sending.checks import qa_config
 
 router = protected_router()
 
@@ -216,7 +217,7 @@ def save_welcome(
         issue_id=chosen,
         enabled=_checked(enabled),
         with_latest=_checked(with_latest),
-        size_limit=settings.html_size_limit,
+        checks=qa_config(settings),
     )
     return views.redirect(request, back, notice="Welcome email settings saved.")
 
@@ -233,7 +234,7 @@ def create_welcome(
             session,
             newsletter=newsletter_id,
             issue_id=issue.id,
-            size_limit=settings.html_size_limit,
+            checks=qa_config(settings),
         )
     request.state.audit_target = ("issue", issue.id)
     return views.redirect(
@@ -246,7 +247,7 @@ def publish_welcome(
     request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """Freeze the welcome's text as it stands: what new subscribers get from now on."""
-    welcome.publish(session, issue_id=issue_id, size_limit=settings.html_size_limit)
+    welcome.publish(session, issue_id=issue_id, checks=qa_config(settings))
     return views.redirect(
         request,
         f"/admin/issues/{issue_id}#send-panel",

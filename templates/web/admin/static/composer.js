@@ -61,6 +61,22 @@
 
   frame.addEventListener("load", function () { frame.dataset.loaded = frame.dataset.version; });
 
+  // SpamAssassin takes seconds: the page comes without it, then this asks for the panel scored
+  var spamTurn = 0;
+  function scoreSpam() {
+    var pending = document.querySelector('#spam[data-state="pending"] #spam-run');
+    if (!pending) return;
+    var turn = ++spamTurn;  // an answer to an older outline must not replace a newer panel
+    pending.textContent = "Scoring…";
+    fetch(pending.getAttribute("href").split("#")[0], { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) {
+        if (html && !busy && turn === spamTurn) swap(html, ["qa", "send-panel"]);
+      })
+      .catch(function () { pending.textContent = "Score it now"; });
+  }
+  scoreSpam();
+
   function send(url, body, focusId) {
     if (busy) return Promise.resolve();
     busy = true;
@@ -82,6 +98,7 @@
           swap(html, REGIONS);
           restoreFocus(focusId);
           refreshPreview();
+          scoreSpam();
         });
       })
       .catch(function () { say("The server could not be reached; nothing was changed.", true); })

@@ -59,10 +59,12 @@ class IssueOutline:
 
     @property
     def subject(self) -> str:
+        """The editor's subject, else the lead headline (the From line already names the
+        newsletter; repeating it spends the part of the subject a phone shows)."""
         if self.issue.subject:
             return self.issue.subject
         lead = self.lead
-        return f"{self.newsletter.name}: {lead.article.title}" if lead else ""
+        return lead.article.title if lead else ""
 
 
 # ---------------------------------------------------------------- lookups

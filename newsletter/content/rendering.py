@@ -2,6 +2,8 @@
 
 Per-recipient values are rendered as placeholder tokens that survive Jinja2 and MJML untouched;
 ``Personaliser`` splits the compiled output on them once, so each recipient costs one join.
+The newsletter's layout (digest, alert, letter) picks the body of ``email/issue.mjml.j2``;
+``design`` gives every email its font stacks and colours, dark mode's included.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from mjml import mjml2html
 from newsletter.content import text_part
 from newsletter.content.issues import IssueOutline, OutlineItem
 from newsletter.exceptions import RenderError
+from newsletter.models import Newsletter
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
@@ -41,6 +44,16 @@ RECIPIENT_FIELDS = (
 PLACEHOLDERS = {name: f"__NL_{name.upper()}__" for name in RECIPIENT_FIELDS}
 _TOKEN_RE = re.compile(r"__NL_([A-Z_]+?)__")
 _HREF_RE = re.compile(r"""href=["']([^"']*)["']""")
+
+LAYOUTS = ("digest", "alert", "letter")  # newsletters.CHOICES["layout"]; the first is the default
+#: several rows of columns in one mj-section: browsers wrap the columns, Outlook's ghost table
+#: needs a new row, which MJML cannot write (it refuses a conditional comment in mj-raw)
+ROW_BREAK = '<i class="nl-row"></i>'
+_MSO_ROW_BREAK = "<!--[if mso | IE]></tr><tr><![endif]-->"
+FONTS = {
+    "serif": "Georgia, Times, serif",
+    "sans": "Helvetica, Arial, sans-serif",
+}
 
 
 @dataclass(frozen=True)
@@ -72,7 +85,33 @@ def environment() -> Environment:
         finalize=_no_controls,
     )
     env.filters["paragraphs"] = _paragraphs
+    env.globals["design"] = design
+    env.globals["row_break"] = Markup(ROW_BREAK)  # noqa: S704 - a constant
     return env
+
+
+def _mix(colour: str, other: str, share: float) -> str:
+    """``colour`` moved ``share`` of the way to ``other`` (both ``#rrggbb``)."""
+    a, b = (tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in (colour, other))
+    return "#" + "".join(f"{round(x + (y - x) * share):02x}" for x, y in zip(a, b, strict=True))
+
+
+def design(newsletter: Newsletter) -> dict[str, str]:
+    """Font stacks and colours of a newsletter's emails, light and dark."""
+    brand = newsletter.brand_color or ""
+    brand = brand if re.fullmatch(r"#[0-9a-fA-F]{6}", brand) else "#b4121b"  # checked on save
+    return {
+        "font": FONTS.get(newsletter.font, FONTS["serif"]),
+        "ui_font": FONTS["sans"],
+        "text": "#1f1f1f",
+        "meta": "#666666",
+        "page": "#f2f2ef",
+        "dark_page": "#121212",
+        "dark_card": "#1e1e1e",
+        "dark_text": "#e8e8e6",
+        "dark_meta": "#a8a8a8",
+        "dark_link": _mix(brand, "#ffffff", 0.45),
+    }
 
 
 _CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -108,6 +147,7 @@ def _story(entry: OutlineItem) -> dict[str, Any]:
         "headline": article.title,
         "url": article.url,
         "summary": entry.blurb,
+        "first_paragraph": next(iter(_paragraphs(entry.blurb)), ""),
         "bullet": (article.bullet if not entry.item.blurb else "") or _first_sentence(entry.blurb),
         "image_url": article.image_url,
         "image_alt": article.image_alt or "",
@@ -165,21 +205,38 @@ def _local(value: datetime | None, zone: str) -> datetime | None:
         return aware
 
 
+def display_title(title: str, name: str) -> str:
+    """The issue title for its H1: a leading "<newsletter name>:" is the masthead's job."""
+    head, rest = title[: len(name) + 1], title[len(name) + 1 :].strip()
+    return rest if name and head.casefold() == f"{name}:".casefold() and rest else title
+
+
 def issue_context(outline: IssueOutline) -> dict[str, Any]:
     nl, issue = outline.newsletter, outline.issue
+    by_section = [[_story(i) for i in s.items] for s in outline.sections]
+    stories = [story for section in by_section for story in section]
+    lead = stories[0] if stories else None
+    # the digest shows the lead on its own, then the others by section
+    sections = [
+        {"title": s.section.title, "stories": found, "others": [x for x in found if x is not lead]}
+        for s, found in zip(outline.sections, by_section, strict=True)
+    ]
     return {
         "newsletter": nl,
         "issue": issue,
+        "layout": nl.layout if nl.layout in LAYOUTS else LAYOUTS[0],
+        "thumbnails": nl.story_images != "none",
         "subject": outline.subject,
         "preheader": issue.preheader,
+        "title": display_title(issue.title, nl.name),
         "intro_html": Markup(markdown_to_html(issue.intro_md)),  # noqa: S704 - sanitised above
         "intro_md": issue.intro_md,
         "date": _date(_local(issue.send_started_at or issue.created_at, nl.time_zone)),
-        "sections": [
-            {"title": s.section.title, "stories": [_story(i) for i in s.items]}
-            for s in outline.sections
-        ],
-        "bullets": [_story(i)["bullet"] for i in outline.items],
+        "sections": sections,
+        "lead": lead,
+        "others": stories[1:],
+        "bullets": [story["bullet"] for story in stories],
+        "brief": [{"text": s["bullet"], "url": s["url"]} for s in stories if s["bullet"]],
         "r": PLACEHOLDERS,
     }
 
@@ -193,9 +250,10 @@ def render_template(name: str, context: Mapping[str, Any]) -> str:
 
 def compile_mjml(source: str, *, template: str) -> str:
     try:
-        return str(mjml2html(source, disable_comments=True))
+        compiled = str(mjml2html(source, disable_comments=True))
     except (ValueError, RuntimeError) as exc:
         raise RenderError(f"MJML in template {template} does not compile: {exc}") from exc
+    return compiled.replace(ROW_BREAK, _MSO_ROW_BREAK)
 
 
 def compile_email(template: str, context: Mapping[str, Any]) -> tuple[str, str]:

@@ -53,10 +53,11 @@ def test_issue_numbers_are_independent_between_newsletters(session: Session) -> 
     assert (other.number, third.number) == (1, 3)
 
 
-def test_default_subject_is_newsletter_name_and_lead_headline(session: Session) -> None:
+def test_default_subject_is_the_lead_headline_without_the_sender_name(session: Session) -> None:
     fx = make_issue(session)
     outline = issues.load_outline(session, fx.issue.id)  # type: ignore[arg-type]
-    assert outline.subject == f"Belarus Weekly: {fx.articles[0].title}"
+    assert outline.subject == fx.articles[0].title
+    assert "Belarus Weekly" not in outline.subject  # the From line names the newsletter
 
 
 def test_explicit_subject_wins_over_default(session: Session) -> None:
@@ -70,9 +71,7 @@ def test_empty_subject_restores_the_default(session: Session) -> None:
     issue_id: int = fx.issue.id  # type: ignore[assignment]
     issues.update_issue(session, issue_id=issue_id, subject="Minsk votes")
     issues.update_issue(session, issue_id=issue_id, subject="")
-    assert issues.load_outline(session, issue_id).subject == (
-        f"Belarus Weekly: {fx.articles[0].title}"
-    )
+    assert issues.load_outline(session, issue_id).subject == fx.articles[0].title
 
 
 # ---------------------------------------------------------------- adding items

@@ -105,7 +105,7 @@ def test_message_has_from_to_subject_and_date(
     msg = _parse(_render(session, settings, started)[1])
     assert getaddresses([str(msg["From"])]) == [("Belarus Weekly", "weekly@news.example.org")]
     assert getaddresses([str(msg["To"])]) == [("Eve Adams", "eve@example.org")]
-    assert msg["Subject"] == f"Belarus Weekly: {started.articles[0].title}"
+    assert msg["Subject"] == started.articles[0].title
     assert msg["Date"].datetime.utcoffset() is not None  # type: ignore[union-attr]
 
 
@@ -210,7 +210,7 @@ def test_header_unsubscribe_url_is_the_one_in_both_bodies(
     url = _unsubscribe_url(msg)
     text, html = _bodies(msg)
     assert f"Unsubscribe: {url}\n" in text
-    assert f'<a href="{url}">Unsubscribe</a>' in html
+    assert re.search(rf'<a href="{re.escape(url)}"[^>]*>Unsubscribe</a>', html)
 
 
 def test_unsubscribe_token_names_the_subscriber_and_newsletter(

@@ -205,12 +205,6 @@ def _local(value: datetime | None, zone: str) -> datetime | None:
         return aware
 
 
-def display_title(title: str, name: str) -> str:
-    """The issue title for its H1: a leading "<newsletter name>:" is the masthead's job."""
-    head, rest = title[: len(name) + 1], title[len(name) + 1 :].strip()
-    return rest if name and head.casefold() == f"{name}:".casefold() and rest else title
-
-
 def issue_context(outline: IssueOutline) -> dict[str, Any]:
     nl, issue = outline.newsletter, outline.issue
     by_section = [[_story(i) for i in s.items] for s in outline.sections]
@@ -228,7 +222,7 @@ def issue_context(outline: IssueOutline) -> dict[str, Any]:
         "thumbnails": nl.story_images != "none",
         "subject": outline.subject,
         "preheader": issue.preheader,
-        "title": display_title(issue.title, nl.name),
+        "title": text_part.display_title(nl.name, issue.title) or issue.title,
         "intro_html": Markup(markdown_to_html(issue.intro_md)),  # noqa: S704 - sanitised above
         "intro_md": issue.intro_md,
         "date": _date(_local(issue.send_started_at or issue.created_at, nl.time_zone)),

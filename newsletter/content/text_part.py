@@ -260,12 +260,15 @@ def _stories(context: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def _digest(context: Mapping[str, Any]) -> list[str]:
-    """Intro, the brief, the lead story (the issue's first item), then each section's others."""
+    """Intro, the lead story (the issue's first item), the brief (when there is more than one
+    story, as in the HTML), then each section's others."""
     stories = _stories(context)
     lead = stories[0] if stories else None
-    blocks = [markdown_text(context["intro_md"]), _brief(context["bullets"])]
+    blocks = [markdown_text(context["intro_md"])]
     if lead is not None:
         blocks += ["TOP STORY", _story(lead)]
+    if len(stories) > 1:
+        blocks.append(_brief(context["bullets"]))
     for section in context["sections"]:
         rest = [s for s in section["stories"] if s is not lead]
         if rest:
@@ -295,7 +298,7 @@ _LAYOUTS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
 def _brief(bullets: Sequence[str]) -> str:
     # a bullet may be a blurb's first sentence, cut out of a bold span: drop its lone markers
     items = [_STRAY_MARKERS.sub("", markdown_text(b, "- ", "  ")) for b in bullets if b.strip()]
-    return "\n".join(["THIS WEEK IN BRIEF", *items]) if items else ""
+    return "\n".join(["IN BRIEF", *items]) if items else ""
 
 
 def _story(story: Mapping[str, Any]) -> str:

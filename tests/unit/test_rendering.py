@@ -184,7 +184,7 @@ def test_text_contains_the_postal_address(compiled: CompiledIssue) -> None:
 
 
 def test_text_lists_each_summary_bullet(compiled: CompiledIssue) -> None:
-    brief = compiled.text.split("THIS WEEK IN BRIEF\n")[1].split("\n\n")[0]
+    brief = compiled.text.split("IN BRIEF\n")[1].split("\n\n")[0]
     assert re.findall(r"^- (.*)$", brief, re.M) == [
         f"Opening sentence of story {n}." for n in (1, 2, 3)
     ]

@@ -315,7 +315,7 @@ def test_markdown_in_the_intro_and_a_blurb_is_rendered_as_text() -> None:
         },
     )
     assert "We mean it: see the page <https://news.example.org/p>." in text
-    brief = text.split("THIS WEEK IN BRIEF\n")[1].split("\n\n")[0]
+    brief = text.split("IN BRIEF\n")[1].split("\n\n")[0]
     assert brief.splitlines()[1:] == [
         "- A quoted claim, sourced <https://example.org/s>.",
         "- Talks ended.",
@@ -348,13 +348,14 @@ def test_placeholders_survive_intact_and_personalise(layout: str) -> None:
     assert f"View in browser: {LONG_URL}\n" in filled and "__NL_" not in filled
 
 
-def test_digest_has_the_brief_then_the_lead_story_then_the_sections() -> None:
+def test_digest_has_the_lead_story_then_the_brief_then_the_sections() -> None:
+    """The HTML's order: the lead story, the brief, then each section's other stories."""
     text = text_of("digest")
     order = positions(
         text,
-        "THIS WEEK IN BRIEF",
         "TOP STORY",
         "Headline number 1",
+        "IN BRIEF",
         "POLITICS",
         "Headline number 2",
         "CULTURE",
@@ -373,7 +374,7 @@ def test_digest_leaves_out_a_section_the_lead_story_emptied() -> None:
 def test_alert_is_the_one_story_with_the_others_as_an_also_list() -> None:
     text = text_of("alert")
     assert "Opening sentence of story 1." in text
-    assert "Opening sentence of story 2." not in text and "THIS WEEK IN BRIEF" not in text
+    assert "Opening sentence of story 2." not in text and "IN BRIEF" not in text
     also = text.split("\nALSO\n")[1].split("\n\n")[0]
     assert also.splitlines() == [
         "- Headline number 2 <https://news.example.org/2025/10/story-2>",

@@ -11,6 +11,8 @@ parameter on PostgreSQL.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
@@ -62,8 +64,7 @@ class Bulk:
 
     def _copy(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
-        get = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
-        as_json = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, JSON)]
+        as_json = {c for c in columns if isinstance(table.c[c].type, JSON)}
         raw = self.session.connection().connection.driver_connection
         assert isinstance(raw, psycopg.Connection)
         names = ", ".join(f'"{c}"' for c in columns)
@@ -71,15 +72,19 @@ class Bulk:
             raw.cursor() as cursor,
             cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
         ):
-            if not as_json:
+            try:
+                texts = [_column_text([row[c] for row in rows], c in as_json) for c in columns]
+            except TypeError:  # a value of a type not written here: psycopg's dumpers
+                get = itemgetter(*columns) if len(columns) > 1 else lambda row: (row[columns[0]],)
                 for row in rows:
-                    copy.write_row(get(row))
+                    values = list(get(row))
+                    for i, c in enumerate(columns):
+                        if c in as_json:
+                            values[i] = _json_text(values[i])
+                    copy.write_row(values)
                 return
-            for row in rows:
-                values = list(get(row))
-                for i in as_json:
-                    values[i] = _json_text(values[i])
-                copy.write_row(values)
+            lines = zip(*texts, strict=True)
+            copy.write("\n".join(map("\t".join, lines)) + "\n")
 
     def _insert_arrays(self, table: Table, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
@@ -101,6 +106,41 @@ def _json_text(value: Any) -> str:
     if isinstance(value, JsonText):
         return value
     return "{}" if value == {} else json.dumps(value)  # most attributes are {}
+
+
+def _column_text(values: list[Any], as_json: bool) -> Iterable[str]:
+    """One column of a COPY in its text format: a value shared by every row is written once
+    (the import time, the newsletter, the source...), whole numbers by ``str``, the rest by
+    ``_copy_text``; TypeError for a value of another kind."""
+    first = values[0]
+    if values.count(first) == len(values):
+        return [_copy_text(first, as_json)] * len(values)
+    if not as_json and all(type(v) is int for v in values):
+        return map(str, values)
+    return [_copy_text(v, as_json) for v in values]
+
+
+def _copy_text(value: Any, as_json: bool = False) -> str:
+    """``value`` as COPY's text format writes it: ``\\N`` for NULL; a backslash, tab, line feed or
+    carriage return in text escaped with a backslash."""
+    if value is None:
+        return "\\N"
+    if as_json:
+        value = _json_text(value)
+    if isinstance(value, str):
+        if value.isprintable() and "\\" not in value:
+            return value  # nearly all: no character to escape
+        return value.translate(_COPY_ESCAPES)
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"COPY text of {type(value).__name__}")
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
 def _json_value(value: Any) -> Any:

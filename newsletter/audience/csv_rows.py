@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 
 from email_validator import EmailNotValidError, validate_email
 from email_validator.rfc_constants import CASE_INSENSITIVE_MAILBOX_NAMES
@@ -88,6 +90,8 @@ class Parser:
         self.names = [i for i, t in fields if t == "name"]
         self.tags = [i for i, t in fields if t == "tags"]
         self.attributes = [(i, t[len(ATTRIBUTE) :]) for i, t in fields if t.startswith(ATTRIBUTE)]
+        self._targets = [t for _, t in self.plain]
+        self._take = _getter([i for i, _ in self.plain])
         self.newsletters = newsletters
         self._refs: dict[str, list[int]] = {}  # a newsletters cell -> ids (few distinct cells)
         self.default = default
@@ -100,11 +104,16 @@ class Parser:
         if len(cells) > self.width:
             raise RowError(f"{len(cells)} fields, but the header names {self.width}")
         width = len(cells)
-        values = {t: _cell(cells[i]) for i, t in self.plain if i < width}
-        names = [_cell(cells[i]) for i in self.names if i < width]
-        tags = [tag for i in self.tags if i < width for tag in split_tags(_cell(cells[i]))]
+        joined = "\n".join(cells)  # a cell starting with an apostrophe: "\n'" or at [0]
+        cell = _cell if joined[:1] == "'" or "\n'" in joined else _same
+        if width == self.width and cell is _same:  # the common row: no cell to undo, none short
+            values = dict(zip(self._targets, self._take(cells), strict=True))
+        else:
+            values = {t: cell(cells[i]) for i, t in self.plain if i < width}
+        names = [cell(cells[i]) for i in self.names if i < width]
+        tags = [tag for i in self.tags if i < width for tag in split_tags(cell(cells[i]))]
         attributes = {
-            key: clean_name(_cell(cells[i]))
+            key: clean_name(cell(cells[i]))
             for i, key in self.attributes
             if i < width and cells[i].strip()
         }
@@ -227,6 +236,17 @@ class Parser:
         if unknown:
             raise RowError(f"unknown newsletter {unknown[0]!r}")
         return list(dict.fromkeys(self.newsletters[r] for r in refs))
+
+
+def _getter(indexes: list[int]) -> Callable[[list[str]], Sequence[str]]:
+    """The cells at ``indexes``, as a sequence, in one call."""
+    if len(indexes) > 1:
+        return itemgetter(*indexes)
+    return lambda cells: [cells[i] for i in indexes]
+
+
+def _same(cell: str) -> str:
+    return cell
 
 
 def _cell(cell: str) -> str:

@@ -682,6 +682,51 @@ def test_rows_another_writer_inserted_meanwhile_are_skipped_not_fatal(session: S
     assert weekly.id is not None
 
 
+AWKWARD = [  # what COPY's text format must escape, and what it must leave alone
+    ("back\\slash\\N", {"path": "C:\\temp\\new", "tab": "a\tb"}),
+    ("tab\there\r\nand line", {"nested": {"k": [1, None, "x\\y"]}}),
+    ("\\.", {}),
+    ("Łukasz Ąę 東京 \u00a0nbsp", {"n": 1.5, "t": True}),
+]
+
+
+def test_awkward_values_come_back_as_they_were_written(session: Session) -> None:
+    """The bulk insert writes COPY's text format itself on PostgreSQL (a value shared by every
+    row once): backslashes, tabs, line breaks, NULLs, JSON and non-ASCII text come back as given."""
+    make_newsletter(session)
+    bulk = csv_bulk.Bulk(session)
+    now = datetime(2025, 10, 19, 8, 0, tzinfo=UTC)
+    rows = []
+    for n, (name, attributes) in enumerate(AWKWARD):
+        row = csv_rows.Row(2 + n, f"odd{n}@example.org", name, {}, [])
+        row.language = "be" if n % 2 else None  # a column with NULLs and values
+        row.attributes = attributes  # type: ignore[assignment]
+        rows.append(csv_profile.subscriber_row(row, now))  # created_at: one value for all rows
+
+    assert bulk.insert(SUB, rows) is (session.get_bind().dialect.name == "postgresql")
+    session.commit()
+
+    session.expire_all()
+    stored = {s.email: s for s in session.exec(select(Subscriber)).all()}
+    for n, (name, attributes) in enumerate(AWKWARD):
+        person = stored[f"odd{n}@example.org"]
+        assert (person.name, person.attributes) == (name, attributes)
+        assert person.language == ("be" if n % 2 else None)
+        assert person.created_at.replace(tzinfo=UTC) == now
+
+
+def test_copy_text_format_escapes_what_postgresql_reads_as_special() -> None:
+    text = csv_bulk._copy_text
+    assert text("a\\b\tc\nd\re") == "a\\\\b\\tc\\nd\\re"
+    assert (text(None), text(True), text(False), text(7)) == ("\\N", "t", "f", "7")
+    assert text(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02T03:04:05+00:00"
+    assert text({"a": "x\\y"}, as_json=True) == '{"a": "x\\\\\\\\y"}'
+    assert list(csv_bulk._column_text([3, 1, 2], as_json=False)) == ["3", "1", "2"]
+    assert list(csv_bulk._column_text([None, None], as_json=False)) == ["\\N", "\\N"]
+    with pytest.raises(TypeError):
+        text(1.5)  # not a column type the import writes: psycopg's own dumpers take over
+
+
 def test_event_details_are_stored_as_json_objects(session: Session) -> None:
     weekly = make_newsletter(session)
     run_import(session, f"email,newsletters\nj@example.org,{weekly.slug}\n")

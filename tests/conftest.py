@@ -6,8 +6,11 @@ NEWSLETTER_REQUIRE_SERVICES=1 (set by .ci/run), where it fails them.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
+import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,13 +36,48 @@ from newsletter.models import (
     Subscription,
     SubscriptionStatus,
 )
-from newsletter.transports.sink import SMTPSink
+from newsletter.transports.sink import SMTPSink, free_port
 from worker import celery_app
+
+# the CLI's rich consoles take their width from COLUMNS when the output is not a terminal, else
+# 80: one width for every run (a pytest-xdist worker's output is never a terminal), wide enough
+# that a one-line message stays on one line
+os.environ["COLUMNS"] = "200"
 
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REDIS_URL = os.environ.get("NEWSLETTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _own_redis_for_this_worker() -> str | None:
+    """Under pytest-xdist (``-n``), every worker but the first runs a Redis server of its own:
+    the suites flush numbered databases for their Celery brokers (9, 10, 13...), and two workers
+    flushing one server's database would lose each other's tasks. None: use the shared server."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    binary = shutil.which("redis-server")
+    if worker == "gw0" or binary is None:  # no binary: the shared server, as without xdist
+        return None
+    port = free_port()
+    server = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    atexit.register(server.terminate)
+    url = f"redis://127.0.0.1:{port}/0"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            redis.Redis.from_url(url, socket_connect_timeout=1).ping()
+            return url
+        except redis.RedisError:
+            time.sleep(0.05)
+    return None
+
+
+REDIS_URL = _own_redis_for_this_worker() or os.environ.get(
+    "NEWSLETTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
+)
 # one template per pytest run, so that two runs on one machine never drop each other's
 TEMPLATE_DB = f"newsletter_test_template_{os.getpid()}"
 

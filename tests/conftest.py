@@ -6,7 +6,6 @@ NEWSLETTER_REQUIRE_SERVICES=1 (set by .ci/run), where it fails them.
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
@@ -49,6 +48,15 @@ PG_ADMIN_URL = os.environ.get(
 )
 
 
+_WORKER_SERVERS: list[subprocess.Popen[bytes]] = []
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    for server in _WORKER_SERVERS:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def _own_redis_for_this_worker() -> str | None:
     """Under pytest-xdist (``-n``), every worker but the first runs a Redis server of its own:
     the suites flush numbered databases for their Celery brokers (9, 10, 13...), and two workers
@@ -63,7 +71,7 @@ def _own_redis_for_this_worker() -> str | None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    atexit.register(server.terminate)
+    _WORKER_SERVERS.append(server)  # stopped by pytest_unconfigure (xdist skips atexit)
     url = f"redis://127.0.0.1:{port}/0"
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -35,6 +35,7 @@ def wait_for_preview(page: Any, after: int) -> None:
             return Number(f.dataset.version) > after && f.dataset.loaded === f.dataset.version;
         }""",
         arg=after,
+        timeout=45_000,  # a re-render on a loaded two-core machine (two test workers) can be slow
     )
 
 

@@ -36,12 +36,20 @@ CYRILLIC = (
 
 
 def too_long(text: str) -> list[str]:
-    """Lines over the limit that are not one URL (or placeholder) standing alone."""
+    """Lines over the limit that are not one URL (or placeholder), standing alone or after its
+    list item's marker ("- ", "12. "): the issue allows URLs over the limit."""
     return [
         line
         for line in text.splitlines()
-        if len(line) > LIMIT and not (len(line.split()) == 1 and URLISH.search(line))
+        if len(line) > LIMIT
+        and not (
+            _MARKER.sub("", line, count=1).split() == [line.split()[-1]]
+            and URLISH.search(line.split()[-1])
+        )
     ]
+
+
+_MARKER = re.compile(r"^\s*(?:-|\d+\.)\s+")
 
 
 def markdown_leftovers(text: str) -> list[str]:

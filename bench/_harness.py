@@ -299,11 +299,128 @@ def raw_ceiling(
     return rate
 
 
+def find_smtp_source() -> str | None:
+    return shutil.which("smtp-source") or next(
+        (p for p in ("/usr/sbin/smtp-source", "/usr/lib/postfix/smtp-source") if Path(p).exists()),
+        None,
+    )
+
+
+def smtp_source_rate(*, port: int, size: int, sessions: int, messages: int) -> float | None:
+    """Postfix's ``smtp-source`` (C) sending ``messages`` of ``size`` payload bytes over
+    ``sessions`` parallel connections, each kept open (-d), into the sink: messages/s, the
+    machine's SMTP ceiling for this message size. None when smtp-source is not installed."""
+    binary = find_smtp_source()
+    if binary is None:
+        return None
+    argv = [
+        binary,
+        "-d",
+        "-s",
+        str(sessions),
+        "-m",
+        str(messages),
+        "-l",
+        str(size),
+        "-f",
+        f"bench@{DOMAIN}",
+        "-t",
+        f"reader@{DOMAIN}",
+        f"127.0.0.1:{port}",
+    ]
+    t0 = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return messages / (time.perf_counter() - t0)
+
+
+class DelayProxy:
+    """A TCP proxy in a process of its own in front of the sink that holds every reply of the
+    server ``delay_ms`` before passing it on: a relay across a network, where each round trip
+    costs that much (pipelined commands share one wait; one connection carries about
+    1000 / (round trips x delay) messages a second)."""
+
+    def __init__(self, *, target_port: int, delay_ms: float, workdir: Path) -> None:
+        self.host, self.port = "127.0.0.1", free_port()
+        argv = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "proxy",
+            "--port",
+            str(self.port),
+            "--target",
+            str(target_port),
+            "--delay-ms",
+            str(delay_ms),
+        ]
+        self.child = Child("delay-proxy", argv, env=None, workdir=workdir)
+
+    def start(self) -> DelayProxy:
+        self.child.start()
+        deadline = time.monotonic() + 20
+        while True:
+            with suppress(OSError):
+                smtplib.SMTP(self.host, self.port, timeout=2).quit()
+                return self
+            if not self.child.running or time.monotonic() > deadline:
+                raise RuntimeError(f"delay proxy did not start:\n{self.child.tail()}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        self.child.stop()
+
+
+def _run_proxy(port: int, target: int, delay_ms: float) -> None:
+    import asyncio
+
+    delay = delay_ms / 1000
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, late: bool) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, chunk = await queue.get()
+                if not chunk:
+                    break
+                wait = due - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                writer.write(chunk)
+                await writer.drain()
+            writer.close()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while chunk := await reader.read(65536):
+                queue.put_nowait((loop.time() + (delay if late else 0.0), chunk))
+        except ConnectionError:
+            pass
+        queue.put_nowait((loop.time(), b""))
+        with suppress(ConnectionError):
+            await sender
+
+    async def handle(client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        server_r, server_w = await asyncio.open_connection("127.0.0.1", target)
+        await asyncio.gather(pump(client_r, server_w, False), pump(server_r, client_w, True))
+
+    async def serve() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", port, backlog=1000)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(serve())
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="helper processes of the benchmarks")
     sub = parser.add_subparsers(dest="command", required=True)
     sink = sub.add_parser("sink")
     sink.add_argument("--port", type=int, required=True)
+    proxy = sub.add_parser("proxy")
+    proxy.add_argument("--port", type=int, required=True)
+    proxy.add_argument("--target", type=int, required=True)
+    proxy.add_argument("--delay-ms", type=float, required=True)
     ceiling = sub.add_parser("ceiling")
     ceiling.add_argument("--port", type=int, required=True)
     ceiling.add_argument("--message", type=Path, required=True)
@@ -312,6 +429,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.command == "sink":
         _run_sink(args.port)
+    elif args.command == "proxy":
+        _run_proxy(args.port, args.target, args.delay_ms)
     else:
         _run_ceiling(args.port, args.message, args.start, args.seconds)
 

@@ -37,6 +37,7 @@ from newsletter.models import (
 )
 from newsletter.transports.sink import SMTPSink, free_port
 from worker import celery_app
+from worker.embedded import wake_to_stop
 
 # the CLI's rich consoles take their width from COLUMNS when the output is not a terminal, else
 # 80: one width for every run (a pytest-xdist worker's output is never a terminal), wide enough
@@ -224,7 +225,10 @@ def celery_worker(
     app = celery_app.configure(current)
     try:
         with start_worker(app, pool="threads", concurrency=2, perform_ping_check=False):
-            yield current
+            try:
+                yield current
+            finally:
+                wake_to_stop(app)  # start_worker then joins a thread that is already ending
     finally:
         get_settings.cache_clear()
         celery_app.configure(get_settings())

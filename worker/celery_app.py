@@ -57,6 +57,10 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
     return {
         "broker_url": settings.broker_url,
         "broker_transport_options": broker_options(settings),
+        # kombu's own file-system transport lets a consumer read a message half written
+        "broker_transport": (
+            "worker.fs_broker:Transport" if settings.broker_url.startswith("filesystem") else None
+        ),
         "broker_connection_retry_on_startup": True,
         "task_ignore_result": True,
         "task_acks_late": True,

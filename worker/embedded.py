@@ -28,9 +28,23 @@ def celery_worker(app: Any, *, concurrency: int = 2) -> Iterator[Any]:
     try:
         yield worker
     finally:
-        state.should_terminate = 0  # the consumer loop's own shutdown signal
+        wake_to_stop(app)
         thread.join(30)
         state.should_terminate = None
+
+
+def wake_to_stop(app: Any) -> None:
+    """Ask the worker threads of this process to stop, now rather than in up to 4 s.
+
+    Celery's blocking consumer loop waits up to 2 s for the broker, then looks at its stop
+    flag, then waits once more (the check sits in a ``try`` whose ``finally`` drains again):
+    two no-op messages end both waits at once.
+    """
+    from celery.worker import state
+
+    state.should_terminate = 0  # the consumer loop's own shutdown signal
+    for _ in range(2):
+        app.send_task("worker.tasks.wake")
 
 
 @contextmanager

@@ -27,6 +27,11 @@ def transport() -> SMTPTransport:
     return current
 
 
+@app.task(name="worker.tasks.wake")
+def wake() -> None:
+    """Nothing: a message that ends a stopping worker's wait for the broker (``embedded``)."""
+
+
 @app.task(name="worker.tasks.dispatch")
 def dispatch(issue_id: int) -> int:
     """Start the batch chains of an issue that has been started."""

@@ -7,8 +7,10 @@ NEWSLETTER_REQUIRE_SERVICES=1 (set by .ci/run), where it fails them.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,6 +121,7 @@ def postgres_template() -> Iterator[str | None]:
     db.upgrade(url)
     db.get_engine(url).dispose()
     yield url
+    _PG_COPIES.close()
     with psycopg.connect(_pg_conninfo(admin_db), autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
 
@@ -148,15 +151,83 @@ def database_url(
         return
     if postgres_template is None or postgres_template.startswith("!"):
         require("PostgreSQL", (postgres_template or "!")[1:])
-    name = f"nl_test_{uuid.uuid4().hex[:12]}"
-    admin_db = make_url(PG_ADMIN_URL).database or "postgres"
-    with psycopg.connect(_pg_conninfo(admin_db), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+    name = _PG_COPIES.take()
     url = make_url(PG_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     yield url
     db.get_engine(url).dispose()
-    with psycopg.connect(_pg_conninfo(admin_db), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _PG_COPIES.give_back(name)
+
+
+class _PgCopies:
+    """Copies of the template database, made ahead and dropped behind by a thread of their own.
+
+    A CREATE DATABASE ... TEMPLATE and a DROP DATABASE (which waits for a checkpoint) cost 0.2 to
+    2 s each on a busy machine: made in the test's own time, they were part of every PostgreSQL
+    test. ``take`` falls back to making one at once when none is ready.
+    """
+
+    AHEAD = 2
+
+    def __init__(self) -> None:
+        self._ready: queue.Queue[str] = queue.Queue()
+        self._dropping: queue.Queue[str] = queue.Queue()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _sql(self, statement: str) -> None:
+        admin_db = make_url(PG_ADMIN_URL).database or "postgres"
+        with psycopg.connect(_pg_conninfo(admin_db), autocommit=True) as conn:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+    def _create(self) -> str:
+        name = f"nl_test_{uuid.uuid4().hex[:12]}"
+        self._sql(f'CREATE DATABASE "{name}" TEMPLATE "{TEMPLATE_DB}"')
+        return name
+
+    def _drop(self, name: str) -> None:
+        self._sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                while not self._dropping.empty():
+                    self._drop(self._dropping.get_nowait())
+                if self._ready.qsize() < self.AHEAD:
+                    self._ready.put(self._create())
+                    continue
+            except psycopg.Error:  # the test's own ``take`` makes one, and says what is wrong
+                self._stop.wait(1.0)
+            self._wake.wait(0.5)
+            self._wake.clear()
+
+    def take(self) -> str:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="pg-copies", daemon=True)
+            self._thread.start()
+        try:
+            name = self._ready.get_nowait()
+        except queue.Empty:
+            name = self._create()
+        self._wake.set()
+        return name
+
+    def give_back(self, name: str) -> None:
+        self._dropping.put(name)
+        self._wake.set()
+
+    def close(self) -> None:
+        """Stop the thread; drop every copy still there (ready or waiting to be dropped)."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(60)
+        for waiting in (self._ready, self._dropping):
+            while not waiting.empty():
+                self._drop(waiting.get_nowait())
+
+
+_PG_COPIES = _PgCopies()
 
 
 @pytest.fixture

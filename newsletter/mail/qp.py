@@ -51,7 +51,7 @@ def encode(data: bytes, *, text: bool) -> bytes:
 
 
 def finish(encoded: bytes) -> bytes:
-    """``encoded`` ended with a line break: a soft one, unless it ends with one already."""
+    """``encoded`` ending with a line break: a soft one added, unless it ends with one."""
     if not encoded or encoded.endswith(CRLF):
         return encoded
     start = encoded.rfind(CRLF)

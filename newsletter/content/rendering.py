@@ -283,11 +283,25 @@ class Personaliser:
             raise RenderError(f"unknown per-recipient fields: {sorted(set(unknown))}")
         self._escape = html_escape
 
+    @property
+    def literals(self) -> tuple[str, ...]:
+        """The fixed text around the fields: one more than ``fields``, first and last included."""
+        return tuple(self._literals)
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The per-recipient fields in order of appearance (``RECIPIENT_FIELDS`` names)."""
+        return tuple(self._fields)
+
+    def value(self, name: str, values: Mapping[str, str]) -> str:
+        """One field's text as it goes into the output (HTML-escaped for an HTML template)."""
+        value = values.get(name, "")
+        return html.escape(value, quote=True) if self._escape else value
+
     def __call__(self, values: Mapping[str, str]) -> str:
         out = [self._literals[0]]
         for name, literal in zip(self._fields, self._literals[1:], strict=True):
-            value = values.get(name, "")
-            out.append(html.escape(value, quote=True) if self._escape else value)
+            out.append(self.value(name, values))
             out.append(literal)
         return "".join(out)
 

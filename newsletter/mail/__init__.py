@@ -2,6 +2,8 @@
 
 - ``message``  the issue's message template (headers and parts built once; per recipient only
                To, Date, Message-ID, List-Unsubscribe and the personal values change)
+- ``qp``       quoted-printable for a part encoded once and patched per recipient (no line
+               starts with a dot: nothing to dot-stuff)
 - ``dkim``     DKIM signing (RFC 6376) and keys: checked at start, the DNS record to publish
 - ``outbox``   the local SMTP sink's ``.eml`` files read back (``/dev/outbox``)
 """

@@ -1,13 +1,14 @@
 """MIME for one issue, built once as bytes; per recipient only a few headers and values change.
 
-The shared headers are folded once by ``email.policy.SMTP``; per recipient, the text part is
-quoted-printable and the HTML part base64, both encoded by ``binascii`` (C). Every line ends in
-CRLF: some servers refuse bare LF with a 5xx that must not be mistaken for a bounce.
+The shared headers are folded once by ``email.policy.SMTP``. Both parts are quoted-printable,
+encoded once per issue with only the personal values encoded per recipient (``qp``): about a
+quarter fewer bytes than base64 for the HTML part. Every line ends in CRLF (some servers refuse
+bare LF with a 5xx that must not be mistaken for a bounce), and no line starts with a dot, so
+the transport sends the message without dot-stuffing it.
 """
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import hmac
 import secrets
@@ -21,8 +22,9 @@ from urllib.parse import quote
 
 import idna
 
-from newsletter.content.rendering import CompiledIssue, Personaliser
+from newsletter.content.rendering import CompiledIssue
 from newsletter.exceptions import InvalidInput
+from newsletter.mail.qp import QPTemplate
 from newsletter.models import Newsletter, utcnow
 
 CRLF = "\r\n"
@@ -87,21 +89,6 @@ def _subject(subject: str) -> str:
     return "Subject: " + header.encode(linesep=CRLF)
 
 
-def _base64(text: str) -> bytes:
-    # one C call for the whole part, then 76-character lines: ~4x faster than quoted-printable
-    # for a 60 KB HTML part, which dominates the per-recipient cost
-    raw = binascii.b2a_base64(text.encode("utf-8"), newline=False)
-    lines = [raw[i : i + 76] for i in range(0, len(raw), 76)]
-    return b"\r\n".join(lines) + b"\r\n"
-
-
-def _qp(text: str) -> bytes:
-    normalised = text.replace("\r\n", "\n").replace("\n", CRLF)
-    if not normalised.endswith(CRLF):
-        normalised += CRLF
-    return binascii.b2a_qp(normalised.encode("utf-8"), quotetabs=False, istext=True)
-
-
 class MessageTemplate:
     """An issue's message with holes for the recipient: build once, ``render`` per recipient."""
 
@@ -118,15 +105,15 @@ class MessageTemplate:
         self.domain = domain_of(newsletter.from_email)
         self.list_id = f"<{newsletter.slug}.{self.domain}>"
         self.boundary = f"=_nl_{issue_id}_{secrets.token_hex(12)}"
-        self._html = Personaliser(compiled.html, html_escape=True)
-        self._text = Personaliser(compiled.text, html_escape=False)
+        self._html = QPTemplate(compiled.html, html_escape=True, final_newline=False)
+        self._text = QPTemplate(compiled.text, html_escape=False, final_newline=True)
         self._head = self._shared_head(compiled, newsletter).encode("ascii")
         part_head = (
             f"--{self.boundary}{CRLF}Content-Type: text/%s; charset=utf-8{CRLF}"
             f"Content-Transfer-Encoding: %s{CRLF}{CRLF}"
         )
         self._text_head = (part_head % ("plain", "quoted-printable")).encode("ascii")
-        self._html_head = (CRLF + part_head % ("html", "base64")).encode("ascii")
+        self._html_head = (CRLF + part_head % ("html", "quoted-printable")).encode("ascii")
         self._tail = f"{CRLF}--{self.boundary}--{CRLF}".encode("ascii")
 
     def _shared_head(self, compiled: CompiledIssue, newsletter: Newsletter) -> str:
@@ -170,9 +157,9 @@ class MessageTemplate:
                 personal.encode("utf-8"),
                 (CRLF + CRLF).encode("ascii"),
                 self._text_head,
-                _qp(self._text(recipient.values)),
+                self._text.render(recipient.values),
                 self._html_head,
-                _base64(self._html(recipient.values)),
+                self._html.render(recipient.values),
                 self._tail,
             ]
         )

@@ -48,6 +48,21 @@ class _Handler:
     def __init__(self, sink: SMTPSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(  # noqa: N802 - aiosmtpd's hook name
+        self,
+        server: SMTPServer,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # the hook takes this over from aiosmtpd
+        if self.sink.pipelining:
+            # aiosmtpd reads commands one line at a time, so it takes pipelined ones; it does
+            # not say so in its EHLO reply unless told
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_DATA(self, server: SMTPServer, session: Session, envelope: Envelope) -> str:  # noqa: N802 - aiosmtpd's hook name
         faults = self.sink.faults
         roll = faults.rng.random()
@@ -81,9 +96,11 @@ class SMTPSink:
         faults: FaultPlan | None = None,
         on_message: Callable[[Received], None] | None = None,
         smtputf8: bool = True,
+        pipelining: bool = True,
     ) -> None:
         self.host = host
         self.smtputf8 = smtputf8  # offer SMTPUTF8 (RFC 6531), as modern relays do
+        self.pipelining = pipelining  # offer PIPELINING (RFC 2920), as Postfix and others do
         self.port = port or free_port(host)
         self.folder = folder
         self.faults = faults or FaultPlan()

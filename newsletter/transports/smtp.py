@@ -1,9 +1,17 @@
-"""SMTP over one reused connection, with replies sorted into temporary and permanent failures."""
+"""SMTP over one reused connection, with replies sorted into temporary and permanent failures.
+
+When the server offers PIPELINING (RFC 2920), MAIL FROM, RCPT TO and DATA go in one write and
+their three replies are read after it: two round trips a message (the commands, then the
+content) instead of four. The content is sent as it is, in one system call with its ending
+``.``: messages from ``mail.message`` have no line starting with a dot, so the dot-stuffing
+pass only runs (and copies the message) for a message that has one.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass
 from typing import NoReturn
@@ -43,6 +51,10 @@ class SMTPTransport:
                 conn.starttls(context=ssl.create_default_context())
             if cfg.username:
                 conn.login(cfg.username, cfg.password or "")
+            if conn.sock is not None:
+                # each write is a whole unit (commands, or a message with its end) that the
+                # server answers: nothing to gain from Nagle's delay, only a stall to risk
+                conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         except smtplib.SMTPResponseException as exc:
             raise _classify(exc.smtp_code, exc.smtp_error) from exc
         except (OSError, smtplib.SMTPException) as exc:
@@ -67,6 +79,8 @@ class SMTPTransport:
         recipient, utf8_to = envelope_address(to)
         options = _utf8_options(conn, recipient) if utf8_from or utf8_to else []
         try:
+            if conn.does_esmtp and conn.has_extn("pipelining"):
+                return self._pipelined(conn, sender, recipient, options, data)
             code, msg = conn.mail(sender, options)
             if code != 250:
                 self._fail(conn, code, msg)
@@ -76,13 +90,47 @@ class SMTPTransport:
             code, msg = conn.docmd("data")
             if code != 354:
                 self._fail(conn, code, msg)
-            conn.send(_dot_stuffed(data))
-            code, msg = conn.getreply()  # the server's verdict on the message
-            if code != 250:
-                self._fail(conn, code, msg)
-            return _reply(code, msg)
+            return self._content(conn, data)
         finally:
             conn.command_encoding = "ascii"  # SMTPUTF8 lasts one transaction
+
+    def _pipelined(
+        self, conn: smtplib.SMTP, sender: str, recipient: str, options: list[str], data: bytes
+    ) -> str:
+        """MAIL, RCPT and DATA in one write, then their replies; the first refusal counts."""
+        extra = "".join(f" {option}" for option in options)
+        commands = (
+            f"MAIL FROM:{smtplib.quoteaddr(sender)}{extra}\r\n"
+            f"RCPT TO:{smtplib.quoteaddr(recipient)}\r\n"
+            "DATA\r\n"
+        )
+        conn.send(commands.encode("utf-8" if "SMTPUTF8" in options else "ascii"))
+        refused: tuple[int, bytes] | None = None
+        for accepted in ((250,), (250, 251), (354,)):
+            code, msg = conn.getreply()
+            if code in (421, -1):  # the server is closing, or out of step: nothing more to read
+                if refused is not None:  # an earlier refusal is what the message got
+                    self._drop()
+                    raise _classify(*refused)
+                self._fail(conn, code, msg)
+            if refused is None and code not in accepted:
+                refused = (code, msg)
+        if refused is not None:
+            if code == 354:
+                # DATA accepted though MAIL or RCPT was refused: end an empty message (RFC 2920
+                # 3.1); whatever the server says to it, the refusal above is the outcome
+                conn.send(b".\r\n")
+                conn.getreply()
+            self._fail(conn, *refused)
+        return self._content(conn, data)
+
+    def _content(self, conn: smtplib.SMTP, data: bytes) -> str:
+        """After a 354: the message and its ending dot; the server's verdict on it."""
+        _send_parts(conn, _data_parts(data))
+        code, msg = conn.getreply()
+        if code != 250:
+            self._fail(conn, code, msg)
+        return _reply(code, msg)
 
     def _fail(self, conn: smtplib.SMTP, code: int, msg: bytes | str) -> NoReturn:
         if code == 421:  # the server is closing the connection
@@ -120,6 +168,9 @@ def envelope_address(address: str) -> tuple[str, bool]:
     An internationalised domain travels as its IDNA (``xn--``) form, which every server takes;
     only a non-ASCII local part needs the relay's SMTPUTF8 extension (RFC 6531).
     """
+    if "\r" in address or "\n" in address:  # would end the command and start another
+        reason = f"local: the address {address!r} contains a line break"
+        raise PermanentFailure(reason, code=None, response=reason)
     local, at, domain = address.rpartition("@")
     if at and not domain.isascii():
         try:
@@ -143,18 +194,40 @@ def _utf8_options(conn: smtplib.SMTP, recipient: str) -> list[str]:
     return ["SMTPUTF8", "BODY=8BITMIME"] if conn.has_extn("8bitmime") else ["SMTPUTF8"]
 
 
-def _dot_stuffed(data: bytes) -> bytes:
-    """The DATA payload: lines starting with a dot get another (RFC 5321 4.5.2), then CRLF.CRLF.
+def _data_parts(data: bytes) -> list[bytes]:
+    """The DATA payload as parts to write in one go: the message, then the end of data.
 
-    ``bytes.replace`` instead of smtplib's regex: 5x faster on an 80 KB message. Messages
-    are CRLF throughout (messages.py, dkim.py), so smtplib's bare-LF repair is not needed.
+    A line starting with a dot gets another (RFC 5321 4.5.2): only a message not built by
+    ``mail.message`` (which writes a leading dot as ``=2E``) can have one, so the common path
+    checks (one C scan) and sends ``data`` itself, never a copy. Messages are CRLF throughout,
+    so smtplib's bare-LF repair is not needed.
     """
-    stuffed = data.replace(b"\r\n.", b"\r\n..")
-    if stuffed.startswith(b"."):
-        stuffed = b"." + stuffed
-    if not stuffed.endswith(b"\r\n"):
-        stuffed += b"\r\n"
-    return stuffed + b".\r\n"
+    if data.startswith(b".") or b"\r\n." in data:
+        data = data.replace(b"\r\n.", b"\r\n..")
+        if data.startswith(b"."):
+            data = b"." + data
+    return [data, b".\r\n" if data.endswith(b"\r\n") else b"\r\n.\r\n"]
+
+
+def _send_parts(conn: smtplib.SMTP, parts: list[bytes]) -> None:
+    """Write ``parts`` as one stream: one ``sendmsg`` (gather, no copy) on a plain socket."""
+    sock = conn.sock
+    if sock is None:
+        raise smtplib.SMTPServerDisconnected("please run connect() first")
+    try:
+        if isinstance(sock, ssl.SSLSocket):  # TLS has no sendmsg: one joined write
+            sock.sendall(b"".join(parts))
+            return
+        views = [memoryview(part) for part in parts if part]
+        while views:
+            sent = sock.sendmsg(views)
+            while views and sent >= len(views[0]):
+                sent -= len(views.pop(0))
+            if sent:
+                views[0] = views[0][sent:]
+    except OSError as exc:
+        conn.close()  # as smtplib's own send does
+        raise smtplib.SMTPServerDisconnected(f"connection lost while sending: {exc}") from exc
 
 
 def _classify(code: int, message: bytes | str) -> TemporaryFailure | PermanentFailure:

@@ -76,11 +76,13 @@ def archived(session: Session, settings: Settings, caplog: pytest.LogCaptureFixt
 
 
 def html_part(message: Message) -> str:
+    """The HTML part decoded, its line ends as LF again: quoted-printable carries them as CRLF
+    (text's canonical form on the wire), the frozen HTML has LF."""
     for part in message.walk():
         if part.get_content_type() == "text/html":
             payload = part.get_payload(decode=True)
             assert isinstance(payload, bytes)
-            return payload.decode(part.get_content_charset() or "utf-8")
+            return payload.decode(part.get_content_charset() or "utf-8").replace("\r\n", "\n")
     raise AssertionError("no text/html part")
 
 

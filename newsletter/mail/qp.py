@@ -1,0 +1,123 @@
+"""Quoted-printable (RFC 2045 6.7) for a part encoded once per issue and patched per recipient.
+
+``QPTemplate`` splits a compiled part at its per-recipient placeholders, encodes the fixed
+chunks once and, per recipient, only the few personal values, then joins the bytes. Each piece
+starts on a fresh line: a piece that does not end with a line break gets a soft break
+(``=\\r\\n``), so no encoded line of one piece runs into the next and no ``=XX`` escape is split.
+
+What every piece guarantees, and so the whole part:
+- lines of at most 76 characters, CRLF line ends (no bare CR or LF);
+- no line starts with ``.``: a leading dot is written ``=2E``, so the message never needs
+  SMTP dot-stuffing (RFC 5321 4.5.2);
+- the fixed text's line breaks (CRLF, CR or LF) are hard line breaks, i.e. CRLF once decoded,
+  the canonical form of text (RFC 2045 6.7 rule 4); a personal value travels byte for byte
+  (a CR or LF in it is written ``=0D``/``=0A``).
+"""
+
+from __future__ import annotations
+
+import binascii
+import re
+from collections.abc import Mapping
+
+from newsletter.content.rendering import Personaliser
+
+CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"
+MAX_LINE = 76  # characters per encoded line, the soft break's "=" included
+_TOKEN = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)  # one encoded character
+
+
+def canonical_text(text: str) -> str:
+    """Every line break (CRLF, CR or LF) as CRLF, as the fixed text is encoded."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
+
+
+def encode(data: bytes, *, text: bool) -> bytes:
+    """``data`` as quoted-printable lines that start at a line's beginning.
+
+    ``text``: CRLF in ``data`` becomes a hard line break (``data`` must have no bare CR or LF,
+    see ``canonical_text``); otherwise every byte is kept, CR and LF escaped.
+    The result ends where ``data`` ends: with a hard line break, or mid-line (see ``finish``).
+    """
+    encoded = binascii.b2a_qp(data, quotetabs=False, istext=text)
+    if b"\r" not in encoded:
+        # binascii writes LF line ends unless data's first line break is CRLF; without a CR
+        # in the output, every LF in it is a line end (istext=False escapes the data's own)
+        encoded = encoded.replace(b"\n", CRLF)
+    if encoded.startswith(b".") or b"\r\n." in encoded:
+        encoded = _no_leading_dots(encoded)
+    return encoded
+
+
+def finish(encoded: bytes) -> bytes:
+    """``encoded`` ending with a line break: a soft one added, unless it ends with one."""
+    if not encoded or encoded.endswith(CRLF):
+        return encoded
+    start = encoded.rfind(CRLF)
+    start = 0 if start < 0 else start + 2  # the last line's first character
+    if len(encoded) - start < MAX_LINE:
+        return encoded + SOFT_BREAK
+    return encoded[:start] + CRLF.join(_rewrap(encoded[start:], soft=True)) + CRLF
+
+
+def _no_leading_dots(encoded: bytes) -> bytes:
+    out: list[bytes] = []
+    for line in encoded.split(CRLF):
+        if line.startswith(b"."):
+            out.extend(_rewrap(line, soft=line.endswith(b"=")))
+        else:
+            out.append(line)
+    return CRLF.join(out)
+
+
+def _rewrap(line: bytes, *, soft: bool) -> list[bytes]:
+    """One encoded line (ending with its soft break's "=" when ``soft``) as lines of at most
+    76 characters that do not start with a dot, every one but the last ending with "="."""
+    body = line[:-1] if soft and line.endswith(b"=") else line
+    lines: list[bytes] = []
+    current = b""
+    for token in _TOKEN.findall(body):
+        if not current and token == b".":
+            token = b"=2E"
+        if len(current) + len(token) > MAX_LINE - 1:
+            lines.append(current + b"=")
+            current = b"=2E" if token == b"." else token
+        else:
+            current += token
+    lines.append(current + b"=" if soft else current)
+    return lines
+
+
+class QPTemplate:
+    """A part's text with holes for the recipient, quoted-printable; ``render`` per recipient.
+
+    ``final_newline``: the decoded part ends with a line break (one is added when the text has
+    none), as a text/plain part should; off, the decoded part is the text exactly, as for HTML.
+    """
+
+    def __init__(self, template: str, *, html_escape: bool, final_newline: bool) -> None:
+        self._fill = Personaliser(template, html_escape=html_escape)
+        self._fields = self._fill.fields
+        fixed = [canonical_text(literal).encode("utf-8") for literal in self._fill.literals]
+        self._fixed = [finish(encode(chunk, text=True)) for chunk in fixed]
+        self._fixed_tails = [chunk[-2:] for chunk in fixed]  # the decoded chunk's last bytes
+        self._final_newline = final_newline
+
+    def render(self, values: Mapping[str, str]) -> bytes:
+        out = [self._fixed[0]]
+        tail = self._fixed_tails[0]  # the decoded part's last two bytes so far
+        value = self._fill.value
+        for name, fixed, fixed_tail in zip(
+            self._fields, self._fixed[1:], self._fixed_tails[1:], strict=True
+        ):
+            raw = value(name, values).encode("utf-8")
+            if raw:
+                out.append(finish(encode(raw, text=False)))
+                tail = (tail + raw)[-2:]
+            if fixed:
+                out.append(fixed)
+                tail = (tail + fixed_tail)[-2:]
+        if self._final_newline and tail != CRLF:
+            out.append(CRLF)
+        return b"".join(out)

@@ -30,13 +30,21 @@ import binascii
 import hashlib
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import (
+    dsa,
+    ec,
+    ed448,
+    ed25519,
+    padding,
+    rsa,
+    x448,
+    x25519,
+)
 
 from newsletter.exceptions import InvalidInput
 
@@ -120,7 +128,17 @@ PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
 PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
 
 
-def _checked(key: object, what: str) -> PrivateKey | PublicKey:
+_OTHER_KINDS: tuple[tuple[tuple[type, ...], str], ...] = (
+    ((ec.EllipticCurvePrivateKey, ec.EllipticCurvePublicKey), "EC"),
+    ((dsa.DSAPrivateKey, dsa.DSAPublicKey), "DSA"),
+    ((ed448.Ed448PrivateKey, ed448.Ed448PublicKey), "Ed448"),
+    ((x25519.X25519PrivateKey, x25519.X25519PublicKey), "X25519"),
+    ((x448.X448PrivateKey, x448.X448PublicKey), "X448"),
+)
+
+
+def _checked(key: object) -> PrivateKey | PublicKey:
+    """``key`` if DKIM can use it: RSA of at least ``MIN_KEY_BITS``, or Ed25519."""
     if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         if key.key_size < MIN_KEY_BITS:
             raise DKIMKeyError(
@@ -129,7 +147,7 @@ def _checked(key: object, what: str) -> PrivateKey | PublicKey:
         return key
     if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return key
-    kind = type(key).__name__.removeprefix("_").replace(what, "").replace("Key", "") or "other"
+    kind = next((name for types, name in _OTHER_KINDS if isinstance(key, types)), "Such")
     raise DKIMKeyError(f"{kind} keys are not supported; use an RSA or ed25519 key")
 
 
@@ -155,7 +173,7 @@ def load_private_key(pem: bytes) -> PrivateKey:
         if "Invalid private key" in str(exc):  # well-formed, but its numbers do not fit
             raise DKIMKeyError("the key is damaged (its numbers do not fit together)") from None
         raise DKIMKeyError("not a valid private key (neither PKCS#1 nor PKCS#8)") from None
-    checked = _checked(key, "Private")
+    checked = _checked(key)
     assert isinstance(checked, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey)
     return checked
 
@@ -170,7 +188,7 @@ def _public_of(key_pem: bytes) -> PublicKey:
         key = serialization.load_der_public_key(der)
     except (ValueError, UnsupportedAlgorithm):
         raise InvalidInput("not a valid RSA or ed25519 public key") from None
-    checked = _checked(key, "Public")
+    checked = _checked(key)
     assert isinstance(checked, rsa.RSAPublicKey | ed25519.Ed25519PublicKey)
     return checked
 
@@ -278,7 +296,8 @@ class DKIMKey:
     def a_tag(self) -> str:
         return "ed25519-sha256" if self.algorithm == "ed25519" else "rsa-sha256"
 
-    def sign_digest_input(self, data: bytes) -> bytes:
+    def sign_data(self, data: bytes) -> bytes:
+        """The signature of the canonical headers ``data`` (RFC 6376 3.7)."""
         if isinstance(self.private, ed25519.Ed25519PrivateKey):
             return self.private.sign(hashlib.sha256(data).digest())  # RFC 8463 3
         return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
@@ -358,7 +377,6 @@ class DKIMSigner:
         *,
         ed25519_selector: str | None = None,
         ed25519_key: bytes | None = None,
-        now: Callable[[], float] = time.time,
     ) -> None:
         self.domain = check_dns_name("domain", domain)
         first = _key(check_dns_name("selector", selector), private_key)
@@ -380,7 +398,6 @@ class DKIMSigner:
                 )
             keys.append(second)
         self.keys: tuple[DKIMKey, ...] = tuple(keys)
-        self._now = now
         self._self_test()
 
     def __repr__(self) -> str:
@@ -442,7 +459,7 @@ class DKIMSigner:
             listed += [name] * (present + 1 if name in OVERSIGNED_HEADERS else min(present, 1))
         signed_part = b"".join(relaxed_header(n, v) + b"\r\n" for n, v in _select(fields, listed))
         body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode("ascii")
-        timestamp = str(int(self._now()))
+        timestamp = str(int(time.time()))
 
         headers: list[bytes] = []
         for key in self.keys:
@@ -461,7 +478,7 @@ class DKIMSigner:
             )
             field_name, _, value = header.partition(b":")
             data = signed_part + relaxed_header(field_name, value)
-            headers.append(_fold_b(header, key.sign_digest_input(data)))
+            headers.append(_fold_b(header, key.sign_data(data)))
         return b"".join(headers) + message
 
     # ------------------------------------------------ start-up check

@@ -165,6 +165,12 @@ class Settings(BaseSettings):
     dkim_selector: str | None = None
     dkim_domain: str | None = None
     dkim_key_file: Path | None = None
+    dkim_ed25519_selector: str | None = Field(
+        None, description="dual signing: the selector of the ed25519 key signing beside the RSA one"
+    )
+    dkim_ed25519_key_file: Path | None = Field(
+        None, description="dual signing: the ed25519 private key (PEM) of that selector"
+    )
 
     webhook_max_attempts: int = Field(
         8, ge=1, description="POSTs of one webhook event before it is marked failed"

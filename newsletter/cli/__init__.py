@@ -15,6 +15,7 @@ from newsletter.cli import (
     bounces,
     database,
     dev,
+    dkim,
     issues,
     newsletters,
     review,  # noqa: F401  (adds `issues review|approve|send-back|comment|comments`)
@@ -43,6 +44,7 @@ app.add_typer(admin.app, name="admin")
 app.add_typer(bounces.app, name="bounces")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(audit.app, name="audit")
+app.add_typer(dkim.app, name="dkim")
 for command in (run.seed, run.demo, run.worker, run.serve, dev.dev, dev.sink):
     app.command()(command)
 

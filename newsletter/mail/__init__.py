@@ -4,7 +4,9 @@
                To, Date, Message-ID, List-Unsubscribe and the personal values change)
 - ``qp``       quoted-printable for a part encoded once and patched per recipient (no line
                starts with a dot: nothing to dot-stuff)
-- ``dkim``     DKIM signing (RFC 6376) and keys: checked at start, the DNS record to publish
+- ``dkim``     DKIM signing (RFC 6376, RFC 8463: RSA, ed25519 or both), checked at start;
+               ``dkim_keys`` reads keys and makes the DNS record, ``dkim_canon`` canonicalizes,
+               ``dkim_verify`` verifies the self-test with dkimpy
 - ``outbox``   the local SMTP sink's ``.eml`` files read back (``/dev/outbox``)
 """
 

@@ -74,13 +74,15 @@ def records_for(newsletter: Newsletter, settings: Settings) -> Deliverability:
         signer, missing = None, f"the DKIM key does not load: {exc}"
     if signer is not None:
         aligned = domain == signer.domain or domain.endswith("." + signer.domain)
-        note = (
-            f"The public half of the {signer.key_bits}-bit key the workers sign with."
-            if aligned
-            else f"The key signs as {signer.domain}, not {domain}: DMARC needs the DKIM "
-            "domain to match the From domain, so set NEWSLETTER_DKIM_DOMAIN to it."
-        )
-        records.append(DnsRecord("DKIM", signer.dns_name, signer.txt_record, note))
+        for key, (name, value) in zip(signer.keys, signer.records(), strict=True):
+            what = f"{key.bits}-bit RSA" if key.algorithm == "rsa" else "ed25519"
+            note = (
+                f"The public half of the {what} key the workers sign with."
+                if aligned
+                else f"The key signs as {signer.domain}, not {domain}: DMARC needs the DKIM "
+                "domain to match the From domain, so set NEWSLETTER_DKIM_DOMAIN to it."
+            )
+            records.append(DnsRecord("DKIM", name, value, note))
     elif missing is None:
         missing = (
             "DKIM is not configured: set NEWSLETTER_DKIM_SELECTOR, _DOMAIN and _KEY_FILE, "

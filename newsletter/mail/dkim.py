@@ -1,37 +1,72 @@
-"""DKIM signing (RFC 6376) of rendered messages, with dkimpy.
+"""DKIM signing (RFC 6376) of rendered messages: rsa-sha256 and ed25519-sha256 (RFC 8463).
 
-Build one ``DKIMSigner`` per process (``signer_from_settings``): it checks the key once, at
-start-up, by signing a small message and verifying the result against the key's own public half,
-so a bad key fails there and not on every message. ``sign`` then prepends a ``DKIM-Signature``
-header to each rendered message (CRLF bytes in, CRLF bytes out).
+Build one ``DKIMSigner`` per process (``signer_from_settings``): it checks the keys once, at
+start-up, by signing a small message and verifying the result with dkimpy against the keys' own
+DNS records, so a bad key fails there and not on every message. ``sign`` then prepends one
+``DKIM-Signature`` header per key to each rendered message (CRLF bytes in, CRLF bytes out): one
+RSA key, one ed25519 key, or both (dual signing: receivers that do not know ed25519 skip that
+signature and verify the RSA one).
 
-Canonicalization is relaxed/relaxed, so a relay that refolds a header or trims trailing
-whitespace does not break the signature. The signed headers are those of ``SIGNED_HEADERS`` that
-the message has; they include List-Unsubscribe and List-Unsubscribe-Post, which RFC 8058 requires
-a one-click unsubscribe to have covered by a valid signature.
+The signing is ours, with the key maths in OpenSSL (``cryptography``), the hashes in ``hashlib``
+and relaxed/relaxed canonicalization in ``dkim_canon`` (a relay that refolds a header or trims
+trailing whitespace does not break the signature): dkimpy signs with pure-Python RSA, about
+8.5 ms a message. The body is hashed once per message for all its signatures. Keys are read and
+checked by ``dkim_keys`` (RSA of at least 1024 bits, or Ed25519), the self-test verified by
+``dkim_verify``.
 
-Only RSA keys are supported (PEM, PKCS#1 or PKCS#8, unencrypted, at least 1024 bits as RFC 8301
-requires; 2048 recommended): dkimpy signs ed25519 only with PyNaCl, which the project does not
-install, and many receivers do not verify ed25519 signatures anyway.
+The signed headers are those of ``SIGNED_HEADERS`` that the message has. ``OVERSIGNED_HEADERS``
+are listed in ``h=`` once more than the message has them (RFC 6376 8.15), so a copy added after
+signing (a second From, Subject, or List-Unsubscribe) breaks the signature instead of being shown
+unsigned; List-Unsubscribe and List-Unsubscribe-Post are among them, which RFC 8058 requires a
+one-click unsubscribe to have covered by a valid signature.
+
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
-import re
-import shutil
-import subprocess
+import hashlib
+import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import dkim
-from dkim.crypto import UnparsableKeyError, parse_private_key, parse_public_key
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding
 
-from newsletter.exceptions import InvalidInput, UserError
+from newsletter.exceptions import InvalidInput
+from newsletter.mail.dkim_canon import crlf_only, parse_headers, relaxed_body, relaxed_header
+from newsletter.mail.dkim_canon import select_headers as _select
+from newsletter.mail.dkim_keys import (
+    MIN_KEY_BITS,
+    Algorithm,
+    DKIMKeyError,
+    PrivateKey,
+    check_dns_name,
+    dns_txt_record,
+    generate_key,
+    load_private_key,
+    txt_record_of,
+)
+from newsletter.mail.dkim_verify import verify_signature
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from newsletter.config import Settings
+
+__all__ = [
+    "MIN_KEY_BITS",
+    "OVERSIGNED_HEADERS",
+    "SIGNED_HEADERS",
+    "DKIMKey",
+    "DKIMKeyError",
+    "DKIMSigner",
+    "check_dns_name",
+    "dns_txt_record",
+    "generate_key",
+    "signer_from_settings",
+    "verify_signature",
+]
 
 #: headers signed when present, in this order. Reply-To and Feedback-ID go beyond what RFC 8058
 #: needs: a Reply-To added by someone else would otherwise pass, and Gmail's feedback loop
@@ -52,260 +87,232 @@ SIGNED_HEADERS: tuple[str, ...] = (
     "feedback-id",
 )
 
-MIN_KEY_BITS = 1024  # RFC 8301: signers MUST use at least 1024 bits and SHOULD use 2048
+#: listed in ``h=`` once more than the message has them (RFC 6376 8.15), also when it has none:
+#: an added copy of one of these would change what the reader sees or where unsubscribes go.
+OVERSIGNED_HEADERS: frozenset[str] = frozenset(
+    {"from", "subject", "reply-to", "list-unsubscribe", "list-unsubscribe-post"}
+)
 
-_CANONICALIZE = (b"relaxed", b"relaxed")
-# a DNS name of LDH labels (RFC 6376 3.1: selector = sub-domain *("." sub-domain))
-_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-_DNS_NAME = re.compile(rf"{_LABEL}(?:\.{_LABEL})*")
-_PEM = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----(.*?)-----END \1-----", re.DOTALL)
-_RSA_OID = bytes.fromhex("06092a864886f70d010101")  # 1.2.840.113549.1.1.1 rsaEncryption
-_ED25519_OID = bytes.fromhex("06032b6570")  # 1.3.101.112
 _SELF_TEST = b"From: dkim-self-test@example.invalid\r\nSubject: DKIM key check\r\n\r\nkey check\r\n"
 
-
-class DKIMKeyError(InvalidInput):
-    """The private key cannot be read or used; ``reason`` is the cause without the source."""
-
-    def __init__(self, reason: str, *, source: str = "DKIM private key") -> None:
-        super().__init__(f"{source}: {reason}")
-        self.reason = reason
-
-
-@dataclass(frozen=True)
-class _RSAPublic:
-    modulus: int
-    exponent: int
-
-    @property
-    def bits(self) -> int:
-        return self.modulus.bit_length()
-
-
-# ---------------------------------------------------------------- keys and DNS
-
-
-def _pem_block(pem: bytes) -> tuple[str, bytes]:
-    """(label, DER) of the first PEM block; LF or CRLF line ends alike."""
-    match = _PEM.search(pem)
-    if match is None:
-        raise DKIMKeyError("not a PEM key (no -----BEGIN ...----- block)")
-    label = match.group(1).decode("ascii")
-    if b"Proc-Type:" in match.group(2) or label == "ENCRYPTED PRIVATE KEY":
-        raise DKIMKeyError("the key is encrypted; decrypt it first (openssl pkey -in KEY -out NEW)")
-    try:
-        der = base64.b64decode(b"".join(match.group(2).split()), validate=True)
-    except binascii.Error as exc:
-        raise DKIMKeyError(f"the PEM block is not valid base64 ({exc})") from None
-    return label, der
-
-
-def _rsa_private(pem: bytes) -> tuple[bytes, _RSAPublic]:
-    """(the key as PEM with LF line ends, which is what dkimpy parses, its public half)."""
-    label, der = _pem_block(pem)
-    if "PRIVATE KEY" not in label:
-        raise DKIMKeyError(f"expected a private key, found a PEM {label!r} block")
-    if label == "PRIVATE KEY" and _ED25519_OID in der[:16]:
-        raise DKIMKeyError("ed25519 keys are not supported; use an RSA key")
-    if label not in ("PRIVATE KEY", "RSA PRIVATE KEY"):
-        raise DKIMKeyError(f"not an RSA private key (PEM {label!r})")
-    try:
-        fields = parse_private_key(der)
-    except (UnparsableKeyError, AssertionError, IndexError):
-        raise DKIMKeyError("not a valid RSA private key (neither PKCS#1 nor PKCS#8)") from None
-    public = _RSAPublic(int(fields["modulus"]), int(fields["publicExponent"]))
-    if public.bits < MIN_KEY_BITS:
-        raise DKIMKeyError(f"the key has {public.bits} bits; DKIM needs at least {MIN_KEY_BITS}")
-    body = base64.encodebytes(der)  # 76-character lines, each ending in LF
-    normalised = f"-----BEGIN {label}-----\n".encode() + body + f"-----END {label}-----\n".encode()
-    return normalised, public
-
-
-def _public_of(key_pem: bytes) -> _RSAPublic:
-    label, der = _pem_block(key_pem)
-    if "PRIVATE KEY" in label:
-        return _rsa_private(key_pem)[1]
-    if label not in ("PUBLIC KEY", "RSA PUBLIC KEY"):
-        raise InvalidInput(f"not an RSA key (PEM {label!r})")
-    if label == "PUBLIC KEY" and _RSA_OID not in der[:24]:
-        raise InvalidInput("not an RSA public key")
-    try:
-        fields = parse_public_key(der)
-    except (UnparsableKeyError, AssertionError, IndexError):
-        raise InvalidInput("not a valid RSA public key") from None
-    return _RSAPublic(int(fields["modulus"]), int(fields["publicExponent"]))
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    size = len(content)
-    if size < 0x80:
-        return bytes([tag, size]) + content
-    length = size.to_bytes((size.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(length)]) + length + content
-
-
-def _der_int(value: int) -> bytes:
-    # one more byte than the bits need keeps the sign bit clear, and stays minimal
-    return _der(0x02, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
-def _spki(public: _RSAPublic) -> bytes:
-    """SubjectPublicKeyInfo DER, what ``openssl pkey -pubout -outform DER`` writes."""
-    rsa_public_key = _der(0x30, _der_int(public.modulus) + _der_int(public.exponent))
-    algorithm = _der(0x30, _RSA_OID + b"\x05\x00")
-    return _der(0x30, algorithm + _der(0x03, b"\x00" + rsa_public_key))
-
-
-def _txt(public: _RSAPublic) -> str:
-    return "v=DKIM1; k=rsa; p=" + base64.b64encode(_spki(public)).decode("ascii")
-
-
-def dns_txt_record(key_pem: bytes) -> str:
-    """The TXT value to publish at ``<selector>._domainkey.<domain>`` for a PEM RSA key.
-
-    ``key_pem`` is the private key or its public half (``BEGIN PUBLIC KEY`` or ``BEGIN RSA
-    PUBLIC KEY``). A 2048-bit key gives a value longer than 255 characters: zone files take it
-    as several quoted strings on one record, which resolvers join back together.
-    """
-    return _txt(_public_of(key_pem))
-
-
-def generate_key(bits: int = 2048) -> bytes:
-    """A new unencrypted RSA private key as PEM (PKCS#8), made by the ``openssl`` command.
-
-    That is how dkimpy's own ``dknewkey`` makes keys; the project does not depend on a Python
-    cryptography package.
-    """
-    if bits < MIN_KEY_BITS:
-        raise InvalidInput(f"DKIM keys need at least {MIN_KEY_BITS} bits, not {bits}")
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise UserError("generating a DKIM key needs the openssl command (apt-get install openssl)")
-    proc = subprocess.run(
-        [openssl, "genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{bits}"],
-        capture_output=True,
-        check=False,
-        timeout=300,
-    )
-    if proc.returncode != 0:
-        detail = proc.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
-        raise UserError(f"openssl genpkey failed: {detail[0] if detail else proc.returncode}")
-    _rsa_private(proc.stdout)
-    return proc.stdout
+_LINE_WIDTH = 78
 
 
 # ---------------------------------------------------------------- signing
 
 
 @dataclass(frozen=True)
-class DKIMSigner:
-    """Signs messages for ``domain`` with the key published at ``<selector>._domainkey.<domain>``.
-
-    Construction checks the names and the key (raising ``InvalidInput``, ``DKIMKeyError`` for key
-    problems); one instance is safe to share between threads.
-    """
+class DKIMKey:
+    """One key the signer signs with, and where its public half is published."""
 
     selector: str
-    domain: str
-    private_key: bytes = field(repr=False)
-    key_bits: int = field(init=False)
-    _public: _RSAPublic = field(init=False, repr=False, compare=False)
+    algorithm: Algorithm
+    bits: int
+    txt_record: str
+    private: PrivateKey = field(repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        selector = self.selector.strip()
-        domain = self.domain.strip().rstrip(".").lower()
-        for what, value in (("selector", selector), ("domain", domain)):
-            if not _DNS_NAME.fullmatch(value):
-                raise InvalidInput(
-                    f"DKIM {what} {value!r} is not a DNS name (ASCII letters, digits, hyphens "
-                    "and dots)"
+    @property
+    def a_tag(self) -> str:
+        return "ed25519-sha256" if self.algorithm == "ed25519" else "rsa-sha256"
+
+    def sign_data(self, data: bytes) -> bytes:
+        """The signature of the canonical headers ``data`` (RFC 6376 3.7)."""
+        if isinstance(self.private, ed25519.Ed25519PrivateKey):
+            return self.private.sign(hashlib.sha256(data).digest())  # RFC 8463 3
+        return self.private.sign(data, padding.PKCS1v15(), hashes.SHA256())
+
+
+def _key(selector: str, pem: bytes) -> DKIMKey:
+    private = load_private_key(pem)
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        return DKIMKey(selector, "ed25519", 256, txt_record_of(private.public_key()), private)
+    return DKIMKey(selector, "rsa", private.key_size, txt_record_of(private.public_key()), private)
+
+
+def _fold(tags: list[tuple[str, str]]) -> bytes:
+    """``DKIM-Signature: t1=v1; t2=v2; ...; b=`` folded to ``_LINE_WIDTH``, ``b=`` last and empty.
+
+    Lines break between tags, between the names of ``h=`` and inside base64 values, where RFC
+    6376 allows folding whitespace.
+    """
+    lines: list[str] = []
+    line = "DKIM-Signature:"
+    for index, (tag, value) in enumerate(tags):
+        last = index == len(tags) - 1
+        parts: list[str]
+        if tag == "h":
+            names = value.split(":")
+            parts = [f"h={names[0]}"] + [f":{n}" for n in names[1:]]
+        else:
+            parts = [f"{tag}={value}"]
+        if not last:
+            parts[-1] += ";"
+        for i, part in enumerate(parts):
+            sep = " " if i == 0 else ""
+            if len(line) + len(sep) + len(part) > _LINE_WIDTH:
+                lines.append(line)
+                line, sep = " ", ""
+            line += sep + part
+    lines.append(line)
+    return "\r\n".join(lines).encode("ascii")
+
+
+def _fold_b(header: bytes, signature: bytes) -> bytes:
+    """``header`` (ending in ``b=``) with the base64 of ``signature`` folded on, and CRLF."""
+    value = base64.b64encode(signature)
+    last = len(header) - header.rfind(b"\n") - 1
+    room = max(_LINE_WIDTH - last, 0)
+    chunks = [value[:room]] if room else []
+    rest = value[room:]
+    width = _LINE_WIDTH - 1
+    chunks += [b"\r\n " + rest[i : i + width] for i in range(0, len(rest), width)]
+    return header + b"".join(chunks) + b"\r\n"
+
+
+class DKIMSigner:
+    """Signs messages for ``domain`` with one key, or two (dual signing: RSA and ed25519).
+
+    ``selector``, ``dns_name``, ``txt_record`` and ``key_bits`` are those of the first key;
+    ``records()`` lists the DNS record of every key. Construction checks the names and the keys
+    (raising ``InvalidInput``, ``DKIMKeyError`` for key problems) and signs a test message that
+    must verify; one instance is safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        selector: str,
+        domain: str,
+        private_key: bytes,
+        *,
+        ed25519_selector: str | None = None,
+        ed25519_key: bytes | None = None,
+    ) -> None:
+        self.domain = check_dns_name("domain", domain)
+        first = _key(check_dns_name("selector", selector), private_key)
+        keys = [first]
+        if ed25519_key is not None or ed25519_selector is not None:
+            if ed25519_key is None or ed25519_selector is None:
+                raise InvalidInput("dual DKIM signing needs the ed25519 key and its selector")
+            second = _key(check_dns_name("selector", ed25519_selector), ed25519_key)
+            if second.algorithm != "ed25519":
+                raise DKIMKeyError("not an ed25519 key (the second key signs ed25519-sha256)")
+            if first.algorithm != "rsa":
+                raise DKIMKeyError(
+                    "dual signing pairs an RSA key with the ed25519 one; this is ed25519 too"
                 )
-        key, public = _rsa_private(self.private_key)
-        object.__setattr__(self, "selector", selector)
-        object.__setattr__(self, "domain", domain)
-        object.__setattr__(self, "private_key", key)
-        object.__setattr__(self, "key_bits", public.bits)
-        object.__setattr__(self, "_public", public)
+            if second.selector == first.selector:
+                raise InvalidInput(
+                    "the RSA and ed25519 keys need different selectors, not both "
+                    f"{first.selector!r}"
+                )
+            keys.append(second)
+        self.keys: tuple[DKIMKey, ...] = tuple(keys)
         self._self_test()
 
-    def _self_test(self) -> None:
-        """Sign a tiny message and verify it with the key's public half."""
-        record = self.txt_record.encode("ascii")
-        name = f"{self.dns_name}.".encode("ascii")
+    def __repr__(self) -> str:
+        keys = ", ".join(f"{k.selector} ({k.a_tag}, {k.bits} bits)" for k in self.keys)
+        return f"DKIMSigner(domain={self.domain!r}, keys=[{keys}])"
 
-        def own_key(qname: bytes, timeout: float = 5) -> bytes | None:
-            return record if qname == name else None
+    # ------------------------------------------------ what to publish
 
-        try:
-            signed = self.sign(_SELF_TEST)
-            # dkimpy's pure-Python key maths fails in many ways on a damaged key; any of them
-            # means the same thing here
-            ok = bool(dkim.verify(signed, dnsfunc=own_key, minkey=MIN_KEY_BITS))
-        except Exception as exc:
-            raise DKIMKeyError(f"the key does not sign ({type(exc).__name__}: {exc})") from None
-        if not ok:
-            raise DKIMKeyError("signatures made with the key do not verify (damaged key?)")
+    @property
+    def selector(self) -> str:
+        return self.keys[0].selector
+
+    @property
+    def key_bits(self) -> int:
+        return self.keys[0].bits
 
     @property
     def dns_name(self) -> str:
-        """Where the public key is looked up: ``<selector>._domainkey.<domain>``."""
+        """Where the first key is looked up: ``<selector>._domainkey.<domain>``."""
         return f"{self.selector}._domainkey.{self.domain}"
 
     @property
     def txt_record(self) -> str:
         """The TXT value to publish at ``dns_name``."""
-        return _txt(self._public)
+        return self.keys[0].txt_record
+
+    def records(self) -> list[tuple[str, str]]:
+        """(DNS name, TXT value) for every key, the first key's first."""
+        return [(f"{k.selector}._domainkey.{self.domain}", k.txt_record) for k in self.keys]
+
+    # ------------------------------------------------ signing
 
     def sign(self, message: bytes) -> bytes:
-        """``message`` (CRLF line ends) with a ``DKIM-Signature`` header prepended.
+        """``message`` (CRLF line ends) with one ``DKIM-Signature`` header per key prepended.
 
         Raises ``InvalidInput`` for a message that cannot be signed (no From header, bare LF or
         CR line ends, a malformed header), which is a formatting problem on our side.
         """
-        crlf = message.count(b"\r\n")
-        if message.count(b"\n") != crlf or message.count(b"\r") != crlf:
+        if not crlf_only(message):
             raise InvalidInput("cannot DKIM-sign a message whose lines do not all end in CRLF")
-        try:
-            signer: Any = dkim.DKIM(message, linesep=b"\r\n")
-            present = {bytes(name).lower().decode("ascii") for name, _ in signer.headers}
-            if "from" not in present:
-                raise InvalidInput("cannot DKIM-sign a message without a From header")
-            header = signer.sign(
-                self.selector.encode("ascii"),
-                self.domain.encode("ascii"),
-                self.private_key,
-                canonicalize=_CANONICALIZE,
-                include_headers=[h.encode("ascii") for h in SIGNED_HEADERS if h in present],
+        end = message.find(b"\r\n\r\n")
+        if message.startswith(b"\r\n"):
+            head, body = b"", message[2:]
+        elif end < 0:
+            head, body = message.removesuffix(b"\r\n"), b""
+        else:
+            head, body = message[:end], message[end + 4 :]
+        fields = parse_headers(head) if head else []
+        counts: dict[str, int] = {}
+        for raw_name, _ in fields:
+            lower = raw_name.lower().decode("ascii")
+            counts[lower] = counts.get(lower, 0) + 1
+        if "from" not in counts:
+            raise InvalidInput("cannot DKIM-sign a message without a From header")
+
+        listed: list[str] = []
+        for name in SIGNED_HEADERS:
+            present = counts.get(name, 0)
+            listed += [name] * (present + 1 if name in OVERSIGNED_HEADERS else min(present, 1))
+        signed_part = b"".join(relaxed_header(n, v) + b"\r\n" for n, v in _select(fields, listed))
+        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode("ascii")
+        timestamp = str(int(time.time()))
+
+        headers: list[bytes] = []
+        for key in self.keys:
+            header = _fold(
+                [
+                    ("v", "1"),
+                    ("a", key.a_tag),
+                    ("c", "relaxed/relaxed"),
+                    ("d", self.domain),
+                    ("s", key.selector),
+                    ("t", timestamp),
+                    ("h", ":".join(listed)),
+                    ("bh", body_hash),
+                    ("b", ""),
+                ]
             )
-        except dkim.DKIMException as exc:
-            raise InvalidInput(f"cannot DKIM-sign the message: {exc}") from exc
-        return bytes(header) + message
+            field_name, _, value = header.partition(b":")
+            data = signed_part + relaxed_header(field_name, value)
+            headers.append(_fold_b(header, key.sign_data(data)))
+        return b"".join(headers) + message
+
+    # ------------------------------------------------ start-up check
+
+    def _self_test(self) -> None:
+        """Sign a tiny message and verify each signature against its key's own DNS record."""
+        try:
+            signed = self.sign(_SELF_TEST)
+        except Exception as exc:
+            raise DKIMKeyError(f"the key does not sign ({type(exc).__name__}: {exc})") from None
+        for index, key in enumerate(self.keys):
+            if not verify_signature(signed, index, dict(self.records())):
+                raise DKIMKeyError(
+                    f"signatures made with the {key.algorithm} key do not verify (damaged key?)"
+                )
 
 
-def signer_from_settings(settings: Settings) -> DKIMSigner | None:
-    """The configured signer, or None when DKIM is not configured at all.
+# ---------------------------------------------------------------- settings
 
-    Half a configuration, a key file that cannot be read and a key that is not a usable RSA
-    private key all raise ``InvalidInput`` with a one-line message.
-    """
-    selector = (settings.dkim_selector or "").strip()
-    domain = (settings.dkim_domain or "").strip()
-    # an empty NEWSLETTER_DKIM_KEY_FILE reaches us as Path("."), never a key file
-    key_file = settings.dkim_key_file if str(settings.dkim_key_file or ".") != "." else None
-    given = {
-        "NEWSLETTER_DKIM_SELECTOR": bool(selector),
-        "NEWSLETTER_DKIM_DOMAIN": bool(domain),
-        "NEWSLETTER_DKIM_KEY_FILE": key_file is not None,
-    }
-    missing = [name for name, present in given.items() if not present]
-    if len(missing) == len(given):
-        return None
-    if missing or key_file is None:
-        raise InvalidInput(f"DKIM is half configured: set {' and '.join(missing)} too")
-    path = key_file.expanduser()
+
+def _read_key(path: Path) -> tuple[bytes, str]:
+    path = path.expanduser()
     source = f"DKIM key file {path}"
     try:
-        pem = path.read_bytes()
+        return path.read_bytes(), source
     except FileNotFoundError:
         raise DKIMKeyError("not found", source=source) from None
     except IsADirectoryError:
@@ -314,7 +321,58 @@ def signer_from_settings(settings: Settings) -> DKIMSigner | None:
         raise DKIMKeyError("permission denied", source=source) from None
     except OSError as exc:
         raise DKIMKeyError(exc.strerror or str(exc), source=source) from None
+
+
+def _path(value: Path | None) -> Path | None:
+    # an empty NEWSLETTER_DKIM_..._KEY_FILE reaches us as Path("."), never a key file
+    return value if str(value or ".") != "." else None
+
+
+def signer_from_settings(settings: Settings) -> DKIMSigner | None:
+    """The configured signer, or None when DKIM is not configured at all.
+
+    Half a configuration, a key file that cannot be read and a key that is not a usable RSA or
+    ed25519 private key all raise ``InvalidInput`` with a one-line message.
+    """
+    selector = (settings.dkim_selector or "").strip()
+    domain = (settings.dkim_domain or "").strip()
+    key_file = _path(settings.dkim_key_file)
+    ed_selector = (settings.dkim_ed25519_selector or "").strip()
+    ed_key_file = _path(settings.dkim_ed25519_key_file)
+    given = {
+        "NEWSLETTER_DKIM_SELECTOR": bool(selector),
+        "NEWSLETTER_DKIM_DOMAIN": bool(domain),
+        "NEWSLETTER_DKIM_KEY_FILE": key_file is not None,
+    }
+    dual = {
+        "NEWSLETTER_DKIM_ED25519_SELECTOR": bool(ed_selector),
+        "NEWSLETTER_DKIM_ED25519_KEY_FILE": ed_key_file is not None,
+    }
+    missing = [name for name, present in given.items() if not present]
+    if len(missing) == len(given) and not any(dual.values()):
+        return None
+    if any(dual.values()):
+        missing += [name for name, present in dual.items() if not present]
+    if missing or key_file is None:
+        raise InvalidInput(f"DKIM is half configured: set {' and '.join(missing)} too")
+    pem, source = _read_key(key_file)
+    _load(pem, source)
+    ed_pem: bytes | None = None
+    if ed_key_file is not None:
+        ed_pem, ed_source = _read_key(ed_key_file)
+        if not isinstance(_load(ed_pem, ed_source), ed25519.Ed25519PrivateKey):
+            raise DKIMKeyError("not an ed25519 private key", source=ed_source)
+        source = f"DKIM key files {key_file.expanduser()} and {ed_key_file.expanduser()}"
     try:
-        return DKIMSigner(selector, domain, pem)
+        return DKIMSigner(
+            selector, domain, pem, ed25519_selector=ed_selector or None, ed25519_key=ed_pem
+        )
+    except DKIMKeyError as exc:
+        raise DKIMKeyError(exc.reason, source=source) from None
+
+
+def _load(pem: bytes, source: str) -> PrivateKey:
+    try:
+        return load_private_key(pem)
     except DKIMKeyError as exc:
         raise DKIMKeyError(exc.reason, source=source) from None

@@ -149,16 +149,19 @@ def test_an_erased_address_cannot_be_added_back_from_the_command_line(seeded: Pa
     assert "Gone.Reader@example.org" not in listed.stdout
 
 
-ED25519_PEM = (
+# an EC (P-256) private key: a valid key that the DKIM signer cannot use (RSA or ed25519 only)
+EC_PEM = (
     "-----BEGIN PRIVATE KEY-----\n"
-    "MC4CAQAwBQYDK2VwBCIEINTuctv5E1hK1bbY8fdp+K06/nwoy/HU++CXqI9EdVhC\n"
+    "MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgyygFmJ2hy+zcJPOx\n"
+    "R823jn4f/MDwrNkeh5Q23x/NYW6hRANCAARC4XflrqHXn3hBIn3F6nkVLat8URCv\n"
+    "c7fPUSp6JVbrIgKyXXDll8hTDNsjekXQyMTngP1FgeRsKs+VbUs+q93h\n"
     "-----END PRIVATE KEY-----\n"
 )
 
 
 def _unusable_dkim(folder: Path) -> dict[str, str]:
-    key = folder / "ed25519.pem"
-    key.write_text(ED25519_PEM, encoding="utf-8")
+    key = folder / "ec.pem"
+    key.write_text(EC_PEM, encoding="utf-8")
     return {
         "NEWSLETTER_DKIM_SELECTOR": "s1",
         "NEWSLETTER_DKIM_DOMAIN": "news.example.org",
@@ -169,13 +172,13 @@ def _unusable_dkim(folder: Path) -> dict[str, str]:
 def test_a_dkim_key_that_cannot_sign_refuses_the_send_in_one_line(seeded: Path) -> None:
     env = _unusable_dkim(seeded)
     done = cli_env(seeded, env, "issues", "send", "1")
-    assert_one_line_error(done, "ed25519 keys are not supported")
+    assert_one_line_error(done, "EC keys are not supported")
     assert "draft" in cli(seeded, "issues", "status", "1").stdout  # nothing was started
 
 
 def test_the_demo_stops_in_one_line_on_a_dkim_key_that_cannot_sign(tmp_path: Path) -> None:
     done = cli_env(tmp_path, _unusable_dkim(tmp_path), "demo")
-    assert_one_line_error(done, "ed25519 keys are not supported")
+    assert_one_line_error(done, "EC keys are not supported")
 
 
 def test_a_celery_worker_refuses_to_start_with_a_dkim_key_that_cannot_sign(
@@ -193,4 +196,4 @@ def test_a_celery_worker_refuses_to_start_with_a_dkim_key_that_cannot_sign(
         timeout=120,
     )
     assert done.returncode == 1
-    assert "ed25519 keys are not supported" in done.stderr
+    assert "EC keys are not supported" in done.stderr

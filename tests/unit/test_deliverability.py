@@ -68,3 +68,21 @@ def test_a_key_that_does_not_load_is_said_not_raised(tmp_path: Path) -> None:
     card = deliverability.records_for(weekly(), settings)
     assert card.dkim_missing is not None and "does not load" in card.dkim_missing
     assert [r.kind for r in card.records] == ["SPF", "DMARC"]
+
+
+def test_dual_signing_lists_the_record_of_each_key(tmp_path: Path) -> None:
+    (tmp_path / "rsa.pem").write_bytes(dkim.generate_key(2048))
+    (tmp_path / "ed.pem").write_bytes(dkim.generate_key(algorithm="ed25519"))
+    settings = Settings(
+        dkim_selector="s1",
+        dkim_domain="news.example.org",
+        dkim_key_file=tmp_path / "rsa.pem",
+        dkim_ed25519_selector="s1e",
+        dkim_ed25519_key_file=tmp_path / "ed.pem",
+    )
+    card = deliverability.records_for(weekly(), settings)
+    rsa, ed = [r for r in card.records if r.kind == "DKIM"]
+    assert rsa.name == "s1._domainkey.news.example.org" and "k=rsa;" in rsa.value
+    assert ed.name == "s1e._domainkey.news.example.org" and "k=ed25519;" in ed.value
+    assert "2048-bit RSA" in rsa.note and "ed25519 key" in ed.note
+    assert [r.kind for r in card.records] == ["SPF", "DKIM", "DKIM", "DMARC"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,6 +28,7 @@ from newsletter.models import Delivery, DeliveryStatus, utcnow
 from newsletter.sending import progress
 from newsletter.sending.start import fill_ledger
 from tests.conftest import make_issue, make_subscribers
+from tests.support import cli_fork
 from worker import celery_app
 from worker.dispatch import celery_dispatch
 
@@ -477,14 +477,7 @@ def cli(folder: Path, database_url: str, *args: str) -> subprocess.CompletedProc
     env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env["NEWSLETTER_DATABASE_URL"] = database_url
     env["COLUMNS"] = "200"
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli_fork.run(list(args), cwd=folder, env=env)
 
 
 def test_cli_token_works_against_the_api_until_revoked(

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import cli_fork
+
 
 def cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return cli_env(folder, {}, *args)
@@ -19,14 +21,7 @@ def cli_env(folder: Path, extra: dict[str, str], *args: str) -> subprocess.Compl
     env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     env["COLUMNS"] = "200"  # keep rich from wrapping the one-line errors
     env.update(extra)
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=folder,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli_fork.run(list(args), cwd=folder, env=env)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from newsletter import cli, db
 from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings
+from tests.support import cli_fork
 
 BEHIND = "schema not at head: run `newsletter db upgrade`"
 OLDER = "0006"
@@ -42,14 +42,7 @@ def client(settings: Settings, token: str) -> Iterator[TestClient]:
 
 def run_cli(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """The installed command, with the test's NEWSLETTER_* settings."""
-    return subprocess.run(
-        [sys.executable, "-m", "newsletter", *args],
-        cwd=folder,
-        env={**os.environ, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli_fork.run(list(args), cwd=folder, env={**os.environ, "COLUMNS": "200"})
 
 
 def assert_the_one_line(done: subprocess.CompletedProcess[str]) -> None:

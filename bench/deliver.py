@@ -21,8 +21,16 @@ of seeds/, ~60 KB of HTML, ~93 KB on the wire):
     them, read at the end of each send before the workers stop;
   * CPU seconds per process group during the send (from /proc), to see who had the 2 cores.
 
+  * then the same send signed with DKIM (a fresh RSA-2048 key; then RSA-2048 + ed25519, two
+    signatures a message), ``--dkim-subscribers`` (default N);
+  * a send of ``--relay-subscribers`` (5,000) through a proxy that holds each reply of the sink
+    ``--relay-delay-ms`` (5 ms): a relay across a network;
+  * Postfix's ``smtp-source`` sending messages of this send's size into the same sink over K
+    connections: the machine's SMTP ceiling, which the issue compares us to.
+
 The last line is one JSON object: subscribers, workers, rate, ceiling, ratio, ledger_insert_s,
-rss_mb_1k, rss_mb_100k (and a few more).
+rss_mb_1k, rss_mb_100k, rate_dkim_rsa, rate_dkim_dual, ratio_dkim, smtp_source, ratio_source,
+wire_kb, cpu_ms_per_msg_worker_pg, rate_relay_5ms (and a few more).
 
     python bench/deliver.py                       # 100,000 subscribers, 2 workers
     python bench/deliver.py --subscribers 5000 --workers 2 --batch-size 500 --layout procs
@@ -48,11 +56,12 @@ from types import FrameType
 from typing import Any
 
 import _harness
-from _harness import ROOT, Child, RedisServer, Sink, say
+from _harness import ROOT, Child, DelayProxy, RedisServer, Sink, say
 from sqlalchemy import text
 
 from newsletter import db
 from newsletter.config import Settings, get_settings
+from newsletter.mail.dkim_keys import generate_key
 from newsletter.models import IssueStatus, RenderedIssue, utcnow
 from newsletter.sending import prepare, progress, recipients
 from newsletter.sending import start as start_module
@@ -130,7 +139,13 @@ def wait_ready(workers: list[Child], timeout: float = 60.0) -> float:
 
 
 def bench_env(
-    *, database_url: str, redis_url: str, sink: Sink, args: argparse.Namespace
+    *,
+    database_url: str,
+    redis_url: str,
+    sink: Sink,
+    args: argparse.Namespace,
+    dkim: dict[str, str] | None = None,
+    smtp_port: int | None = None,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
@@ -142,13 +157,36 @@ def bench_env(
             "NEWSLETTER_REDIS_URL": f"{redis_url}/1",
             "NEWSLETTER_BASE_URL": "https://news.example.org",
             "NEWSLETTER_SMTP_HOST": sink.host,
-            "NEWSLETTER_SMTP_PORT": str(sink.port),
+            "NEWSLETTER_SMTP_PORT": str(smtp_port or sink.port),
             "NEWSLETTER_BATCH_SIZE": str(args.batch_size),
             "NEWSLETTER_SEND_PARALLELISM": str(args.parallelism or args.workers),
             "NEWSLETTER_SEND_RATE": "0",
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
         }
     )
+    env.update(dkim or {})
+    return env
+
+
+def dkim_env(kind: str, workdir: Path) -> dict[str, str]:
+    """Settings that sign with a fresh RSA-2048 key (``rsa``), or with it and an ed25519 key
+    (``dual``)."""
+    if kind == "none":
+        return {}
+    rsa = workdir / "dkim-rsa.pem"
+    if not rsa.exists():
+        rsa.write_bytes(generate_key(2048, "rsa"))
+    env = {
+        "NEWSLETTER_DKIM_SELECTOR": "bench",
+        "NEWSLETTER_DKIM_DOMAIN": _harness.DOMAIN,
+        "NEWSLETTER_DKIM_KEY_FILE": str(rsa),
+    }
+    if kind == "dual":
+        ed = workdir / "dkim-ed25519.pem"
+        if not ed.exists():
+            ed.write_bytes(generate_key(algorithm="ed25519"))
+        env["NEWSLETTER_DKIM_ED25519_SELECTOR"] = "bench-ed"
+        env["NEWSLETTER_DKIM_ED25519_KEY_FILE"] = str(ed)
     return env
 
 
@@ -224,15 +262,26 @@ def run_phase(
     redis: RedisServer,
     workdir: Path,
     measure_ceiling: bool,
+    dkim: str = "none",
+    smtp_port: int | None = None,
+    label: str = "",
 ) -> Phase:
     """One send of a fresh issue to ``n`` subscribers with fresh workers."""
     phase = Phase(n)
+    tag = f"{n:,}{' ' + label if label else ''}"
     with ExitStack() as stack:
         t0 = time.monotonic()
         database_url = stack.enter_context(_harness.scratch_database(keep=args.keep_db))
         issue_id = _harness.prepare_issue(database_url, active=n)
-        say(f"[{n:,}] database ready in {time.monotonic() - t0:.1f}s")
-        env = bench_env(database_url=database_url, redis_url=redis.url, sink=sink, args=args)
+        say(f"[{tag}] database ready in {time.monotonic() - t0:.1f}s")
+        env = bench_env(
+            database_url=database_url,
+            redis_url=redis.url,
+            sink=sink,
+            args=args,
+            dkim=dkim_env(dkim, workdir),
+            smtp_port=smtp_port,
+        )
         settings = use_env(env)
 
         workers = worker_children(args, env, workdir)
@@ -240,13 +289,13 @@ def run_phase(
             stack.callback(child.stop)
             child.start()
         waited = wait_ready(workers)
-        say(f"[{n:,}] {len(workers)} worker process(es) ready in {waited:.1f}s ({args.layout})")
+        say(f"[{tag}] {len(workers)} worker process(es) ready in {waited:.1f}s ({args.layout})")
 
         timed_start_send(settings, issue_id, phase)
         phase.html_bytes, data = one_message(settings, issue_id)
         phase.message, phase.message_bytes = data, len(data)
         say(
-            f"[{n:,}] ledger: start_send {phase.ledger_insert_s:.3f}s "
+            f"[{tag}] ledger: start_send {phase.ledger_insert_s:.3f}s "
             f"(INSERT ... SELECT alone {phase.insert_select_s:.3f}s); "
             f"HTML {phase.html_bytes:,} bytes, message {phase.message_bytes:,} bytes"
         )
@@ -261,7 +310,7 @@ def run_phase(
                 workdir=workdir,
             )
             say(
-                f"[{n:,}] raw ceiling: {phase.ceiling:,.0f} messages/s ({args.workers} smtplib "
+                f"[{tag}] raw ceiling: {phase.ceiling:,.0f} messages/s ({args.workers} smtplib "
                 f"connection(s), one {len(data):,}-byte message, {args.ceiling_seconds:g}s)"
             )
 
@@ -292,7 +341,7 @@ def run_phase(
                 ticks, last_change = ticks + 1, now
             if state.finished or now - m0 > timeout or now - last_line >= 5:
                 last_line = now
-                say(f"[{n:,}] {now - m0:6.1f}s {state.status}: {state.done:,}/{state.total:,}")
+                say(f"[{tag}] {now - m0:6.1f}s {state.status}: {state.done:,}/{state.total:,}")
             if state.finished:
                 break
             if state.status != IssueStatus.sending:  # paused (the circuit breaker?): say why
@@ -346,7 +395,7 @@ def run_phase(
         phase.first_ms = (first - t_start).total_seconds() * 1000
         phase.rate = k / max((kth - t_start).total_seconds(), 1e-9)
         say(
-            f"[{n:,}] {phase.final}: {phase.counts}; sink accepted {phase.sink_accepted}; "
+            f"[{tag}] {phase.final}: {phase.counts}; sink accepted {phase.sink_accepted}; "
             f"first message {phase.first_ms:.0f} ms after dispatch; "
             f"{phase.rate:,.0f} messages/s to the {k:,}th; all done in {phase.total_s:.1f}s"
             + (f" ({ticks} tick(s) sent)" if ticks else "")
@@ -354,16 +403,16 @@ def run_phase(
         available = phase.total_s * (os.cpu_count() or 1)
         shares = sorted(phase.cpu.items(), key=lambda kv: -kv[1])
         say(
-            f"[{n:,}] CPU during the send ({phase.total_s:.1f}s x {os.cpu_count()} CPUs = "
+            f"[{tag}] CPU during the send ({phase.total_s:.1f}s x {os.cpu_count()} CPUs = "
             f"{available:.1f} CPU-s; machine busy {phase.machine_busy:.0%}): "
             + ", ".join(f"{g} {sec:.1f}s ({sec / available:.0%})" for g, sec in shares[:8])
         )
         for pid, (name, mb) in sorted(phase.rss.items()):
-            say(f"[{n:,}]   peak RSS {mb:6.1f} MB  pid {pid}  {name}")
+            say(f"[{tag}]   peak RSS {mb:6.1f} MB  pid {pid}  {name}")
         if args.py_spy and n == args.subscribers:
-            say(f"[{n:,}] py-spy stacks in {args.py_spy}")
+            say(f"[{tag}] py-spy stacks in {args.py_spy}")
         if phase.sent != n:
-            say(f"[{n:,}] WARNING: {phase.sent} of {n} rows sent")
+            say(f"[{tag}] WARNING: {phase.sent} of {n} rows sent")
     return phase
 
 
@@ -403,6 +452,67 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 workdir=workdir,
                 measure_ceiling=True,
             )
+        signed_n = args.subscribers if args.dkim_subscribers is None else args.dkim_subscribers
+        rsa = dual = relay = None
+        if signed_n:
+            rsa = run_phase(
+                signed_n,
+                args=args,
+                sink=sink,
+                redis=redis_server,
+                workdir=workdir,
+                measure_ceiling=False,
+                dkim="rsa",
+                label="dkim rsa",
+            )
+            dual = run_phase(
+                signed_n,
+                args=args,
+                sink=sink,
+                redis=redis_server,
+                workdir=workdir,
+                measure_ceiling=False,
+                dkim="dual",
+                label="dkim dual",
+            )
+        same_n = big if signed_n == big.subscribers else None
+        if signed_n and same_n is None:  # the unsigned rate at the signed phases' size
+            same_n = run_phase(
+                signed_n,
+                args=args,
+                sink=sink,
+                redis=redis_server,
+                workdir=workdir,
+                measure_ceiling=False,
+                label="unsigned",
+            )
+        if args.relay_delay_ms > 0 and args.relay_subscribers:
+            proxy = DelayProxy(
+                target_port=sink.port, delay_ms=args.relay_delay_ms, workdir=workdir
+            ).start()
+            stack.callback(proxy.stop)
+            relay = run_phase(
+                args.relay_subscribers,
+                args=args,
+                sink=sink,
+                redis=redis_server,
+                workdir=workdir,
+                measure_ceiling=False,
+                smtp_port=proxy.port,
+                label=f"relay +{args.relay_delay_ms:g} ms",
+            )
+        source = _harness.smtp_source_rate(
+            port=sink.port,
+            size=big.message_bytes,
+            sessions=args.workers,
+            messages=args.source_messages,
+        )
+        say(
+            f"smtp-source: {source or 0:,.0f} messages/s ({args.workers} connection(s), "
+            f"{big.message_bytes:,}-byte messages, {args.source_messages:,} of them)"
+        )
+    cpu = {g: 1000 * sec / max(big.sent, 1) for g, sec in big.cpu.items()}
+    rate_signed_base = same_n.rate if same_n is not None else big.rate
     result = {
         "subscribers": args.subscribers,
         "workers": args.workers,
@@ -428,6 +538,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine_busy": round(big.machine_busy, 2),
         "final_status": big.final,
         "sent": big.sent,
+        "rate_dkim_rsa": round(rsa.rate) if rsa else None,
+        "rate_dkim_dual": round(dual.rate) if dual else None,
+        "dkim_subscribers": signed_n or None,
+        "rate_unsigned_at_dkim_size": round(rate_signed_base) if signed_n else None,
+        "ratio_dkim": round(rsa.rate / rate_signed_base, 2) if rsa and rate_signed_base else None,
+        "smtp_source": round(source) if source else None,
+        "ratio_source": round(big.rate / source, 2) if source else None,
+        "wire_kb": round(big.message_bytes / 1024, 1),
+        "cpu_ms_per_msg_worker_pg": round(cpu.get("workers", 0.0) + cpu.get("postgres", 0.0), 3),
+        "rate_relay_5ms": round(relay.rate) if relay else None,
+        "relay_delay_ms": args.relay_delay_ms if relay else None,
     }
     say("")
     say(f"sink:            {sink.kind}")
@@ -443,6 +564,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         f"peak worker RSS: {result['rss_mb_1k']} MB at {small.subscribers:,}, "
         f"{result['rss_mb_100k']} MB at {big.subscribers:,} (target < 150 MB, flat)"
     )
+    say(
+        f"DKIM:            RSA-2048 {result['rate_dkim_rsa']} msg/s, dual "
+        f"{result['rate_dkim_dual']} msg/s, unsigned {result['rate_unsigned_at_dkim_size']} "
+        f"at {signed_n:,}: ratio {result['ratio_dkim']} (target >= 0.7)"
+    )
+    say(
+        f"smtp-source:     {result['smtp_source']} msg/s; ours / smtp-source "
+        f"{result['ratio_source']} (target >= 0.6)"
+    )
+    say(f"wire size:       {result['wire_kb']} KB per message (target <= 72)")
+    say(
+        f"CPU per message: {result['cpu_ms_per_msg_worker_pg']} ms worker + PostgreSQL "
+        "(target <= 0.5)"
+    )
+    say(f"relay +{args.relay_delay_ms:g} ms:   {result['rate_relay_5ms']} msg/s (target >= 1,000)")
     say(json.dumps(result))
     return result
 
@@ -469,6 +605,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ceiling-seconds", type=float, default=5.0)
     parser.add_argument("--py-spy", type=Path, default=None, help="folder for py-spy stacks")
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument(
+        "--dkim-subscribers",
+        type=int,
+        default=None,
+        help="size of the signed sends (RSA-2048, then RSA + ed25519); default: --subscribers; "
+        "0: none",
+    )
+    parser.add_argument(
+        "--relay-delay-ms", type=float, default=5.0, help="each sink reply held this long"
+    )
+    parser.add_argument(
+        "--relay-subscribers", type=int, default=5000, help="size of the delayed send; 0: none"
+    )
+    parser.add_argument("--source-messages", type=int, default=20000, help="for smtp-source")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)

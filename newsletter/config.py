@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     smtp_password: str | None = None
     smtp_starttls: bool = False
     smtp_timeout: float = 30.0
+    smtp_connections: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="SMTP connections per worker process, each with a message in flight: more "
+        "overlap a remote relay's round trips (1: one connection, no threads)",
+    )
 
     bounce_address: str = "bounces@newsletter.example.org"
     soft_bounce_limit: int = Field(

@@ -10,6 +10,7 @@ from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import TemporaryFailure
 from newsletter.sending import batch, scheduler
+from newsletter.transports.pool import TransportPool
 from newsletter.transports.smtp import SMTPTransport
 from worker.celery_app import app, current_settings
 
@@ -24,6 +25,22 @@ def transport() -> SMTPTransport:
         if current is not None:
             current.close()
         current = _local.transport = SMTPTransport(config)
+    return current
+
+
+def pool() -> TransportPool | None:
+    """NEWSLETTER_SMTP_CONNECTIONS connections of this process (thread, in the demo), or None
+    for one: then ``transport()`` alone sends."""
+    settings = current_settings()
+    config, size = settings.smtp_config(), settings.smtp_connections
+    current: TransportPool | None = getattr(_local, "pool", None)
+    if size < 2:
+        return None
+    if current is None or _local.pool_key != (config, size):
+        if current is not None:
+            current.close()
+        current = _local.pool = TransportPool(lambda: SMTPTransport(config), size)
+        _local.pool_key = (config, size)
     return current
 
 
@@ -45,7 +62,9 @@ def dispatch(issue_id: int) -> int:
 
 @app.task(name="worker.tasks.send_batch")
 def send_batch(issue_id: int) -> int:
-    result = batch.run_batch(current_settings(), issue_id=issue_id, transport=transport())
+    result = batch.run_batch(
+        current_settings(), issue_id=issue_id, transport=transport(), pool=pool()
+    )
     if result.more:
         send_batch.delay(issue_id)
     return result.sent

@@ -27,13 +27,14 @@ from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput, NewsletterError, TransportError
 from newsletter.models import Issue
-from newsletter.sending import controls, ledger, outcomes
+from newsletter.sending import controls, ledger, outcomes, pooled
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
 from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared, prepared
 from newsletter.sending.ratelimit import LimiterUnavailable, RateLimiter, limiter_for
 from newsletter.sending.recipients import recipient
 from newsletter.transports import Transport
+from newsletter.transports.pool import TransportPool
 
 #: how many messages between two looks at the issue's status (pause/cancel take effect here)
 STATUS_CHECK_EVERY = 25
@@ -70,12 +71,15 @@ def run_batch(
     transport: Transport,
     limiter: RateLimiter | None = None,
     breaker: CircuitBreaker | None = None,
+    pool: TransportPool | None = None,
 ) -> BatchResult:
     """Claim one batch, send each message, record each reply as soon as it comes.
 
     Each result is its own autocommit statement (one round trip; on PostgreSQL without waiting
-    for the WAL flush): a killed worker loses at most the one message it was sending, which
-    comes back after its lease with the same Message-ID.
+    for the WAL flush): a killed worker loses at most the messages it was sending (one, or with
+    a ``pool`` of several connections one per connection), which come back after their lease
+    with the same Message-IDs. With a ``pool`` the messages are built here and sent on its
+    connections, up to one in flight per connection; their replies are recorded in order.
     """
     engine = get_engine(settings.database_url)
     limiter = limiter or limiter_for(
@@ -99,7 +103,10 @@ def run_batch(
                 run.generation = _generation(session, issue_id)
                 with _recorder(engine) as conn:
                     run.hooks = webhooks.enabled_events(conn)  # cached; empty: no webhook work
-                    run.send_all(session, conn, claimed)
+                    if pool is not None and pool.size > 1:
+                        pooled.send_all(run, session, conn, claimed, pool)
+                    else:
+                        run.send_all(session, conn, claimed)
     _wrap_up(engine, issue_id, result)
     _log_batch(issue_id, result)
     return result
@@ -247,6 +254,10 @@ class _Run:
         outcome = self.send_one(row)
         if outcome.delivered:
             self.tokens -= 1
+        self.settle(conn, row, outcome)
+
+    def settle(self, conn: Connection, row: ledger.Claimed, outcome: Outcome) -> None:
+        """Record one row's outcome and let the rest of the batch react to it."""
         recorded = outcomes.record(conn, row, outcome, issue_id=self.issue_id, retry=self.retry)
         if not recorded and outcome.kind is Kind.sent:
             log.warning(
@@ -265,8 +276,8 @@ class _Run:
         if outcome.server_trouble is not None:
             self.observe(conn, failed=outcome.server_trouble, reply=outcome.response)
 
-    def send_one(self, row: ledger.Claimed) -> Outcome:
-        """Render, sign and hand over one message; what became of it (nothing recorded yet)."""
+    def build(self, row: ledger.Claimed) -> Outcome | tuple[str, bytes]:
+        """(Message-ID, the signed message) for one row, or the outcome that stops it here."""
         if not row.active:
             return Outcome(Kind.skipped, "no longer subscribed")
         prep = self.prep
@@ -283,6 +294,14 @@ class _Run:
                 data = prep.signer.sign(data)
         except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
             return Outcome(Kind.local, f"local: {exc}")
+        return mid, data
+
+    def send_one(self, row: ledger.Claimed) -> Outcome:
+        """Render, sign and hand over one message; what became of it (nothing recorded yet)."""
+        built = self.build(row)
+        if isinstance(built, Outcome):
+            return built
+        mid, data = built
         try:
             reply = self.transport.send(self.settings.bounce_address, row.email, data)
         except TransportError as exc:

@@ -9,6 +9,7 @@ TransportError            a message could not be handed over
                           (``code`` None: a non-ASCII address the relay cannot take, say)
 
 - ``smtp``    SMTP over one reused connection (``SMTPConfig``, ``SMTPTransport``)
+- ``pool``    several connections with a thread each, one message in flight per connection
 - ``memory``  an in-memory twin that records what it is given, for tests and dry runs
 - ``sink``    a local SMTP server (aiosmtpd) for the demo, development and tests
 """

@@ -1,0 +1,110 @@
+"""A batch's sending loop with several messages in flight, one per connection of a pool.
+
+``batch`` builds and records; here the loop keeps up to ``pool.size`` messages on the pool's
+connections (``transports.pool``) and records each reply in claim order, so that a relay's
+round trips overlap instead of adding up.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from concurrent.futures import Future
+from typing import Protocol
+
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from newsletter.config import Settings
+from newsletter.exceptions import TransportError
+from newsletter.sending import controls, ledger, outcomes
+from newsletter.sending.outcomes import Kind, Outcome
+from newsletter.transports.pool import TransportPool
+
+
+class Run(Protocol):
+    """What this loop needs of ``batch._Run``."""
+
+    settings: Settings
+    issue_id: int
+    tokens: int
+
+    @property
+    def result(self) -> BatchCounts: ...
+
+    def _must_stop(self, session: Session, index: int, row: ledger.Claimed) -> bool: ...
+
+    def build(self, row: ledger.Claimed) -> Outcome | tuple[str, bytes]: ...
+
+    def settle(self, conn: Connection, row: ledger.Claimed, outcome: Outcome) -> None: ...
+
+
+class BatchCounts(Protocol):
+    lost: int
+    stopped: bool
+
+
+def send_all(
+    run: Run,
+    session: Session,
+    conn: Connection,
+    claimed: list[ledger.Claimed],
+    pool: TransportPool,
+) -> None:
+    """``send_all`` with up to ``pool.size`` messages in flight on the pool's connections.
+
+    The loop builds each message here and hands it to a free connection; when every
+    connection is busy it waits for the oldest message in flight and records its outcome
+    (in claim order). Before a stop (pause, cancel, the breaker) every message in flight is
+    recorded and only the rows never handed over are released.
+    """
+    lease = claimed[0].lease
+    held = {r.delivery_id for r in claimed}
+    renewed = time.monotonic()
+    flight: deque[tuple[ledger.Claimed, str, Future[str]]] = deque()
+
+    def land_oldest() -> None:
+        row, mid, future = flight.popleft()
+        try:
+            outcome = Outcome(Kind.sent, future.result(), mid)
+        except TransportError as exc:
+            outcome = outcomes.classify(exc, mid)
+        run.settle(conn, row, outcome)
+
+    def stop_here(rest: list[int]) -> None:
+        while flight:
+            land_oldest()
+        ledger.release(conn, delivery_ids=rest, lease=lease)
+
+    for index, row in enumerate(claimed):
+        rest = [r.delivery_id for r in claimed[index:]]
+        if run._must_stop(session, index, row):
+            stop_here(rest)
+            controls.settle_cancelled(conn, issue_id=run.issue_id)
+            run.result.stopped = True
+            return
+        if time.monotonic() - renewed > run.settings.lease_seconds / 3:
+            held = ledger.renew(
+                conn, delivery_ids=rest, lease=lease, lease_seconds=run.settings.lease_seconds
+            )
+            renewed = time.monotonic()
+        if row.delivery_id not in held:
+            run.result.lost += 1
+            continue
+        built = run.build(row)
+        if isinstance(built, Outcome):  # skipped, or a message we could not build
+            run.settle(conn, row, built)
+        else:
+            if len(flight) >= pool.size:
+                land_oldest()
+                if run.result.stopped:  # the circuit breaker tripped: this row stays
+                    stop_here(rest)
+                    return
+            mid, data = built
+            run.tokens -= 1  # taken when it leaves (the reply may come after the next)
+            flight.append((row, mid, pool.submit(run.settings.bounce_address, row.email, data)))
+        if run.result.stopped:
+            stop_here(rest[1:])
+            return
+    while flight:
+        land_oldest()

@@ -36,6 +36,7 @@ from newsletter.models import (
     moving,
     utcnow,
 )
+from newsletter.sending import counters
 from newsletter.sending.checks import qa_config
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import D, I, S
@@ -169,8 +170,4 @@ def _insert_ledger(
 
 
 def _count(session: Session, issue_id: int) -> int:
-    return int(
-        session.execute(
-            select(func.count()).select_from(D).where(D.c.issue_id == issue_id)
-        ).scalar_one()
-    )
+    return sum(counters.counts(session, issue_id).values())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
@@ -48,9 +48,21 @@ def totals(session: Session | Connection) -> Counts:
     return {str(status): int(n) for status, n in rows if n}
 
 
-def ledger_counts(session: Session | Connection, issue_id: int) -> Counts:
-    """The same counts from the ledger itself (a scan: for checks, not for polls)."""
-    rows = session.execute(
-        select(D.c.status, func.count()).where(D.c.issue_id == issue_id).group_by(D.c.status)
-    ).all()
-    return {str(status): int(n) for status, n in rows}
+def check(session: Session | Connection, issue_id: int) -> tuple[Counts, Counts]:
+    """(the counters, a ``GROUP BY`` of the ledger) of one issue, read by one statement (one
+    snapshot, so they must be equal even while workers send); a scan: for checks, not polls."""
+    kept = (
+        select(literal("counter").label("side"), IC.c.status, func.sum(IC.c.n).label("n"))
+        .where(IC.c.issue_id == issue_id)
+        .group_by(IC.c.status)
+    )
+    scanned = (
+        select(literal("ledger").label("side"), D.c.status, func.count().label("n"))
+        .where(D.c.issue_id == issue_id)
+        .group_by(D.c.status)
+    )
+    found: dict[str, Counts] = {"counter": {}, "ledger": {}}
+    for side, status, n in session.execute(union_all(kept, scanned)).all():
+        if n:
+            found[str(side)][str(status)] = int(n)
+    return found["counter"], found["ledger"]

@@ -17,7 +17,7 @@ from newsletter.content.qa import QAConfig
 from newsletter.db import session_scope
 from newsletter.models import IssueStatus
 from newsletter.sending import controls, counters
-from newsletter.sending.start import fill_ledger
+from newsletter.sending.start import fill_ledger, start_send
 from newsletter.transports.sink import FaultPlan, SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
 
@@ -106,11 +106,17 @@ def test_counters_follow_a_send_with_retries_failures_a_pause_and_a_resume(
     watch.until(lambda c: c.get("sent", 0) >= 12)
     controls.pause(session, issue_id=issue_id)
     session.commit()
-    # batches stop within one: their claimed rows are recorded or released
-    watch.until(lambda c: c.get("sending", 0) == 0)
-    paused = dict(watch.counts)
-    time.sleep(0.5)
-    assert watch.poll() == paused  # nothing moves while paused
+    # batches stop within one: their claimed rows are recorded or released; then nothing moves
+    # (a claim that began before the pause committed may still take rows: wait for calm)
+    deadline = time.monotonic() + 30
+    before = watch.poll()
+    while True:
+        time.sleep(0.5)
+        now = watch.poll()
+        if now == before and now.get("sending", 0) == 0:
+            break
+        assert time.monotonic() < deadline, f"still moving while paused: {now}"
+        before = now
 
     controls.resume(session, issue_id=issue_id)
     session.commit()
@@ -140,3 +146,27 @@ def test_counters_follow_a_send_cancelled_midway(
     assert watch.drifts == []
     assert sum(final.values()) == 40
     assert final.get("cancelled", 0) > 0 and final.get("sent", 0) >= 6
+
+
+def test_send_now_is_filled_once_by_the_worker_even_when_dispatched_thrice(
+    session: Session, worker_settings: Settings, sink: SMTPSink
+) -> None:
+    """``start_send`` answers with the issue preparing; the worker's dispatch fills the ledger
+    (exactly once, whatever the number of dispatches) and sends."""
+    from worker.tasks import dispatch
+
+    fx = make_issue(session)
+    make_subscribers(session, fx.newsletter, 30)
+    issue_id = fx.issue.id
+    assert issue_id is not None
+    started = start_send(worker_settings, session, issue_id=issue_id, dispatch=None)
+    assert (started.started, started.recipients) == (True, 30)
+    assert counters.counts(session, issue_id) == {}  # nothing filled in the "request"
+    for _ in range(3):
+        dispatch.delay(issue_id)
+    watch = Watch(worker_settings, issue_id)
+    watch.until(lambda _: watch.status in (IssueStatus.sent, IssueStatus.paused), timeout=90)
+    final = watch.poll()
+    assert watch.drifts == []
+    assert sum(final.values()) == 30  # one ledger row per recipient, filled once
+    assert len({m.rcpt_tos[0] for m in sink.messages}) == final.get("sent", 0)

@@ -149,6 +149,7 @@ def fill_prepared(session: Session, *, issue_id: int) -> SendStart | None:
     """preparing -> sending and the ledger filled, in the caller's transaction; None when the
     issue is not preparing (filled already by another dispatch, or cancelled meanwhile)."""
     issue = issues.get_issue(session, issue_id)
+    session.refresh(issue)  # its status as committed, not as this session first read it
     if issue.status != IssueStatus.preparing:
         return None
     return _fill(session, issue, among=(IssueStatus.preparing,))

@@ -218,6 +218,19 @@ class Delivery(SQLModel, table=True):
     updated_at: datetime | None = None  # when the last attempt's result was recorded
 
 
+class IssueCounter(SQLModel, table=True):
+    """Ledger rows of an issue by status, kept by database triggers on ``delivery`` (migration
+    0020) in the transaction of every change; ``shard`` spreads concurrent writers over a few
+    rows (PostgreSQL picks one at random per statement), a reader sums them (``counters``)."""
+
+    __tablename__ = "issue_counter"
+
+    issue_id: int = Field(primary_key=True)  # no foreign key: a cascade may run either way
+    status: str = Field(primary_key=True, sa_type=String(16))
+    shard: int = Field(primary_key=True, default=0)
+    n: int = Field(default=0, sa_type=BigInteger)
+
+
 class ApiToken(SQLModel, table=True):
     """A bearer token of the admin API; only its SHA-256 is stored."""
 

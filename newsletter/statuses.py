@@ -18,6 +18,7 @@ class IssueStatus(StrEnum):
     in_review = "in_review"
     approved = "approved"
     scheduled = "scheduled"
+    preparing = "preparing"  # "send now" was accepted: a worker fills the ledger, then sends
     sending = "sending"
     paused = "paused"
     sent = "sent"
@@ -61,13 +62,20 @@ NOT_STARTED = (IssueStatus.draft, IssueStatus.in_review, IssueStatus.approved)
 #: (``content.review``, for newsletters that require review), not this table's
 ISSUE_MOVES: dict[IssueStatus, frozenset[IssueStatus]] = {
     IssueStatus.draft: frozenset(
-        {IssueStatus.in_review, IssueStatus.scheduled, IssueStatus.sending, IssueStatus.cancelled}
+        {
+            IssueStatus.in_review,
+            IssueStatus.scheduled,
+            IssueStatus.preparing,
+            IssueStatus.sending,
+            IssueStatus.cancelled,
+        }
     ),
     IssueStatus.in_review: frozenset(
         {
             IssueStatus.draft,
             IssueStatus.approved,
             IssueStatus.scheduled,
+            IssueStatus.preparing,
             IssueStatus.sending,
             IssueStatus.cancelled,
         }
@@ -77,13 +85,22 @@ ISSUE_MOVES: dict[IssueStatus, frozenset[IssueStatus]] = {
             IssueStatus.draft,
             IssueStatus.in_review,
             IssueStatus.scheduled,
+            IssueStatus.preparing,
             IssueStatus.sending,
             IssueStatus.cancelled,
         }
     ),
     IssueStatus.scheduled: frozenset(
-        {IssueStatus.scheduled, IssueStatus.draft, IssueStatus.sending, IssueStatus.cancelled}
+        {
+            IssueStatus.scheduled,
+            IssueStatus.draft,
+            IssueStatus.preparing,
+            IssueStatus.sending,
+            IssueStatus.cancelled,
+        }
     ),
+    #: the worker's fill moves it on to sending, in the transaction that inserts the ledger
+    IssueStatus.preparing: frozenset({IssueStatus.sending, IssueStatus.cancelled}),
     IssueStatus.sending: frozenset({IssueStatus.paused, IssueStatus.sent, IssueStatus.cancelled}),
     IssueStatus.paused: frozenset({IssueStatus.sending, IssueStatus.cancelled}),
     IssueStatus.sent: frozenset({IssueStatus.sending}),  # resend to the failed

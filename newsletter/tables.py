@@ -12,6 +12,7 @@ from sqlmodel import SQLModel
 from newsletter.models import (
     Delivery,
     Issue,
+    IssueCounter,
     Newsletter,
     Segment,
     Subscriber,
@@ -28,6 +29,7 @@ def table_of(model: type[SQLModel]) -> Table:
 
 
 D = table_of(Delivery)
+IC = table_of(IssueCounter)
 I = table_of(Issue)  # noqa: E741 - the ledger's short names read best in long statements
 NL = table_of(Newsletter)
 S = table_of(Subscription)

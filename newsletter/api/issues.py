@@ -84,7 +84,7 @@ def get_status(issue_id: Id, session: SessionDep) -> StatusDict:
 
 @router.post(
     "/{issue_id}/send",
-    summary="Freeze the issue, fill the ledger, queue the batches",
+    summary="Check and freeze the issue; a worker fills the ledger, then sends (preparing)",
     responses=STATE,
 )
 def send(

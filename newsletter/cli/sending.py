@@ -36,7 +36,7 @@ def issues_send(
     ] = None,
     everyone: Annotated[bool, typer.Option(help="send to all active subscribers")] = False,
 ) -> None:
-    """Start sending an issue: freeze it, fill the ledger, queue the batches."""
+    """Start sending an issue: check and freeze it; a worker fills the ledger and sends."""
     from worker.tasks import dispatch
 
     with session() as s:
@@ -55,7 +55,7 @@ def issues_send(
         _queued(issue_id, follow)
         return
     console.print(_already_started(state))
-    if follow and state.progress.status == IssueStatus.sending:
+    if follow and state.progress.status in (IssueStatus.preparing, IssueStatus.sending):
         _follow(issue_id)
 
 
@@ -64,6 +64,8 @@ def _already_started(state: controls.Status) -> str:
     p = state.progress
     done = f"{p.done} of {p.total} done"
     said = {
+        IssueStatus.preparing: "is being prepared (a worker fills its ledger); its dispatch was "
+        "queued again for a running `newsletter worker`",
         IssueStatus.sending: f"is already sending ({done}); its batches were queued again for "
         "a running `newsletter worker`",
         IssueStatus.paused: f"is paused ({done}); `newsletter issues resume {p.issue_id}` goes on",

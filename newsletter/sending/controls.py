@@ -191,7 +191,13 @@ def cancel(session: Session, *, issue_id: int, reason: str = "cancelled by an op
     _move(
         session,
         issue_id,
-        allowed=(*NOT_STARTED, IssueStatus.scheduled, IssueStatus.sending, IssueStatus.paused),
+        allowed=(
+            *NOT_STARTED,
+            IssueStatus.scheduled,
+            IssueStatus.preparing,
+            IssueStatus.sending,
+            IssueStatus.paused,
+        ),
         to=IssueStatus.cancelled,
         action="cancel",
         status_reason=reason[:1000],

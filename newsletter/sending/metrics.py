@@ -8,7 +8,7 @@ the truth every process shares; a custom collector reads it at scrape time:
 ``newsletter_messages_total{status}``   counter     ledger rows ``sent`` / ``failed`` (all issues)
 ``newsletter_deliveries{status}``       gauge       ledger rows by every status (pending, ...)
 ``newsletter_send_rate``                gauge       messages/s sent over the last 10 s
-``newsletter_queue_depth``              gauge       pending rows of sending issues due now
+``newsletter_queue_depth``              gauge       pending rows of sending issues (with retries)
 ``newsletter_celery_queue_length{q}``   gauge       tasks waiting in the Redis broker's queue
 ``newsletter_issues{status}``           gauge       issues by status
 ``newsletter_provider_events_total``    counter     bounce receipts by ``provider`` and ``kind``
@@ -21,9 +21,11 @@ complaints (``arf``), each once however often it was delivered; kind is hard, so
 ``newsletter_messages_total`` only goes down when rows leave the ledger (a subscriber erased,
 ``resend-failed`` putting failures back to pending); Prometheus reads that as a counter reset.
 
-Cheap at scrape time: counts of issues that are finished (``sent``, ``cancelled``) do not change,
-so they are computed once per process and kept; only the issues still sending or paused are
-counted on each scrape, each with the (issue_id, status) index.
+Cheap at scrape time: the counts by status come from the issue counters (``counters``: a few
+rows per issue and status, kept by the database with every ledger change), not from the ledger.
+The queue depth counts the pending rows of the issues sending, retries waiting for their time
+included (telling those apart would scan the ledger). Only the send rate reads the ledger: the
+rows sent in the last 10 s, through the (issue_id, sent_at) index.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
 from newsletter.models_audience import BounceReceipt
+from newsletter.sending import counters
 from newsletter.sending.controls import RATE_WINDOW
-from newsletter.statuses import NOT_STARTED
 from newsletter.tables import D, I, table_of
 
 log = logging.getLogger(__name__)
@@ -54,8 +56,6 @@ R = table_of(BounceReceipt)
 CELERY_QUEUES = ("newsletter", "newsletter.send")
 _PRIORITY_SEP = "\x06\x16"
 _PRIORITY_STEPS = (3, 6, 9)
-#: issue states whose ledger counts no longer change
-_FINAL = frozenset({IssueStatus.sent, IssueStatus.cancelled})
 
 Counts = dict[str, int]
 
@@ -65,40 +65,25 @@ class LedgerCollector(Collector):
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # issue id -> (its status and when that changed, its ledger counts by status)
-        self._final: dict[int, tuple[tuple[str, datetime | None, datetime | None], Counts]] = {}
 
     def collect(self) -> Iterator[Metric]:
         now = utcnow()
         with Session(get_engine(self.settings.database_url)) as session:
-            issues = session.execute(
-                select(I.c.id, I.c.status, I.c.status_changed_at, I.c.sent_at)
-            ).all()
+            issues = session.execute(select(I.c.id, I.c.status)).all()
             by_status: Counts = {}
-            totals: Counts = dict.fromkeys((s.value for s in DeliveryStatus), 0)
-            live: list[int] = []
-            seen: set[int] = set()
-            for issue_id, status, changed, sent_at in issues:
+            started: list[int] = []
+            for issue_id, status in issues:
                 by_status[status] = by_status.get(status, 0) + 1
-                if status in (*NOT_STARTED, IssueStatus.scheduled):
-                    continue  # no ledger rows yet
-                seen.add(issue_id)
-                key = (status, changed, sent_at)
-                cached = self._final.get(issue_id)
-                if status in _FINAL and cached is not None and cached[0] == key:
-                    counts = cached[1]
-                else:
-                    counts = _issue_counts(session, issue_id)
-                    if status in _FINAL:
-                        self._final[issue_id] = (key, counts)
-                    else:
-                        live.append(issue_id)
-                for name, count in counts.items():
-                    totals[name] = totals.get(name, 0) + count
-            for gone in set(self._final) - seen:
-                del self._final[gone]
+                if status == IssueStatus.sending:
+                    started.append(int(issue_id))
+            # the issue counters (``counters``), not the ledger: a few rows per issue and status
+            totals: Counts = dict.fromkeys((s.value for s in DeliveryStatus), 0)
+            totals.update(counters.totals(session))
             rate = _recent_sent(session, now) / RATE_WINDOW.total_seconds()
-            depth = _due(session, live, now)
+            depth = sum(
+                c.get(DeliveryStatus.pending, 0)
+                for c in counters.counts_of(session, started).values()
+            )
             provider_events = session.execute(
                 select(R.c.source, R.c.kind, func.count())
                 .where(R.c.kind.in_(("hard", "soft", "complaint")))
@@ -110,8 +95,8 @@ class LedgerCollector(Collector):
             "Messages in the delivery ledger that were sent or failed for good",
             labels=["status"],
         )
-        for name in (DeliveryStatus.sent, DeliveryStatus.failed):
-            messages.add_metric([name.value], totals.get(name, 0))
+        for final in (DeliveryStatus.sent, DeliveryStatus.failed):
+            messages.add_metric([final.value], totals.get(final, 0))
         yield messages
         deliveries = GaugeMetricFamily(
             "newsletter_deliveries", "Delivery ledger rows by status", labels=["status"]
@@ -126,14 +111,14 @@ class LedgerCollector(Collector):
         )
         yield GaugeMetricFamily(
             "newsletter_queue_depth",
-            "Pending deliveries of sending issues that are due now",
+            "Pending deliveries of sending issues (due now or waiting for a retry)",
             value=depth,
         )
         issues_metric = GaugeMetricFamily(
             "newsletter_issues", "Issues by status", labels=["status"]
         )
-        for name in IssueStatus:
-            issues_metric.add_metric([name.value], by_status.get(name.value, 0))
+        for state in IssueStatus:
+            issues_metric.add_metric([state.value], by_status.get(state.value, 0))
         yield issues_metric
         events = CounterMetricFamily(
             "newsletter_provider_events",
@@ -172,13 +157,6 @@ class LedgerCollector(Collector):
         yield metric
 
 
-def _issue_counts(session: Session, issue_id: int) -> Counts:
-    rows = session.execute(
-        select(D.c.status, func.count()).where(D.c.issue_id == issue_id).group_by(D.c.status)
-    ).all()
-    return {status: int(count) for status, count in rows}
-
-
 def _recent_sent(session: Session, now: datetime) -> int:
     """Rows sent within the window, looking only at issues that can have any (index-friendly)."""
     since = now - RATE_WINDOW
@@ -193,23 +171,6 @@ def _recent_sent(session: Session, now: datetime) -> int:
         select(func.count())
         .select_from(D)
         .where(D.c.issue_id.in_(recent_issues), D.c.sent_at >= since)
-    ).scalar_one()
-    return int(count)
-
-
-def _due(session: Session, issue_ids: list[int], now: datetime) -> int:
-    if not issue_ids:
-        return 0
-    count = session.execute(
-        select(func.count())
-        .select_from(D)
-        .join(I, I.c.id == D.c.issue_id)
-        .where(
-            D.c.issue_id.in_(issue_ids),
-            I.c.status == IssueStatus.sending,
-            D.c.status == DeliveryStatus.pending,
-            or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
-        )
     ).scalar_one()
     return int(count)
 

@@ -4,8 +4,9 @@ A running worker claims the rows of a dispatched send within a second or two, an
 starts a scheduled issue within one tick of its time. So an issue that has been sending for
 ``PICKUP_SECONDS`` with due rows waiting, none in flight and none sent or recorded lately has
 no worker consuming its queue; a scheduled issue ``PICKUP_SECONDS`` past its time plus a tick
-has no beat. Nothing here knows the queue: the signal is the domain's own, so the CLI, the
-admin API and the editor UI say the same thing whatever runs the workers.
+has no beat; an issue sent now still ``preparing`` after ``PREPARE_SECONDS`` (its ledger not
+filled) has no worker either. Nothing here knows the queue: the signal is the domain's own, so
+the CLI, the admin API and the editor UI say the same thing whatever runs the workers.
 
 Cheap enough for a status poll every second: the checks stop at the first one that shows
 movement, the first ones use the ledger's (issue, status) and (issue, sent_at) indexes, and
@@ -26,6 +27,9 @@ from newsletter.tables import D, I
 PICKUP_SECONDS = 5.0
 #: the beat's period (``worker.celery_app``'s schedule): a retry or a schedule may wait this long
 TICK_SECONDS = 5.0
+#: how long "send now" may stay preparing before we say no worker runs: a worker filling a
+#: large ledger holds it that long (about 14 s per million rows), so this is generous
+PREPARE_SECONDS = 120.0
 
 NO_WORKER = "no worker has picked this send up: start `newsletter worker` (or `newsletter dev`)"
 NO_BEAT = (
@@ -44,6 +48,13 @@ def worker_notice(session: Session, *, issue_id: int, now: datetime | None = Non
     )
     if _holds(session, scheduled_and_late):
         return NO_BEAT
+    prepared_long_ago = and_(
+        I.c.id == issue_id,
+        I.c.status == IssueStatus.preparing,
+        I.c.status_changed_at <= now - timedelta(seconds=PREPARE_SECONDS),
+    )
+    if _holds(session, prepared_long_ago):
+        return NO_WORKER
     entered_before_quiet = and_(
         I.c.id == issue_id,
         I.c.status == IssueStatus.sending,

@@ -1,10 +1,14 @@
-"""The periodic tick (Celery beat, every few seconds): what needs starting or restarting.
+"""The periodic tick (Celery beat, every few seconds, and every ``dispatch`` task): what needs
+starting or restarting.
 
-Scheduled issues whose time came are started (unless the DKIM key cannot sign: they wait, and
-the log says why); rows whose lease ran out (a killed worker) go back to pending; a sending
-issue with due rows and no batch in flight gets its chains restarted; a finished one is marked
-sent. Rows that go out one by one (a welcome, the latest issue sent with it) are started the same
-way while their issue stays as it is.
+Issues an editor sent ("send now": ``preparing``) get their ledger filled
+(``start.fill_prepared``, exactly once: a guarded move in the fill's transaction), then
+PostgreSQL's statistics refreshed after a large fill. Scheduled issues whose time came are
+started (unless the DKIM key cannot sign: they wait, and the log says why); rows whose lease
+ran out (a killed worker) go back to pending; a sending issue with due rows and no batch in
+flight gets its chains restarted; a finished one is marked sent. Rows that go out one by one (a
+welcome, the latest issue sent with it) are started the same way while their issue stays as it
+is.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from newsletter.db import get_engine
 from newsletter.exceptions import NewsletterError
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.models import DeliveryStatus, IssueStatus
-from newsletter.sending import controls, ledger
+from newsletter.sending import controls, counters, ledger, start
 from newsletter.sending.checks import qa_config
 from newsletter.tables import D, I
 
@@ -35,11 +39,15 @@ class TickResult:
 
 
 def tick(settings: Settings, *, parallelism: int) -> TickResult:
-    """The periodic look: due scheduled issues started; expired leases back to pending; idle
-    sending issues restarted."""
+    """The periodic look: ledgers of issues sent now filled; due scheduled issues started;
+    expired leases back to pending; idle sending issues restarted."""
     with Session(get_engine(settings.database_url)) as session:
+        _fill_prepared(session)
         started = _start_due(session, settings)
         session.commit()
+        if started:
+            filled = sum(sum(c.values()) for c in counters.counts_of(session, started).values())
+            start.refresh_statistics(session, filled=filled)
         requeued = ledger.requeue_expired(session)
         batches: dict[int, int] = {}
         for issue_id in ledger.sending_issue_ids(session):
@@ -54,6 +62,18 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
                 batches[issue_id] = chains(ready, settings.batch_size, parallelism)
         session.commit()
     return TickResult(requeued, batches, started)
+
+
+def _fill_prepared(session: Session) -> list[int]:
+    """Fill the ledger of each issue sent now (``preparing``), one transaction each."""
+    filled = []
+    for issue_id in start.preparing_issue_ids(session):
+        done = start.fill_prepared(session, issue_id=issue_id)
+        session.commit()
+        if done is not None:
+            filled.append(issue_id)
+            start.refresh_statistics(session, filled=done.recipients)
+    return filled
 
 
 def _start_due(session: Session, settings: Settings) -> list[int]:

@@ -37,6 +37,7 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.newsletters import get_newsletter
+from newsletter.sending import counters as issue_counters
 from newsletter.sending.start import freeze
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import D, I
@@ -83,10 +84,7 @@ def _row(session: Session, newsletter_id: int) -> NewsletterWelcome:
 
 
 def counts(session: Session, issue_id: int) -> dict[str, int]:
-    rows = session.execute(
-        select(D.c.status, func.count()).where(D.c.issue_id == issue_id).group_by(D.c.status)
-    ).all()
-    return {str(status): int(n) for status, n in rows}
+    return issue_counters.counts(session, issue_id)
 
 
 def welcome_of(session: Session, newsletter: str | int) -> Welcome:

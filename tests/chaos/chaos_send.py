@@ -5,14 +5,16 @@ An issue goes to N subscribers (default 2,000; ``--subscribers 10000`` for the l
 on, a spare port: the machine's shared Redis is never touched) and a fresh PostgreSQL database,
 into an SMTP sink that answers 451 to about 5% of messages and hangs up on about 1%. While the
 issue is sending, a worker is SIGKILLed 3 times (its whole process group, then restarted) and
-Redis is restarted once. Afterwards:
+Redis is restarted once. Afterwards (and, for the issue counters, at every poll):
 
 * every subscriber active at the start received at least one copy (``missed == 0``), and nobody
   else received one;
 * copies beyond the first (``duplicates``) are no more than the kills, and every one carries the
   same Message-ID as its recipient's first copy;
 * every first copy's Message-ID is the one the ledger recorded for that recipient;
-* the issue ends ``sent``.
+* the issue ends ``sent``;
+* the issue counters (``sending.counters``) equal a ``GROUP BY`` of the ledger at every poll
+  (killed workers' leases expire and are requeued meanwhile) and at the end.
 
 It prints progress lines, a summary, and as its last line one JSON object with the keys
 ``subscribers``, ``received_unique``, ``missed``, ``duplicates``, ``kills``,
@@ -54,7 +56,7 @@ if str(ROOT) not in sys.path:  # run as a script, the project's root is not on t
 from newsletter import db  # noqa: E402
 from newsletter.config import Settings, get_settings  # noqa: E402
 from newsletter.models import IssueStatus  # noqa: E402
-from newsletter.sending import ledger, progress  # noqa: E402
+from newsletter.sending import counters, ledger, progress  # noqa: E402
 from newsletter.sending.checks import qa_config  # noqa: E402
 from newsletter.sending.start import fill_ledger  # noqa: E402
 from newsletter.transports.sink import FaultPlan, Received, SMTPSink, free_port  # noqa: E402
@@ -167,6 +169,8 @@ class Outcome:
     redis_restarts: int
     unexpected_exits: list[str]
     seconds: float
+    #: polls whose issue counters differed from a GROUP BY of the ledger (one snapshot each)
+    counter_drifts: list[tuple[dict[str, int], dict[str, int]]]
 
 
 def chaos_env(
@@ -212,10 +216,14 @@ def drive(
     plan = list(PLAN)
     kills = restarts = 0
     unexpected: list[str] = []
+    drifts: list[tuple[dict[str, int], dict[str, int]]] = []
     started = last_line = time.monotonic()
     while True:
         with db.session_scope(settings.database_url) as s:
             state = progress.progress(s, issue_id=issue_id)
+            kept, scanned = counters.check(s, issue_id)
+        if kept != scanned:
+            drifts.append((kept, scanned))
         elapsed = time.monotonic() - started
         share = state.counts.get("sent", 0) / max(state.total, 1)
         sending = state.status == IssueStatus.sending
@@ -249,7 +257,7 @@ def drive(
                 f" (kills {kills}, redis restarts {restarts})"
             )
         if not sending or elapsed > timeout:
-            return Outcome(state, kills, restarts, unexpected, elapsed)
+            return Outcome(state, kills, restarts, unexpected, elapsed, drifts)
         time.sleep(0.2)
 
 
@@ -260,6 +268,7 @@ def judge(
     sink: CountingSink,
     recorded: dict[str, tuple[str, str | None]],
     outcome: Outcome,
+    final_counts: tuple[dict[str, int], dict[str, int]],
 ) -> tuple[dict[str, Any], list[tuple[str, bool]]]:
     copies = dict(sink.copies)
     missed = active - copies.keys()
@@ -283,6 +292,7 @@ def judge(
         "unsubscribed_mailed": len(unexpected & gone),
         "unexpected_recipients": len(unexpected),
         "ledger_mismatches": len(mismatched),
+        "counter_drifts": len(outcome.counter_drifts),
         "ledger": dict(sorted(outcome.final.counts.items())),
         "messages_accepted": sink.accepted,
         "unexpected_exits": len(outcome.unexpected_exits),
@@ -297,6 +307,8 @@ def judge(
         (f"duplicates ({duplicates}) <= kills ({outcome.kills})", duplicates <= outcome.kills),
         ("every duplicate carries its first copy's Message-ID", same_id),
         ("every first copy's Message-ID is the ledger's, row sent", not mismatched),
+        ("the issue counters equalled the ledger at every poll and at the end",
+         not outcome.counter_drifts and final_counts[0] == final_counts[1]),
         (f"the issue ended sent (it is {outcome.final.status})",
          outcome.final.status == IssueStatus.sent),
     ]  # fmt: skip
@@ -306,6 +318,8 @@ def judge(
     if duplicates:
         extra = [(e, ids) for e, ids in copies.items() if len(ids) > 1]
         say(f"recipients with more than one copy ({len(extra)}; first 10): {extra[:10]}")
+    if outcome.counter_drifts or final_counts[0] != final_counts[1]:
+        say(f"counters (first drifts) vs ledger: {outcome.counter_drifts[:5]}; end {final_counts}")
     if mismatched:
         say(f"ledger mismatches (first 10): {[(e, recorded.get(e)) for e in mismatched[:10]]}")
     return result, checks
@@ -402,8 +416,15 @@ def run(args: argparse.Namespace) -> int:
             child.stop()
         sink.stop()
         recorded = ledger_rows(database_url, issue_id)
+        with db.session_scope(database_url) as s:
+            final_counts = counters.check(s, issue_id)
         result, checks = judge(
-            active=active, gone=gone, sink=sink, recorded=recorded, outcome=outcome
+            active=active,
+            gone=gone,
+            sink=sink,
+            recorded=recorded,
+            outcome=outcome,
+            final_counts=final_counts,
         )
         ok = all(passed for _, passed in checks)
         result["ok"] = ok

@@ -71,4 +71,5 @@ def test_chaos_send_reaches_everyone_with_bounded_duplicates() -> None:
     assert result["duplicates"] <= result["kills"], report
     assert result["duplicates_same_message_id"] is True, report
     assert result["final_status"] == "sent", report
+    assert result["counter_drifts"] == 0, report  # the issue counters never left the ledger
     assert proc.returncode == 0, report  # the script's own further checks (ledger, Redis restart)

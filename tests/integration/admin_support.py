@@ -18,6 +18,7 @@ from newsletter import db
 from newsletter.access import editors
 from newsletter.api import create_app
 from newsletter.config import Settings
+from newsletter.sending import start
 
 EDITOR_EMAIL = "editor@news.example.org"
 EDITOR_PASSWORD = "correct horse battery staple"
@@ -26,12 +27,18 @@ CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @dataclass
 class Dispatched:
-    """Stands in for the Celery dispatch: the issue ids the app asked to send."""
+    """Stands in for the Celery dispatch: the issue ids the app asked to send. With a
+    ``database_url`` it also does the worker's first step, in a session of its own: it fills
+    the ledger of an issue sent now (``preparing`` -> ``sending``); it sends nothing."""
 
     ids: list[int] = field(default_factory=list)
+    database_url: str | None = None
 
     def __call__(self, issue_id: int) -> None:
         self.ids.append(issue_id)
+        if self.database_url is not None:
+            with db.session_scope(self.database_url) as s:
+                start.fill_prepared(s, issue_id=issue_id)
 
 
 def make_editor(settings: Settings, email: str = EDITOR_EMAIL, role: str = "admin") -> None:
@@ -59,8 +66,8 @@ def sign_in(client: TestClient, email: str = EDITOR_EMAIL, password: str = EDITO
 
 
 @pytest.fixture
-def dispatched() -> Dispatched:
-    return Dispatched()
+def dispatched(settings: Settings) -> Dispatched:
+    return Dispatched(database_url=settings.database_url)
 
 
 @pytest.fixture

@@ -7,11 +7,13 @@ import re
 import pytest
 from sqlmodel import Session, select
 
+from newsletter import db
 from newsletter.config import Settings
 from newsletter.content import issues as outline_api
 from newsletter.content import spam_check
 from newsletter.content.spam_check import RuleHit, SpamConfig, SpamResult
 from newsletter.models import Article, Issue, IssueItem, IssueStatus
+from newsletter.sending import start
 from tests.conftest import make_article, make_issue, make_newsletter, make_subscribers
 from tests.integration.admin_support import Dispatched, Editor
 
@@ -180,6 +182,42 @@ def test_sending_view_controls(editor: Editor, session: Session, dispatched: Dis
     editor.post(f"/admin/issues/{fx.issue.id}/cancel")
     final = editor.client.get(f"/admin/issues/{fx.issue.id}/status.json").json()
     assert final["status"] == "cancelled" and final["counts"]["cancelled"] == 4
+
+
+def test_send_now_answers_at_once_and_shows_preparing_until_a_worker_fills(
+    editor: Editor, session: Session, settings: Settings, dispatched: Dispatched
+) -> None:
+    fx = make_issue(session, layout=(1,))
+    make_subscribers(session, fx.newsletter, 3)
+    dispatched.database_url = None  # no worker has run yet
+    started = editor.post(f"/admin/issues/{fx.issue.id}/send", {"recipients": 3})
+    assert started.headers["location"].startswith(f"/admin/issues/{fx.issue.id}/sending")
+    assert dispatched.ids == [fx.issue.id]
+    page = editor.client.get(f"/admin/issues/{fx.issue.id}/sending")
+    assert "Preparing the send (3 recipients)" in page.text
+    assert ">Cancel send<" in page.text and ">Pause<" not in page.text
+    status = editor.client.get(f"/admin/issues/{fx.issue.id}/status.json").json()
+    assert (status["status"], status["total"]) == ("preparing", 0)
+
+    with db.session_scope(settings.database_url) as s:  # the worker's dispatch
+        assert start.fill_prepared(s, issue_id=fx.issue.id) is not None  # type: ignore[arg-type]
+    page = editor.client.get(f"/admin/issues/{fx.issue.id}/sending")
+    assert "Preparing the send" not in page.text and ">Pause<" in page.text
+    assert 'id="state-total">3<' in page.text
+
+
+def test_a_send_cancelled_while_preparing_is_never_filled(
+    editor: Editor, session: Session, settings: Settings, dispatched: Dispatched
+) -> None:
+    fx = make_issue(session, layout=(1,))
+    make_subscribers(session, fx.newsletter, 2)
+    dispatched.database_url = None
+    editor.post(f"/admin/issues/{fx.issue.id}/send", {"recipients": 2})
+    editor.post(f"/admin/issues/{fx.issue.id}/cancel")
+    with db.session_scope(settings.database_url) as s:
+        assert start.fill_prepared(s, issue_id=fx.issue.id) is None  # type: ignore[arg-type]
+    final = editor.client.get(f"/admin/issues/{fx.issue.id}/status.json").json()
+    assert (final["status"], final["total"]) == ("cancelled", 0)
 
 
 def test_schedule_and_unschedule(editor: Editor, session: Session) -> None:

@@ -25,7 +25,7 @@ from newsletter.api import create_app
 from newsletter.config import Settings, get_settings
 from newsletter.content.qa import QAConfig
 from newsletter.models import Delivery, DeliveryStatus, utcnow
-from newsletter.sending import progress
+from newsletter.sending import progress, start
 from newsletter.sending.start import fill_ledger
 from tests.conftest import make_issue, make_subscribers
 from tests.support import cli_fork
@@ -240,17 +240,28 @@ def test_send_starts_commits_then_dispatches(
 
     response = client.post(f"/api/issues/{issue_id}/send", headers=auth)
 
+    # answered before the ledger is filled: the worker's dispatch fills it
     assert response.status_code == 200
     body = response.json()
     assert (body["started"], body["recipients"], body["skipped"]) == (True, 3, 0)
-    assert body["status"] == "sending"
-    assert body["counts"]["pending"] == 3
+    assert body["status"] == "preparing"
+    assert body["total"] == 0
     assert dispatched.calls == [issue_id]
-    assert dispatched.seen_status == ["sending"]  # the worker would find the issue started
+    assert dispatched.seen_status == ["preparing"]  # the worker finds the issue committed
 
     again = client.post(f"/api/issues/{issue_id}/send", headers=auth).json()
-    assert (again["started"], again["recipients"]) == (False, 3)
-    assert progress.progress(session, issue_id=issue_id).total == 3  # no second ledger
+    assert again["started"] is False
+    assert dispatched.calls == [issue_id, issue_id]  # a lost dispatch is queued again
+
+    # the worker's part, twice (a duplicated dispatch): one ledger
+    for _ in range(2):
+        with db.session_scope(dispatched.settings.database_url) as s:
+            start.fill_prepared(s, issue_id=issue_id)
+    session.expire_all()
+    state = progress.progress(session, issue_id=issue_id)
+    assert (state.status, state.counts) == ("sending", {"pending": 3})
+    third = client.post(f"/api/issues/{issue_id}/send", headers=auth).json()
+    assert (third["started"], third["recipients"], third["total"]) == (False, 3, 3)
 
 
 def test_send_blocked_by_qa_is_409_with_the_findings(

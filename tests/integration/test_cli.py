@@ -89,6 +89,15 @@ def drafted(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+def _worker_fills(folder: Path) -> None:
+    """What a worker's dispatch does first: fill the ledger of the issue sent now."""
+    from newsletter import db
+    from newsletter.sending import start
+
+    with db.session_scope(f"sqlite:///{folder / 'newsletter.db'}") as s:
+        assert start.fill_prepared(s, issue_id=1) is not None
+
+
 def _status(folder: Path) -> dict[str, object]:
     import json
 
@@ -112,9 +121,12 @@ def test_controls_from_the_command_line(drafted: Path) -> None:
     assert cli(drafted, "issues", "unschedule", "1").returncode == 0
     assert _status(drafted)["status"] == "draft"
 
-    # started, with no worker running: the rows wait in the ledger
+    # started, with no worker running: the issue waits, preparing, for a worker's fill
     sent = cli(drafted, "issues", "send", "1")
     assert sent.returncode == 0, sent.stderr
+    assert _status(drafted)["status"] == "preparing"
+    assert_one_line_error(cli(drafted, "issues", "pause", "1"), "it is preparing")
+    _worker_fills(drafted)  # the worker's dispatch: the rows wait in the ledger
     assert cli(drafted, "issues", "pause", "1", "--reason", "a typo").returncode == 0
     state = _status(drafted)
     assert (state["status"], state["reason"]) == ("paused", "a typo")

@@ -17,6 +17,7 @@ from newsletter.config import Settings, get_settings
 from newsletter.content import articles
 from newsletter.exceptions import UserError
 from newsletter.models import Issue, IssueStatus, utcnow
+from newsletter.sending import start
 from newsletter.transports.sink import SMTPSink
 from tests.conftest import make_issue, make_subscribers
 from worker import tasks
@@ -87,10 +88,19 @@ def test_a_second_send_says_once_where_the_issue_is(session: Session, queued: li
     assert again.exit_code == 0, again.output
     lines = again.stdout.strip().splitlines()
     assert lines == [
+        f"issue {issue_id} is being prepared (a worker fills its ledger); its dispatch was "
+        "queued again for a running `newsletter worker`"
+    ]
+    assert queued == [fx.issue.id, fx.issue.id]  # re-kicked, not started twice
+
+    assert start.fill_prepared(session, issue_id=fx.issue.id) is not None  # the worker's fill
+    session.commit()
+    again = run("issues", "send", issue_id)
+    lines = again.stdout.strip().splitlines()
+    assert lines == [
         f"issue {issue_id} is already sending (0 of 3 done); its batches were queued again for "
         "a running `newsletter worker`"
     ]
-    assert queued == [fx.issue.id, fx.issue.id]  # re-kicked, not started twice
 
     assert run("issues", "pause", issue_id).exit_code == 0
     paused = run("issues", "send", issue_id).stdout.strip().splitlines()
@@ -99,7 +109,7 @@ def test_a_second_send_says_once_where_the_issue_is(session: Session, queued: li
     assert run("issues", "cancel", issue_id).exit_code == 0
     cancelled = run("issues", "send", issue_id).stdout.strip().splitlines()
     assert cancelled == [f"issue {issue_id} was cancelled (3 of 3 done); it cannot be sent"]
-    assert queued == [fx.issue.id, fx.issue.id]  # neither paused nor cancelled was dispatched
+    assert queued == [fx.issue.id] * 3  # neither paused nor cancelled was dispatched
 
 
 # ---------------------------------------------------------------- test send

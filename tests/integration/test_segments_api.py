@@ -17,6 +17,7 @@ from newsletter.cli import app as cli_app
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Delivery, Subscriber, SubscriberTag, SubscriptionStatus
+from newsletter.sending import start
 from newsletter.transports.sink import SMTPSink
 from tests.conftest import celery_worker, make_issue, make_subscribers
 from tests.integration.test_celery_delivery import wait_until_sent
@@ -124,6 +125,8 @@ def test_cli_create_count_show_list_and_send(session: Session, settings: Setting
     sent = runner.invoke(cli_app, ["issues", "send", str(fx.issue.id), "--segment", seg_id])
     assert sent.exit_code == 0, sent.output
     assert "3 recipients" in sent.output
+    assert start.fill_prepared(session, issue_id=fx.issue.id) is not None  # the worker's part
+    session.commit()
     ledger = session.exec(select(Delivery.subscriber_id).where(Delivery.issue_id == fx.issue.id))
     assert sorted(ledger.all()) == sorted(minsk)
 

@@ -171,7 +171,8 @@ def test_issues_send_follow_says_no_worker_then_ends_when_the_send_does(
     def seconds_pass(seconds: float) -> None:
         polls.append(seconds)
         if len(polls) == 1:
-            age(session, issue_id, send_started_at=LONG_AGO)  # ... and no worker came
+            # ... and no worker came to fill its ledger
+            age(session, issue_id, status_changed_at=timedelta(seconds=pickup.PREPARE_SECONDS + 5))
         else:
             controls.cancel(session, issue_id=issue_id)
             session.commit()

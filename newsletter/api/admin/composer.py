@@ -364,5 +364,5 @@ def send_now(
             error=f"The audience changed to {now:,} recipients since you looked; check again.",
         )
     start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch)
-    notice = f"Sending to {start.recipients:,} recipients." if start.started else None
+    notice = f"Preparing the send to {start.recipients:,} recipients." if start.started else None
     return views.redirect(request, f"/admin/issues/{issue_id}/sending", notice=notice)

@@ -1,7 +1,8 @@
 """The sending view: live progress of an issue's send, and the operator's controls.
 
 ``sending.js`` polls ``status.json`` (``controls.status``: counts, rate over the last seconds,
-ETA, last errors) once a second while the issue is sending; the page itself works without it.
+ETA, last errors) once a second while the issue is preparing (a worker fills its ledger) or
+sending; the page itself works without it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from newsletter.api.deps import DispatcherDep, SessionDep
 from newsletter.api.inputs import Id
 from newsletter.content import issues
 from newsletter.sending import controls
-from newsletter.statuses import NOT_STARTED
+from newsletter.sending.start import recipient_count
+from newsletter.statuses import NOT_STARTED, IssueStatus
 
 router = protected_router()
 
@@ -30,6 +32,7 @@ def sending(request: Request, issue_id: Id, session: SessionDep) -> Response:
     if outline.issue.status in NOT_STARTED:
         return views.redirect(request, f"/admin/issues/{issue_id}")
     state = controls.status(session, issue_id=issue_id)
+    preparing = outline.issue.status == IssueStatus.preparing
     return views.render(
         request,
         "sending.html.j2",
@@ -37,6 +40,14 @@ def sending(request: Request, issue_id: Id, session: SessionDep) -> Response:
         outline=outline,
         issue=outline.issue,
         state=state.as_dict(),
+        # while a worker fills the ledger: how many it will hold (counted once, on this load)
+        recipients=recipient_count(
+            session,
+            newsletter_id=outline.issue.newsletter_id,
+            segment_id=outline.issue.segment_id,
+        )
+        if preparing
+        else None,
     )
 
 

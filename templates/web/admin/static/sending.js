@@ -1,4 +1,4 @@
-// The sending view, live: polls status.json once a second while the issue is sending or paused
+// The sending view, live: polls status.json once a second while the issue is preparing, sending or paused
 // and updates the figures; when the status itself changes, the page reloads for the right buttons.
 (function () {
   "use strict";
@@ -59,7 +59,7 @@
           window.location.reload();
           return;
         }
-        if (s.status === "sending" || s.status === "paused" || s.status === "scheduled") {
+        if (s.status === "preparing" || s.status === "sending" || s.status === "paused" || s.status === "scheduled") {
           window.setTimeout(poll, 1000);
         }
       })
@@ -71,5 +71,5 @@
     if (message && !window.confirm(message)) event.preventDefault();
   });
 
-  if (shown === "sending" || shown === "paused" || shown === "scheduled") window.setTimeout(poll, 1000);
+  if (shown === "preparing" || shown === "sending" || shown === "paused" || shown === "scheduled") window.setTimeout(poll, 1000);
 })();

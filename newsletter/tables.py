@@ -10,6 +10,7 @@ from sqlalchemy import Table
 from sqlmodel import SQLModel
 
 from newsletter.models import (
+    ConfirmationOutbox,
     Delivery,
     Issue,
     Newsletter,
@@ -37,3 +38,4 @@ TAG = table_of(SubscriberTag)
 SEG = table_of(Segment)
 E = table_of(WebhookEndpoint)
 W = table_of(WebhookDelivery)
+OB = table_of(ConfirmationOutbox)

@@ -67,9 +67,12 @@ def record(
     now = now or utcnow()
     due = request is not None
     values = request or ConfirmationRequest(0, (), "", "")
+    ids: Any = literal(list(values.newsletter_ids), JSON)
+    if session.get_bind().dialect.name == "postgresql":
+        ids = cast(ids, JSON)  # a bare parameter in a SELECT list would be text (SQLite: no CAST)
     row = select(
         literal(values.subscriber_id, Integer),
-        cast(literal(list(values.newsletter_ids), JSON), JSON),
+        ids,
         literal(values.source, String),
         literal(values.consent_text_version, String),
         literal(now, OB.c.created_at.type),

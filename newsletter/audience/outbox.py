@@ -20,7 +20,19 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Integer, String, cast, func, insert, literal, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Integer,
+    String,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlmodel import Session
 
 from newsletter import db
@@ -36,6 +48,7 @@ RELAY_LEASE_SECONDS = 60
 BATCH = 100  # rows one claim takes
 BATCHES_PER_RUN = 10  # a beat run relays at most this many batches (a backlog drains over runs)
 ERROR_MAX = 500
+KEEP_DAYS = 30  # a row relayed this long ago is deleted (its task ran long since)
 
 
 @dataclass(frozen=True)
@@ -134,6 +147,8 @@ def relay_due(
     """The beat's relay: claim the due rows a batch at a time, publish them, mark them relayed;
     stop at the first failed publish (the queue is down: the rest waits for the next run)."""
     relayed = 0
+    with db.session_scope(database_url) as session:
+        prune(session, now=now)
     for _ in range(BATCHES_PER_RUN):
         with db.session_scope(database_url) as session:
             claimed = claim_due(session, limit=batch, now=now)
@@ -156,6 +171,13 @@ def relay_due(
         if len(claimed) < batch:
             break
     return RelayRun(relayed, 0)
+
+
+def prune(session: Session, *, now: datetime | None = None) -> int:
+    """Delete the rows relayed more than ``KEEP_DAYS`` ago; how many."""
+    cutoff = (now or utcnow()) - timedelta(days=KEEP_DAYS)
+    gone = session.execute(delete(OB).where(OB.c.relayed_at < cutoff))
+    return int(gone.rowcount)  # type: ignore[attr-defined]
 
 
 def claim_due(

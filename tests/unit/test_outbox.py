@@ -254,3 +254,21 @@ def test_a_row_relayed_later_than_its_beat_claim_is_not_claimed_again(session: S
     session.execute(update(OB).where(OB.c.id == oid).values(relayed_at=utcnow()))
     session.commit()
     assert outbox.claim_due(session, now=utcnow() + timedelta(hours=1)) == []
+
+
+def test_rows_relayed_long_ago_are_pruned_by_the_beats_relay(
+    session: Session, settings: Settings
+) -> None:
+    now = utcnow()
+    old, recent, waiting = _record(session, 3, now=now - timedelta(minutes=1))
+    long_ago = now - timedelta(days=outbox.KEEP_DAYS, seconds=1)
+    session.execute(update(OB).where(OB.c.id == old).values(relayed_at=long_ago))
+    session.execute(update(OB).where(OB.c.id == recent).values(relayed_at=now))
+    session.commit()
+
+    outbox.relay_due(settings.database_url, lambda r: None, batch=10, now=now)
+
+    session.expire_all()
+    assert session.get(ConfirmationOutbox, old) is None
+    assert session.get(ConfirmationOutbox, recent) is not None
+    assert _row(session, waiting).relayed_at is not None  # relayed by this run, kept

@@ -3,9 +3,8 @@
 Both answer the same whatever the address's state, so the answer reveals nothing, and as fast:
 the confirmation email is queued after the answer (``BackgroundTasks``), from the outbox row
 the sign-up wrote in its transaction (``newsletter.audience.outbox``: a broker outage delays it,
-the beat relays it, and the answer is the same). Sign-ups are limited
-per client IP and per address (``newsletter.audience.abuse``); over the limit the answer is 429
-with ``Retry-After``.
+the beat relays it, and the answer is the same). Sign-ups are limited per client IP and per
+address (``newsletter.audience.abuse``); over the limit the answer is 429 with ``Retry-After``.
 
 The client IP is ``request.client.host``. Behind a reverse proxy that is the proxy, unless
 uvicorn trusts its ``X-Forwarded-For``: ``newsletter serve --forwarded-allow-ips PROXY_IP``.

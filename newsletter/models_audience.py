@@ -1,4 +1,5 @@
-"""The audience desk's tables: subscriber tags, bounce receipts (and segments and import jobs).
+"""The audience desk's tables: subscriber tags, bounce receipts, segments, import jobs, and the
+outbox of confirmation emails.
 
 They do not import ``newsletter.models`` (which re-exports them), so foreign keys are named by
 table; timestamps are aware UTC like every other table's.
@@ -14,6 +15,7 @@ from sqlmodel import Field, SQLModel
 
 __all__ = [
     "BounceReceipt",
+    "ConfirmationOutbox",
     "ImportJob",
     "ImportUpload",
     "NewsletterWelcome",
@@ -118,3 +120,29 @@ class ImportUpload(SQLModel, table=True):
 
     job_id: int = Field(foreign_key="importjob.id", primary_key=True)
     data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ConfirmationOutbox(SQLModel, table=True):
+    """One confirmation email to send, written in the transaction of the sign-up that made it due
+    (``audience.outbox``): relayed to the queue at once, else by the beat; sent once.
+
+    ``next_attempt_at``: when the beat may relay it (a grace for the web app's own try, then a
+    lease while a beat relays it); ``send_lease_until`` and ``send_token``: the task that is
+    sending it; ``sent_at``: handed over (or nothing was left to confirm), never sent again.
+    """
+
+    __table_args__ = (Index("ix_confirmationoutbox_relayed_next", "relayed_at", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    newsletter_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    source: str = Field(sa_type=String(2000))  # form|api|admin|a page's URL, as on the event
+    consent_text_version: str = Field(sa_type=String(32))
+    created_at: datetime = Field(default_factory=_now)
+    next_attempt_at: datetime = Field(default_factory=_now)
+    relayed_at: datetime | None = None
+    attempts: int = 0  # relays tried (the web app's and the beat's)
+    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    send_lease_until: datetime | None = None
+    send_token: str | None = Field(default=None, sa_type=String(32))
+    sent_at: datetime | None = None

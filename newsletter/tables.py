@@ -10,6 +10,7 @@ from sqlalchemy import Table
 from sqlmodel import SQLModel
 
 from newsletter.models import (
+    ConfirmationOutbox,
     Delivery,
     Issue,
     IssueCounter,
@@ -39,3 +40,4 @@ TAG = table_of(SubscriberTag)
 SEG = table_of(Segment)
 E = table_of(WebhookEndpoint)
 W = table_of(WebhookDelivery)
+OB = table_of(ConfirmationOutbox)

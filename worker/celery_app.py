@@ -48,8 +48,11 @@ def broker_options(settings: Settings) -> dict[str, Any]:
             "store_processed": False,
             "polling_interval": 0.1,
         }
-    # a long visibility timeout: the ledger's lease, not Redis, decides when to resend
-    return {"visibility_timeout": 3600}
+    # a long visibility timeout: the ledger's lease, not Redis, decides when to resend.
+    # Socket timeouts: a broker that hangs (no reply, no reset) fails a publish in seconds
+    # instead of blocking it for good (a sign-up's confirmation then waits in the outbox);
+    # the read timeout is above kombu's 1 s BRPOP, so an idle worker is not disturbed.
+    return {"visibility_timeout": 3600, "socket_connect_timeout": 3, "socket_timeout": 5}
 
 
 def celery_conf(settings: Settings) -> dict[str, Any]:
@@ -83,7 +86,11 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             # a big CSV import takes a minute: it holds up neither sends nor control tasks
             "worker.tasks.import_subscribers": {"queue": "newsletter.import"},
         },
-        "beat_schedule": {"tick": {"task": "worker.tasks.tick", "schedule": 5.0}},
+        "beat_schedule": {
+            "tick": {"task": "worker.tasks.tick", "schedule": 5.0},
+            # confirmations the web app could not queue (a broker outage), from the outbox
+            "relay-confirmations": {"task": "worker.tasks.relay_confirmations", "schedule": 5.0},
+        },
         "timezone": "UTC",
     }
 

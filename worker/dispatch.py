@@ -12,15 +12,25 @@ def celery_dispatch(issue_id: int) -> None:
     dispatch.delay(issue_id)
 
 
+#: a publish that fails gives up quickly: the sign-up's row waits in the outbox for the beat
+#: (a broker that refuses connections fails in milliseconds; one that hangs, after the socket
+#: timeout of ``celery_app.broker_options``)
+PUBLISH_RETRY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
 def celery_send_confirmation(request: ConfirmationRequest) -> None:
-    """Queue ``worker.tasks.send_confirmation`` for a sign-up."""
+    """Queue ``worker.tasks.send_confirmation`` for a sign-up (its outbox row)."""
     from worker.tasks import send_confirmation
 
-    send_confirmation.delay(
-        request.subscriber_id,
-        list(request.newsletter_ids),
-        request.source,
-        request.consent_text_version,
+    send_confirmation.apply_async(
+        (
+            request.subscriber_id,
+            list(request.newsletter_ids),
+            request.source,
+            request.consent_text_version,
+            request.outbox_id,
+        ),
+        retry_policy=PUBLISH_RETRY,
     )
 
 

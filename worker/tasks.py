@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 from newsletter import db, webhooks
-from newsletter.audience import confirmations, import_jobs
+from newsletter.audience import confirmations, import_jobs, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import TemporaryFailure
@@ -114,12 +114,26 @@ def deliver_webhook(webhook_delivery_id: int) -> str | None:
     max_retries=5,
 )
 def send_confirmation(
-    subscriber_id: int, newsletter_ids: list[int], source: str, consent_text_version: str
+    subscriber_id: int,
+    newsletter_ids: list[int],
+    source: str,
+    consent_text_version: str,
+    outbox_id: int | None = None,  # None: a message queued before the outbox existed
 ) -> str:
-    """One sign-up's double opt-in email, over the same SMTP transport as the issues."""
+    """One sign-up's double opt-in email, over the same SMTP transport as the issues; sent once
+    per outbox row, however often the row was relayed."""
     ids = tuple(newsletter_ids)
-    request = ConfirmationRequest(subscriber_id, ids, source, consent_text_version)
+    request = ConfirmationRequest(subscriber_id, ids, source, consent_text_version, outbox_id)
     return confirmations.send_confirmation(current_settings(), request, transport=transport())
+
+
+@app.task(name="worker.tasks.relay_confirmations")
+def relay_confirmations() -> int:
+    """The beat's relay of the confirmation outbox: rows the web app could not queue."""
+    from worker.dispatch import celery_send_confirmation
+
+    run = outbox.relay_due(current_settings().database_url, celery_send_confirmation)
+    return run.relayed
 
 
 @app.task(name="worker.tasks.import_subscribers")

@@ -15,7 +15,8 @@ from fastapi import BackgroundTasks, Depends, Request
 from sqlmodel import Session
 
 from newsletter import db
-from newsletter.audience.lifecycle import ConfirmationRequest
+from newsletter.audience import outbox
+from newsletter.audience.outbox import ConfirmationRequest
 from newsletter.config import Settings
 
 log = logging.getLogger(__name__)
@@ -63,10 +64,9 @@ ConfirmationSender = Callable[[ConfirmationRequest], None]
 
 
 def no_confirmation_queue(request: ConfirmationRequest) -> None:
-    """The confirmation sender of an app given none: nothing can be sent, so say so loudly."""
-    log.error(
-        "subscriber %s: confirmation not queued: no worker queue configured", request.subscriber_id
-    )
+    """The confirmation sender of an app given none: nothing can be queued from here, so the
+    row stays in the outbox (a beat relays it) and the log says so loudly."""
+    raise RuntimeError("no worker queue configured")
 
 
 def get_confirmation_sender(request: Request) -> ConfirmationSender:
@@ -78,19 +78,17 @@ ConfirmationSenderDep = Annotated[ConfirmationSender, Depends(get_confirmation_s
 
 
 def queue_confirmation(
-    background: BackgroundTasks, send: ConfirmationSender, request: ConfirmationRequest | None
+    background: BackgroundTasks,
+    send: ConfirmationSender,
+    request: ConfirmationRequest | None,
+    settings: Settings,
 ) -> None:
-    """Queue an editor-requested confirmation email once the answer is sent (the request's
-    session has committed by then: ``SessionDep`` commits before the response)."""
+    """Queue a confirmation email once the answer is sent (the request's session has committed
+    by then: ``SessionDep`` commits before the response, a sign-up commits itself) and mark its
+    outbox row relayed. A queue that is down changes nothing the client saw: the failure is
+    logged and the row waits for the beat (``outbox.relay``)."""
     if request is not None:
-        background.add_task(_send_logged, send, request)
-
-
-def _send_logged(send: ConfirmationSender, request: ConfirmationRequest) -> None:
-    try:
-        send(request)
-    except Exception:  # the answer is gone: all that is left is to say so in the log
-        log.exception("confirmation email of subscriber %s not queued", request.subscriber_id)
+        background.add_task(outbox.relay, settings.database_url, request, send)
 
 
 #: queues a started CSV import job: a port like the dispatcher

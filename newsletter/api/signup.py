@@ -1,9 +1,10 @@
 """The public sign-up: the form (``GET|POST /subscribe``) and ``POST /api/subscribe`` (JSON, 202).
 
 Both answer the same whatever the address's state, so the answer reveals nothing, and as fast:
-the confirmation email is queued after the answer (``BackgroundTasks``). Sign-ups are limited
-per client IP and per address (``newsletter.audience.abuse``); over the limit the answer is 429
-with ``Retry-After``.
+the confirmation email is queued after the answer (``BackgroundTasks``), from the outbox row
+the sign-up wrote in its transaction (``newsletter.audience.outbox``: a broker outage delays it,
+the beat relays it, and the answer is the same). Sign-ups are limited per client IP and per
+address (``newsletter.audience.abuse``); over the limit the answer is 429 with ``Retry-After``.
 
 The client IP is ``request.client.host``. Behind a reverse proxy that is the proxy, unless
 uvicorn trusts its ``X-Forwarded-For``: ``newsletter serve --forwarded-allow-ips PROXY_IP``.
@@ -35,6 +36,7 @@ from newsletter.api.deps import (
     ConfirmationSenderDep,
     SessionDep,
     SettingsDep,
+    queue_confirmation,
 )
 from newsletter.api.embed import embed_done, embed_page, source_of
 from newsletter.api.errors import api_errors, page_errors, short
@@ -129,20 +131,16 @@ def _signup(
 
 
 def _queue_after_answer(
-    background: BackgroundTasks, send: ConfirmationSender, request: ConfirmationRequest | None
+    background: BackgroundTasks,
+    send: ConfirmationSender,
+    request: ConfirmationRequest | None,
+    settings: Settings,
 ) -> None:
     """Queue the confirmation once the answer is sent: until then a new address and a known one
     cost the same (no broker round trip), so the answer's timing tells them apart no more than
-    its content does."""
-    if request is not None:
-        background.add_task(_send_confirmation, send, request)
-
-
-def _send_confirmation(send: ConfirmationSender, request: ConfirmationRequest) -> None:
-    try:
-        send(request)
-    except Exception:  # the answer is gone: all that is left is to say so in the log
-        log.exception("confirmation email of subscriber %s not queued", request.subscriber_id)
+    its content does. The sign-up put it in the outbox, so a broker that is down delays it (the
+    beat relays it) and loses nothing."""
+    queue_confirmation(background, send, request, settings)
 
 
 class SignupBody(BaseModel):
@@ -192,7 +190,7 @@ def subscribe_json(
         source="api",
         consent_version=body.consent_text_version,
     )
-    _queue_after_answer(background, send, confirmation)
+    _queue_after_answer(background, send, confirmation, settings)
     return SignupAccepted()
 
 
@@ -289,7 +287,7 @@ def subscribe_form(
         if boxed:
             return _box(session, settings, values, page_url, short(str(exc)), 422, None, issued)
         return _form(session, settings, status=422, error=short(str(exc)), values=values)
-    _queue_after_answer(background, send, confirmation)
+    _queue_after_answer(background, send, confirmation, settings)
     if boxed:
         return embed_done(_newsletter_of(session, values), NEUTRAL)
     return page("message.html.j2", title="Check your inbox", message=NEUTRAL, back=page_url)

@@ -167,7 +167,7 @@ def subscribe(
         resend_after_seconds=settings.confirmation_resend_seconds,
         consent_reason=body.consent_reason,
     )
-    queue_confirmation(background, send, done.confirmation)
+    queue_confirmation(background, send, done.confirmation, settings)
     return SubscribeAnswer(
         newsletter_id=done.newsletter_id,
         status=done.status,
@@ -207,7 +207,7 @@ def resend_confirmation(
         consent_text_version=settings.consent_text_version,
         resend_after_seconds=settings.confirmation_resend_seconds,
     )
-    queue_confirmation(background, send, request)
+    queue_confirmation(background, send, request, settings)
     return SubscribeAnswer(
         newsletter_id=request.newsletter_ids[0], status="pending", confirmation_queued=True
     )

@@ -6,6 +6,7 @@
 - ``events``: the subscriber event record (consent, GDPR export)
 - ``manage``: the admin API's search, create and update of subscribers
 - ``confirmations``: the double opt-in email
+- ``outbox``: confirmations written with the sign-up, relayed by the beat, sent once
 - ``links``: signed personal link tokens (unsubscribe, preferences, confirmation)
 - ``consent``: the versioned consent texts a sign-up shows
 - ``abuse``: sign-up rate limits per IP and per address

@@ -10,9 +10,10 @@ bounce address, so a bad mailbox comes back to the bounce path.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
@@ -23,12 +24,13 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from newsletter import db
+from newsletter.audience import outbox
 from newsletter.audience.lifecycle import CONFIRMABLE, ConfirmationRequest
 from newsletter.audience.links import make_confirm_token
 from newsletter.audience.subscribers import live_subscriber
 from newsletter.config import Settings
 from newsletter.content import rendering
-from newsletter.exceptions import PermanentFailure
+from newsletter.exceptions import PermanentFailure, TemporaryFailure
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import address_header, domain_of
 from newsletter.models import Newsletter, Subscription, utcnow
@@ -109,9 +111,7 @@ def build(
     ).all()
     if not waiting:
         return None
-    request = ConfirmationRequest(
-        request.subscriber_id, tuple(sorted(waiting)), request.source, request.consent_text_version
-    )
+    request = replace(request, newsletter_ids=tuple(sorted(waiting)))
     newsletters = [n for n in (session.get(Newsletter, i) for i in request.newsletter_ids) if n]
     compiled = compile_confirmation(
         newsletters, valid_days=max(1, settings.confirmation_max_age_seconds // 86400)
@@ -126,7 +126,17 @@ def build(
         "confirm_url": confirm_url(settings, request),
     }
     html, text = rendering.personalise(compiled, values)
-    return _mime(newsletters[0], subscriber.email, name, compiled.subject, html, text, now)
+    domain = domain_of(newsletters[0].from_email)
+    if request.outbox_id is None:
+        message_id = make_msgid("confirm", domain=domain)
+    else:  # a copy re-sent after a crash carries the same id, so receivers fold it
+        mac = hmac.new(
+            settings.secret_key.encode(), f"confirm:{request.outbox_id}".encode(), "sha256"
+        )
+        message_id = f"<confirm.{request.outbox_id}.{mac.hexdigest()[:16]}@{domain}>"
+    return _mime(
+        newsletters[0], subscriber.email, name, compiled.subject, html, text, now, message_id
+    )
 
 
 def _mime(
@@ -137,6 +147,7 @@ def _mime(
     html: str,
     text: str,
     now: datetime | None,
+    message_id: str,
 ) -> Outgoing:
     # SMTP: CRLF line ends, headers folded for the wire; a non-ASCII mailbox name needs UTF-8
     # headers (RFC 6532), which the transport sends only to a relay offering SMTPUTF8
@@ -147,7 +158,6 @@ def _mime(
     msg["To"] = address_header(name, to)
     msg["Subject"] = one_line(subject)
     msg["Date"] = format_datetime(now or utcnow())
-    message_id = make_msgid("confirm", domain=domain_of(sender.from_email))
     msg["Message-ID"] = message_id
     msg["Auto-Submitted"] = "auto-generated"  # RFC 3834: no vacation replies to this
     msg["X-Auto-Response-Suppress"] = "All"  # the same, for Exchange
@@ -161,9 +171,32 @@ def send_confirmation(
 ) -> str:
     """Build and hand over one confirmation email; returns what happened, for the log.
 
+    A request from the outbox (``outbox_id``) is sent once however often it was relayed: the
+    row is claimed first and marked sent after (``outbox.claim_send``); one another task is
+    sending is a TemporaryFailure (tried again after that task's lease), one sent is skipped.
     A temporary failure (TemporaryFailure) propagates, for the task to retry; a permanent one
     is logged: the subscription stays pending and expires with its link.
     """
+    if request.outbox_id is None:
+        return _send(settings, request, transport)
+    with db.session_scope(settings.database_url) as session:
+        claim = outbox.claim_send(session, request.outbox_id, lease_seconds=settings.lease_seconds)
+    if claim.state is outbox.Claim.busy:
+        raise TemporaryFailure(f"outbox row {request.outbox_id} is being sent by another task")
+    if claim.token is None:
+        return f"skipped: outbox row {request.outbox_id} is {claim.state}"
+    try:
+        outcome = _send(settings, request, transport)
+    except TemporaryFailure:
+        with db.session_scope(settings.database_url) as session:
+            outbox.release_send(session, request.outbox_id, claim.token)
+        raise
+    with db.session_scope(settings.database_url) as session:
+        outbox.finish_send(session, request.outbox_id, claim.token)
+    return outcome
+
+
+def _send(settings: Settings, request: ConfirmationRequest, transport: Transport) -> str:
     with db.session_scope(settings.database_url) as session:
         outgoing = build(settings, session, request)
     if outgoing is None:

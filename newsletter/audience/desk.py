@@ -9,8 +9,9 @@ change, the event and the audit entry together.
 
 Subscribing goes through the one way in: by default the subscription is pending and a
 double opt-in email is due (the same ``ConfirmationRequest`` a public sign-up makes, under the
-same resend window); an editor who holds the person's consent from elsewhere records it with a
-reason instead, and the subscription is active at once with consent source ``admin``.
+same resend window, put in the confirmation outbox with the change); an editor who holds the
+person's consent from elsewhere records it with a reason instead, and the subscription is active
+at once with consent source ``admin``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import delete, select
 from sqlmodel import Session
 
 from newsletter import newsletters
-from newsletter.audience import gdpr, lifecycle, suppression
+from newsletter.audience import gdpr, lifecycle, outbox, suppression
 from newsletter.audience.events import record_event
 from newsletter.audience.fields import check_attributes, check_language, check_tag, check_time_zone
 from newsletter.audience.lifecycle import ConfirmationRequest
@@ -232,7 +233,8 @@ def subscribe_to(
         detail={"by": actor, "confirmation": "sent"},
     )
     request = ConfirmationRequest(subscriber_id, (nid,), "admin", consent_text_version)
-    return Subscribed(nid, SubscriptionStatus(subs[0].status), request)
+    recorded = outbox.record(session, request, now=now)  # sent once this transaction commits
+    return Subscribed(nid, SubscriptionStatus(subs[0].status), recorded)
 
 
 def _with_consent(
@@ -327,7 +329,10 @@ def resend_confirmation(
         at=now,
         detail={"by": actor},
     )
-    return ConfirmationRequest(subscriber_id, (nid,), sub.consent_source or "admin", version)
+    request = ConfirmationRequest(subscriber_id, (nid,), sub.consent_source or "admin", version)
+    recorded = outbox.record(session, request, now=now)  # sent once this transaction commits
+    assert recorded is not None
+    return recorded
 
 
 def _window(sub: Subscription, seconds: int) -> str:

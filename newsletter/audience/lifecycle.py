@@ -16,10 +16,11 @@ from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from newsletter import webhooks
-from newsletter.audience import suppression
+from newsletter.audience import outbox, suppression
 from newsletter.audience.consent import consent_text
 from newsletter.audience.events import EventKind, record_event
 from newsletter.audience.links import ConfirmData
+from newsletter.audience.outbox import ConfirmationRequest as ConfirmationRequest
 from newsletter.audience.subscribers import (
     Way,
     admission_refusals,
@@ -44,16 +45,6 @@ LOCKED = frozenset({SubscriptionStatus.bounced, SubscriptionStatus.complained})
 NO_MAIL = frozenset({suppression.Reason.bounced, suppression.Reason.complained})
 #: what the person can leave: the statuses an unsubscription moves out of
 LEAVABLE = (SubscriptionStatus.pending, SubscriptionStatus.active)
-
-
-@dataclass(frozen=True)
-class ConfirmationRequest:
-    """A confirmation email to send: who, for which newsletters, and what they agreed to."""
-
-    subscriber_id: int
-    newsletter_ids: tuple[int, ...]
-    source: str
-    consent_text_version: str
 
 
 @dataclass(frozen=True)
@@ -124,11 +115,12 @@ def signup(
             detail={} if sub in open_ else {"status": sub.status, "confirmation": "not sent"},
         )
     claimed = claim_confirmation(session, [s.id for s in open_], now, resend_after_seconds)  # type: ignore[misc]
-    if not open_ or not claimed:
-        return SignupResult(subscriber_id, None)
     ids = tuple(sorted(s.newsletter_id for s in open_))
+    due = ConfirmationRequest(subscriber_id, ids, source, consent_text_version)
+    # in the outbox with the sign-up, so a committed sign-up always gets its email (the same
+    # statement, matching nothing, when none is due)
     return SignupResult(
-        subscriber_id, ConfirmationRequest(subscriber_id, ids, source, consent_text_version)
+        subscriber_id, outbox.record(session, due if open_ and claimed else None, now=now)
     )
 
 

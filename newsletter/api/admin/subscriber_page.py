@@ -211,7 +211,7 @@ def subscribe(
         )
     except UserError as exc:
         return _refused(request, session, subscriber_id, exc, typed)
-    queue_confirmation(background, send, done.confirmation)
+    queue_confirmation(background, send, done.confirmation, settings)
     notice = (
         "Confirmation email sent: they are pending until they click its link."
         if done.confirmation
@@ -254,7 +254,7 @@ def resend(
         )
     except UserError as exc:
         return _refused(request, session, subscriber_id, exc, {})
-    queue_confirmation(background, send, confirmation)
+    queue_confirmation(background, send, confirmation, settings)
     return views.redirect(
         request, page_url(subscriber_id) + "#subscriptions", notice="Confirmation email sent."
     )

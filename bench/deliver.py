@@ -24,7 +24,8 @@ of seeds/, ~60 KB of HTML, ~93 KB on the wire):
   * then the same send signed with DKIM (a fresh RSA-2048 key; then RSA-2048 + ed25519, two
     signatures a message), ``--dkim-subscribers`` (default N);
   * a send of ``--relay-subscribers`` (5,000) through a proxy that holds each reply of the sink
-    ``--relay-delay-ms`` (5 ms): a relay across a network;
+    ``--relay-delay-ms`` (5 ms): a relay across a network; its workers keep
+    ``--relay-connections`` (8) SMTP connections each (NEWSLETTER_SMTP_CONNECTIONS);
   * Postfix's ``smtp-source`` sending messages of this send's size into the same sink over K
     connections: the machine's SMTP ceiling, which the issue compares us to.
 
@@ -146,6 +147,7 @@ def bench_env(
     args: argparse.Namespace,
     dkim: dict[str, str] | None = None,
     smtp_port: int | None = None,
+    connections: int = 1,
 ) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env.update(
@@ -158,6 +160,7 @@ def bench_env(
             "NEWSLETTER_BASE_URL": "https://news.example.org",
             "NEWSLETTER_SMTP_HOST": sink.host,
             "NEWSLETTER_SMTP_PORT": str(smtp_port or sink.port),
+            "NEWSLETTER_SMTP_CONNECTIONS": str(connections),
             "NEWSLETTER_BATCH_SIZE": str(args.batch_size),
             "NEWSLETTER_SEND_PARALLELISM": str(args.parallelism or args.workers),
             "NEWSLETTER_SEND_RATE": "0",
@@ -264,6 +267,7 @@ def run_phase(
     measure_ceiling: bool,
     dkim: str = "none",
     smtp_port: int | None = None,
+    connections: int = 1,
     label: str = "",
 ) -> Phase:
     """One send of a fresh issue to ``n`` subscribers with fresh workers."""
@@ -281,6 +285,7 @@ def run_phase(
             args=args,
             dkim=dkim_env(dkim, workdir),
             smtp_port=smtp_port,
+            connections=connections,
         )
         settings = use_env(env)
 
@@ -499,7 +504,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 workdir=workdir,
                 measure_ceiling=False,
                 smtp_port=proxy.port,
-                label=f"relay +{args.relay_delay_ms:g} ms",
+                connections=args.relay_connections,
+                label=f"relay +{args.relay_delay_ms:g} ms, {args.relay_connections} conn.",
             )
         source = _harness.smtp_source_rate(
             port=sink.port,
@@ -619,6 +625,12 @@ def main(argv: list[str] | None = None) -> int:
         "--relay-subscribers", type=int, default=5000, help="size of the delayed send; 0: none"
     )
     parser.add_argument("--source-messages", type=int, default=20000, help="for smtp-source")
+    parser.add_argument(
+        "--relay-connections",
+        type=int,
+        default=8,
+        help="NEWSLETTER_SMTP_CONNECTIONS of the delayed send's workers (the others: 1)",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)

@@ -239,11 +239,13 @@ class DKIMSigner:
 
     # ------------------------------------------------ signing
 
-    def sign(self, message: bytes) -> bytes:
+    def sign(self, message: bytes, *, relaxed_body_of_it: bytes | None = None) -> bytes:
         """``message`` (CRLF line ends) with one ``DKIM-Signature`` header per key prepended.
 
-        Raises ``InvalidInput`` for a message that cannot be signed (no From header, bare LF or
-        CR line ends, a malformed header), which is a formatting problem on our side.
+        ``relaxed_body_of_it``: the message's body in relaxed form when the caller has it
+        (``MessageTemplate.render_relaxed``, most of it made once per issue); else it is made
+        here. Raises ``InvalidInput`` for a message that cannot be signed (no From header, bare
+        LF or CR line ends, a malformed header), which is a formatting problem on our side.
         """
         if not crlf_only(message):
             raise InvalidInput("cannot DKIM-sign a message whose lines do not all end in CRLF")
@@ -267,7 +269,8 @@ class DKIMSigner:
             present = counts.get(name, 0)
             listed += [name] * (present + 1 if name in OVERSIGNED_HEADERS else min(present, 1))
         signed_part = b"".join(relaxed_header(n, v) + b"\r\n" for n, v in _select(fields, listed))
-        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest()).decode("ascii")
+        relaxed = relaxed_body(body) if relaxed_body_of_it is None else relaxed_body_of_it
+        body_hash = base64.b64encode(hashlib.sha256(relaxed).digest()).decode("ascii")
         timestamp = str(int(time.time()))
 
         headers: list[bytes] = []

@@ -25,22 +25,39 @@ FOLD = re.compile(rb"\r\n(?=[ \t])")
 def relaxed_body(body: bytes) -> bytes:
     """RFC 6376 3.4.4 relaxed body canonicalization of CRLF ``body``.
 
-    A last line without CRLF is taken as ending in one, as it will after the SMTP hop. Each
-    step is one C-speed pass over the whole body (``in``, ``replace``, a regex search led by a
-    literal), and the changes are made only when there is something to change.
+    A last line without CRLF is taken as ending in one, as it will after the SMTP hop.
     """
     if body and not body.endswith(b"\r\n"):
         body += b"\r\n"
-    if b"\t" in body:
-        body = body.replace(b"\t", b" ")
-    if _SPACES_TO_CHANGE.search(body) is not None:
+    return relaxed_end(relaxed_lines(body))
+
+
+def relaxed_lines(data: bytes) -> bytes:
+    """RFC 6376 3.4.4's rules for the lines of ``data`` (CRLF lines): a run of spaces and tabs
+    becomes one space, and none is left at a line's end. The rule for the body's end is
+    ``relaxed_end``'s: pieces that each end with CRLF, canonicalised apart and joined, are the
+    whole's lines canonicalised (the rules never reach across a line break), which lets a
+    message template canonicalise its fixed pieces once per issue.
+
+    Each step is one C-speed pass over the whole of ``data`` (``in``, ``replace``, a regex
+    search led by a literal), and changes are made only when there is something to change.
+    """
+    if b"\t" in data:
+        data = data.replace(b"\t", b" ")
+    if _SPACES_TO_CHANGE.search(data) is not None:
         # every run of spaces becomes one space (each pass halves the runs: a few passes, each
         # faster than one regex substitution), so trailing WSP is a space before CRLF
-        while b"  " in body:
-            body = body.replace(b"  ", b" ")
-        body = body.replace(b" \r\n", b"\r\n")
-    body = body.rstrip(b"\r\n")  # CRLF only here (checked): the empty lines at the end
-    return body + b"\r\n" if body else b""
+        while b"  " in data:
+            data = data.replace(b"  ", b" ")
+        data = data.replace(b" \r\n", b"\r\n")
+    return data
+
+
+def relaxed_end(lines: bytes) -> bytes:
+    """The end of a relaxed body (RFC 6376 3.4.4): no empty lines at the end, one CRLF after
+    the last line, nothing at all for an empty body. ``lines``: CRLF lines, each ending so."""
+    lines = lines.rstrip(b"\r\n")  # CRLF only here (checked): the empty lines at the end
+    return lines + b"\r\n" if lines else b""
 
 
 def relaxed_header(name: bytes, value: bytes) -> bytes:

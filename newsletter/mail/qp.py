@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 
 from newsletter.content.rendering import Personaliser
+from newsletter.mail.dkim_canon import relaxed_lines
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
@@ -101,23 +102,44 @@ class QPTemplate:
         self._fields = self._fill.fields
         fixed = [canonical_text(literal).encode("utf-8") for literal in self._fill.literals]
         self._fixed = [finish(encode(chunk, text=True)) for chunk in fixed]
+        # DKIM's relaxed form of each fixed piece, made once (``render_relaxed``)
+        self._fixed_relaxed = [relaxed_lines(chunk) for chunk in self._fixed]
         self._fixed_tails = [chunk[-2:] for chunk in fixed]  # the decoded chunk's last bytes
         self._final_newline = final_newline
 
-    def render(self, values: Mapping[str, str]) -> bytes:
+    def _pieces(self, values: Mapping[str, str]) -> tuple[list[bytes], list[int]]:
+        """The encoded pieces, and the indexes in the fixed pieces of those that are fixed."""
         out = [self._fixed[0]]
+        which = [0]
         tail = self._fixed_tails[0]  # the decoded part's last two bytes so far
         value = self._fill.value
-        for name, fixed, fixed_tail in zip(
-            self._fields, self._fixed[1:], self._fixed_tails[1:], strict=True
+        for index, (name, fixed, fixed_tail) in enumerate(
+            zip(self._fields, self._fixed[1:], self._fixed_tails[1:], strict=True), start=1
         ):
             raw = value(name, values).encode("utf-8")
             if raw:
                 out.append(finish(encode(raw, text=False)))
+                which.append(-1)
                 tail = (tail + raw)[-2:]
             if fixed:
                 out.append(fixed)
+                which.append(index)
                 tail = (tail + fixed_tail)[-2:]
         if self._final_newline and tail != CRLF:
             out.append(CRLF)
-        return b"".join(out)
+            which.append(-1)
+        return out, which
+
+    def render(self, values: Mapping[str, str]) -> bytes:
+        return b"".join(self._pieces(values)[0])
+
+    def render_relaxed(self, values: Mapping[str, str]) -> tuple[bytes, bytes]:
+        """(``render``'s bytes, their lines in DKIM's relaxed form): the fixed pieces' relaxed
+        form was made once, per recipient only the personal pieces' is (every piece ends with
+        a line break, so the pieces' relaxed forms join into the whole's)."""
+        pieces, which = self._pieces(values)
+        relaxed = [
+            self._fixed_relaxed[i] if i >= 0 else relaxed_lines(piece)
+            for piece, i in zip(pieces, which, strict=True)
+        ]
+        return b"".join(pieces), b"".join(relaxed)

@@ -289,9 +289,11 @@ class _Run:
                 email=row.email,
                 name=row.name,
             )
-            mid, data = prep.template.render(person)
-            if prep.signer is not None:
-                data = prep.signer.sign(data)
+            if prep.signer is None:
+                mid, data = prep.template.render(person)
+            else:
+                mid, data, relaxed = prep.template.render_relaxed(person)
+                data = prep.signer.sign(data, relaxed_body_of_it=relaxed)
         except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
             return Outcome(Kind.local, f"local: {exc}")
         return mid, data

@@ -22,7 +22,7 @@ from newsletter.models import Issue, Newsletter, RenderedIssue
 
 
 class Signer(Protocol):
-    def sign(self, message: bytes) -> bytes: ...
+    def sign(self, message: bytes, *, relaxed_body_of_it: bytes | None = None) -> bytes: ...
 
 
 @dataclass(frozen=True)

@@ -83,6 +83,7 @@ def _confirmation(name: str, to: str = "eve@example.org") -> bytes:
         html,
         text,
         datetime(2026, 11, 28, 12, 0, tzinfo=UTC),
+        "<confirm.1.abc@news.example.org>",
     )
     return outgoing.data
 

@@ -29,29 +29,53 @@ def frame_version(page: Any) -> int:
 
 def wait_for_preview(page: Any, after: int) -> None:
     """Until the preview iframe has loaded a version newer than ``after``."""
-    page.wait_for_function(
-        """after => {
-            const f = document.getElementById('preview-frame');
-            return Number(f.dataset.version) > after && f.dataset.loaded === f.dataset.version;
+    try:
+        page.wait_for_function(
+            """after => {
+                const f = document.getElementById('preview-frame');
+                return Number(f.dataset.version) > after && f.dataset.loaded === f.dataset.version;
+            }""",
+            arg=after,
+            timeout=45_000,  # a re-render on a loaded two-core machine can be slow
+        )
+    except Exception as exc:
+        frame = page.locator("#preview-frame")
+        state = {
+            "version": frame.get_attribute("data-version"),
+            "loaded": frame.get_attribute("data-loaded"),
+            "busy": page.locator("#composer").get_attribute("aria-busy"),
+            "said": page.locator("[role=status], .notice, .error").all_inner_texts(),
+        }
+        raise AssertionError(
+            f"the preview did not re-render after version {after}: {state}"
+        ) from exc
+
+
+def drag(page: Any, source: int, target: int) -> None:
+    """Drag the outline's item ``source`` onto the top of item ``target`` with the page's own
+    drag-and-drop events (dragstart, dragover, drop, dragend, one DataTransfer), as Chromium
+    sends them for a pointer drag. Playwright's pointer emulation of a drag (``drag_to``, or
+    the mouse step by step) lost the drop now and then on a loaded machine: the page marked the
+    drop point, and no drop came (reproduced with both cores busy)."""
+    items = page.locator("#outline ol.items > li")
+    assert items.nth(source).get_attribute("draggable") == "true"
+    page.evaluate(
+        """([source, target]) => {
+            const items = document.querySelectorAll('#outline ol.items > li');
+            const from = items[source], to = items[target];
+            const data = new DataTransfer();
+            const box = to.getBoundingClientRect();
+            const at = {bubbles: true, cancelable: true, dataTransfer: data,
+                        clientX: box.left + 20, clientY: box.top + 3};
+            from.dispatchEvent(new DragEvent('dragstart', {bubbles: true, dataTransfer: data}));
+            const over = new DragEvent('dragover', at);
+            to.dispatchEvent(over);
+            if (!over.defaultPrevented) throw new Error('the item list refused the drop');
+            to.dispatchEvent(new DragEvent('drop', at));
+            from.dispatchEvent(new DragEvent('dragend', {bubbles: true, dataTransfer: data}));
         }""",
-        arg=after,
-        timeout=45_000,  # a re-render on a loaded two-core machine (two test workers) can be slow
+        [source, target],
     )
-
-
-def drag(page: Any, source: Any, target: Any) -> None:
-    """Drag ``source`` to just above ``target``'s middle, step by step, and drop only once the
-    page has marked the drop point: Playwright's one-shot ``drag_to`` lost the drop now and then
-    on a loaded machine (the drag had not started in Chromium when the pointer was released)."""
-    box = source.bounding_box()
-    page.mouse.move(box["x"] + 20, box["y"] + box["height"] / 2)
-    page.mouse.down()
-    page.mouse.move(box["x"] + 24, box["y"] + box["height"] / 2 - 8, steps=4)  # starts the drag
-    goal = target.bounding_box()
-    page.mouse.move(goal["x"] + 20, goal["y"] + 3, steps=8)
-    page.wait_for_selector("#outline .drop-before, #outline .drop-into", timeout=15_000)
-    page.mouse.move(goal["x"] + 21, goal["y"] + 3)  # one more dragover at the drop point
-    page.mouse.up()
 
 
 def preview_order(page: Any, titles: list[str]) -> list[str]:
@@ -108,8 +132,7 @@ def test_compose_preview_qa_test_send_send_and_sign_out(
     assert page.evaluate("document.activeElement.id").startswith("item-")
     # and by drag and drop: the theatre story to the top
     before = frame_version(page)
-    items = page.locator("#outline ol.items > li")
-    drag(page, items.nth(2), items.nth(0))
+    drag(page, 2, 0)
     wait_for_preview(page, before)
     assert preview_order(page, [KGB, ENVOY, THEATRE]) == [THEATRE, ENVOY, KGB]
 

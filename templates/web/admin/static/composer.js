@@ -77,11 +77,12 @@
   }
   scoreSpam();
 
+  var inflight = Promise.resolve();  // the change being saved, if any
   function send(url, body, focusId) {
     if (busy) return Promise.resolve();
     busy = true;
     composer.setAttribute("aria-busy", "true");
-    return fetch(url, {
+    inflight = fetch(url, {
       method: "POST",
       body: body,
       credentials: "same-origin",
@@ -103,6 +104,7 @@
       })
       .catch(function () { say("The server could not be reached; nothing was changed.", true); })
       .then(function () { busy = false; composer.removeAttribute("aria-busy"); });
+    return inflight;
   }
 
   document.addEventListener("submit", function (event) {
@@ -115,7 +117,20 @@
         .then(function (html) { swap(html, ["library-results"]); });
       return;
     }
-    if (!form.matches("form[data-live]")) return;
+    if (!form.matches("form[data-live]")) {
+      // a page-changing form (publish, send, schedule...) sent while a change is still being
+      // saved would act on the issue without it: it goes once the save is done
+      if (busy) {
+        event.preventDefault();
+        var action = form.getAttribute("action");
+        inflight.then(function () {
+          // the save may have redrawn the panel: submit the form as it is now, if still there
+          var fresh = document.querySelector('form[action="' + action + '"]');
+          if (fresh) fresh.requestSubmit();
+        });
+      }
+      return;
+    }
     event.preventDefault();
     if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) return;
     var active = document.activeElement;

@@ -52,11 +52,11 @@ def _ticking_until(
     raise AssertionError(f"issue {issue_id}: not there in {timeout}s: {state}")
 
 
-def _cli_status(settings: Settings, folder: Path, issue_id: int) -> str:
+def _cli(settings: Settings, folder: Path, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_DATABASE_URL"] = settings.database_url
     env["COLUMNS"] = "400"
-    done = cli_fork.run(["issues", "status", str(issue_id)], cwd=folder, env=env)
+    done = cli_fork.run(list(args), cwd=folder, env=env, timeout=90)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -123,9 +123,17 @@ def test_the_breaker_pauses_a_send_when_the_relay_goes_down_and_resumes_it_when_
             assert paused.reason.startswith("paused by the circuit breaker at ")
             assert "sends failed" in paused.reason
             assert "; next probe of the relay at " in paused.reason
-            said = _cli_status(current, tmp_path, issue_id)
+            said = _cli(current, tmp_path, "issues", "status", str(issue_id))
             assert f"issue {issue_id}: paused (paused by the circuit breaker at" in said
             assert "next probe of the relay at" in said
+            # `status --follow` (as `send --follow`) follows a breaker pause through its resume
+            followed: list[str] = []
+            follower = threading.Thread(
+                target=lambda: followed.append(
+                    _cli(current, tmp_path, "issues", "status", str(issue_id), "--follow")
+                )
+            )
+            follower.start()
 
             # probes while the relay is down fail: the issue stays paused, the probe moves on
             probed = _ticking_until(
@@ -142,6 +150,7 @@ def test_the_breaker_pauses_a_send_when_the_relay_goes_down_and_resumes_it_when_
 
             second = SMTPSink(port=port).start()  # the relay is back, on the same port
             done = _ticking_until(current, issue_id, lambda s: s.finished)
+            follower.join(60)
     finally:
         first.stop()
         if second is not None:
@@ -160,6 +169,13 @@ def test_the_breaker_pauses_a_send_when_the_relay_goes_down_and_resumes_it_when_
     session.expire_all()
     ledger = session.exec(select(Delivery.message_id).where(Delivery.issue_id == issue_id)).all()
     assert sorted(ids) == sorted(str(i) for i in ledger) and len(set(ids)) == READERS
+
+    assert len(followed) == 1, "`issues status --follow` did not end with the send"
+    lines = followed[0].splitlines()
+    paused_line = next(i for i, x in enumerate(lines) if "paused by the circuit breaker at" in x)
+    resumed_line = next(i for i, x in enumerate(lines) if x.startswith("resumed automatically"))
+    assert paused_line < resumed_line
+    assert f"issue {issue_id}: sent (resumed automatically after" in followed[0]
 
     held = _state(settings, held_id)
     assert held.status == IssueStatus.paused and held.reason == "paused by hand"

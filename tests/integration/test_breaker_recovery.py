@@ -2,7 +2,8 @@
 starts failing and then goes away mid-send; the circuit breaker pauses the issue, the tick's
 probes fail while the relay is down, then the sink comes back on the same port and the next
 probe resumes the send by itself; every reader gets the issue exactly once. An issue an
-operator paused stays paused. SQLite and PostgreSQL; cool-downs of half a second."""
+operator paused stays paused. SQLite and PostgreSQL; cool-downs of half a second. And the
+sending view of the editor UI: a breaker pause's next probe, and its "Keep paused"."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email import message_from_bytes
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from newsletter.sending.progress import Progress
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import Received, SMTPSink, free_port
 from tests.conftest import celery_worker, make_issue, make_subscribers
+from tests.integration.admin_support import Editor
 from tests.support import cli_fork
 
 REDIS_DB = 7  # this test's own database on the test Redis, flushed before it
@@ -180,3 +183,29 @@ def test_the_breaker_pauses_a_send_when_the_relay_goes_down_and_resumes_it_when_
     held = _state(settings, held_id)
     assert held.status == IssueStatus.paused and held.reason == "paused by hand"
     assert held.counts == {"pending": 3} and not held.awaiting_probe
+
+
+def test_the_sending_view_shows_a_breaker_pause_and_keep_paused_holds_it(
+    session: Session, settings: Settings, editor: Editor
+) -> None:
+    fx = make_issue(session)
+    make_subscribers(session, fx.newsletter, 3)
+    issue_id = fx.issue.id
+    assert issue_id is not None
+    fill_ledger(session, issue_id=issue_id, checks=QAConfig())
+    probe_at = datetime(2026, 11, 28, 14, 2, 40, tzinfo=UTC)
+    reason = "circuit breaker: 5 of the last 10 sends failed (last: cannot connect)"
+    assert controls.trip(session, issue_id=issue_id, reason=reason, probe_at=probe_at)
+    session.commit()
+
+    page = editor.client.get(f"/admin/issues/{issue_id}/sending").text
+    shown = page.split('id="state-reason">')[1].split("</p>")[0]
+    assert shown.startswith("paused by the circuit breaker at ")
+    assert shown.endswith("; next probe of the relay at 14:02:40 UTC")
+    assert "Keep paused" in page and f"/admin/issues/{issue_id}/resume" in page
+
+    assert editor.post(f"/admin/issues/{issue_id}/pause").status_code == 303
+    page = editor.client.get(f"/admin/issues/{issue_id}/sending").text
+    assert "Keep paused" not in page and "next probe" not in page
+    assert _state(settings, issue_id).status == IssueStatus.paused
+    assert not _state(settings, issue_id).awaiting_probe

@@ -135,6 +135,16 @@ class Settings(BaseSettings):
     breaker_threshold: float = Field(
         0.5, gt=0, le=1, description="share of failures in the window that pauses the issue"
     )
+    breaker_probe_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="after the breaker paused a send for a relay that is down: seconds until "
+        "the first probe of the relay (EHLO + NOOP), doubling after each failed one; the send "
+        "resumes by itself when the relay answers. 0: never, an operator resumes by hand",
+    )
+    breaker_probe_max_seconds: float = Field(
+        600.0, gt=0, description="the longest wait between two probes of a relay that is down"
+    )
 
     two_factor_roles: str = Field(
         "admin,editor",

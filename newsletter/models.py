@@ -119,6 +119,9 @@ class Issue(SQLModel, table=True):
     sent_at: datetime | None = None
     status_reason: str | None = None
     status_changed_at: datetime | None = None  # last pause/resume/cancel/schedule
+    # paused by the circuit breaker with the relay down: when the tick next probes the relay
+    # (and resumes the send once it answers); None for every other issue (0022)
+    breaker_probe_at: datetime | None = None
     created_at: datetime = Field(default_factory=utcnow)
     approved_by: str | None = Field(default=None, sa_type=String(320))  # who approved it, if
     approved_at: datetime | None = None

@@ -91,6 +91,7 @@ def _queued(issue_id: int, follow: bool) -> None:
 
 def _follow(issue_id: int) -> None:
     notice: str | None = None  # said once when it appears, and once when a worker shows up
+    said: str | None = None  # a breaker pause's reason (each probe's), then its resume's
     with progress_bar(f"issue {issue_id}") as (bar, task):
         while True:
             with session() as s:
@@ -102,6 +103,10 @@ def _follow(issue_id: int) -> None:
                     bar.console.print("a worker picked the send up", highlight=False)
                 notice = state.worker_notice
             p = state.progress
+            if (p.awaiting_probe or said is not None) and p.reason and p.reason != said:
+                style = "yellow" if p.awaiting_probe else "green"
+                bar.console.print(p.reason, style=style, markup=False, highlight=False)
+                said = p.reason
             bar.update(
                 task,
                 total=p.total or None,
@@ -109,7 +114,8 @@ def _follow(issue_id: int) -> None:
                 rate=f"{state.rate:,.0f}/s",
                 eta=_eta(state.eta_seconds),
             )
-            if p.finished or p.status == IssueStatus.paused:
+            # a breaker pause waiting for the relay goes on by itself: keep following it
+            if p.finished or (p.status == IssueStatus.paused and not p.awaiting_probe):
                 break
             time.sleep(0.5)
     _print_status(state)
@@ -160,7 +166,8 @@ def _print_status(state: controls.Status) -> None:
 def issues_pause(
     issue_id: int, reason: Annotated[str, typer.Option(help="shown in status")] = "paused by hand"
 ) -> None:
-    """Stop sending after the messages in flight; resume picks up where it stopped."""
+    """Stop sending after the messages in flight; resume picks up where it stopped. An issue the
+    circuit breaker paused stays paused: no probe of the relay resumes it any more."""
     with session() as s:
         controls.pause(s, issue_id=issue_id, reason=reason)
         audited(s, "issue.pause", target_type="issue", target_id=issue_id, detail=reason)
@@ -172,7 +179,7 @@ def issues_resume(
     issue_id: int,
     follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
 ) -> None:
-    """Go on sending a paused issue (also one the circuit breaker paused)."""
+    """Go on sending a paused issue (also one the circuit breaker paused, before its probe)."""
     with session() as s:
         controls.resume(s, issue_id=issue_id)
         audited(s, "issue.resume", target_type="issue", target_id=issue_id)

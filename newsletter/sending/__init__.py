@@ -12,6 +12,7 @@
 - ``pickup``      a send no worker picks up, or a schedule no beat starts (the status says so)
 - ``ratelimit``   the shared send rate (a Redis token bucket)
 - ``breaker``     the circuit breaker that pauses an issue when sends keep failing
+- ``probe``       a breaker pause for a relay that is down: probe it, resume when it answers
 - ``metrics``     Prometheus figures read from the ledger
 - ``testsend``    the draft to a few typed addresses
 - ``previews``    the email as one sample reader gets it

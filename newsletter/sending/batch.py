@@ -26,8 +26,8 @@ from newsletter import webhooks
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput, NewsletterError, TransportError
-from newsletter.models import Issue
-from newsletter.sending import controls, ledger, outcomes, pooled
+from newsletter.models import Issue, utcnow
+from newsletter.sending import controls, ledger, outcomes, pooled, probe
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
 from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared, prepared
@@ -274,7 +274,12 @@ class _Run:
         if outcome.throttled:
             self.limiter.throttled()
         if outcome.server_trouble is not None:
-            self.observe(conn, failed=outcome.server_trouble, reply=outcome.response)
+            self.observe(
+                conn,
+                failed=outcome.server_trouble,
+                reply=outcome.response,
+                permanent=outcome.kind is Kind.failed,
+            )
 
     def build(self, row: ledger.Claimed) -> Outcome | tuple[str, bytes]:
         """(Message-ID, the signed message) for one row, or the outcome that stops it here."""
@@ -328,10 +333,18 @@ class _Run:
         except SQLAlchemyError:
             log.exception("delivery %s: %s webhook not queued", row.delivery_id, event)
 
-    def observe(self, conn: Connection, *, failed: bool, reply: str = "") -> None:
-        verdict = self.breaker.record(self.issue_id, self.generation, failed=failed, reply=reply)
+    def observe(
+        self, conn: Connection, *, failed: bool, reply: str = "", permanent: bool = False
+    ) -> None:
+        verdict = self.breaker.record(
+            self.issue_id, self.generation, failed=failed, reply=reply, permanent=permanent
+        )
         if verdict.tripped:
-            if controls.trip(conn, issue_id=self.issue_id, reason=verdict.reason):
+            # the relay down (temporary failures): probed later, and resumed when it answers
+            probe_at = probe.first_probe_at(self.settings, utcnow()) if verdict.relay_down else None
+            if controls.trip(
+                conn, issue_id=self.issue_id, reason=verdict.reason, probe_at=probe_at
+            ):
                 log.warning(
                     "issue %s paused: %s",
                     self.issue_id,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, exists, func, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, select, update
 from sqlmodel import Session
 
 from newsletter.content import issues, qa, rendering, review
@@ -43,14 +43,17 @@ def _move(
     allowed: tuple[IssueStatus, ...],
     to: IssueStatus,
     action: str,
+    guard: ColumnElement[bool] | None = None,
     **values: object,
 ) -> Issue:
-    """One guarded transition; a clear error naming the current state when it is not allowed."""
+    """One guarded transition; a clear error naming the current state when it is not allowed.
+    Every move ends a breaker pause's probing (``breaker_probe_at``)."""
     issue = issues.get_issue(session, issue_id)
+    extra = [] if guard is None else [guard]
     result = session.execute(
         update(I)
-        .where(I.c.id == issue_id, moving(I.c.status, to, among=allowed))
-        .values(status=to, status_changed_at=utcnow(), **values)
+        .where(I.c.id == issue_id, moving(I.c.status, to, among=allowed), *extra)
+        .values(status=to, status_changed_at=utcnow(), **{"breaker_probe_at": None, **values})
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         session.refresh(issue)
@@ -151,7 +154,20 @@ def start_due(session: Session, *, checks: QAConfig, now: datetime | None = None
 
 
 def pause(session: Session, *, issue_id: int, reason: str = "paused by an operator") -> Issue:
-    """sending -> paused. Rows already claimed finish or are released within one batch."""
+    """sending -> paused. Rows already claimed finish or are released within one batch.
+
+    An issue the circuit breaker paused, waiting for a probe of the relay, stays paused and
+    becomes the operator's: no probe resumes it any more.
+    """
+    held = session.execute(
+        update(I)
+        .where(I.c.id == issue_id, I.c.status == IssueStatus.paused, awaiting_probe())
+        .values(breaker_probe_at=None, status_reason=reason[:1000])
+    )
+    if held.rowcount == 1:  # type: ignore[attr-defined]
+        issue = issues.get_issue(session, issue_id)
+        session.refresh(issue)
+        return issue
     return _move(
         session,
         issue_id,
@@ -162,27 +178,46 @@ def pause(session: Session, *, issue_id: int, reason: str = "paused by an operat
     )
 
 
-def trip(session: ledger.Executor, *, issue_id: int, reason: str) -> bool:
-    """The circuit breaker's pause: a no-op (False) when the issue is no longer sending."""
+def trip(
+    session: ledger.Executor, *, issue_id: int, reason: str, probe_at: datetime | None = None
+) -> bool:
+    """The circuit breaker's (and the other guards') pause: a no-op (False) when the issue is no
+    longer sending. With ``probe_at`` the tick probes the relay then and resumes the send when
+    it answers (``probe``); without, an operator resumes it."""
     result = session.execute(
         update(I)
         .where(
             I.c.id == issue_id, moving(I.c.status, IssueStatus.paused, among=[IssueStatus.sending])
         )
-        .values(status=IssueStatus.paused, status_changed_at=utcnow(), status_reason=reason[:1000])
+        .values(
+            status=IssueStatus.paused,
+            status_changed_at=utcnow(),
+            status_reason=reason[:1000],
+            breaker_probe_at=probe_at,
+        )
     )
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def resume(session: Session, *, issue_id: int) -> Issue:
-    """paused -> sending; the caller then dispatches batches (worker.tasks.dispatch)."""
+def awaiting_probe() -> ColumnElement[bool]:
+    """Paused by the circuit breaker, and a probe of the relay will resume it."""
+    return I.c.breaker_probe_at.is_not(None)
+
+
+def resume(
+    session: Session, *, issue_id: int, reason: str | None = None, automatic: bool = False
+) -> Issue:
+    """paused -> sending; the caller then dispatches batches (worker.tasks.dispatch).
+    ``automatic``: a probe's resume, only of an issue still waiting for one (not one an
+    operator resumed, held or cancelled meanwhile)."""
     return _move(
         session,
         issue_id,
         allowed=(IssueStatus.paused,),
         to=IssueStatus.sending,
         action="resume",
-        status_reason=None,
+        guard=awaiting_probe() if automatic else None,
+        status_reason=reason,
     )
 
 
@@ -309,6 +344,7 @@ class Status:
             "rate": round(self.rate, 1),
             "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
             "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
+            "next_probe_at": p.next_probe_at.isoformat() if p.next_probe_at else None,
             "worker_notice": self.worker_notice,
             "last_errors": [
                 {

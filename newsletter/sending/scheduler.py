@@ -5,10 +5,11 @@ Issues an editor sent ("send now": ``preparing``) get their ledger filled
 (``start.fill_prepared``, exactly once: a guarded move in the fill's transaction), then
 PostgreSQL's statistics refreshed after a large fill. Scheduled issues whose time came are
 started (unless the DKIM key cannot sign: they wait, and the log says why); rows whose lease
-ran out (a killed worker) go back to pending; a sending issue with due rows and no batch in
-flight gets its chains restarted; a finished one is marked sent. Rows that go out one by one (a
-welcome, the latest issue sent with it) are started the same way while their issue stays as it
-is.
+ran out (a killed worker) go back to pending; a send the circuit breaker paused for a relay that
+was down is probed when its time came, and resumed when the relay answers (``probe``); a sending
+issue with due rows and no batch in flight gets its chains restarted; a finished one is marked
+sent. Rows that go out one by one (a welcome, the latest issue sent with it) are started the same
+way while their issue stays as it is.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from newsletter.db import get_engine
 from newsletter.exceptions import NewsletterError
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.models import DeliveryStatus, IssueStatus
-from newsletter.sending import controls, counters, ledger, start
+from newsletter.sending import controls, counters, ledger, probe, start
 from newsletter.sending.checks import qa_config
 from newsletter.tables import D, I
 
@@ -36,11 +37,15 @@ class TickResult:
     requeued: int
     batches: dict[int, int]  # issue id -> batch chains to start
     started: list[int] = field(default_factory=list)  # scheduled issues whose time came
+    resumed: list[int] = field(default_factory=list)  # breaker pauses whose relay answered
 
 
-def tick(settings: Settings, *, parallelism: int) -> TickResult:
+def tick(
+    settings: Settings, *, parallelism: int, relay_probe: probe.Probe | None = None
+) -> TickResult:
     """The periodic look: ledgers of issues sent now filled; due scheduled issues started;
-    expired leases back to pending; idle sending issues restarted."""
+    expired leases back to pending; breaker pauses probed (``relay_probe``, by default EHLO +
+    NOOP to the SMTP relay) and resumed; idle sending issues restarted."""
     with Session(get_engine(settings.database_url)) as session:
         _fill_prepared(session)
         started = _start_due(session, settings)
@@ -49,6 +54,10 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
             filled = sum(sum(c.values()) for c in counters.counts_of(session, started).values())
             start.refresh_statistics(session, filled=filled)
         requeued = ledger.requeue_expired(session)
+        session.commit()
+        resumed = probe.probe_due(
+            session, settings, relay_probe or probe.smtp_probe(settings.smtp_config())
+        )
         batches: dict[int, int] = {}
         for issue_id in ledger.sending_issue_ids(session):
             if ledger.finish_if_done(session, issue_id=issue_id):
@@ -61,7 +70,7 @@ def tick(settings: Settings, *, parallelism: int) -> TickResult:
             if ready and not ledger.in_flight(session, issue_id=issue_id):
                 batches[issue_id] = chains(ready, settings.batch_size, parallelism)
         session.commit()
-    return TickResult(requeued, batches, started)
+    return TickResult(requeued, batches, started, resumed)
 
 
 def _fill_prepared(session: Session) -> list[int]:

@@ -328,6 +328,41 @@ def test_pause_then_resume(
     assert dispatched.seen_status == ["sending"]
 
 
+def test_a_breaker_pause_shows_its_next_probe_and_an_operator_may_hold_or_resume_it(
+    client: TestClient, session: Session, auth: dict[str, str], dispatched: Recorder
+) -> None:
+    from newsletter.sending import controls
+
+    held, resumed = sending_issue(session), sending_issue(session)
+    probe_at = datetime(2026, 11, 28, 14, 2, 40, tzinfo=UTC)
+    for issue_id in (held, resumed):
+        reason = "circuit breaker: 20 of the last 20 sends failed (last: cannot connect)"
+        assert controls.trip(session, issue_id=issue_id, reason=reason, probe_at=probe_at)
+    session.commit()
+
+    body = client.get(f"/api/issues/{held}/status", headers=auth).json()
+    assert body["status"] == "paused"
+    assert body["next_probe_at"] == probe_at.isoformat()
+    assert body["reason"].startswith("paused by the circuit breaker at ")
+    assert body["reason"].endswith(
+        ": 20 of the last 20 sends failed (last: cannot connect); next probe of the relay at "
+        "14:02:40 UTC"
+    )
+
+    # pausing it keeps it paused for good: no probe resumes it
+    kept = client.post(f"/api/issues/{held}/pause", headers=auth, json={"reason": "relay work"})
+    assert kept.status_code == 200
+    assert (kept.json()["status"], kept.json()["reason"]) == ("paused", "relay work")
+    assert kept.json()["next_probe_at"] is None
+    again = client.post(f"/api/issues/{held}/pause", headers=auth)
+    assert again.status_code == 409 and "it is paused" in again.json()["error"]
+
+    # resuming by hand before the probe works as for any pause
+    body = client.post(f"/api/issues/{resumed}/resume", headers=auth).json()
+    assert (body["status"], body["reason"], body["next_probe_at"]) == ("sending", None, None)
+    assert dispatched.calls == [resumed]
+
+
 def test_pause_without_a_body_names_the_token(
     client: TestClient, session: Session, auth: dict[str, str]
 ) -> None:

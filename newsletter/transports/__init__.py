@@ -12,6 +12,9 @@ TransportError            a message could not be handed over
 - ``pool``    several connections with a thread each, one message in flight per connection
 - ``memory``  an in-memory twin that records what it is given, for tests and dry runs
 - ``sink``    a local SMTP server (aiosmtpd) for the demo, development and tests
+- ``ses``, ``postmark``, ``mailgun``, ``sendgrid``  the providers' HTTP APIs (``http`` their
+  shared client and reply sorting, ``sigv4`` AWS's request signing), ``factory`` the
+  configured one
 """
 
 from __future__ import annotations

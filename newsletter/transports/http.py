@@ -1,0 +1,169 @@
+"""What the HTTP API transports share: one pooled client, replies sorted into failures, and
+our finished message read back into the parts of APIs that take no raw MIME.
+
+A transport keeps one ``httpx.Client`` (its connection pool, kept alive across messages) and
+posts one message per request. Sorting, for every provider alike:
+
+- 2xx: accepted; the reply names the provider's message id
+- 429, 5xx, a timeout or a dropped connection: ``TemporaryFailure`` (retry later)
+- 401 and 403 (credentials or account refused): ``TemporaryFailure`` too: nothing is wrong with
+  the recipient, and a send whose every message fails pauses (the circuit breaker) rather
+  than marking every address failed for good
+- any other 4xx (bad address, suppressed or inactive recipient, refused content):
+  ``PermanentFailure`` with the HTTP status as ``code`` and the provider's message
+
+A provider module may sort its own documented error codes before falling back to this.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from email.utils import getaddresses
+from typing import Any
+
+import httpx
+
+from newsletter.transports import PermanentFailure, TemporaryFailure, TransportError
+
+# the headers an API takes as fields of its own, or sets itself: never passed as extra headers
+_OWN_HEADERS = frozenset(
+    {
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "reply-to",
+        "date",
+        "mime-version",
+        "content-type",
+        "content-transfer-encoding",
+        "dkim-signature",
+        "return-path",
+        "received",
+    }
+)
+
+
+class HTTPTransport:
+    """A pooled HTTP client for one provider; subclasses build the request and read the reply."""
+
+    provider = "http"
+
+    def __init__(self, base_url: str, *, timeout: float, headers: Mapping[str, str]) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.base_url,
+            timeout=httpx.Timeout(timeout),
+            headers=dict(headers),
+            follow_redirects=False,
+        )
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        """POST; a timeout or a connection failure is a ``TemporaryFailure``."""
+        try:
+            return self._client.post(path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise TemporaryFailure(f"{self.provider}: timed out: {exc}") from exc
+        except httpx.HTTPError as exc:
+            raise TemporaryFailure(f"{self.provider}: cannot reach the API: {exc}") from exc
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def failure(
+    provider: str, status: int, message: str, *, temporary: bool | None = None
+) -> TransportError:
+    """The error for a refused request; ``temporary`` None: sorted by the HTTP status alone."""
+    if temporary is None:
+        temporary = status == 429 or status >= 500 or status in (401, 403) or status < 400
+    reply = f"{status} {provider}: {message}".strip()
+    if temporary:
+        return TemporaryFailure(f"temporary failure: {reply}", code=status, response=reply)
+    return PermanentFailure(f"permanent failure: {reply}", code=status, response=reply)
+
+
+def json_of(response: httpx.Response) -> dict[str, Any]:
+    """The reply's JSON object, or {} when it is none (an HTML error page, an empty 202)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def short_text(response: httpx.Response, limit: int = 300) -> str:
+    return " ".join(response.text.split())[:limit]
+
+
+@dataclass(frozen=True)
+class Parts:
+    """Our message read back for an API that builds the MIME itself."""
+
+    from_header: str
+    from_email: str
+    from_name: str
+    to_header: str
+    to_name: str
+    reply_to: str | None
+    subject: str
+    text: str | None
+    html: str | None
+    headers: tuple[tuple[str, str], ...]  # the rest: List-Unsubscribe, Message-ID, ...
+
+
+def read_message(data: bytes, to: str) -> Parts:
+    """Parse our message's bytes (the stdlib email package) into what such an API takes.
+
+    The recipient is ``to`` (the envelope's), with the To header's display name when that header
+    names the same address.
+    """
+    msg = message_from_bytes(data, policy=policy.default)
+    if not isinstance(msg, EmailMessage):  # pragma: no cover - policy.default makes one
+        raise PermanentFailure("local: the message cannot be parsed", response="local: unparsable")
+    (from_name, from_email), *_ = getaddresses([str(msg.get("From", ""))]) or [("", "")]
+    to_name = ""
+    for name, address in getaddresses([str(msg.get("To", ""))]):
+        if address.lower() == to.lower():
+            to_name = name
+    to_header = f'"{to_name}" <{to}>' if to_name else to
+    text = _body(msg, "plain")
+    html = _body(msg, "html")
+    if text is None and html is None:
+        reason = "local: the message has neither a text nor an HTML part"
+        raise PermanentFailure(reason, response=reason)
+    headers = tuple(
+        (name, _unfold(str(value)))
+        for name, value in msg.items()
+        if name.lower() not in _OWN_HEADERS
+    )
+    reply_to = msg.get("Reply-To")
+    return Parts(
+        from_header=_unfold(str(msg.get("From", ""))),
+        from_email=from_email,
+        from_name=from_name,
+        to_header=to_header,
+        to_name=to_name,
+        reply_to=_unfold(str(reply_to)) if reply_to is not None else None,
+        subject=_unfold(str(msg.get("Subject", ""))),
+        text=text,
+        html=html,
+        headers=headers,
+    )
+
+
+def _body(msg: EmailMessage, subtype: str) -> str | None:
+    part = msg.get_body(preferencelist=(subtype,))
+    if part is None or part.get_content_type() != f"text/{subtype}":
+        return None
+    content = part.get_content()
+    # the API encodes the text again: plain line ends, as JSON strings usually carry them
+    return content.replace("\r\n", "\n") if isinstance(content, str) else None
+
+
+def _unfold(value: str) -> str:
+    return " ".join(value.replace("\r", " ").replace("\n", " ").split())

@@ -10,9 +10,15 @@ posts one message per request. Sorting, for every provider alike:
   the recipient, and a send whose every message fails pauses (the circuit breaker) rather
   than marking every address failed for good
 - any other 4xx (bad address, suppressed or inactive recipient, refused content):
-  ``PermanentFailure`` with the HTTP status as ``code`` and the provider's message
+  ``PermanentFailure`` with the provider's message
 
 A provider module may sort its own documented error codes before falling back to this.
+
+The reply text (``response``) starts with the HTTP status and the provider's name. ``code`` is
+what the sender reads as an SMTP reply code, so it means the same as SMTP's: 451 for a rate
+limit (429; the shared send rate slows down), None for other temporary failures (no reply to
+speak of), 554 for a message refused for good, 550 only where the provider says the address
+itself is dead (the address is then dropped, as for a 5.1.1 bounce).
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from email.utils import getaddresses
+from email.utils import formataddr, getaddresses
 from typing import Any
 
 import httpx
 
 from newsletter.transports import PermanentFailure, TemporaryFailure, TransportError
+from newsletter.transports.smtp import envelope_address
 
 # the headers an API takes as fields of its own, or sets itself: never passed as extra headers
 _OWN_HEADERS = frozenset(
@@ -75,16 +82,35 @@ class HTTPTransport:
         self._client.close()
 
 
+THROTTLED = 451  # SMTP "try again later": the shared send rate slows down
+REFUSED = 554  # SMTP "transaction failed": this message, for good
+BAD_MAILBOX = 550  # SMTP "mailbox unavailable": the address is dropped
+
+
 def failure(
-    provider: str, status: int, message: str, *, temporary: bool | None = None
+    provider: str,
+    status: int,
+    message: str,
+    *,
+    temporary: bool | None = None,
+    code: int | None = None,
 ) -> TransportError:
-    """The error for a refused request; ``temporary`` None: sorted by the HTTP status alone."""
+    """The error for a refused request; ``temporary`` None: sorted by the HTTP status alone;
+    ``code`` None: 451 for a 429, else None (temporary) or 554 (permanent)."""
     if temporary is None:
         temporary = status == 429 or status >= 500 or status in (401, 403) or status < 400
+    if code is None:
+        code = THROTTLED if status == 429 else None if temporary else REFUSED
     reply = f"{status} {provider}: {message}".strip()
     if temporary:
-        return TemporaryFailure(f"temporary failure: {reply}", code=status, response=reply)
-    return PermanentFailure(f"permanent failure: {reply}", code=status, response=reply)
+        return TemporaryFailure(f"temporary failure: {reply}", code=code, response=reply)
+    return PermanentFailure(f"permanent failure: {reply}", code=code, response=reply)
+
+
+def api_address(to: str) -> str:
+    """The recipient as an API takes it: an internationalised domain as its IDNA (``xn--``)
+    form; a line break or a domain that is not valid IDNA refused on our side (code None)."""
+    return envelope_address(to)[0]
 
 
 def json_of(response: httpx.Response) -> dict[str, Any]:
@@ -107,6 +133,7 @@ class Parts:
     from_header: str
     from_email: str
     from_name: str
+    to_email: str  # the recipient, as ``api_address`` gives it
     to_header: str
     to_name: str
     reply_to: str | None
@@ -130,7 +157,8 @@ def read_message(data: bytes, to: str) -> Parts:
     for name, address in getaddresses([str(msg.get("To", ""))]):
         if address.lower() == to.lower():
             to_name = name
-    to_header = f'"{to_name}" <{to}>' if to_name else to
+    address = api_address(to)
+    to_header = formataddr((to_name, address)) if to_name else address
     text = _body(msg, "plain")
     html = _body(msg, "html")
     if text is None and html is None:
@@ -146,6 +174,7 @@ def read_message(data: bytes, to: str) -> Parts:
         from_header=_unfold(str(msg.get("From", ""))),
         from_email=from_email,
         from_name=from_name,
+        to_email=address,
         to_header=to_header,
         to_name=to_name,
         reply_to=_unfold(str(reply_to)) if reply_to is not None else None,

@@ -15,7 +15,7 @@ import base64
 from dataclasses import dataclass
 from urllib.parse import quote
 
-from newsletter.transports.http import HTTPTransport, failure, json_of, short_text
+from newsletter.transports.http import HTTPTransport, api_address, failure, json_of, short_text
 
 BASE_URL = "https://api.mailgun.net"
 EU_BASE_URL = "https://api.eu.mailgun.net"
@@ -43,7 +43,7 @@ class MailgunTransport(HTTPTransport):
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
         response = self.post(
             self._path,
-            data={"to": to},
+            data={"to": api_address(to)},
             files={"message": ("message.eml", data, "message/rfc822")},
         )
         reply = json_of(response)

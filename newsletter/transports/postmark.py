@@ -8,7 +8,8 @@ own DKIM signature does not travel.
 A 200 answers ``{"ErrorCode": 0, "Message": "OK", "MessageID": ...}``; a refusal (422, mostly)
 answers ``{"ErrorCode": n, "Message": ...}``. Sorted by ErrorCode first:
 
-- 406 (inactive recipient: a hard bounce, a complaint or a manual suppression), 300 (invalid
+- 406 (inactive recipient: a hard bounce, a complaint or a manual suppression: the address is
+  dropped here too, code 550), 300 (invalid
   email request, e.g. an illegal address) and the other request errors: permanent
 - 10 (bad server token), 400/401 (sender signature missing or unconfirmed), 405 (not allowed
   to send: credits), 412/413 (account pending): temporary, the account's problem
@@ -19,10 +20,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from newsletter.transports.http import HTTPTransport, failure, json_of, read_message, short_text
+from newsletter.transports.http import (
+    BAD_MAILBOX,
+    HTTPTransport,
+    failure,
+    json_of,
+    read_message,
+    short_text,
+)
 
 BASE_URL = "https://api.postmarkapp.com"
 _ACCOUNT_CODES = frozenset({10, 400, 401, 405, 412, 413})
+INACTIVE_RECIPIENT = 406  # Postmark will not send to it again: dropped here too (as a 5.1.1)
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,7 @@ class PostmarkTransport(HTTPTransport):
             return f"{response.status_code} postmark: accepted, MessageID {message_id}"
         message = str(reply.get("Message") or short_text(response))
         temporary: bool | None = None
+        code_for_sender = BAD_MAILBOX if code == INACTIVE_RECIPIENT else None
         if (
             isinstance(code, int)
             and response.status_code not in (429,)
@@ -74,4 +84,6 @@ class PostmarkTransport(HTTPTransport):
         ):
             temporary = code in _ACCOUNT_CODES
         text = f"ErrorCode {code}: {message}" if code is not None else message
-        raise failure(self.provider, response.status_code, text, temporary=temporary)
+        raise failure(
+            self.provider, response.status_code, text, temporary=temporary, code=code_for_sender
+        )

@@ -40,7 +40,7 @@ class SendGridTransport(HTTPTransport):
 
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
         parts = read_message(data, to)
-        recipient: dict[str, str] = {"email": to}
+        recipient: dict[str, str] = {"email": parts.to_email}
         if parts.to_name:
             recipient["name"] = parts.to_name
         sender: dict[str, str] = {"email": parts.from_email}

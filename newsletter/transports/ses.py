@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from newsletter.transports import sigv4
-from newsletter.transports.http import HTTPTransport, failure, json_of, short_text
+from newsletter.transports.http import HTTPTransport, api_address, failure, json_of, short_text
 
 PATH = "/v2/email/outbound-emails"
 
@@ -62,7 +62,7 @@ class SESTransport(HTTPTransport):
 
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
         request: dict[str, object] = {
-            "Destination": {"ToAddresses": [to]},
+            "Destination": {"ToAddresses": [api_address(to)]},
             "Content": {"Raw": {"Data": base64.b64encode(data).decode("ascii")}},
         }
         if self.config.configuration_set:

@@ -3,7 +3,8 @@
 NEWSLETTER_TRANSPORT picks the provider; ``worker.tasks.transport()`` builds it (no SMTP pool
 beside it) and ``run_batch`` sends the issue through it to a local fake of the provider's API
 (``tests.support.fake_providers``). Every reader's message arrives once, the ledger keeps the
-provider's reply, and a recipient the provider refuses for good is failed, not retried.
+provider's reply, and a recipient the provider refuses for good is failed, not retried
+(Postmark's "inactive recipient" also drops the address, as a hard bounce does).
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from sqlmodel import Session, select
 
 from newsletter.config import Settings, get_settings
 from newsletter.content.qa import QAConfig
-from newsletter.models import Delivery, Subscriber
+from newsletter.models import Delivery, Subscriber, Subscription
 from newsletter.sending import batch, prepare
 from newsletter.sending.start import fill_ledger
-from newsletter.statuses import DeliveryStatus
+from newsletter.statuses import DeliveryStatus, SubscriptionStatus
 from tests.conftest import make_issue, make_subscribers
 from tests.support.fake_providers import (
     MAILGUN_DOMAIN,
@@ -145,3 +146,10 @@ def test_an_issue_through_a_providers_api(
         status, reply = by_email[email]
         assert status == DeliveryStatus.sent
         assert reply.startswith(("200 ", "202 ")) and provider in reply
+    # Postmark's "inactive recipient" is a dead address for the sender (as a 5.1.1 bounce):
+    # dropped from the list; the others' refusals fail the message and keep the reader
+    subscription = session.exec(
+        select(Subscription).where(Subscription.subscriber_id == people[0].id)
+    ).one()
+    dropped = SubscriptionStatus.bounced if provider == "postmark" else SubscriptionStatus.active
+    assert subscription.status == dropped

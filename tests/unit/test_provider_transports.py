@@ -19,8 +19,10 @@ import pytest
 from pydantic import ValidationError
 
 from newsletter.config import Settings
+from newsletter.sending import outcomes
 from newsletter.transports import PermanentFailure, TemporaryFailure, Transport, sigv4
 from newsletter.transports.factory import make_transport
+from newsletter.transports.http import failure
 from newsletter.transports.mailgun import MailgunConfig, MailgunTransport
 from newsletter.transports.postmark import PostmarkConfig, PostmarkTransport
 from newsletter.transports.sendgrid import SendGridConfig, SendGridTransport
@@ -192,23 +194,24 @@ def test_ses_a_wrong_secret_is_refused_and_temporary(ses_fake: FakeProvider) -> 
     with pytest.raises(TemporaryFailure) as caught:
         transport.send(BOUNCES, TO, message())
     transport.close()
-    assert caught.value.code == 403 and "SignatureDoesNotMatch" in caught.value.response
+    assert caught.value.code is None
+    assert caught.value.response.startswith("403 ses: SignatureDoesNotMatch")
 
 
 @pytest.mark.parametrize(
-    ("status", "kind", "error"),
-    [
-        (400, "MessageRejected", PermanentFailure),
-        (400, "BadRequestException", PermanentFailure),
-        (429, "TooManyRequestsException", TemporaryFailure),
-        (400, "LimitExceededException", TemporaryFailure),
-        (400, "SendingPausedException", TemporaryFailure),
-        (400, "AccountSuspendedException", TemporaryFailure),
-        (500, "InternalFailure", TemporaryFailure),
+    ("status", "kind", "error", "smtp"),
+    [  # smtp: the code the sender reads (451 slows the shared rate, 554 fails the row)
+        (400, "MessageRejected", PermanentFailure, 554),
+        (400, "BadRequestException", PermanentFailure, 554),
+        (429, "TooManyRequestsException", TemporaryFailure, 451),
+        (400, "LimitExceededException", TemporaryFailure, None),
+        (400, "SendingPausedException", TemporaryFailure, None),
+        (400, "AccountSuspendedException", TemporaryFailure, None),
+        (500, "InternalFailure", TemporaryFailure, None),
     ],
 )
 def test_ses_errors_are_sorted_by_their_type(
-    ses_fake: FakeProvider, status: int, kind: str, error: type[Exception]
+    ses_fake: FakeProvider, status: int, kind: str, error: type[Exception], smtp: int | None
 ) -> None:
     ses_fake.script[TO] = [
         (status, {"message": f"{kind} said so"}, {"x-amzn-ErrorType": f"{kind}:http://x/"})
@@ -218,7 +221,7 @@ def test_ses_errors_are_sorted_by_their_type(
         transport.send(BOUNCES, TO, message())
     transport.close()
     assert type(caught.value) is error
-    assert caught.value.code == status  # type: ignore[attr-defined]
+    assert caught.value.code == smtp  # type: ignore[attr-defined]
     assert caught.value.response == f"{status} ses: {kind}: {kind} said so"  # type: ignore[attr-defined]
 
 
@@ -238,7 +241,7 @@ def test_postmark_sends_the_messages_parts(postmark_fake: FakeProvider) -> None:
     assert seen.headers["content-type"] == "application/json"
     body = seen.fields
     assert body["From"] == "Weekly Notes <news@news.example.org>"
-    assert body["To"] == f'"Jane Doe" <{TO}>'
+    assert body["To"] == f"Jane Doe <{TO}>"
     assert body["Subject"].startswith("Ünïcode and a long subject line, to be sure it folds")
     assert body["TextBody"] == "Hello Jane,\nthe text part.\n"
     assert body["HtmlBody"] == "<p>Hello <b>Jane</b>, the HTML part.</p>\n"
@@ -252,18 +255,18 @@ def test_postmark_sends_the_messages_parts(postmark_fake: FakeProvider) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "code", "error"),
+    ("status", "code", "error", "smtp"),
     [
-        (422, 406, PermanentFailure),  # inactive recipient (hard bounce, complaint, suppressed)
-        (422, 300, PermanentFailure),  # invalid email request (an illegal address)
-        (422, 405, TemporaryFailure),  # not allowed to send (the account's credits)
-        (422, 412, TemporaryFailure),  # account pending approval
-        (429, 429, TemporaryFailure),  # rate limited
-        (500, 0, TemporaryFailure),
+        (422, 406, PermanentFailure, 550),  # inactive recipient (bounce, complaint, suppressed)
+        (422, 300, PermanentFailure, 554),  # invalid email request (an illegal address)
+        (422, 405, TemporaryFailure, None),  # not allowed to send (the account's credits)
+        (422, 412, TemporaryFailure, None),  # account pending approval
+        (429, 429, TemporaryFailure, 451),  # rate limited
+        (500, 0, TemporaryFailure, None),
     ],
 )
 def test_postmark_errors_are_sorted_by_their_error_code(
-    postmark_fake: FakeProvider, status: int, code: int, error: type[Exception]
+    postmark_fake: FakeProvider, status: int, code: int, error: type[Exception], smtp: int | None
 ) -> None:
     postmark_fake.script[TO] = [(status, {"ErrorCode": code, "Message": "the reason"}, {})]
     transport = postmark(postmark_fake)
@@ -271,7 +274,7 @@ def test_postmark_errors_are_sorted_by_their_error_code(
         transport.send(BOUNCES, TO, message())
     transport.close()
     assert type(caught.value) is error
-    assert caught.value.code == status  # type: ignore[attr-defined]
+    assert caught.value.code == smtp  # type: ignore[attr-defined]
     assert caught.value.response == f"{status} postmark: ErrorCode {code}: the reason"  # type: ignore[attr-defined]
 
 
@@ -303,25 +306,38 @@ def test_mailgun_sends_our_raw_message(mailgun_fake: FakeProvider) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "body", "error", "reply"),
+    ("status", "body", "error", "reply", "smtp"),
     [
         (
             400,
             {"message": "to parameter is not a valid address"},
             PermanentFailure,
             "400 mailgun: to parameter is not a valid address",
+            554,
         ),
-        (429, {"message": "Too many requests"}, TemporaryFailure, "429 mailgun: Too many requests"),
+        (
+            429,
+            {"message": "Too many requests"},
+            TemporaryFailure,
+            "429 mailgun: Too many requests",
+            451,
+        ),
         (
             503,
             b"<html>Service Unavailable</html>",
             TemporaryFailure,
             "503 mailgun: <html>Service Unavailable</html>",
+            None,
         ),
     ],
 )
 def test_mailgun_errors(
-    mailgun_fake: FakeProvider, status: int, body: object, error: type[Exception], reply: str
+    mailgun_fake: FakeProvider,
+    status: int,
+    body: object,
+    error: type[Exception],
+    reply: str,
+    smtp: int | None,
 ) -> None:
     mailgun_fake.script[TO] = [(status, body, {})]
     transport = mailgun(mailgun_fake)
@@ -330,6 +346,7 @@ def test_mailgun_errors(
     transport.close()
     assert type(caught.value) is error
     assert caught.value.response == reply  # type: ignore[attr-defined]
+    assert caught.value.code == smtp  # type: ignore[attr-defined]
 
 
 def test_mailgun_a_wrong_key_or_domain_is_temporary(mailgun_fake: FakeProvider) -> None:
@@ -340,7 +357,8 @@ def test_mailgun_a_wrong_key_or_domain_is_temporary(mailgun_fake: FakeProvider) 
         with pytest.raises(TemporaryFailure) as caught:
             transport.send(BOUNCES, TO, message())
         transport.close()
-        assert caught.value.code == code
+        assert caught.value.code is None
+        assert caught.value.response.startswith(f"{code} mailgun: ")
 
 
 # --- SendGrid ----------------------------------------------------------------------------------
@@ -369,16 +387,18 @@ def test_sendgrid_sends_the_messages_parts(sendgrid_fake: FakeProvider) -> None:
 
 
 @pytest.mark.parametrize(
-    ("status", "error"),
+    ("status", "error", "smtp"),
     [
-        (400, PermanentFailure),
-        (413, PermanentFailure),
-        (429, TemporaryFailure),
-        (500, TemporaryFailure),
-        (403, TemporaryFailure),
+        (400, PermanentFailure, 554),
+        (413, PermanentFailure, 554),
+        (429, TemporaryFailure, 451),
+        (500, TemporaryFailure, None),
+        (403, TemporaryFailure, None),
     ],
 )
-def test_sendgrid_errors(sendgrid_fake: FakeProvider, status: int, error: type[Exception]) -> None:
+def test_sendgrid_errors(
+    sendgrid_fake: FakeProvider, status: int, error: type[Exception], smtp: int | None
+) -> None:
     body = {
         "errors": [
             {
@@ -393,6 +413,7 @@ def test_sendgrid_errors(sendgrid_fake: FakeProvider, status: int, error: type[E
         transport.send(BOUNCES, TO, message())
     transport.close()
     assert type(caught.value) is error
+    assert caught.value.code == smtp  # type: ignore[attr-defined]
     assert caught.value.response == (  # type: ignore[attr-defined]
         f"{status} sendgrid: Does not contain a valid address. (personalizations.0.to.0.email)"
     )
@@ -428,6 +449,34 @@ def test_a_provider_that_is_down_is_temporary(provider: str) -> None:
     with pytest.raises(TemporaryFailure, match="cannot reach the API"):
         transport.send(BOUNCES, TO, message())
     transport.close()
+
+
+@pytest.mark.parametrize("provider", sorted(MAKERS))
+def test_an_international_domain_travels_as_idna_and_a_line_break_never_leaves(
+    provider: str,
+) -> None:
+    with FakeProvider(provider) as fake:
+        transport = MAKERS[provider](fake)
+        transport.send(BOUNCES, "jane@bücher.example", message("jane@bücher.example"))
+        with pytest.raises(PermanentFailure) as caught:
+            transport.send(BOUNCES, "jane@example.com\r\nBcc: x@y.org", message())
+        transport.close()
+    assert [s.recipient for s in fake.requests] == ["jane@xn--bcher-kva.example"]
+    assert caught.value.code is None  # refused on our side: the sender fails the row locally
+
+
+def test_the_sender_reads_the_codes_as_it_reads_smtps() -> None:
+    """451 slows the shared rate; Postmark's inactive recipient is a bounce (the address is
+    dropped); another refusal fails the row; an account problem is retried."""
+    throttled = failure("sendgrid", 429, "slow down")
+    inactive = failure("postmark", 422, "ErrorCode 406: inactive", temporary=False, code=550)
+    refused = failure("mailgun", 400, "bad request")
+    account = failure("ses", 400, "SendingPausedException: paused", temporary=True)
+    assert outcomes.classify(throttled, None).throttled
+    assert outcomes.classify(inactive, None).kind is outcomes.Kind.bounced
+    assert outcomes.classify(refused, None).kind is outcomes.Kind.failed
+    assert outcomes.classify(account, None).kind is outcomes.Kind.retry
+    assert not outcomes.classify(account, None).throttled
 
 
 # --- settings and the factory -----------------------------------------------------------------

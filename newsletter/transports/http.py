@@ -14,6 +14,10 @@ posts one message per request. Sorting, for every provider alike:
 
 A provider module may sort its own documented error codes before falling back to this.
 
+The envelope sender (``envelope_from``, our bounce address) does not travel: each provider
+uses its own return path, and its bounces come back through its webhook (``/webhooks/bounces/
+<provider>``), not to the bounce mailbox.
+
 The reply text (``response``) starts with the HTTP status and the provider's name. ``code`` is
 what the sender reads as an SMTP reply code, so it means the same as SMTP's: 451 for a rate
 limit (429; the shared send rate slows down), None for other temporary failures (no reply to
@@ -67,6 +71,8 @@ class HTTPTransport:
             timeout=httpx.Timeout(timeout),
             headers=dict(headers),
             follow_redirects=False,
+            # one more try when a connection cannot be made: nothing was sent, so no duplicate
+            transport=httpx.HTTPTransport(retries=1),
         )
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:

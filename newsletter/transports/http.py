@@ -27,11 +27,14 @@ itself is dead (the address is then dropped, as for a 5.1.1 bounce).
 
 from __future__ import annotations
 
+import contextlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email import message_from_bytes, policy
-from email.message import EmailMessage
-from email.utils import formataddr, getaddresses
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses
 from typing import Any
 
 import httpx
@@ -153,51 +156,89 @@ def read_message(data: bytes, to: str) -> Parts:
     """Parse our message's bytes (the stdlib email package) into what such an API takes.
 
     The recipient is ``to`` (the envelope's), with the To header's display name when that header
-    names the same address.
+    names the same address. Parsed with the ``compat32`` policy and headers decoded by hand:
+    the ``default`` policy's header objects cost about 5 ms a message, this well under one.
     """
-    msg = message_from_bytes(data, policy=policy.default)
-    if not isinstance(msg, EmailMessage):  # pragma: no cover - policy.default makes one
-        raise PermanentFailure("local: the message cannot be parsed", response="local: unparsable")
-    (from_name, from_email), *_ = getaddresses([str(msg.get("From", ""))]) or [("", "")]
+    msg = message_from_bytes(data, policy=policy.compat32)
+    from_name, from_email = _first_address(msg.get("From", ""))
     to_name = ""
-    for name, address in getaddresses([str(msg.get("To", ""))]):
+    for name, address in getaddresses([str(v) for v in msg.get_all("To", [])]):
         if address.lower() == to.lower():
-            to_name = name
+            to_name = _decoded(name)
     address = api_address(to)
-    to_header = formataddr((to_name, address)) if to_name else address
-    text = _body(msg, "plain")
-    html = _body(msg, "html")
+    text, html = _bodies(msg)
     if text is None and html is None:
         reason = "local: the message has neither a text nor an HTML part"
         raise PermanentFailure(reason, response=reason)
     headers = tuple(
-        (name, _unfold(str(value)))
-        for name, value in msg.items()
-        if name.lower() not in _OWN_HEADERS
+        (name, _decoded(value)) for name, value in msg.items() if name.lower() not in _OWN_HEADERS
     )
     reply_to = msg.get("Reply-To")
     return Parts(
-        from_header=_unfold(str(msg.get("From", ""))),
+        from_header=_display(from_name, from_email),
         from_email=from_email,
         from_name=from_name,
         to_email=address,
-        to_header=to_header,
+        to_header=_display(to_name, address),
         to_name=to_name,
-        reply_to=_unfold(str(reply_to)) if reply_to is not None else None,
-        subject=_unfold(str(msg.get("Subject", ""))),
+        reply_to=_display(*_first_address(reply_to)) if reply_to is not None else None,
+        subject=_decoded(msg.get("Subject", "")),
         text=text,
         html=html,
         headers=headers,
     )
 
 
-def _body(msg: EmailMessage, subtype: str) -> str | None:
-    part = msg.get_body(preferencelist=(subtype,))
-    if part is None or part.get_content_type() != f"text/{subtype}":
-        return None
-    content = part.get_content()
-    # the API encodes the text again: plain line ends, as JSON strings usually carry them
-    return content.replace("\r\n", "\n") if isinstance(content, str) else None
+_SPECIALS = re.compile(r'[()<>@,;:\\".\[\]]')
+
+
+def _first_address(value: object) -> tuple[str, str]:
+    """(display name decoded, address) of an address header's first address; split before
+    decoding, so a comma inside an encoded name does not split it."""
+    pairs = getaddresses([str(value)])
+    name, address = pairs[0] if pairs else ("", "")
+    return _decoded(name), address
+
+
+def _display(name: str, address: str) -> str:
+    """``Name <address>``, the name quoted when it needs to be, kept in Unicode (JSON)."""
+    if not name:
+        return address
+    if _SPECIALS.search(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return f"{name} <{address}>"
+
+
+def _bodies(msg: Message) -> tuple[str | None, str | None]:
+    """The first text/plain and text/html parts that are not attachments, decoded."""
+    found: dict[str, str] = {}
+    for part in msg.walk():
+        kind = part.get_content_type()
+        if kind not in ("text/plain", "text/html") or kind in found:
+            continue
+        if part.get_content_disposition() == "attachment":
+            continue
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):
+            continue
+        charset = part.get_content_charset() or "utf-8"
+        try:
+            content = payload.decode(charset, "replace")
+        except LookupError:  # an unknown charset name
+            content = payload.decode("utf-8", "replace")
+        # the API encodes the text again: plain line ends, as JSON strings usually carry them
+        found[kind] = content.replace("\r\n", "\n")
+    return found.get("text/plain"), found.get("text/html")
+
+
+def _decoded(value: object) -> str:
+    """A header value with its RFC 2047 encoded words decoded, on one line."""
+    text = str(value)
+    if "=?" in text:
+        # not valid encoded words: the text as it is
+        with contextlib.suppress(ValueError, LookupError, UnicodeDecodeError):
+            text = str(make_header(decode_header(text)))
+    return _unfold(text)
 
 
 def _unfold(value: str) -> str:

@@ -10,6 +10,7 @@ provider's reply, and a recipient the provider refuses for good is failed, not r
 from __future__ import annotations
 
 from email import message_from_bytes, policy
+from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
@@ -21,6 +22,7 @@ from newsletter.sending import batch, prepare
 from newsletter.sending.start import fill_ledger
 from newsletter.statuses import DeliveryStatus, SubscriptionStatus
 from tests.conftest import make_issue, make_subscribers
+from tests.integration.test_cli import assert_one_line_error, cli_env
 from tests.support.fake_providers import (
     MAILGUN_DOMAIN,
     MAILGUN_KEY,
@@ -153,3 +155,14 @@ def test_an_issue_through_a_providers_api(
     ).one()
     dropped = SubscriptionStatus.bounced if provider == "postmark" else SubscriptionStatus.active
     assert subscription.status == dropped
+
+
+def test_the_cli_says_which_credentials_are_missing_in_one_line(tmp_path: Path) -> None:
+    done = cli_env(tmp_path, {"NEWSLETTER_TRANSPORT": "postmark"}, "newsletters", "list")
+    assert_one_line_error(
+        done,
+        "invalid settings: NEWSLETTER_TRANSPORT is 'postmark' but "
+        "NEWSLETTER_POSTMARK_SERVER_TOKEN is not set",
+    )
+    done = cli_env(tmp_path, {"NEWSLETTER_TRANSPORT": "pigeon"}, "newsletters", "list")
+    assert_one_line_error(done, "invalid settings: NEWSLETTER_TRANSPORT: Input should be 'smtp'")

@@ -103,6 +103,9 @@ class FakeProvider:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the providers' APIs
+            # the head and the body go out in two writes: without this, Nagle holds the body
+            # back until the client's delayed ACK (40 ms a request)
+            disable_nagle_algorithm = True
 
             def log_message(self, *args: Any) -> None:
                 pass

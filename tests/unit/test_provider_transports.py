@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable, Iterator
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import make_msgid
 
@@ -538,3 +539,43 @@ def test_the_lease_must_outlast_the_providers_timeout() -> None:
         Settings(
             transport="sendgrid", sendgrid_api_key="k", provider_timeout=200, lease_seconds=300
         )
+
+
+# --- our message read back for Postmark and SendGrid ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("from_name", "to_name", "subject"),
+    [
+        ("Weekly Notes", "Jane Doe", "Plain subject"),
+        ("Doe, Jane & Co.", 'Ann "the Reader" Lee', 'Ünïcode — and quotes "here"'),
+        ("Wöchentliche, Notizen", "Ярослава", "日本語の件名と、とても長い件名" * 4),
+    ],
+)
+def test_read_message_agrees_with_the_email_packages_modern_parser(
+    from_name: str, to_name: str, subject: str
+) -> None:
+    """The fast reading (compat32, decoded by hand) against policy.default's header objects."""
+    from email import message_from_bytes, message_from_string, policy
+
+    from newsletter.transports.http import read_message
+
+    msg = EmailMessage()
+    msg["From"] = Address(from_name, "news", "news.example.org")
+    msg["To"] = Address(to_name, "jane", "example.com")
+    msg["Subject"] = subject
+    msg["List-Unsubscribe"] = "<https://news.example.org/u/tok>"
+    msg.set_content("Grüße,\nthe text part.\n", cte="quoted-printable")
+    msg.add_alternative("<p>Grüße — HTML</p>\n", subtype="html", cte="base64")
+    data = msg.as_bytes(policy=policy.SMTP)
+    oracle = message_from_bytes(data, policy=policy.default)
+    parts = read_message(data, TO)
+    assert parts.subject == str(oracle["Subject"])
+    (sender,) = oracle["From"].addresses
+    assert (parts.from_name, parts.from_email) == (sender.display_name, sender.addr_spec)
+    assert parts.to_name == oracle["To"].addresses[0].display_name == to_name
+    reparsed = message_from_string(f"From: {parts.from_header}\n\n", policy=policy.default)
+    assert reparsed["From"].addresses[0] == sender  # the quoting holds
+    assert parts.text == "Grüße,\nthe text part.\n"
+    assert parts.html == "<p>Grüße — HTML</p>\n"
+    assert dict(parts.headers)["List-Unsubscribe"] == "<https://news.example.org/u/tok>"

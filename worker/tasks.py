@@ -10,31 +10,35 @@ from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import TemporaryFailure
 from newsletter.sending import batch, scheduler
+from newsletter.transports import Transport
+from newsletter.transports.factory import make_transport
 from newsletter.transports.pool import TransportPool
 from newsletter.transports.smtp import SMTPTransport
 from worker.celery_app import app, current_settings
 
-_local = threading.local()  # one SMTP connection per worker process (or thread, in the demo)
+_local = threading.local()  # one transport per worker process (or thread, in the demo)
 
 
-def transport() -> SMTPTransport:
-    settings = current_settings()
-    config = settings.smtp_config()
-    current: SMTPTransport | None = getattr(_local, "transport", None)
-    if current is None or current.config != config:
+def transport() -> Transport:
+    """NEWSLETTER_TRANSPORT's transport of this process (thread): an SMTP connection, or a
+    provider's HTTP client with its connection pool; made again when the settings change."""
+    config = current_settings().transport_config()
+    current: Transport | None = getattr(_local, "transport", None)
+    if current is None or _local.transport_key != config:
         if current is not None:
             current.close()
-        current = _local.transport = SMTPTransport(config)
+        current = _local.transport = make_transport(config)
+        _local.transport_key = config
     return current
 
 
 def pool() -> TransportPool | None:
     """NEWSLETTER_SMTP_CONNECTIONS connections of this process (thread, in the demo), or None
-    for one: then ``transport()`` alone sends."""
+    for one, or with an HTTP API transport: then ``transport()`` alone sends."""
     settings = current_settings()
     config, size = settings.smtp_config(), settings.smtp_connections
     current: TransportPool | None = getattr(_local, "pool", None)
-    if size < 2:
+    if size < 2 or settings.transport != "smtp":
         return None
     if current is None or _local.pool_key != (config, size):
         if current is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -70,6 +71,16 @@ def _configure_logging() -> None:
         configure_logging(None, level=None if service else "WARNING")
 
 
+def settings_problems(exc: ValidationError) -> str:
+    """A settings ``ValidationError`` in one line: each problem, named by its variable."""
+    problems = []
+    for error in exc.errors():
+        message = str(error["msg"]).removeprefix("Value error, ")
+        loc = "_".join(str(part) for part in error["loc"]).upper()
+        problems.append(f"NEWSLETTER_{loc}: {message}" if loc else message)
+    return "; ".join(problems)
+
+
 def main() -> None:
     """Run the CLI; user mistakes become one red line and exit 1, never a traceback."""
     _configure_logging()
@@ -80,6 +91,11 @@ def main() -> None:
         sys.exit(1)
     except (NewsletterError, TransportError) as exc:
         err.print(f"[red]error:[/] {escape(str(exc))}")  # a title may hold "[...]"
+        sys.exit(1)
+    except ValidationError as exc:  # the settings: NEWSLETTER_TRANSPORT without credentials, say
+        if exc.title != "Settings":
+            raise
+        err.print(f"[red]error:[/] invalid settings: {escape(settings_problems(exc))}")
         sys.exit(1)
     except (OperationalError, ProgrammingError) as exc:
         if schema_behind():

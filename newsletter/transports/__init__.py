@@ -8,10 +8,16 @@ TransportError            a message could not be handed over
 └── PermanentFailure      5xx (``code`` set), or refused on our side before the server answered
                           (``code`` None: a non-ASCII address the relay cannot take, say)
 
+``code`` is an SMTP reply code; the HTTP API transports give the SMTP code that means the same
+(451 rate-limited, 554 refused, 550 dead address; see ``http``), their reply text the HTTP status.
+
 - ``smtp``    SMTP over one reused connection (``SMTPConfig``, ``SMTPTransport``)
 - ``pool``    several connections with a thread each, one message in flight per connection
 - ``memory``  an in-memory twin that records what it is given, for tests and dry runs
 - ``sink``    a local SMTP server (aiosmtpd) for the demo, development and tests
+- ``ses``, ``postmark``, ``mailgun``, ``sendgrid``  the providers' HTTP APIs (``http`` their
+  shared client and reply sorting, ``sigv4`` AWS's request signing), ``factory`` the
+  configured one
 """
 
 from __future__ import annotations

@@ -151,6 +151,19 @@ def find_smtp_sink() -> str | None:
     return next((p for p in SMTP_SINK_PATHS if os.access(p, os.X_OK)), None)
 
 
+def _answering(child: Child, host: str, port: int, what: str) -> None:
+    """Start ``child`` and wait until an SMTP client gets through on ``port`` (20 s at most)."""
+    child.start()
+    deadline = time.monotonic() + 20
+    while True:
+        with suppress(OSError):
+            smtplib.SMTP(host, port, timeout=2).quit()
+            return
+        if not child.running or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start:\n{child.tail()}")
+        time.sleep(0.05)
+
+
 class Sink:
     """Postfix's smtp-sink when installed (C, accepts and discards), else the project's aiosmtpd
     sink in a process of its own that only counts. ``accepted()`` reads its counter."""
@@ -172,15 +185,8 @@ class Sink:
         self.child = Child("sink", argv, env=None, workdir=workdir)
 
     def start(self) -> Sink:
-        self.child.start()
-        deadline = time.monotonic() + 20
-        while True:
-            with suppress(OSError):
-                smtplib.SMTP(self.host, self.port, timeout=2).quit()
-                return self
-            if not self.child.running or time.monotonic() > deadline:
-                raise RuntimeError(f"SMTP sink did not start:\n{self.child.tail()}")
-            time.sleep(0.05)
+        _answering(self.child, self.host, self.port, "SMTP sink")
+        return self
 
     def stop(self) -> None:
         self.child.stop()
@@ -355,15 +361,8 @@ class DelayProxy:
         self.child = Child("delay-proxy", argv, env=None, workdir=workdir)
 
     def start(self) -> DelayProxy:
-        self.child.start()
-        deadline = time.monotonic() + 20
-        while True:
-            with suppress(OSError):
-                smtplib.SMTP(self.host, self.port, timeout=2).quit()
-                return self
-            if not self.child.running or time.monotonic() > deadline:
-                raise RuntimeError(f"delay proxy did not start:\n{self.child.tail()}")
-            time.sleep(0.05)
+        _answering(self.child, self.host, self.port, "delay proxy")
+        return self
 
     def stop(self) -> None:
         self.child.stop()

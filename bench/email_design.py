@@ -76,7 +76,7 @@ def compile_before(outline: IssueOutline) -> rendering.CompiledIssue:
     context["subject"] = subject
     source = env.get_template("email/issue.mjml.j2").render(**context)
     html = rendering.compile_mjml(source, template="baseline issue.mjml.j2")
-    text = rendering.render_template("email/issue.txt.j2", context)
+    text = env.get_template("email/issue.txt.j2").render(**context)
     return rendering.CompiledIssue(subject, outline.issue.preheader, html, text)
 
 

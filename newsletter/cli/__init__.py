@@ -9,45 +9,26 @@ from pydantic import ValidationError
 from rich.markup import escape
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from newsletter.cli import (
-    admin,
-    articles,
-    audit,
-    bounces,
-    database,
-    dev,
-    dkim,
-    issues,
-    newsletters,
-    review,  # noqa: F401  (adds `issues review|approve|send-back|comment|comments`)
-    run,
-    sections,  # noqa: F401  (adds `issues section add|rename|move|remove|list`)
-    segments,
-    sending,  # noqa: F401  (adds `issues send` and the other send verbs)
-    subscriber_show,  # noqa: F401  (adds `subscribers show`)
-    subscribers,
-    webhooks,
-)
 from newsletter.cli.common import err, say_schema_behind, schema_behind
+from newsletter.cli.lazy import LazyGroup
 from newsletter.config import get_settings
 from newsletter.exceptions import NewsletterError, QABlocked, TransportError
 
-__all__ = ["app", "main"]
+__all__ = ["app", "load_all", "main"]
 
-app = typer.Typer(help="Compose newsletter issues and deliver them.", no_args_is_help=True)
-app.add_typer(database.app, name="db")
-app.add_typer(newsletters.app, name="newsletters")
-app.add_typer(articles.app, name="articles")
-app.add_typer(issues.app, name="issues")
-app.add_typer(subscribers.app, name="subscribers")
-app.add_typer(segments.app, name="segments")
-app.add_typer(admin.app, name="admin")
-app.add_typer(bounces.app, name="bounces")
-app.add_typer(webhooks.app, name="webhooks")
-app.add_typer(audit.app, name="audit")
-app.add_typer(dkim.app, name="dkim")
-for command in (run.seed, run.demo, run.worker, run.serve, dev.dev, dev.sink):
-    app.command()(command)
+app = typer.Typer(
+    cls=LazyGroup, help="Compose newsletter issues and deliver them.", no_args_is_help=True
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Compose newsletter issues and deliver them."""
+
+
+def load_all() -> None:
+    """Import every command's module now (a process that forks CLI runs imports them once)."""
+    LazyGroup.load_all()
 
 
 def _configure_logging() -> None:

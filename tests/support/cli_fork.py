@@ -132,7 +132,9 @@ def _serve() -> None:
     import signal
     import time
 
-    import newsletter.cli  # noqa: F401 - the point: imported once, before any fork
+    import newsletter.cli  # the point: imported once, before any fork
+
+    newsletter.cli.load_all()  # every command's module, not only those the first call needs
 
     protocol = sys.stdout
     for line in sys.stdin:

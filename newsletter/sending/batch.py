@@ -80,7 +80,7 @@ def run_batch(
     connections, up to one in flight per connection; their replies are recorded in order.
 
     A database restart mid-batch is ridden out (``recorder``: a new connection, the statement
-    again); one that lasts longer than half a lease, or one before the sending began, raises
+    again); one that lasts longer than a lease, or one before the sending began, raises
     ``DatabaseUnavailable`` (retry the task: the rows held come back after their lease).
     """
     try:
@@ -112,7 +112,7 @@ def _run_batch(
         )
         session.commit()  # the lease must be visible before the first message leaves
         result.claimed = len(claimed)
-        rec = Recorder(engine, patience=settings.lease_seconds / 2)
+        rec = Recorder(engine, patience=settings.lease_seconds)  # then the rows are the tick's
         if claimed:
             try:
                 prep = _prepare_or_pause(session, issue_id, settings, claimed, result)

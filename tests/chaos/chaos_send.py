@@ -80,15 +80,17 @@ from tests.support.pg_cluster import PostgresCluster  # noqa: E402
 from tests.support.scratch import Child, RedisServer  # noqa: E402
 
 DOMAIN = "chaos.example.org"
-# (share of the ledger sent, what to do): kills alternate between the two workers; the sign-up
-# storm comes last, so that no kill takes a confirmation a worker holds for a retry later
+# (share of the ledger sent, what to do): kills alternate between the two workers. The sign-up
+# storm comes after the kills (a killed worker takes the confirmations it holds for a retry
+# later with it, until the broker's visibility timeout) and early enough that the
+# confirmations go out while the issue does; the relay outage then delays some of them too.
 PLAN: list[tuple[float, str]] = [
-    (0.15, "kill worker 0"),
-    (0.25, "restart postgres"),
-    (0.35, "kill worker 1"),
-    (0.45, "relay outage"),
-    (0.55, "kill worker 0"),
-    (0.65, "broker down: sign-up storm"),
+    (0.10, "kill worker 0"),
+    (0.20, "restart postgres"),
+    (0.30, "kill worker 1"),
+    (0.40, "kill worker 0"),
+    (0.45, "broker down: sign-up storm"),
+    (0.60, "relay outage"),
 ]
 
 
@@ -591,8 +593,11 @@ def run(args: argparse.Namespace) -> int:
         )
         waited = wait_for_confirmations(settings, sink, outcome.signups, args.confirm_timeout)
         time.sleep(args.grace)  # a stray late copy (an overrun lease) would still arrive
-        for child in [*workers, beat]:
-            child.stop()
+        stopping = [threading.Thread(target=c.stop) for c in [*workers, beat]]
+        for thread in stopping:  # side by side: each may take its warm shutdown's seconds
+            thread.start()
+        for thread in stopping:
+            thread.join()
         sink.stop()
         recorded = ledger_rows(database_url, issue_id)
         with db.session_scope(database_url) as s:

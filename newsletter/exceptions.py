@@ -10,7 +10,9 @@ NewsletterError
 │   ├── InvalidToken          a missing or unknown admin API token (HTTP 401)
 │   ├── RevokedToken          an admin API token that was revoked (HTTP 403)
 │   └── RateLimited           too many sign-ups from one IP or for one address (HTTP 429)
-└── RenderError               a template failed to render or MJML failed to compile
+├── RenderError               a template failed to render or MJML failed to compile
+└── DatabaseUnavailable       the database stayed unreachable (a restart that took too long):
+                              the task is retried
 
 TransportError                a message could not be handed over (``newsletter.transports``,
 ├── TemporaryFailure          which imports nothing of the domain: re-exported here)
@@ -22,6 +24,7 @@ from __future__ import annotations
 from newsletter.transports import PermanentFailure, TemporaryFailure, TransportError
 
 __all__ = [
+    "DatabaseUnavailable",
     "InvalidInput",
     "InvalidLink",
     "InvalidState",
@@ -91,3 +94,8 @@ class RateLimited(UserError):
 
 class RenderError(NewsletterError):
     pass
+
+
+class DatabaseUnavailable(NewsletterError):
+    """The database went away and did not come back in time (a restart, a failover): the work
+    is retried later, nothing of it is lost."""

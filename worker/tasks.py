@@ -8,7 +8,7 @@ from newsletter import db, webhooks
 from newsletter.audience import confirmations, import_jobs, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
-from newsletter.exceptions import TemporaryFailure
+from newsletter.exceptions import DatabaseUnavailable, TemporaryFailure
 from newsletter.sending import batch, scheduler
 from newsletter.transports import Transport
 from newsletter.transports.factory import make_transport
@@ -64,7 +64,16 @@ def dispatch(issue_id: int) -> int:
     return started
 
 
-@app.task(name="worker.tasks.send_batch")
+@app.task(
+    name="worker.tasks.send_batch",
+    # the database went away (a restart) for longer than the batch waits: the chain goes on
+    # a second or so later; the rows the batch held come back after their lease
+    autoretry_for=(DatabaseUnavailable,),
+    retry_backoff=1,
+    retry_backoff_max=10,
+    retry_jitter=False,
+    max_retries=30,
+)
 def send_batch(issue_id: int) -> int:
     result = batch.run_batch(
         current_settings(), issue_id=issue_id, transport=transport(), pool=pool()

@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import text
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlmodel import Session
 
 from newsletter import webhooks
 from newsletter.config import Settings
 from newsletter.db import get_engine
-from newsletter.exceptions import InvalidInput, NewsletterError, TransportError
+from newsletter.exceptions import DatabaseUnavailable, InvalidInput, NewsletterError, TransportError
 from newsletter.models import Issue, utcnow
 from newsletter.sending import controls, ledger, outcomes, pooled, probe
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
@@ -33,6 +30,7 @@ from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared, prepared
 from newsletter.sending.ratelimit import LimiterUnavailable, RateLimiter, limiter_for
 from newsletter.sending.recipients import recipient
+from newsletter.sending.recorder import Recorder
 from newsletter.transports import Transport
 from newsletter.transports.pool import TransportPool
 
@@ -80,7 +78,25 @@ def run_batch(
     a ``pool`` of several connections one per connection), which come back after their lease
     with the same Message-IDs. With a ``pool`` the messages are built here and sent on its
     connections, up to one in flight per connection; their replies are recorded in order.
+
+    A database restart mid-batch is ridden out (``recorder``: a new connection, the statement
+    again); one that lasts longer than a lease, or one before the sending began, raises
+    ``DatabaseUnavailable`` (retry the task: the rows held come back after their lease).
     """
+    try:
+        return _run_batch(settings, issue_id, transport, limiter, breaker, pool)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"the database is unreachable: {exc.orig}") from exc
+
+
+def _run_batch(
+    settings: Settings,
+    issue_id: int,
+    transport: Transport,
+    limiter: RateLimiter | None,
+    breaker: CircuitBreaker | None,
+    pool: TransportPool | None,
+) -> BatchResult:
     engine = get_engine(settings.database_url)
     limiter = limiter or limiter_for(
         settings.shared_redis_url, settings.send_rate, settings.send_burst
@@ -96,17 +112,26 @@ def run_batch(
         )
         session.commit()  # the lease must be visible before the first message leaves
         result.claimed = len(claimed)
+        rec = Recorder(engine, patience=settings.lease_seconds)  # then the rows are the tick's
         if claimed:
-            prep = _prepare_or_pause(session, issue_id, settings, claimed, result)
+            try:
+                prep = _prepare_or_pause(session, issue_id, settings, claimed, result)
+                generation = _generation(session, issue_id)
+                session.commit()  # the session holds no connection while the batch sends
+            except OperationalError:  # nothing sent yet: the rows go back for the task's retry
+                ids = [r.delivery_id for r in claimed]
+                with rec:
+                    rec.call(ledger.release, delivery_ids=ids, lease=claimed[0].lease)
+                raise
             if prep is not None:
-                run = _Run(settings, prep, transport, limiter, breaker, result)
-                run.generation = _generation(session, issue_id)
-                with _recorder(engine) as conn:
-                    run.hooks = webhooks.enabled_events(conn)  # cached; empty: no webhook work
+                with rec:
+                    run = _Run(settings, prep, transport, limiter, breaker, result, rec)
+                    run.generation = generation
+                    run.hooks = rec.call(webhooks.enabled_events)  # cached; empty: no webhooks
                     if pool is not None and pool.size > 1:
-                        pooled.send_all(run, session, conn, claimed, pool)
+                        pooled.send_all(run, claimed, pool)
                     else:
-                        run.send_all(session, conn, claimed)
+                        run.send_all(claimed)
     _wrap_up(engine, issue_id, result)
     _log_batch(issue_id, result)
     return result
@@ -164,21 +189,6 @@ def _prepare_or_pause(
         return None
 
 
-@contextmanager
-def _recorder(engine: Engine) -> Iterator[Connection]:
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        postgres = engine.dialect.name == "postgresql"
-        if postgres:
-            # a worker crash cannot lose a committed row; a database crash could lose the last
-            # few hundred milliseconds of results, which then go out again (same Message-ID)
-            conn.execute(text("SET synchronous_commit TO off"))
-        try:
-            yield conn
-        finally:
-            if postgres:
-                conn.execute(text("RESET synchronous_commit"))
-
-
 def _generation(session: Session, issue_id: int) -> datetime | None:
     issue = session.get(Issue, issue_id, populate_existing=True)
     return issue.status_changed_at if issue else None
@@ -195,8 +205,9 @@ class _Run:
         limiter: RateLimiter,
         breaker: CircuitBreaker,
         result: BatchResult,
+        rec: Recorder,
     ) -> None:
-        self.settings, self.prep, self.transport = settings, prep, transport
+        self.settings, self.prep, self.transport, self.rec = settings, prep, transport, rec
         self.limiter, self.breaker, self.result = limiter, breaker, result
         self.issue_id: int = prep.issue.id  # type: ignore[assignment]
         self.generation: datetime | None = None
@@ -205,35 +216,38 @@ class _Run:
         self.chunk = max(1, min(10, getattr(limiter, "burst", 10) // 4))
         self.retry = RetryPolicy(settings.max_attempts, settings.retry_base_seconds)
 
-    def send_all(self, session: Session, conn: Connection, claimed: list[ledger.Claimed]) -> None:
+    def send_all(self, claimed: list[ledger.Claimed]) -> None:
         lease = claimed[0].lease
         held = {r.delivery_id for r in claimed}
         renewed = time.monotonic()
         for index, row in enumerate(claimed):
             rest = [r.delivery_id for r in claimed[index:]]
-            if self._must_stop(session, index, row):
-                ledger.release(conn, delivery_ids=rest, lease=lease)
-                controls.settle_cancelled(conn, issue_id=self.issue_id)
+            if self._must_stop(index, row):
+                self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
+                self.rec.call(controls.settle_cancelled, issue_id=self.issue_id)
                 self.result.stopped = True
                 return
             if time.monotonic() - renewed > self.settings.lease_seconds / 3:
                 # a slow batch (rate limit, slow server) keeps its rows; rows whose lease ran
                 # out anyway belong to another batch now and are not sent from here
-                held = ledger.renew(
-                    conn, delivery_ids=rest, lease=lease, lease_seconds=self.settings.lease_seconds
+                held = self.rec.call(
+                    ledger.renew,
+                    delivery_ids=rest,
+                    lease=lease,
+                    lease_seconds=self.settings.lease_seconds,
                 )
                 renewed = time.monotonic()
             if row.delivery_id not in held:
                 self.result.lost += 1
                 continue
-            self.handle(conn, row)
+            self.handle(row)
             if self.result.stopped:  # the circuit breaker tripped
-                ledger.release(conn, delivery_ids=rest[1:], lease=lease)
+                self.rec.call(ledger.release, delivery_ids=rest[1:], lease=lease)
                 return
 
-    def _must_stop(self, session: Session, index: int, row: ledger.Claimed) -> bool:
+    def _must_stop(self, index: int, row: ledger.Claimed) -> bool:
         """Paused or cancelled (looked at every few messages), or no rate budget to be had."""
-        if index and index % STATUS_CHECK_EVERY == 0 and not _still_sending(session, self.prep):
+        if index and index % STATUS_CHECK_EVERY == 0 and not self._still_sending():
             return True
         if self.tokens == 0 and row.active:
             try:
@@ -249,16 +263,22 @@ class _Run:
                 return True
         return False
 
-    def handle(self, conn: Connection, row: ledger.Claimed) -> None:
+    def _still_sending(self) -> bool:
+        """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
+        return self.rec.call(ledger.still_claimable, issue_id=self.issue_id)
+
+    def handle(self, row: ledger.Claimed) -> None:
         """Send one row, record its outcome, and let the rest of the batch react to it."""
         outcome = self.send_one(row)
         if outcome.delivered:
             self.tokens -= 1
-        self.settle(conn, row, outcome)
+        self.settle(row, outcome)
 
-    def settle(self, conn: Connection, row: ledger.Claimed, outcome: Outcome) -> None:
+    def settle(self, row: ledger.Claimed, outcome: Outcome) -> None:
         """Record one row's outcome and let the rest of the batch react to it."""
-        recorded = outcomes.record(conn, row, outcome, issue_id=self.issue_id, retry=self.retry)
+        recorded = self.rec.call(
+            outcomes.record, row, outcome, issue_id=self.issue_id, retry=self.retry
+        )
         if not recorded and outcome.kind is Kind.sent:
             log.warning(
                 "delivery %s: sent after its lease was lost",
@@ -270,12 +290,11 @@ class _Run:
             _log_failed(self.issue_id, row.delivery_id, outcome.response)
         event = outcomes.webhook_event(outcome, row, max_attempts=self.retry.max_attempts)
         if event is not None:
-            self.hook(conn, event, row, outcome)
+            self.hook(event, row, outcome)
         if outcome.throttled:
             self.limiter.throttled()
         if outcome.server_trouble is not None:
             self.observe(
-                conn,
                 failed=outcome.server_trouble,
                 reply=outcome.response,
                 permanent=outcome.kind is Kind.failed,
@@ -315,7 +334,7 @@ class _Run:
             return outcomes.classify(exc, mid)
         return Outcome(Kind.sent, reply, mid)
 
-    def hook(self, conn: Connection, event: str, row: ledger.Claimed, outcome: Outcome) -> None:
+    def hook(self, event: str, row: ledger.Claimed, outcome: Outcome) -> None:
         """Queue a webhook event; a no-op unless an endpoint wants it. Never stops the send."""
         if event not in self.hooks:
             return
@@ -329,21 +348,19 @@ class _Run:
             "at": datetime.now(UTC).isoformat(),
         }
         try:
-            webhooks.emit(conn, event, payload)
+            self.rec.once(webhooks.emit, event, payload)  # not twice: no duplicate event
         except SQLAlchemyError:
             log.exception("delivery %s: %s webhook not queued", row.delivery_id, event)
 
-    def observe(
-        self, conn: Connection, *, failed: bool, reply: str = "", permanent: bool = False
-    ) -> None:
+    def observe(self, *, failed: bool, reply: str = "", permanent: bool = False) -> None:
         verdict = self.breaker.record(
             self.issue_id, self.generation, failed=failed, reply=reply, permanent=permanent
         )
         if verdict.tripped:
             # the relay down (temporary failures): probed later, and resumed when it answers
             probe_at = probe.first_probe_at(self.settings, utcnow()) if verdict.relay_down else None
-            if controls.trip(
-                conn, issue_id=self.issue_id, reason=verdict.reason, probe_at=probe_at
+            if self.rec.call(
+                controls.trip, issue_id=self.issue_id, reason=verdict.reason, probe_at=probe_at
             ):
                 log.warning(
                     "issue %s paused: %s",
@@ -362,11 +379,6 @@ def _log_failed(issue_id: int, delivery_id: int, response: str) -> None:
         response,
         extra={"issue_id": issue_id, "delivery_id": delivery_id, "response": response},
     )
-
-
-def _still_sending(session: Session, prep: Prepared) -> bool:
-    """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
-    return ledger.still_claimable(session, issue_id=prep.issue.id)  # type: ignore[arg-type]
 
 
 def _wrap_up(engine: Engine, issue_id: int, result: BatchResult) -> None:

@@ -58,7 +58,7 @@ def claimable() -> ColumnElement[bool]:
     return or_(I.c.status.in_([IssueStatus.sending, IssueStatus.sent]), standing)
 
 
-def still_claimable(session: Session, *, issue_id: int) -> bool:
+def still_claimable(session: Executor, *, issue_id: int) -> bool:
     """Whether the issue's rows may still go out (a batch looks between messages)."""
     return bool(session.execute(select(exists().where(I.c.id == issue_id, claimable()))).scalar())
 

@@ -12,13 +12,11 @@ from collections import deque
 from concurrent.futures import Future
 from typing import Protocol
 
-from sqlalchemy.engine import Connection
-from sqlmodel import Session
-
 from newsletter.config import Settings
 from newsletter.exceptions import TransportError
 from newsletter.sending import controls, ledger, outcomes
 from newsletter.sending.outcomes import Kind, Outcome
+from newsletter.sending.recorder import Recorder
 from newsletter.transports.pool import TransportPool
 
 
@@ -28,15 +26,16 @@ class Run(Protocol):
     settings: Settings
     issue_id: int
     tokens: int
+    rec: Recorder
 
     @property
     def result(self) -> BatchCounts: ...
 
-    def _must_stop(self, session: Session, index: int, row: ledger.Claimed) -> bool: ...
+    def _must_stop(self, index: int, row: ledger.Claimed) -> bool: ...
 
     def build(self, row: ledger.Claimed) -> Outcome | tuple[str, bytes]: ...
 
-    def settle(self, conn: Connection, row: ledger.Claimed, outcome: Outcome) -> None: ...
+    def settle(self, row: ledger.Claimed, outcome: Outcome) -> None: ...
 
 
 class BatchCounts(Protocol):
@@ -44,13 +43,7 @@ class BatchCounts(Protocol):
     stopped: bool
 
 
-def send_all(
-    run: Run,
-    session: Session,
-    conn: Connection,
-    claimed: list[ledger.Claimed],
-    pool: TransportPool,
-) -> None:
+def send_all(run: Run, claimed: list[ledger.Claimed], pool: TransportPool) -> None:
     """``send_all`` with up to ``pool.size`` messages in flight on the pool's connections.
 
     The loop builds each message here and hands it to a free connection; when every
@@ -69,23 +62,26 @@ def send_all(
             outcome = Outcome(Kind.sent, future.result(), mid)
         except TransportError as exc:
             outcome = outcomes.classify(exc, mid)
-        run.settle(conn, row, outcome)
+        run.settle(row, outcome)
 
     def stop_here(rest: list[int]) -> None:
         while flight:
             land_oldest()
-        ledger.release(conn, delivery_ids=rest, lease=lease)
+        run.rec.call(ledger.release, delivery_ids=rest, lease=lease)
 
     for index, row in enumerate(claimed):
         rest = [r.delivery_id for r in claimed[index:]]
-        if run._must_stop(session, index, row):
+        if run._must_stop(index, row):
             stop_here(rest)
-            controls.settle_cancelled(conn, issue_id=run.issue_id)
+            run.rec.call(controls.settle_cancelled, issue_id=run.issue_id)
             run.result.stopped = True
             return
         if time.monotonic() - renewed > run.settings.lease_seconds / 3:
-            held = ledger.renew(
-                conn, delivery_ids=rest, lease=lease, lease_seconds=run.settings.lease_seconds
+            held = run.rec.call(
+                ledger.renew,
+                delivery_ids=rest,
+                lease=lease,
+                lease_seconds=run.settings.lease_seconds,
             )
             renewed = time.monotonic()
         if row.delivery_id not in held:
@@ -93,7 +89,7 @@ def send_all(
             continue
         built = run.build(row)
         if isinstance(built, Outcome):  # skipped, or a message we could not build
-            run.settle(conn, row, built)
+            run.settle(row, built)
         else:
             if len(flight) >= pool.size:
                 land_oldest()

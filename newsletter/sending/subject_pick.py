@@ -48,7 +48,6 @@ def assign(session: Session, *, issue_id: int, now: datetime | None = None) -> d
     total = session.execute(
         select(func.count()).select_from(D).where(D.c.issue_id == issue_id)
     ).scalar_one()
-    drawn = {}
     for n, variant in enumerate(row.variants, 1):
         size = int(total) * int(variant["share"]) // 100
         sample = (
@@ -59,13 +58,18 @@ def assign(session: Session, *, issue_id: int, now: datetime | None = None) -> d
             .cte(f"sample_{n}")
             .prefix_with("MATERIALIZED")  # one draw, never re-run per row
         )
-        result = session.execute(update(D).where(D.c.id == sample.c.id).values(variant=n))
-        drawn[n] = int(result.rowcount)  # type: ignore[attr-defined]
+        session.execute(update(D).where(D.c.id == sample.c.id).values(variant=n))
     session.execute(
         update(D)
         .where(D.c.issue_id == issue_id, D.c.variant.is_(None))
         .values(next_attempt_at=HOLD)
     )
+    # counted, not the UPDATEs' rowcount: SQLite answers -1 for an UPDATE ... FROM a CTE
+    counted = select(D.c.variant, func.count()).where(
+        D.c.issue_id == issue_id, D.c.variant.is_not(None)
+    )
+    drawn = {int(v): int(k) for v, k in session.execute(counted.group_by(D.c.variant)).all()}
+    drawn = {n: drawn.get(n, 0) for n in range(1, len(row.variants) + 1)}
     row.decide_at = (now or utcnow()) + timedelta(seconds=row.wait_seconds)
     row.figures = [{"variant": n, "recipients": k} for n, k in drawn.items()]  # the samples
     session.add(row)

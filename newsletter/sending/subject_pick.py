@@ -134,7 +134,7 @@ def reason_text(
     who = "clickers" if metric == "clicks" else "openers"
     shown = "; ".join(_figure_text(f, metric) for f in found)
     if by is not None:
-        return f"{letter(winner)} picked by {by} before the wait was over (human {who}: {shown})"
+        return f"{letter(winner)} picked by {by} before the wait was over; human {who}: {shown}"
     top = [f for f in found if _rate(f) == max(_rate(g) for g in found)]
     tie = f"; a tie on the rate: {TIE_RULE}" if len(top) > 1 else ""
     return f"{letter(winner)} won by the rate of unique human {who}: {shown}{tie}"

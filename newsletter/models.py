@@ -224,6 +224,7 @@ class Delivery(SQLModel, table=True):
     smtp_response: str | None = Field(default=None, sa_type=Text)
     sent_at: datetime | None = None
     updated_at: datetime | None = None  # when the last attempt's result was recorded
+    variant: int | None = None  # the subject test's variant it gets (0030); None: no test
 
 
 class IssueCounter(SQLModel, table=True):
@@ -290,3 +291,4 @@ from newsletter.models_access import *  # noqa: E402, F403
 from newsletter.models_analytics import *  # noqa: E402, F403
 from newsletter.models_audience import *  # noqa: E402, F403
 from newsletter.models_content import *  # noqa: E402, F403
+from newsletter.models_subject import *  # noqa: E402, F403

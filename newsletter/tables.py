@@ -12,10 +12,12 @@ from sqlmodel import SQLModel
 from newsletter.models import (
     ConfirmationOutbox,
     Delivery,
+    EngagementEvent,
     Issue,
     IssueCounter,
     Newsletter,
     Segment,
+    SubjectTest,
     Subscriber,
     SubscriberEvent,
     SubscriberTag,
@@ -41,3 +43,5 @@ SEG = table_of(Segment)
 E = table_of(WebhookEndpoint)
 W = table_of(WebhookDelivery)
 OB = table_of(ConfirmationOutbox)
+ST = table_of(SubjectTest)
+EE = table_of(EngagementEvent)

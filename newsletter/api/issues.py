@@ -11,7 +11,7 @@ send (the beat's tick would only pick the issue up seconds later).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends
 from pydantic import AwareDatetime, BaseModel, Field
@@ -24,7 +24,7 @@ from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.permissions import authorize_token
 from newsletter.audience import segments
 from newsletter.content import issues
-from newsletter.sending import controls
+from newsletter.sending import controls, subject_pick, subject_tests
 from newsletter.sending.checks import qa_config
 from newsletter.sending.start import start_send
 
@@ -47,7 +47,27 @@ class ReasonBody(BaseModel):
     )
 
 
+class SubjectTestBody(BaseModel):
+    subjects: list[str] = Field(
+        min_length=2, max_length=4, description="2 to 4 distinct subjects; variant n is the n-th"
+    )
+    sample: int = Field(ge=1, le=50, description="percent of the recipients each subject gets")
+    wait: str = Field(
+        max_length=20, description="how long the samples run before the pick: 4h, 90m, 1d"
+    )
+    by: Literal["clicks", "opens"] = Field(
+        "clicks", description="the winner has the highest rate of unique human clickers/openers"
+    )
+
+
+class PickBody(BaseModel):
+    variant: int = Field(ge=1, le=4, description="the winning variant (1 = the first subject)")
+
+
 class SendBody(BaseModel):
+    subject_test: SubjectTestBody | None = Field(
+        None, description="test these subjects on samples first (null: no test)"
+    )
     segment: int | None = Field(
         None, ge=1, description="send to this segment of the newsletter's active subscribers"
     )
@@ -98,6 +118,8 @@ def send(
     if body is not None and (body.segment is not None or body.everyone):
         segment = None if body.everyone else body.segment
         segments.set_issue_segment(session, issues.get_issue(session, issue_id), segment)
+    if body is not None and "subject_test" in body.model_fields_set:
+        _set_subject_test(session, issue_id, body.subject_test)
     start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch)
     state = issue_status(session, issue_id)
     return {
@@ -106,6 +128,32 @@ def send(
         "recipients": start.recipients,
         "skipped": start.skipped,
     }
+
+
+def _set_subject_test(session: Session, issue_id: int, body: SubjectTestBody | None) -> None:
+    test = None
+    if body is not None:
+        test = subject_tests.spec(body.subjects, sample=body.sample, wait=body.wait, metric=body.by)
+    subject_tests.configure(session, issues.get_issue(session, issue_id), test)
+
+
+@router.post(
+    "/{issue_id}/subject-test/pick",
+    summary="Pick the subject test's winner now; the rest of the list gets its subject",
+    responses=STATE,
+)
+def pick_subject(
+    issue_id: Id,
+    body: PickBody,
+    session: SessionDep,
+    token: TokenDep,
+    dispatch: DispatcherDep,
+) -> StatusDict:
+    subject_pick.decide(
+        session, issue_id=issue_id, variant=body.variant, by=f"API token {token.name!r}"
+    )
+    _commit_and_dispatch(session, dispatch, issue_id)
+    return issue_status(session, issue_id)
 
 
 @router.post("/{issue_id}/pause", summary="sending -> paused, within one batch", responses=STATE)

@@ -16,13 +16,15 @@ Rules are a pydantic model, stored as JSON on the segment: a group (``match`` ``
 - ``bounces``: ``soft_at_least`` N soft bounces in a row on a subscription, ``bounced_within_days``
   (a subscription's last bounce), ``bounce_event`` (any bounce ever recorded)
 - ``email``: the address contains ``value`` (case-insensitive; how a search result is a segment)
+- ``engagement``: ``opened`` or ``clicked`` (a human did: the verdict of ``engagement_event``)
+  any of the ``last`` N issues of ``newsletter`` that were sent (by when their send started);
+  ``has`` false: did not (a re-engagement segment)
 
 ``where(rules)`` is the boolean over ``SUB`` (EXISTS subqueries correlated on the subscriber,
 JSON extraction through SQLAlchemy's JSON index, typed per dialect; the column is JSONB on
 PostgreSQL), so ``select_ids(rules)`` is ONE statement and the send's recipients query adds it
-to its own WHERE: nothing is loaded into Python. Engagement (opened/clicked in the last N
-issues) is the hook for the analytics work: add a condition class to ``Condition`` and a branch
-to ``_condition`` that EXISTS over its table.
+to its own WHERE: nothing is loaded into Python. Engagement is one EXISTS over
+``engagement_event`` whose issue is among the newsletter's last N sent (a LIMIT subquery).
 """
 
 from __future__ import annotations
@@ -39,13 +41,15 @@ from sqlalchemy.sql.expression import FunctionElement
 from sqlalchemy.types import Boolean
 
 from newsletter.models import SubscriptionStatus
-from newsletter.tables import EV, SUB, TAG, S
+from newsletter.statuses import IssueKind
+from newsletter.tables import EE, EV, SUB, TAG, I, S
 
 __all__ = [
     "AttributeCondition",
     "BounceCondition",
     "Condition",
     "EmailCondition",
+    "EngagementCondition",
     "Group",
     "LanguageCondition",
     "SignedUpCondition",
@@ -66,6 +70,8 @@ MAX_DEPTH = 4
 S_ = S.alias("seg_subscription")
 TAG_ = TAG.alias("seg_tag")
 EV_ = EV.alias("seg_event")
+EE_ = EE.alias("seg_engagement")
+I_ = I.alias("seg_issue")
 MAX_CONDITIONS = 50
 
 
@@ -148,6 +154,14 @@ class EmailCondition(_Rule):
     value: str = Field(min_length=1, max_length=320)
 
 
+class EngagementCondition(_Rule):
+    kind: Literal["engagement"] = "engagement"
+    action: Literal["opened", "clicked"]
+    newsletter: int = Field(ge=1)
+    last: int = Field(1, ge=1, le=100, description="the newsletter's last N sent issues")
+    has: bool = True  # false: did not open/click any of them
+
+
 Condition = Annotated[
     SubscriptionCondition
     | AttributeCondition
@@ -157,7 +171,8 @@ Condition = Annotated[
     | LanguageCondition
     | TimeZoneCondition
     | BounceCondition
-    | EmailCondition,
+    | EmailCondition
+    | EngagementCondition,
     Field(discriminator="kind"),
 ]
 
@@ -302,6 +317,8 @@ def _condition(c: Any, now: datetime) -> ColumnElement[bool]:
         return column.is_(None) if c.value is None else column == c.value
     if isinstance(c, BounceCondition):
         return _bounces(c, now)
+    if isinstance(c, EngagementCondition):
+        return _engagement(c)
     assert isinstance(c, EmailCondition)
     return func.lower(SUB.c.email).like(func.lower(literal(_like(c.value))), escape="/")
 
@@ -342,3 +359,24 @@ def _bounces(c: BounceCondition, now: datetime) -> ColumnElement[bool]:
     if c.op == "bounced_within_days":
         return _subscription(S_.c.last_bounce_at >= now - timedelta(days=c.value))
     return exists().where(EV_.c.subscriber_id == SUB.c.id, EV_.c.kind == "bounce")
+
+
+def _engagement(c: EngagementCondition) -> ColumnElement[bool]:
+    """A human open (click) of one of the newsletter's last N issues whose send started."""
+    last = (
+        select(I_.c.id)
+        .where(
+            I_.c.newsletter_id == c.newsletter,
+            I_.c.kind == IssueKind.issue,
+            I_.c.send_started_at.is_not(None),
+        )
+        .order_by(I_.c.send_started_at.desc(), I_.c.id.desc())
+        .limit(c.last)
+    )
+    did = exists().where(
+        EE_.c.subscriber_id == SUB.c.id,
+        EE_.c.kind == ("open" if c.action == "opened" else "click"),
+        EE_.c.verdict == "human",
+        EE_.c.issue_id.in_(last.scalar_subquery()),
+    )
+    return did if c.has else not_(did)

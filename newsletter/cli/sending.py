@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import time
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 
+from newsletter.access.permissions import cli_actor
 from newsletter.audience import segments
 from newsletter.cli.common import (
     audited,
@@ -22,7 +23,7 @@ from newsletter.cli.issues import app
 from newsletter.content import issues as content_issues
 from newsletter.exceptions import InvalidInput
 from newsletter.models import DeliveryStatus, IssueStatus
-from newsletter.sending import controls, testsend
+from newsletter.sending import controls, subject_pick, subject_tests, testsend
 from newsletter.sending.checks import qa_config
 from newsletter.sending.start import start_send
 
@@ -35,14 +36,26 @@ def issues_send(
         int | None, typer.Option(help="send to this segment (id) of the active subscribers")
     ] = None,
     everyone: Annotated[bool, typer.Option(help="send to all active subscribers")] = False,
+    subject_test: Annotated[
+        list[str] | None,
+        typer.Option("--subject-test", help="a subject to test (2 to 4 of them: repeat it)"),
+    ] = None,
+    sample: Annotated[int, typer.Option(help="percent of the list per tested subject")] = 10,
+    wait: Annotated[str, typer.Option(help="how long before the pick: 4h, 90m, 1d")] = "4h",
+    by: Annotated[str, typer.Option(help="pick by unique human clicks or opens")] = "clicks",
 ) -> None:
-    """Start sending an issue: check and freeze it; a worker fills the ledger and sends."""
+    """Start sending an issue: check and freeze it; a worker fills the ledger and sends.
+    With --subject-test, each subject goes to --sample percent first; after --wait the one with
+    the most unique human clicks (or opens) per message goes to the rest."""
     from worker.tasks import dispatch
 
     with session() as s:
         if segment is not None or everyone:
             chosen = None if everyone else segment
             segments.set_issue_segment(s, content_issues.get_issue(s, issue_id), chosen)
+        if subject_test:
+            test = subject_tests.spec(subject_test, sample=sample, wait=wait, metric=by)
+            subject_tests.configure(s, content_issues.get_issue(s, issue_id), test)
         start = start_send(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
         if start.started:
             audited(s, "issue.send", target_type="issue", target_id=issue_id)
@@ -156,10 +169,36 @@ def _print_status(state: controls.Status) -> None:
             console.print(f"  {name}: {p.counts.get(name, 0)}")
     if p.status == IssueStatus.sending:
         console.print(f"  rate: {state.rate:,.1f} msg/s, {_eta(state.eta_seconds)}")
+    if state.subject_test:
+        _print_subject_test(state.subject_test)
     if state.last_errors:
         console.print("  last errors:")
         for e in state.last_errors:
             console.print(f"    {e.email}: {e.response}", markup=False, highlight=False)
+
+
+def _print_subject_test(test: dict[str, Any]) -> None:
+    console.print(f"  {test['headline']}", markup=False, highlight=False)
+    for v in test["variants"]:
+        won = " (winner)" if v["variant"] == test["winner"] else ""
+        shown = [f"{k} {v[k]}" for k in ("recipients", "sent", "uniques") if v[k] is not None]
+        line = f"    {v['letter']}{won}: {v['subject']}  [{', '.join(shown)}]"
+        console.print(line, markup=False, highlight=False)
+
+
+@app.command("pick-subject")
+def issues_pick_subject(
+    issue_id: int,
+    variant: Annotated[int, typer.Argument(help="the winning subject: 1 for the first one")],
+    follow: Annotated[bool, typer.Option(help="show progress until the send ends")] = False,
+) -> None:
+    """Pick a subject test's winner now, before its wait is over; the rest get its subject."""
+    with session() as s:
+        test = subject_pick.decide(s, issue_id=issue_id, variant=variant, by=cli_actor().label)
+        audited(s, "issue.subject-pick", target_type="issue", target_id=issue_id)
+    if test is not None:
+        console.print(f"issue {issue_id}: {test.reason}", markup=False, highlight=False)
+    _dispatch(issue_id, follow)
 
 
 @app.command("pause")

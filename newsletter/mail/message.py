@@ -39,6 +39,7 @@ class Recipient:
     values: Mapping[str, str]  # per-recipient template fields (see rendering.RECIPIENT_FIELDS)
     unsubscribe_url: str
     unsubscribe_mailto: str
+    variant: int | None = None  # a subject test's variant: the template's subject of that number
 
 
 def domain_of(address: str) -> str:
@@ -100,7 +101,10 @@ class MessageTemplate:
         newsletter: Newsletter,
         issue_id: int,
         secret: str,
+        subjects: Mapping[int, str] | None = None,
     ) -> None:
+        """``subjects``: a subject test's variants by number; each gets its own header block,
+        built once like the issue's (a recipient without a variant gets the issue's subject)."""
         self.issue_id = issue_id
         self.secret = secret
         self.domain = domain_of(newsletter.from_email)
@@ -108,7 +112,11 @@ class MessageTemplate:
         self.boundary = f"=_nl_{issue_id}_{secrets.token_hex(12)}"
         self._html = QPTemplate(compiled.html, html_escape=True, final_newline=False)
         self._text = QPTemplate(compiled.text, html_escape=False, final_newline=True)
-        self._head = self._shared_head(compiled, newsletter).encode("ascii")
+        self._head = self._shared_head(compiled.subject, newsletter).encode("ascii")
+        self._heads = {
+            n: self._shared_head(subject, newsletter).encode("ascii")
+            for n, subject in (subjects or {}).items()
+        }
         part_head = (
             f"--{self.boundary}{CRLF}Content-Type: text/%s; charset=utf-8{CRLF}"
             f"Content-Transfer-Encoding: %s{CRLF}{CRLF}"
@@ -118,7 +126,7 @@ class MessageTemplate:
         self._tail = f"{CRLF}--{self.boundary}--{CRLF}".encode("ascii")
         self._relaxed = [relaxed_lines(p) for p in (self._text_head, self._html_head, self._tail)]
 
-    def _shared_head(self, compiled: CompiledIssue, newsletter: Newsletter) -> str:
+    def _shared_head(self, subject: str, newsletter: Newsletter) -> str:
         msg = EmailMessage(policy=SMTP)
         msg["From"] = formataddr((newsletter.from_name, newsletter.from_email), charset="utf-8")
         if newsletter.reply_to:
@@ -129,7 +137,7 @@ class MessageTemplate:
         msg["Feedback-ID"] = f"{self.issue_id}:{newsletter.slug}:newsletter"
         msg["MIME-Version"] = "1.0"
         msg["Content-Type"] = f'multipart/alternative; boundary="{self.boundary}"'
-        return msg.as_string().split(CRLF + CRLF, 1)[0] + CRLF + _subject(compiled.subject) + CRLF
+        return msg.as_string().split(CRLF + CRLF, 1)[0] + CRLF + _subject(subject) + CRLF
 
     def message_id(self, subscriber_id: int) -> str:
         return message_id(
@@ -177,7 +185,8 @@ class MessageTemplate:
                 unsubscribe,
             ]
         )
-        return mid, b"".join([self._head, personal.encode("utf-8"), (CRLF + CRLF).encode("ascii")])
+        head = self._head if recipient.variant is None else self._heads[recipient.variant]
+        return mid, b"".join([head, personal.encode("utf-8"), (CRLF + CRLF).encode("ascii")])
 
 
 def unsubscribe_mailto(mailbox: str, token: str) -> str:

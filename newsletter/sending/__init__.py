@@ -17,6 +17,7 @@
 - ``testsend``    the draft to a few typed addresses
 - ``previews``    the email as one sample reader gets it
 - ``welcome``     the welcome email: a standing issue, once to each subscriber who confirms
+- ``subject_tests`` a subject test set up; ``subject_pick`` its samples, held rows and winner
 
 No name exported here is also a module's: ``from newsletter.sending import x`` stays module x.
 """

@@ -312,6 +312,7 @@ class _Run:
                 subscriber_id=row.subscriber_id,
                 email=row.email,
                 name=row.name,
+                variant=row.variant,
             )
             if prep.signer is None:
                 mid, data = prep.template.render(person)

@@ -25,13 +25,12 @@ from newsletter.models import (
     moving,
     utcnow,
 )
-from newsletter.sending import ledger, pickup, progress
+from newsletter.sending import ledger, pickup, progress, subject_tests
 from newsletter.sending.start import fill_ledger, refuse_standing
 from newsletter.statuses import NOT_STARTED
 from newsletter.tables import SUB, D, I, S
 
-#: the window over which ``status`` measures the current rate
-RATE_WINDOW = timedelta(seconds=10)
+RATE_WINDOW = timedelta(seconds=10)  # the window over which ``status`` measures the rate
 #: how far in the past a scheduled time may be (clocks differ; the form has minutes only)
 SCHEDULE_GRACE = timedelta(seconds=60)
 
@@ -326,11 +325,11 @@ class Status:
     last_errors: list[LastError]
     scheduled_at: datetime | None
     worker_notice: str | None = None  # no worker (or no beat) picks the issue up: pickup.py
+    subject_test: dict[str, object] | None = None  # its subject test (subject_tests.summary)
 
     @property
     def remaining(self) -> int:
-        counts = self.progress.counts
-        return counts.get(DeliveryStatus.pending, 0) + counts.get(DeliveryStatus.sending, 0)
+        return sum(self.progress.counts.get(s, 0) for s in (DeliveryStatus.pending, "sending"))
 
     def as_dict(self) -> dict[str, object]:
         p = self.progress
@@ -346,6 +345,7 @@ class Status:
             "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
             "next_probe_at": p.next_probe_at.isoformat() if p.next_probe_at else None,
             "worker_notice": self.worker_notice,
+            "subject_test": self.subject_test,
             "last_errors": [
                 {
                     "email": e.email,
@@ -391,6 +391,7 @@ def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
             LastError(r.email, r.smtp_response or "", r.updated_at, r.status) for r in rows
         ],
         scheduled_at=issue.scheduled_at,
+        subject_test=subject_tests.summary(session, issue_id),
         worker_notice=None
         if rate > 0
         else pickup.worker_notice(session, issue_id=issue_id, now=now),

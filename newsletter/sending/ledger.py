@@ -46,6 +46,7 @@ class Claimed:
     attempts: int
     active: bool  # still subscribed now; a row whose subscriber left since the start is skipped
     lease: str = ""  # the claim's token: only its holder may record the row's result
+    variant: int | None = None  # its subject test variant (None: the issue's subject)
 
 
 # ---------------------------------------------------------------- claiming and recording
@@ -98,7 +99,7 @@ def claim(
             lease_token=token,
             attempts=D.c.attempts + 1,
         )
-        .returning(D.c.id, D.c.subscriber_id, D.c.attempts)
+        .returning(D.c.id, D.c.subscriber_id, D.c.attempts, D.c.variant)
     ).all()
     return _with_recipients(session, issue_id, rows, token)
 
@@ -147,6 +148,7 @@ def _with_recipients(
                 attempts=r.attempts,
                 active=person is not None and person.status == SubscriptionStatus.active,
                 lease=token,
+                variant=r.variant,
             )
         )
     return claimed
@@ -393,8 +395,5 @@ def release(session: Executor, *, delivery_ids: list[int], lease: str | None = N
 
 
 def in_flight(session: Session, *, issue_id: int) -> bool:
-    return bool(
-        session.execute(
-            select(exists().where(D.c.issue_id == issue_id, D.c.status == DeliveryStatus.sending))
-        ).scalar()
-    )
+    sending = exists().where(D.c.issue_id == issue_id, D.c.status == DeliveryStatus.sending)
+    return bool(session.execute(select(sending)).scalar())

@@ -19,6 +19,7 @@ from newsletter.exceptions import InvalidInput
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import MessageTemplate
 from newsletter.models import Issue, Newsletter, RenderedIssue
+from newsletter.sending import subject_tests
 
 
 class Signer(Protocol):
@@ -52,7 +53,11 @@ def prepared(session: Session, issue_id: int, settings: Settings) -> Prepared:
     assert issue is not None and newsletter is not None
     compiled = CompiledIssue(frozen.subject, frozen.preheader, frozen.html, frozen.text)
     template = MessageTemplate(
-        compiled=compiled, newsletter=newsletter, issue_id=issue_id, secret=settings.secret_key
+        compiled=compiled,
+        newsletter=newsletter,
+        issue_id=issue_id,
+        secret=settings.secret_key,
+        subjects=subject_tests.subjects(session, issue_id),
     )
     while len(_templates) >= _TEMPLATES_KEPT:
         del _templates[next(iter(_templates))]

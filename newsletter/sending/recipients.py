@@ -56,7 +56,13 @@ def recipient_values(
 
 
 def recipient(
-    settings: Settings, prep: Prepared, *, subscriber_id: int, email: str, name: str
+    settings: Settings,
+    prep: Prepared,
+    *,
+    subscriber_id: int,
+    email: str,
+    name: str,
+    variant: int | None = None,
 ) -> Recipient:
     values, links = recipient_values(
         settings, prep.newsletter, prep.issue, subscriber_id=subscriber_id, email=email, name=name
@@ -68,4 +74,5 @@ def recipient(
         values=values,
         unsubscribe_url=links["unsubscribe_url"],
         unsubscribe_mailto=links["unsubscribe_mailto"],
+        variant=variant,
     )

@@ -25,7 +25,7 @@ from newsletter.db import get_engine
 from newsletter.exceptions import NewsletterError
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.models import DeliveryStatus, IssueStatus
-from newsletter.sending import controls, counters, ledger, probe, start
+from newsletter.sending import controls, counters, ledger, probe, start, subject_pick
 from newsletter.sending.checks import qa_config
 from newsletter.tables import D, I
 
@@ -55,6 +55,7 @@ def tick(
             start.refresh_statistics(session, filled=filled)
         requeued = ledger.requeue_expired(session)
         session.commit()
+        subject_pick.decide_due(session)  # a test's wait over: the winner's rows become due
         resumed = probe.probe_due(
             session, settings, relay_probe or probe.smtp_probe(settings.smtp_config())
         )

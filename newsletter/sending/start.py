@@ -41,7 +41,7 @@ from newsletter.models import (
     moving,
     utcnow,
 )
-from newsletter.sending import counters
+from newsletter.sending import counters, subject_pick
 from newsletter.sending.checks import qa_config
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import D, I, S
@@ -196,6 +196,7 @@ def _fill(session: Session, issue: Issue, *, among: tuple[IssueStatus, ...]) -> 
         rules=segments.issue_rules(session, issue),
     )
     skipped = _subscriptions(session, issue.newsletter_id) - inserted
+    subject_pick.assign(session, issue_id=issue_id)  # a subject test's samples, the rest held
     session.flush()
     log.info(
         "issue %s: send started, %s recipients (%s not active)",

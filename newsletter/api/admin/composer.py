@@ -30,7 +30,7 @@ from newsletter.config import Settings
 from newsletter.content import articles, issues, review
 from newsletter.exceptions import InvalidInput, NotFound
 from newsletter.models import Issue, IssueItem, IssueSection, IssueStatus
-from newsletter.sending import controls, previews, testsend, welcome
+from newsletter.sending import controls, previews, subject_tests, testsend, welcome
 from newsletter.sending.checks import SpamMode, qa_config
 from newsletter.sending.start import recipient_count, start_send
 from newsletter.statuses import NOT_STARTED
@@ -118,6 +118,7 @@ def _composer_page(
         q=q,
         recipients=_reach(session, outline.issue),
         segments=segments.list_segments(session, newsletter_id=outline.newsletter.id),
+        subject_test=subject_tests.get(session, issue_id),
         comments=review.comments(session, issue_id),
         item_titles={it.item.id: it.article.title for it in outline.items},
         last_author=review.last_author(session, issue_id),
@@ -342,6 +343,7 @@ def confirm_send(
         segment=segments.get(session, outline.issue.segment_id)
         if outline.issue.segment_id
         else None,
+        subject_test=subject_tests.summary(session, issue_id),
     )
 
 

@@ -25,6 +25,7 @@ KINDS = {
     "signed_up": "Signed up",
     "bounces": "Bounces",
     "email": "Address contains",
+    "engagement": "Engagement (key: newsletter id, value: last N issues)",
 }
 #: kind -> the operators its row offers
 OPS = {
@@ -37,6 +38,7 @@ OPS = {
     "signed_up": ["within_days", "before", "after"],
     "bounces": ["soft_at_least", "bounced_within_days", "bounce_event"],
     "email": ["contains"],
+    "engagement": ["opened", "clicked", "not_opened", "not_clicked"],
 }
 
 
@@ -73,6 +75,14 @@ def _row(kind: str, key: str, op: str, value: str) -> dict[str, Any]:
         return {"kind": kind, "value": value or None}
     if kind in ("source", "email"):
         return {"kind": kind, "value": value}
+    if kind == "engagement":
+        return {
+            "kind": kind,
+            "action": op.removeprefix("not_"),
+            "has": not op.startswith("not_"),
+            "newsletter": int(_number(key, "engagement: the newsletter's id")),
+            "last": int(_number(value or "1", "engagement: the last N issues")),
+        }
     if kind == "signed_up":
         if op == "within_days":
             return {"kind": kind, "op": op, "days": int(_number(value, "days"))}
@@ -139,6 +149,9 @@ def _row_of(kind: str, c: dict[str, Any]) -> dict[str, str]:
         row.update(op=c["op"], value=shown)
     elif kind == "bounces":
         row.update(op=c["op"], value=str(c.get("value", 1)))
+    elif kind == "engagement":
+        op = c["action"] if c.get("has", True) else f"not_{c['action']}"
+        row.update(key=str(c["newsletter"]), op=op, value=str(c.get("last", 1)))
     else:
         row.update(value=str(c.get("value") or ""))
     return row

@@ -24,6 +24,7 @@
     set("state-total", s.total);
     set("state-pct", s.total ? Math.round((100 * s.done) / s.total) : 0);
     set("state-reason", s.reason || "");
+    if (s.subject_test) set("subject-test-headline", s.subject_test.headline);
     var notice = document.getElementById("worker-notice");
     if (notice) {
       notice.textContent = s.worker_notice || "";
@@ -55,7 +56,9 @@
       .then(function (s) {
         if (!s) return;
         update(s);
-        if (s.status !== shown) {
+        var test = document.getElementById("subject-test");
+        var picked = s.subject_test ? String(s.subject_test.winner) : "null";
+        if (s.status !== shown || (test && picked !== test.dataset.winner)) {
           window.location.reload();
           return;
         }

@@ -1,7 +1,7 @@
 """subject tests (issue 15, item 4): an issue's subject variants and the pick; the variant each
 ledger row gets
 
-Revision ID: 0030
+Revision ID: 0024
 Revises: 0023
 Create Date: 2026-11-29 01:20:00
 
@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0030"
+revision: str = "0024"
 down_revision: str | None = "0023"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -186,7 +186,8 @@ class Subscription(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    subscriber_id: int = Field(foreign_key="subscriber.id", index=True)
+    # no index of its own: the unique (subscriber_id, newsletter_id) one starts with it (0027)
+    subscriber_id: int = Field(foreign_key="subscriber.id")
     newsletter_id: int = Field(foreign_key="newsletter.id")
     status: str = Field(default=SubscriptionStatus.pending, sa_type=String(16))
     consent_at: datetime | None = None

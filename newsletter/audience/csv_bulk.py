@@ -11,13 +11,13 @@ parameter on PostgreSQL.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import itemgetter
 from typing import Any
 
 import psycopg
-from sqlalchemy import JSON, DateTime, Table, bindparam, func, select
+from sqlalchemy import JSON, DateTime, Table, bindparam, func, select, text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Session
 
@@ -55,8 +55,39 @@ class Bulk:
         if sequence is None:
             found = select(func.pg_get_serial_sequence(table.name, "id"))
             sequence = self._sequences[table.name] = self.session.execute(found).scalar_one()
-        taken = select(func.nextval(sequence)).select_from(func.generate_series(1, count))
-        return list(self.session.execute(taken).scalars())
+        # nearly always one run of numbers (no other writer took some meanwhile): two of them
+        # come back instead of ``count``; else the list as one text
+        first, last, listed = self.session.execute(
+            text(
+                "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL "
+                "ELSE string_agg(v::text, ',') END "
+                "FROM (SELECT nextval(CAST(:sequence AS regclass)) AS v "
+                "FROM generate_series(1, :count)) AS taken"
+            ),
+            {"sequence": sequence, "count": count},
+        ).one()
+        if listed is None:
+            return list(range(first, last + 1))
+        return [int(v) for v in listed.split(",")]
+
+    def copy_lines(self, table: Table, columns: Sequence[str], lines: list[str]) -> bool:
+        """COPY ``lines`` (COPY text of ``columns``, escaped already) into ``table`` inside a
+        savepoint (PostgreSQL); False, with nothing written, on a unique violation."""
+        if not lines:
+            return True
+        raw = self.session.connection().connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        names = ", ".join(f'"{c}"' for c in columns)
+        try:
+            with (
+                self.session.begin_nested(),
+                raw.cursor() as cursor,
+                cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+            ):
+                copy.write("\n".join(lines) + "\n")
+        except psycopg.errors.UniqueViolation:
+            return False
+        return True
 
     def among(self, column: Any, values: list[Any]) -> Any:
         """``column IN (values)``; on PostgreSQL ``= ANY(array)``, one parameter for them all."""
@@ -80,7 +111,7 @@ class Bulk:
                     values = list(get(row))
                     for i, c in enumerate(columns):
                         if c in as_json:
-                            values[i] = _json_text(values[i])
+                            values[i] = json_text(values[i])
                     copy.write_row(values)
                 return
             lines = zip(*texts, strict=True)
@@ -98,11 +129,14 @@ class Bulk:
         insert_ignore(self.session, table, select(*arrays), columns=columns)
 
 
+NULL = "\\N"  # COPY's text for NULL
+
+
 class JsonText(str):
     """A JSON value written out already (``json.dumps``'s text): COPY sends it as it is."""
 
 
-def _json_text(value: Any) -> str:
+def json_text(value: Any) -> str:
     if isinstance(value, JsonText):
         return value
     return "{}" if value == {} else json.dumps(value)  # most attributes are {}
@@ -111,22 +145,22 @@ def _json_text(value: Any) -> str:
 def _column_text(values: list[Any], as_json: bool) -> Iterable[str]:
     """One column of a COPY in its text format: a value shared by every row is written once
     (the import time, the newsletter, the source...), whole numbers by ``str``, the rest by
-    ``_copy_text``; TypeError for a value of another kind."""
+    ``copy_text``; TypeError for a value of another kind."""
     first = values[0]
     if values.count(first) == len(values):
-        return [_copy_text(first, as_json)] * len(values)
+        return [copy_text(first, as_json)] * len(values)
     if not as_json and all(type(v) is int for v in values):
         return map(str, values)
-    return [_copy_text(v, as_json) for v in values]
+    return [copy_text(v, as_json) for v in values]
 
 
-def _copy_text(value: Any, as_json: bool = False) -> str:
+def copy_text(value: Any, as_json: bool = False) -> str:
     """``value`` as COPY's text format writes it: ``\\N`` for NULL; a backslash, tab, line feed or
     carriage return in text escaped with a backslash."""
     if value is None:
-        return "\\N"
+        return NULL
     if as_json:
-        value = _json_text(value)
+        value = json_text(value)
     if isinstance(value, str):
         if value.isprintable() and "\\" not in value:
             return value  # nearly all: no character to escape

@@ -47,11 +47,13 @@ import gc
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import IO, Any, TypeVar
 
 from sqlalchemy import select, text
 from sqlmodel import Session
 
+from newsletter.audience import csv_fresh
 from newsletter.audience.csv_export import IMPORT_COLUMNS
 from newsletter.audience.csv_mapping import Mapping, detect, from_choices
 from newsletter.audience.csv_profile import Existing
@@ -161,7 +163,10 @@ def import_csv(
     names = {nid: ref for ref, nid in refs.items() if ref != str(nid)}
     writer = Writer(session, report, existing=existing, newsletter_names=names)
     first_rows = FirstRows(refs.values())
-    chunks = _chunks(rows, parser, report, first_rows, chunk_rows, limit_rows)
+    # the rows' COPY text is written ahead in the parsing thread when the writer will use it
+    ahead = writer.bulk.dialect == "postgresql" and report.verdicts is None
+    prepare = csv_fresh.prepare if ahead else None
+    chunks = _chunks(rows, parser, report, first_rows, chunk_rows, limit_rows, prepare)
     source = chunks if limit_rows is not None else prefetched(chunks)
     try:
         with fewer_collections():
@@ -277,8 +282,10 @@ def _chunks(
     first_rows: FirstRows,
     chunk_rows: int,
     limit_rows: int | None = None,
+    prepare: Callable[[dict[str, Entry], datetime], None] | None = None,
 ) -> Generator[dict[str, Entry], None, None]:
-    """The accepted rows, by address key, in chunks of at most ``chunk_rows`` addresses."""
+    """The accepted rows, by address key, in chunks of at most ``chunk_rows`` addresses, each
+    given to ``prepare`` first (with the parser's import time)."""
     chunk: dict[str, Entry] = {}
     for line, cells in records:
         if not any(c.strip() for c in cells):
@@ -305,9 +312,13 @@ def _chunks(
         else:
             entry.rows.append(row)
         if len(chunk) >= chunk_rows:
+            if prepare is not None:
+                prepare(chunk, parser.now)
             yield chunk
             chunk = {}
     if chunk:
+        if prepare is not None:
+            prepare(chunk, parser.now)
         yield chunk
 
 

@@ -19,7 +19,9 @@ from typing import Any
 
 from sqlalchemy import bindparam, select, update
 
+from newsletter.audience import csv_fresh
 from newsletter.audience.csv_bulk import Bulk
+from newsletter.audience.csv_fresh import SUBSCRIBER_COLUMNS
 from newsletter.audience.csv_rows import Entry, Row
 from newsletter.models import address_key, utcnow
 from newsletter.tables import SUB, TAG
@@ -47,15 +49,25 @@ class People:
     def __init__(self, bulk: Bulk, existing: Existing) -> None:
         self.bulk = bulk
         self.overwrite = existing is Existing.overwrite
+        self.copied = False  # the last chunk's new subscribers all went in from their Fresh text
 
     def find_or_create(self, chunk: dict[str, Entry]) -> tuple[dict[str, Person], set[str]]:
         """({address key: person}, the keys created now)."""
         people = self._select(list(chunk))
         missing = [k for k in chunk if k not in people]
+        self.copied = False
         if missing:
+            ids = self.bulk.new_ids(SUB, len(missing))
+            if ids is not None and all(chunk[k].fresh for k in missing):
+                pairs = zip(ids, (chunk[k] for k in missing), strict=True)
+                self.copied = self.bulk.copy_lines(
+                    SUB, SUBSCRIBER_COLUMNS, csv_fresh.lines(pairs, "subscriber")
+                )
+            if self.copied and ids is not None:
+                people.update((k, Person(sid, "")) for k, sid in zip(missing, ids, strict=True))
+                return people, set(missing)
             now = utcnow()
             rows = [subscriber_row(chunk[k].rows[0], now, k) for k in missing]
-            ids = self.bulk.new_ids(SUB, len(rows))
             if ids is not None:
                 for row, sid in zip(rows, ids, strict=True):
                     row["id"] = sid

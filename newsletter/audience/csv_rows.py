@@ -336,9 +336,20 @@ def _short(column: str, raw: str) -> str | None:
     return text or None
 
 
+@dataclass(slots=True)
+class Fresh:
+    """An entry's rows as COPY text after the subscriber id, for when its address is new
+    (``csv_fresh``)."""
+
+    subscriber: str
+    subscriptions: list[str]
+    events: list[str]
+
+
 @dataclass
 class Entry:
     """The rows of one address in a chunk; their newsletters are distinct (``FirstRows``)."""
 
     email: str  # as its first row in the chunk spells it
     rows: list[Row]
+    fresh: Fresh | None = None  # written ahead by csv_fresh.prepare

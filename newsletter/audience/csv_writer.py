@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import ColumnElement, TextClause, bindparam, select, text, update
 from sqlmodel import Session
 
-from newsletter.audience import suppression
+from newsletter.audience import csv_fresh, suppression
 from newsletter.audience.csv_bulk import Bulk, JsonText
+from newsletter.audience.csv_fresh import EVENT_COLUMNS, SUBSCRIPTION_COLUMNS
 from newsletter.audience.csv_profile import Existing, People, Person
 from newsletter.audience.csv_rows import Entry, Wanted
 from newsletter.audience.subscribers import STICKY, Way, admission_refusals
@@ -73,11 +74,15 @@ class Writer:
             return
         people, created = self.people.find_or_create(chunk)
         profile = self.people.update(chunk, people, created)
-        outcomes, moves = self._subscriptions(chunk, people, created)
+        tracked = self.report.verdicts is not None  # else the details are never read
+        rest = chunk
+        if self.people.copied and not tracked and self._fresh(chunk, people, created):
+            rest = {k: e for k, e in chunk.items() if k not in created}
+            self.report.imported += sum(len(chunk[k].rows) for k in created)
+        outcomes, moves = self._subscriptions(rest, people, created)
         made_now = {pair for pair, outcome in outcomes.items() if outcome is Outcome.made}
         self._suppress(chunk)
-        tracked = self.report.verdicts is not None  # else the details are never read
-        for key, entry in chunk.items():
+        for key, entry in rest.items():
             sid = people[key].id
             for index, row in enumerate(entry.rows):
                 done = {outcomes[(sid, nid)] for nid in row.wants}
@@ -101,6 +106,18 @@ class Writer:
                     kept = Outcome.kept in done
                     self.report.verdict(row.line, "unchanged", "kept as it was" if kept else "")
                 self.report.kept += Outcome.kept in done
+
+    def _fresh(self, chunk: dict[str, Entry], people: dict[str, Person], created: set[str]) -> bool:
+        """Insert the subscriptions and events of the subscribers created now from their Fresh
+        text (``csv_fresh``): every row of theirs makes its subscriptions, as ``_subscriptions``
+        would; False, with nothing written, if one is there already after all."""
+        pairs = [(people[k].id, e) for k, e in chunk.items() if k in created]  # file order
+        if not self.bulk.copy_lines(
+            S, SUBSCRIPTION_COLUMNS, csv_fresh.lines(pairs, "subscriptions")
+        ):
+            return False
+        self.bulk.copy_lines(EV, EVENT_COLUMNS, csv_fresh.lines(pairs, "events"))
+        return True
 
     def _admit(self, chunk: dict[str, Entry]) -> dict[str, Entry]:
         """The chunk without the addresses the admission gate refuses (one query)."""

@@ -716,7 +716,7 @@ def test_awkward_values_come_back_as_they_were_written(session: Session) -> None
 
 
 def test_copy_text_format_escapes_what_postgresql_reads_as_special() -> None:
-    text = csv_bulk._copy_text
+    text = csv_bulk.copy_text
     assert text("a\\b\tc\nd\re") == "a\\\\b\\tc\\nd\\re"
     assert (text(None), text(True), text(False), text(7)) == ("\\N", "t", "f", "7")
     assert text(datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)) == "2025-01-02T03:04:05+00:00"

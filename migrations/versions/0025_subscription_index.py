@@ -3,8 +3,8 @@
 second index only cost every insert (about a fifth of the index work of a bulk import's
 subscriptions)
 
-Revision ID: 0027
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-11-29 01:25:00
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0027"
-down_revision: str | None = "0023"
+revision: str = "0025"
+down_revision: str | None = "0024"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

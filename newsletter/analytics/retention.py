@@ -33,7 +33,8 @@ def due_issues(session: Session, *, retention_days: int, now: datetime | None = 
     """Issues sent more than ``retention_days`` ago that still have per-subscriber events."""
     cutoff = (now or utcnow()) - timedelta(days=retention_days)
     rows = session.execute(
-        select(distinct(EE.c.issue_id))
+        select(EE.c.issue_id)
+        .distinct()
         .select_from(EE.join(I, I.c.id == EE.c.issue_id))
         .where(I.c.sent_at.is_not(None), I.c.sent_at < cutoff)
     )

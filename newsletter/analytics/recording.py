@@ -24,7 +24,13 @@ from sqlmodel import Session
 from newsletter.analytics import tokens, verdicts
 from newsletter.analytics.verdicts import Decision, Limits, Seen
 from newsletter.audience.subscribers import erased_address
-from newsletter.models_analytics import EngagementEvent, EngagementKind, IssueLink, LinkKind
+from newsletter.models_analytics import (
+    EngagementEvent,
+    EngagementKind,
+    IssueLink,
+    LinkKind,
+    Verdict,
+)
 from newsletter.tables import SUB, D, table_of
 
 EE = table_of(EngagementEvent)
@@ -149,8 +155,12 @@ def record(session: Session, hit: Hit, *, limits: Limits, retention_days: int) -
         links=links,
     )
     decision = verdicts.decide(seen, limits)
-    if decision.rule == "burst":  # the burst's earlier clicks were the same machine
-        session.execute(update(EE).where(mine).values(verdict=decision.verdict, rule="burst"))
+    if decision.rule == "burst":  # the burst's earlier "human" clicks were the same machine
+        session.execute(
+            update(EE)
+            .where(mine, EE.c.verdict == Verdict.human)
+            .values(verdict=decision.verdict, rule="burst")
+        )
     session.execute(
         insert(EE).values(
             issue_id=hit.issue_id,

@@ -51,8 +51,9 @@ rule                      kind   what and why (source)
 ========================  =====  ===========================================================
 
 A burst, once evident, makes the earlier clicks of the same burst machine too (decided: they
-were the same scanner; ``recording`` re-marks the recipient's clicks of the message within the
-window). Clicks before the window keep their verdict.
+were the same scanner; ``recording`` re-marks the recipient's "human" clicks of the message
+within the window as ``burst``; a click another rule already called machine keeps its rule).
+Clicks before the window keep their verdict.
 """
 
 from __future__ import annotations

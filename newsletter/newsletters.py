@@ -48,7 +48,7 @@ REQUIRED = ("slug", "name", "from_email", "postal_address")
 ADDRESSES = ("from_email", "reply_to")
 URLS = ("website_url", "membership_url", "logo_url")
 LONG_TEXT = {"description": 5000, "footer_text": 2000}
-FLAGS = ("membership_cta", "requires_review")
+FLAGS = ("membership_cta", "requires_review", "track_clicks", "track_opens")
 #: the email's design: field -> the values it takes (the first is the default)
 CHOICES = {
     "layout": ("digest", "alert", "letter"),
@@ -80,6 +80,8 @@ FIELDS = (
     "membership_url",
     "default_sections",
     "requires_review",
+    "track_clicks",
+    "track_opens",
     "signup_pitch",
     "layout",
     "font",

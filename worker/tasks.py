@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from newsletter import db, webhooks
+from newsletter.analytics import retention
 from newsletter.audience import confirmations, import_jobs, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
@@ -147,6 +148,15 @@ def relay_confirmations() -> int:
 
     run = outbox.relay_due(current_settings().database_url, celery_send_confirmation)
     return run.relayed
+
+
+@app.task(name="worker.tasks.fold_engagement")
+def fold_engagement() -> int:
+    """The beat's daily fold of clicks and opens past the retention period (no subscriber ids
+    kept); the events folded."""
+    settings = current_settings()
+    with db.session_scope(settings.database_url) as session:
+        return retention.fold_due(session, retention_days=settings.track_retention_days)
 
 
 @app.task(name="worker.tasks.import_subscribers")

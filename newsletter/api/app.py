@@ -34,6 +34,7 @@ from newsletter.api import (
     signup,
     subscriber_desk,
     subscribers,
+    tracking,
     webhooks,
 )
 from newsletter.api.deps import (
@@ -80,6 +81,7 @@ PAGES: tuple[APIRouter, ...] = (
     signup.pages,
     embed.router,
     links.router,
+    tracking.router,
     archive.router,
     ops.router,
     home.router,

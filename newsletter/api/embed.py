@@ -28,7 +28,7 @@ from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import page_errors
 from newsletter.api.inputs import StrictRoute
 from newsletter.api.pages import page
-from newsletter.audience.consent import consent_text
+from newsletter.audience.consent import consent_text, tracking_notice
 from newsletter.audience.embed import SOURCE_MAX, latest_issue, page_source
 from newsletter.audience.signup_guard import HONEYPOT_FIELD, issue_stamp
 from newsletter.config import Settings
@@ -101,8 +101,16 @@ def embed_page(
         honeypot=HONEYPOT_FIELD,
         issued=issued or issue_stamp(settings.secret_key),
         consent_version=version,
-        consent_paragraphs=consent_text(version).split("\n\n"),
+        consent_paragraphs=[
+            *consent_text(version).split("\n\n"),
+            *_notice([newsletter], settings.track_retention_days),
+        ],
     )
+
+
+def _notice(newsletters: list[Newsletter], retention_days: int) -> list[str]:
+    notice = tracking_notice(newsletters, retention_days=retention_days)
+    return [notice] if notice else []
 
 
 def embed_done(

@@ -75,6 +75,8 @@ class NewsletterPublic(BaseModel):
     membership_url: str
     default_sections: list[str]
     requires_review: bool
+    track_clicks: bool = Field(description="links rewritten to /r/ and clicks counted")
+    track_opens: bool = Field(description="an open pixel in the email")
     signup_pitch: str = Field(description="the sign-up box's one line (GET /embed/{slug})")
     layout: Layout = Field(description="the email's layout")
     font: Font
@@ -105,6 +107,8 @@ class NewsletterFields(BaseModel):
     membership_url: Url | None = None
     default_sections: Sections | None = None
     requires_review: bool | None = None
+    track_clicks: bool | None = None
+    track_opens: bool | None = None
     signup_pitch: Annotated[str, Field(max_length=200)] | None = None
     layout: Layout | None = None
     font: Font | None = None

@@ -43,7 +43,7 @@ from newsletter.api.errors import api_errors, page_errors, short
 from newsletter.api.inputs import StrictRoute
 from newsletter.api.pages import page
 from newsletter.audience import abuse, lifecycle, signup_guard, subscribers
-from newsletter.audience.consent import consent_text
+from newsletter.audience.consent import consent_text, tracking_notice
 from newsletter.audience.embed import SOURCE_MAX
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
@@ -219,6 +219,7 @@ def _form(
         error=error,
         consent_version=version,
         consent_text=consent_text(version),
+        tracking_notice=tracking_notice(newsletters, retention_days=settings.track_retention_days),
     )
 
 

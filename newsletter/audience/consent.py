@@ -9,10 +9,12 @@ between the page load and the click.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from functools import lru_cache
 
 from newsletter.content.rendering import TEMPLATES_DIR
 from newsletter.exceptions import InvalidInput
+from newsletter.models import Newsletter
 
 CONSENT_DIR = TEMPLATES_DIR / "web" / "consent"
 _VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,31}$")  # also the column's 32 characters
@@ -25,3 +27,23 @@ def consent_text(version: str) -> str:
     if not _VERSION.fullmatch(version) or not path.is_file():
         raise InvalidInput(f"unknown consent text version {version!r}")
     return path.read_text(encoding="utf-8").strip()
+
+
+def tracking_notice(newsletters: Iterable[Newsletter], *, retention_days: int) -> str:
+    """What a sign-up page adds under the consent text when any newsletter offered counts
+    clicks or opens (``Newsletter.track_clicks``/``track_opens``); "" when none does."""
+    tracking = [n for n in newsletters if n.track_clicks or n.track_opens]
+    if not tracking:
+        return ""
+    what = {
+        (True, True): "which links in its emails I click and whether I open them",
+        (True, False): "which links in its emails I click",
+        (False, True): "whether I open its emails (an invisible image)",
+    }
+    parts = [f"{n.name} counts {what[(n.track_clicks, n.track_opens)]}" for n in tracking]
+    months = round(retention_days / 30.4)
+    return (
+        "; ".join(parts) + ", to learn which stories readers want. These counts are kept with "
+        f"my subscription for {months} months, then only as totals; no IP address or browser is "
+        "stored with them, and they are deleted with my data on request."
+    )

@@ -2,11 +2,12 @@
 
 Erasure anonymises the ``Subscriber`` row instead of deleting it: the address becomes
 ``erased-<id>@invalid`` (a reserved domain nothing is ever sent to), the name and attributes are
-emptied, subscriptions, tags and events are deleted, and the delivery rows stay with their SMTP
-responses blanked (a response can quote the address). Keeping the rows keeps every sent issue's
-ledger and counts true, and a send in progress simply skips the row (the subscriber has no active
-subscription any more). A SHA-256 of the address goes on the suppression list, so a later import
-of an old file does not bring the person back silently.
+emptied, subscriptions, tags, events and clicks/opens (``analytics.retention``) are deleted, and
+the delivery rows stay with their SMTP responses blanked (a response can quote the address).
+Keeping the rows keeps every sent issue's ledger and counts true, and a send in progress simply
+skips the row (the subscriber has no active subscription any more). A SHA-256 of the address
+goes on the suppression list, so a later import of an old file does not bring the person back
+silently.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import delete, select, update
 from sqlmodel import Session
 
+from newsletter.analytics import retention
 from newsletter.audience.subscribers import (
     erased_address,
     find_subscriber_id,
@@ -40,6 +42,7 @@ class Erasure:
     subscriptions: int  # deleted
     events: int  # deleted
     deliveries: int  # kept, anonymised
+    engagement: int = 0  # clicks and opens, deleted
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -48,6 +51,7 @@ class Erasure:
             "subscriptions_deleted": self.subscriptions,
             "events_deleted": self.events,
             "deliveries_anonymised": self.deliveries,
+            "engagement_events_deleted": self.engagement,
         }
 
 
@@ -88,6 +92,7 @@ def export_subscriber(session: Session, ref: int | str) -> dict[str, Any]:
         "subscriptions": _rows(session, _subscriptions_query(sid)),
         "events": _rows(session, _events_query(sid)),
         "deliveries": _rows(session, _deliveries_query(sid)),
+        "engagement": retention.export(session, sid),  # type: ignore[arg-type]
     }
 
 
@@ -153,6 +158,7 @@ def erase_subscriber(session: Session, ref: int | str) -> Erasure:
     assert sid is not None
     digest = suppress(session, subscriber.email, Reason.erased) if not is_erased(subscriber) else ""
     events = session.execute(delete(EV).where(EV.c.subscriber_id == sid))
+    engagement = retention.erase(session, sid)  # clicks and opens (the tallies hold no one)
     subscriptions = session.execute(delete(S).where(S.c.subscriber_id == sid))
     session.execute(delete(TAG).where(TAG.c.subscriber_id == sid))
     deliveries = session.execute(
@@ -168,4 +174,5 @@ def erase_subscriber(session: Session, ref: int | str) -> Erasure:
         subscriptions=int(subscriptions.rowcount),  # type: ignore[attr-defined]
         events=int(events.rowcount),  # type: ignore[attr-defined]
         deliveries=int(deliveries.rowcount),  # type: ignore[attr-defined]
+        engagement=engagement,
     )

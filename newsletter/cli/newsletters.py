@@ -50,6 +50,8 @@ def create(
     membership_cta: Annotated[bool, typer.Option(help="show the membership CTA")] = False,
     section: Annotated[list[str] | None, typer.Option(help="a default section; repeat")] = None,
     requires_review: Annotated[bool, typer.Option(help="issues need review")] = False,
+    track_clicks: Annotated[bool, typer.Option(help="count clicks (links via /r/)")] = False,
+    track_opens: Annotated[bool, typer.Option(help="count opens (a pixel)")] = False,
     signup_pitch: Annotated[str | None, typer.Option(help="the sign-up box's line")] = None,
     layout: Annotated[str | None, typer.Option(help="digest | alert | letter")] = None,
     font: Annotated[str | None, typer.Option(help="serif | sans")] = None,
@@ -80,6 +82,8 @@ def create(
         membership_cta=membership_cta,
         default_sections=section,
         requires_review=requires_review,
+        track_clicks=track_clicks,
+        track_opens=track_opens,
         signup_pitch=signup_pitch,
         layout=layout,
         font=font,
@@ -122,6 +126,12 @@ def edit(
     requires_review: Annotated[
         bool | None, typer.Option("--requires-review/--no-requires-review", show_default=False)
     ] = None,
+    track_clicks: Annotated[
+        bool | None, typer.Option("--track-clicks/--no-track-clicks", show_default=False)
+    ] = None,
+    track_opens: Annotated[
+        bool | None, typer.Option("--track-opens/--no-track-opens", show_default=False)
+    ] = None,
     signup_pitch: Annotated[str | None, typer.Option(help="the sign-up box's line")] = None,
     layout: Annotated[str | None, typer.Option(help="digest | alert | letter")] = None,
     font: Annotated[str | None, typer.Option(help="serif | sans")] = None,
@@ -152,6 +162,8 @@ def edit(
         membership_cta=membership_cta,
         default_sections=[] if clear_sections else section,
         requires_review=requires_review,
+        track_clicks=track_clicks,
+        track_opens=track_opens,
         signup_pitch=signup_pitch,
         layout=layout,
         font=font,

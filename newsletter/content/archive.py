@@ -16,6 +16,7 @@ from xml.etree import ElementTree as ET
 
 from sqlmodel import Session, col, select
 
+from newsletter.analytics import tokens
 from newsletter.config import Settings
 from newsletter.content.rendering import RECIPIENT_FIELDS, Personaliser
 from newsletter.exceptions import NotFound
@@ -106,6 +107,8 @@ def archive_values(settings: Settings, newsletter: Newsletter, issue: Issue) -> 
         unsubscribe_url=public,
         preferences_url=public,
         view_url=issue_url(settings, newsletter, issue),
+        # the tracked links redirect for nobody: the archive's clicks are not counted
+        track_token=tokens.make_token(settings.secret_key, issue.id or 0, tokens.NOBODY),
     )
     return values
 

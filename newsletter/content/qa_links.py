@@ -85,10 +85,10 @@ def sent_html(
     compiled: CompiledIssue, values: Mapping[str, str] | None, rewrite: LinkRewriter
 ) -> str:
     """The HTML as a sample reader gets it: personalised, every href as the rewriter sends it."""
-    html = Personaliser(compiled.html, html_escape=True)(values) if values else compiled.html
-    if rewrite is identity:
-        return html
-    return _HREF.sub(lambda m: f"{m[1]}{rewrite(m[2])}{m[3]}", html)
+    html = compiled.html
+    if rewrite is not identity:  # the links as written (a personal link is a placeholder here)
+        html = _HREF.sub(lambda m: f"{m[1]}{rewrite(m[2])}{m[3]}", html)
+    return Personaliser(html, html_escape=True)(values) if values else html
 
 
 def check_size(report: QAReport, size: int, *, warn: int, limit: int) -> None:

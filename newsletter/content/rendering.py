@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -40,6 +41,7 @@ RECIPIENT_FIELDS = (
     "preferences_url",
     "view_url",
     "confirm_url",  # the sign-up confirmation email's link
+    "track_token",  # the tracking links' per-recipient part (``analytics.tokens``)
 )
 PLACEHOLDERS = {name: f"__NL_{name.upper()}__" for name in RECIPIENT_FIELDS}
 _TOKEN_RE = re.compile(r"__NL_([A-Z_]+?)__")
@@ -72,6 +74,26 @@ class CompiledIssue:
         return [h for h in _HREF_RE.findall(self.html) if not _TOKEN_RE.fullmatch(h)]
 
 
+#: tags a story's link while an issue is compiled for click tracking (``analytics.links``):
+#: (url, kind, story or None) -> the URL with a marker the rewriter reads and removes
+LinkTagger = Callable[[str, str, Mapping[str, Any] | None], str]
+LINK_TAGGER: ContextVar[LinkTagger | None] = ContextVar("link_tagger", default=None)
+
+
+def link(url: str, kind: str, story: Mapping[str, Any] | None = None) -> str:
+    """A link of the email as the template writes it: ``url`` itself unless tracking tags it
+    (its kind: headline, image, read_more, brief; and the story's article, section, place)."""
+    tagger = LINK_TAGGER.get()
+    return url if tagger is None else tagger(url, kind, story)
+
+
+def _tag_intro(html_in: str) -> str:
+    tagger = LINK_TAGGER.get()
+    if tagger is None:
+        return html_in
+    return _HREF_RE.sub(lambda m: f'href="{tagger(m[1], "intro", None)}"', html_in)
+
+
 @lru_cache(maxsize=1)
 def environment() -> Environment:
     # text twins are not HTML: escaping them would print &amp; to readers; all else is escaped
@@ -86,6 +108,7 @@ def environment() -> Environment:
     )
     env.filters["paragraphs"] = _paragraphs
     env.globals["design"] = design
+    env.globals["link"] = link
     env.globals["row_break"] = Markup(ROW_BREAK)  # noqa: S704 - a constant
     return env
 
@@ -144,6 +167,7 @@ def _story(entry: OutlineItem) -> dict[str, Any]:
     article = entry.article
     return {
         "id": entry.item.id,
+        "article_id": article.id,
         "headline": article.title,
         "url": article.url,
         "summary": entry.blurb,
@@ -209,6 +233,11 @@ def issue_context(outline: IssueOutline) -> dict[str, Any]:
     nl, issue = outline.newsletter, outline.issue
     by_section = [[_story(i) for i in s.items] for s in outline.sections]
     stories = [story for section in by_section for story in section]
+    for place, story in enumerate(stories, start=1):  # what a tracked link records
+        story["position"] = place
+    for s, found in zip(outline.sections, by_section, strict=True):
+        for story in found:
+            story["section"] = s.section.title
     lead = stories[0] if stories else None
     # the digest shows the lead on its own, then the others by section
     sections = [
@@ -223,14 +252,16 @@ def issue_context(outline: IssueOutline) -> dict[str, Any]:
         "subject": outline.subject,
         "preheader": issue.preheader,
         "title": text_part.display_title(nl.name, issue.title) or issue.title,
-        "intro_html": Markup(markdown_to_html(issue.intro_md)),  # noqa: S704 - sanitised above
+        "intro_html": Markup(_tag_intro(markdown_to_html(issue.intro_md))),  # noqa: S704
         "intro_md": issue.intro_md,
         "date": _date(_local(issue.send_started_at or issue.created_at, nl.time_zone)),
         "sections": sections,
         "lead": lead,
         "others": stories[1:],
         "bullets": [story["bullet"] for story in stories],
-        "brief": [{"text": s["bullet"], "url": s["url"]} for s in stories if s["bullet"]],
+        "brief": [
+            {"text": s["bullet"], "url": s["url"], "story": s} for s in stories if s["bullet"]
+        ],
         "r": PLACEHOLDERS,
     }
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from functools import partial
 from typing import Literal
 
+from newsletter.analytics import links as tracking
 from newsletter.config import Settings
 from newsletter.content import spam_check
 from newsletter.content.issues import IssueOutline
@@ -84,6 +85,8 @@ def qa_config(settings: Settings, *, spam: SpamMode = "run") -> QAConfig:
         size_warn=settings.html_size_warn,
         size_limit=settings.html_size_limit,
         production=settings.environment == "production",
+        rewrite_link=tracking.sized_link(settings.base_url),
+        base_url=settings.base_url,
         sample_values=partial(sample_values, settings),
         spam=None if spam == "skip" else partial(score, settings, run=spam == "run"),
     )

@@ -12,6 +12,7 @@ the truth every process shares; a custom collector reads it at scrape time:
 ``newsletter_celery_queue_length{q}``   gauge       tasks waiting in the Redis broker's queue
 ``newsletter_issues{status}``           gauge       issues by status
 ``newsletter_provider_events_total``    counter     bounce receipts by ``provider`` and ``kind``
+``newsletter_engagement_events_total``  counter     clicks and opens by ``kind`` and ``verdict``
 ======================================  ==========  ==============================================
 
 ``newsletter_provider_events_total{provider,kind}`` counts the ``BounceReceipt`` rows: the
@@ -40,9 +41,11 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from sqlalchemy import func, or_, select
 from sqlmodel import Session
 
+from newsletter.analytics import retention
 from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
+from newsletter.models_analytics import EngagementKind, Verdict
 from newsletter.models_audience import BounceReceipt
 from newsletter.sending import counters
 from newsletter.sending.controls import RATE_WINDOW
@@ -89,6 +92,7 @@ class LedgerCollector(Collector):
                 .where(R.c.kind.in_(("hard", "soft", "complaint")))
                 .group_by(R.c.source, R.c.kind)
             ).all()
+            engagement = retention.event_totals(session)
 
         messages = CounterMetricFamily(
             "newsletter_messages",
@@ -128,6 +132,15 @@ class LedgerCollector(Collector):
         for source, kind, count in provider_events:
             events.add_metric([source, kind], int(count))
         yield events
+        tracked = CounterMetricFamily(
+            "newsletter_engagement_events",
+            "Clicks and opens recorded (tracking), by kind and verdict (human or machine)",
+            labels=["kind", "verdict"],
+        )
+        for kind in EngagementKind:
+            for verdict in Verdict:
+                tracked.add_metric([kind.value, verdict.value], engagement.get((kind, verdict), 0))
+        yield tracked
         yield from self._celery_queues()
 
     def _celery_queues(self) -> Iterator[Metric]:

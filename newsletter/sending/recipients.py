@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from newsletter.analytics import tokens
 from newsletter.audience.links import Purpose, make_token
 from newsletter.config import Settings
 from newsletter.mail.message import Recipient, unsubscribe_mailto
@@ -51,6 +52,7 @@ def recipient_values(
         "unsubscribe_url": links["unsubscribe_url"],
         "preferences_url": links["preferences_url"],
         "view_url": archive_url(settings, newsletter, issue),
+        "track_token": tokens.make_token(settings.secret_key, issue.id or 0, subscriber_id),
     }
     return values, links
 

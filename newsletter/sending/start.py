@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from sqlalchemy import func, literal, select, text, update
 from sqlmodel import Session
 
+from newsletter.analytics import links as tracking
 from newsletter.audience import reach, segments
 from newsletter.audience.segment_rules import Group
 from newsletter.config import Settings
-from newsletter.content import issues, qa, rendering, review
+from newsletter.content import issues, qa, review
 from newsletter.content.qa import QAConfig
 from newsletter.db import insert_ignore
 from newsletter.exceptions import InvalidState, QABlocked
@@ -85,10 +86,14 @@ def start_send(
 def freeze(session: Session, issue_id: int, *, checks: QAConfig) -> RenderedIssue:
     """Render the issue once, refuse it if QA blocks, and keep the result for every worker."""
     outline = issues.load_outline(session, issue_id)
-    compiled = rendering.compile_issue(outline)
-    report = qa.qa_report(outline, compiled=compiled, checks=checks)
+    plain, compiled, links = tracking.compile_tracked(
+        outline, base_url=checks.base_url, issue_id=issue_id
+    )
+    report = qa.qa_report(outline, compiled=plain, checks=checks)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
+    if links:
+        tracking.store_links(session, issue_id, links)
     frozen = session.get(RenderedIssue, issue_id) or RenderedIssue(
         issue_id=issue_id, subject="", html="", text=""
     )

@@ -45,6 +45,7 @@ def fill_new_newsletter(page: Any) -> None:
     page.get_by_label("Text", exact=True).fill("Members keep our Minsk desk open.")
     page.get_by_label("Membership page", exact=True).fill("https://news.example.org/join")
     page.get_by_label("Default sections").fill("City hall\nStreets\nCulture")
+    page.get_by_label("Count clicks").check()
 
 
 def test_an_admin_creates_a_branded_newsletter_and_the_preview_uses_it(
@@ -73,6 +74,7 @@ def test_an_admin_creates_a_branded_newsletter_and_the_preview_uses_it(
     with live.session() as s:
         stored = s.exec(select(Newsletter).where(Newsletter.slug == "minsk-evening")).one()
     assert (stored.brand_color, stored.logo_url, stored.language) == (COLOUR, LOGO, "be")
+    assert (stored.track_clicks, stored.track_opens) == (True, False)
     settings_path = f"/admin/newsletters/{stored.id}"
     database = live.settings.database_url.split(":")[0].split("+")[0]
     for width in (1200, 375):

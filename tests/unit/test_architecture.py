@@ -22,7 +22,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "newsletter"
-WINGS = ("content", "audience", "mail", "transports", "sending", "access", "webhooks", "outbound")
+WINGS = (
+    "content",
+    "audience",
+    "mail",
+    "transports",
+    "sending",
+    "access",
+    "webhooks",
+    "outbound",
+    "analytics",
+)
 EDGES_ONLY = ("newsletter.api", "newsletter.cli")  # where HTTP and Celery may be named
 FRAMEWORKS = ("worker", "celery", "kombu", "fastapi", "starlette")
 MAX_LINES = 400

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from newsletter.api.pages import environment
-from newsletter.audience.consent import consent_text
+from newsletter.audience.consent import consent_text, tracking_notice
 from newsletter.audience.signup_guard import HONEYPOT_FIELD
 from newsletter.config import Settings
 from newsletter.models import Newsletter
@@ -38,7 +38,10 @@ def snippet(settings: Settings, newsletter: Newsletter) -> str:
             honeypot=HONEYPOT_FIELD,
             article_url=ARTICLE_URL,
             consent_version=version,
-            consent_paragraphs=consent_text(version).split("\n\n"),
+            consent_paragraphs=[
+                *consent_text(version).split("\n\n"),
+                tracking_notice([newsletter], retention_days=settings.track_retention_days),
+            ],
         )
     )
     return html.strip() + "\n"

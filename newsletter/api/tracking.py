@@ -1,0 +1,128 @@
+"""Click and open tracking's public endpoints (``newsletter.analytics``): HTTP only.
+
+===========================================  ==================================================
+``GET|HEAD /r/{issue_id}/{n}/{token}``       302 to link ``n`` of the issue, only when the
+                                             signed token is that issue's (never an open
+                                             redirect); anything else a plain 404 page
+``GET|HEAD /o/{issue_id}/{token}.gif``       the open pixel: a 1x1 transparent GIF
+===========================================  ==================================================
+
+Both answer at once: the event is recorded after the response has gone (a background task:
+one ledger read, for a click one count, one insert; see ``analytics.recording``), so a slow
+database never delays a reader's click. The responses are ``no-store`` (each click and open
+reaches us) and ``Referrer-Policy: no-referrer``: the site a reader lands on never sees the
+tracking URL and its token. The IP address and the user agent are used to decide human or
+machine and then dropped; they are never stored.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter, BackgroundTasks, Request
+from starlette.responses import RedirectResponse, Response
+
+from newsletter import db
+from newsletter.analytics import recording, tokens
+from newsletter.analytics.recording import Hit, Target
+from newsletter.analytics.verdicts import Limits
+from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.config import Settings
+from newsletter.exceptions import NotFound
+from newsletter.models import utcnow
+from newsletter.models_analytics import EngagementKind
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["tracking"])
+
+#: a 1x1 transparent GIF (43 bytes)
+PIXEL = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+NO_STORE = {"Cache-Control": "no-store, private", "Referrer-Policy": "no-referrer"}
+_MAX_ID = 2_147_483_647
+
+
+def limits(settings: Settings) -> Limits:
+    return Limits(
+        machine_seconds=settings.track_machine_seconds,
+        burst_seconds=settings.track_burst_seconds,
+        burst_links=settings.track_burst_links,
+        burst_share=settings.track_burst_share,
+    )
+
+
+def _number(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) > _MAX_ID:
+        raise NotFound("no such link")
+    return int(text)
+
+
+def _record(settings: Settings, hit: Hit) -> None:
+    try:
+        with db.session_scope(settings.database_url) as session:
+            recording.record(
+                session,
+                hit,
+                limits=limits(settings),
+                retention_days=settings.track_retention_days,
+            )
+    except Exception:  # a lost event must not surface anywhere: the reader has their page
+        log.exception("tracking: the %s of issue %s was not recorded", hit.kind, hit.issue_id)
+
+
+def _hit(request: Request, read: tokens.TrackToken, kind: str, link: Target | None) -> Hit:
+    return Hit(
+        issue_id=read.issue_id,
+        subscriber_id=read.subscriber_id,
+        kind=kind,
+        method=request.method,
+        headers={k.lower(): v for k, v in request.headers.items()},
+        ip=request.client.host if request.client else None,
+        at=utcnow(),
+        link=link,
+    )
+
+
+@router.api_route(
+    "/r/{issue_id}/{n}/{token}",
+    methods=["GET", "HEAD"],
+    summary="A tracked link: 302 to the issue's link",
+    response_class=RedirectResponse,
+    status_code=302,
+)
+def click(
+    issue_id: str,
+    n: str,
+    token: str,
+    request: Request,
+    background: BackgroundTasks,
+    settings: SettingsDep,
+    session: SessionDep,
+) -> Response:
+    issue, number = _number(issue_id), _number(n)
+    link = recording.target(session, settings.secret_key, issue, number, token)
+    read = tokens.read_token(settings.secret_key, token)
+    if link is None or read is None:
+        raise NotFound("this link is not one of ours")
+    if read.subscriber_id != tokens.NOBODY:
+        background.add_task(_record, settings, _hit(request, read, EngagementKind.click, link))
+    return RedirectResponse(link.url, status_code=302, headers=NO_STORE)
+
+
+@router.api_route(
+    "/o/{issue_id}/{token}.gif",
+    methods=["GET", "HEAD"],
+    summary="The open pixel: a 1x1 GIF",
+    response_class=Response,
+)
+def pixel(
+    issue_id: str, token: str, request: Request, background: BackgroundTasks, settings: SettingsDep
+) -> Response:
+    issue = _number(issue_id)
+    read = tokens.read_token(settings.secret_key, token)
+    if read is None or read.issue_id != issue:
+        raise NotFound("this image is not one of ours")
+    if read.subscriber_id != tokens.NOBODY:
+        background.add_task(_record, settings, _hit(request, read, EngagementKind.open, None))
+    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)

@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from sqlmodel import Session, select
 
+from newsletter import seeding
 from newsletter.content import issues, rendering
 from newsletter.models import (
     Delivery,
     EngagementEvent,
-    Issue,
     IssueLink,
     IssueStatus,
     RenderedIssue,
@@ -30,8 +30,8 @@ STARTED = datetime(2026, 11, 2, 7, 0, tzinfo=UTC)
 
 def tracked_issue(s: Session, base: str) -> tuple[int, int]:
     """The seeded issue sent (frozen with numbered story links) with events; (issue, newsletter)."""
-    issue = s.exec(select(Issue).order_by(Issue.id)).first()  # type: ignore[arg-type]
-    assert issue is not None and issue.id is not None
+    issue = seeding.draft_sample_issue(s)
+    assert issue.id is not None
     outline = issues.load_outline(s, issue.id)
     places = {
         it.article.url: (it.article.id, sec.section.title, place)
@@ -85,10 +85,16 @@ def _events(s: Session, issue_id: int, reader: int, i: int, links: list[IssueLin
         event("open", "machine", rule="apple_mpp")
     else:
         event("open", "human")
-    # the lead story draws most, later stories fewer: reader i clicks links up to i % len
-    for link in links[: (i % 4)]:
-        if (link.position or 0) <= 1 + i % 5:
-            event("click", "human", link)
+    # the lead story draws most, later stories fewer: the story at place p is clicked by one
+    # reader in p + 1, on its first link (the headline or the picture) or, for some, its last
+    firsts: dict[int, IssueLink] = {}
+    lasts: dict[int, IssueLink] = {}
+    for link in links:
+        firsts.setdefault(link.position or 0, link)
+        lasts[link.position or 0] = link
+    for place, link in firsts.items():
+        if i % (place + 1) == 0:
+            event("click", "human", link if i % 3 else lasts[place])
     if i == 0:
         for link in links:
             event("click", "machine", link, rule="scanner_burst")
@@ -107,9 +113,11 @@ def test_the_issue_report_and_its_heat_view(page: Any, live: Live) -> None:
     assert page.locator("#fig-machine-clicks").inner_text() != "0"
     assert page.locator("#article-table tbody tr").count() >= 3
     frame = page.frame_locator("iframe.heat-frame")
-    frame.locator("span[data-link='1']").wait_for()
     for width in (1200, 375):
         page.set_viewport_size({"width": width, "height": 900})
+        page.locator("iframe.heat-frame").scroll_into_view_if_needed()
+        frame.locator("span[data-link='1']").wait_for()
+        page.wait_for_timeout(300)  # the frame's images and layout after the resize
         path = screenshot(page, f"analytics/issue-report-{width}.png")
         assert path.stat().st_size > 10_000
     page.goto(f"/admin/issues/{issue_id}/report/heat.html")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-BAR = {"width": 420, "row": 26, "left": 150, "right": 56, "top": 4}
+BAR = {"width": 420, "row": 24, "left": 170, "right": 52, "top": 4}
 LINE = {"width": 420, "height": 170, "left": 46, "bottom": 26, "top": 10, "right": 8}
 
 
@@ -19,7 +19,7 @@ def bars(items: Sequence[tuple[str, float]]) -> dict[str, Any]:
     drawn = [
         {
             "y": BAR["top"] + i * row,
-            "label": label if len(label) <= 22 else label[:21] + "…",
+            "label": label if len(label) <= 24 else label[:23] + "…",
             "full": label,
             "w": round(max(value / peak * span, 0.0), 1),
             "text": f"{value * 100:.1f}%",

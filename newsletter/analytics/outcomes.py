@@ -81,6 +81,7 @@ def _last_sent_events(issue_id: int, kind: str) -> Any:
     did, for the issue's newsletter or for the whole address."""
     later = D.alias("later")
     newsletter = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
+    started = select(I.c.send_started_at).where(I.c.id == issue_id).scalar_subquery()
     return (
         select(EV.c.subscriber_id)
         .select_from(EV.join(D, D.c.subscriber_id == EV.c.subscriber_id))
@@ -88,6 +89,8 @@ def _last_sent_events(issue_id: int, kind: str) -> Any:
             D.c.issue_id == issue_id,
             D.c.status == DeliveryStatus.sent,
             EV.c.kind == kind,
+            # implied by the next line; lets the (at, kind, newsletter_id) index bound the read
+            EV.c.at >= started,
             EV.c.at >= D.c.sent_at,
             or_(EV.c.newsletter_id.is_(None), EV.c.newsletter_id == newsletter),
             ~exists().where(

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
-from newsletter.access import api_tokens
+from newsletter.access import api_tokens, permissions
 from newsletter.access.roles import Role
 from newsletter.api import create_app
 from newsletter.config import Settings
@@ -147,3 +147,27 @@ def test_a_writer_is_not_offered_the_report_and_is_refused_it(
         assert writer.client.get(f"/admin/issues/{sent.id}/report").status_code == 403
         nl = sent.fx.newsletter.id
         assert writer.client.get(f"/admin/newsletters/{nl}/analytics").status_code == 403
+
+
+def test_a_writer_who_edits_one_newsletter_sees_its_analytics_only(
+    settings: Settings, session: Session, sent: SentIssue
+) -> None:
+    other = sent_issue(session, readers=1)
+    for writer in signed_in(settings, Role.writer):
+        permissions.set_role(
+            session,
+            email="writer@news.example.org",
+            role="editor",
+            newsletter=sent.fx.newsletter.slug,
+        )
+        session.commit()
+        assert (
+            writer.client.get(f"/admin/newsletters/{sent.fx.newsletter.id}/analytics").status_code
+            == 200
+        )
+        assert writer.client.get(f"/admin/issues/{sent.id}/report").status_code == 200
+        assert (
+            writer.client.get(f"/admin/newsletters/{other.fx.newsletter.id}/analytics").status_code
+            == 403
+        )
+        assert writer.client.get(f"/admin/issues/{other.id}/report").status_code == 403

@@ -63,8 +63,9 @@ def build(url: str, readers: int, events: int) -> int:
         "CROSS JOIN (VALUES ('headline'), ('read_more')) AS kinds(k)",
         # events: 40% opens, 60% clicks on a link weighted towards the top; 1 in 4 a machine's
         "INSERT INTO engagement_event (issue_id, subscriber_id, link_id, kind, verdict, rule, at) "
-        "SELECT :i, first + (g * 7919) % :readers, "
-        "CASE WHEN g % 5 < 2 THEN NULL ELSE links[1 + (g * g) % 20 % cardinality(links)] END, "
+        "SELECT :i, first + (g::bigint * 7919) % :readers, "
+        "CASE WHEN g % 5 < 2 THEN NULL "
+        "ELSE links[1 + (g::bigint * g) % 20 % cardinality(links)] END, "
         "CASE WHEN g % 5 < 2 THEN 'open' ELSE 'click' END, "
         "CASE WHEN g % 4 = 0 THEN 'machine' ELSE 'human' END, "
         "CASE WHEN g % 4 = 0 THEN 'bench' ELSE '' END, now() - interval '1 day' "

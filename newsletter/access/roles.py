@@ -6,6 +6,9 @@
 - ``audience``: subscribers: view, add and change, import, export, erase; bounces
 - ``admin``: everything, plus newsletters, editor accounts, API tokens, webhooks, the audit trail
 
+Analytics (an issue's report, a newsletter's trends: counts, never a person) are for editors,
+the audience desk and admins; a writer drafts without them.
+
 Everyone signed in may read (dashboard, issues, previews, send progress).
 """
 
@@ -40,6 +43,7 @@ class Action(StrEnum):
     tokens_manage = "tokens.manage"
     webhooks_manage = "webhooks.manage"
     audit_read = "audit.read"
+    analytics_read = "analytics.read"
 
 
 _WRITER = frozenset(
@@ -59,8 +63,8 @@ _AUDIENCE = frozenset(
 #: role -> the actions it may take
 GRANTS: dict[Role, frozenset[Action]] = {
     Role.writer: _WRITER,
-    Role.editor: _WRITER | {Action.issues_review, Action.issues_send},
-    Role.audience: _AUDIENCE,
+    Role.editor: _WRITER | {Action.issues_review, Action.issues_send, Action.analytics_read},
+    Role.audience: _AUDIENCE | {Action.analytics_read},
     Role.admin: frozenset(Action),
 }
 
@@ -72,6 +76,7 @@ PER_NEWSLETTER = frozenset(
         Action.issues_comment,
         Action.issues_review,
         Action.issues_send,
+        Action.analytics_read,
     }
 )
 

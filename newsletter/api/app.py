@@ -17,6 +17,7 @@ import newsletter
 from newsletter import db
 from newsletter.api import (
     admin,
+    analytics,
     archive,
     bounces,
     dev,
@@ -72,6 +73,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     segments.router,
     bounces.router,
     webhooks.router,
+    analytics.router,
     signup.api,
 )
 #: routers served at the site's root: the public HTML pages (sign-up, confirm, unsubscribe, ...),

@@ -233,6 +233,7 @@ def unsubscribe_submit(
         source="one-click" if list_unsubscribe == ONE_CLICK else "unsubscribe-page",
         ip=client.ip,
         user_agent=client.user_agent,
+        issue_id=data.issue_id,
     )
     view = _choices(session, data.subscriber_id)
     return _unsubscribe_view(settings, view, data, changed=changed)

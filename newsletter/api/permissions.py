@@ -77,6 +77,10 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "api.segments.delete_segment": (A.subscribers_write, "segment.delete"),
     "api.segments.tag_subscribers": (A.subscribers_write, "subscribers.tag"),
     "api.bounces.process_bounce": (A.subscribers_write, "bounce.process"),
+    "api.analytics.get_issue_report": (A.analytics_read, None),
+    "api.analytics.issue_report_csv": (A.analytics_read, None),
+    "api.analytics.get_trends": (A.analytics_read, None),
+    "api.analytics.trends_csv": (A.analytics_read, None),
     "api.webhooks.create": (A.webhooks_manage, "webhook.create"),
     "api.webhooks.list_all": (A.webhooks_manage, None),
     "api.webhooks.get": (A.webhooks_manage, None),
@@ -124,6 +128,11 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.sending.resume": (A.issues_send, "issue.resume"),
     "admin.sending.cancel": (A.issues_send, "issue.cancel"),
     "admin.sending.resend_failed": (A.issues_send, "issue.resend-failed"),
+    "admin.analytics.issue_report_page": (A.analytics_read, None),
+    "admin.analytics.heat_frame": (A.analytics_read, None),
+    "admin.analytics.issue_report_csv": (A.analytics_read, None),
+    "admin.analytics.newsletter_analytics": (A.analytics_read, None),
+    "admin.analytics.trends_csv": (A.analytics_read, None),
     "admin.articles.article_list": (A.read, None),
     "admin.articles.new_article": (A.articles_write, None),
     "admin.articles.import_form": (A.articles_write, None),
@@ -223,6 +232,8 @@ def authorized(request: Request, session: Session, actor: Actor) -> Iterator[Act
         if audit_name is not None or actor.per_newsletter
         else (None, None)
     )
+    if newsletter_id is None and actor.per_newsletter:
+        newsletter_id = ids.get("newsletter_id")  # a newsletter's own page (its analytics)
     permissions.require(actor, action, newsletter_id=newsletter_id)
     request.state.actor = actor
     yield actor

@@ -197,6 +197,7 @@ def _unsubscribe(session: Session, settings: Settings, token: str) -> BounceResu
         subscriber_id=data.subscriber_id,
         newsletter_id=data.newsletter_id,
         source="mailto",
+        issue_id=data.issue_id,
     )
     return BounceResult(
         Kind.unsubscribe, ids, outcome=f"unsubscribed from {len(changed)} newsletters"

@@ -349,10 +349,12 @@ def unsubscribe(
     user_agent: str | None = None,
     now: datetime | None = None,
     by: str | None = None,
+    issue_id: int | None = None,
 ) -> tuple[int, ...]:
     """Leave one newsletter, or all of them (None); the ids that changed (none on a replay).
 
-    ``by`` names who acted when it is not the subscriber (an editor, a token, the CLI)."""
+    ``by`` names who acted when it is not the subscriber (an editor, a token, the CLI);
+    ``issue_id`` the issue whose link or header it came from (its report counts it)."""
     now = now or utcnow()
     gone = SubscriptionStatus.unsubscribed
     stmt = (
@@ -374,7 +376,7 @@ def unsubscribe(
             user_agent=user_agent,
             source=source,
             at=now,
-            detail={"by": by} if by else None,
+            detail=_detail(by, issue_id),
         )
     webhooks.emit_subscriber(
         session,
@@ -385,3 +387,10 @@ def unsubscribe(
     )
     session.flush()
     return changed
+
+
+def _detail(by: str | None, issue_id: int | None) -> dict[str, object] | None:
+    detail: dict[str, object] = {"by": by} if by else {}
+    if issue_id is not None:
+        detail["issue_id"] = issue_id
+    return detail or None

@@ -4,7 +4,9 @@ Two payload shapes share one scheme (itsdangerous, the purpose as the salt, so a
 one purpose never verifies for another):
 
 - ``make_token``/``read_token``: one subscriber and one newsletter (or None: all of them); the
-  unsubscribe and preferences links of every issue.
+  unsubscribe and preferences links of every issue. An issue's unsubscribe link also names the
+  issue, so that the unsubscribe is counted against it (its report); links made before that
+  carry two values and still verify.
 - ``make_confirm_token``/``read_confirm_token``: a double opt-in confirmation for one subscriber
   and several newsletters, with the sign-up's source and consent text version, so that the
   confirmation records what the person agreed to; it expires (``max_age``) and its issue time
@@ -35,6 +37,7 @@ class Purpose(StrEnum):
 class TokenData:
     subscriber_id: int
     newsletter_id: int | None
+    issue_id: int | None = None  # the issue whose message carried the link
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,15 @@ def _serializer(secret: str, purpose: Purpose) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(secret, salt=f"newsletter.{purpose}")
 
 
-def make_token(secret: str, purpose: Purpose, subscriber_id: int, newsletter_id: int | None) -> str:
-    return str(_serializer(secret, purpose).dumps([subscriber_id, newsletter_id]))
+def make_token(
+    secret: str,
+    purpose: Purpose,
+    subscriber_id: int,
+    newsletter_id: int | None,
+    issue_id: int | None = None,
+) -> str:
+    payload = [subscriber_id, newsletter_id] + ([] if issue_id is None else [issue_id])
+    return str(_serializer(secret, purpose).dumps(payload))
 
 
 def _loads(secret: str, purpose: Purpose, token: str, max_age: int | None) -> tuple[Any, datetime]:
@@ -73,8 +83,14 @@ def read_token(
     """Verify a token; raise InvalidLink for a forged, altered, expired or wrong-purpose one."""
     payload, _issued = _loads(secret, purpose, token, max_age)
     try:
-        sub, nl = payload
-        return TokenData(subscriber_id=int(sub), newsletter_id=None if nl is None else int(nl))
+        sub, nl, *issue = payload
+        if len(issue) > 1:
+            raise ValueError("too many values")
+        return TokenData(
+            subscriber_id=int(sub),
+            newsletter_id=None if nl is None else int(nl),
+            issue_id=int(issue[0]) if issue else None,
+        )
     except (ValueError, TypeError) as exc:
         raise InvalidLink("this link is not valid") from exc
 

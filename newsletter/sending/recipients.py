@@ -11,9 +11,14 @@ from newsletter.sending.prepare import Prepared
 from newsletter.statuses import IssueKind
 
 
-def personal_links(settings: Settings, *, subscriber_id: int, newsletter_id: int) -> dict[str, str]:
+def personal_links(
+    settings: Settings, *, subscriber_id: int, newsletter_id: int, issue_id: int | None = None
+) -> dict[str, str]:
+    """The reader's unsubscribe (naming the issue, for its report), preferences and mailto."""
     base = settings.base_url.rstrip("/")
-    unsubscribe = make_token(settings.secret_key, Purpose.unsubscribe, subscriber_id, newsletter_id)
+    unsubscribe = make_token(
+        settings.secret_key, Purpose.unsubscribe, subscriber_id, newsletter_id, issue_id
+    )
     preferences = make_token(settings.secret_key, Purpose.preferences, subscriber_id, None)
     return {
         "unsubscribe_url": f"{base}/unsubscribe/{unsubscribe}",
@@ -43,6 +48,7 @@ def recipient_values(
         settings,
         subscriber_id=subscriber_id,
         newsletter_id=newsletter.id,  # type: ignore[arg-type]
+        issue_id=issue.id,
     )
     first = name.split()[0] if name.strip() else ""
     values = {

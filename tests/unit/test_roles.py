@@ -19,12 +19,13 @@ AUDIENCE = {
     A.subscribers_export,
     A.subscribers_erase,
 }
+ANALYTICS = {A.analytics_read}  # counts about issues: not a writer's
 RUNNING = {A.newsletters_manage, A.users_manage, A.tokens_manage, A.webhooks_manage, A.audit_read}
 EXPECTED = {
     Role.writer: EVERYONE | DRAFTING,
-    Role.editor: EVERYONE | DRAFTING | SENDING,
-    Role.audience: EVERYONE | AUDIENCE,
-    Role.admin: EVERYONE | DRAFTING | SENDING | AUDIENCE | RUNNING,
+    Role.editor: EVERYONE | DRAFTING | SENDING | ANALYTICS,
+    Role.audience: EVERYONE | AUDIENCE | ANALYTICS,
+    Role.admin: EVERYONE | DRAFTING | SENDING | AUDIENCE | ANALYTICS | RUNNING,
 }
 
 

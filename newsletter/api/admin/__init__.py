@@ -10,6 +10,8 @@
 ``/admin/subscribers/{id}``                  one subscriber's story; edit, subscribe, erase...
 ``/admin/segments...``                       segments: list, editor with a live count, bulk tags
 ``/admin/newsletters...``                    list, new newsletter, settings and DNS records
+``/admin/issues/{id}/report``                an issue's figures, per article; the heat view
+``/admin/newsletters/{id}/analytics``        trends over the last sends; CSV of each table
 ``/admin/static/...``                        the stylesheet and the few scripts (public)
 ===========================================  ===============================================
 
@@ -27,6 +29,7 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter.api.admin import (
     account,
+    analytics,
     articles,
     audit,
     auth,
@@ -66,6 +69,7 @@ ROUTERS = (
     subscriber_page.router,  # after it: /subscribers/new and the like before /{id}
     segments.router,
     newsletters.router,
+    analytics.router,
 )
 
 

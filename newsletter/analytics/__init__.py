@@ -20,13 +20,4 @@ from __future__ import annotations
 from newsletter.analytics.tokens import make_token, read_token
 from newsletter.analytics.verdicts import Decision, Limits, Seen, decide
 
-__all__ = [
-    "Decision",
-    "Limits",
-    "Seen",
-    "decide",
-    "issue_report",
-    "make_token",
-    "read_token",
-    "trends",
-]
+__all__ = ["Decision", "Limits", "Seen", "decide", "make_token", "read_token"]

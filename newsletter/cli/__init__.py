@@ -19,6 +19,7 @@ from newsletter.cli import (
     dkim,
     issues,
     newsletters,
+    relays,
     review,  # noqa: F401  (adds `issues review|approve|send-back|comment|comments`)
     run,
     sections,  # noqa: F401  (adds `issues section add|rename|move|remove|list`)
@@ -46,6 +47,7 @@ app.add_typer(bounces.app, name="bounces")
 app.add_typer(webhooks.app, name="webhooks")
 app.add_typer(audit.app, name="audit")
 app.add_typer(dkim.app, name="dkim")
+app.add_typer(relays.app, name="relays")
 for command in (run.seed, run.demo, run.worker, run.serve, dev.dev, dev.sink):
     app.command()(command)
 

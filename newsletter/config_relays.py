@@ -55,7 +55,7 @@ class Relay:
 class _RelayEntry(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=RELAY_NAME.pattern, max_length=64)
+    name: str = Field(pattern=f"^{RELAY_NAME.pattern}$", max_length=64)
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(25, ge=1, le=65535)
     username: str | None = None

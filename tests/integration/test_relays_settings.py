@@ -17,10 +17,12 @@ from sqlmodel import Session
 from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings
+from newsletter.content.qa import QAConfig
 from newsletter.models import Newsletter
 from newsletter.sending import relay_checks
+from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import SMTPSink
-from tests.conftest import make_newsletter
+from tests.conftest import make_issue, make_newsletter, make_subscribers
 from tests.integration.admin_support import Editor
 from tests.integration.test_admin_newsletters import FORM
 from tests.support import cli_fork
@@ -119,6 +121,20 @@ def test_metrics_have_a_gauge_per_relay(client: TestClient, relayed: Settings) -
         x for x in text.splitlines() if x.startswith('newsletter_relay_out_seconds{relay="direct"}')
     )
     assert 50 < float(line.split()[-1]) <= 60  # its first cool-down: 60 s
+
+
+def test_the_sending_view_says_which_relay_is_out_and_why(
+    relayed: Settings, editor: Editor, session: Session
+) -> None:
+    relay_checks.check(relayed, ["direct"])  # nothing listens on 2526: out
+    fx = make_issue(session)
+    make_subscribers(session, fx.newsletter, 2)
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
+    session.commit()
+    page = editor.client.get(f"/admin/issues/{fx.issue.id}/sending").text
+    assert "Relay direct is out until " in page
+    assert "health check: 127.0.0.1:2526" in page
+    assert "Relay bulk" not in page
 
 
 # ---------------------------------------------------------------- the CLI

@@ -15,14 +15,14 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from newsletter.config_analytics import AnalyticsSettings
-from newsletter.config_providers import ProviderSettings
+from newsletter.config_relays import RelaySettings
 from newsletter.db import PoolConfig
 from newsletter.transports.smtp import SMTPConfig
 
 DEV_SECRET = "dev-secret-change-me"  # noqa: S105 - refused outside development
 
 
-class Settings(ProviderSettings, AnalyticsSettings):
+class Settings(RelaySettings, AnalyticsSettings):
     model_config = SettingsConfigDict(env_prefix="NEWSLETTER_", env_file=".env", extra="ignore")
 
     environment: str = Field("development", description="development | test | production")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,6 +87,7 @@ FIELDS = (
     "font",
     "story_images",
     "spam_threshold",
+    "relay",
 )
 MAX_ID = 2_147_483_647  # PostgreSQL integer: a longer number is no row id
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}
@@ -110,9 +111,13 @@ def list_newsletters(session: Session) -> list[Newsletter]:
     return list(session.exec(select(Newsletter).order_by(col(Newsletter.id))).all())
 
 
-def create_newsletter(session: Session, data: Mapping[str, Any]) -> Newsletter:
-    """A new newsletter from ``data`` (checked); InvalidInput names the field that is wrong."""
+def create_newsletter(
+    session: Session, data: Mapping[str, Any], *, relays: Collection[str] = ()
+) -> Newsletter:
+    """A new newsletter from ``data`` (checked); InvalidInput names the field that is wrong.
+    ``relays``: the configured relays' names, one of which a newsletter's ``relay`` must be."""
     fields = clean_identity(data)
+    _relay_known(fields, relays)
     missing = [k for k in REQUIRED if not fields.get(k)]
     if missing:
         raise InvalidInput(f"a newsletter needs {', '.join(missing)}")
@@ -124,10 +129,14 @@ def create_newsletter(session: Session, data: Mapping[str, Any]) -> Newsletter:
     return _flush(session, newsletter)
 
 
-def update_newsletter(session: Session, ref: str | int, changes: Mapping[str, Any]) -> Newsletter:
+def update_newsletter(
+    session: Session, ref: str | int, changes: Mapping[str, Any], *, relays: Collection[str] = ()
+) -> Newsletter:
     """Change the fields in ``changes`` only (checked); the rest stay as they are."""
     newsletter = get_newsletter(session, ref)
     fields = clean_identity(changes)
+    if fields.get("relay") != newsletter.relay:  # an unchanged name stays, even if unknown now
+        _relay_known(fields, relays)
     for key in REQUIRED:
         if key in fields and not fields[key]:
             raise InvalidInput(f"{key} must not be empty")
@@ -155,6 +164,13 @@ def _slug_free(session: Session, slug: str, own_id: int | None) -> None:
     other = session.exec(select(Newsletter).where(Newsletter.slug == slug)).first()
     if other is not None and other.id != own_id:
         raise InvalidInput(f"slug {slug!r} is taken by newsletter {other.id} ({other.name})")
+
+
+def _relay_known(fields: Mapping[str, Any], relays: Collection[str]) -> None:
+    relay = fields.get("relay")
+    if relay and relay not in relays:
+        known = ", ".join(relays) or "none"
+        raise InvalidInput(f"relay {relay!r} is not one of the configured relays ({known})")
 
 
 def _check_together(fields: Mapping[str, Any]) -> None:
@@ -202,6 +218,10 @@ def clean_identity(data: Mapping[str, Any]) -> dict[str, Any]:
             raise InvalidInput(f"{key} must be one of {', '.join(allowed)}")
     if "spam_threshold" in fields:
         fields["spam_threshold"] = _threshold(fields["spam_threshold"])
+    if "relay" in fields:  # "" the default choice; a name is checked against the settings
+        fields["relay"] = text.one_line(
+            _str(fields["relay"], "relay", optional=True), field="relay", max_length=64
+        ).strip()
     return fields
 
 

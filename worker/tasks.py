@@ -10,42 +10,59 @@ from newsletter.audience import confirmations, import_jobs, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import DatabaseUnavailable, TemporaryFailure
-from newsletter.sending import batch, scheduler
+from newsletter.sending import batch, relays, scheduler
 from newsletter.transports import Transport
 from newsletter.transports.factory import make_transport
 from newsletter.transports.pool import TransportPool
-from newsletter.transports.smtp import SMTPTransport
 from worker.celery_app import app, current_settings
 
 _local = threading.local()  # one transport per worker process (or thread, in the demo)
 
 
+def _route() -> relays.Route:
+    """The relays this thread's connections may use: set by each batch (its newsletter's)."""
+    current: relays.Route | None = getattr(_local, "route", None)
+    if current is None:
+        current = _local.route = relays.Route()
+    return current
+
+
 def transport() -> Transport:
-    """NEWSLETTER_TRANSPORT's transport of this process (thread): an SMTP connection, or a
-    provider's HTTP client with its connection pool; made again when the settings change."""
-    config = current_settings().transport_config()
+    """NEWSLETTER_TRANSPORT's transport of this process (thread): the SMTP relays (one
+    connection each, ``relays``), or a provider's HTTP client with its connection pool; made
+    again when the settings change. Every relay may be used until a batch says otherwise."""
+    settings = current_settings()
+    smtp = settings.transport == "smtp"
+    key = relays.relay_key(settings) if smtp else settings.transport_config()
     current: Transport | None = getattr(_local, "transport", None)
-    if current is None or _local.transport_key != config:
+    if current is None or _local.transport_key != key:
         if current is not None:
             current.close()
-        current = _local.transport = make_transport(config)
-        _local.transport_key = config
+        if smtp:
+            current = _local.transport = relays.relay_set(settings, _route())
+        else:
+            current = _local.transport = make_transport(settings.transport_config())
+        _local.transport_key = key
+    _route().only = None
     return current
 
 
 def pool() -> TransportPool | None:
-    """NEWSLETTER_SMTP_CONNECTIONS connections of this process (thread, in the demo), or None
-    for one, or with an HTTP API transport: then ``transport()`` alone sends."""
+    """NEWSLETTER_SMTP_CONNECTIONS connections of this process (thread, in the demo), each to
+    every relay, or None for one, or with an HTTP API transport: then ``transport()`` alone
+    sends."""
     settings = current_settings()
-    config, size = settings.smtp_config(), settings.smtp_connections
+    size = settings.smtp_connections
     current: TransportPool | None = getattr(_local, "pool", None)
     if size < 2 or settings.transport != "smtp":
         return None
-    if current is None or _local.pool_key != (config, size):
+    key = (relays.relay_key(settings), size)
+    if current is None or _local.pool_key != key:
         if current is not None:
             current.close()
-        current = _local.pool = TransportPool(lambda: SMTPTransport(config), size)
-        _local.pool_key = (config, size)
+        route = _route()
+        current = _local.pool = TransportPool(lambda: relays.relay_set(settings, route), size)
+        _local.pool_key = key
     return current
 
 

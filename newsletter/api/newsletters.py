@@ -82,6 +82,7 @@ class NewsletterPublic(BaseModel):
     font: Font
     story_images: StoryImages = Field(description="the digest's story images")
     spam_threshold: float = Field(description="a SpamAssassin score at or over it blocks a send")
+    relay: str = Field(description="the SMTP relay its issues go through; empty: all, by weight")
     created_at: datetime
 
 
@@ -117,6 +118,7 @@ class NewsletterFields(BaseModel):
     slug: Annotated[str, Field(max_length=80, examples=["belarus-weekly"])] | None = None
     from_email: Annotated[str, Field(max_length=320)] | None = None
     postal_address: OneLine | None = None
+    relay: Annotated[str, Field(max_length=64, examples=["default"])] | None = None
 
 
 class NewsletterCreate(NewsletterFields):
@@ -142,8 +144,11 @@ def list_newsletters(session: SessionDep) -> list[NewsletterPublic]:
 
 
 @router.post("", status_code=201, summary="Create a newsletter")
-def create_newsletter(body: NewsletterCreate, session: SessionDep) -> NewsletterPublic:
-    return _public(newsletters.create_newsletter(session, _given(body)))
+def create_newsletter(
+    body: NewsletterCreate, session: SessionDep, settings: SettingsDep
+) -> NewsletterPublic:
+    relays = settings.relay_names()
+    return _public(newsletters.create_newsletter(session, _given(body), relays=relays))
 
 
 @router.get("/{newsletter}", summary="One newsletter (slug or id)", responses=MISSING)
@@ -153,9 +158,10 @@ def get_newsletter(newsletter: Ref, session: SessionDep) -> NewsletterPublic:
 
 @router.patch("/{newsletter}", summary="Change a newsletter's settings", responses=MISSING)
 def update_newsletter(
-    newsletter: Ref, body: NewsletterFields, session: SessionDep
+    newsletter: Ref, body: NewsletterFields, session: SessionDep, settings: SettingsDep
 ) -> NewsletterPublic:
-    return _public(newsletters.update_newsletter(session, newsletter, _given(body)))
+    relays = settings.relay_names()
+    return _public(newsletters.update_newsletter(session, newsletter, _given(body), relays=relays))
 
 
 # ---------------------------------------------------------------- the welcome email

@@ -28,6 +28,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "webhooks": ("webhooks",),
     "audit": ("audit",),
     "dkim": ("dkim",),
+    "relays": ("relays",),
 }
 #: root command -> (its module under newsletter.cli, the function)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -91,7 +91,7 @@ def create(
         spam_threshold=spam_threshold,
     )
     with session() as s:
-        created = newsletters.create_newsletter(s, fields)
+        created = newsletters.create_newsletter(s, fields, relays=settings().relay_names())
         audited(s, "newsletter.create", target_type="newsletter", target_id=created.id)
         console.print(f"newsletter {created.id}: {created.slug} ({created.name})", highlight=False)
 
@@ -139,6 +139,9 @@ def edit(
     spam_threshold: Annotated[
         float | None, typer.Option(help="a SpamAssassin score that blocks a send (5.0)")
     ] = None,
+    relay: Annotated[
+        str | None, typer.Option(help="the SMTP relay its issues use (`newsletter relays`); '' all")
+    ] = None,
 ) -> None:
     """Change the settings given; the others stay as they are."""
     fields = _given(
@@ -169,11 +172,13 @@ def edit(
         font=font,
         story_images=story_images,
         spam_threshold=spam_threshold,
+        relay=relay,
     )
     if not fields:
         raise InvalidInput("nothing to change: give at least one option (see --help)")
     with session() as s:
-        changed = newsletters.update_newsletter(s, newsletter, fields)
+        relays = settings().relay_names()
+        changed = newsletters.update_newsletter(s, newsletter, fields, relays=relays)
         audited(s, "newsletter.update", target_type="newsletter", target_id=changed.id)
         console.print(
             f"newsletter {changed.id} saved: {', '.join(sorted(fields))}", highlight=False

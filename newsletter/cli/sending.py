@@ -23,7 +23,7 @@ from newsletter.cli.issues import app
 from newsletter.content import issues as content_issues
 from newsletter.exceptions import InvalidInput
 from newsletter.models import DeliveryStatus, IssueStatus
-from newsletter.sending import controls, subject_pick, subject_tests, testsend
+from newsletter.sending import controls, relay_checks, subject_pick, subject_tests, testsend
 from newsletter.sending.checks import qa_config
 from newsletter.sending.start import start_send
 
@@ -171,6 +171,11 @@ def _print_status(state: controls.Status) -> None:
         console.print(f"  rate: {state.rate:,.1f} msg/s, {_eta(state.eta_seconds)}")
     if state.subject_test:
         _print_subject_test(state.subject_test)
+    for relay in relay_checks.statuses(settings()):
+        if not relay.up and p.status in (IssueStatus.sending, IssueStatus.paused):
+            until = f" until {relay.out_until:%H:%M:%S} UTC" if relay.out_until else ""
+            line = f"  relay {relay.relay.name} out{until}: {relay.reason}"
+            console.print(line, markup=False, highlight=False)
     if state.last_errors:
         console.print("  last errors:")
         for e in state.last_errors:

@@ -13,6 +13,10 @@
 - ``ratelimit``   the shared send rate (a Redis token bucket)
 - ``breaker``     the circuit breaker that pauses an issue when sends keep failing
 - ``probe``       a breaker pause for a relay that is down: probe it, resume when it answers
+- ``relays``      several SMTP relays as one transport: weights, failover, a newsletter's relay
+- ``relay_health`` which relay is out, until when and why; each relay's own breaker
+- ``relay_checks`` the relays' states, their health checks (CLI, /metrics, the beat)
+- ``domain_caps`` caps per receiving-domain group: messages per connection, a shared rate
 - ``metrics``     Prometheus figures read from the ledger
 - ``testsend``    the draft to a few typed addresses
 - ``previews``    the email as one sample reader gets it

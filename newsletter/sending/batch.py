@@ -24,7 +24,7 @@ from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import DatabaseUnavailable, InvalidInput, NewsletterError, TransportError
 from newsletter.models import Issue, utcnow
-from newsletter.sending import controls, ledger, outcomes, pooled, probe
+from newsletter.sending import controls, ledger, outcomes, pooled, probe, relays
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
 from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared, prepared
@@ -115,7 +115,7 @@ def _run_batch(
         rec = Recorder(engine, patience=settings.lease_seconds)  # then the rows are the tick's
         if claimed:
             try:
-                prep = _prepare_or_pause(session, issue_id, settings, claimed, result)
+                prep = _prepare_or_pause(session, issue_id, settings, claimed, result, transport)
                 generation = _generation(session, issue_id)
                 session.commit()  # the session holds no connection while the batch sends
             except OperationalError:  # nothing sent yet: the rows go back for the task's retry
@@ -166,8 +166,10 @@ def _prepare_or_pause(
     settings: Settings,
     claimed: list[ledger.Claimed],
     result: BatchResult,
+    transport: Transport,
 ) -> Prepared | None:
-    """The issue's message template, or None after pausing the issue with the reason.
+    """The issue's message template (the transport routed to its newsletter's relay), or None
+    after pausing the issue with the reason.
 
     A message that cannot be built (a subject with a line break stored before that was refused,
     a DKIM key that cannot sign) fails the same way for every recipient: the rows go back to
@@ -175,7 +177,9 @@ def _prepare_or_pause(
     the status still says "sending".
     """
     try:
-        return prepared(session, issue_id, settings)
+        prep = prepared(session, issue_id, settings)
+        relays.route(transport, prep.newsletter.relay)
+        return prep
     except NewsletterError as exc:
         reason = f"cannot build the message: {exc}"[:1000]
         ledger.release(

@@ -13,6 +13,8 @@ the truth every process shares; a custom collector reads it at scrape time:
 ``newsletter_issues{status}``           gauge       issues by status
 ``newsletter_provider_events_total``    counter     bounce receipts by ``provider`` and ``kind``
 ``newsletter_engagement_events_total``  counter     clicks and opens by ``kind`` and ``verdict``
+``newsletter_relay_up{relay}``          gauge       1 a relay in service, 0 out (``relay_checks``)
+``newsletter_relay_out_seconds{relay}`` gauge       seconds until an out relay is tried again
 ======================================  ==========  ==============================================
 
 ``newsletter_provider_events_total{provider,kind}`` counts the ``BounceReceipt`` rows: the
@@ -47,7 +49,7 @@ from newsletter.db import get_engine
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
 from newsletter.models_analytics import EngagementKind, Verdict
 from newsletter.models_audience import BounceReceipt
-from newsletter.sending import counters
+from newsletter.sending import counters, relay_checks
 from newsletter.sending.controls import RATE_WINDOW
 from newsletter.tables import D, I, table_of
 
@@ -141,6 +143,7 @@ class LedgerCollector(Collector):
             for verdict in Verdict:
                 tracked.add_metric([kind.value, verdict.value], engagement.get((kind, verdict), 0))
         yield tracked
+        yield from _relays(self.settings, now)
         yield from self._celery_queues()
 
     def _celery_queues(self) -> Iterator[Metric]:
@@ -168,6 +171,24 @@ class LedgerCollector(Collector):
         for index, queue in enumerate(CELERY_QUEUES):
             metric.add_metric([queue], sum(lengths[index * per_queue : (index + 1) * per_queue]))
         yield metric
+
+
+def _relays(settings: Settings, now: datetime) -> Iterator[Metric]:
+    up = GaugeMetricFamily(
+        "newsletter_relay_up", "1: the SMTP relay is in service; 0: it is out", labels=["relay"]
+    )
+    out = GaugeMetricFamily(
+        "newsletter_relay_out_seconds",
+        "Seconds until a relay that is out is tried again (0 in service or due)",
+        labels=["relay"],
+    )
+    for status in relay_checks.statuses(settings):
+        name = status.relay.name
+        up.add_metric([name], 1 if status.up else 0)
+        left = (status.out_until - now).total_seconds() if status.out_until else 0.0
+        out.add_metric([name], max(0.0, left))
+    yield up
+    yield out
 
 
 def _recent_sent(session: Session, now: datetime) -> int:

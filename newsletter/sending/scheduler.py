@@ -25,7 +25,7 @@ from newsletter.db import get_engine
 from newsletter.exceptions import NewsletterError
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.models import DeliveryStatus, IssueStatus
-from newsletter.sending import controls, counters, ledger, probe, start, subject_pick
+from newsletter.sending import controls, counters, ledger, probe, relay_checks, start, subject_pick
 from newsletter.sending.checks import qa_config
 from newsletter.tables import D, I
 
@@ -44,8 +44,9 @@ def tick(
     settings: Settings, *, parallelism: int, relay_probe: probe.Probe | None = None
 ) -> TickResult:
     """The periodic look: ledgers of issues sent now filled; due scheduled issues started;
-    expired leases back to pending; breaker pauses probed (``relay_probe``, by default EHLO +
-    NOOP to the SMTP relay) and resumed; idle sending issues restarted."""
+    expired leases back to pending; relays whose cool-down ended checked; breaker pauses probed
+    (``relay_probe``, by default EHLO + NOOP to each relay, one answering is enough) and
+    resumed; idle sending issues restarted."""
     with Session(get_engine(settings.database_url)) as session:
         _fill_prepared(session)
         started = _start_due(session, settings)
@@ -56,8 +57,9 @@ def tick(
         requeued = ledger.requeue_expired(session)
         session.commit()
         subject_pick.decide_due(session)  # a test's wait over: the winner's rows become due
+        relay_checks.recheck_due(settings)  # relays whose cool-down ended: back if they answer
         resumed = probe.probe_due(
-            session, settings, relay_probe or probe.smtp_probe(settings.smtp_config())
+            session, settings, relay_probe or relay_checks.any_relay(settings)
         )
         batches: dict[int, int] = {}
         for issue_id in ledger.sending_issue_ids(session):

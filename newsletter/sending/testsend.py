@@ -19,9 +19,8 @@ from newsletter.content import issues, rendering
 from newsletter.exceptions import InvalidInput, TransportError
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import MessageTemplate, Recipient
-from newsletter.sending import recipients
+from newsletter.sending import recipients, relays
 from newsletter.transports import Transport
-from newsletter.transports.smtp import SMTPTransport
 
 MAX_ADDRESSES = 10
 SUBJECT_PREFIX = "[Test] "
@@ -62,7 +61,9 @@ def send_test(
     )
     signer = signer_from_settings(settings)
     own = transport is None
-    transport = transport or SMTPTransport(settings.smtp_config())
+    if transport is None:  # the relays the newsletter's issues go through
+        transport = relays.relay_set(settings)
+        relays.route(transport, newsletter.relay)
     result = TestSendResult(sent=[], failed={})
     try:
         for address in to:

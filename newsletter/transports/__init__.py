@@ -28,10 +28,16 @@ __all__ = ["PermanentFailure", "TemporaryFailure", "Transport", "TransportError"
 
 
 class TransportError(Exception):
-    def __init__(self, message: str, *, code: int | None = None, response: str = "") -> None:
+    """``connecting``: the failure came while opening a connection (connect, greeting, EHLO,
+    STARTTLS, login) for a message nothing was written of yet: another relay may take it."""
+
+    def __init__(
+        self, message: str, *, code: int | None = None, response: str = "", connecting: bool = False
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.response = response
+        self.connecting = connecting
 
 
 class TemporaryFailure(TransportError):

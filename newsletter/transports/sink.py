@@ -57,6 +57,7 @@ class _Handler:
         responses: list[str],
     ) -> list[str]:
         session.host_name = hostname  # the hook takes this over from aiosmtpd
+        self.sink.hellos += 1  # one a connection (two with STARTTLS): tests count connections
         if self.sink.pipelining:
             # aiosmtpd reads commands one line at a time, so it takes pipelined ones; it does
             # not say so in its EHLO reply unless told
@@ -106,6 +107,7 @@ class SMTPSink:
         self.faults = faults or FaultPlan()
         self.on_message = on_message
         self.messages: list[Received] = []
+        self.hellos = 0  # EHLOs answered
         self._lock = threading.Lock()
         self._numbered = 0  # messages the folder held before this sink started
         self._controller: Controller | None = None

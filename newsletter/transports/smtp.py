@@ -43,10 +43,20 @@ class SMTPTransport:
         self.config = config
         self._conn: smtplib.SMTP | None = None
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, *, fresh: bool = True) -> smtplib.SMTP:
+        """A connection that said hello (and logged in). ``fresh``: no message of this send was
+        written on a connection yet, so a failure here says ``connecting`` (safe elsewhere)."""
+        try:
+            return self._open()
+        except (TemporaryFailure, PermanentFailure) as exc:
+            exc.connecting = fresh
+            raise
+
+    def _open(self) -> smtplib.SMTP:
         cfg = self.config
         try:
             conn = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout)
+            conn.ehlo_or_helo_if_needed()  # here, so that a refused EHLO is a connect failure
             if cfg.starttls:
                 conn.starttls(context=ssl.create_default_context())
             if cfg.username:
@@ -64,7 +74,7 @@ class SMTPTransport:
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
         for attempt in (1, 2):
             if self._conn is None:
-                self._conn = self._connect()
+                self._conn = self._connect(fresh=attempt == 1)
             try:
                 return self._send_once(self._conn, envelope_from, to, data)
             except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as exc:

@@ -104,7 +104,9 @@ def create_newsletter(
     request: Request, session: SessionDep, settings: SettingsDep, typed: PostedFields
 ) -> Response:
     try:
-        created = newsletters.create_newsletter(session, newsletters.parse_typed(typed))
+        created = newsletters.create_newsletter(
+            session, newsletters.parse_typed(typed), relays=settings.relay_names()
+        )
     except UserError as exc:
         return _refused(request, session, settings, None, typed, exc)
     return views.redirect(
@@ -129,7 +131,9 @@ def update_newsletter(
     typed: PostedFields,
 ) -> Response:
     try:
-        newsletters.update_newsletter(session, newsletter_id, newsletters.parse_typed(typed))
+        newsletters.update_newsletter(
+            session, newsletter_id, newsletters.parse_typed(typed), relays=settings.relay_names()
+        )
     except NotFound:
         raise
     except UserError as exc:
@@ -158,6 +162,7 @@ def _form_page(
         flash={"kind": "error", "text": error} if error else None,
         welcome=welcome.welcome_of(session, nid) if session and nid else None,
         standing=welcome.standing_issues(session, nid) if session and nid else [],
+        relays=settings.relay_names(),
     )
 
 

@@ -12,10 +12,10 @@ from starlette.responses import Response
 
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import EditorDep, protected_router
-from newsletter.api.deps import DispatcherDep, SessionDep
+from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.content import issues
-from newsletter.sending import controls
+from newsletter.sending import controls, relay_checks
 from newsletter.sending.start import recipient_count
 from newsletter.statuses import NOT_STARTED, IssueStatus
 
@@ -27,7 +27,7 @@ def _sending_url(issue_id: Id) -> str:
 
 
 @router.get("/issues/{issue_id}/sending", include_in_schema=False)
-def sending(request: Request, issue_id: Id, session: SessionDep) -> Response:
+def sending(request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep) -> Response:
     outline = issues.load_outline(session, issue_id)
     if outline.issue.status in NOT_STARTED:
         return views.redirect(request, f"/admin/issues/{issue_id}")
@@ -48,6 +48,7 @@ def sending(request: Request, issue_id: Id, session: SessionDep) -> Response:
         )
         if preparing
         else None,
+        relays_out=[r for r in relay_checks.statuses(settings) if not r.up],
     )
 
 

@@ -21,7 +21,8 @@ from tests.support import pg_cluster
 
 SCRIPT = Path(__file__).with_name("chaos_send.py")
 ROOT = SCRIPT.parents[2]
-SUBSCRIBERS = 2000
+SUBSCRIBERS = 1000  # CI size (the script's default is 2,000; --subscribers 10000 by hand)
+SIGNUPS = 100
 TIMEOUT = 900  # seconds; the run takes well under 2 minutes on a 2-core machine
 
 
@@ -37,7 +38,7 @@ def _services_or_skip() -> None:
 def test_chaos_send_reaches_everyone_with_bounded_duplicates() -> None:
     _services_or_skip()
     proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--subscribers", str(SUBSCRIBERS)],
+        [sys.executable, str(SCRIPT), "--subscribers", str(SUBSCRIBERS), "--signups", str(SIGNUPS)],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -70,7 +71,7 @@ def test_chaos_send_reaches_everyone_with_bounded_duplicates() -> None:
     assert result["final_status"] == "sent", report
     assert result["breaker_pauses"] >= 1, report  # the relay outage paused the send ...
     assert result["auto_resumed"] == result["breaker_pauses"], report  # ... and it resumed
-    assert result["signups"] == 200 and result["signup_errors"] == 0, report  # all 2xx
+    assert result["signups"] == SIGNUPS and result["signup_errors"] == 0, report  # all 2xx
     assert result["confirmations_lost"] == 0, report
     assert result["counter_drifts"] == 0, report  # the issue counters never left the ledger
     assert proc.returncode == 0, report  # the script's own further checks (ledger, Redis restart)

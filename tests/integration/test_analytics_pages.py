@@ -18,6 +18,10 @@ from newsletter.config import Settings
 from tests.integration.admin_support import Dispatched, Editor, make_editor, sign_in
 from tests.integration.analytics_support import SentIssue, sent_issue
 
+# pages, API shapes, CSV and permissions: the figures' SQL is tested on both databases in
+# test_analytics_report.py, so these run on SQLite only (CI time)
+pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+
 
 @pytest.fixture
 def sent(session: Session) -> SentIssue:

@@ -247,7 +247,7 @@ def test_no_token_or_path_redirects_outside_the_issue(
     alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_."
     ids = st.one_of(st.integers(-5, 10**11), st.sampled_from([sent.issue_id]), st.text(max_size=8))
 
-    @hsettings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+    @hsettings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
     @given(
         issue=ids,
         n=st.one_of(st.integers(-5, 50), st.text(max_size=6)),

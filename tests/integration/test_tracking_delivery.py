@@ -62,6 +62,9 @@ def html_links(raw: bytes) -> tuple[str, list[str]]:
     return to, re.findall(r'<a\b[^>]*?\shref="([^"]*)"', body)
 
 
+# the worker's path is the same on both databases; the recording's SQL runs on both in
+# test_tracking.py, so this one runs on PostgreSQL only (CI time)
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_people_and_scanners_through_the_worker(
     session: Session, worker_settings: Settings, sink: SMTPSink
 ) -> None:

@@ -27,13 +27,14 @@ from newsletter.analytics import recording, tokens
 from newsletter.analytics.recording import Hit, Target
 from newsletter.analytics.verdicts import Limits
 from newsletter.api.deps import SessionDep, SettingsDep
+from newsletter.api.errors import page_errors
 from newsletter.config import Settings
 from newsletter.exceptions import NotFound
 from newsletter.models import utcnow
 from newsletter.models_analytics import EngagementKind
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["tracking"])
+router = APIRouter(tags=["tracking"], responses=page_errors(404))
 
 #: a 1x1 transparent GIF (43 bytes)
 PIXEL = bytes.fromhex(

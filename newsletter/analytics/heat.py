@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from sqlmodel import Session
 
 from newsletter.analytics.issue_report import LinkRow
+from newsletter.content.rendering import Personaliser
 from newsletter.exceptions import NotFound
 from newsletter.models import RenderedIssue
 
@@ -64,4 +65,6 @@ def heat_html(session: Session, issue_id: int, links: list[LinkRow]) -> str:
     frozen = session.get(RenderedIssue, issue_id)
     if frozen is None:
         raise NotFound(f"issue {issue_id} has no frozen email yet: it was never sent")
-    return annotate(frozen.html, issue_id, {row.n: row for row in links})
+    # no reader's values: the greeting a nameless reader gets, the personal links left empty
+    shown = Personaliser(frozen.html, html_escape=True)({"greeting": "Dear reader,"})
+    return annotate(shown, issue_id, {row.n: row for row in links})

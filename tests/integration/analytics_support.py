@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
+from newsletter.content.rendering import PLACEHOLDERS
 from newsletter.models import (
     Delivery,
     DeliveryStatus,
@@ -106,7 +107,7 @@ class SentIssue:
 
 
 def tracked_href(issue_id: int, n: int) -> str:
-    return f"{BASE}/r/{issue_id}/{n}/{{{{ token }}}}"
+    return f"{BASE}/r/{issue_id}/{n}/{PLACEHOLDERS['track_token']}"
 
 
 def sent_issue(
@@ -143,7 +144,7 @@ def sent_issue(
 
 
 def _links(session: Session, sent: SentIssue) -> None:
-    n, html = 0, ["<html><body><h1>This week</h1>"]
+    n, html = 0, [f"<html><body><h1>This week</h1><p>{PLACEHOLDERS['greeting']}</p>"]
     items = [
         (s.title, it) for s in sent.fx.sections for it in sent.fx.items if it.section_id == s.id
     ]
@@ -168,9 +169,7 @@ def _links(session: Session, sent: SentIssue) -> None:
     sent.trap = IssueLink(issue_id=sent.id, n=n, url=f"{BASE}/", kind="trap")
     session.add(sent.trap)
     html.append(f'<a href="{tracked_href(sent.id, n)}" style="display:none"></a>')
-    html.append(
-        f'<p><a href="{BASE}/unsubscribe/{{{{ token }}}}">Unsubscribe</a></p></body></html>'
-    )
+    html.append(f'<p><a href="{PLACEHOLDERS["unsubscribe_url"]}">Unsubscribe</a></p></body></html>')
     session.add(
         RenderedIssue(issue_id=sent.id, subject="This week", html="".join(html), text="This week")
     )

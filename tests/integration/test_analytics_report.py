@@ -191,6 +191,7 @@ def test_the_heat_view_marks_each_tracked_link_with_its_share(session: Session) 
         '<span data-link="1" title="link 1: 3 human clicks (2 readers), 1 machine clicks"' in page
     )
     assert ">50.0%</span><a href=" in page
+    assert "__NL_" not in page  # the reader's placeholders are filled, never shown raw
 
 
 def test_trends_compare_positions_hours_and_segments(session: Session) -> None:

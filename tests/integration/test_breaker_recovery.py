@@ -55,11 +55,20 @@ def _ticking_until(
     raise AssertionError(f"issue {issue_id}: not there in {timeout}s: {state}")
 
 
-def _cli(settings: Settings, folder: Path, *args: str) -> str:
+def _said(output: Path, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if output.exists() and text in output.read_text(encoding="utf-8", errors="replace"):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"`issues status --follow` never said {text!r} in {timeout}s")
+
+
+def _cli(settings: Settings, folder: Path, *args: str, stdout: Path | None = None) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_DATABASE_URL"] = settings.database_url
     env["COLUMNS"] = "400"
-    done = cli_fork.run(list(args), cwd=folder, env=env, timeout=90)
+    done = cli_fork.run(list(args), cwd=folder, env=env, timeout=90, stdout=stdout)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -131,9 +140,18 @@ def test_the_breaker_pauses_a_send_when_the_relay_goes_down_and_resumes_it_when_
             assert "next probe of the relay at" in said
             # `status --follow` (as `send --follow`) follows a breaker pause through its resume
             followed: list[str] = []
+            live = tmp_path / "follow.out"
             follower = threading.Thread(
                 target=lambda: followed.append(
-                    _cli(current, tmp_path, "issues", "status", str(issue_id), "--follow")
+                    _cli(
+                        current,
+                        tmp_path,
+                        "issues",
+                        "status",
+                        str(issue_id),
+                        "--follow",
+                        stdout=live,
+                    )
                 )
             )
             follower.start()
@@ -151,6 +169,9 @@ def test_the_breaker_pauses_a_send_when_the_relay_goes_down_and_resumes_it_when_
             assert probed.status == IssueStatus.paused
             assert _state(current, issue_id).counts.get("sent") == len(first.messages)
 
+            # the relay stays down until the follower has said so (its start can take seconds
+            # on a busy machine: a resume before its first look would leave nothing to follow)
+            _said(live, "paused by the circuit breaker at")
             second = SMTPSink(port=port).start()  # the relay is back, on the same port
             done = _ticking_until(current, issue_id, lambda s: s.finished)
             follower.join(60)

@@ -47,11 +47,15 @@ def run(
     env: dict[str, str],
     input: str | None = None,  # subprocess.run's own name
     timeout: float = 120,
+    stdout: Path | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m newsletter *args`` in ``cwd`` with exactly ``env``; output captured."""
+    """``python -m newsletter *args`` in ``cwd`` with exactly ``env``; output captured (also
+    written to ``stdout`` as it comes, when given: a test can watch a ``--follow``)."""
     global _zygote
     with tempfile.TemporaryDirectory(prefix="nl-cli-") as scratch:
         files = {name: str(Path(scratch) / name) for name in ("stdin", "stdout", "stderr")}
+        if stdout is not None:
+            files["stdout"] = str(stdout)
         Path(files["stdin"]).write_text(input or "", encoding="utf-8")
         request = {"args": args, "cwd": str(cwd), "env": env, "timeout": timeout, **files}
         with _lock:

@@ -108,7 +108,7 @@ def worker_children(args: argparse.Namespace, env: dict[str, str], workdir: Path
     slots = args.workers if args.layout == "procs" else 1
     concurrency = 1 if args.layout == "procs" else args.workers
     options = ["--pool", "prefork", "--concurrency", str(concurrency), "--loglevel", "WARNING"]
-    options += ["-Q", "newsletter,newsletter.send,newsletter.webhooks"]
+    options += ["-Q", "newsletter,newsletter.send,newsletter.webhooks,newsletter.confirm"]
     options += ["--without-mingle", "--without-gossip", "--without-heartbeat"]
     return [
         Child(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -131,7 +131,16 @@ class ConfirmationOutbox(SQLModel, table=True):
     sending it; ``sent_at``: handed over (or nothing was left to confirm), never sent again.
     """
 
-    __table_args__ = (Index("ix_confirmationoutbox_relayed_next", "relayed_at", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_confirmationoutbox_relayed_next", "relayed_at", "next_attempt_at"),
+        # the beat's look for rows relayed and never sent (``outbox.requeue_stale``)
+        Index(
+            "ix_confirmationoutbox_unsent",
+            "relayed_at",
+            postgresql_where=text("sent_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     subscriber_id: int = Field(foreign_key="subscriber.id", index=True)

@@ -78,6 +78,7 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             Queue("newsletter.send"),  # type: ignore[no-untyped-call]
             Queue("newsletter.webhooks"),  # type: ignore[no-untyped-call]
             Queue("newsletter.import"),  # type: ignore[no-untyped-call]
+            Queue("newsletter.confirm"),  # type: ignore[no-untyped-call]
         ],
         "task_routes": {
             "worker.tasks.send_batch": {"queue": "newsletter.send"},
@@ -85,6 +86,9 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             "worker.tasks.deliver_webhook": {"queue": "newsletter.webhooks"},
             # a big CSV import takes a minute: it holds up neither sends nor control tasks
             "worker.tasks.import_subscribers": {"queue": "newsletter.import"},
+            # a sign-up storm's confirmation emails never hold up a control task (the tick,
+            # the relay probe's resume) nor wait behind a send's batches
+            "worker.tasks.send_confirmation": {"queue": "newsletter.confirm"},
         },
         "beat_schedule": {
             "tick": {"task": "worker.tasks.tick", "schedule": 5.0},

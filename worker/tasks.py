@@ -138,7 +138,8 @@ def deliver_webhook(webhook_delivery_id: int) -> str | None:
 
 @app.task(
     name="worker.tasks.send_confirmation",
-    autoretry_for=(TemporaryFailure,),
+    # a relay's 4xx, another task holding the row, a database restart: tried again later
+    autoretry_for=(TemporaryFailure, DatabaseUnavailable),
     retry_backoff=30,  # 30 s, 60 s, ... with jitter: far below the broker's visibility timeout
     retry_backoff_max=900,
     retry_jitter=True,
@@ -163,7 +164,12 @@ def relay_confirmations() -> int:
     """The beat's relay of the confirmation outbox: rows the web app could not queue."""
     from worker.dispatch import celery_send_confirmation
 
-    run = outbox.relay_due(current_settings().database_url, celery_send_confirmation)
+    settings = current_settings()
+    run = outbox.relay_due(
+        settings.database_url,
+        celery_send_confirmation,
+        valid_seconds=settings.confirmation_max_age_seconds,
+    )
     return run.relayed
 
 

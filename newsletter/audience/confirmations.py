@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -21,6 +22,7 @@ from email.utils import format_datetime, formataddr, make_msgid
 from functools import lru_cache
 from typing import Any
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
 from newsletter import db
@@ -30,13 +32,14 @@ from newsletter.audience.links import make_confirm_token
 from newsletter.audience.subscribers import live_subscriber
 from newsletter.config import Settings
 from newsletter.content import rendering
-from newsletter.exceptions import PermanentFailure, TemporaryFailure
+from newsletter.exceptions import DatabaseUnavailable, PermanentFailure, TemporaryFailure
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import address_header, domain_of
 from newsletter.models import Newsletter, Subscription, utcnow
 from newsletter.transports import Transport
 
 TEMPLATE = "confirm"
+FINISH_PATIENCE = 30.0  # seconds the "sent" mark waits for a database that went away
 log = logging.getLogger(__name__)
 
 
@@ -175,8 +178,17 @@ def send_confirmation(
     row is claimed first and marked sent after (``outbox.claim_send``); one another task is
     sending is a TemporaryFailure (tried again after that task's lease), one sent is skipped.
     A temporary failure (TemporaryFailure) propagates, for the task to retry; a permanent one
-    is logged: the subscription stays pending and expires with its link.
+    is logged: the subscription stays pending and expires with its link. A database that is
+    away (a restart) is ``DatabaseUnavailable``, for the task to retry as well; after the email
+    was handed over, its "sent" mark waits up to ``FINISH_PATIENCE`` seconds for the database.
     """
+    try:
+        return _send_once(settings, request, transport)
+    except OperationalError as exc:
+        raise DatabaseUnavailable(f"the database is unreachable: {exc.orig}") from exc
+
+
+def _send_once(settings: Settings, request: ConfirmationRequest, transport: Transport) -> str:
     if request.outbox_id is None:
         return _send(settings, request, transport)
     with db.session_scope(settings.database_url) as session:
@@ -191,9 +203,25 @@ def send_confirmation(
         with db.session_scope(settings.database_url) as session:
             outbox.release_send(session, request.outbox_id, claim.token)
         raise
-    with db.session_scope(settings.database_url) as session:
-        outbox.finish_send(session, request.outbox_id, claim.token)
+    _finish(settings, request.outbox_id, claim.token)
     return outcome
+
+
+def _finish(settings: Settings, outbox_id: int, token: str) -> None:
+    """Mark the row sent, waiting out a database restart: given up, the row's lease runs out
+    and it is sent again (the same Message-ID, so the copy folds into the first)."""
+    deadline = time.monotonic() + FINISH_PATIENCE
+    wait = 0.25
+    while True:
+        try:
+            with db.session_scope(settings.database_url) as session:
+                outbox.finish_send(session, outbox_id, token)
+            return
+        except OperationalError:
+            if time.monotonic() + wait > deadline:
+                raise
+            time.sleep(wait)
+            wait = min(wait * 2, 4.0)
 
 
 def _send(settings: Settings, request: ConfirmationRequest, transport: Transport) -> str:

@@ -8,6 +8,14 @@ relays every row not relayed by its ``next_attempt_at`` (``relay_due``), claimin
 relay one row twice. A row may still be relayed twice (published, then the mark was lost): the
 task that sends it claims the row first (``claim_send``) and marks it sent (``finish_send``),
 so the reader gets one email. The queue is a port (``Publish``): this module knows no Celery.
+
+A row relayed and then lost (the worker holding its message was killed: Redis hands an unacked
+message back only after the broker's visibility timeout, an hour; or its task gave up on a
+database or relay that stayed away) is not left to that hour: the beat's relay puts a row that
+was relayed ``STALE_SECONDS`` ago and is neither sent nor being sent (no live send lease) back
+among the rows to relay (``requeue_stale``), at most ``MAX_ATTEMPTS`` times and only while its
+link is still valid. A copy that was merely slow (a long queue) is then sent by whichever task
+claims the row first; the other finds it sent and sends nothing.
 """
 
 from __future__ import annotations
@@ -49,6 +57,9 @@ BATCH = 100  # rows one claim takes
 BATCHES_PER_RUN = 10  # a beat run relays at most this many batches (a backlog drains over runs)
 ERROR_MAX = 500
 KEEP_DAYS = 30  # a row relayed this long ago is deleted (its task ran long since)
+#: a row relayed this long ago and neither sent nor being sent is relayed again (a lost task)
+STALE_SECONDS = 300
+MAX_ATTEMPTS = 10  # relays of one row (the web app's, the beat's and the re-relays)
 
 
 @dataclass(frozen=True)
@@ -142,13 +153,20 @@ class RelayRun:
 
 
 def relay_due(
-    database_url: str, publish: Publish, *, batch: int = BATCH, now: datetime | None = None
+    database_url: str,
+    publish: Publish,
+    *,
+    batch: int = BATCH,
+    valid_seconds: int = 7 * 86_400,
+    now: datetime | None = None,
 ) -> RelayRun:
     """The beat's relay: claim the due rows a batch at a time, publish them, mark them relayed;
-    stop at the first failed publish (the queue is down: the rest waits for the next run)."""
+    stop at the first failed publish (the queue is down: the rest waits for the next run).
+    Rows relayed and lost since (``requeue_stale``, links valid ``valid_seconds``) go again."""
     relayed = 0
     with db.session_scope(database_url) as session:
         prune(session, now=now)
+        requeue_stale(session, valid_seconds=valid_seconds, now=now)
     for _ in range(BATCHES_PER_RUN):
         with db.session_scope(database_url) as session:
             claimed = claim_due(session, limit=batch, now=now)
@@ -178,6 +196,34 @@ def prune(session: Session, *, now: datetime | None = None) -> int:
     cutoff = (now or utcnow()) - timedelta(days=KEEP_DAYS)
     gone = session.execute(delete(OB).where(OB.c.relayed_at < cutoff))
     return int(gone.rowcount)  # type: ignore[attr-defined]
+
+
+def requeue_stale(
+    session: Session,
+    *,
+    stale_seconds: int = STALE_SECONDS,
+    valid_seconds: int = 7 * 86_400,
+    now: datetime | None = None,
+) -> int:
+    """Put back among the rows to relay every row relayed more than ``stale_seconds`` ago
+    (and less than ``valid_seconds``: its link still works) that is not sent and that no live
+    task holds, tried fewer than ``MAX_ATTEMPTS`` times; how many (one indexed UPDATE)."""
+    now = now or utcnow()
+    lost = session.execute(
+        update(OB)
+        .where(
+            OB.c.sent_at.is_(None),
+            OB.c.relayed_at < now - timedelta(seconds=stale_seconds),
+            OB.c.relayed_at > now - timedelta(seconds=valid_seconds),
+            or_(OB.c.send_lease_until.is_(None), OB.c.send_lease_until <= now),
+            OB.c.attempts < MAX_ATTEMPTS,
+        )
+        .values(relayed_at=None, next_attempt_at=now, last_error="relayed again: no task sent it")
+    )
+    count = int(lost.rowcount)  # type: ignore[attr-defined]
+    if count:
+        log.warning("%s confirmation email(s) relayed and never sent: relayed again", count)
+    return count
 
 
 def claim_due(

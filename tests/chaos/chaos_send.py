@@ -111,7 +111,7 @@ def worker_argv(slot: int) -> list[str]:
         "--pool", "prefork",
         "--concurrency", "1",
         "--loglevel", "WARNING",
-        "-Q", "newsletter,newsletter.send,newsletter.webhooks",
+        "-Q", "newsletter,newsletter.send,newsletter.webhooks,newsletter.confirm",
         "-n", f"chaos{slot}-{uuid.uuid4().hex[:6]}@%h",
         "--without-mingle",
         "--without-gossip",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from email import message_from_string
 from email.policy import default
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -13,7 +15,7 @@ from newsletter.audience import confirmations
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.content import rendering
-from newsletter.exceptions import TemporaryFailure
+from newsletter.exceptions import DatabaseUnavailable, TemporaryFailure
 from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 from newsletter.transports.sink import SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
@@ -192,3 +194,42 @@ def test_a_non_ascii_address_is_refused_clearly_by_a_relay_without_smtputf8(
         smtp.close()
     assert outcome.startswith("refused:") and "SMTPUTF8" in outcome
     assert plain.messages == []
+
+
+def test_a_database_that_is_away_is_retried_and_nothing_is_sent(
+    settings: Settings,
+    session: Session,
+    sink: SMTPSink,
+    transport: SMTPTransport,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = pending(session, "Ales")
+    away = settings.model_copy(update={"database_url": "postgresql+psycopg://nobody@127.0.0.1:1/x"})
+
+    with pytest.raises(DatabaseUnavailable, match="unreachable"):
+        confirmations.send_confirmation(away, request, transport=transport)
+    with pytest.raises(DatabaseUnavailable):  # the outbox's path: its claim needs the database
+        confirmations.send_confirmation(away, replace(request, outbox_id=1), transport=transport)
+    assert sink.messages == []
+
+    # the task retries it (Celery's autoretry; run eagerly, each retry runs at once): every
+    # try meets the database away, until the retries are spent
+    from worker import celery_app, tasks
+
+    tries: list[int] = []
+
+    def counted(*args: Any, **kwargs: Any) -> str:
+        tries.append(1)
+        return send(*args, **kwargs)
+
+    send = confirmations.send_confirmation
+    monkeypatch.setattr(tasks.confirmations, "send_confirmation", counted)
+    celery_app.configure(away)
+    try:
+        args = [request.subscriber_id, list(request.newsletter_ids), "form", "2025-10"]
+        result = tasks.send_confirmation.apply(args=args)
+    finally:
+        celery_app.configure(settings)
+    assert result.state == "FAILURE" and isinstance(result.result, DatabaseUnavailable)
+    assert len(tries) == 1 + tasks.send_confirmation.max_retries
+    assert sink.messages == []

@@ -68,7 +68,7 @@ def _worker(name: str, env: dict[str, str], workdir: Path) -> Child:
         "worker",
         "--pool", "solo",
         "--loglevel", "INFO",
-        "-Q", "newsletter,newsletter.send,newsletter.webhooks",
+        "-Q", "newsletter,newsletter.send,newsletter.webhooks,newsletter.confirm",
         "-n", f"{name}@%h",
         "--without-mingle",
         "--without-gossip",

@@ -170,8 +170,9 @@ def test_the_beats_relay_stops_at_the_first_failure_and_leaves_the_rest_due(
     assert due == ids[2:]  # the failed one waits for its lease; the released ones are due now
 
     session.commit()
+    # (within the stale time of the first row's relay: that one is not relayed again)
     everything = outbox.relay_due(
-        settings.database_url, lambda r: None, now=utcnow() + timedelta(minutes=5)
+        settings.database_url, lambda r: None, now=utcnow() + timedelta(minutes=4)
     )
     assert everything.relayed == 3
     assert all(_row(session, i).relayed_at is not None for i in ids)
@@ -272,3 +273,50 @@ def test_rows_relayed_long_ago_are_pruned_by_the_beats_relay(
     assert session.get(ConfirmationOutbox, old) is None
     assert session.get(ConfirmationOutbox, recent) is not None
     assert _row(session, waiting).relayed_at is not None  # relayed by this run, kept
+
+
+def test_a_row_relayed_and_never_sent_is_relayed_again_once_it_is_stale(
+    session: Session, settings: Settings
+) -> None:
+    # a killed worker's confirmation: Redis would hand its message back only after an hour
+    now = utcnow()
+    stale = now - timedelta(seconds=outbox.STALE_SECONDS + 1)
+    lost, sending, sent, recent, expired, tired = _record(session, 6, now=stale)
+    session.execute(update(OB).values(relayed_at=stale))
+    session.execute(
+        update(OB).where(OB.c.id == sending).values(send_lease_until=now + timedelta(seconds=30))
+    )
+    session.execute(update(OB).where(OB.c.id == sent).values(sent_at=stale))
+    session.execute(update(OB).where(OB.c.id == recent).values(relayed_at=now))
+    session.execute(update(OB).where(OB.c.id == expired).values(relayed_at=now - timedelta(days=8)))
+    session.execute(update(OB).where(OB.c.id == tired).values(attempts=outbox.MAX_ATTEMPTS))
+    session.commit()
+    published: list[int] = []
+
+    run = outbox.relay_due(
+        settings.database_url,
+        lambda r: published.append(r.outbox_id or 0),
+        valid_seconds=7 * 86_400,
+        now=now,
+    )
+
+    assert published == [lost] and run.relayed == 1
+    row = _row(session, lost)
+    assert row.relayed_at is not None and row.sent_at is None and row.attempts == 1
+    assert row.last_error is None  # relayed: the note about the lost task is cleared
+    # relayed again just now: the next beats leave it alone until it is stale once more
+    assert (
+        outbox.relay_due(settings.database_url, lambda r: published.append(0), now=now).relayed == 0
+    )
+    assert published == [lost]
+
+
+def test_a_re_relayed_row_that_was_only_slow_is_still_one_email(session: Session) -> None:
+    now = utcnow()
+    (oid,) = _record(session, 1, now=now)
+    first = outbox.claim_send(session, oid, lease_seconds=60, now=now)  # the slow first copy
+    assert first.token is not None and outbox.finish_send(session, oid, first.token, now=now)
+    session.commit()
+    # its mark came in: the re-relay's copy finds the row sent and sends nothing
+    assert outbox.requeue_stale(session, now=now + timedelta(hours=1)) == 0
+    assert outbox.claim_send(session, oid, lease_seconds=60, now=now).state is Claim.sent

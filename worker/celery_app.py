@@ -90,6 +90,9 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             "tick": {"task": "worker.tasks.tick", "schedule": 5.0},
             # confirmations the web app could not queue (a broker outage), from the outbox
             "relay-confirmations": {"task": "worker.tasks.relay_confirmations", "schedule": 5.0},
+            # the digest autopilot: feeds fetched (each every 30 min), issues drafted before
+            # their run, editors told; a minute is fine-grained enough for a lead time in hours
+            "autopilot": {"task": "worker.tasks.autopilot", "schedule": 60.0},
             # clicks and opens past NEWSLETTER_TRACK_RETENTION_DAYS, folded without subscribers
             "fold-engagement": {"task": "worker.tasks.fold_engagement", "schedule": 86_400.0},
         },

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from newsletter.access import audit
 from newsletter.access.permissions import Actor
@@ -152,3 +152,15 @@ def _record(
     session.flush()
     status = issue.status if issue is not None else None
     return Drafted(run.id, run.newsletter_id, run.run_at, outcome, run.issue_id, status)
+
+
+def recent_runs(session: Session, newsletter_id: int, limit: int = 10) -> list[AutopilotRun]:
+    """The newsletter's latest runs, newest first (the autopilot page's list)."""
+    return list(
+        session.exec(
+            select(AutopilotRun)
+            .where(AutopilotRun.newsletter_id == newsletter_id)
+            .order_by(col(AutopilotRun.run_at).desc())
+            .limit(limit)
+        ).all()
+    )

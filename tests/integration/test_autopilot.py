@@ -383,3 +383,30 @@ def test_a_failing_feed_is_recorded_and_the_others_go_on(
         broken.last_result
     )
     assert session.get(Source, broken.id).checked_at is not None  # type: ignore[union-attr]
+
+
+def test_the_beat_task_drafts_and_tells_the_editors_over_the_configured_relay(
+    session: Session,
+    settings: Settings,
+    feed: tuple[str, FeedState],
+    sink: SMTPSink,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from newsletter.config import get_settings
+    from worker import celery_app, tasks
+
+    url, state = feed
+    nl = weekly(session, url, rule="daily 06:00", lead_hours=144)  # due at any time of day
+    state.serve(rss(week(utcnow())))
+    monkeypatch.setenv("NEWSLETTER_SMTP_HOST", sink.host)
+    monkeypatch.setenv("NEWSLETTER_SMTP_PORT", str(sink.port))
+    monkeypatch.setenv("NEWSLETTER_OUTBOUND_ALLOW_NETWORKS", "127.0.0.0/8")
+    get_settings.cache_clear()
+    celery_app.forget_settings()
+    assert "autopilot" in celery_app.celery_conf(get_settings())["beat_schedule"]
+    assert tasks.autopilot() == 1  # the task as the beat calls it, in this process
+    assert tasks.autopilot() == 0  # the same run again: nothing
+    drafted = session.exec(select(Issue).where(Issue.newsletter_id == nl.id)).all()
+    assert len(drafted) == 1 and [m.rcpt_tos for m in sink.messages] == [
+        [f"ed-{nl.slug}@example.org"]
+    ]

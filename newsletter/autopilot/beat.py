@@ -14,7 +14,7 @@ from newsletter.autopilot import drafting, notify, rules, sources
 from newsletter.autopilot.drafting import Drafted
 from newsletter.config import Settings
 from newsletter.content import qa
-from newsletter.exceptions import InvalidInput
+from newsletter.exceptions import InvalidInput, UserError
 from newsletter.models import utcnow
 from newsletter.transports import Transport
 
@@ -46,8 +46,13 @@ def run(
     for source_id in due:
         fetch_one(settings, source_id, policy, now=now, into=result)
     for newsletter_id in newsletter_ids:
-        with db.session_scope(settings.database_url) as session:
-            drafted = drafting.draft_due(session, newsletter_id, checks=checks, now=now)
+        try:
+            with db.session_scope(settings.database_url) as session:
+                drafted = drafting.draft_due(session, newsletter_id, checks=checks, now=now)
+        except UserError as exc:  # e.g. its zone changed under a rule: the others go on
+            result.failed.append(f"newsletter {newsletter_id}: {exc}")
+            log.warning("autopilot of newsletter %s: %s", newsletter_id, exc)
+            continue
         if drafted is not None:
             result.drafted.append(drafted)
             result.notified += notify_run(settings, drafted.run_id, transport)

@@ -105,7 +105,9 @@ def _yaml_where(exc: yaml.YAMLError) -> str:
 
 
 def _article_list(data: Any, path: Path) -> list[Any]:
-    """The list of records: the document itself or its 'articles' key."""
+    """The list of records: the document itself or its 'articles' key (a JSON Feed's items)."""
+    if jsonfeed.is_feed(data):
+        return jsonfeed.records(data, str(path))
     if isinstance(data, Mapping) and "articles" in data:
         data = data["articles"]
     if not isinstance(data, list):

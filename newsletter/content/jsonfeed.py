@@ -31,10 +31,19 @@ def read(data: bytes, name: str) -> list[dict[str, Any]]:
         document = json.loads(data.decode("utf-8-sig"))
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise InvalidInput(f"{name}: not a readable JSON Feed") from None
-    if not isinstance(document, Mapping) or not str(document.get("version", "")).startswith(
-        VERSION_PREFIX
-    ):
+    if not is_feed(document):
         raise InvalidInput(f"{name}: not a JSON Feed (no jsonfeed.org version)")
+    return records(document, name)
+
+
+def is_feed(document: Any) -> bool:
+    """Whether parsed JSON is a JSON Feed (its version names jsonfeed.org)."""
+    version = document.get("version") if isinstance(document, Mapping) else None
+    return isinstance(version, str) and version.startswith(VERSION_PREFIX)
+
+
+def records(document: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+    """The records of a parsed JSON Feed's items."""
     items = document.get("items")
     if not isinstance(items, list):
         raise InvalidInput(f"{name}: a JSON Feed needs a list of items")

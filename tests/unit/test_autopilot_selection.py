@@ -138,3 +138,10 @@ def test_a_json_feed_item_maps_to_an_article_record() -> None:
 def test_what_is_not_a_json_feed_is_one_line(data: bytes) -> None:
     with pytest.raises(InvalidInput, match=r"^feed: "):
         jsonfeed.read(data, "feed")
+
+
+def test_an_uploaded_json_feed_file_is_read_as_one() -> None:
+    from newsletter.content import importers
+
+    data = b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"url": "https://a.org/x", "title": "T"}]}'
+    assert importers.read_upload(data, "feed.json") == [{"url": "https://a.org/x", "title": "T"}]

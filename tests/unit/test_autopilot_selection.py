@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from newsletter.autopilot.selection import plan
-from newsletter.content import jsonfeed
+from newsletter.content import importers, jsonfeed
 from newsletter.content.sanitize import byline
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Article, Autopilot
@@ -141,7 +141,8 @@ def test_what_is_not_a_json_feed_is_one_line(data: bytes) -> None:
 
 
 def test_an_uploaded_json_feed_file_is_read_as_one() -> None:
-    from newsletter.content import importers
-
-    data = b'{"version": "https://jsonfeed.org/version/1.1", "items": [{"url": "https://a.org/x", "title": "T"}]}'
+    data = (
+        b'{"version": "https://jsonfeed.org/version/1.1",'
+        b' "items": [{"url": "https://a.org/x", "title": "T"}]}'
+    )
     assert importers.read_upload(data, "feed.json") == [{"url": "https://a.org/x", "title": "T"}]

@@ -83,6 +83,9 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             "worker.tasks.send_batch": {"queue": "newsletter.send"},
             "worker.tasks.deliver_webhooks": {"queue": "newsletter.webhooks"},
             "worker.tasks.deliver_webhook": {"queue": "newsletter.webhooks"},
+            # the autopilot's feed fetches are outbound HTTP too (a slow feed takes up to the
+            # outbound timeout): they wait with the webhooks, never in front of the tick
+            "worker.tasks.autopilot": {"queue": "newsletter.webhooks"},
             # a big CSV import takes a minute: it holds up neither sends nor control tasks
             "worker.tasks.import_subscribers": {"queue": "newsletter.import"},
         },

@@ -286,11 +286,12 @@ class Suppression(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
-# the side tables (editors and webhooks, analytics, the audience desk, the issue's, the
-# relays' health), their __all__ re-exported: import from here
+# the side tables (editors and webhooks, analytics, the audience desk, the autopilot's, the
+# issue's, the relays' health), their __all__ re-exported: import from here
 from newsletter.models_access import *  # noqa: E402, F403
 from newsletter.models_analytics import *  # noqa: E402, F403
 from newsletter.models_audience import *  # noqa: E402, F403
+from newsletter.models_autopilot import *  # noqa: E402, F403
 from newsletter.models_content import *  # noqa: E402, F403
 from newsletter.models_relays import *  # noqa: E402, F403
 from newsletter.models_subject import *  # noqa: E402, F403

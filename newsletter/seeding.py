@@ -12,6 +12,8 @@ from sqlmodel import Session, select
 
 from newsletter import newsletters
 from newsletter.audience import subscribers
+from newsletter.autopilot import rules as autopilot_rules
+from newsletter.autopilot import sources
 from newsletter.content import articles, issues
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Article, Issue, Newsletter, SubscriptionStatus
@@ -41,6 +43,8 @@ def seed(session: Session, *, folder: Path = SEEDS_DIR) -> SeedResult:
     if result.errors:
         raise InvalidInput("seed articles: " + "; ".join(result.errors))
     count = _seed_subscribers(session, folder / "subscribers.csv", newsletter)
+    if spec.get("autopilot"):
+        _seed_autopilot(session, newsletter, dict(spec["autopilot"]))
     return SeedResult(newsletter, result.created + result.updated, count)
 
 
@@ -50,6 +54,20 @@ def _upsert_newsletter(session: Session, data: dict[str, Any]) -> Newsletter:
     if existing is None:
         return newsletters.create_newsletter(session, data)
     return newsletters.update_newsletter(session, existing.id, data)  # type: ignore[arg-type]
+
+
+def _seed_autopilot(session: Session, newsletter: Newsletter, data: dict[str, Any]) -> None:
+    """The autopilot's settings, and its library queries unless the newsletter has them."""
+    queries = data.pop("sources", [])
+    autopilot_rules.update_autopilot(session, newsletter, data)
+    known = {
+        (s.tag, s.section, s.author)
+        for s in sources.list_sources(session, newsletter.id)  # type: ignore[arg-type]
+    }
+    for query in queries:
+        fields = {k: str(query.get(k, "")) for k in ("tag", "section", "author")}
+        if (fields["tag"], fields["section"], fields["author"]) not in known:
+            sources.add_query(session, newsletter=newsletter.id, **fields)  # type: ignore[arg-type]
 
 
 def _seed_subscribers(session: Session, path: Path, newsletter: Newsletter) -> int:

@@ -84,6 +84,9 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             "worker.tasks.send_batch": {"queue": "newsletter.send"},
             "worker.tasks.deliver_webhooks": {"queue": "newsletter.webhooks"},
             "worker.tasks.deliver_webhook": {"queue": "newsletter.webhooks"},
+            # the autopilot's feed fetches are outbound HTTP too (a slow feed takes up to the
+            # outbound timeout): they wait with the webhooks, never in front of the tick
+            "worker.tasks.autopilot": {"queue": "newsletter.webhooks"},
             # a big CSV import takes a minute: it holds up neither sends nor control tasks
             "worker.tasks.import_subscribers": {"queue": "newsletter.import"},
             # a sign-up storm's confirmation emails never hold up a control task (the tick,
@@ -94,6 +97,9 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             "tick": {"task": "worker.tasks.tick", "schedule": 5.0},
             # confirmations the web app could not queue (a broker outage), from the outbox
             "relay-confirmations": {"task": "worker.tasks.relay_confirmations", "schedule": 5.0},
+            # the digest autopilot: feeds fetched (each every 30 min), issues drafted before
+            # their run, editors told; a minute is fine-grained enough for a lead time in hours
+            "autopilot": {"task": "worker.tasks.autopilot", "schedule": 60.0},
             # clicks and opens past NEWSLETTER_TRACK_RETENTION_DAYS, folded without subscribers
             "fold-engagement": {"task": "worker.tasks.fold_engagement", "schedule": 86_400.0},
         },

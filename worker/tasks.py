@@ -8,9 +8,11 @@ from newsletter import db, webhooks
 from newsletter.analytics import retention
 from newsletter.audience import confirmations, import_jobs, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
+from newsletter.autopilot import beat
 from newsletter.config import Settings
 from newsletter.exceptions import DatabaseUnavailable, TemporaryFailure
 from newsletter.sending import batch, relays, scheduler
+from newsletter.sending.checks import qa_config
 from newsletter.transports import Transport
 from newsletter.transports.factory import make_transport
 from newsletter.transports.pool import TransportPool
@@ -171,6 +173,13 @@ def relay_confirmations() -> int:
         valid_seconds=settings.confirmation_max_age_seconds,
     )
     return run.relayed
+
+
+@app.task(name="worker.tasks.autopilot")
+def autopilot() -> int:
+    """The beat's autopilot: due feeds fetched, due issues drafted, editors told; the drafts."""
+    settings = current_settings()
+    return len(beat.run(settings, checks=qa_config(settings), transport=transport).drafted)
 
 
 @app.task(name="worker.tasks.fold_engagement")

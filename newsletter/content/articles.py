@@ -386,6 +386,9 @@ def _has_tag(session: Session, tag: str) -> ColumnElement[bool]:
     )
 
 
+has_tag = _has_tag  # the autopilot's library queries
+
+
 def list_sections(session: Session) -> list[str]:
     """The distinct sections articles are filed under, sorted."""
     rows = session.exec(

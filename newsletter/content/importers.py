@@ -24,6 +24,8 @@ import feedparser
 import yaml
 
 from newsletter import outbound
+from newsletter.content import jsonfeed
+from newsletter.content.sanitize import byline
 from newsletter.exceptions import InvalidInput, NotFound
 
 FEED_SUFFIXES = frozenset({".xml", ".rss", ".atom"})
@@ -103,7 +105,9 @@ def _yaml_where(exc: yaml.YAMLError) -> str:
 
 
 def _article_list(data: Any, path: Path) -> list[Any]:
-    """The list of records: the document itself or its 'articles' key."""
+    """The list of records: the document itself or its 'articles' key (a JSON Feed's items)."""
+    if jsonfeed.is_feed(data):
+        return jsonfeed.records(data, str(path))
     if isinstance(data, Mapping) and "articles" in data:
         data = data["articles"]
     if not isinstance(data, list):
@@ -162,6 +166,13 @@ def _parse_feed(source: str, policy: outbound.OutboundPolicy) -> Any:
         raise InvalidInput(f"{source}: cannot read ({exc.strerror})") from None
 
 
+def read_feed_bytes(data: bytes, name: str, content_type: str = "") -> list[dict[str, Any]]:
+    """The records of a fetched feed body: a JSON Feed, or RSS/Atom through feedparser."""
+    if jsonfeed.looks_like(data, content_type):
+        return jsonfeed.read(data, name)
+    return _feed_records(parse_feed_bytes(data), name)
+
+
 def parse_feed_bytes(data: bytes) -> Any:
     """feedparser's reading of a document (it reports, never raises, what it cannot read).
     Always a stream: given bytes or a string, feedparser opens the file or fetches the URL
@@ -187,8 +198,9 @@ def _entry_record(entry: Mapping[str, Any]) -> dict[str, Any]:
     body = _entry_body(entry)
     if body is not None:
         record["body_html"] = body
-    if entry.get("author"):
-        record["author"] = entry["author"]
+    author = byline((entry.get("author_detail") or {}).get("name") or entry.get("author"))
+    if author:
+        record["author"] = author
     moment = entry.get("published_parsed") or entry.get("updated_parsed")
     if moment:
         record["published_at"] = _struct_to_utc(moment)

@@ -58,3 +58,19 @@ def plain_paragraphs(value: str) -> str:
     """Like plain_text, but blank-line paragraph breaks survive (summaries have paragraphs)."""
     paragraphs = (plain_text(p) for p in re.split(r"\n\s*\n", value))
     return "\n\n".join(p for p in paragraphs if p)
+
+
+_EMAIL = re.compile(r"<?\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b>?")
+
+
+def byline(value: str | None) -> str | None:
+    """An author's name for a byline: e-mail addresses are never shown ("jane@example.org
+    (Jane Doe)" is "Jane Doe"; an address alone is no byline)."""
+    if not value:
+        return None
+    name = _EMAIL.sub(" ", value)
+    name = re.sub(r"\(\s*\)", " ", name).strip()
+    if name.startswith("(") and name.endswith(")"):
+        name = name[1:-1]
+    name = " ".join(name.strip(" ,;-").split())
+    return name or None

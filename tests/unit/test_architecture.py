@@ -32,6 +32,7 @@ WINGS = (
     "webhooks",
     "outbound",
     "analytics",
+    "autopilot",
 )
 EDGES_ONLY = ("newsletter.api", "newsletter.cli")  # where HTTP and Celery may be named
 FRAMEWORKS = ("worker", "celery", "kombu", "fastapi", "starlette")

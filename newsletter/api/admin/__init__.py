@@ -12,6 +12,7 @@
 ``/admin/newsletters...``                    list, new newsletter, settings and DNS records
 ``/admin/issues/{id}/report``                an issue's figures, per article; the heat view
 ``/admin/newsletters/{id}/analytics``        trends over the last sends; CSV of each table
+``/admin/newsletters/{id}/autopilot``        the digest autopilot: schedule, rules, sources, runs
 ``/admin/static/...``                        the stylesheet and the few scripts (public)
 ===========================================  ===============================================
 
@@ -33,6 +34,7 @@ from newsletter.api.admin import (
     articles,
     audit,
     auth,
+    autopilot,
     composer,
     composer_qa,
     dashboard,
@@ -69,6 +71,7 @@ ROUTERS = (
     subscriber_page.router,  # after it: /subscribers/new and the like before /{id}
     segments.router,
     newsletters.router,
+    autopilot.router,
     analytics.router,
 )
 

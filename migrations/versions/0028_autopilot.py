@@ -1,7 +1,7 @@
 """the digest autopilot (issue 16): sources, the recurring schedule and its rules, runs
 
 Revision ID: 0028
-Revises: 0026
+Revises: 0027
 Create Date: 2026-11-29 04:03:29.976487
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0028"
-down_revision: str | None = "0026"
+down_revision: str | None = "0027"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

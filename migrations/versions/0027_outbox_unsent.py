@@ -1,7 +1,7 @@
 """the confirmation outbox gets a partial index on the rows relayed and never sent, for the
 beat's re-relay of confirmations whose task was lost (a killed worker)
 
-Revision ID: 0031
+Revision ID: 0027
 Revises: 0026
 Create Date: 2026-11-29 04:30:00
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0031"
+revision: str = "0027"
 down_revision: str | None = "0026"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

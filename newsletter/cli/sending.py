@@ -186,7 +186,7 @@ def _print_subject_test(test: dict[str, Any]) -> None:
     console.print(f"  {test['headline']}", markup=False, highlight=False)
     for v in test["variants"]:
         won = " (winner)" if v["variant"] == test["winner"] else ""
-        shown = [f"{k} {v[k]}" for k in ("recipients", "sent", "uniques") if v[k] is not None]
+        shown = [f"{k} {v[k]}" for k in subject_tests.FIGURES if v[k] is not None]
         line = f"    {v['letter']}{won}: {v['subject']}  [{', '.join(shown)}]"
         console.print(line, markup=False, highlight=False)
 

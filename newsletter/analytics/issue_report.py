@@ -125,6 +125,7 @@ class IssueReport:
 def issue_report(session: Session, issue_id: int) -> IssueReport:
     """The whole report of one issue (NotFound for an unknown id)."""
     issue = issues.get_issue(session, issue_id)
+    figures.sort_in_memory(session)
     started = issue.send_started_at.isoformat() if issue.send_started_at else None
     report = IssueReport(
         issue_id, issue.newsletter_id, issue.number, issue.title, issue.status, started

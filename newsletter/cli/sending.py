@@ -169,6 +169,8 @@ def _print_status(state: controls.Status) -> None:
             console.print(f"  {name}: {p.counts.get(name, 0)}")
     if p.status == IssueStatus.sending:
         console.print(f"  rate: {state.rate:,.1f} msg/s, {_eta(state.eta_seconds)}")
+    if state.held:
+        console.print(f"  held for the subject test's winner: {state.held:,} (not in the ETA)")
     if state.subject_test:
         _print_subject_test(state.subject_test)
     for relay in relay_checks.statuses(settings()):

@@ -276,3 +276,26 @@ def test_a_readers_clicks_and_opens_carry_the_subject_they_got_and_the_report_sp
     assert split == {"A": (5, 5, 1, 0), "B": (5, 5, 2, 1)}
     found = subject_pick.figures(session, issue_id=issue_id, metric="clicks")
     assert [(f["variant"], f["uniques"]) for f in found] == [(1, 1), (2, 2)]
+
+
+def test_the_eta_counts_the_sample_being_sent_not_the_rows_held_for_the_winner(
+    session: Session,
+) -> None:
+    fx = issue_with_test(session, readers=50)  # 10 + 10 drawn, 30 held
+    issue_id = fx.issue.id
+    assert issue_id is not None
+    fill_ledger(session, issue_id=issue_id, checks=QAConfig())
+    a_sample = [r.id for r in rows(session, issue_id) if r.variant == 1]
+    session.execute(update(D).where(D.c.id.in_(a_sample)).values(status="sent", sent_at=utcnow()))
+    session.commit()
+
+    state = controls.status(session, issue_id=issue_id)
+    assert state.progress.status == "sending" and state.held == 30
+    assert state.rate == pytest.approx(10 / controls.RATE_WINDOW.total_seconds())
+    assert state.eta_seconds == pytest.approx(10 / state.rate)  # B's 10, not 40
+    assert state.as_dict()["held"] == 30
+
+    subject_pick.decide(session, issue_id=issue_id, variant=1, by="desk@example.org")
+    session.commit()
+    after = controls.status(session, issue_id=issue_id)
+    assert after.held == 0 and after.eta_seconds == pytest.approx(40 / after.rate)

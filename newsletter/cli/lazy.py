@@ -29,6 +29,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "audit": ("audit",),
     "dkim": ("dkim",),
     "relays": ("relays",),
+    "analytics": ("analytics",),
 }
 #: root command -> (its module under newsletter.cli, the function)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -81,7 +81,16 @@ class EngagementEvent(SQLModel, table=True):
 
     __tablename__ = "engagement_event"
     __table_args__ = (
-        Index("ix_engagement_event_issue_kind", "issue_id", "kind", "verdict"),
+        # covers the report's reads (0027): its figures are index-only scans of one issue
+        Index(
+            "ix_engagement_event_report",
+            "issue_id",
+            "kind",
+            "verdict",
+            "subscriber_id",
+            "link_id",
+            "rule",
+        ),
         Index("ix_engagement_event_subscriber", "subscriber_id"),
     )
 

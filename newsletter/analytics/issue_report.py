@@ -12,11 +12,13 @@ from dataclasses import dataclass, field, fields
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from newsletter.analytics import figures, outcomes
+from newsletter.analytics import figures, outcomes, variants
 from newsletter.analytics.figures import IL, Count
+from newsletter.analytics.variants import VariantRow
 from newsletter.content import issues
 from newsletter.models import Article, Issue
 from newsletter.models_analytics import EngagementKind, Verdict
+from newsletter.sending import subject_tests
 from newsletter.tables import table_of
 
 __all__ = ["ArticleRow", "IssueReport", "LinkRow", "issue_report", "rate"]
@@ -24,6 +26,7 @@ __all__ = ["ArticleRow", "IssueReport", "LinkRow", "issue_report", "rate"]
 A = table_of(Article)
 HUMAN, MACHINE = Verdict.human.value, Verdict.machine.value
 CLICK, OPEN = EngagementKind.click.value, EngagementKind.open.value
+MPP = "apple_mpp"  # the verdicts' rule for Apple Mail Privacy Protection's proxy
 
 
 def rate(part: int, whole: int) -> float:
@@ -81,6 +84,7 @@ class IssueReport:
     articles: list[ArticleRow] = field(default_factory=list)
     links: list[LinkRow] = field(default_factory=list)
     machine_rules: list[tuple[str, str, int, int]] = field(default_factory=list)
+    variants: list[VariantRow] = field(default_factory=list)  # a subject test's, side by side
 
     @property
     def open_rate(self) -> float:
@@ -95,13 +99,25 @@ class IssueReport:
         """The share of all opens recorded that were machines' (Apple MPP and the like)."""
         return rate(self.machine_opens, self.machine_opens + self.human_opens)
 
+    @property
+    def mpp_opens(self) -> int:
+        """Opens by Apple Mail Privacy Protection's proxy (a machine rule of its own)."""
+        return sum(e for kind, rule, e, _ in self.machine_rules if (kind, rule) == (OPEN, MPP))
+
+    @property
+    def mpp_share(self) -> float:
+        """Apple MPP's share of all opens recorded, shown apart from the readers."""
+        return rate(self.mpp_opens, self.machine_opens + self.human_opens)
+
     def summary(self) -> dict[str, object]:
-        tables = ("articles", "links", "machine_rules")
+        tables = ("articles", "links", "machine_rules", "variants")
         found = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in tables}
         found.update(
             open_rate=self.open_rate,
             click_rate=self.click_rate,
             machine_open_share=self.machine_open_share,
+            mpp_opens=self.mpp_opens,
+            mpp_share=self.mpp_share,
         )
         return found
 
@@ -109,6 +125,7 @@ class IssueReport:
 def issue_report(session: Session, issue_id: int) -> IssueReport:
     """The whole report of one issue (NotFound for an unknown id)."""
     issue = issues.get_issue(session, issue_id)
+    figures.sort_in_memory(session)
     started = issue.send_started_at.isoformat() if issue.send_started_at else None
     report = IssueReport(
         issue_id, issue.newsletter_id, issue.number, issue.title, issue.status, started
@@ -120,6 +137,8 @@ def issue_report(session: Session, issue_id: int) -> IssueReport:
     report.articles = _articles(session, issue, report.delivered)
     report.links = _links(session, issue_id, report.human_clicks)
     report.machine_rules = figures.machine_rules(session, issue_id)
+    tested = subject_tests.subjects(session, issue_id)
+    report.variants = variants.variant_rows(session, issue_id, tested)
     return report
 
 

@@ -118,7 +118,7 @@ def record(session: Session, hit: Hit, *, limits: Limits, retention_days: int) -
     if hit.subscriber_id == tokens.NOBODY:
         return None
     row = session.execute(
-        select(D.c.sent_at, SUB.c.email)
+        select(D.c.sent_at, D.c.variant, SUB.c.email)
         .select_from(D.join(SUB, SUB.c.id == D.c.subscriber_id))
         .where(D.c.issue_id == hit.issue_id, D.c.subscriber_id == hit.subscriber_id)
     ).first()
@@ -170,6 +170,7 @@ def record(session: Session, hit: Hit, *, limits: Limits, retention_days: int) -
             verdict=decision.verdict,
             rule=decision.rule,
             at=hit.at,
+            variant=row.variant,  # the subject-test variant this reader got (None: no test)
         )
     )
     return decision

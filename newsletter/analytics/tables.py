@@ -1,9 +1,9 @@
 """The report's tables as rows, for the JSON API and the CSV downloads alike.
 
-An issue has ``summary``, ``articles``, ``links`` and ``machines``; a newsletter's trends have
-``issues``, ``articles``, ``sections``, ``positions``, ``hours`` and ``segments``. The CSV is one
-table, its header the keys of the rows; text that a spreadsheet would run as a formula is
-neutralised as in the subscriber export.
+An issue has ``summary``, ``articles``, ``links``, ``machines`` and ``variants`` (a subject
+test's); a newsletter's trends have ``issues``, ``articles``, ``sections``, ``positions``,
+``hours`` and ``segments``. The CSV is one table, its header the keys of the rows; text that a
+spreadsheet would run as a formula is neutralised as in the subscriber export.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import asdict, fields
 
 from newsletter.analytics.issue_report import ArticleRow, IssueReport, LinkRow
 from newsletter.analytics.trends import Trends
+from newsletter.analytics.variants import VariantRow
 from newsletter.audience.csv_export import neutralise
 from newsletter.exceptions import NotFound
 
@@ -29,7 +30,7 @@ __all__ = [
 ]
 
 Row = dict[str, object]
-ISSUE_TABLES = ("summary", "articles", "links", "machines")
+ISSUE_TABLES = ("summary", "articles", "links", "machines", "variants")
 TREND_TABLES = ("issues", "articles", "sections", "positions", "hours", "segments")
 MACHINE_COLUMNS = ("kind", "rule", "events", "readers")
 RATES = "key label issues delivered human_openers human_clickers open_rate click_rate"
@@ -39,6 +40,7 @@ HEADERS: dict[str, tuple[str, ...]] = {
     "articles": tuple(f.name for f in fields(ArticleRow)),
     "links": tuple(f.name for f in fields(LinkRow)),
     "machines": MACHINE_COLUMNS,
+    "variants": tuple(f.name for f in fields(VariantRow)),
 }
 TREND_HEADERS: dict[str, tuple[str, ...]] = {
     "issues": tuple(
@@ -71,6 +73,8 @@ def issue_table(report: IssueReport, name: str) -> list[Row]:
         return [asdict(link) for link in report.links]
     if name == "machines":
         return [dict(zip(MACHINE_COLUMNS, r, strict=True)) for r in report.machine_rules]
+    if name == "variants":
+        return [asdict(v) for v in report.variants]
     raise NotFound(f"no table {name[:40]!r}: choose {', '.join(ISSUE_TABLES)}")
 
 

@@ -82,6 +82,7 @@ def trends(session: Session, newsletter: str | int, *, limit: int = 12) -> Trend
     nl = get_newsletter(session, str(newsletter))
     assert nl.id is not None
     sent = _sent_issues(session, nl.id, limit)
+    figures.sort_in_memory(session)
     found = Trends(nl.id, nl.time_zone)
     ids = [i.id for i in sent if i.id is not None]
     done = outcomes.outcomes(session, ids)

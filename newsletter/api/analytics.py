@@ -1,7 +1,8 @@
 """Analytics over HTTP: an issue's report and a newsletter's trends, as JSON or one table as CSV.
 
 - ``GET /issues/{id}/report``                     the report (``analytics.issue_report``)
-- ``GET /issues/{id}/report/{table}.csv``         summary | articles | links | machines
+- ``GET /issues/{id}/report/{table}.csv``         summary | articles | links | machines |
+                                                  variants
 - ``GET /newsletters/{id}/analytics?issues=12``   trends over the last sends (``analytics.trends``)
 - ``GET /newsletters/{id}/analytics/{table}.csv`` issues | articles | sections | positions |
                                                   hours | segments
@@ -16,7 +17,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from newsletter.analytics import tables
@@ -74,6 +75,21 @@ class MachineOut(BaseModel):
     readers: int
 
 
+class VariantOut(BaseModel):
+    variant: int
+    letter: str
+    subject: str
+    recipients: int
+    delivered: int
+    human_openers: int
+    human_clickers: int
+    human_clicks: int
+    machine_opens: int
+    machine_clicks: int
+    open_rate: float
+    click_rate: float
+
+
 class IssueReportOut(BaseModel):
     issue_id: int
     newsletter_id: int
@@ -96,9 +112,12 @@ class IssueReportOut(BaseModel):
     open_rate: float
     click_rate: float
     machine_open_share: float
+    mpp_opens: int = Field(description="opens by Apple Mail Privacy Protection's proxy")
+    mpp_share: float = Field(description="Apple MPP's share of all opens recorded")
     articles: list[ArticleOut]
     links: list[LinkOut]
     machines: list[MachineOut]
+    variants: list[VariantOut] = Field(description="a subject test's variants ([] without one)")
 
 
 class TrendIssueOut(BaseModel):
@@ -170,7 +189,7 @@ def get_issue_report(issue_id: Id, session: SessionDep) -> IssueReportOut:
     return IssueReportOut.model_validate(
         {
             **report.summary(),
-            **{name: tables.issue_table(report, name) for name in ("articles", "links")},
+            **{n: tables.issue_table(report, n) for n in ("articles", "links", "variants")},
             "machines": tables.issue_table(report, "machines"),
         }
     )

@@ -22,7 +22,7 @@ The ``mailto:`` variant of List-Unsubscribe is processed by the bounce/mailbox p
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, BackgroundTasks, Form
@@ -41,7 +41,7 @@ from newsletter.api.errors import page_errors, short
 from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.pages import page
 from newsletter.audience import lifecycle, preference_centre, subscribers
-from newsletter.audience.consent import consent_text
+from newsletter.audience.consent import consent_text, tracking_notice
 from newsletter.audience.links import (
     ConfirmData,
     Purpose,
@@ -52,7 +52,7 @@ from newsletter.audience.links import (
 )
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, InvalidLink
-from newsletter.models import SubscriptionStatus
+from newsletter.models import Newsletter, SubscriptionStatus
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
@@ -79,6 +79,11 @@ def _choices(
     return preference_centre.Preferences(
         prefs.subscriber, [c for c in prefs.choices if c[0].id in newsletter_ids]
     )
+
+
+def _tracking(settings: Settings, offered: Iterable[Newsletter]) -> str:
+    """What the page says about counting clicks and opens ("" when none of them does)."""
+    return tracking_notice(offered, retention_days=settings.track_retention_days)
 
 
 def _confirm_data(settings: Settings, token: str) -> ConfirmData:
@@ -108,6 +113,7 @@ def confirm_page(token: str, session: SessionDep, settings: SettingsDep) -> HTML
         newsletters=[nl for nl, _ in view.choices],
         waiting=waiting,
         done=None,
+        tracking_notice=_tracking(settings, waiting),
     )
 
 
@@ -141,6 +147,7 @@ def confirm_submit(
         email=done.email,
         newsletters=[nl for nl, _ in view.choices],
         waiting=[],
+        tracking_notice=_tracking(settings, [nl for nl, _ in view.choices]),
         done={
             "confirmed": [names[i] for i in done.confirmed if i in names],
             "already": [names[i] for i in done.already if i in names],
@@ -261,6 +268,7 @@ def _preferences_view(
         failed=status >= 400,
         consent_version=version,
         consent_text=consent_text(version),
+        tracking_notice=_tracking(settings, [nl for nl, _ in view.choices]),
     )
 
 

@@ -126,7 +126,7 @@ def create_segment(
 
 @router.post("/count", summary="How many unsaved rules hold now (a live count)")
 def count_rules(body: CountBody, session: SessionDep) -> dict[str, int]:
-    rules = segments.check_rules(body.rules)
+    rules = segments.check_rules(body.rules, session)
     return {
         "count": segments.count_rules(session, rules, newsletter_id=_nid(session, body.newsletter))
     }

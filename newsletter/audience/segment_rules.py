@@ -17,8 +17,8 @@ Rules are a pydantic model, stored as JSON on the segment: a group (``match`` ``
   (a subscription's last bounce), ``bounce_event`` (any bounce ever recorded)
 - ``email``: the address contains ``value`` (case-insensitive; how a search result is a segment)
 - ``engagement``: ``opened`` or ``clicked`` (a human did: the verdict of ``engagement_event``)
-  any of the ``last`` N issues of ``newsletter`` that were sent (by when their send started);
-  ``has`` false: did not (a re-engagement segment)
+  any of the ``last`` N issues of ``newsletter`` (its id, slug or name) that were sent (by
+  when their send started); ``has`` false: did not (a re-engagement segment)
 
 ``where(rules)`` is the boolean over ``SUB`` (EXISTS subqueries correlated on the subscriber,
 JSON extraction through SQLAlchemy's JSON index, typed per dialect; the column is JSONB on
@@ -157,7 +157,8 @@ class EmailCondition(_Rule):
 class EngagementCondition(_Rule):
     kind: Literal["engagement"] = "engagement"
     action: Literal["opened", "clicked"]
-    newsletter: int = Field(ge=1)
+    #: the newsletter: its id, or its slug or name (``segments.check_rules`` makes it the id)
+    newsletter: int | str
     last: int = Field(1, ge=1, le=100, description="the newsletter's last N sent issues")
     has: bool = True  # false: did not open/click any of them
 

@@ -26,7 +26,7 @@ from newsletter.audience.segment_rules import Group
 from newsletter.db import insert_ignore
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
 from newsletter.models import Issue, Segment, utcnow
-from newsletter.newsletters import get_newsletter
+from newsletter.newsletters import get_newsletter, list_newsletters
 from newsletter.statuses import NOT_STARTED
 from newsletter.tables import SUB, TAG
 from newsletter.text import one_line
@@ -53,16 +53,49 @@ __all__ = [
 MAX_NAME = 200
 
 
-def check_rules(data: Any) -> Group:
-    """Rules from JSON-like data, or ``InvalidInput`` naming the first problem."""
+def check_rules(data: Any, session: Session | None = None) -> Group:
+    """Rules from JSON-like data, or ``InvalidInput`` naming the first problem; with a session,
+    an engagement rule's newsletter (id, slug or name) must exist and becomes its id."""
     try:
-        return segment_rules.parse_rules(data)
+        rules = segment_rules.parse_rules(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "rules"
         raise InvalidInput(f"rules: {where}: {first['msg']}") from None
     except (TypeError, ValueError) as exc:
         raise InvalidInput(f"rules: {exc}") from None
+    if session is not None:
+        rules = _engaged_newsletters(rules, _newsletter_refs(session))
+    return rules
+
+
+def _newsletter_refs(session: Session) -> dict[str, int]:
+    """Every way an editor names a newsletter (id, slug, name, any case) -> its id."""
+    refs: dict[str, int] = {}
+    for n in list_newsletters(session):
+        assert n.id is not None
+        for ref in (str(n.id), n.slug, n.name):
+            refs.setdefault(ref.casefold().strip(), n.id)
+    return refs
+
+
+def _engaged_newsletters(group: Group, refs: dict[str, int]) -> Group:
+    """The rules with each engagement rule's newsletter as its id (InvalidInput: no such one)."""
+    conditions: list[Any] = []
+    for c in group.conditions:
+        if isinstance(c, Group):
+            c = _engaged_newsletters(c, refs)
+        elif isinstance(c, segment_rules.EngagementCondition):
+            found = refs.get(str(c.newsletter).casefold().strip())
+            if found is None:
+                names = sorted({k for k in refs if not k.isdigit()})
+                raise InvalidInput(
+                    f"rules: engagement: no newsletter {str(c.newsletter)[:60]!r}; "
+                    f"choose one of: {', '.join(names[:12]) or 'none exists yet'}"
+                )
+            c = c.model_copy(update={"newsletter": found})
+        conditions.append(c)
+    return group.model_copy(update={"conditions": conditions})
 
 
 def _name(name: str) -> str:
@@ -85,7 +118,7 @@ def create(
 ) -> Segment:
     segment = Segment(
         name=_name(name),
-        rules=check_rules(rules).model_dump(mode="json"),
+        rules=check_rules(rules, session).model_dump(mode="json"),
         newsletter_id=_newsletter_id(session, newsletter),
         created_by=created_by[:320],
     )
@@ -124,7 +157,7 @@ def update(
     if name is not None:
         segment.name = _name(name)
     if rules is not None:
-        segment.rules = check_rules(rules).model_dump(mode="json")
+        segment.rules = check_rules(rules, session).model_dump(mode="json")
     if clear_newsletter:
         segment.newsletter_id = None
     elif newsletter not in (None, ""):

@@ -30,6 +30,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "dkim": ("dkim",),
     "relays": ("relays",),
     "autopilot": ("autopilot",),
+    "analytics": ("analytics",),
 }
 #: root command -> (its module under newsletter.cli, the function)
 COMMANDS: dict[str, tuple[str, str]] = {

@@ -64,7 +64,7 @@ def segments_count(
             size = segments.count(s, segments.get(s, segment_id))
         elif rules is not None:
             nid = get_newsletter(s, newsletter).id if newsletter else None
-            size = segments.count_rules(s, segments.check_rules(_json(rules)), newsletter_id=nid)
+            size = segments.count_rules(s, segments.check_rules(_json(rules), s), newsletter_id=nid)
         else:
             raise InvalidInput("name a segment id or give --rules")
     console.print(str(size))

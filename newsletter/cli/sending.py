@@ -169,6 +169,8 @@ def _print_status(state: controls.Status) -> None:
             console.print(f"  {name}: {p.counts.get(name, 0)}")
     if p.status == IssueStatus.sending:
         console.print(f"  rate: {state.rate:,.1f} msg/s, {_eta(state.eta_seconds)}")
+    if state.held:
+        console.print(f"  held for the subject test's winner: {state.held:,} (not in the ETA)")
     if state.subject_test:
         _print_subject_test(state.subject_test)
     for relay in relay_checks.statuses(settings()):
@@ -186,7 +188,7 @@ def _print_subject_test(test: dict[str, Any]) -> None:
     console.print(f"  {test['headline']}", markup=False, highlight=False)
     for v in test["variants"]:
         won = " (winner)" if v["variant"] == test["winner"] else ""
-        shown = [f"{k} {v[k]}" for k in ("recipients", "sent", "uniques") if v[k] is not None]
+        shown = [f"{k} {v[k]}" for k in subject_tests.FIGURES if v[k] is not None]
         line = f"    {v['letter']}{won}: {v['subject']}  [{', '.join(shown)}]"
         console.print(line, markup=False, highlight=False)
 

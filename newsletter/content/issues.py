@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from newsletter import text
 from newsletter.content import review
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
-from newsletter.models import Article, Issue, IssueItem, IssueSection, Newsletter
+from newsletter.models import Article, Issue, IssueItem, IssueSection, Newsletter, SubjectTest
 from newsletter.newsletters import get_newsletter
 from newsletter.statuses import NOT_STARTED
 
@@ -47,6 +47,7 @@ class IssueOutline:
     newsletter: Newsletter
     issue: Issue
     sections: list[OutlineSection]
+    test_subjects: tuple[str, ...] = ()  # a subject test's subjects, for QA (variant n: n-th)
 
     @property
     def items(self) -> list[OutlineItem]:
@@ -199,10 +200,12 @@ def load_outline(session: Session, issue_id: int) -> IssueOutline:
     by_section: dict[int, list[OutlineItem]] = {s.id: [] for s in sections if s.id is not None}
     for item, article in rows:
         by_section[item.section_id].append(OutlineItem(item, article))
+    test = session.get(SubjectTest, issue_id)
     return IssueOutline(
         newsletter=newsletter,
         issue=issue,
         sections=[OutlineSection(s, by_section[s.id]) for s in sections if s.id is not None],
+        test_subjects=tuple(str(v["subject"]) for v in test.variants) if test else (),
     )
 
 

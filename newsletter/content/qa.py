@@ -53,6 +53,7 @@ def qa_report(
         report.add("no-subject", "the issue has no subject", blocking=True)
     _check_one_line(report, "subject", outline.subject, SUBJECT_MAX)
     qa_text.check_subject(report, outline.subject)
+    _check_test_subjects(report, outline.test_subjects)
     qa_text.check_preheader(report, outline.issue.preheader)
     _check_one_line(report, "preheader", outline.issue.preheader, PREHEADER_MAX)
     _check_one_line(report, "title", outline.issue.title, TITLE_MAX)
@@ -73,6 +74,22 @@ def qa_report(
     if compiled is not None:
         _check_compiled(report, outline, compiled, checks)
     return report
+
+
+def _check_test_subjects(report: QAReport, subjects: tuple[str, ...]) -> None:
+    """A subject test's subjects get the main subject's checks, and must differ."""
+    seen: dict[str, str] = {}
+    for n, subject in enumerate(subjects, 1):
+        name = f"subject {'ABCD'[n - 1] if n <= 4 else n} of the subject test"
+        if not subject.strip():
+            report.add("no-subject", f"{name} is empty", blocking=True)
+            continue
+        _check_one_line(report, name, subject, SUBJECT_MAX)
+        qa_text.check_subject(report, subject, name=name)
+        same = " ".join(subject.casefold().split())
+        if same in seen:
+            report.add("subject-test-same", f"{name} is the same as {seen[same]}", blocking=True)
+        seen.setdefault(same, name.removesuffix(" of the subject test"))
 
 
 def _check_one_line(report: QAReport, field: str, value: str, max_length: int) -> None:

@@ -28,29 +28,30 @@ def is_emoji(char: str) -> bool:
     return 0x1F000 <= code <= 0x1FAFF or 0x2600 <= code <= 0x27BF
 
 
-def check_subject(report: QAReport, subject: str) -> None:
+def check_subject(report: QAReport, subject: str, *, name: str = "the subject") -> None:
+    """The advice on one subject (``name``: how the findings call it, e.g. "subject B")."""
     if not subject.strip():
         return  # "no-subject" blocks already
     if len(subject) > SUBJECT_ADVISED:
         report.add(
             "subject-long",
-            f"the subject is {len(subject)} characters; inboxes show about {SUBJECT_ADVISED}",
+            f"{name} is {len(subject)} characters; inboxes show about {SUBJECT_ADVISED}",
             blocking=False,
         )
     shouting = [w for w in _CAPS_WORD.findall(subject) if w.isupper()]
     if len(shouting) >= 2:
         report.add(
             "subject-capitals",
-            f"the subject shouts in capitals ({' '.join(shouting[:4])})",
+            f"{name} shouts in capitals ({' '.join(shouting[:4])})",
             blocking=False,
         )
     if _PUNCTUATION_RUN.search(subject):
-        report.add("subject-punctuation", "the subject repeats ! or ?", blocking=False)
+        report.add("subject-punctuation", f"{name} repeats ! or ?", blocking=False)
     emoji = sum(1 for c in subject if is_emoji(c))
     if not any(c.isalnum() for c in subject):
-        report.add("subject-no-words", "the subject has no words, only symbols", blocking=False)
+        report.add("subject-no-words", f"{name} has no words, only symbols", blocking=False)
     elif emoji > 2:
-        report.add("subject-emoji", f"the subject has {emoji} emoji", blocking=False)
+        report.add("subject-emoji", f"{name} has {emoji} emoji", blocking=False)
 
 
 def check_preheader(report: QAReport, preheader: str) -> None:

@@ -11,9 +11,9 @@ rest of the list goes out through the same ledger, each subscriber exactly once.
 
 The winner has the highest rate of unique human clickers (or openers) among its delivered
 messages: ``COUNT(DISTINCT subscriber)`` over ``engagement_event`` with the verdict human,
-joined to the ledger's variant. Ties go to the variant with more unique humans, then to the
-lower variant number (the first subject typed), so the pick is deterministic; with no human
-engagement at all the first subject wins.
+grouped by the event's own variant (copied from the ledger row when it is recorded). Ties go
+to the variant with more unique humans, then to the lower variant number (the first subject
+typed), so the pick is deterministic; with no human engagement at all the first subject wins.
 """
 
 from __future__ import annotations
@@ -22,13 +22,15 @@ import logging
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 
-from sqlalchemy import and_, case, func, select, update
+from sqlalchemy import func, select, update
 from sqlmodel import Session
 
+from newsletter.analytics import variants
+from newsletter.analytics.figures import Count
 from newsletter.exceptions import InvalidInput, InvalidState, NotFound
-from newsletter.models import DeliveryStatus, IssueStatus, SubjectTest, utcnow
+from newsletter.models import IssueStatus, SubjectTest, utcnow
 from newsletter.sending.subject_tests import get, letter
-from newsletter.tables import EE, ST, D, I
+from newsletter.tables import ST, D, I
 
 log = logging.getLogger(__name__)
 
@@ -79,33 +81,23 @@ def assign(session: Session, *, issue_id: int, now: datetime | None = None) -> d
 
 
 def figures(session: Session, *, issue_id: int, metric: str) -> list[dict[str, int]]:
-    """Per variant: ledger rows, delivered ones, unique human clickers (or openers)."""
-    sent = case((D.c.status == DeliveryStatus.sent, 1), else_=0)
-    rows = session.execute(
-        select(D.c.variant, func.count(), func.sum(sent))
-        .where(D.c.issue_id == issue_id, D.c.variant.is_not(None))
-        .group_by(D.c.variant)
-    ).all()
-    humans = dict(
-        session.execute(
-            select(D.c.variant, func.count(func.distinct(EE.c.subscriber_id)))
-            .select_from(
-                EE.join(
-                    D, and_(D.c.issue_id == EE.c.issue_id, D.c.subscriber_id == EE.c.subscriber_id)
-                )
-            )
-            .where(
-                EE.c.issue_id == issue_id,
-                EE.c.kind == KIND[metric],
-                EE.c.verdict == "human",
-                D.c.variant.is_not(None),
-            )
-            .group_by(D.c.variant)
-        ).all()
-    )
+    """Per variant: ledger rows, delivered ones, unique human clickers (or openers: the
+    metric's ``uniques``), and both counts apart, read off the events' own variant."""
+    counts = variants.by_variant(session, issue_id)
+
+    def humans(n: int, kind: str) -> int:
+        return counts.get((n, kind, "human"), Count()).uniques
+
     return [
-        {"variant": v, "recipients": int(n), "sent": int(s or 0), "uniques": int(humans.get(v, 0))}
-        for v, n, s in sorted(rows, key=lambda r: int(r[0]))
+        {
+            "variant": n,
+            "recipients": recipients,
+            "sent": sent,
+            "uniques": humans(n, KIND[metric]),
+            "openers": humans(n, "open"),
+            "clickers": humans(n, "click"),
+        }
+        for n, (recipients, sent) in sorted(variants.ledger_by_variant(session, issue_id).items())
     ]
 
 

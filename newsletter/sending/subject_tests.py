@@ -24,6 +24,8 @@ from newsletter.models import Issue, IssueStatus, Newsletter, SubjectTest
 from newsletter.statuses import NOT_STARTED
 
 METRICS = ("clicks", "opens")
+#: a variant's figures as kept at the pick (openers and clickers: unique humans of each)
+FIGURES = ("recipients", "sent", "uniques", "openers", "clickers")
 MIN_SUBJECTS, MAX_SUBJECTS = 2, 4
 MIN_WAIT, MAX_WAIT = 60, 14 * 86_400  # a minute .. two weeks
 _WAIT = re.compile(r"(\d+)\s*([dhms])")
@@ -175,7 +177,7 @@ def summary(session: Session, issue_id: int) -> dict[str, Any] | None:
                 "letter": letter(n),
                 "subject": v["subject"],
                 "share": v["share"],
-                **{k: shown.get(n, {}).get(k) for k in ("recipients", "sent", "uniques")},
+                **{k: shown.get(n, {}).get(k) for k in FIGURES},
             }
             for n, v in enumerate(row.variants, 1)
         ],

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from newsletter.models import Delivery, Issue, IssueStatus, Subscriber, Subscription
+from newsletter.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber, Subscription
 from tests.browser import conftest as browser_conftest
 from tests.browser.conftest import Live, screenshot, sign_in
 from tests.browser.test_editor_ui import ENVOY, KGB, add_article
@@ -47,6 +47,18 @@ def test_segment_by_attribute_live_count_and_send(page: Any, live: Live) -> None
     page.locator("#op-1").select_option("equals")
     page.locator("#value-1").fill("Minsk")
     live_count = page.locator("#live-count")
+    live_count.get_by_text(f"{len(minsk_active)} subscribers now").wait_for()
+    # an engagement rule names its newsletter: the names are offered, a wrong one is refused
+    page.locator("#kind-2").select_option("engagement")
+    assert page.locator("#key-2").get_attribute("list") == "newsletter-names"
+    page.locator("#op-2").select_option("not_opened")
+    page.locator("#value-2").fill("3")  # nobody opened anything yet: the same readers
+    page.locator("#key-2").fill("Nowhere Daily")
+    live_count.get_by_text("no newsletter 'Nowhere Daily'; choose one of:").wait_for()
+    with live.session() as s:
+        name = s.exec(select(Newsletter).order_by(Newsletter.id)).first().name  # type: ignore[union-attr]
+    assert page.locator(f'#newsletter-names option[value="{name}"]').count() == 1
+    page.locator("#key-2").fill(name)
     live_count.get_by_text(f"{len(minsk_active)} subscribers now").wait_for()
     page.set_viewport_size({"width": 1200, "height": 900})
     shot = screenshot(page, "segment-editor-1200.png")

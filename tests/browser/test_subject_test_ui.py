@@ -70,6 +70,8 @@ def test_a_subject_test_from_the_send_card_to_the_early_pick(page: Any, live: Li
     headline.get_by_text(re.compile("testing subjects, winner at")).wait_for(timeout=60_000)
     page.locator("#count-sent").get_by_text("16").wait_for(timeout=60_000)  # 8 + 8 of 42
     assert page.locator("#count-pending").inner_text() == "26"
+    # the 26 wait for the pick: not in the ETA, said under it
+    assert page.locator("#state-held").inner_text() == "26 wait for the subject test's winner"
     shoot(page, "main", "subject-test-sending")
 
     page.on("dialog", lambda dialog: dialog.accept())
@@ -78,6 +80,12 @@ def test_a_subject_test_from_the_send_card_to_the_early_pick(page: Any, live: Li
     page.locator("#state-status").get_by_text("sent").wait_for(timeout=90_000)
     assert "B picked by" in page.locator("#subject-test-headline").inner_text()
     shoot(page, "main", "subject-test-picked")
+    assert page.locator("#state-held").inner_text() == ""
+
+    page.goto(f"/admin/issues/{issue_id}/report")  # each subject's readers, side by side
+    rows = page.locator("#variant-table tbody tr")
+    assert rows.count() == 2 and "B: " + B in rows.nth(1).inner_text()
+    shoot(page, "#variants", "subject-test-report")
 
     got: dict[str, list[str]] = {}
     for m in live.sink.messages:

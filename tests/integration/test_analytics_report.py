@@ -5,16 +5,19 @@ to the issue they came from."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
+from typer.testing import CliRunner
 
 from newsletter.analytics import heat, tables
 from newsletter.analytics.issue_report import issue_report
 from newsletter.analytics.trends import trends
 from newsletter.api import create_app
 from newsletter.audience import links as personal
+from newsletter.cli import app as cli_app
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.models import BounceReceipt, Delivery, Segment, SubscriberEvent
@@ -61,6 +64,7 @@ def test_the_report_counts_people_and_leaves_machines_apart(session: Session) ->
     assert shares[1] == pytest.approx(3 / 6, abs=1e-4) and shares[7] == 0  # 7: the trap
     assert ("click", "burst", 7, 1) in report.machine_rules
     assert ("open", "apple_mpp", 5, 5) in report.machine_rules
+    assert (report.mpp_opens, report.mpp_share) == (5, pytest.approx(5 / 9, abs=1e-4))
 
 
 def test_tallies_of_folded_events_add_to_live_events(session: Session) -> None:
@@ -230,3 +234,30 @@ def test_trends_compare_positions_hours_and_segments(session: Session) -> None:
     ]
     with pytest.raises(InvalidInput):
         trends(session, newsletter.id, limit=0)  # type: ignore[arg-type]
+
+
+def test_the_command_line_shows_the_report_and_writes_each_table_as_csv(
+    session: Session, settings: Settings, tmp_path: Path
+) -> None:
+    sent = sent_issue(session, readers=10)
+    _crowd(session, sent)
+    session.commit()
+    runner = CliRunner()
+
+    shown = runner.invoke(cli_app, ["analytics", "report", str(sent.id)])
+    assert shown.exit_code == 0, shown.output
+    assert "opened 4 (40.0%)" in shown.output and "clicked 4 (40.0%)" in shown.output
+    assert "Apple MPP 5 (55.6% of all opens)" in shown.output
+    out = tmp_path / "articles.csv"
+    wrote = runner.invoke(cli_app, ["analytics", "report", str(sent.id), "--out", str(out)])
+    assert wrote.exit_code == 0, wrote.output
+    lines = out.read_text().splitlines()
+    assert lines[0].startswith("article_id,title,url,section,position,clicks,clickers,ctr")
+    assert lines[1].split(",")[4:8] == ["1", "5", "3", "0.3"]  # the lead: place, clicks, CTR
+    nl = str(sent.fx.newsletter.id)
+    hours = runner.invoke(cli_app, ["analytics", "trends", nl, "--table", "hours", "--csv"])
+    assert hours.exit_code == 0, hours.output
+    assert hours.output.splitlines()[1].startswith("7,07:00,1,10,4,4,")
+    refused = runner.invoke(cli_app, ["analytics", "report", str(sent.id), "--table", "nope"])
+    assert isinstance(refused.exception, InvalidInput)  # main() prints it as one red line
+    assert "choose summary, articles, links, machines, variants" in str(refused.exception)

@@ -538,3 +538,38 @@ def test_the_public_routes_are_in_the_openapi_docs(client: TestClient) -> None:
     assert {"get", "post"} <= set(paths["/confirm/{token}"])
     assert {"get", "post"} <= set(paths["/preferences/{token}"])
     assert "security" not in paths["/api/subscribe"]["post"]  # no admin token needed
+
+
+# ---------------------------------------------------------------- tracking said in plain words
+
+
+def test_the_confirmation_page_says_what_a_tracking_newsletter_counts(
+    client: TestClient, session: Session, outbox: Outbox
+) -> None:
+    quiet = make_newsletter(session, name="Quiet Weekly")
+    counted = make_newsletter(session, name="Counted Daily", track_clicks=True, track_opens=True)
+    for nl, told in ((quiet, False), (counted, True)):
+        path = signed_up(client, session, outbox, nl)
+        for answer in (client.get(path), client.post(path)):
+            assert answer.status_code == 200
+            said = "Counted Daily counts which links in its emails I click and whether I open them"
+            assert (said in answer.text) is told
+            assert ("no IP address or browser is stored" in answer.text) is told
+            assert ("kept with my subscription for 13 months" in answer.text) is told
+
+
+def test_the_preference_centre_says_what_is_counted_while_tracking_is_on(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    nl = make_newsletter(session, name="Clicks Only", track_clicks=True)
+    (person,) = make_subscribers(session, nl, 1)
+    url = link(settings, Purpose.preferences, person.id, None)  # type: ignore[arg-type]
+
+    page_text = client.get(url).text
+    assert "Clicks Only counts which links in its emails I click, to learn" in page_text
+    assert "no IP address or browser is stored" in page_text and "13 months" in page_text
+
+    nl.track_clicks = False
+    session.add(nl)
+    session.commit()
+    assert "counts which links" not in client.get(url).text

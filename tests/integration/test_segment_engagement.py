@@ -5,11 +5,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from newsletter.access import api_tokens
+from newsletter.api import create_app
 from newsletter.api.admin.segment_form import rows_of, rules_from_rows
 from newsletter.audience import segment_rules, segments
+from newsletter.config import Settings
 from newsletter.content import issues
+from newsletter.exceptions import InvalidInput
 from newsletter.models import EngagementEvent, Issue, Newsletter, Subscriber
 from tests.conftest import make_newsletter, make_subscribers
 
@@ -72,12 +78,54 @@ def test_engaged_in_the_last_n_issues_counts_human_events_only(session: Session)
     assert segments.count_rules(session, group, newsletter_id=nl) == 1
 
 
-def test_the_segment_editor_reads_and_writes_an_engagement_row() -> None:
-    rules = rules_from_rows("all", ["engagement"], ["7"], ["not_clicked"], ["3"])
+def test_the_segment_editor_names_the_newsletter_and_refuses_an_unknown_one(
+    session: Session,
+) -> None:
+    morning = make_newsletter(session, name="Minsk Morning")
+    rules = rules_from_rows("all", ["engagement"], ["minsk morning"], ["not_clicked"], ["3"])
     assert rules["conditions"] == [
-        {"kind": "engagement", "action": "clicked", "has": False, "newsletter": 7, "last": 3}
+        {"kind": "engagement", "action": "clicked", "has": False, "newsletter": "minsk morning"}
+        | {"last": 3}
     ]
-    segments.check_rules(rules)
-    match, rows, nested = rows_of(rules)
+    saved = segments.create(session, name="Lapsed", rules=rules)
+    assert saved.rules["conditions"][0]["newsletter"] == morning.id  # stored as the id
+    match, rows, nested = rows_of(saved.rules, {morning.id: morning.name})  # type: ignore[dict-item]
     assert (match, nested) == ("all", False)
-    assert rows == [{"kind": "engagement", "key": "7", "op": "not_clicked", "value": "3"}]
+    assert rows == [
+        {"kind": "engagement", "key": "Minsk Morning", "op": "not_clicked", "value": "3"}
+    ]
+    for ref in (morning.slug, str(morning.id), morning.id):
+        cond = {"kind": "engagement", "action": "opened", "newsletter": ref}
+        checked = segments.check_rules({"conditions": [cond]}, session)
+        assert checked.conditions[0].newsletter == morning.id  # type: ignore[union-attr]
+
+    unknown = rules_from_rows("all", ["engagement"], ["Nowhere Daily"], ["opened"], ["1"])
+    with pytest.raises(
+        InvalidInput, match=r"no newsletter 'Nowhere Daily'; choose one of: .*minsk"
+    ):
+        segments.check_rules(unknown, session)
+    with pytest.raises(InvalidInput, match="choose the newsletter"):
+        rules_from_rows("all", ["engagement"], [""], ["opened"], ["1"])
+
+
+def test_an_unknown_newsletter_in_an_engagement_rule_is_a_4xx_with_the_reason_over_the_api(
+    session: Session, settings: Settings
+) -> None:
+    weekly = make_newsletter(session, name="Belarus Weekly")
+    auth = {"Authorization": f"Bearer {api_tokens.create(session, 'seg')}"}
+    session.commit()
+    ghost = {"kind": "engagement", "action": "clicked", "newsletter": 999_999}
+    named = {"kind": "engagement", "action": "clicked", "newsletter": "Belarus Weekly"}
+    with TestClient(create_app(settings, dispatch=lambda _issue_id: None)) as client:
+        refused = client.post(
+            "/api/segments/count", json={"rules": {"conditions": [ghost]}}, headers=auth
+        )
+        assert refused.status_code in (400, 422)
+        assert "no newsletter '999999'" in refused.text
+        made = client.post(
+            "/api/segments",
+            json={"name": "Clickers", "rules": {"conditions": [named]}},
+            headers=auth,
+        )
+        assert made.status_code == 201, made.text
+        assert made.json()["rules"]["conditions"][0]["newsletter"] == weekly.id

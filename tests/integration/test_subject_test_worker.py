@@ -61,10 +61,15 @@ def samples_sent(state: progress.Progress) -> bool:
     return state.counts.get("sent") == 20 and state.counts.get("pending") == 30
 
 
-def click(session: Session, issue_id: int, subscriber_id: int, verdict: str) -> None:
+def click(session: Session, issue_id: int, subscriber_id: int, verdict: str, variant: int) -> None:
+    """An event as recording writes it: with the variant of the reader's ledger row."""
     session.add(
         EngagementEvent(
-            issue_id=issue_id, subscriber_id=subscriber_id, kind="click", verdict=verdict
+            issue_id=issue_id,
+            subscriber_id=subscriber_id,
+            kind="click",
+            verdict=verdict,
+            variant=variant,
         )
     )
 
@@ -108,9 +113,9 @@ def test_the_worker_sends_the_samples_then_the_winner_to_the_rest(
     b_sample = [sid for sid, v in variant.items() if v == 2]
     a_sample = [sid for sid, v in variant.items() if v == 1]
     for sid in [*b_sample[:4], a_sample[0]]:
-        click(session, issue_id, sid, "human")
+        click(session, issue_id, sid, "human", variant[sid] or 0)
     for sid in a_sample:  # a link scanner clicking everything of A counts for nothing
-        click(session, issue_id, sid, "machine")
+        click(session, issue_id, sid, "machine", 1)
     session.execute(update(ST).where(ST.c.issue_id == issue_id).values(decide_at=utcnow()))
     session.commit()
 

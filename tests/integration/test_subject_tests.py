@@ -11,8 +11,13 @@ from email import message_from_bytes
 from email.policy import default as default_policy
 
 import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
 from sqlmodel import Session, select
 
+from newsletter.analytics import recording, tokens
+from newsletter.analytics.issue_report import issue_report
+from newsletter.api.app import create_app
 from newsletter.config import Settings
 from newsletter.content.qa import QAConfig
 from newsletter.exceptions import InvalidInput, InvalidState
@@ -20,9 +25,11 @@ from newsletter.models import Delivery, EngagementEvent, Newsletter, utcnow
 from newsletter.sending import batch, controls, ledger, subject_pick, subject_tests
 from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
+from newsletter.tables import D
 from newsletter.transports.sink import SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import IssueFixture, make_issue, make_newsletter, make_subscribers
+from tests.integration.test_tracking import PERSON
 
 A, B = "Minsk talks: what the KGB chief said", "Belarus Weekly: 52 prisoners freed"
 
@@ -72,10 +79,17 @@ def subjects_by_recipient(sink: SMTPSink) -> dict[str, list[str]]:
     return got
 
 
-def click(session: Session, issue_id: int, subscriber_id: int, verdict: str = "human") -> None:
+def click(
+    session: Session, issue_id: int, subscriber_id: int, variant: int, verdict: str = "human"
+) -> None:
+    """An event as recording writes it: with the variant the reader's ledger row has."""
     session.add(
         EngagementEvent(
-            issue_id=issue_id, subscriber_id=subscriber_id, kind="click", verdict=verdict
+            issue_id=issue_id,
+            subscriber_id=subscriber_id,
+            kind="click",
+            verdict=verdict,
+            variant=variant,
         )
     )
 
@@ -118,10 +132,10 @@ def test_the_sample_gets_one_subject_each_and_human_clicks_make_b_win(
     b_sample = [s for s, v in by_variant.items() if v == 2]
     # A: many machine clicks (a scanner) and one human; B: three humans, one clicking twice
     for sid in a_sample:
-        click(session, issue_id, sid, verdict="machine")
-    click(session, issue_id, a_sample[0])
+        click(session, issue_id, sid, 1, verdict="machine")
+    click(session, issue_id, a_sample[0], 1)
     for sid in [*b_sample[:3], b_sample[0]]:
-        click(session, issue_id, sid)
+        click(session, issue_id, sid, 2)
     session.commit()
 
     assert subject_pick.decide_due(session) == []  # the wait is not over
@@ -131,6 +145,8 @@ def test_the_sample_gets_one_subject_each_and_human_clicks_make_b_win(
     assert test is not None and test.winner == 2 and test.decided_by == "the tick"
     assert test.reason is not None and test.reason.startswith("B won")
     assert "B 3 of 10 delivered (30.0%)" in test.reason and "A 1 of 10" in test.reason
+    kept = {f["variant"]: (f["clickers"], f["openers"]) for f in test.figures}
+    assert kept == {1: (1, 0), 2: (3, 0)}  # the sending view shows both counts per subject
 
     run_batches(settings, issue_id, sink)
     every = subjects_by_recipient(sink)
@@ -213,3 +229,73 @@ def test_an_issue_without_a_test_is_filled_as_before(session: Session) -> None:
     session.commit()
     assert {(r.variant, r.next_attempt_at) for r in rows(session, issue_id)} == {(None, None)}
     assert subject_tests.summary(session, issue_id) is None
+
+
+def test_a_readers_clicks_and_opens_carry_the_subject_they_got_and_the_report_splits_them(
+    session: Session, settings: Settings
+) -> None:
+    fx = issue_with_test(session, readers=20, sample=25)
+    issue_id = fx.issue.id
+    assert issue_id is not None
+    fill_ledger(session, issue_id=issue_id, checks=qa_config(settings))
+    sample = D.c.variant.is_not(None)
+    an_hour_ago = utcnow() - timedelta(hours=1)  # read later than a scanner would
+    session.execute(
+        update(D).where(D.c.issue_id == issue_id, sample).values(status="sent", sent_at=an_hour_ago)
+    )
+    session.commit()
+    got = {r.subscriber_id: r.variant for r in rows(session, issue_id) if r.variant}
+    a_sample = sorted(s for s, v in got.items() if v == 1)
+    b_sample = sorted(s for s, v in got.items() if v == 2)
+    link = min(recording.issue_links(session, issue_id).by_n)
+
+    def token(who: int) -> str:
+        return tokens.make_token(settings.secret_key, issue_id, who)
+
+    recording.forget()
+    with TestClient(create_app(settings), follow_redirects=False) as http:
+        for who in (a_sample[0], b_sample[0], b_sample[1]):
+            assert http.get(f"/r/{issue_id}/{link}/{token(who)}", headers=PERSON).status_code == 302
+        assert (
+            http.get(f"/o/{issue_id}/{token(b_sample[2])}.gif", headers=PERSON).status_code == 200
+        )
+
+    session.expire_all()
+    recorded = session.exec(select(EngagementEvent).where(EngagementEvent.issue_id == issue_id))
+    seen = {(e.subscriber_id, e.kind, e.verdict, e.variant) for e in recorded}
+    assert seen == {
+        (a_sample[0], "click", "human", 1),
+        (b_sample[0], "click", "human", 2),
+        (b_sample[1], "click", "human", 2),
+        (b_sample[2], "open", "human", 2),
+    }
+    split = {
+        v.letter: (v.recipients, v.delivered, v.human_clickers, v.human_openers)
+        for v in issue_report(session, issue_id).variants
+    }
+    assert split == {"A": (5, 5, 1, 0), "B": (5, 5, 2, 1)}
+    found = subject_pick.figures(session, issue_id=issue_id, metric="clicks")
+    assert [(f["variant"], f["uniques"]) for f in found] == [(1, 1), (2, 2)]
+
+
+def test_the_eta_counts_the_sample_being_sent_not_the_rows_held_for_the_winner(
+    session: Session,
+) -> None:
+    fx = issue_with_test(session, readers=50)  # 10 + 10 drawn, 30 held
+    issue_id = fx.issue.id
+    assert issue_id is not None
+    fill_ledger(session, issue_id=issue_id, checks=QAConfig())
+    a_sample = [r.id for r in rows(session, issue_id) if r.variant == 1]
+    session.execute(update(D).where(D.c.id.in_(a_sample)).values(status="sent", sent_at=utcnow()))
+    session.commit()
+
+    state = controls.status(session, issue_id=issue_id)
+    assert state.progress.status == "sending" and state.held == 30
+    assert state.rate == pytest.approx(10 / controls.RATE_WINDOW.total_seconds())
+    assert state.eta_seconds == pytest.approx(10 / state.rate)  # B's 10, not 40
+    assert state.as_dict()["held"] == 30
+
+    subject_pick.decide(session, issue_id=issue_id, variant=1, by="desk@example.org")
+    session.commit()
+    after = controls.status(session, issue_id=issue_id)
+    assert after.held == 0 and after.eta_seconds == pytest.approx(40 / after.rate)

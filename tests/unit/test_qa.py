@@ -9,8 +9,8 @@ from sqlmodel import Session, select
 from newsletter.content import issues, qa, rendering
 from newsletter.content.qa import QAConfig, QAReport
 from newsletter.exceptions import QABlocked
-from newsletter.models import Delivery, IssueStatus
-from newsletter.sending.start import fill_ledger
+from newsletter.models import Delivery, IssueStatus, SubjectTest
+from newsletter.sending.start import fill_ledger, freeze
 from tests.conftest import make_article, make_issue, make_newsletter, make_subscribers
 
 CHECKS = QAConfig()
@@ -175,3 +175,33 @@ def test_qa_blocks_a_default_subject_made_from_a_headline_with_a_control_charact
     session.commit()
     found = _only(_report(session, fx.issue.id), "control-characters")  # type: ignore[arg-type]
     assert found and found[0].blocking and "subject" in found[0].message
+
+
+def test_a_subject_tests_subjects_get_the_subjects_checks_and_must_differ(
+    session: Session,
+) -> None:
+    fx = make_issue(session)
+    assert _report(session, fx.issue.id).ok  # type: ignore[arg-type]
+    long = "BREAKING NEWS from Minsk!! " + "and more " * 30  # over SUBJECT_MAX, shouting
+    subjects = ["Minsk talks: what was said", "minsk  talks: What was said", "  ", long]
+    session.add(
+        SubjectTest(
+            issue_id=fx.issue.id,  # type: ignore[arg-type]
+            variants=[{"subject": s, "share": 10} for s in subjects],
+            wait_seconds=3600,
+        )
+    )
+    session.commit()
+
+    report = _report(session, fx.issue.id)  # type: ignore[arg-type]
+    blocking = {(f.code, f.message) for f in report.blocking}
+    assert blocking == {
+        ("subject-test-same", "subject B of the subject test is the same as subject A"),
+        ("no-subject", "subject C of the subject test is empty"),
+        ("too-long", f"subject D of the subject test is {len(long)} characters; at most 200"),
+    }
+    advice = {f.code for f in report.findings if "subject D" in f.message and not f.blocking}
+    assert advice == {"subject-long", "subject-capitals", "subject-punctuation"}
+    assert not [f for f in report.findings if f.message.startswith("subject A")]  # clean
+    with pytest.raises(QABlocked, match="subject B of the subject test is the same"):
+        freeze(session, fx.issue.id, checks=CHECKS)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ The editor shows one group (all or any) of rows; nested groups are made over the
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,7 +26,7 @@ KINDS = {
     "signed_up": "Signed up",
     "bounces": "Bounces",
     "email": "Address contains",
-    "engagement": "Engagement (key: newsletter id, value: last N issues)",
+    "engagement": "Engagement (newsletter, value: its last N issues)",
 }
 #: kind -> the operators its row offers
 OPS = {
@@ -80,7 +81,7 @@ def _row(kind: str, key: str, op: str, value: str) -> dict[str, Any]:
             "kind": kind,
             "action": op.removeprefix("not_"),
             "has": not op.startswith("not_"),
-            "newsletter": int(_number(key, "engagement: the newsletter's id")),
+            "newsletter": _chosen(key),  # a name, checked against the newsletters by the domain
             "last": int(_number(value or "1", "engagement: the last N issues")),
         }
     if kind == "signed_up":
@@ -95,6 +96,12 @@ def _row(kind: str, key: str, op: str, value: str) -> dict[str, Any]:
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
         return {"kind": kind, "op": op, "at": moment.isoformat()}
     return {"kind": kind, "op": op, "value": int(_number(value or "1", op))}
+
+
+def _chosen(key: str) -> str:
+    if not key:
+        raise InvalidInput("engagement: choose the newsletter whose issues count")
+    return key
 
 
 def _is_number(value: str) -> bool:
@@ -117,16 +124,22 @@ def rules_from_rows(
     return {"match": match, "conditions": conditions}
 
 
-def rows_of(rules: dict[str, Any]) -> tuple[str, list[dict[str, str]], bool]:
-    """(match, rows, nested): a saved segment's rules as editor rows; ``nested`` when it holds
-    groups the editor cannot show (edit those over the API or CLI)."""
+def rows_of(
+    rules: dict[str, Any], names: Mapping[int, str] | None = None
+) -> tuple[str, list[dict[str, str]], bool]:
+    """(match, rows, nested): a saved segment's rules as editor rows (an engagement rule's
+    newsletter by its name, from ``names``); ``nested`` when it holds groups the editor cannot
+    show (edit those over the API or CLI)."""
     rows, nested = [], False
     for c in rules.get("conditions", []):
         kind = c.get("kind")
         if kind == "group" or kind not in KINDS:
             nested = True
             continue
-        rows.append(_row_of(kind, c))
+        row = _row_of(kind, c)
+        if kind == "engagement" and names and str(c["newsletter"]).isdigit():
+            row["key"] = names.get(int(c["newsletter"]), row["key"])
+        rows.append(row)
     return str(rules.get("match", "all")), rows, nested
 
 

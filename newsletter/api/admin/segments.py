@@ -51,7 +51,8 @@ def _editor(
     count: int | None = None,
     error: str | None = None,
 ) -> Response:
-    match, rows, nested = rows_of(rules)
+    newsletters = subscribers.list_newsletters(session)
+    match, rows, nested = rows_of(rules, {n.id: n.name for n in newsletters if n.id})
     blank = {"kind": "", "key": "", "op": "", "value": ""}
     return views.render(
         request,
@@ -67,7 +68,7 @@ def _editor(
         kinds=KINDS,
         ops=OPS,
         count=count,
-        newsletters=subscribers.list_newsletters(session),
+        newsletters=newsletters,
         flash={"kind": "error", "text": error} if error else None,
     )
 
@@ -114,7 +115,7 @@ def count_segment(
     value: Rows = [],  # noqa: B006
 ) -> Response:
     """The live count of the rows as they stand (JSON, for ``segments.js``)."""
-    rules = segments.check_rules(_rows(match, kind, key, op, value))
+    rules = segments.check_rules(_rows(match, kind, key, op, value), session)
     size = segments.count_rules(session, rules, newsletter_id=_nid(session, newsletter))
     return views.json_response({"count": size})
 
@@ -162,7 +163,7 @@ def _save(
     try:
         nid = _nid(session, newsletter)
         raw = _rows(match, *rows)
-        rules = segments.check_rules(raw)
+        rules = segments.check_rules(raw, session)
         if action == "count":
             size = segments.count_rules(session, rules, newsletter_id=nid)
             return _editor(

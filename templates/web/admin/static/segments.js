@@ -45,6 +45,23 @@
     timer = setTimeout(count, 300);
   }
 
+  // an engagement row's second field names a newsletter: offer their names
+  function offerNewsletters(kind) {
+    var row = kind.closest(".rule-row");
+    var key = row && row.querySelector('input[name="key"]');
+    if (!key) { return; }
+    if (kind.value === "engagement") {
+      key.setAttribute("list", "newsletter-names");
+      key.placeholder = "a newsletter";
+    } else {
+      key.removeAttribute("list");
+      key.placeholder = "city";
+    }
+  }
+  form.querySelectorAll('select[name="kind"]').forEach(function (kind) {
+    kind.addEventListener("change", function () { offerNewsletters(kind); });
+  });
+
   form.addEventListener("input", later);
   form.addEventListener("change", later);
 })();

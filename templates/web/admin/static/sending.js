@@ -20,6 +20,7 @@
     set("count-skipped", c.skipped + c.cancelled);
     set("state-rate", s.rate);
     set("state-eta", s.eta_seconds === null ? "–" : Math.round(s.eta_seconds) + " s");
+    set("state-held", s.held ? s.held.toLocaleString("en") + " wait for the subject test's winner" : "");
     set("state-done", s.done);
     set("state-total", s.total);
     set("state-pct", s.total ? Math.round((100 * s.done) / s.total) : 0);

@@ -8,10 +8,9 @@ The CLI, the admin API and the worker's tick all call these functions.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, exists, func, select, update
+from sqlalchemy import ColumnElement, exists, select, update
 from sqlmodel import Session
 
 from newsletter.content import issues, qa, rendering, review
@@ -25,12 +24,15 @@ from newsletter.models import (
     moving,
     utcnow,
 )
-from newsletter.sending import ledger, pickup, progress, subject_tests
+from newsletter.sending import ledger
 from newsletter.sending.start import fill_ledger, refuse_standing
+from newsletter.sending.status import RATE_WINDOW as RATE_WINDOW
+from newsletter.sending.status import LastError as LastError
+from newsletter.sending.status import Status as Status
+from newsletter.sending.status import status as status
 from newsletter.statuses import NOT_STARTED
-from newsletter.tables import SUB, D, I, S
+from newsletter.tables import D, I, S
 
-RATE_WINDOW = timedelta(seconds=10)  # the window over which ``status`` measures the rate
 #: how far in the past a scheduled time may be (clocks differ; the form has minutes only)
 SCHEDULE_GRACE = timedelta(seconds=60)
 
@@ -304,95 +306,3 @@ def resend_failed(session: Session, *, issue_id: int) -> int:
         )
     session.flush()
     return count
-
-
-# ---------------------------------------------------------------- status
-
-
-@dataclass(frozen=True)
-class LastError:
-    email: str
-    response: str
-    at: datetime | None
-    status: str
-
-
-@dataclass(frozen=True)
-class Status:
-    progress: progress.Progress
-    rate: float  # messages sent per second over the last RATE_WINDOW
-    eta_seconds: float | None  # None when nothing is moving
-    last_errors: list[LastError]
-    scheduled_at: datetime | None
-    worker_notice: str | None = None  # no worker (or no beat) picks the issue up: pickup.py
-    subject_test: dict[str, object] | None = None  # its subject test (subject_tests.summary)
-
-    @property
-    def remaining(self) -> int:
-        return sum(self.progress.counts.get(s, 0) for s in (DeliveryStatus.pending, "sending"))
-
-    def as_dict(self) -> dict[str, object]:
-        p = self.progress
-        return {
-            "issue_id": p.issue_id,
-            "status": p.status,
-            "reason": p.reason,
-            "counts": {s.value: p.counts.get(s.value, 0) for s in DeliveryStatus},
-            "total": p.total,
-            "done": p.done,
-            "rate": round(self.rate, 1),
-            "eta_seconds": None if self.eta_seconds is None else round(self.eta_seconds, 1),
-            "scheduled_at": self.scheduled_at.isoformat() if self.scheduled_at else None,
-            "next_probe_at": p.next_probe_at.isoformat() if p.next_probe_at else None,
-            "worker_notice": self.worker_notice,
-            "subject_test": self.subject_test,
-            "last_errors": [
-                {
-                    "email": e.email,
-                    "response": e.response,
-                    "at": e.at.isoformat() if e.at else None,
-                    "status": e.status,
-                }
-                for e in self.last_errors
-            ],
-        }
-
-
-def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
-    now = utcnow()
-    state = progress.progress(session, issue_id=issue_id)
-    recent = session.execute(
-        select(func.count())
-        .select_from(D)
-        .where(D.c.issue_id == issue_id, D.c.sent_at >= now - RATE_WINDOW)
-    ).scalar_one()
-    rate = int(recent) / RATE_WINDOW.total_seconds()
-    remaining = state.counts.get("pending", 0) + state.counts.get("sending", 0)
-    eta = remaining / rate if rate > 0 and state.status == IssueStatus.sending else None
-    rows = session.execute(
-        select(SUB.c.email, D.c.smtp_response, D.c.updated_at, D.c.status)
-        .select_from(D)
-        .join(SUB, and_(SUB.c.id == D.c.subscriber_id))
-        .where(
-            D.c.issue_id == issue_id,
-            D.c.smtp_response.is_not(None),
-            D.c.status.in_([DeliveryStatus.failed, DeliveryStatus.pending]),
-            D.c.attempts > 0,
-        )
-        .order_by(D.c.updated_at.desc(), D.c.id.desc())
-        .limit(errors)
-    ).all()
-    issue = issues.get_issue(session, issue_id)
-    return Status(
-        progress=state,
-        rate=rate,
-        eta_seconds=eta,
-        last_errors=[
-            LastError(r.email, r.smtp_response or "", r.updated_at, r.status) for r in rows
-        ],
-        scheduled_at=issue.scheduled_at,
-        subject_test=subject_tests.summary(session, issue_id),
-        worker_notice=None
-        if rate > 0
-        else pickup.worker_notice(session, issue_id=issue_id, now=now),
-    )

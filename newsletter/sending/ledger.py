@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlmodel import Session
 
 from newsletter.models import DeliveryStatus, IssueStatus, SubscriptionStatus, moving, utcnow
+from newsletter.sending import local_time
 from newsletter.sending.ledger_results import SENDING
 from newsletter.sending.ledger_results import Executor as Executor
 from newsletter.sending.ledger_results import mark_bounced as mark_bounced
@@ -73,9 +74,11 @@ def claim(
 ) -> list[Claimed]:
     """Lease up to ``limit`` due pending rows of a sending issue; commit before sending them.
 
+    Due: not waiting for a retry (``next_attempt_at``), nor for its local time (``due_at``).
     The rows carry a fresh lease token: if the lease runs out and another batch claims a row,
     the first batch can no longer record (nor release) it.
     """
+    due_by = now  # the due times' clock (local_time.clock) unless a time is given
     now = now or utcnow()
     token = uuid.uuid4().hex
     due = (
@@ -84,6 +87,7 @@ def claim(
             D.c.issue_id == issue_id,
             D.c.status == DeliveryStatus.pending,
             or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+            local_time.due_now(due_by),
             exists().where(I.c.id == issue_id, claimable()),
         )
         .order_by(D.c.id)

@@ -9,6 +9,7 @@ from sqlalchemy import exists, func, or_, select, update
 from sqlmodel import Session
 
 from newsletter.models import DeliveryStatus, IssueStatus, moving, utcnow
+from newsletter.sending import local_time
 from newsletter.sending.ledger_results import SENDING
 from newsletter.tables import D, I
 
@@ -30,7 +31,7 @@ def requeue_expired(session: Session, *, now: datetime | None = None) -> int:
 
 def ready_count(session: Session, *, issue_id: int, now: datetime | None = None) -> int:
     """Pending rows that are due now."""
-    now = now or utcnow()
+    due_by, now = now, now or utcnow()
     return int(
         session.execute(
             select(func.count())
@@ -39,6 +40,7 @@ def ready_count(session: Session, *, issue_id: int, now: datetime | None = None)
                 D.c.issue_id == issue_id,
                 D.c.status == DeliveryStatus.pending,
                 or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+                local_time.due_now(due_by),
             )
         ).scalar_one()
     )
@@ -46,7 +48,7 @@ def ready_count(session: Session, *, issue_id: int, now: datetime | None = None)
 
 def has_ready(session: Session, *, issue_id: int, now: datetime | None = None) -> bool:
     """Whether any pending row is due now (EXISTS: stops at the first, unlike a count)."""
-    now = now or utcnow()
+    due_by, now = now, now or utcnow()
     return bool(
         session.execute(
             select(
@@ -54,6 +56,7 @@ def has_ready(session: Session, *, issue_id: int, now: datetime | None = None) -
                     D.c.issue_id == issue_id,
                     D.c.status == DeliveryStatus.pending,
                     or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+                    local_time.due_now(due_by),
                 )
             )
         ).scalar()

@@ -91,3 +91,22 @@ def test_a_local_time_send_from_the_send_card_to_the_waves(
     assert " h " in page.locator("#state-eta").inner_text()  # New York's wave is 7 h away
     shoot(page, "main", "local-time-sending")
     assert len(live.sink.messages) == 14
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_reader_sets_their_time_zone_in_the_preference_centre(page: Any, live: Live) -> None:
+    from newsletter.audience.links import Purpose, make_token
+
+    with live.session() as s:
+        person = s.exec(select(Subscriber).order_by(Subscriber.id)).first()
+        assert person is not None and person.id is not None
+        token = make_token(live.settings.secret_key, Purpose.preferences, person.id, None)
+    page.goto(f"/preferences/{token}")
+    page.locator("#time-zone").select_option("Asia/Tbilisi")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("Your preferences are saved.").wait_for()
+    assert page.locator("#time-zone").input_value() == "Asia/Tbilisi"
+    with live.session() as s:
+        saved = s.get(Subscriber, person.id)
+        assert saved is not None and saved.time_zone == "Asia/Tbilisi"
+    shoot(page, "main", "preferences-time-zone")

@@ -214,7 +214,7 @@ class Delivery(SQLModel, table=True):
         Index("ix_delivery_issue_status_id", "issue_id", "status", "id"),
         Index("ix_delivery_issue_sent_at", "issue_id", "sent_at"),
         # a local-time send's claims and waves read (issue, pending) by due time (0029)
-        Index("ix_delivery_issue_status_due", "issue_id", "status", "due_at"),
+        Index("ix_delivery_issue_status_due", "issue_id", "status", "due_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -24,7 +24,7 @@ def upgrade() -> None:
     with op.batch_alter_table("delivery") as batch:
         batch.add_column(sa.Column("due_at", sa.DateTime(timezone=True), nullable=True))
     op.create_index(
-        "ix_delivery_issue_status_due", "delivery", ["issue_id", "status", "due_at"]
+        "ix_delivery_issue_status_due", "delivery", ["issue_id", "status", "due_at", "id"]
     )
 
 

@@ -78,7 +78,7 @@ def claim(
     The rows carry a fresh lease token: if the lease runs out and another batch claims a row,
     the first batch can no longer record (nor release) it.
     """
-    due_by = now  # the due times' clock (local_time.clock) unless a time is given
+    local = local_time.due_filter(session, issue_id, now)  # a local-time send: due rows only
     now = now or utcnow()
     token = uuid.uuid4().hex
     due = (
@@ -87,10 +87,10 @@ def claim(
             D.c.issue_id == issue_id,
             D.c.status == DeliveryStatus.pending,
             or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
-            local_time.due_now(due_by),
+            *local,
             exists().where(I.c.id == issue_id, claimable()),
         )
-        .order_by(D.c.id)
+        .order_by(*local_time.due_order(local))
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":

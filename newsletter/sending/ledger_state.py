@@ -31,7 +31,8 @@ def requeue_expired(session: Session, *, now: datetime | None = None) -> int:
 
 def ready_count(session: Session, *, issue_id: int, now: datetime | None = None) -> int:
     """Pending rows that are due now."""
-    due_by, now = now, now or utcnow()
+    local = local_time.due_filter(session, issue_id, now)
+    now = now or utcnow()
     return int(
         session.execute(
             select(func.count())
@@ -40,27 +41,29 @@ def ready_count(session: Session, *, issue_id: int, now: datetime | None = None)
                 D.c.issue_id == issue_id,
                 D.c.status == DeliveryStatus.pending,
                 or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
-                local_time.due_now(due_by),
+                *local,
             )
         ).scalar_one()
     )
 
 
 def has_ready(session: Session, *, issue_id: int, now: datetime | None = None) -> bool:
-    """Whether any pending row is due now (EXISTS: stops at the first, unlike a count)."""
-    due_by, now = now, now or utcnow()
-    return bool(
-        session.execute(
-            select(
-                exists().where(
-                    D.c.issue_id == issue_id,
-                    D.c.status == DeliveryStatus.pending,
-                    or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
-                    local_time.due_now(due_by),
-                )
-            )
-        ).scalar()
+    """Whether any pending row is due now (the first in the claims' order: stops there, unlike
+    a count; as an EXISTS, PostgreSQL scanned a local-time ledger between two waves whole)."""
+    local = local_time.due_filter(session, issue_id, now)
+    now = now or utcnow()
+    first = (
+        select(D.c.id)
+        .where(
+            D.c.issue_id == issue_id,
+            D.c.status == DeliveryStatus.pending,
+            or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+            *local,
+        )
+        .order_by(*local_time.due_order(local))
+        .limit(1)
     )
+    return session.execute(first).first() is not None
 
 
 def finish_if_done(session: Session, *, issue_id: int) -> bool:

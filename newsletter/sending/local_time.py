@@ -23,16 +23,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, and_, case, func, literal, or_, select
+from sqlalchemy import ColumnElement, and_, case, func, literal, select
+from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from newsletter.exceptions import InvalidInput, InvalidState
 from newsletter.models import DeliveryStatus, Issue, IssueStatus, utcnow
 from newsletter.newsletters import time_zone
 from newsletter.statuses import NOT_STARTED
-from newsletter.tables import SUB, D
+from newsletter.tables import SUB, D, I
 
 _HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 
@@ -123,9 +125,19 @@ def due_column(
     )
 
 
-def due_now(now: datetime | None = None) -> ColumnElement[bool]:
-    """Rows whose due time came (rows of a send at once have none)."""
-    return or_(D.c.due_at.is_(None), D.c.due_at <= (now or clock()))
+def due_filter(
+    session: Session | Connection, issue_id: int, now: datetime | None = None
+) -> list[ColumnElement[bool]]:
+    """The claims' condition on due times: none for a send at once; ``due_at <= now`` for a
+    local-time send, whose every row has a due time (the fill's, or a late row's: at once), so
+    the (issue, status, due_at, id) index answers it as a range, also between two waves."""
+    local = session.execute(select(I.c.local_time).where(I.c.id == issue_id)).scalar()
+    return [D.c.due_at <= (now or clock())] if local else []
+
+
+def due_order(conditions: list[ColumnElement[bool]]) -> list[Any]:
+    """The claims' order: by due time, then id, for a local-time send (the index's order)."""
+    return [D.c.due_at, D.c.id] if conditions else [D.c.id]
 
 
 # ---------------------------------------------------------------- the waves, for the progress

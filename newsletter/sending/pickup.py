@@ -68,7 +68,7 @@ def worker_notice(session: Session, *, issue_id: int, now: datetime | None = Non
     waiting = and_(
         D.c.status == DeliveryStatus.pending,
         or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= late),
-        local_time.due_now(late),  # a wave whose local time has not come waits for it
+        *local_time.due_filter(session, issue_id, late),  # a later wave waits for its time
     )
     if not _holds(session, rows, waiting):
         return None

@@ -25,11 +25,11 @@ from newsletter.models import (
     utcnow,
 )
 from newsletter.sending import ledger
+from newsletter.sending.send_status import RATE_WINDOW as RATE_WINDOW
+from newsletter.sending.send_status import LastError as LastError
+from newsletter.sending.send_status import Status as Status
+from newsletter.sending.send_status import status as status
 from newsletter.sending.start import fill_ledger, refuse_standing
-from newsletter.sending.status import RATE_WINDOW as RATE_WINDOW
-from newsletter.sending.status import LastError as LastError
-from newsletter.sending.status import Status as Status
-from newsletter.sending.status import status as status
 from newsletter.statuses import NOT_STARTED
 from newsletter.tables import D, I, S
 

@@ -1,5 +1,6 @@
-"""A reader's time zone in the preference centre (a local-time send reaches them at their 08:00):
-shown, saved with a record of the change, cleared back to the newsletter's, a bad zone refused."""
+"""A reader's time zone (a local-time send reaches them at their 08:00): in the preference centre
+shown, saved with a record of the change, cleared back to the newsletter's, a bad zone refused;
+by import set, a bad zone a warning on its line and left out (the subscriber still imported)."""
 
 from __future__ import annotations
 
@@ -91,3 +92,29 @@ def test_a_form_without_the_field_leaves_the_zone_as_it_is(
     data = {"name": person.name, "newsletters": [str(newsletter.id)]}
     assert client.post(_preferences(settings, person), data=data).status_code == 200
     assert _zone(session, person) == "Europe/Warsaw"
+
+
+def test_an_import_sets_zones_and_a_zone_zoneinfo_does_not_know_is_a_warning_left_out(
+    session: Session,
+) -> None:
+    import io
+
+    from newsletter.audience import csv_import
+    from newsletter.audience.csv_report import ImportReport
+
+    newsletter = make_newsletter(session)
+    data = "email,time zone\nzoned@example.org,Asia/Tbilisi\njunk@example.org,Mars/Base\n"
+    report = ImportReport()
+    csv_import.import_csv(
+        session, io.BytesIO(data.encode()), report=report, newsletters=[newsletter.slug]
+    )
+    session.commit()
+    zones = dict(
+        session.exec(
+            select(Subscriber.email, Subscriber.time_zone).where(
+                col(Subscriber.email).in_(["zoned@example.org", "junk@example.org"])
+            )
+        ).all()
+    )
+    assert zones == {"zoned@example.org": "Asia/Tbilisi", "junk@example.org": None}
+    assert [(w.line, "time_zone" in w.reason) for w in report.warnings] == [(3, True)]

@@ -85,6 +85,7 @@ def test_a_local_time_send_from_the_send_card_to_the_waves(
     clock.now = MINSK
     dispatch.delay(issue_id)  # the beat's tick, in the test
     page.locator("#wave-0-sent").get_by_text("14").wait_for()
+    page.locator("#wave-0-state").get_by_text("done").wait_for()  # live, before any reload
     page.reload()
     assert page.locator("#wave-0-state").inner_text() == "done"
     assert page.locator("#wave-1-state").inner_text() == "waiting"

@@ -29,6 +29,14 @@
     (s.waves || []).forEach(function (w, i) {
       set("wave-" + i + "-sent", w.sent.toLocaleString("en"));
       set("wave-" + i + "-waiting", w.waiting.toLocaleString("en"));
+      var state = document.getElementById("wave-" + i + "-state");
+      if (state && !w.waiting && state.textContent !== "done") {
+        state.textContent = "";
+        var done = document.createElement("span");
+        done.className = "status status-sent";
+        done.textContent = "done";
+        state.appendChild(done);
+      }
     });
     set("state-done", s.done);
     set("state-total", s.total);

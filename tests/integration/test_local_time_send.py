@@ -17,8 +17,8 @@ from newsletter.exceptions import InvalidInput, InvalidState
 from newsletter.models import Delivery, Issue, IssueStatus, Newsletter, Subscriber
 from newsletter.sending import batch, breaker, controls, ledger, local_time, prepare, scheduler
 from newsletter.sending.start import fill_ledger
-from newsletter.tables import SUB
-from newsletter.transports.sink import SMTPSink
+from newsletter.tables import SUB, D
+from newsletter.transports.sink import FaultPlan, SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_newsletter, make_subscribers
 
@@ -211,3 +211,23 @@ def test_pause_between_waves_holds_the_next_wave_and_resume_sends_it(
     received = Counter(to for m in sink.messages for to in m.rcpt_tos)
     everyone = {p.email for people in readers.values() for p in people}
     assert set(received) == everyone and set(received.values()) == {1}
+
+
+def test_a_retry_in_a_wave_goes_again_after_its_backoff_and_the_next_wave_still_waits(
+    session: Session, settings: Settings, clock: Clock
+) -> None:
+    issue_id, readers = _local_send(session)
+    minsk = {p.email for p in readers["Europe/Minsk"] + readers[""]}
+    clock.now = MINSK
+    with SMTPSink(faults=FaultPlan(temp_fail_ratio=1.0)) as refusing:
+        assert _run(settings, issue_id, refusing.port) == 0  # every reply a 451
+    retried = session.exec(select(Delivery).where(Delivery.issue_id == issue_id)).all()
+    assert sorted((d.status, d.attempts) for d in retried if d.attempts) == [("pending", 1)] * 4
+    session.execute(  # the backoff has run out
+        update(D).where(D.c.issue_id == issue_id).values(next_attempt_at=START)
+    )
+    session.commit()
+    with SMTPSink() as sink:
+        assert _run(settings, issue_id, sink.port) == 4
+    assert sorted(to for m in sink.messages for to in m.rcpt_tos) == sorted(minsk)
+    assert controls.status(session, issue_id=issue_id).waves[1].waiting == 2  # Warsaw's

@@ -132,6 +132,8 @@ class Issue(SQLModel, table=True):
     approved_at: datetime | None = None
     kind: str = Field(default="issue", sa_type=String(16))  # issue | welcome (a standing issue)
     segment_id: int | None = Field(default=None, foreign_key="segment.id")  # None: everyone
+    # "08:00": each reader gets it at that time in their own zone (sending.local_time); None: now
+    local_time: str | None = Field(default=None, sa_type=String(5))
 
 
 class IssueSection(SQLModel, table=True):
@@ -211,6 +213,8 @@ class Delivery(SQLModel, table=True):
         # claims read (issue, pending) in id order and stop at the batch size
         Index("ix_delivery_issue_status_id", "issue_id", "status", "id"),
         Index("ix_delivery_issue_sent_at", "issue_id", "sent_at"),
+        # a local-time send's claims and waves read (issue, pending) by due time (0029)
+        Index("ix_delivery_issue_status_due", "issue_id", "status", "due_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -226,6 +230,7 @@ class Delivery(SQLModel, table=True):
     sent_at: datetime | None = None
     updated_at: datetime | None = None  # when the last attempt's result was recorded
     variant: int | None = None  # the subject test's variant it gets (0030); None: no test
+    due_at: datetime | None = None  # a local-time send: not claimed before (0029); None: at once
 
 
 class IssueCounter(SQLModel, table=True):

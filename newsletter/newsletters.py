@@ -286,6 +286,11 @@ def _zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones()) | {"UTC"}
 
 
+def time_zones() -> list[str]:
+    """Every zone a subscriber or newsletter may name, sorted (the forms' choices)."""
+    return sorted(_zones())
+
+
 def time_zone(value: str) -> str:
     """An IANA time zone name ("Europe/Minsk", "UTC"); InvalidInput if zoneinfo does not know it."""
     name = value.strip()

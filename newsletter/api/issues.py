@@ -24,7 +24,7 @@ from newsletter.api.inputs import Id, StrictRoute
 from newsletter.api.permissions import authorize_token
 from newsletter.audience import segments
 from newsletter.content import issues
-from newsletter.sending import controls, subject_pick, subject_tests
+from newsletter.sending import controls, local_time, subject_pick, subject_tests
 from newsletter.sending.checks import qa_config
 from newsletter.sending.start import start_send
 
@@ -64,6 +64,18 @@ class PickBody(BaseModel):
     variant: int = Field(ge=1, le=4, description="the winning variant (1 = the first subject)")
 
 
+LocalTime = Annotated[
+    str | None,
+    Field(
+        max_length=5,
+        examples=["08:00"],
+        description="each reader gets it at this time (HH:MM) in their own time zone (the "
+        "newsletter's when unknown): the first day, from the start of the send, on which that "
+        "time has not passed there; null: everyone at once",
+    ),
+]
+
+
 class SendBody(BaseModel):
     subject_test: SubjectTestBody | None = Field(
         None, description="test these subjects on samples first (null: no test)"
@@ -72,10 +84,12 @@ class SendBody(BaseModel):
         None, ge=1, description="send to this segment of the newsletter's active subscribers"
     )
     everyone: bool = Field(False, description="send to all of them (drops a chosen segment)")
+    local_time: LocalTime = None
 
 
 class ScheduleBody(BaseModel):
     at: AwareDatetime = Field(description="when to send, with a time zone (ISO 8601)")
+    local_time: LocalTime = None
 
 
 OptionalReason = Annotated[ReasonBody | None, Body()]
@@ -120,6 +134,8 @@ def send(
         segments.set_issue_segment(session, issues.get_issue(session, issue_id), segment)
     if body is not None and "subject_test" in body.model_fields_set:
         _set_subject_test(session, issue_id, body.subject_test)
+    if body is not None and "local_time" in body.model_fields_set:
+        local_time.set_local_time(session, issues.get_issue(session, issue_id), body.local_time)
     start = start_send(settings, session, issue_id=issue_id, dispatch=dispatch)
     state = issue_status(session, issue_id)
     return {
@@ -203,6 +219,8 @@ def resend_failed(issue_id: Id, session: SessionDep, dispatch: DispatcherDep) ->
 def schedule(
     issue_id: Id, body: ScheduleBody, session: SessionDep, settings: SettingsDep
 ) -> StatusDict:
+    if "local_time" in body.model_fields_set:
+        local_time.set_local_time(session, issues.get_issue(session, issue_id), body.local_time)
     controls.schedule(session, issue_id=issue_id, at=body.at, checks=qa_config(settings))
     return issue_status(session, issue_id)
 

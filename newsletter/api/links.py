@@ -53,6 +53,7 @@ from newsletter.audience.links import (
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, InvalidLink
 from newsletter.models import Newsletter, SubscriptionStatus
+from newsletter.newsletters import time_zones
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
@@ -269,6 +270,7 @@ def _preferences_view(
         consent_version=version,
         consent_text=consent_text(version),
         tracking_notice=_tracking(settings, [nl for nl, _ in view.choices]),
+        zones=time_zones(),
     )
 
 
@@ -300,6 +302,10 @@ def preferences_submit(
     client: ClientDep,
     action: Annotated[str, Form(description="save | unsubscribe-all")] = "save",
     name: Annotated[str | None, Form()] = None,
+    time_zone: Annotated[
+        str | None,
+        Form(max_length=64, description='IANA, e.g. Europe/Minsk; "": the newsletter\'s'),
+    ] = None,
     newsletters: Annotated[list[Id] | None, Form(description="ids wanted")] = None,
     consent_text_version: Annotated[str | None, Form()] = None,
 ) -> HTMLResponse:
@@ -316,6 +322,7 @@ def preferences_submit(
             data.subscriber_id,
             action=action,
             name=name,
+            time_zone=time_zone,
             newsletters=newsletters or [],
             version=consent_text_version,
         )
@@ -335,6 +342,7 @@ def _save_preferences(
     *,
     action: str,
     name: str | None,
+    time_zone: str | None,
     newsletters: list[int],
     version: str | None,
 ) -> str:
@@ -353,6 +361,7 @@ def _save_preferences(
         subscriber_id=subscriber_id,
         newsletter_ids=newsletters,
         name=name,
+        time_zone="" if time_zone == "newsletter" else time_zone,  # the form's "not mine"
         ip=client.ip,
         user_agent=client.user_agent,
         consent_text_version=version or settings.consent_text_version,

@@ -125,6 +125,7 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.composer.choose_segment": (A.issues_send, "issue.segment"),
     "admin.composer.send_now": (A.issues_send, "issue.send"),
     "admin.subject_test.save_subject_test": (A.issues_send, "issue.subject-test"),
+    "admin.local_time.save_local_time": (A.issues_send, "issue.local-time"),
     "admin.subject_test.pick_subject": (A.issues_send, "issue.subject-pick"),
     "admin.sending.sending": (A.read, None),
     "admin.sending.status_json": (A.read, None),

@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from newsletter.audience.consent import consent_text
 from newsletter.audience.events import EventKind, record_event
+from newsletter.audience.fields import check_time_zone
 from newsletter.audience.lifecycle import (
     CONFIRMABLE,
     activate,
@@ -44,6 +45,7 @@ class PreferencesChange:
     subscribed: tuple[int, ...]
     unsubscribed: tuple[int, ...]
     renamed: bool
+    rezoned: bool = False  # their time zone changed (a local-time send reaches them at theirs)
 
 
 def preferences(session: Session, subscriber_id: int) -> Preferences:
@@ -60,12 +62,14 @@ def update_preferences(
     subscriber_id: int,
     newsletter_ids: Collection[int],
     name: str | None = None,
+    time_zone: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     consent_text_version: str,
     now: datetime | None = None,
 ) -> PreferencesChange:
-    """Save the preference centre: the newsletters wanted (others are left), and the name.
+    """Save the preference centre: the newsletters wanted (others are left), the name, and the
+    time zone (None: unchanged; "": the newsletter's; InvalidInput when zoneinfo does not know it).
 
     The signed link proves the mailbox is the subscriber's, so choosing a newsletter here is
     a confirmed consent (source ``preferences``); bounced and complained ones stay as they are.
@@ -77,7 +81,11 @@ def update_preferences(
     if unknown:
         raise InvalidInput(f"unknown newsletter ids {sorted(unknown)}")
     consent_text(consent_text_version)
+    zone = None if time_zone is None else check_time_zone(time_zone)  # refused before any change
     renamed = _rename(session, current.subscriber, name, ip=ip, user_agent=user_agent, now=now)
+    rezoned = time_zone is not None and _rezone(
+        session, current.subscriber, zone, ip=ip, user_agent=user_agent, now=now
+    )
     wanted = list(newsletter_ids)
     subscribed = _join(
         session, subscriber_id, wanted, ip=ip, ua=user_agent, version=consent_text_version, now=now
@@ -94,7 +102,7 @@ def update_preferences(
                 user_agent=user_agent,
                 now=now,
             )
-    return PreferencesChange(tuple(subscribed), tuple(left), renamed)
+    return PreferencesChange(tuple(subscribed), tuple(left), renamed, rezoned)
 
 
 def _rename(
@@ -119,6 +127,32 @@ def _rename(
         source="preferences",
         at=now,
         detail={"changed": ["name"]},
+    )
+    return True
+
+
+def _rezone(
+    session: Session,
+    subscriber: Subscriber,
+    zone: str | None,
+    *,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> bool:
+    if zone == subscriber.time_zone:
+        return False
+    subscriber.time_zone = zone
+    session.add(subscriber)
+    record_event(
+        session,
+        subscriber_id=subscriber.id,  # type: ignore[arg-type]
+        kind=EventKind.preferences,
+        ip=ip,
+        user_agent=user_agent,
+        source="preferences",
+        at=now,
+        detail={"changed": ["time_zone"], "time_zone": zone},
     )
     return True
 

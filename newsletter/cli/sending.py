@@ -25,6 +25,7 @@ from newsletter.exceptions import InvalidInput
 from newsletter.models import DeliveryStatus, IssueStatus
 from newsletter.sending import controls, relay_checks, subject_pick, subject_tests, testsend
 from newsletter.sending.checks import qa_config
+from newsletter.sending.local_time import set_local_time
 from newsletter.sending.start import start_send
 
 
@@ -43,6 +44,13 @@ def issues_send(
     sample: Annotated[int, typer.Option(help="percent of the list per tested subject")] = 10,
     wait: Annotated[str, typer.Option(help="how long before the pick: 4h, 90m, 1d")] = "4h",
     by: Annotated[str, typer.Option(help="pick by unique human clicks or opens")] = "clicks",
+    local_time: Annotated[
+        str | None,
+        typer.Option(
+            help="08:00: each reader at that time in their own zone (the first day it has not "
+            "passed there); '' sends to everyone at once"
+        ),
+    ] = None,
 ) -> None:
     """Start sending an issue: check and freeze it; a worker fills the ledger and sends.
     With --subject-test, each subject goes to --sample percent first; after --wait the one with
@@ -56,6 +64,8 @@ def issues_send(
         if subject_test:
             test = subject_tests.spec(subject_test, sample=sample, wait=wait, metric=by)
             subject_tests.configure(s, content_issues.get_issue(s, issue_id), test)
+        if local_time is not None:
+            set_local_time(s, content_issues.get_issue(s, issue_id), local_time)
         start = start_send(settings(), s, issue_id=issue_id, dispatch=dispatch.delay)
         if start.started:
             audited(s, "issue.send", target_type="issue", target_id=issue_id)
@@ -138,6 +148,8 @@ def _eta(seconds: float | None) -> str:
     if seconds is None:
         return "ETA -"
     minutes, secs = divmod(int(seconds), 60)
+    if minutes >= 60:  # a local-time send's later waves are hours away
+        return f"ETA {minutes // 60}h{minutes % 60:02d}m"
     return f"ETA {minutes}:{secs:02d}"
 
 
@@ -171,6 +183,13 @@ def _print_status(state: controls.Status) -> None:
         console.print(f"  rate: {state.rate:,.1f} msg/s, {_eta(state.eta_seconds)}")
     if state.held:
         console.print(f"  held for the subject test's winner: {state.held:,} (not in the ETA)")
+    if state.local_time:
+        console.print(f"  at {state.local_time} in each reader's time zone:")
+    for w in state.waves:
+        console.print(
+            f"    {w.due_at:%Y-%m-%d %H:%M} UTC: {w.total} readers, {w.sent} sent, "
+            f"{w.waiting} waiting"
+        )
     if state.subject_test:
         _print_subject_test(state.subject_test)
     for relay in relay_checks.statuses(settings()):
@@ -278,6 +297,13 @@ def issues_test_send(
 def issues_schedule(
     issue_id: int,
     at: Annotated[str, typer.Argument(help="ISO time with zone, e.g. 2026-12-01T08:00+01:00")],
+    local_time: Annotated[
+        str | None,
+        typer.Option(
+            help="08:00: each reader at that time in their own zone (the first day it has not "
+            "passed there); '' sends to everyone at once"
+        ),
+    ] = None,
 ) -> None:
     """Send at a later time, given with its zone (a running worker with --beat starts it)."""
     try:
@@ -285,6 +311,8 @@ def issues_schedule(
     except ValueError as exc:
         raise InvalidInput(f"not an ISO date and time: {at!r}") from exc
     with session() as s:
+        if local_time is not None:
+            set_local_time(s, content_issues.get_issue(s, issue_id), local_time)
         issue = controls.schedule(s, issue_id=issue_id, at=when, checks=qa_config(settings()))
         audited(s, "issue.schedule", target_type="issue", target_id=issue_id, detail=at)
     assert issue.scheduled_at is not None

@@ -7,7 +7,8 @@
 - ``prepare``     the issue's message template and DKIM signer, built once per process
 - ``recipients``  one reader's personal values and signed links
 - ``scheduler``   the periodic tick: due issues started, expired leases requeued, chains restarted
-- ``controls``    schedule, pause, resume, cancel, resend to the failed; status
+- ``controls``    schedule, pause, resume, cancel, resend to the failed; status (``send_status``)
+- ``local_time``  send at a local time in each reader's zone: due times, waves
 - ``progress``    delivery counts by status
 - ``pickup``      a send no worker picks up, or a schedule no beat starts (the status says so)
 - ``ratelimit``   the shared send rate (a Redis token bucket)

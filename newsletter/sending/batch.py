@@ -5,61 +5,35 @@ rows and, while due rows remain, asks for one follow-up batch, so ``parallelism`
 issue. Each message: render (the issue's template, personal values), sign, hand to the
 transport; ``outcomes.classify`` names what happened and ``outcomes.record`` writes it, right
 after the server's reply; the webhook event, the circuit breaker and the rate limiter read the
-same ``Outcome``.
+same ``Outcome``. The per-message loop is ``send_loop.Run``.
 """
 
 from __future__ import annotations
 
 import logging
-import time
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from newsletter import webhooks
 from newsletter.config import Settings
 from newsletter.db import get_engine
-from newsletter.exceptions import DatabaseUnavailable, InvalidInput, NewsletterError, TransportError
-from newsletter.models import Issue, utcnow
-from newsletter.sending import controls, ledger, outcomes, pooled, probe, relays
+from newsletter.exceptions import DatabaseUnavailable, NewsletterError
+from newsletter.models import Issue
+from newsletter.sending import controls, ledger, pooled, relays
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
-from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared, prepared
-from newsletter.sending.ratelimit import LimiterUnavailable, RateLimiter, limiter_for
-from newsletter.sending.recipients import recipient
+from newsletter.sending.ratelimit import RateLimiter, limiter_for
 from newsletter.sending.recorder import Recorder
+from newsletter.sending.results import BatchResult as BatchResult
+from newsletter.sending.send_loop import STATUS_CHECK_EVERY as STATUS_CHECK_EVERY
+from newsletter.sending.send_loop import Run
 from newsletter.transports import Transport
 from newsletter.transports.pool import TransportPool
 
-#: how many messages between two looks at the issue's status (pause/cancel take effect here)
-STATUS_CHECK_EVERY = 25
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class BatchResult:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    skipped: int = 0
-    lost: int = 0  # rows whose lease ran out before this batch reached them (not sent)
-    stopped: bool = False  # the issue was paused or cancelled mid-batch
-    more: bool = False  # due rows remain: the caller should run another batch
-    finished: bool = False  # this batch finished the issue
-
-    def count(self, outcome: Outcome) -> None:
-        if outcome.kind is Kind.sent:
-            self.sent += 1
-        elif outcome.kind is Kind.retry:
-            self.retried += 1
-        elif outcome.kind is Kind.skipped:
-            self.skipped += 1
-        else:
-            self.failed += 1
 
 
 def run_batch(
@@ -125,7 +99,7 @@ def _run_batch(
                 raise
             if prep is not None:
                 with rec:
-                    run = _Run(settings, prep, transport, limiter, breaker, result, rec)
+                    run = Run(settings, prep, transport, limiter, breaker, result, rec)
                     run.generation = generation
                     run.hooks = rec.call(webhooks.enabled_events)  # cached; empty: no webhooks
                     if pool is not None and pool.size > 1:
@@ -196,194 +170,6 @@ def _prepare_or_pause(
 def _generation(session: Session, issue_id: int) -> datetime | None:
     issue = session.get(Issue, issue_id, populate_existing=True)
     return issue.status_changed_at if issue else None
-
-
-class _Run:
-    """One batch's sending loop."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        prep: Prepared,
-        transport: Transport,
-        limiter: RateLimiter,
-        breaker: CircuitBreaker,
-        result: BatchResult,
-        rec: Recorder,
-    ) -> None:
-        self.settings, self.prep, self.transport, self.rec = settings, prep, transport, rec
-        self.limiter, self.breaker, self.result = limiter, breaker, result
-        self.issue_id: int = prep.issue.id  # type: ignore[assignment]
-        self.generation: datetime | None = None
-        self.tokens = 0
-        self.hooks: frozenset[str] = frozenset()  # webhook events some endpoint wants
-        self.chunk = max(1, min(10, getattr(limiter, "burst", 10) // 4))
-        self.retry = RetryPolicy(settings.max_attempts, settings.retry_base_seconds)
-
-    def send_all(self, claimed: list[ledger.Claimed]) -> None:
-        lease = claimed[0].lease
-        held = {r.delivery_id for r in claimed}
-        renewed = time.monotonic()
-        for index, row in enumerate(claimed):
-            rest = [r.delivery_id for r in claimed[index:]]
-            if self._must_stop(index, row):
-                self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
-                self.rec.call(controls.settle_cancelled, issue_id=self.issue_id)
-                self.result.stopped = True
-                return
-            if time.monotonic() - renewed > self.settings.lease_seconds / 3:
-                # a slow batch (rate limit, slow server) keeps its rows; rows whose lease ran
-                # out anyway belong to another batch now and are not sent from here
-                held = self.rec.call(
-                    ledger.renew,
-                    delivery_ids=rest,
-                    lease=lease,
-                    lease_seconds=self.settings.lease_seconds,
-                )
-                renewed = time.monotonic()
-            if row.delivery_id not in held:
-                self.result.lost += 1
-                continue
-            self.handle(row)
-            if self.result.stopped:  # the circuit breaker tripped
-                self.rec.call(ledger.release, delivery_ids=rest[1:], lease=lease)
-                return
-
-    def _must_stop(self, index: int, row: ledger.Claimed) -> bool:
-        """Paused or cancelled (looked at every few messages), or no rate budget to be had."""
-        if index and index % STATUS_CHECK_EVERY == 0 and not self._still_sending():
-            return True
-        if self.tokens == 0 and row.active:
-            try:
-                self.limiter.acquire(self.chunk)
-                self.tokens = self.chunk
-            except LimiterUnavailable as exc:
-                log.warning(
-                    "issue %s: %s; batch stopped",
-                    self.issue_id,
-                    exc,
-                    extra={"issue_id": self.issue_id},
-                )
-                return True
-        return False
-
-    def _still_sending(self) -> bool:
-        """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
-        return self.rec.call(ledger.still_claimable, issue_id=self.issue_id)
-
-    def handle(self, row: ledger.Claimed) -> None:
-        """Send one row, record its outcome, and let the rest of the batch react to it."""
-        outcome = self.send_one(row)
-        if outcome.delivered:
-            self.tokens -= 1
-        self.settle(row, outcome)
-
-    def settle(self, row: ledger.Claimed, outcome: Outcome) -> None:
-        """Record one row's outcome and let the rest of the batch react to it."""
-        recorded = self.rec.call(
-            outcomes.record, row, outcome, issue_id=self.issue_id, retry=self.retry
-        )
-        if not recorded and outcome.kind is Kind.sent:
-            log.warning(
-                "delivery %s: sent after its lease was lost",
-                row.delivery_id,
-                extra={"issue_id": self.issue_id, "delivery_id": row.delivery_id},
-            )
-        self.result.count(outcome)
-        if outcome.kind in (Kind.failed, Kind.local, Kind.bounced):
-            _log_failed(self.issue_id, row.delivery_id, outcome.response)
-        event = outcomes.webhook_event(outcome, row, max_attempts=self.retry.max_attempts)
-        if event is not None:
-            self.hook(event, row, outcome)
-        if outcome.throttled:
-            self.limiter.throttled()
-        if outcome.server_trouble is not None:
-            self.observe(
-                failed=outcome.server_trouble,
-                reply=outcome.response,
-                permanent=outcome.kind is Kind.failed,
-            )
-
-    def build(self, row: ledger.Claimed) -> Outcome | tuple[str, bytes]:
-        """(Message-ID, the signed message) for one row, or the outcome that stops it here."""
-        if not row.active:
-            return Outcome(Kind.skipped, "no longer subscribed")
-        prep = self.prep
-        try:
-            person = recipient(
-                self.settings,
-                prep,
-                subscriber_id=row.subscriber_id,
-                email=row.email,
-                name=row.name,
-                variant=row.variant,
-            )
-            if prep.signer is None:
-                mid, data = prep.template.render(person)
-            else:
-                mid, data, relaxed = prep.template.render_relaxed(person)
-                data = prep.signer.sign(data, relaxed_body_of_it=relaxed)
-        except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
-            return Outcome(Kind.local, f"local: {exc}")
-        return mid, data
-
-    def send_one(self, row: ledger.Claimed) -> Outcome:
-        """Render, sign and hand over one message; what became of it (nothing recorded yet)."""
-        built = self.build(row)
-        if isinstance(built, Outcome):
-            return built
-        mid, data = built
-        try:
-            reply = self.transport.send(self.settings.bounce_address, row.email, data)
-        except TransportError as exc:
-            return outcomes.classify(exc, mid)
-        return Outcome(Kind.sent, reply, mid)
-
-    def hook(self, event: str, row: ledger.Claimed, outcome: Outcome) -> None:
-        """Queue a webhook event; a no-op unless an endpoint wants it. Never stops the send."""
-        if event not in self.hooks:
-            return
-        payload = {
-            "issue_id": self.issue_id,
-            "delivery_id": row.delivery_id,
-            "subscriber_id": row.subscriber_id,
-            "email": row.email,
-            "message_id": outcome.message_id,
-            "smtp_response": outcome.response[:1000],
-            "at": datetime.now(UTC).isoformat(),
-        }
-        try:
-            self.rec.once(webhooks.emit, event, payload)  # not twice: no duplicate event
-        except SQLAlchemyError:
-            log.exception("delivery %s: %s webhook not queued", row.delivery_id, event)
-
-    def observe(self, *, failed: bool, reply: str = "", permanent: bool = False) -> None:
-        verdict = self.breaker.record(
-            self.issue_id, self.generation, failed=failed, reply=reply, permanent=permanent
-        )
-        if verdict.tripped:
-            # the relay down (temporary failures): probed later, and resumed when it answers
-            probe_at = probe.first_probe_at(self.settings, utcnow()) if verdict.relay_down else None
-            if self.rec.call(
-                controls.trip, issue_id=self.issue_id, reason=verdict.reason, probe_at=probe_at
-            ):
-                log.warning(
-                    "issue %s paused: %s",
-                    self.issue_id,
-                    verdict.reason,
-                    extra={"issue_id": self.issue_id},
-                )
-            self.result.stopped = True
-
-
-def _log_failed(issue_id: int, delivery_id: int, response: str) -> None:
-    log.warning(
-        "issue %s: delivery %s failed: %s",
-        issue_id,
-        delivery_id,
-        response,
-        extra={"issue_id": issue_id, "delivery_id": delivery_id, "response": response},
-    )
 
 
 def _wrap_up(engine: Engine, issue_id: int, result: BatchResult) -> None:

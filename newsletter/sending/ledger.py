@@ -4,37 +4,42 @@ One ``Delivery`` row per (issue, subscriber) is the source of truth; Celery only
 row moves pending -> sending (claimed, leased) -> sent | failed | pending again (retry later).
 A lease that runs out (a killed worker) puts the row back to pending; the Message-ID stays the
 one derived from (issue, subscriber), so a re-sent copy is recognisably the same message.
+
+Here: claiming and renewing leases, and releasing rows unsent; the results are recorded in
+``ledger_results``, the state (due rows, expired leases, finishing) read in ``ledger_state``;
+both are re-exported, so callers name one ``ledger``.
 """
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, case, exists, func, or_, select, update
-from sqlalchemy.engine import Connection
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlmodel import Session
 
-from newsletter.models import (
-    DeliveryStatus,
-    IssueStatus,
-    SubscriptionStatus,
-    moving,
-    utcnow,
-)
-from newsletter.retries import backoff
+from newsletter.models import DeliveryStatus, IssueStatus, SubscriptionStatus, moving, utcnow
+from newsletter.sending import local_time
+from newsletter.sending.ledger_results import SENDING
+from newsletter.sending.ledger_results import Executor as Executor
+from newsletter.sending.ledger_results import mark_bounced as mark_bounced
+from newsletter.sending.ledger_results import record_failed as record_failed
+from newsletter.sending.ledger_results import record_retry as record_retry
+from newsletter.sending.ledger_results import record_sent as record_sent
+from newsletter.sending.ledger_results import record_skipped as record_skipped
+from newsletter.sending.ledger_state import finish_if_done as finish_if_done
+from newsletter.sending.ledger_state import has_ready as has_ready
+from newsletter.sending.ledger_state import in_flight as in_flight
+from newsletter.sending.ledger_state import ready_count as ready_count
+from newsletter.sending.ledger_state import requeue_expired as requeue_expired
+from newsletter.sending.ledger_state import sending_issue_ids as sending_issue_ids
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import SUB, D, I, S
 
-log = logging.getLogger(__name__)
-
-
-#: results are recorded on a Session or, by the sender, on an autocommit Connection
-Executor = Session | Connection
+_DUE = (DeliveryStatus.pending,)
 
 
 @dataclass(frozen=True)
@@ -69,9 +74,11 @@ def claim(
 ) -> list[Claimed]:
     """Lease up to ``limit`` due pending rows of a sending issue; commit before sending them.
 
+    Due: not waiting for a retry (``next_attempt_at``), nor for its local time (``due_at``).
     The rows carry a fresh lease token: if the lease runs out and another batch claims a row,
     the first batch can no longer record (nor release) it.
     """
+    local = local_time.due_filter(session, issue_id, now)  # a local-time send: due rows only
     now = now or utcnow()
     token = uuid.uuid4().hex
     due = (
@@ -80,9 +87,10 @@ def claim(
             D.c.issue_id == issue_id,
             D.c.status == DeliveryStatus.pending,
             or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
+            *local,
             exists().where(I.c.id == issue_id, claimable()),
         )
-        .order_by(D.c.id)
+        .order_by(*local_time.due_order(local))
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
@@ -154,226 +162,6 @@ def _with_recipients(
     return claimed
 
 
-#: rows a claim may still record a result on: in flight, or cancelled while in flight (a
-#: cancel settles rows being sent at once, keeping their lease, so the true outcome of a
-#: message that did leave is still recorded)
-_IN_HAND = (DeliveryStatus.sending, DeliveryStatus.cancelled)
-_DUE = (DeliveryStatus.pending,)
-_SENDING = (DeliveryStatus.sending,)
-
-
-def _from_hand(to: Any) -> Any:
-    """Rows in hand that may take ``to`` (a CASE of retry-or-stay-cancelled: both may)."""
-    if isinstance(to, DeliveryStatus):
-        return moving(D.c.status, to, among=_IN_HAND)
-    return D.c.status.in_(_IN_HAND)  # the CASE: sending -> pending, cancelled -> cancelled
-
-
-def _finish_row(session: Executor, delivery_id: int, lease: str | None, **values: Any) -> bool:
-    """Record a result on a row in flight; with ``lease``, only if that claim still holds it."""
-    to = values["status"]
-    where = [D.c.id == delivery_id]
-    if lease is not None:
-        where += [_from_hand(to), D.c.lease_token == lease]
-    elif isinstance(to, DeliveryStatus):
-        where.append(moving(D.c.status, to, among=_SENDING))
-    else:  # the retry's CASE: a row in flight goes back to pending
-        where.append(moving(D.c.status, DeliveryStatus.pending, among=_SENDING))
-    result = session.execute(
-        update(D)
-        .where(*where)
-        .values(lease_until=None, lease_token=None, updated_at=utcnow(), **values)
-    )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-def record_sent(
-    session: Executor,
-    *,
-    delivery_id: int,
-    message_id: str,
-    response: str,
-    lease: str | None = None,
-) -> bool:
-    if lease is not None:  # the sender's hot path: one statement built once, parameters only
-        now = utcnow()
-        result = session.execute(
-            _RECORD_SENT,
-            {
-                "rid": delivery_id,
-                "lease": lease,
-                "mid": message_id,
-                "resp": response[:1000],
-                "now": now,
-            },
-        )
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-    return _finish_row(
-        session,
-        delivery_id,
-        lease,
-        status=DeliveryStatus.sent,
-        message_id=message_id,
-        smtp_response=response[:1000],
-        sent_at=utcnow(),
-    )
-
-
-# building an update() per message cost more CPU than the SMTP exchange (166 us vs 42 us)
-_RECORD_SENT = (
-    update(D)
-    .where(
-        D.c.id == bindparam("rid"),
-        moving(D.c.status, DeliveryStatus.sent, among=_IN_HAND),
-        D.c.lease_token == bindparam("lease"),
-    )
-    .values(
-        status=DeliveryStatus.sent,
-        message_id=bindparam("mid"),
-        smtp_response=bindparam("resp"),
-        sent_at=bindparam("now", type_=D.c.sent_at.type),
-        updated_at=bindparam("now", type_=D.c.sent_at.type),
-        lease_until=None,
-        lease_token=None,
-    )
-)
-
-
-def record_skipped(
-    session: Executor, *, delivery_id: int, reason: str, lease: str | None = None
-) -> bool:
-    return _finish_row(
-        session, delivery_id, lease, status=DeliveryStatus.skipped, smtp_response=reason
-    )
-
-
-def record_failed(
-    session: Executor, *, delivery_id: int, response: str, lease: str | None = None
-) -> bool:
-    return _finish_row(
-        session, delivery_id, lease, status=DeliveryStatus.failed, smtp_response=response[:1000]
-    )
-
-
-def record_retry(
-    session: Executor,
-    *,
-    delivery_id: int,
-    attempts: int,
-    response: str,
-    max_attempts: int,
-    base_seconds: float,
-    lease: str | None = None,
-) -> bool:
-    """A temporary failure: back to pending for later, or failed once attempts run out."""
-    if attempts >= max_attempts:
-        return record_failed(
-            session, delivery_id=delivery_id, response=f"gave up: {response}", lease=lease
-        )
-    # a row cancelled while in flight stays cancelled rather than waiting for a retry
-    again = case(
-        (D.c.status == DeliveryStatus.cancelled, DeliveryStatus.cancelled.value),
-        else_=DeliveryStatus.pending.value,
-    )
-    return _finish_row(
-        session,
-        delivery_id,
-        lease,
-        status=again,
-        smtp_response=response[:1000],
-        next_attempt_at=utcnow() + backoff(attempts, base=base_seconds),
-    )
-
-
-def mark_bounced(session: Executor, *, subscriber_id: int, issue_id: int) -> None:
-    """A 5.1.x reply: the mailbox does not exist, so the address is not mailed again."""
-    newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
-    session.execute(
-        update(S)
-        .where(
-            S.c.subscriber_id == subscriber_id,
-            S.c.newsletter_id == newsletter_id,
-            moving(S.c.status, SubscriptionStatus.bounced),
-        )
-        .values(status=SubscriptionStatus.bounced, updated_at=utcnow())
-    )
-
-
-# ---------------------------------------------------------------- leases, finishing, progress
-
-
-def requeue_expired(session: Session, *, now: datetime | None = None) -> int:
-    """Rows whose lease ran out (their worker died) go back to pending."""
-    result = session.execute(
-        update(D)
-        .where(
-            moving(D.c.status, DeliveryStatus.pending, among=_SENDING),
-            D.c.lease_until < (now or utcnow()),
-        )
-        .values(status=DeliveryStatus.pending, lease_until=None, lease_token=None)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def ready_count(session: Session, *, issue_id: int, now: datetime | None = None) -> int:
-    """Pending rows that are due now."""
-    now = now or utcnow()
-    return int(
-        session.execute(
-            select(func.count())
-            .select_from(D)
-            .where(
-                D.c.issue_id == issue_id,
-                D.c.status == DeliveryStatus.pending,
-                or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
-            )
-        ).scalar_one()
-    )
-
-
-def has_ready(session: Session, *, issue_id: int, now: datetime | None = None) -> bool:
-    """Whether any pending row is due now (EXISTS: stops at the first, unlike a count)."""
-    now = now or utcnow()
-    return bool(
-        session.execute(
-            select(
-                exists().where(
-                    D.c.issue_id == issue_id,
-                    D.c.status == DeliveryStatus.pending,
-                    or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= now),
-                )
-            )
-        ).scalar()
-    )
-
-
-def finish_if_done(session: Session, *, issue_id: int) -> bool:
-    """sending -> sent once no row is pending or in flight; True when this call finished it."""
-    open_rows = exists().where(
-        D.c.issue_id == issue_id,
-        D.c.status.in_([DeliveryStatus.pending, DeliveryStatus.sending]),
-    )
-    result = session.execute(
-        update(I)
-        .where(
-            I.c.id == issue_id,
-            moving(I.c.status, IssueStatus.sent, among=[IssueStatus.sending]),
-            ~open_rows,
-        )
-        .values(status=IssueStatus.sent, sent_at=utcnow())
-    )
-    finished = bool(result.rowcount == 1)  # type: ignore[attr-defined]
-    if finished:
-        log.info("issue %s: sent", issue_id, extra={"issue_id": issue_id})
-    return finished
-
-
-def sending_issue_ids(session: Session) -> list[int]:
-    return list(
-        session.execute(select(I.c.id).where(I.c.status == IssueStatus.sending)).scalars().all()
-    )
-
-
 def release(session: Executor, *, delivery_ids: list[int], lease: str | None = None) -> int:
     """Give claimed rows back unsent (the issue was paused or cancelled mid-batch)."""
     if not delivery_ids:
@@ -383,7 +171,7 @@ def release(session: Executor, *, delivery_ids: list[int], lease: str | None = N
         where.append(D.c.lease_token == lease)
     result = session.execute(
         update(D)
-        .where(*where, moving(D.c.status, DeliveryStatus.pending, among=_SENDING))
+        .where(*where, moving(D.c.status, DeliveryStatus.pending, among=SENDING))
         .values(
             status=DeliveryStatus.pending,
             lease_until=None,
@@ -392,8 +180,3 @@ def release(session: Executor, *, delivery_ids: list[int], lease: str | None = N
         )
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def in_flight(session: Session, *, issue_id: int) -> bool:
-    sending = exists().where(D.c.issue_id == issue_id, D.c.status == DeliveryStatus.sending)
-    return bool(session.execute(select(sending)).scalar())

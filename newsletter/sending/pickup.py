@@ -21,6 +21,7 @@ from sqlalchemy import ColumnElement, and_, exists, or_, select
 from sqlmodel import Session
 
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
+from newsletter.sending import local_time
 from newsletter.tables import D, I
 
 #: how long a dispatched send may wait for its first claim before we say no worker runs
@@ -67,6 +68,7 @@ def worker_notice(session: Session, *, issue_id: int, now: datetime | None = Non
     waiting = and_(
         D.c.status == DeliveryStatus.pending,
         or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= late),
+        *local_time.due_filter(session, issue_id, late),  # a later wave waits for its time
     )
     if not _holds(session, rows, waiting):
         return None

@@ -21,7 +21,7 @@ from newsletter.transports.pool import TransportPool
 
 
 class Run(Protocol):
-    """What this loop needs of ``batch._Run``."""
+    """What this loop needs of ``send_loop.Run``."""
 
     settings: Settings
     issue_id: int

@@ -3,12 +3,13 @@ the counts, the rate over the last ``RATE_WINDOW``, the ETA, the last errors, th
 
 A running subject test holds the rest of the list back until the winner is picked (the rows
 wait, pending, for the pick: ``subject_pick``): they are ``held``, not counted in the ETA, which
-is the time to finish what is being sent now.
+is the time to finish what is being sent now. A local-time send's rows wait for their wave
+(``local_time``): the ETA waits for the last wave's due time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func, select
@@ -16,7 +17,7 @@ from sqlmodel import Session
 
 from newsletter.content import issues
 from newsletter.models import DeliveryStatus, IssueStatus, utcnow
-from newsletter.sending import pickup, progress, subject_tests
+from newsletter.sending import local_time, pickup, progress, subject_tests
 from newsletter.tables import SUB, D
 
 __all__ = ["RATE_WINDOW", "LastError", "Status", "held_back", "status"]
@@ -42,6 +43,8 @@ class Status:
     worker_notice: str | None = None  # no worker (or no beat) picks the issue up: pickup.py
     subject_test: dict[str, object] | None = None  # its subject test (subject_tests.summary)
     held: int = 0  # rows a running subject test holds back for the winner (not in the ETA)
+    waves: list[local_time.Wave] = field(default_factory=list)  # a local-time send's waves
+    local_time: str | None = None  # "08:00": each reader at that time in their zone
 
     @property
     def remaining(self) -> int:
@@ -63,6 +66,8 @@ class Status:
             "worker_notice": self.worker_notice,
             "subject_test": self.subject_test,
             "held": self.held,
+            "local_time": self.local_time,
+            "waves": [w.as_dict() for w in self.waves],
             "last_errors": [
                 {
                     "email": e.email,
@@ -86,8 +91,13 @@ def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
     rate = int(recent) / RATE_WINDOW.total_seconds()
     held = held_back(session, issue_id, state.total)
     remaining = state.counts.get("pending", 0) + state.counts.get("sending", 0) - held
-    moving = rate > 0 and state.status == IssueStatus.sending and remaining > 0
-    eta = remaining / rate if moving else None
+    issue = issues.get_issue(session, issue_id)
+    found = local_time.waves(session, issue_id=issue_id) if issue.local_time else []
+    eta = (
+        local_time.eta_seconds(found, now=local_time.clock(), rate=rate, remaining=remaining)
+        if state.status == IssueStatus.sending and remaining > 0
+        else None
+    )
     rows = session.execute(
         select(SUB.c.email, D.c.smtp_response, D.c.updated_at, D.c.status)
         .select_from(D)
@@ -101,7 +111,6 @@ def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
         .order_by(D.c.updated_at.desc(), D.c.id.desc())
         .limit(errors)
     ).all()
-    issue = issues.get_issue(session, issue_id)
     return Status(
         progress=state,
         rate=rate,
@@ -115,6 +124,8 @@ def status(session: Session, *, issue_id: int, errors: int = 5) -> Status:
         worker_notice=None
         if rate > 0
         else pickup.worker_notice(session, issue_id=issue_id, now=now),
+        waves=found,
+        local_time=issue.local_time,
     )
 
 

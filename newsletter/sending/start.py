@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, literal, select, text, update
 from sqlmodel import Session
@@ -38,11 +39,12 @@ from newsletter.models import (
     DeliveryStatus,
     Issue,
     IssueStatus,
+    Newsletter,
     RenderedIssue,
     moving,
     utcnow,
 )
-from newsletter.sending import counters, subject_pick
+from newsletter.sending import counters, local_time, subject_pick
 from newsletter.sending.checks import qa_config
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import D, I, S
@@ -194,12 +196,7 @@ def _fill(session: Session, issue: Issue, *, among: tuple[IssueStatus, ...]) -> 
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()  # someone else started it between our read and our update
         return None
-    inserted = _insert_ledger(
-        session,
-        issue_id=issue_id,
-        newsletter_id=issue.newsletter_id,
-        rules=segments.issue_rules(session, issue),
-    )
+    inserted = _insert_ledger(session, issue, rules=segments.issue_rules(session, issue))
     skipped = _subscriptions(session, issue.newsletter_id) - inserted
     subject_pick.assign(session, issue_id=issue_id)  # a subject test's samples, the rest held
     session.flush()
@@ -242,22 +239,34 @@ def recipient_count(session: Session, *, newsletter_id: int, segment_id: int | N
     return reach.count(session, newsletter_id=newsletter_id, rules=rules)
 
 
-def _insert_ledger(
-    session: Session, *, issue_id: int, newsletter_id: int, rules: Group | None
-) -> int:
-    """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory."""
-    source = reach.recipients(
-        newsletter_id,
-        literal(issue_id),
-        S.c.subscriber_id,
-        literal(DeliveryStatus.pending),
-        literal(0),
-        rules=rules,
-    )
+def _insert_ledger(session: Session, issue: Issue, *, rules: Group | None) -> int:
+    """INSERT ... SELECT ... ON CONFLICT DO NOTHING: set-based, nothing loaded into memory; a
+    local-time send's rows carry their due time (``local_time``)."""
+    issue_id, newsletter_id = issue.id, issue.newsletter_id
+    values = [literal(issue_id), S.c.subscriber_id, literal(DeliveryStatus.pending), literal(0)]
     columns = ["issue_id", "subscriber_id", "status", "attempts"]
+    if issue.local_time:
+        values.append(_due(session, issue, rules))
+        columns.append("due_at")
+    source = reach.recipients(newsletter_id, *values, rules=rules)
     insert_ignore(session, D, source, columns=columns)
     # rowcount of INSERT ... SELECT is -1 on some drivers; the issue's rows are all new here
+    assert issue_id is not None
     return _count(session, issue_id)
+
+
+def _due(session: Session, issue: Issue, rules: Group | None) -> Any:
+    """Each row's due time: one SELECT DISTINCT of the recipients' zones, then a CASE."""
+    newsletter = session.get(Newsletter, issue.newsletter_id)
+    zone = newsletter.time_zone if newsletter is not None else "UTC"
+    zones = reach.recipients(issue.newsletter_id, local_time.zone_column(zone), rules=rules)
+    found = [z for z in session.execute(zones.distinct()).scalars().all() if z]
+    return local_time.due_column(
+        found,
+        newsletter_zone=zone,
+        local_time=issue.local_time or "",
+        start=local_time.clock(),
+    )
 
 
 def _count(session: Session, issue_id: int) -> int:

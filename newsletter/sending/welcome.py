@@ -38,6 +38,7 @@ from newsletter.models import (
 )
 from newsletter.newsletters import get_newsletter
 from newsletter.sending import counters as issue_counters
+from newsletter.sending import local_time
 from newsletter.sending.start import freeze
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import D, I
@@ -254,6 +255,7 @@ def queue(
                 "subscriber_id": subscriber_id,
                 "status": DeliveryStatus.pending,
                 "attempts": 0,
+                "due_at": local_time.clock(),  # a late reader of a local-time send: at once
             },
         )
     return tuple(wanted)

@@ -12,6 +12,12 @@
     if (el) el.textContent = String(value);
   }
 
+  function eta(seconds) {
+    if (seconds === null) return "–";
+    if (seconds >= 3600) return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+    return Math.round(seconds) + " s";
+  }
+
   function update(s) {
     var c = s.counts;
     set("count-sent", c.sent);
@@ -19,8 +25,20 @@
     set("count-pending", c.pending + c.sending);
     set("count-skipped", c.skipped + c.cancelled);
     set("state-rate", s.rate);
-    set("state-eta", s.eta_seconds === null ? "–" : Math.round(s.eta_seconds) + " s");
     set("state-held", s.held ? s.held.toLocaleString("en") + " wait for the subject test's winner" : "");
+    set("state-eta", eta(s.eta_seconds));
+    (s.waves || []).forEach(function (w, i) {
+      set("wave-" + i + "-sent", w.sent.toLocaleString("en"));
+      set("wave-" + i + "-waiting", w.waiting.toLocaleString("en"));
+      var state = document.getElementById("wave-" + i + "-state");
+      if (state && !w.waiting && state.textContent !== "done") {
+        state.textContent = "";
+        var done = document.createElement("span");
+        done.className = "status status-sent";
+        done.textContent = "done";
+        state.appendChild(done);
+      }
+    });
     set("state-done", s.done);
     set("state-total", s.total);
     set("state-pct", s.total ? Math.round((100 * s.done) / s.total) : 0);

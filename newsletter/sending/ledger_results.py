@@ -1,0 +1,164 @@
+"""The ledger's results: what became of a claimed row, recorded by the claim that holds it.
+
+A row in flight (``sending``, or ``cancelled`` while in flight) becomes sent, skipped, failed, or
+pending again for a retry; with a lease token only the claim holding the row may record it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import bindparam, case, select, update
+from sqlalchemy.engine import Connection
+from sqlmodel import Session
+
+from newsletter.models import DeliveryStatus, SubscriptionStatus, moving, utcnow
+from newsletter.retries import backoff
+from newsletter.tables import D, I, S
+
+#: results are recorded on a Session or, by the sender, on an autocommit Connection
+Executor = Session | Connection
+
+
+#: rows a claim may still record a result on: in flight, or cancelled while in flight (a
+#: cancel settles rows being sent at once, keeping their lease, so the true outcome of a
+#: message that did leave is still recorded)
+IN_HAND = (DeliveryStatus.sending, DeliveryStatus.cancelled)
+SENDING = (DeliveryStatus.sending,)
+
+
+def _from_hand(to: Any) -> Any:
+    """Rows in hand that may take ``to`` (a CASE of retry-or-stay-cancelled: both may)."""
+    if isinstance(to, DeliveryStatus):
+        return moving(D.c.status, to, among=IN_HAND)
+    return D.c.status.in_(IN_HAND)  # the CASE: sending -> pending, cancelled -> cancelled
+
+
+def _finish_row(session: Executor, delivery_id: int, lease: str | None, **values: Any) -> bool:
+    """Record a result on a row in flight; with ``lease``, only if that claim still holds it."""
+    to = values["status"]
+    where = [D.c.id == delivery_id]
+    if lease is not None:
+        where += [_from_hand(to), D.c.lease_token == lease]
+    elif isinstance(to, DeliveryStatus):
+        where.append(moving(D.c.status, to, among=SENDING))
+    else:  # the retry's CASE: a row in flight goes back to pending
+        where.append(moving(D.c.status, DeliveryStatus.pending, among=SENDING))
+    result = session.execute(
+        update(D)
+        .where(*where)
+        .values(lease_until=None, lease_token=None, updated_at=utcnow(), **values)
+    )
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def record_sent(
+    session: Executor,
+    *,
+    delivery_id: int,
+    message_id: str,
+    response: str,
+    lease: str | None = None,
+) -> bool:
+    if lease is not None:  # the sender's hot path: one statement built once, parameters only
+        now = utcnow()
+        result = session.execute(
+            _RECORD_SENT,
+            {
+                "rid": delivery_id,
+                "lease": lease,
+                "mid": message_id,
+                "resp": response[:1000],
+                "now": now,
+            },
+        )
+        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return _finish_row(
+        session,
+        delivery_id,
+        lease,
+        status=DeliveryStatus.sent,
+        message_id=message_id,
+        smtp_response=response[:1000],
+        sent_at=utcnow(),
+    )
+
+
+# building an update() per message cost more CPU than the SMTP exchange (166 us vs 42 us)
+_RECORD_SENT = (
+    update(D)
+    .where(
+        D.c.id == bindparam("rid"),
+        moving(D.c.status, DeliveryStatus.sent, among=IN_HAND),
+        D.c.lease_token == bindparam("lease"),
+    )
+    .values(
+        status=DeliveryStatus.sent,
+        message_id=bindparam("mid"),
+        smtp_response=bindparam("resp"),
+        sent_at=bindparam("now", type_=D.c.sent_at.type),
+        updated_at=bindparam("now", type_=D.c.sent_at.type),
+        lease_until=None,
+        lease_token=None,
+    )
+)
+
+
+def record_skipped(
+    session: Executor, *, delivery_id: int, reason: str, lease: str | None = None
+) -> bool:
+    return _finish_row(
+        session, delivery_id, lease, status=DeliveryStatus.skipped, smtp_response=reason
+    )
+
+
+def record_failed(
+    session: Executor, *, delivery_id: int, response: str, lease: str | None = None
+) -> bool:
+    return _finish_row(
+        session, delivery_id, lease, status=DeliveryStatus.failed, smtp_response=response[:1000]
+    )
+
+
+def record_retry(
+    session: Executor,
+    *,
+    delivery_id: int,
+    attempts: int,
+    response: str,
+    max_attempts: int,
+    base_seconds: float,
+    lease: str | None = None,
+) -> bool:
+    """A temporary failure: back to pending for later, or failed once attempts run out."""
+    if attempts >= max_attempts:
+        return record_failed(
+            session, delivery_id=delivery_id, response=f"gave up: {response}", lease=lease
+        )
+    # a row cancelled while in flight stays cancelled rather than waiting for a retry
+    again = case(
+        (D.c.status == DeliveryStatus.cancelled, DeliveryStatus.cancelled.value),
+        else_=DeliveryStatus.pending.value,
+    )
+    return _finish_row(
+        session,
+        delivery_id,
+        lease,
+        status=again,
+        smtp_response=response[:1000],
+        next_attempt_at=utcnow() + backoff(attempts, base=base_seconds),
+    )
+
+
+def mark_bounced(session: Executor, *, subscriber_id: int, issue_id: int) -> None:
+    """A 5.1.x reply: the mailbox does not exist, so the address is not mailed again."""
+    newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
+    session.execute(
+        update(S)
+        .where(
+            S.c.subscriber_id == subscriber_id,
+            S.c.newsletter_id == newsletter_id,
+            moving(S.c.status, SubscriptionStatus.bounced),
+        )
+        .values(status=SubscriptionStatus.bounced, updated_at=utcnow())
+    )

@@ -1,0 +1,221 @@
+"""One batch's sending loop: for each claimed row, render, sign, send and record its outcome.
+
+``batch.run_batch`` claims the rows and builds a ``Run``; the loop here looks at the issue's
+status every ``STATUS_CHECK_EVERY`` messages (pause and cancel take effect there), takes tokens
+from the rate limiter, renews the claim's lease on a slow batch, and lets the circuit breaker,
+the webhooks and the limiter react to each outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import UTC, datetime
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from newsletter import webhooks
+from newsletter.config import Settings
+from newsletter.exceptions import InvalidInput, TransportError
+from newsletter.models import utcnow
+from newsletter.sending import controls, ledger, outcomes, probe
+from newsletter.sending.breaker import CircuitBreaker
+from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
+from newsletter.sending.prepare import Prepared
+from newsletter.sending.ratelimit import LimiterUnavailable, RateLimiter
+from newsletter.sending.recipients import recipient
+from newsletter.sending.recorder import Recorder
+from newsletter.sending.results import BatchResult
+from newsletter.transports import Transport
+
+#: how many messages between two looks at the issue's status (pause/cancel take effect here)
+STATUS_CHECK_EVERY = 25
+log = logging.getLogger(__name__)
+
+
+class Run:
+    """One batch's sending loop."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        prep: Prepared,
+        transport: Transport,
+        limiter: RateLimiter,
+        breaker: CircuitBreaker,
+        result: BatchResult,
+        rec: Recorder,
+    ) -> None:
+        self.settings, self.prep, self.transport, self.rec = settings, prep, transport, rec
+        self.limiter, self.breaker, self.result = limiter, breaker, result
+        self.issue_id: int = prep.issue.id  # type: ignore[assignment]
+        self.generation: datetime | None = None
+        self.tokens = 0
+        self.hooks: frozenset[str] = frozenset()  # webhook events some endpoint wants
+        self.chunk = max(1, min(10, getattr(limiter, "burst", 10) // 4))
+        self.retry = RetryPolicy(settings.max_attempts, settings.retry_base_seconds)
+
+    def send_all(self, claimed: list[ledger.Claimed]) -> None:
+        lease = claimed[0].lease
+        held = {r.delivery_id for r in claimed}
+        renewed = time.monotonic()
+        for index, row in enumerate(claimed):
+            rest = [r.delivery_id for r in claimed[index:]]
+            if self._must_stop(index, row):
+                self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
+                self.rec.call(controls.settle_cancelled, issue_id=self.issue_id)
+                self.result.stopped = True
+                return
+            if time.monotonic() - renewed > self.settings.lease_seconds / 3:
+                # a slow batch (rate limit, slow server) keeps its rows; rows whose lease ran
+                # out anyway belong to another batch now and are not sent from here
+                held = self.rec.call(
+                    ledger.renew,
+                    delivery_ids=rest,
+                    lease=lease,
+                    lease_seconds=self.settings.lease_seconds,
+                )
+                renewed = time.monotonic()
+            if row.delivery_id not in held:
+                self.result.lost += 1
+                continue
+            self.handle(row)
+            if self.result.stopped:  # the circuit breaker tripped
+                self.rec.call(ledger.release, delivery_ids=rest[1:], lease=lease)
+                return
+
+    def _must_stop(self, index: int, row: ledger.Claimed) -> bool:
+        """Paused or cancelled (looked at every few messages), or no rate budget to be had."""
+        if index and index % STATUS_CHECK_EVERY == 0 and not self._still_sending():
+            return True
+        if self.tokens == 0 and row.active:
+            try:
+                self.limiter.acquire(self.chunk)
+                self.tokens = self.chunk
+            except LimiterUnavailable as exc:
+                log.warning(
+                    "issue %s: %s; batch stopped",
+                    self.issue_id,
+                    exc,
+                    extra={"issue_id": self.issue_id},
+                )
+                return True
+        return False
+
+    def _still_sending(self) -> bool:
+        """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
+        return self.rec.call(ledger.still_claimable, issue_id=self.issue_id)
+
+    def handle(self, row: ledger.Claimed) -> None:
+        """Send one row, record its outcome, and let the rest of the batch react to it."""
+        outcome = self.send_one(row)
+        if outcome.delivered:
+            self.tokens -= 1
+        self.settle(row, outcome)
+
+    def settle(self, row: ledger.Claimed, outcome: Outcome) -> None:
+        """Record one row's outcome and let the rest of the batch react to it."""
+        recorded = self.rec.call(
+            outcomes.record, row, outcome, issue_id=self.issue_id, retry=self.retry
+        )
+        if not recorded and outcome.kind is Kind.sent:
+            log.warning(
+                "delivery %s: sent after its lease was lost",
+                row.delivery_id,
+                extra={"issue_id": self.issue_id, "delivery_id": row.delivery_id},
+            )
+        self.result.count(outcome)
+        if outcome.kind in (Kind.failed, Kind.local, Kind.bounced):
+            _log_failed(self.issue_id, row.delivery_id, outcome.response)
+        event = outcomes.webhook_event(outcome, row, max_attempts=self.retry.max_attempts)
+        if event is not None:
+            self.hook(event, row, outcome)
+        if outcome.throttled:
+            self.limiter.throttled()
+        if outcome.server_trouble is not None:
+            self.observe(
+                failed=outcome.server_trouble,
+                reply=outcome.response,
+                permanent=outcome.kind is Kind.failed,
+            )
+
+    def build(self, row: ledger.Claimed) -> Outcome | tuple[str, bytes]:
+        """(Message-ID, the signed message) for one row, or the outcome that stops it here."""
+        if not row.active:
+            return Outcome(Kind.skipped, "no longer subscribed")
+        prep = self.prep
+        try:
+            person = recipient(
+                self.settings,
+                prep,
+                subscriber_id=row.subscriber_id,
+                email=row.email,
+                name=row.name,
+                variant=row.variant,
+            )
+            if prep.signer is None:
+                mid, data = prep.template.render(person)
+            else:
+                mid, data, relaxed = prep.template.render_relaxed(person)
+                data = prep.signer.sign(data, relaxed_body_of_it=relaxed)
+        except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
+            return Outcome(Kind.local, f"local: {exc}")
+        return mid, data
+
+    def send_one(self, row: ledger.Claimed) -> Outcome:
+        """Render, sign and hand over one message; what became of it (nothing recorded yet)."""
+        built = self.build(row)
+        if isinstance(built, Outcome):
+            return built
+        mid, data = built
+        try:
+            reply = self.transport.send(self.settings.bounce_address, row.email, data)
+        except TransportError as exc:
+            return outcomes.classify(exc, mid)
+        return Outcome(Kind.sent, reply, mid)
+
+    def hook(self, event: str, row: ledger.Claimed, outcome: Outcome) -> None:
+        """Queue a webhook event; a no-op unless an endpoint wants it. Never stops the send."""
+        if event not in self.hooks:
+            return
+        payload = {
+            "issue_id": self.issue_id,
+            "delivery_id": row.delivery_id,
+            "subscriber_id": row.subscriber_id,
+            "email": row.email,
+            "message_id": outcome.message_id,
+            "smtp_response": outcome.response[:1000],
+            "at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            self.rec.once(webhooks.emit, event, payload)  # not twice: no duplicate event
+        except SQLAlchemyError:
+            log.exception("delivery %s: %s webhook not queued", row.delivery_id, event)
+
+    def observe(self, *, failed: bool, reply: str = "", permanent: bool = False) -> None:
+        verdict = self.breaker.record(
+            self.issue_id, self.generation, failed=failed, reply=reply, permanent=permanent
+        )
+        if verdict.tripped:
+            # the relay down (temporary failures): probed later, and resumed when it answers
+            probe_at = probe.first_probe_at(self.settings, utcnow()) if verdict.relay_down else None
+            if self.rec.call(
+                controls.trip, issue_id=self.issue_id, reason=verdict.reason, probe_at=probe_at
+            ):
+                log.warning(
+                    "issue %s paused: %s",
+                    self.issue_id,
+                    verdict.reason,
+                    extra={"issue_id": self.issue_id},
+                )
+            self.result.stopped = True
+
+
+def _log_failed(issue_id: int, delivery_id: int, response: str) -> None:
+    log.warning(
+        "issue %s: delivery %s failed: %s",
+        issue_id,
+        delivery_id,
+        response,
+        extra={"issue_id": issue_id, "delivery_id": delivery_id, "response": response},
+    )

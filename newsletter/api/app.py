@@ -11,7 +11,11 @@ body is capped and a NUL in the URL refused (``limits.py``); bodies are read str
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
+from starlette.concurrency import run_in_threadpool
 
 import newsletter
 from newsletter import db
@@ -105,6 +109,14 @@ STATUS_OF: dict[type[UserError], int] = {
 }
 
 
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown, the tracking events still buffered are recorded (a clean stop loses none)."""
+    yield
+    if app.state.recorder is not None:
+        await run_in_threadpool(app.state.recorder.stop)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -125,6 +137,7 @@ def create_app(
         version=getattr(newsletter, "__version__", "0"),
         docs_url="/docs",
         openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
     app.state.settings = settings = settings or get_settings()
     db.get_engine(settings.database_url, settings.pool())  # this process's pool, from settings
@@ -132,6 +145,7 @@ def create_app(
     app.state.send_confirmation = send_confirmation or no_confirmation_queue
     app.state.bot_counter = bot_counter(settings)  # sign-ups refused as bots' (/metrics)
     app.state.start_import = start_import or no_import_queue
+    app.state.recorder = tracking.recorder(settings)  # clicks and opens, recorded in batches
     errors.install(app, STATUS_OF)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)

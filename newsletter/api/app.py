@@ -82,12 +82,11 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 #: routers served at the site's root: the public HTML pages (sign-up, confirm, unsubscribe, ...),
 #: the archive (/archive), the operations endpoints (/healthz, /readyz, /metrics), and / with
-#: the favicon
+#: the favicon (the tracking router, /r/ and /o/, goes before all of them)
 PAGES: tuple[APIRouter, ...] = (
     signup.pages,
     embed.router,
     links.router,
-    tracking.router,
     archive.router,
     ops.router,
     home.router,
@@ -147,6 +146,8 @@ def create_app(
     app.state.start_import = start_import or no_import_queue
     app.state.recorder = tracking.recorder(settings)  # clicks and opens, recorded in batches
     errors.install(app, STATUS_OF)
+    # first: the router tries routes in order, and the redirect is the one hot path
+    app.include_router(tracking.router)
     for router in ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     for router in PAGES:

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter, BackgroundTasks, Request
+from fastapi import APIRouter, Request
+from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import RedirectResponse, Response
 
@@ -86,12 +87,14 @@ def _record(settings: Settings, hit: Hit) -> None:
         log.exception("tracking: the %s of issue %s was not recorded", hit.kind, hit.issue_id)
 
 
-def _keep(request: Request, background: BackgroundTasks, hit: Hit) -> None:
+def _keep(request: Request, hit: Hit, response: Response) -> Response:
+    """Hand the hit to the recorder, or (no buffer) to a task run after the response."""
     buffer: Recorder | None = getattr(request.app.state, "recorder", None)
     if buffer is not None:
         buffer.add(hit)
     else:
-        background.add_task(_record, request.app.state.settings, hit)
+        response.background = BackgroundTask(_record, request.app.state.settings, hit)
+    return response
 
 
 def _read(settings: Settings, issue: int, token: str) -> tokens.TrackToken | None:
@@ -127,31 +130,29 @@ def _hit(request: Request, read: tokens.TrackToken, kind: str, link: Target | No
     response_class=RedirectResponse,
     status_code=302,
 )
-async def click(
-    issue_id: str, n: str, token: str, request: Request, background: BackgroundTasks
-) -> Response:
+async def click(issue_id: str, n: str, token: str, request: Request) -> Response:
     settings: Settings = request.app.state.settings
     issue, number = _number(issue_id), _number(n)
     read = _read(settings, issue, token)
     link = None if read is None else (await _links(settings, issue)).by_n.get(number)
     if read is None or link is None:
         raise NotFound("this link is not one of ours")
-    if read.subscriber_id != tokens.NOBODY:
-        _keep(request, background, _hit(request, read, EngagementKind.click, link))
-    return RedirectResponse(link.url, status_code=302, headers=NO_STORE)
+    answer = RedirectResponse(link.url, status_code=302, headers=NO_STORE)
+    if read.subscriber_id == tokens.NOBODY:
+        return answer
+    return _keep(request, _hit(request, read, EngagementKind.click, link), answer)
 
 
 @router.head("/o/{issue_id}/{token}.gif", include_in_schema=False)
 @router.get(
     "/o/{issue_id}/{token}.gif", summary="The open pixel: a 1x1 GIF", response_class=Response
 )
-async def pixel(
-    issue_id: str, token: str, request: Request, background: BackgroundTasks
-) -> Response:
+async def pixel(issue_id: str, token: str, request: Request) -> Response:
     settings: Settings = request.app.state.settings
     read = _read(settings, _number(issue_id), token)
     if read is None:
         raise NotFound("this image is not one of ours")
-    if read.subscriber_id != tokens.NOBODY:
-        _keep(request, background, _hit(request, read, EngagementKind.open, None))
-    return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+    answer = Response(PIXEL, media_type="image/gif", headers=NO_STORE)
+    if read.subscriber_id == tokens.NOBODY:
+        return answer
+    return _keep(request, _hit(request, read, EngagementKind.open, None), answer)

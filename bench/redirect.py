@@ -58,41 +58,70 @@ from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 
 SECRET = "bench-secret"
+TAIL = 2  # seconds of nobody's pixel after the redirects (see LUA)
+# Each wrk thread walks its own share of the paths; after ``redirect_seconds`` it asks for
+# nobody's open pixel instead (200, records nothing), so that every redirect in flight is
+# answered and counted before wrk stops (wrk drops the answers still in flight at its end).
 LUA = """
-local paths, count, step, at = {}, 0, 1, 1
-found = 0  -- a global: done() reads it from each thread
+local ffi = require("ffi")
+ffi.cdef[[
+typedef struct { long tv_sec; long tv_nsec; } nl_timespec;
+int clock_gettime(int clock, nl_timespec *t);
+]]
+local clock = ffi.new("nl_timespec")
+local function now()
+  ffi.C.clock_gettime(1, clock)
+  return tonumber(clock.tv_sec) + tonumber(clock.tv_nsec) / 1e9
+end
+local paths, count, step, at, deadline, pixel = {}, 0, 1, 1, 0, ""
+found, other, started, last = 0, 0, 0, 0  -- globals: done() reads them from each thread
 local threads, next_id = {}, 0
+local agent = {["User-Agent"] = "%(agent)s", ["Accept"] = "text/html"}
 function setup(thread)
   thread:set("id", next_id)
   next_id = next_id + 1
   table.insert(threads, thread)
 end
 function init(args)
-  local offset, stride = tonumber(args[2]), tonumber(args[3])
   for line in io.lines(args[1]) do
     count = count + 1
     paths[count] = line
   end
-  step = stride
-  at = offset + id + 1
+  step = tonumber(args[3])
+  at = tonumber(args[2]) + id + 1
+  pixel = args[5]
+  started = now()
+  deadline = started + tonumber(args[4])
 end
 function request()
+  if now() >= deadline then
+    return wrk.format("GET", pixel, agent)
+  end
   local path = paths[at]
   at = at + step
   if at > count then at = at - count end
-  return wrk.format("GET", path, {["User-Agent"] = "%(agent)s", ["Accept"] = "text/html"})
+  return wrk.format("GET", path, agent)
 end
 function response(status, headers, body)
-  if status == 302 then found = found + 1 end
+  if status == 302 then
+    found = found + 1
+    last = now()
+  elseif status ~= 200 then
+    other = other + 1
+  end
 end
 function done(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do total = total + thread:get("found") end
+  local total, others, span = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    total = total + thread:get("found")
+    others = others + thread:get("other")
+    span = math.max(span, thread:get("last") - thread:get("started"))
+  end
   io.write(string.format("JSON {\\"found\\": %%d, \\"requests\\": %%d, \\"p50\\": %%d, "
     .. "\\"p99\\": %%d, \\"errors\\": %%d, \\"seconds\\": %%f}\\n",
     total, summary.requests, latency:percentile(50), latency:percentile(99),
-    summary.errors.connect + summary.errors.read + summary.errors.write
-      + summary.errors.timeout + summary.errors.status, summary.duration / 1e6))
+    others + summary.errors.connect + summary.errors.read + summary.errors.write
+      + summary.errors.timeout, span))
 end
 """
 AGENT = (
@@ -205,7 +234,8 @@ def wait_up(port: int, server: Child, timeout: float = 60.0) -> None:
 def wrk(url: str, args: argparse.Namespace, script: Path, *extra: str) -> Load:
     load = load_average()
     argv = ["wrk", "-t", str(args.threads), "-c", str(args.connections)]
-    argv += ["-d", f"{args.seconds}s", "--timeout", "5s", "-s", str(script), url]
+    seconds = args.seconds + (TAIL if extra else 0)
+    argv += ["-d", f"{seconds:g}s", "--timeout", "5s", "-s", str(script), url]
     if extra:
         argv += ["--", *extra]
     out = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
@@ -214,7 +244,7 @@ def wrk(url: str, args: argparse.Namespace, script: Path, *extra: str) -> Load:
         raise RuntimeError(f"wrk said:\n{out}")
     got = json.loads(match[1])
     return Load(
-        rate=got["requests"] / got["seconds"],
+        rate=got["found"] / got["seconds"],
         p50_ms=got["p50"] / 1000,
         p99_ms=got["p99"] / 1000,
         requests=got["requests"],
@@ -273,7 +303,10 @@ def redirect_runs(args: argparse.Namespace, workdir: Path, redis: RedisServer) -
         for run in range(args.repeat):
             h = wrk(f"{base}/healthz", args, baseline_script(workdir))
             offset = (run * total) // max(args.repeat, 1)
-            r = wrk(base, args, script, str(paths), str(offset), str(stride))
+            pixel = f"/o/{issue_id}/{tokens.make_token(SECRET, issue_id, tokens.NOBODY)}.gif"
+            r = wrk(
+                base, args, script, str(paths), str(offset), str(stride), str(args.seconds), pixel
+            )
             healthz.append(h)
             redirects.append(r)
             say(

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select, tuple_, update
@@ -53,11 +53,11 @@ class Target:
 class IssueLinks:
     loaded: float
     by_n: dict[int, Target]
+    count: int = field(init=False)  # the message's links, the trap aside (the burst rule's)
 
-    @property
-    def count(self) -> int:
-        """The message's links, the trap aside (the burst rule's "every link")."""
-        return sum(1 for t in self.by_n.values() if t.kind != LinkKind.trap)
+    def __post_init__(self) -> None:
+        links = sum(1 for t in self.by_n.values() if t.kind != LinkKind.trap)
+        object.__setattr__(self, "count", links)
 
 
 _cache: dict[int, IssueLinks] = {}
@@ -168,8 +168,27 @@ def record_many(
         rows.append(_row(hit, decision))
         decisions.append(decision)
     if rows:
-        session.execute(insert(EE), rows)
+        _insert(session, rows)
     return decisions
+
+
+COLUMNS = ("issue_id", "subscriber_id", "link_id", "kind", "verdict", "rule", "at")
+
+
+def _insert(session: Session, rows: list[dict[str, object]]) -> None:
+    """The events in one statement: PostgreSQL's COPY (a tenth of a multi-row INSERT's cost in
+    Python: no statement to compile, no parameters to bind), else one executemany."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        session.execute(insert(EE), rows)
+        return
+    raw = connection.connection.dbapi_connection
+    assert raw is not None
+    with raw.cursor() as cursor:  # type: ignore[attr-defined]
+        copy_sql = f"COPY {EE.name} ({', '.join(COLUMNS)}) FROM STDIN"
+        with cursor.copy(copy_sql) as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in COLUMNS))
 
 
 def _link_id(hit: Hit) -> int | None:

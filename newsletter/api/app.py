@@ -155,6 +155,7 @@ def create_app(
     if settings.environment == "development":
         app.include_router(dev.router)  # /dev/outbox: the local sink's messages
     admin.install(app)
+    app.add_middleware(tracking.Shortcut)  # a good click answered before the routing
     app.add_middleware(
         PublicBodyLimit,
         limit=settings.public_body_limit,

@@ -352,6 +352,7 @@ def deliver_rates(args: argparse.Namespace, workdir: Path, redis: RedisServer) -
     )
     rates: dict[bool, list[float]] = {False: [], True: []}
     loads: dict[bool, list[float]] = {False: [], True: []}
+    cpu: dict[bool, list[float]] = {False: [], True: []}  # the workers' CPU ms a message
     with ExitStack() as stack:
         sink = Sink(workdir=workdir, kind=options.sink)
         stack.callback(sink.stop)
@@ -371,16 +372,20 @@ def deliver_rates(args: argparse.Namespace, workdir: Path, redis: RedisServer) -
                 )
                 rates[tracking].append(phase.rate)
                 loads[tracking].append(load)
+                cpu[tracking].append(1000 * phase.cpu.get("workers", 0.0) / max(phase.sent, 1))
     off, on = statistics.median(rates[False]), statistics.median(rates[True])
     say(
         f"deliver: tracking off {[round(r) for r in rates[False]]} msg/s (load "
         f"{loads[False]}), on {[round(r) for r in rates[True]]} msg/s (load {loads[True]}); "
-        f"medians {off:,.0f} / {on:,.0f}: ratio {on / off:.2f} (target >= 0.9)"
+        f"medians {off:,.0f} / {on:,.0f}: ratio {on / off:.2f} (target >= 0.9); workers' CPU "
+        f"a message {statistics.median(cpu[False]):.2f} / {statistics.median(cpu[True]):.2f} ms"
     )
     return {
         "deliver_rate_tracking_off": round(off),
         "deliver_rate_tracking_on": round(on),
         "ratio_tracking": round(on / off, 2),
+        "worker_cpu_ms_tracking_off": round(statistics.median(cpu[False]), 3),
+        "worker_cpu_ms_tracking_on": round(statistics.median(cpu[True]), 3),
         "deliver_subscribers": args.deliver_subscribers,
     }
 
@@ -424,12 +429,12 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="each wrk run")
+    parser.add_argument("--seconds", type=int, default=8, help="each wrk run")
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--repeat", type=int, default=3, help="runs; the medians are quoted")
     parser.add_argument("--workers", type=int, default=2, help="newsletter serve --workers")
-    parser.add_argument("--subscribers", type=int, default=20_000, help="readers of the issue")
+    parser.add_argument("--subscribers", type=int, default=10_000, help="readers of the issue")
     parser.add_argument("--max-paths", type=int, default=400_000, help="distinct links written")
     parser.add_argument("--deliver-subscribers", type=int, default=3000, help="0: no deliver")
     parser.add_argument("--deliver-workers", type=int, default=2)

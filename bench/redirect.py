@@ -58,6 +58,7 @@ from newsletter.sending.checks import qa_config
 from newsletter.sending.start import fill_ledger
 
 SECRET = "bench-secret"
+CPU_GROUPS = (("server", "server"), ("postgres", "other:postgres"))
 TAIL = 2  # seconds of nobody's pixel after the redirects (see LUA)
 # Each wrk thread walks its own share of the paths; after ``redirect_seconds`` it asks for
 # nobody's open pixel instead (200, records nothing), so that every redirect in flight is
@@ -299,14 +300,22 @@ def redirect_runs(args: argparse.Namespace, workdir: Path, redis: RedisServer) -
         base = f"http://127.0.0.1:{port}"
         # one request per process would warm its link cache; wrk's first second does that too
         healthz, redirects = [], []
+        cpu: list[dict[str, float]] = []  # CPU ms a request (redirects and the pixel tail)
         stride = args.threads
         for run in range(args.repeat):
             h = wrk(f"{base}/healthz", args, baseline_script(workdir))
             offset = (run * total) // max(args.repeat, 1)
             pixel = f"/o/{issue_id}/{tokens.make_token(SECRET, issue_id, tokens.NOBODY)}.gif"
+            before = _harness.cpu_ticks()
             r = wrk(
                 base, args, script, str(paths), str(offset), str(stride), str(args.seconds), pixel
             )
+            used = _harness.cpu_seconds(
+                before,
+                _harness.cpu_ticks(),
+                {"server": set(_harness.descendants(server.pid)), "bench": {os.getpid()}},
+            )
+            cpu.append({g: 1000 * used.get(k, 0.0) / max(r.requests, 1) for g, k in CPU_GROUPS})
             healthz.append(h)
             redirects.append(r)
             say(
@@ -314,7 +323,8 @@ def redirect_runs(args: argparse.Namespace, workdir: Path, redis: RedisServer) -
                 f"(load {h.load:.2f}); "
                 f"/r/ {r.rate:,.0f}/s p50 {r.p50_ms:.1f} ms p99 {r.p99_ms:.1f} ms, "
                 f"{r.found:,} 302s of {r.requests:,}, {r.errors} errors (load {r.load:.2f}); "
-                f"ratio {r.rate / h.rate:.2f}"
+                f"ratio {r.rate / h.rate:.2f}; CPU ms a request: "
+                + ", ".join(f"{g} {ms:.3f}" for g, ms in cpu[-1].items())
             )
         t_stop = time.monotonic()
         server.stop(timeout=60)
@@ -336,6 +346,9 @@ def redirect_runs(args: argparse.Namespace, workdir: Path, redis: RedisServer) -
             statistics.median(r.rate / h.rate for r, h in zip(redirects, healthz, strict=True)), 2
         ),
         "runs": [round(r.rate) for r in redirects],
+        "cpu_ms_per_request": {
+            g: round(statistics.median(c[g] for c in cpu), 3) for g, _ in CPU_GROUPS
+        },
         "load": [round(r.load, 2) for r in redirects],
         "web_workers": args.workers,
         "connections": args.connections,

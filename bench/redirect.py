@@ -10,7 +10,10 @@ ago; ``newsletter serve --workers W`` as production runs it, on PostgreSQL):
     connections, ``--seconds`` per run, ``--repeat`` runs, each on fresh pairs;
   * the baseline: the same wrk run on the same server's ``/healthz`` just before each redirect
     run (no database either; a sync route); ratio = redirects/s / healthz requests/s;
-  * p99: wrk's latency percentile, per run; the median of the runs is quoted;
+  * p99: wrk's latency percentile, per run (over the whole run: its last 2 s are nobody's
+    pixel, see LUA); the median of the runs is quoted;
+  * CPU ms a request of the server's processes and of PostgreSQL during each run (from /proc):
+    the figure a loaded machine distorts least;
   * then the server is stopped as production stops it (SIGTERM: each process records what it
     buffered) and the engagement_event rows are counted: ``events_recorded`` must equal the
     requests that got a 302 (counted by the Lua script's ``response``), ``requests``;

@@ -3,10 +3,11 @@
 The redirect is answered from a per-process cache of each issue's links (``cached_links``; an
 issue's links never change once it is frozen; the cache keeps them a minute, so a re-frozen
 issue is seen soon), so a 302 costs no query but the first. ``record_many`` records hits after
-their responses have gone (``analytics.recorder`` buffers them), many at a time: one read of
-the ledger rows of all their recipients (the delivery time, and whether they are recipients at
-all), for clicks one read of the recipients' recent clicks (the burst rule, which also sees the
-batch's earlier hits), then one multi-row insert; ``record`` is the same for one hit. It records
+their responses have gone (``analytics.recorder`` buffers them), many at a time: per issue
+(a batch nearly always has one) one read of the ledger rows of all their recipients (the
+delivery time, and whether they are recipients at all), for clicks one read of the recipients'
+recent clicks (the burst rule, which also sees the batch's earlier hits), then one insert of
+all the events (COPY on PostgreSQL); ``record`` is the same for one hit. It records
 nothing for nobody's token (the archive, previews, test sends: subscriber 0), for someone who
 got no copy of the issue, for an erased subscriber, and once the issue's events are past the
 retention period (folded: its links keep redirecting).
@@ -144,10 +145,10 @@ def record(session: Session, hit: Hit, *, limits: Limits, retention_days: int) -
 def record_many(
     session: Session, hits: Sequence[Hit], *, limits: Limits, retention_days: int
 ) -> list[Decision | None]:
-    """``record`` for many hits in arrival order, set-based: one read of the ledger rows of all
-    their recipients, one of their recent clicks, one multi-row insert (plus one update per
-    burst that marks stored clicks). Each hit sees the earlier hits of the batch as ``record``
-    would have seen them already stored, so the verdicts are the same."""
+    """``record`` for many hits in arrival order, set-based: per issue one read of the ledger
+    rows of all their recipients and one of their recent clicks, then one insert (plus one
+    update per burst that marks stored clicks). Each hit sees the earlier hits of the batch as
+    ``record`` would have seen them already stored, so the verdicts are the same."""
     ledger = _ledger(session, {(h.issue_id, h.subscriber_id) for h in hits})
     kept = [h if _recordable(h, ledger, retention_days) else None for h in hits]
     clicks = _recent_clicks(session, [h for h in kept if h is not None], limits)

@@ -269,14 +269,19 @@ def run_phase(
     smtp_port: int | None = None,
     connections: int = 1,
     label: str = "",
+    tracking: bool = False,
 ) -> Phase:
-    """One send of a fresh issue to ``n`` subscribers with fresh workers."""
+    """One send of a fresh issue to ``n`` subscribers with fresh workers (``tracking``: its
+    newsletter tracks clicks and opens: the links rewritten, a token per message)."""
     phase = Phase(n)
     tag = f"{n:,}{' ' + label if label else ''}"
     with ExitStack() as stack:
         t0 = time.monotonic()
         database_url = stack.enter_context(_harness.scratch_database(keep=args.keep_db))
         issue_id = _harness.prepare_issue(database_url, active=n)
+        if tracking:
+            with db.session_scope(database_url) as s:
+                s.execute(text("UPDATE newsletter SET track_clicks = true, track_opens = true"))
         say(f"[{tag}] database ready in {time.monotonic() - t0:.1f}s")
         env = bench_env(
             database_url=database_url,
@@ -593,7 +598,7 @@ def _terminate(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the clean-up
 
 
-def main(argv: list[str] | None = None) -> int:
+def main_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subscribers", type=int, default=100_000)
     parser.add_argument(
@@ -631,7 +636,11 @@ def main(argv: list[str] | None = None) -> int:
         default=8,
         help="NEWSLETTER_SMTP_CONNECTIONS of the delayed send's workers (the others: 1)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = main_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
     signal.signal(signal.SIGHUP, _terminate)
     run(args)

@@ -38,3 +38,13 @@ class AnalyticsSettings(BaseSettings):
             "into counts without subscriber ids"
         ),
     )
+    track_flush_seconds: float = Field(
+        0.2,
+        ge=0,
+        le=5,
+        description=(
+            "each web process records its tracking events every this many seconds, many at a "
+            "time (a SIGKILL loses at most this long's events; a clean stop none); 0: each "
+            "event at once, after its response"
+        ),
+    )

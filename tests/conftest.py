@@ -255,6 +255,9 @@ def settings(
     # a SpamAssassin run costs seconds and many tests freeze issues: tests/unit/
     # test_spam_check.py and the composer's browser test turn it on where they test it
     monkeypatch.setenv("NEWSLETTER_SPAM_CHECK", "off")
+    # a click's event is recorded right after its response, so a test reads it at once;
+    # tests/integration/test_tracking_recorder.py tests the batching recorder (the default)
+    monkeypatch.setenv("NEWSLETTER_TRACK_FLUSH_SECONDS", "0")
     get_settings.cache_clear()
     celery_app.forget_settings()  # tasks called here read this test's settings
     yield get_settings()

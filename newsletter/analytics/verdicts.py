@@ -178,6 +178,7 @@ def _address(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | 
         return None
 
 
+@lru_cache(maxsize=4096)  # a busy redirect sees the same few addresses again and again
 def in_networks(ip: str | None, networks: tuple[str, ...] | None = None) -> bool:
     address = _address(ip)
     if address is None:

@@ -84,39 +84,72 @@ def serve(
             "header is trusted"
         ),
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="web processes sharing the port (uvicorn's supervisor restarts one that dies); "
+            "each records its tracking events itself",
+        ),
+    ] = 1,
 ) -> None:
     """Run the HTTP app: admin API under /api (token from `newsletter admin create-token`),
     public sign-up, confirm, unsubscribe and preference pages; OpenAPI at /docs."""
     import uvicorn
 
-    from newsletter.api.app import create_app
-
     _warn_if_schema_behind()
+    if workers == 1:
+        app = production_app()
+        uvicorn.Server(server_config(app, host=host, port=port, proxies=forwarded_allow_ips)).run()
+        return
+    # each worker process builds its own app (pool, tracking buffer) from this import string
+    uvicorn.run(
+        f"{__name__}:worker_app",
+        factory=True,
+        workers=workers,
+        **server_options(host=host, port=port, proxies=forwarded_allow_ips),
+    )
+
+
+def production_app() -> Any:
+    """The app as ``serve`` runs it: the Celery ports to the workers (in each web process)."""
+    from newsletter.api.app import create_app
     from worker.dispatch import celery_dispatch, celery_send_confirmation, celery_start_import
 
-    app = create_app(
+    return create_app(
         settings(),
         dispatch=celery_dispatch,
         send_confirmation=celery_send_confirmation,
         start_import=celery_start_import,
     )
-    uvicorn.Server(server_config(app, host=host, port=port, proxies=forwarded_allow_ips)).run()
+
+
+def worker_app() -> Any:
+    """``production_app`` in a process of ``serve --workers N`` (spawned: no CLI set-up yet)."""
+    from newsletter.cli import _configure_logging
+
+    _configure_logging()
+    return production_app()
 
 
 def server_config(app: Any, *, host: str, port: int, proxies: str | None) -> uvicorn.Config:
-    """uvicorn's configuration: X-Forwarded-For/-Proto are read only from ``proxies`` (None:
-    from nobody; uvicorn's own default would trust 127.0.0.1, so any local process, or a proxy
-    on the same machine passing the header through, could choose the client IP)."""
+    """uvicorn's configuration of one process serving ``app`` (``server_options``)."""
     import uvicorn
 
-    return uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        proxy_headers=proxies is not None,
-        forwarded_allow_ips=proxies,
-        log_config=None,  # uvicorn's records go to the root handler main() set up (JSON or text)
-    )
+    return uvicorn.Config(app, **server_options(host=host, port=port, proxies=proxies))
+
+
+def server_options(*, host: str, port: int, proxies: str | None) -> dict[str, Any]:
+    """X-Forwarded-For/-Proto are read only from ``proxies`` (None: from nobody; uvicorn's own
+    default would trust 127.0.0.1, so any local process, or a proxy on the same machine passing
+    the header through, could choose the client IP)."""
+    return {
+        "host": host,
+        "port": port,
+        "proxy_headers": proxies is not None,
+        "forwarded_allow_ips": proxies,
+        "log_config": None,  # uvicorn's records go to the root handler main() set up
+    }
 
 
 def _warn_if_schema_behind() -> None:

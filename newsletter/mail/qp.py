@@ -127,12 +127,19 @@ class QPTemplate:
         which = [0]
         tail = self._fixed_tails[0]  # the decoded part's last two bytes so far
         value = self._fill.value
+        # a piece starts on a fresh line, so a value's encoding is the same wherever it stands:
+        # each field is encoded once per recipient (the tracking token fills every link)
+        done: dict[str, tuple[bytes, bytes]] = {}
         for index, (name, fixed, fixed_tail) in enumerate(
             zip(self._fields, self._fixed[1:], self._fixed_tails[1:], strict=True), start=1
         ):
-            raw = value(name, values).encode("utf-8")
+            found = done.get(name)
+            if found is None:
+                raw = value(name, values).encode("utf-8")
+                found = done[name] = (raw, finish(encode(raw, text=False)) if raw else b"")
+            raw, piece = found
             if raw:
-                out.append(finish(encode(raw, text=False)))
+                out.append(piece)
                 which.append(-1)
                 tail = (tail + raw)[-2:]
             if fixed:

@@ -47,6 +47,7 @@ class IssueOutline:
     newsletter: Newsletter
     issue: Issue
     sections: list[OutlineSection]
+    language: str | None = None  # an edition's (``edition_render``); None: the newsletter's
 
     @property
     def items(self) -> list[OutlineItem]:

@@ -24,7 +24,7 @@ from newsletter.config import Settings
 from newsletter.db import get_engine
 from newsletter.exceptions import DatabaseUnavailable, InvalidInput, NewsletterError, TransportError
 from newsletter.models import Issue, utcnow
-from newsletter.sending import controls, ledger, outcomes, pooled, probe, relays
+from newsletter.sending import controls, edition_pick, ledger, outcomes, pooled, probe, relays
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
 from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared, prepared
@@ -318,10 +318,11 @@ class _Run:
                 name=row.name,
                 variant=row.variant,
             )
+            template = edition_pick.template_for(self.settings, self.rec, prep, row.subscriber_id)
             if prep.signer is None:
-                mid, data = prep.template.render(person)
+                mid, data = template.render(person)
             else:
-                mid, data, relaxed = prep.template.render_relaxed(person)
+                mid, data, relaxed = template.render_relaxed(person)
                 data = prep.signer.sign(data, relaxed_body_of_it=relaxed)
         except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
             return Outcome(Kind.local, f"local: {exc}")

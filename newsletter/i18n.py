@@ -30,10 +30,18 @@ SOURCE = LOCALES[0]
 _current: ContextVar[str] = ContextVar("locale", default=SOURCE)
 
 
+def primary(language: str | None) -> str:
+    return (language or "").split("-")[0].split("_")[0].lower()
+
+
 def negotiate(language: str | None) -> str:
     """The shipped locale for a BCP 47 tag ("be-BY" -> "be"); English for any other."""
-    primary = (language or "").split("-")[0].split("_")[0].lower()
-    return primary if primary in LOCALES else SOURCE
+    found = primary(language)
+    return found if found in LOCALES else SOURCE
+
+
+def N_(message: str) -> str:  # noqa: N802 - gettext's name for a message marked, translated later
+    return message
 
 
 @cache

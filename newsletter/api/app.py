@@ -47,6 +47,7 @@ from newsletter.api.deps import (
     no_queue,
 )
 from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
+from newsletter.api.locale import PageLocale
 from newsletter.audience.signup_guard import bot_counter
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
@@ -145,5 +146,6 @@ def create_app(
         limit=settings.public_body_limit,
         wider=((provider_webhooks.PREFIX + "/", settings.provider_webhook_body_limit),),
     )
+    app.add_middleware(PageLocale)
     app.add_middleware(RefuseNulInUrl)
     return app

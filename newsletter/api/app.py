@@ -21,6 +21,7 @@ from newsletter.api import (
     archive,
     bounces,
     dev,
+    editions,
     embed,
     errors,
     home,
@@ -67,6 +68,7 @@ API_PREFIX = errors.API_PREFIX
 ROUTERS: tuple[APIRouter, ...] = (
     newsletters.router,
     issues.router,
+    editions.router,
     review.router,
     imports.router,  # before subscribers: /subscribers/imports is no subscriber id
     subscribers.router,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, delete, select
 
 from newsletter import text
 from newsletter.content import issues, review
@@ -110,10 +110,9 @@ def add_edition(session: Session, *, issue_id: int, language: str) -> Edition:
 def remove_edition(session: Session, *, issue_id: int, language: str) -> None:
     _editable(session, issue_id)
     edition = get_edition(session, issue_id=issue_id, language=language)
-    for o in session.exec(select(EditionItem).where(EditionItem.edition_id == edition.id)).all():
-        session.delete(o)
-    session.delete(edition)
-    session.flush()
+    session.exec(delete(EditionItem).where(col(EditionItem.edition_id) == edition.id))
+    session.exec(delete(Edition).where(col(Edition.id) == edition.id))
+    session.expunge(edition)
 
 
 def set_fields(

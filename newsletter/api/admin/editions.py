@@ -1,0 +1,86 @@
+"""The composer's editions page: each language's text side by side with the default's.
+
+``/admin/issues/{id}/editions?lang=be`` shows the default edition's subject, preheader, title,
+intro and every story's headline and blurb on the left and the chosen edition's fields on the
+right (empty: not translated; the newsletter's ``missing_translation`` says what then). Routes
+do HTTP only (``content.editions``); every change is a form POST answered with a 303.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Form, Request
+from starlette.responses import Response
+
+from newsletter.api.admin import views
+from newsletter.api.admin.auth import protected_router
+from newsletter.api.deps import SessionDep
+from newsletter.api.inputs import Id
+from newsletter.content import editions, issues
+from newsletter.content.archive_editions import language_name
+from newsletter.statuses import NOT_STARTED
+
+router = protected_router()
+Language = Annotated[str, Form(max_length=35)]
+
+
+def page_url(issue_id: int, language: str | None = None) -> str:
+    url = f"/admin/issues/{issue_id}/editions"
+    return f"{url}?lang={language}" if language else url
+
+
+@router.get("/issues/{issue_id}/editions", include_in_schema=False)
+def editions_page(request: Request, issue_id: Id, session: SessionDep, lang: str = "") -> Response:
+    outline = issues.load_outline(session, issue_id)
+    found = editions.list_editions(session, issue_id)
+    chosen = next((t for t in found if t.edition.language == lang), found[0] if found else None)
+    return views.render(
+        request,
+        "editions.html.j2",
+        title=f"{outline.newsletter.name} #{outline.issue.number}: editions",
+        outline=outline,
+        issue=outline.issue,
+        editions=found,
+        chosen=chosen,
+        names={t.edition.language: language_name(t.edition.language) for t in found},
+        default_name=language_name(outline.newsletter.language),
+        editable=outline.issue.status in NOT_STARTED,
+    )
+
+
+@router.post("/issues/{issue_id}/editions", include_in_schema=False)
+def add_edition(
+    request: Request, issue_id: Id, session: SessionDep, language: Language
+) -> Response:
+    edition = editions.add_edition(session, issue_id=issue_id, language=language)
+    notice = f"{language_name(edition.language)} edition added."
+    return views.redirect(request, page_url(issue_id, edition.language), notice=notice)
+
+
+@router.post("/issues/{issue_id}/editions/{language}", include_in_schema=False)
+async def save_edition(
+    request: Request, issue_id: Id, language: str, session: SessionDep
+) -> Response:
+    form = await request.form()
+    fields = {f: str(form.get(f, "")) for f in editions.FIELDS if f in form}
+    edition = editions.set_fields(session, issue_id=issue_id, language=language, values=fields)
+    for item in issues.load_outline(session, issue_id).items:
+        key = item.item.id
+        if f"headline_{key}" in form or f"blurb_{key}" in form:
+            editions.set_item(
+                session,
+                issue_id=issue_id,
+                language=edition.language,
+                item_id=key or 0,
+                headline=str(form.get(f"headline_{key}", "")),
+                blurb=str(form.get(f"blurb_{key}", "")),
+            )
+    notice = f"{language_name(edition.language)} edition saved."
+    return views.redirect(request, page_url(issue_id, edition.language), notice=notice)
+
+
+@router.post("/issues/{issue_id}/editions/{language}/remove", include_in_schema=False)
+def remove_edition(request: Request, issue_id: Id, language: str, session: SessionDep) -> Response:
+    editions.remove_edition(session, issue_id=issue_id, language=language)
+    return views.redirect(request, page_url(issue_id), notice="Edition removed.")

@@ -61,4 +61,8 @@ def test_an_editor_translates_an_edition_beside_the_default(page: Any, live: Liv
         assert [o.headline for o in stories if o.headline] == [
             "Тэртэль кажа, што КДБ гатовы да дыялогу з Кіевам"
         ]
+    assert "Not translated yet" in page.locator("#edition-qa").inner_text()  # the edition's QA
     shoot(page, "editions-side-by-side")
+    page.goto("/subscribe?lang=be")  # a public page in a shipped locale
+    page.get_by_role("button", name="Падпісацца").wait_for()
+    shoot(page, "subscribe-be")

@@ -15,10 +15,16 @@ from starlette.responses import Response
 
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
-from newsletter.api.deps import SessionDep
+from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Id
-from newsletter.content import editions, issues
+from newsletter.config import Settings
+from newsletter.content import editions, issues, rendering
 from newsletter.content.archive_editions import language_name
+from newsletter.content.edition_render import edition_outline
+from newsletter.content.editions import EditionText
+from newsletter.content.issues import IssueOutline
+from newsletter.sending import edition_freeze
+from newsletter.sending.checks import qa_config
 from newsletter.statuses import NOT_STARTED
 
 router = protected_router()
@@ -30,11 +36,23 @@ def page_url(issue_id: int, language: str | None = None) -> str:
     return f"{url}?lang={language}" if language else url
 
 
+def _findings(settings: Settings, outline: IssueOutline, text: EditionText | None) -> list[str]:
+    """The chosen edition's QA, as the send's freeze will see it (``edition_freeze.check``)."""
+    if text is None or not outline.items:
+        return []
+    edition = edition_outline(outline, text)
+    compiled = rendering.compile_issue(edition.outline)
+    return edition_freeze.check(edition, compiled, qa_config(settings, spam="skip"))
+
+
 @router.get("/issues/{issue_id}/editions", include_in_schema=False)
-def editions_page(request: Request, issue_id: Id, session: SessionDep, lang: str = "") -> Response:
+def editions_page(
+    request: Request, issue_id: Id, session: SessionDep, settings: SettingsDep, lang: str = ""
+) -> Response:
     outline = issues.load_outline(session, issue_id)
     found = editions.list_editions(session, issue_id)
     chosen = next((t for t in found if t.edition.language == lang), found[0] if found else None)
+    missing = edition_outline(outline, chosen).missing if chosen else []
     return views.render(
         request,
         "editions.html.j2",
@@ -46,6 +64,10 @@ def editions_page(request: Request, issue_id: Id, session: SessionDep, lang: str
         names={t.edition.language: language_name(t.edition.language) for t in found},
         default_name=language_name(outline.newsletter.language),
         editable=outline.issue.status in NOT_STARTED,
+        missing=missing,
+        missing_fields=[m for m in missing if not m.startswith("story ")],
+        missing_stories=sum(1 for m in missing if m.startswith("story ")),
+        blocking=_findings(settings, outline, chosen),
     )
 
 

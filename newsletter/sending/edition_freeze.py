@@ -8,13 +8,18 @@ text. A tracked newsletter's editions share the issue's link numbers (the story 
 same in every edition): an edition whose links are in another order blocks, and a link past the
 default's (a longer translated intro) gets a number of its own. The "view in browser" link of
 an edition is its archive page (``?lang=``): the same for every reader of it, so it is written
-into the frozen email instead of per recipient.
+into the frozen email instead of per recipient. So is an edition's greeting: the reader's
+personal one ("Dear Olga,") is English (``recipients``), so an edition greets every reader with
+its language's own words, without the name.
 """
 
 from __future__ import annotations
 
+from html import escape
+
 from sqlmodel import Session, col, delete
 
+from newsletter import i18n
 from newsletter.analytics import links as tracking
 from newsletter.content import editions, qa
 from newsletter.content.edition_render import EditionOutline, edition_outline
@@ -44,14 +49,15 @@ def check(outline: EditionOutline, compiled: CompiledIssue | None, checks: QACon
     return [f"{lang} edition: {message}" for message in found]
 
 
-def _with_view_url(compiled: CompiledIssue, url: str) -> CompiledIssue:
-    token = PLACEHOLDERS["view_url"]
-    return CompiledIssue(
-        compiled.subject,
-        compiled.preheader,
-        compiled.html.replace(token, url),
-        compiled.text.replace(token, url),
-    )
+def _edition_values(compiled: CompiledIssue, url: str, language: str) -> CompiledIssue:
+    """The view-in-browser link and the greeting, the same for every reader of the edition."""
+    with i18n.use(language):
+        greeting = i18n.gettext("Dear reader,")
+    html, text = compiled.html, compiled.text
+    for name, value in (("view_url", url), ("greeting", greeting)):
+        html = html.replace(PLACEHOLDERS[name], escape(value))
+        text = text.replace(PLACEHOLDERS[name], value)
+    return CompiledIssue(compiled.subject, compiled.preheader, html, text)
 
 
 def _numbered(
@@ -95,7 +101,8 @@ def freeze_editions(
         blocking += check(outline, plain, checks)
         for spec in _numbered(specs, taken):
             taken[spec.n] = spec
-        sent = _with_view_url(compiled, edition_view_url(checks.base_url, base, outline.language))
+        url = edition_view_url(checks.base_url, base, outline.language)
+        sent = _edition_values(compiled, url, outline.language)
         frozen.append(
             RenderedEdition(
                 issue_id=issue_id,

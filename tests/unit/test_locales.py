@@ -23,6 +23,7 @@ PAGES = ("layout", "subscribe", "confirm", "unsubscribe", "preferences", "archiv
 MODULES = (
     "newsletter/content/text_part.py",
     "newsletter/content/archive_editions.py",
+    "newsletter/sending/edition_freeze.py",
     "newsletter/api/links.py",
     "newsletter/api/signup.py",
     "newsletter/api/archive.py",

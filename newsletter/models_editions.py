@@ -2,17 +2,18 @@
 
 The default edition is the issue itself (its subject, preheader, intro; the articles' own
 headlines and blurbs); an ``Edition`` row is another language's text, each field empty where the
-editor has not translated it yet (``editions.resolve``: QA blocks, or the default's text is used,
-per the newsletter's ``missing_translation``). ``EditionItem`` overrides one story's headline and
-blurb (the article's links stay). ``RenderedEdition`` is an edition's frozen email, compiled once
-at the start of a send like ``RenderedIssue``, which stays the default edition's.
+editor has not translated it yet (``edition_render``: QA blocks, or the default's text is used,
+per the newsletter's ``missing_translation``), with its sections' titles. ``EditionItem``
+overrides one story's headline and blurb (the article's links stay). ``RenderedEdition`` is an
+edition's frozen email, compiled once at the start of a send like ``RenderedIssue``, which stays
+the default edition's.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 __all__ = ["Edition", "EditionItem", "RenderedEdition"]
@@ -32,6 +33,10 @@ class Edition(SQLModel, table=True):
     preheader: str = Field(default="", sa_type=Text)
     intro_md: str = Field(default="", sa_type=Text)
     title: str = Field(default="", sa_type=Text)
+    #: section id (as text) -> the section's title in this edition
+    section_titles: dict[str, str] = Field(
+        default_factory=dict, sa_column=Column(JSON, nullable=False)
+    )
     created_at: datetime = Field(default_factory=utcnow)
 
 

@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("preheader", sa.Text(), nullable=False),
         sa.Column("intro_md", sa.Text(), nullable=False),
         sa.Column("title", sa.Text(), nullable=False),
+        sa.Column("section_titles", sa.JSON(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(["issue_id"], ["issue.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("id"),

@@ -4,6 +4,7 @@
 - ``POST   /issues/{id}/editions``                       add one ({"language": "be"})
 - ``PATCH  /issues/{id}/editions/{language}``            subject, preheader, intro_md, title
 - ``PUT    /issues/{id}/editions/{language}/items/{item_id}``  a story's headline and blurb
+- ``PUT    /issues/{id}/editions/{language}/sections/{section_id}``  a section's title
 - ``DELETE /issues/{id}/editions/{language}``
 
 Routes do HTTP only (``content.editions``); an empty field is untranslated (the newsletter's
@@ -64,6 +65,7 @@ def _public(text: EditionText) -> dict[str, Any]:
         "preheader": e.preheader,
         "intro_md": e.intro_md,
         "title": e.title,
+        "section_titles": e.section_titles,
         "items": {
             str(item_id): {"headline": o.headline, "blurb": o.blurb}
             for item_id, o in sorted(text.items.items())
@@ -112,6 +114,25 @@ def set_story(
         item_id=item_id,
         headline=body.headline,
         blurb=body.blurb,
+    )
+    return _one(session, issue_id, language)
+
+
+class SectionText(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    title: str = Field(max_length=200, description='the section\'s title ("": untranslated)')
+
+
+@router.put(
+    "/{issue_id}/editions/{language}/sections/{section_id}",
+    summary="Set a section's title in an edition",
+    responses=STATE,
+)
+def set_section(
+    issue_id: Id, language: Language, section_id: Id, body: SectionText, session: SessionDep
+) -> dict[str, Any]:
+    editions.set_section(
+        session, issue_id=issue_id, language=language, section_id=section_id, title=body.title
     )
     return _one(session, issue_id, language)
 

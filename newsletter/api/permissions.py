@@ -49,6 +49,7 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "api.editions.add_edition": (A.issues_draft, "issue.edition-add"),
     "api.editions.update_edition": (A.issues_draft, "issue.edit"),
     "api.editions.set_story": (A.issues_draft, "issue.edit"),
+    "api.editions.set_section": (A.issues_draft, "issue.edit"),
     "api.editions.remove_edition": (A.issues_draft, "issue.edition-remove"),
     "api.review.request_review": (A.issues_draft, "issue.review-request"),
     "api.review.approve": (A.issues_review, "issue.approve"),

@@ -1,4 +1,5 @@
-"""``newsletter issues edition``: an issue's editions by language: list, add, set, story, remove."""
+"""``newsletter issues edition``: an issue's editions by language (list, add, set, remove) and
+their stories' and sections' text (story, section)."""
 
 from __future__ import annotations
 
@@ -80,6 +81,16 @@ def edition_story(
             s, issue_id=issue_id, language=language, item_id=item_id, headline=headline, blurb=blurb
         )
     _say(f"item {item_id} in the {language} edition of issue {issue_id} saved")
+
+
+@app.command("section")
+def edition_section(issue_id: int, language: str, section_id: int, title: str) -> None:
+    """Set a section's title in an edition ("" : untranslated)."""
+    with session() as s:
+        editions.set_section(
+            s, issue_id=issue_id, language=language, section_id=section_id, title=title
+        )
+    _say(f"section {section_id} in the {language} edition of issue {issue_id} saved")
 
 
 @app.command("remove")

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from newsletter.content.editions import EditionText
 from newsletter.content.issues import IssueOutline, OutlineItem, OutlineSection
-from newsletter.models import Article, Issue, IssueItem
+from newsletter.models import Article, Issue, IssueItem, IssueSection
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,24 @@ def _copy_item(entry: OutlineItem, text: EditionText, missing: list[str]) -> Out
     return OutlineItem(item, article)
 
 
+def _copy_section(entry: OutlineSection, text: EditionText, missing: list[str]) -> IssueSection:
+    section = IssueSection(**entry.section.model_dump())
+    title = text.edition.section_titles.get(str(section.id), "")
+    if title:
+        section.title = title
+    else:
+        missing.append(f"section {entry.section.title[:40]!r}: title")
+    return section
+
+
 def edition_outline(base: IssueOutline, text: EditionText) -> EditionOutline:
     """The outline ``text``'s edition renders from, and what it lacks."""
     missing: list[str] = []
     issue = _copy_issue(base.issue, text, missing)
     sections = [
-        OutlineSection(s.section, [_copy_item(i, text, missing) for i in s.items])
+        OutlineSection(
+            _copy_section(s, text, missing), [_copy_item(i, text, missing) for i in s.items]
+        )
         for s in base.sections
     ]
     outline = IssueOutline(base.newsletter, issue, sections, language=text.edition.language)

@@ -136,6 +136,23 @@ def set_fields(
     return edition
 
 
+def set_section(
+    session: Session, *, issue_id: int, language: str, section_id: int, title: str
+) -> Edition:
+    """A section's title in an edition ("" : untranslated)."""
+    _editable(session, issue_id)
+    edition = get_edition(session, issue_id=issue_id, language=language)
+    section = session.get(IssueSection, section_id)
+    if section is None or section.issue_id != issue_id:
+        raise NotFound(f"issue {issue_id} has no section {section_id}")
+    one = text.one_line(title, field="section title", max_length=issues.TITLE_MAX)
+    titles = {k: v for k, v in edition.section_titles.items() if k != str(section_id)}
+    edition.section_titles = titles | ({str(section_id): one} if one else {})
+    session.add(edition)
+    session.flush()
+    return edition
+
+
 def set_item(
     session: Session,
     *,

@@ -34,6 +34,14 @@ def issue_with_editions(session: Session, *, translate: bool = True) -> IssueFix
         subject, intro, title = TEXT[lang]
         values = {"subject": subject, "intro_md": intro, "title": title}
         editions.set_fields(session, issue_id=issue_id, language=lang, values=values)
+        for n, section in enumerate(fx.sections if translate else []):
+            editions.set_section(
+                session,
+                issue_id=issue_id,
+                language=lang,
+                section_id=section.id,  # type: ignore[arg-type]
+                title=f"{lang} section {n}",
+            )
         for n, item in enumerate(fx.items if translate else []):
             editions.set_item(
                 session,

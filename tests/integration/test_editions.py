@@ -65,6 +65,7 @@ def test_each_edition_is_frozen_once_with_its_own_text(session: Session) -> None
         assert fx.articles[0].url in row.html  # the story links stay the article's
         assert fx.articles[0].title not in row.html
         assert "Dear" not in row.text and "__NL_GREETING__" not in row.html
+        assert f"{lang} section 1" in row.html and "Section 1" not in row.html
     default = session.get(RenderedIssue, issue_id)
     assert default is not None and default.subject == TEXT["en"][0]
     assert fx.articles[0].title in default.html and "be headline" not in default.html

@@ -87,7 +87,17 @@ async def save_edition(
     form = await request.form()
     fields = {f: str(form.get(f, "")) for f in editions.FIELDS if f in form}
     edition = editions.set_fields(session, issue_id=issue_id, language=language, values=fields)
-    for item in issues.load_outline(session, issue_id).items:
+    outline = issues.load_outline(session, issue_id)
+    for sec in outline.sections:
+        if f"section_{sec.section.id}" in form:
+            editions.set_section(
+                session,
+                issue_id=issue_id,
+                language=edition.language,
+                section_id=sec.section.id or 0,
+                title=str(form.get(f"section_{sec.section.id}", "")),
+            )
+    for item in outline.items:
         key = item.item.id
         if f"headline_{key}" in form or f"blurb_{key}" in form:
             editions.set_item(

@@ -4,6 +4,7 @@ language, sent for real to an aiosmtpd sink."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -126,3 +127,31 @@ def test_each_reader_receives_one_message_in_their_language(
     session.expire_all()  # the send moved the issue with Core updates
     with pytest.raises(InvalidState):  # a sent issue's editions are frozen
         editions.set_fields(session, issue_id=fx.issue.id, language="be", values={"subject": "x"})  # type: ignore[arg-type]
+
+
+def test_a_tracked_newsletters_editions_share_the_issues_link_numbers(session: Session) -> None:
+    fx = issue_with_editions(session)
+    fx.newsletter.track_clicks = True
+    session.add(fx.newsletter)
+    session.commit()
+    issue_id = fx.issue.id
+    assert issue_id is not None
+    freeze(session, issue_id, checks=QAConfig())
+    default = session.get(RenderedIssue, issue_id)
+    be = frozen_editions(session, issue_id)["be"]
+    assert default is not None and "/r/" in default.html
+    tracked = sorted(set(re.findall(r"/r/\d+/(\d+)/", default.html)))
+    assert tracked and sorted(set(re.findall(r"/r/\d+/(\d+)/", be.html))) == tracked
+
+
+def test_an_edition_whose_links_move_blocks_a_tracked_send(session: Session) -> None:
+    fx = issue_with_editions(session)
+    fx.newsletter.track_clicks = True
+    session.add(fx.newsletter)
+    issue_id = fx.issue.id
+    assert issue_id is not None
+    intro = "Чытайце [нашу справаздачу](https://news.example.org/report)."
+    editions.set_fields(session, issue_id=issue_id, language="be", values={"intro_md": intro})
+    session.commit()
+    with pytest.raises(QABlocked, match="links in the same order"):
+        freeze(session, issue_id, checks=QAConfig())

@@ -115,6 +115,7 @@ ROUTES: dict[str, tuple[Action, str | None]] = {
     "admin.composer.move_item": (A.issues_draft, "issue.edit"),
     "admin.composer.set_blurb": (A.issues_draft, "issue.edit"),
     "admin.editions.editions_page": (A.read, None),
+    "admin.editions.edition_preview": (A.read, None),
     "admin.editions.add_edition": (A.issues_draft, "issue.edition-add"),
     "admin.editions.save_edition": (A.issues_draft, "issue.edit"),
     "admin.editions.remove_edition": (A.issues_draft, "issue.edition-remove"),

@@ -49,7 +49,7 @@ def check(outline: EditionOutline, compiled: CompiledIssue | None, checks: QACon
     return [f"{lang} edition: {message}" for message in found]
 
 
-def _edition_values(compiled: CompiledIssue, url: str, language: str) -> CompiledIssue:
+def edition_values(compiled: CompiledIssue, url: str, language: str) -> CompiledIssue:
     """The view-in-browser link and the greeting, the same for every reader of the edition."""
     with i18n.use(language):
         greeting = i18n.gettext("Dear reader,")
@@ -102,7 +102,7 @@ def freeze_editions(
         for spec in _numbered(specs, taken):
             taken[spec.n] = spec
         url = edition_view_url(checks.base_url, base, outline.language)
-        sent = _edition_values(compiled, url, outline.language)
+        sent = edition_values(compiled, url, outline.language)
         frozen.append(
             RenderedEdition(
                 issue_id=issue_id,

@@ -63,6 +63,9 @@ def test_an_editor_translates_an_edition_beside_the_default(page: Any, live: Liv
         ]
     assert "Not translated yet" in page.locator("#edition-qa").inner_text()  # the edition's QA
     shoot(page, "editions-side-by-side")
+    page.goto(page.locator("#edition-preview").get_attribute("href"))
+    preview = page.content()
+    assert "Тэртэль кажа" in preview and "Чытаць далей" in preview  # the edition, its chrome
     page.goto("/subscribe?lang=be")  # a public page in a shipped locale
     page.get_by_role("button", name="Падпісацца").wait_for()
     shoot(page, "subscribe-be")

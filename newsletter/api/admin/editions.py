@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from newsletter.api.admin import views
 from newsletter.api.admin.auth import protected_router
+from newsletter.api.admin.composer import PREVIEW_HEADERS
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.config import Settings
@@ -23,7 +24,8 @@ from newsletter.content.archive_editions import language_name
 from newsletter.content.edition_render import edition_outline
 from newsletter.content.editions import EditionText
 from newsletter.content.issues import IssueOutline
-from newsletter.sending import edition_freeze
+from newsletter.exceptions import NotFound
+from newsletter.sending import edition_freeze, recipients
 from newsletter.sending.checks import qa_config
 from newsletter.statuses import NOT_STARTED
 
@@ -69,6 +71,27 @@ def editions_page(
         missing_stories=sum(1 for m in missing if m.startswith("story ")),
         blocking=_findings(settings, outline, chosen),
     )
+
+
+@router.get("/issues/{issue_id}/editions/{language}/preview.html", include_in_schema=False)
+def edition_preview(
+    issue_id: Id, language: str, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The edition's email as a reader of it would get it now (the composer's preview's twin)."""
+    outline = issues.load_outline(session, issue_id)
+    found = [t for t in editions.list_editions(session, issue_id) if t.edition.language == language]
+    if not found:
+        raise NotFound(f"issue {issue_id} has no {language[:35]!r} edition")
+    edition = edition_outline(outline, found[0])
+    url = edition_freeze.edition_view_url(settings.base_url, outline, language)
+    compiled = edition_freeze.edition_values(
+        rendering.compile_issue(edition.outline), url, language
+    )
+    values, _ = recipients.recipient_values(
+        settings, outline.newsletter, outline.issue, subscriber_id=0, email="", name=""
+    )
+    html, _text = rendering.personalise(compiled, values)
+    return Response(html, media_type="text/html; charset=utf-8", headers=PREVIEW_HEADERS)
 
 
 @router.post("/issues/{issue_id}/editions", include_in_schema=False)

@@ -88,6 +88,8 @@ class Newsletter(SQLModel, table=True):
     #: the SMTP relay this newsletter's mail goes through, by its name in the relay settings
     #: ("": the default relay or relay group)
     relay: str = Field(default="", sa_type=String(64))
+    #: an edition missing a translation (issue 16): fallback to the default's text | block
+    missing_translation: str = Field(default="fallback", sa_type=String(16))
 
 
 class Article(SQLModel, table=True):
@@ -298,5 +300,6 @@ from newsletter.models_analytics import *  # noqa: E402, F403
 from newsletter.models_audience import *  # noqa: E402, F403
 from newsletter.models_autopilot import *  # noqa: E402, F403
 from newsletter.models_content import *  # noqa: E402, F403
+from newsletter.models_editions import *  # noqa: E402, F403
 from newsletter.models_relays import *  # noqa: E402, F403
 from newsletter.models_subject import *  # noqa: E402, F403

@@ -54,6 +54,7 @@ CHOICES = {
     "layout": ("digest", "alert", "letter"),
     "font": ("serif", "sans"),
     "story_images": ("thumbnail", "none"),
+    "missing_translation": ("fallback", "block"),  # an edition's untranslated field
 }
 SPAM_THRESHOLD_RANGE = (-10.0, 20.0)  # SpamAssassin scores; 5.0 is its own "spam" line
 SPAM_THRESHOLD_DEFAULT = 5.0
@@ -88,6 +89,7 @@ FIELDS = (
     "story_images",
     "spam_threshold",
     "relay",
+    "missing_translation",
 )
 MAX_ID = 2_147_483_647  # PostgreSQL integer: a longer number is no row id
 _TRUE, _FALSE = {"true", "yes", "on", "1"}, {"false", "no", "off", "0", ""}

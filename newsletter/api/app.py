@@ -28,6 +28,7 @@ from newsletter.api import (
     autopilot,
     bounces,
     dev,
+    editions,
     embed,
     errors,
     home,
@@ -54,6 +55,7 @@ from newsletter.api.deps import (
     no_queue,
 )
 from newsletter.api.limits import PublicBodyLimit, RefuseNulInUrl
+from newsletter.api.locale import PageLocale
 from newsletter.audience.signup_guard import bot_counter
 from newsletter.config import Settings, get_settings
 from newsletter.exceptions import (
@@ -73,6 +75,7 @@ API_PREFIX = errors.API_PREFIX
 ROUTERS: tuple[APIRouter, ...] = (
     newsletters.router,
     issues.router,
+    editions.router,
     review.router,
     imports.router,  # before subscribers: /subscribers/imports is no subscriber id
     subscribers.router,
@@ -175,5 +178,6 @@ def create_app(
         limit=settings.public_body_limit,
         wider=((provider_webhooks.PREFIX + "/", settings.provider_webhook_body_limit),),
     )
+    app.add_middleware(PageLocale)
     app.add_middleware(RefuseNulInUrl)
     return app

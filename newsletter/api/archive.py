@@ -18,16 +18,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from starlette.responses import HTMLResponse, Response
 
 from newsletter.api.deps import SessionDep, SettingsDep
 from newsletter.api.errors import page_errors, short
 from newsletter.api.inputs import MAX_ID, StrictRoute
-from newsletter.api.pages import environment
+from newsletter.api.pages import render
 from newsletter.config import Settings
-from newsletter.content import archive
+from newsletter.content import archive, archive_editions
 from newsletter.exceptions import NotFound
+from newsletter.i18n import N_, gettext
 from newsletter.models import Newsletter
 
 router = APIRouter(
@@ -59,13 +60,12 @@ ATOM = "application/atom+xml; charset=utf-8"
 
 
 def _render(template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
-    html = environment().get_template(template).render(**context)
-    return HTMLResponse(html, status_code=status, headers=INDEX_HEADERS)
+    return HTMLResponse(render(template, **context), status_code=status, headers=INDEX_HEADERS)
 
 
 def _not_found(exc: NotFound) -> HTMLResponse:
     message = short(str(exc))
-    html = environment().get_template("message.html.j2").render(title="Not found", message=message)
+    html = render("message.html.j2", title=N_("Not found"), message=message)
     return HTMLResponse(html, status_code=404, headers={"X-Content-Type-Options": "nosniff"})
 
 
@@ -90,7 +90,7 @@ def archive_index(session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     feed = f"{archive.base_url(settings)}/archive/feed.atom"
     return _render(
         "archive.html.j2",
-        title="Archive",
+        title=N_("Archive"),
         intro="Every issue we have sent, as it was sent.",
         groups=groups,
         single=False,
@@ -122,7 +122,7 @@ def newsletter_index(newsletter: Slug, session: SessionDep, settings: SettingsDe
     home = archive.newsletter_url(settings, nl)
     return _render(
         "archive.html.j2",
-        title=f"{nl.name}: archive",
+        title=gettext("%(name)s: archive") % {"name": nl.name},
         intro=nl.description,
         groups=[_group(settings, nl, archive.sent_issues(session, settings, newsletter=nl))],
         single=True,
@@ -156,7 +156,13 @@ def _is_issue_number(text: str) -> bool:
     responses=MISSING,
 )
 def issue_page(
-    newsletter: Slug, number: Number, session: SessionDep, settings: SettingsDep
+    newsletter: Slug,
+    number: Number,
+    session: SessionDep,
+    settings: SettingsDep,
+    lang: Annotated[
+        str | None, Query(max_length=35, description="an edition's language (BCP 47)")
+    ] = None,
 ) -> HTMLResponse:
     try:
         if not _is_issue_number(number):
@@ -164,4 +170,5 @@ def issue_page(
         entry, frozen = archive.get_archived(session, settings, newsletter, int(number))
     except NotFound as exc:
         return _not_found(exc)
-    return HTMLResponse(archive.archived_html(settings, entry, frozen), headers=ISSUE_HEADERS)
+    html = archive_editions.edition_page(session, settings, entry, frozen, lang)
+    return HTMLResponse(html, headers=ISSUE_HEADERS)

@@ -52,6 +52,7 @@ from newsletter.audience.links import (
 )
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, InvalidLink
+from newsletter.i18n import N_
 from newsletter.models import Newsletter, SubscriptionStatus
 from newsletter.newsletters import time_zones
 
@@ -67,7 +68,7 @@ ONE_CLICK = "One-Click"
 
 def _bad_link(exc: InvalidLink) -> HTMLResponse:
     reason = short(str(exc))
-    return page("bad_link.html.j2", status=400, title="This link does not work", reason=reason)
+    return page("bad_link.html.j2", status=400, title=N_("This link does not work"), reason=reason)
 
 
 def _choices(
@@ -109,7 +110,8 @@ def confirm_page(token: str, session: SessionDep, settings: SettingsDep) -> HTML
     waiting = [nl for nl, status in view.choices if status != SubscriptionStatus.active]
     return page(
         "confirm.html.j2",
-        title="Confirm your subscription",
+        title=N_("Confirm your subscription"),
+        language=view.subscriber.language,
         email=view.subscriber.email,
         newsletters=[nl for nl, _ in view.choices],
         waiting=waiting,
@@ -144,7 +146,10 @@ def confirm_submit(
     names = {nl.id: nl.name for nl, _ in view.choices}
     return page(
         "confirm.html.j2",
-        title="Subscription confirmed" if done.confirmed or done.already else "Not confirmed",
+        title=N_("Subscription confirmed")
+        if done.confirmed or done.already
+        else N_("Not confirmed"),
+        language=view.subscriber.language,
         email=done.email,
         newsletters=[nl for nl, _ in view.choices],
         waiting=[],
@@ -203,7 +208,8 @@ def _unsubscribe_view(
     names = {nl.id: nl.name for nl, _ in view.choices}
     return page(
         "unsubscribe.html.j2",
-        title="Unsubscribe" if changed is None else "Unsubscribed",
+        title=N_("Unsubscribe") if changed is None else N_("Unsubscribed"),
+        language=view.subscriber.language,
         email=view.subscriber.email,
         newsletter=this[0] if this else None,
         receiving=receiving,
@@ -262,7 +268,8 @@ def _preferences_view(
     return page(
         "preferences.html.j2",
         status=status,
-        title="Your newsletters",
+        title=N_("Your newsletters"),
+        language=view.subscriber.language,
         subscriber=view.subscriber,
         choices=view.choices,
         notice=notice,

@@ -51,6 +51,7 @@ Sections = Annotated[list[Annotated[str, Field(max_length=200)]], Field(max_leng
 Layout = Literal["digest", "alert", "letter"]
 Font = Literal["serif", "sans"]
 StoryImages = Literal["thumbnail", "none"]
+MissingTranslation = Literal["fallback", "block"]
 
 
 class NewsletterPublic(BaseModel):
@@ -81,6 +82,9 @@ class NewsletterPublic(BaseModel):
     layout: Layout = Field(description="the email's layout")
     font: Font
     story_images: StoryImages = Field(description="the digest's story images")
+    missing_translation: MissingTranslation = Field(
+        description="an edition's untranslated field: the default's text, or QA blocks the send"
+    )
     spam_threshold: float = Field(description="a SpamAssassin score at or over it blocks a send")
     relay: str = Field(description="the SMTP relay its issues go through; empty: all, by weight")
     created_at: datetime
@@ -114,6 +118,7 @@ class NewsletterFields(BaseModel):
     layout: Layout | None = None
     font: Font | None = None
     story_images: StoryImages | None = None
+    missing_translation: MissingTranslation | None = None
     spam_threshold: Annotated[float, Field(ge=-10, le=20, allow_inf_nan=False)] | None = None
     slug: Annotated[str, Field(max_length=80, examples=["belarus-weekly"])] | None = None
     from_email: Annotated[str, Field(max_length=320)] | None = None

@@ -48,12 +48,13 @@ from newsletter.audience.embed import SOURCE_MAX
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, RateLimited
+from newsletter.i18n import N_
 from newsletter.models import Newsletter
 
 pages = APIRouter(tags=["public pages"], route_class=StrictRoute, responses=page_errors())
 api = APIRouter(tags=["public"], route_class=StrictRoute)
 log = logging.getLogger(__name__)
-NEUTRAL = (
+NEUTRAL = N_(
     "Thank you. If this address can receive our newsletters, a confirmation email is on its "
     "way: open the link in it to start your subscription."
 )
@@ -211,7 +212,7 @@ def _form(
         "subscribe.html.j2",
         status=status,
         headers=headers,
-        title="Subscribe",
+        title=N_("Subscribe"),
         newsletters=newsletters,
         chosen=chosen,
         email=values.get("email", ""),
@@ -291,7 +292,7 @@ def subscribe_form(
     _queue_after_answer(background, send, confirmation, settings)
     if boxed:
         return embed_done(_newsletter_of(session, values), NEUTRAL)
-    return page("message.html.j2", title="Check your inbox", message=NEUTRAL, back=page_url)
+    return page("message.html.j2", title=N_("Check your inbox"), message=NEUTRAL, back=page_url)
 
 
 def _newsletter_of(session: Session, values: dict[str, Any]) -> Newsletter | None:

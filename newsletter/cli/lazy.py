@@ -20,7 +20,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "db": ("database",),
     "newsletters": ("newsletters",),
     "articles": ("articles",),
-    "issues": ("issues", "review", "sections", "sending"),
+    "issues": ("issues", "review", "sections", "sending", "editions"),
     "subscribers": ("subscribers", "subscriber_show"),
     "segments": ("segments",),
     "admin": ("admin",),

@@ -48,6 +48,7 @@ class IssueOutline:
     issue: Issue
     sections: list[OutlineSection]
     test_subjects: tuple[str, ...] = ()  # a subject test's subjects, for QA (variant n: n-th)
+    language: str | None = None  # an edition's (``edition_render``); None: the newsletter's
 
     @property
     def items(self) -> list[OutlineItem]:

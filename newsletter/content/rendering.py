@@ -25,6 +25,7 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 from mjml import mjml2html
 
+from newsletter import i18n
 from newsletter.content import text_part
 from newsletter.content.issues import IssueOutline, OutlineItem
 from newsletter.exceptions import RenderError
@@ -98,6 +99,7 @@ def _tag_intro(html_in: str) -> str:
 def environment() -> Environment:
     # text twins are not HTML: escaping them would print &amp; to readers; all else is escaped
     env = Environment(
+        extensions=["jinja2.ext.i18n"],
         loader=FileSystemLoader(TEMPLATES_DIR),
         autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),  # noqa: S701
         undefined=StrictUndefined,
@@ -106,6 +108,7 @@ def environment() -> Environment:
         keep_trailing_newline=True,
         finalize=_no_controls,
     )
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["paragraphs"] = _paragraphs
     env.globals["design"] = design
     env.globals["link"] = link
@@ -214,8 +217,13 @@ _AP_MONTHS = (
 
 
 def _date(value: datetime | None) -> str:
-    """Wire-service style: "Oct. 19, 2025", "May 4, 2025"."""
-    return f"{_AP_MONTHS[value.month - 1]} {value.day}, {value.year}" if value else ""
+    """Wire-service style in English: "Oct. 19, 2025", "May 4, 2025"; else the locale's long
+    date (``i18n.long_date``)."""
+    if value is None:
+        return ""
+    if i18n.current() != i18n.SOURCE:
+        return i18n.long_date(value)
+    return f"{_AP_MONTHS[value.month - 1]} {value.day}, {value.year}"
 
 
 def _local(value: datetime | None, zone: str) -> datetime | None:
@@ -263,6 +271,7 @@ def issue_context(outline: IssueOutline) -> dict[str, Any]:
             {"text": s["bullet"], "url": s["url"], "story": s} for s in stories if s["bullet"]
         ],
         "r": PLACEHOLDERS,
+        "lang": outline.language or nl.language or i18n.SOURCE,
     }
 
 
@@ -289,15 +298,18 @@ def compile_email(template: str, context: Mapping[str, Any]) -> tuple[str, str]:
 
 
 def compile_issue(outline: IssueOutline) -> CompiledIssue:
-    """The issue's HTML (its MJML template) and its text part (``text_part``, per layout)."""
-    context = issue_context(outline)
-    template = "email/issue.mjml.j2"
-    html_out = compile_mjml(render_template(template, context), template=template)
+    """The issue's HTML (its MJML template) and its text part (``text_part``, per layout), the
+    chrome in the outline's language (an edition's, else the newsletter's)."""
+    with i18n.use(outline.language or outline.newsletter.language):
+        context = issue_context(outline)
+        template = "email/issue.mjml.j2"
+        html_out = compile_mjml(render_template(template, context), template=template)
+        text_out = text_part.issue_text(context)
     return CompiledIssue(
         subject=outline.subject,
         preheader=outline.issue.preheader,
         html=html_out,
-        text=text_part.issue_text(context),
+        text=text_out,
     )
 
 

@@ -20,6 +20,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from newsletter.content.sanitize import plain_text
+from newsletter.i18n import gettext as _
 
 WIDTH = 76
 #: deeper nesting (lists in lists in quotes...) stops indenting here, so text keeps room
@@ -241,12 +242,16 @@ def display_title(name: str, title: str) -> str:
 
 def _header(context: Mapping[str, Any]) -> str:
     nl, issue, r = context["newsletter"], context["issue"], context["r"]
-    label = "Welcome" if issue.kind == "welcome" else f"Issue {issue.number}"
+    label = (
+        _("Welcome")
+        if issue.kind == "welcome"
+        else _("Issue %(number)s") % {"number": issue.number}
+    )
     date = context["date"] if issue.kind != "welcome" else ""
     lines = [_wrapped(" - ".join(p for p in (nl.name.upper(), label, date) if p))]
     if nl.masthead:
         lines.append(_wrapped(nl.masthead))
-    lines.append(f"View in browser: {r['view_url']}")
+    lines.append(f"{_('View in browser')}: {r['view_url']}")
     return "\n".join(lines)
 
 
@@ -266,7 +271,7 @@ def _digest(context: Mapping[str, Any]) -> list[str]:
     lead = stories[0] if stories else None
     blocks = [markdown_text(context["intro_md"])]
     if lead is not None:
-        blocks += ["TOP STORY", _story(lead)]
+        blocks += [_("Top story").upper(), _story(lead)]
     if len(stories) > 1:
         blocks.append(_brief(context["bullets"]))
     for section in context["sections"]:
@@ -298,7 +303,7 @@ _LAYOUTS: dict[str, Callable[[Mapping[str, Any]], list[str]]] = {
 def _brief(bullets: Sequence[str]) -> str:
     # a bullet may be a blurb's first sentence, cut out of a bold span: drop its lone markers
     items = [_STRAY_MARKERS.sub("", markdown_text(b, "- ", "  ")) for b in bullets if b.strip()]
-    return "\n".join(["IN BRIEF", *items]) if items else ""
+    return "\n".join([_("In brief").upper(), *items]) if items else ""
 
 
 def _story(story: Mapping[str, Any]) -> str:
@@ -306,23 +311,24 @@ def _story(story: Mapping[str, Any]) -> str:
     byline = " - ".join(p for p in (_by(story["author"]), story["published"]) if p)
     head = "\n".join(_wrapped(line) for line in (story["headline"], byline) if line)
     summary = markdown_text(story["summary"])
-    link = _wrapped(f"Read more: {story['url']}")
+    link = _wrapped(f"{_('Read more')}: {story['url']}")
     return "\n\n".join(part for part in (head, summary, link) if part)
 
 
 def _by(author: str) -> str:
-    return f"By {author}" if author else ""
+    return _("By %(author)s") % {"author": author} if author else ""
 
 
 def _also(stories: Sequence[Mapping[str, Any]]) -> str:
     items = [_wrapped(f"{s['headline']} <{s['url']}>", "- ", "  ") for s in stories]
-    return "\n".join(["ALSO", *items]) if items else ""
+    return "\n".join([_("Also").upper(), *items]) if items else ""
 
 
 def _membership(nl: Any) -> str:
     if not (nl.membership_cta and nl.membership_url):
         return ""
     button = nl.membership_button or "Become a member"
+    button = _(button) if button == "Become a member" else button
     lines = [nl.membership_text, f"{button}: {nl.membership_url}"]
     return "\n".join(_wrapped(line) for line in lines if line)
 
@@ -331,8 +337,8 @@ def _footer(context: Mapping[str, Any]) -> str:
     nl, r = context["newsletter"], context["r"]
     lines = [
         *(p.strip() for p in (nl.footer_text or "").split("\n") if p.strip()),
-        f"Manage preferences: {r['preferences_url']}",
-        f"Unsubscribe: {r['unsubscribe_url']}",
+        f"{_('Manage preferences')}: {r['preferences_url']}",
+        f"{_('Unsubscribe')}: {r['unsubscribe_url']}",
         f"{nl.name}, {nl.postal_address}",
     ]
     return "\n".join(_wrapped(line) for line in lines)

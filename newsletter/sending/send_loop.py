@@ -18,7 +18,7 @@ from newsletter import webhooks
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput, TransportError
 from newsletter.models import utcnow
-from newsletter.sending import controls, ledger, outcomes, probe
+from newsletter.sending import controls, edition_pick, ledger, outcomes, probe
 from newsletter.sending.breaker import CircuitBreaker
 from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared
@@ -153,10 +153,11 @@ class Run:
                 name=row.name,
                 variant=row.variant,
             )
+            template = edition_pick.template_for(self.settings, self.rec, prep, row.subscriber_id)
             if prep.signer is None:
-                mid, data = prep.template.render(person)
+                mid, data = template.render(person)
             else:
-                mid, data, relaxed = prep.template.render_relaxed(person)
+                mid, data, relaxed = template.render_relaxed(person)
                 data = prep.signer.sign(data, relaxed_body_of_it=relaxed)
         except InvalidInput as exc:  # our formatting problem, never the recipient's bounce
             return Outcome(Kind.local, f"local: {exc}")

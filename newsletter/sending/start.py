@@ -44,7 +44,7 @@ from newsletter.models import (
     moving,
     utcnow,
 )
-from newsletter.sending import counters, local_time, subject_pick
+from newsletter.sending import counters, edition_freeze, local_time, subject_pick
 from newsletter.sending.checks import qa_config
 from newsletter.statuses import NOT_STARTED, IssueKind
 from newsletter.tables import D, I, S
@@ -94,6 +94,9 @@ def freeze(session: Session, issue_id: int, *, checks: QAConfig) -> RenderedIssu
     report = qa.qa_report(outline, compiled=plain, checks=checks)
     if not report.ok:
         raise QABlocked([f.message for f in report.blocking])
+    links = edition_freeze.freeze_editions(
+        session, outline, issue_id=issue_id, checks=checks, links=links
+    )
     if links:
         tracking.store_links(session, issue_id, links)
     frozen = session.get(RenderedIssue, issue_id) or RenderedIssue(

@@ -5,6 +5,7 @@
 ``/admin/``                                  dashboard: newsletters, recent issues, new draft
 ``/admin/articles...``                       the article library: search, filters, edit, import
 ``/admin/issues/{id}``                       the composer (drafts and scheduled issues)
+``/admin/issues/{id}/editions``              the editions by language, side by side
 ``/admin/issues/{id}/sending``               live progress, pause, resume, cancel, resend
 ``/admin/subscribers...``                    list, search, filter, add, CSV import and export
 ``/admin/subscribers/{id}``                  one subscriber's story; edit, subscribe, erase...
@@ -38,6 +39,7 @@ from newsletter.api.admin import (
     composer,
     composer_qa,
     dashboard,
+    editions,
     imports,
     local_time,
     newsletters,
@@ -63,6 +65,7 @@ ROUTERS = (
     dashboard.router,
     composer.router,
     composer_qa.router,
+    editions.router,
     review.router,
     sending.router,
     subject_test.router,

@@ -41,6 +41,7 @@ DEFAULTS: dict[str, str] = {
     "layout": "digest",
     "font": "serif",
     "story_images": "thumbnail",
+    "missing_translation": "fallback",
     "spam_threshold": "5.0",
 }
 

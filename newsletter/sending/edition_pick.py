@@ -1,0 +1,81 @@
+"""Which frozen edition a reader's message is built from (the batch asks per row).
+
+A process builds each edition's ``MessageTemplate`` once, like the issue's (``prepare``), and
+keeps them with the issue's frozen time; an issue without editions costs no query per message.
+With editions, a reader's language is one primary-key read: the subscriber's language, else the
+newsletter's (``editions.pick``; none that matches: the default edition).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlmodel import Session, col
+
+from newsletter.config import Settings
+from newsletter.content import editions
+from newsletter.content.rendering import CompiledIssue
+from newsletter.db import get_engine
+from newsletter.mail.message import MessageTemplate
+from newsletter.models import RenderedEdition, Subscriber
+from newsletter.sending import subject_tests
+from newsletter.sending.prepare import Prepared
+from newsletter.sending.recorder import Recorder
+
+#: (issue id, frozen at) -> language -> its template; a few issues, as ``prepare`` keeps
+_templates: dict[tuple[int, datetime], dict[str, MessageTemplate]] = {}
+_KEPT = 8
+
+
+def _build(settings: Settings, prep: Prepared) -> dict[str, MessageTemplate]:
+    issue_id: int = prep.issue.id  # type: ignore[assignment]
+    with Session(get_engine(settings.database_url)) as session:
+        rows = (
+            session.exec(
+                select(RenderedEdition).where(col(RenderedEdition.issue_id) == issue_id)  # type: ignore[call-overload]
+            )
+            .scalars()
+            .all()
+        )
+        variants = subject_tests.subjects(session, issue_id)
+    return {
+        row.language: MessageTemplate(
+            compiled=CompiledIssue(row.subject, row.preheader, row.html, row.text),
+            newsletter=prep.newsletter,
+            issue_id=issue_id,
+            secret=settings.secret_key,
+            # a subject test tries the default edition's subjects; an edition keeps its own
+            subjects={n: row.subject for n in variants},
+        )
+        for row in rows
+    }
+
+
+def _templates_of(settings: Settings, prep: Prepared) -> dict[str, MessageTemplate]:
+    key = (prep.issue.id or 0, prep.compiled_at)
+    if key not in _templates:
+        while len(_templates) >= _KEPT:
+            del _templates[next(iter(_templates))]
+        _templates[key] = _build(settings, prep)
+    return _templates[key]
+
+
+def _language(conn: Connection, subscriber_id: int) -> str | None:
+    found = conn.execute(
+        select(col(Subscriber.language)).where(col(Subscriber.id) == subscriber_id)
+    ).scalar()
+    return str(found) if found else None
+
+
+def template_for(
+    settings: Settings, rec: Recorder, prep: Prepared, subscriber_id: int
+) -> MessageTemplate:
+    """The template of the edition this reader gets (the issue's own when it has none)."""
+    templates = _templates_of(settings, prep)
+    if not templates:
+        return prep.template
+    language = rec.call(_language, subscriber_id)
+    picked = editions.pick(templates, language, prep.newsletter.language)
+    return prep.template if picked is None else templates[picked]

@@ -29,6 +29,7 @@ from fastapi import APIRouter, BackgroundTasks, Form
 from sqlmodel import Session
 from starlette.responses import HTMLResponse
 
+from newsletter import i18n
 from newsletter.api.deps import (
     Client,
     ClientDep,
@@ -51,6 +52,7 @@ from newsletter.audience.links import (
     read_token,
 )
 from newsletter.config import Settings
+from newsletter.content.archive_editions import language_name
 from newsletter.exceptions import InvalidInput, InvalidLink
 from newsletter.i18n import N_
 from newsletter.models import Newsletter, SubscriptionStatus
@@ -278,6 +280,7 @@ def _preferences_view(
         consent_text=consent_text(version),
         tracking_notice=_tracking(settings, [nl for nl, _ in view.choices]),
         zones=time_zones(),
+        languages=[(tag, language_name(tag)) for tag in i18n.LOCALES],
     )
 
 
@@ -313,6 +316,10 @@ def preferences_submit(
         str | None,
         Form(max_length=64, description='IANA, e.g. Europe/Minsk; "": the newsletter\'s'),
     ] = None,
+    language: Annotated[
+        str | None,
+        Form(max_length=35, description='en, be, ru, uk, pl or lt; "": the newsletter\'s'),
+    ] = None,
     newsletters: Annotated[list[Id] | None, Form(description="ids wanted")] = None,
     consent_text_version: Annotated[str | None, Form()] = None,
 ) -> HTMLResponse:
@@ -330,6 +337,7 @@ def preferences_submit(
             action=action,
             name=name,
             time_zone=time_zone,
+            language=language,
             newsletters=newsletters or [],
             version=consent_text_version,
         )
@@ -350,6 +358,7 @@ def _save_preferences(
     action: str,
     name: str | None,
     time_zone: str | None,
+    language: str | None,
     newsletters: list[int],
     version: str | None,
 ) -> str:
@@ -369,6 +378,7 @@ def _save_preferences(
         newsletter_ids=newsletters,
         name=name,
         time_zone="" if time_zone == "newsletter" else time_zone,  # the form's "not mine"
+        language="" if language == "newsletter" else language,
         ip=client.ip,
         user_agent=client.user_agent,
         consent_text_version=version or settings.consent_text_version,

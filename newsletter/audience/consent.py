@@ -11,9 +11,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from functools import lru_cache
+from typing import cast
 
+from babel.support import LazyProxy
+
+from newsletter import i18n
 from newsletter.content.rendering import TEMPLATES_DIR
 from newsletter.exceptions import InvalidInput
+from newsletter.i18n import N_
 from newsletter.models import Newsletter
 
 CONSENT_DIR = TEMPLATES_DIR / "web" / "consent"
@@ -29,21 +34,38 @@ def consent_text(version: str) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+#: what a tracking newsletter counts, by (clicks, opens)
+_WHAT = {
+    (True, True): N_("%(name)s counts which links in its emails I click and whether I open them"),
+    (True, False): N_("%(name)s counts which links in its emails I click"),
+    (False, True): N_("%(name)s counts whether I open its emails (an invisible image)"),
+}
+_NOTICE = N_(
+    "%(parts)s, to learn which stories readers want. These counts are kept with my "
+    "subscription for %(months)s months, then only as totals; no IP address or browser is "
+    "stored with them, and they are deleted with my data on request."
+)
+
+
 def tracking_notice(newsletters: Iterable[Newsletter], *, retention_days: int) -> str:
     """What a sign-up page adds under the consent text when any newsletter offered counts
-    clicks or opens (``Newsletter.track_clicks``/``track_opens``); "" when none does."""
-    tracking = [n for n in newsletters if n.track_clicks or n.track_opens]
+    clicks or opens (``Newsletter.track_clicks``/``track_opens``); "" when none does.
+
+    The words are the page's language: the notice is worded when the page shows it (a lazy
+    string, translated in the language the page is rendered in, ``i18n.use``)."""
+    tracking = tuple(
+        (n.name, n.track_clicks, n.track_opens)
+        for n in newsletters
+        if n.track_clicks or n.track_opens
+    )
     if not tracking:
         return ""
-    what = {
-        (True, True): "which links in its emails I click and whether I open them",
-        (True, False): "which links in its emails I click",
-        (False, True): "whether I open its emails (an invisible image)",
-    }
-    parts = [f"{n.name} counts {what[(n.track_clicks, n.track_opens)]}" for n in tracking]
     months = round(retention_days / 30.4)
-    return (
-        "; ".join(parts) + ", to learn which stories readers want. These counts are kept with "
-        f"my subscription for {months} months, then only as totals; no IP address or browser is "
-        "stored with them, and they are deleted with my data on request."
+    return cast(str, LazyProxy(_worded, tracking, months, enable_cache=False))
+
+
+def _worded(tracking: tuple[tuple[str, bool, bool], ...], months: int) -> str:
+    parts = "; ".join(
+        i18n.gettext(_WHAT[(clicks, opens)]) % {"name": name} for name, clicks, opens in tracking
     )
+    return i18n.gettext(_NOTICE) % {"parts": parts, "months": months}

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from newsletter import i18n
 from newsletter.audience.consent import consent_text
 from newsletter.audience.events import EventKind, record_event
 from newsletter.audience.fields import check_time_zone
@@ -46,6 +47,7 @@ class PreferencesChange:
     unsubscribed: tuple[int, ...]
     renamed: bool
     rezoned: bool = False  # their time zone changed (a local-time send reaches them at theirs)
+    relanguaged: bool = False  # their language changed (the edition and the pages they get)
 
 
 def preferences(session: Session, subscriber_id: int) -> Preferences:
@@ -63,13 +65,15 @@ def update_preferences(
     newsletter_ids: Collection[int],
     name: str | None = None,
     time_zone: str | None = None,
+    language: str | None = None,
     ip: str | None = None,
     user_agent: str | None = None,
     consent_text_version: str,
     now: datetime | None = None,
 ) -> PreferencesChange:
     """Save the preference centre: the newsletters wanted (others are left), the name, and the
-    time zone (None: unchanged; "": the newsletter's; InvalidInput when zoneinfo does not know it).
+    time zone (None: unchanged; "": the newsletter's; InvalidInput when zoneinfo does not know it)
+    and the language (None: unchanged; "": the newsletter's; one of the shipped locales).
 
     The signed link proves the mailbox is the subscriber's, so choosing a newsletter here is
     a confirmed consent (source ``preferences``); bounced and complained ones stay as they are.
@@ -82,9 +86,13 @@ def update_preferences(
         raise InvalidInput(f"unknown newsletter ids {sorted(unknown)}")
     consent_text(consent_text_version)
     zone = None if time_zone is None else check_time_zone(time_zone)  # refused before any change
+    tongue = None if language is None else check_language(language)
     renamed = _rename(session, current.subscriber, name, ip=ip, user_agent=user_agent, now=now)
     rezoned = time_zone is not None and _rezone(
         session, current.subscriber, zone, ip=ip, user_agent=user_agent, now=now
+    )
+    relanguaged = language is not None and _change(
+        session, current.subscriber, "language", tongue, ip=ip, user_agent=user_agent, now=now
     )
     wanted = list(newsletter_ids)
     subscribed = _join(
@@ -102,7 +110,7 @@ def update_preferences(
                 user_agent=user_agent,
                 now=now,
             )
-    return PreferencesChange(tuple(subscribed), tuple(left), renamed, rezoned)
+    return PreferencesChange(tuple(subscribed), tuple(left), renamed, rezoned, relanguaged)
 
 
 def _rename(
@@ -131,6 +139,16 @@ def _rename(
     return True
 
 
+def check_language(value: str) -> str | None:
+    """One of the shipped locales ("be"), or None for an empty value (the newsletter's)."""
+    tag = value.strip()
+    if not tag:
+        return None
+    if tag not in i18n.LOCALES:
+        raise InvalidInput(f"unknown language {tag[:40]!r}: one of {', '.join(i18n.LOCALES)}")
+    return tag
+
+
 def _rezone(
     session: Session,
     subscriber: Subscriber,
@@ -140,9 +158,23 @@ def _rezone(
     user_agent: str | None,
     now: datetime,
 ) -> bool:
-    if zone == subscriber.time_zone:
+    return _change(session, subscriber, "time_zone", zone, ip=ip, user_agent=user_agent, now=now)
+
+
+def _change(
+    session: Session,
+    subscriber: Subscriber,
+    field: str,
+    value: str | None,
+    *,
+    ip: str | None,
+    user_agent: str | None,
+    now: datetime,
+) -> bool:
+    """Set one of the subscriber's own settings; a preferences event when it changed."""
+    if value == getattr(subscriber, field):
         return False
-    subscriber.time_zone = zone
+    setattr(subscriber, field, value)
     session.add(subscriber)
     record_event(
         session,
@@ -152,7 +184,7 @@ def _rezone(
         user_agent=user_agent,
         source="preferences",
         at=now,
-        detail={"changed": ["time_zone"], "time_zone": zone},
+        detail={"changed": [field], field: value},
     )
     return True
 

@@ -118,3 +118,60 @@ def test_an_import_sets_zones_and_a_zone_zoneinfo_does_not_know_is_a_warning_lef
     )
     assert zones == {"zoned@example.org": "Asia/Tbilisi", "junk@example.org": None}
     assert [(w.line, "time_zone" in w.reason) for w in report.warnings] == [(3, True)]
+
+
+def test_a_reader_chooses_their_language_and_the_page_answers_in_it(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    newsletter, person = _reader(session)
+    page = client.get(_preferences(settings, person)).text
+    assert '<option value="be">Беларуская</option>' in page
+    assert "The newsletter's language</option>" in page
+
+    data = {"name": person.name, "newsletters": [str(newsletter.id)], "language": "be"}
+    response = client.post(_preferences(settings, person), data=data)
+    assert response.status_code == 200
+    session.expire_all()
+    found = session.get(Subscriber, person.id)
+    assert found is not None and found.language == "be"
+    assert '<html lang="be"' in response.text and "Мова рассылкі" in response.text
+    assert '<option value="be" selected>Беларуская</option>' in response.text
+    events = session.exec(
+        select(SubscriberEvent).where(SubscriberEvent.subscriber_id == person.id)
+    ).all()
+    assert [(e.kind, e.detail) for e in events] == [
+        ("preferences", {"changed": ["language"], "language": "be"})
+    ]
+
+    data["language"] = "newsletter"  # back to the newsletter's
+    assert client.post(_preferences(settings, person), data=data).status_code == 200
+    session.expire_all()
+    found = session.get(Subscriber, person.id)
+    assert found is not None and found.language is None
+
+
+def test_a_language_we_do_not_ship_is_422_with_the_reason_and_nothing_changes(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    newsletter, person = _reader(session)
+    data = {"name": "Someone Else", "newsletters": [str(newsletter.id)], "language": "xx"}
+    response = client.post(_preferences(settings, person), data=data)
+    assert response.status_code == 422
+    assert "unknown language &#39;xx&#39;: one of en, be" in response.text
+    session.expire_all()
+    found = session.get(Subscriber, person.id)
+    assert found is not None and found.language != "xx" and found.name != "Someone Else"
+
+
+def test_the_tracking_notice_is_worded_in_the_readers_language(
+    client: TestClient, session: Session, settings: Settings
+) -> None:
+    newsletter, person = _reader(session)
+    newsletter.track_clicks = True
+    person.language = "ru"
+    session.add_all([newsletter, person])
+    session.commit()
+    page = client.get(_preferences(settings, person)).text
+    assert f"{newsletter.name} учитывает, по каким ссылкам в его письмах я перехожу" in page
+    assert "IP-адрес и браузер вместе с ними не сохраняются" in page
+    assert "counts which links" not in page

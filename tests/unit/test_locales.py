@@ -25,6 +25,7 @@ MODULES = (
     "newsletter/content/archive_editions.py",
     "newsletter/sending/edition_freeze.py",
     "newsletter/api/links.py",
+    "newsletter/audience/consent.py",
     "newsletter/api/signup.py",
     "newsletter/api/archive.py",
 )

@@ -71,6 +71,10 @@ def _local_send(session: Session, *, at: str = "08:00") -> tuple[int, dict[str, 
     assert issue_id is not None
     fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
+    # the fill moved the issue to sending with a Core UPDATE: the Issue this session loaded
+    # (kept after the commit: expire_on_commit=False) would read "draft" until reloaded, and
+    # whether it was still in the identity map depended on when the cyclic GC last ran
+    session.expire_all()
     return issue_id, readers
 
 

@@ -13,10 +13,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from newsletter import i18n
 from newsletter.audience.consent import consent_text
 from newsletter.audience.events import EventKind, record_event
-from newsletter.audience.fields import check_time_zone
+from newsletter.audience.fields import check_locale, check_time_zone
 from newsletter.audience.lifecycle import (
     CONFIRMABLE,
     activate,
@@ -86,7 +85,7 @@ def update_preferences(
         raise InvalidInput(f"unknown newsletter ids {sorted(unknown)}")
     consent_text(consent_text_version)
     zone = None if time_zone is None else check_time_zone(time_zone)  # refused before any change
-    tongue = None if language is None else check_language(language)
+    tongue = None if language is None else check_locale(language)
     renamed = _rename(session, current.subscriber, name, ip=ip, user_agent=user_agent, now=now)
     rezoned = time_zone is not None and _rezone(
         session, current.subscriber, zone, ip=ip, user_agent=user_agent, now=now
@@ -137,16 +136,6 @@ def _rename(
         detail={"changed": ["name"]},
     )
     return True
-
-
-def check_language(value: str) -> str | None:
-    """One of the shipped locales ("be"), or None for an empty value (the newsletter's)."""
-    tag = value.strip()
-    if not tag:
-        return None
-    if tag not in i18n.LOCALES:
-        raise InvalidInput(f"unknown language {tag[:40]!r}: one of {', '.join(i18n.LOCALES)}")
-    return tag
 
 
 def _rezone(

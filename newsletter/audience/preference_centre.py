@@ -121,21 +121,19 @@ def _rename(
     user_agent: str | None,
     now: datetime,
 ) -> bool:
-    if name is None or check_name(name) == subscriber.name:
+    if name is None:
         return False
-    subscriber.name = check_name(name)
-    session.add(subscriber)
-    record_event(
+    # the name itself stays out of the event (the event log outlives a correction of it)
+    return _change(
         session,
-        subscriber_id=subscriber.id,  # type: ignore[arg-type]
-        kind=EventKind.preferences,
+        subscriber,
+        "name",
+        check_name(name),
         ip=ip,
         user_agent=user_agent,
-        source="preferences",
-        at=now,
-        detail={"changed": ["name"]},
+        now=now,
+        shown=False,
     )
-    return True
 
 
 def _rezone(
@@ -159,8 +157,10 @@ def _change(
     ip: str | None,
     user_agent: str | None,
     now: datetime,
+    shown: bool = True,
 ) -> bool:
-    """Set one of the subscriber's own settings; a preferences event when it changed."""
+    """Set one of the subscriber's own settings; a preferences event when it changed (with the
+    new value, when ``shown``)."""
     if value == getattr(subscriber, field):
         return False
     setattr(subscriber, field, value)
@@ -173,7 +173,7 @@ def _change(
         user_agent=user_agent,
         source="preferences",
         at=now,
-        detail={"changed": [field], field: value},
+        detail={"changed": [field]} | ({field: value} if shown else {}),
     )
     return True
 

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session
 from starlette.responses import HTMLResponse
 
+from newsletter import i18n
 from newsletter.api.deps import (
     Client,
     ClientDep,
@@ -47,6 +48,7 @@ from newsletter.audience.consent import consent_text, tracking_notice
 from newsletter.audience.embed import SOURCE_MAX
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
+from newsletter.content.archive_editions import language_name
 from newsletter.exceptions import InvalidInput, RateLimited
 from newsletter.i18n import N_
 from newsletter.models import Newsletter
@@ -100,6 +102,7 @@ def _signup(
     newsletters: Sequence[str],
     source: str,
     consent_version: str | None,
+    language: str | None = None,
     bot: signup_guard.BotReason | None = None,
     bots: signup_guard.BotCounter | None = None,
 ) -> ConfirmationRequest | None:
@@ -120,6 +123,7 @@ def _signup(
         source=source,
         consent_text_version=consent_version or settings.consent_text_version,
         resend_after_seconds=settings.confirmation_resend_seconds,
+        language=language,
     )
     if bot is not None:
         session.rollback()
@@ -156,6 +160,11 @@ class SignupBody(BaseModel):
     consent_text_version: str | None = Field(
         None, max_length=32, description="the consent text shown; default: the current one"
     )
+    language: str | None = Field(
+        None,
+        max_length=35,
+        description="a new reader's language (en, be, ru, uk, pl, lt); default: the newsletter's",
+    )
 
 
 class SignupAccepted(BaseModel):
@@ -190,6 +199,7 @@ def subscribe_json(
         newsletters=body.newsletters,
         source="api",
         consent_version=body.consent_text_version,
+        language=body.language,
     )
     _queue_after_answer(background, send, confirmation, settings)
     return SignupAccepted()
@@ -221,6 +231,8 @@ def _form(
         consent_version=version,
         consent_text=consent_text(version),
         tracking_notice=tracking_notice(newsletters, retention_days=settings.track_retention_days),
+        languages=[(tag, language_name(tag)) for tag in i18n.LOCALES],
+        picked_language=values.get("language"),
     )
 
 
@@ -253,9 +265,12 @@ def subscribe_form(
     issued: Annotated[str | None, Form(max_length=200, description="signed serving time")] = None,
     source: Annotated[str | None, Form(max_length=4 * SOURCE_MAX)] = None,
     embed: Annotated[str | None, Form(max_length=8, description="1: the sign-up box's")] = None,
+    language: Annotated[
+        str | None, Form(max_length=35, description="a new reader's language: en, be, ru...")
+    ] = None,
     referer: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> HTMLResponse:
-    values = {"email": email, "name": name, "newsletters": newsletters or []}
+    values = {"email": email, "name": name, "newsletters": newsletters or [], "language": language}
     page_url = source_of(settings, source, referer)
     boxed = embed == "1"
     bot = signup_guard.verdict(
@@ -276,6 +291,7 @@ def subscribe_form(
             newsletters=newsletters or [],
             source=page_url or ("embed" if boxed else "form"),
             consent_version=consent_text_version,
+            language=language,
             bot=bot,
             bots=bots,
         )

@@ -13,7 +13,7 @@ import json
 import math
 from typing import Any
 
-from newsletter import newsletters
+from newsletter import i18n, newsletters
 from newsletter.exceptions import InvalidInput
 
 __all__ = [
@@ -23,6 +23,7 @@ __all__ = [
     "TAG_MAX",
     "check_attributes",
     "check_language",
+    "check_locale",
     "check_tag",
     "check_time_zone",
     "parse_attributes",
@@ -82,6 +83,17 @@ def _no_constant(name: str) -> Any:
 def check_language(value: str) -> str | None:
     """A BCP 47 tag, or None for an empty value (the newsletter's language)."""
     return newsletters.language_tag(value) if value.strip() else None
+
+
+def check_locale(value: str) -> str | None:
+    """One of the shipped locales (the pages and the email chrome speak it: ``i18n.LOCALES``),
+    or None for an empty value (the newsletter's language)."""
+    tag = value.strip()
+    if not tag:
+        return None
+    if tag not in i18n.LOCALES:
+        raise InvalidInput(f"unknown language {tag[:40]!r}: one of {', '.join(i18n.LOCALES)}")
+    return tag
 
 
 def check_time_zone(value: str) -> str | None:

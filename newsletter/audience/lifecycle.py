@@ -19,6 +19,7 @@ from newsletter import webhooks
 from newsletter.audience import outbox, suppression
 from newsletter.audience.consent import consent_text
 from newsletter.audience.events import EventKind, record_event
+from newsletter.audience.fields import check_locale
 from newsletter.audience.links import ConfirmData
 from newsletter.audience.outbox import ConfirmationRequest as ConfirmationRequest
 from newsletter.audience.subscribers import (
@@ -78,6 +79,7 @@ def signup(
     source: str = "form",
     consent_text_version: str,
     resend_after_seconds: int = 600,
+    language: str | None = None,
     now: datetime | None = None,
 ) -> SignupResult:
     """A public sign-up: pending subscriptions and, when one is due, a confirmation to send.
@@ -86,14 +88,17 @@ def signup(
     active, bounced or complained changes. A confirmation is due when one of the requested
     pending (or unsubscribed: a wish to come back) subscriptions had none sent within
     ``resend_after_seconds``; deciding that is one guarded UPDATE, so two sign-ups at once send
-    one email. An existing subscriber's name is not changed here (a stranger could type it).
+    one email. An existing subscriber's name is not changed here (a stranger could type it),
+    nor their language: ``language`` (one of the shipped locales; None: the newsletter's) is a
+    new subscriber's, the edition and pages they get.
     """
     now = now or utcnow()
     address = normalise_email(email)
     display = check_name(name)
+    tongue = check_locale(language or "")
     consent_text(consent_text_version)  # an unknown version is the caller's mistake
     wanted = _newsletters(session, newsletters)
-    subscriber_id = _ensure_subscriber(session, address, display, now)
+    subscriber_id = _ensure_subscriber(session, address, display, tongue, now)
     subs = ensure_pending(
         session, subscriber_id, wanted, source=source, version=consent_text_version, now=now
     )
@@ -136,13 +141,16 @@ def _newsletters(session: Session, refs: Sequence[str | int]) -> list[int]:
     return sorted({i for i in ids if i is not None})
 
 
-def _ensure_subscriber(session: Session, address: str, name: str, now: datetime) -> int:
+def _ensure_subscriber(
+    session: Session, address: str, name: str, language: str | None, now: datetime
+) -> int:
     """The subscriber's id; one INSERT ... ON CONFLICT DO NOTHING and one SELECT whether the
     address is new or known, so a sign-up takes the same work (and time) either way."""
-    row = {
+    row: dict[str, object] = {
         "email": address,
         "email_hash": address_key(address),
         "name": name,
+        "language": language,
         "attributes": {},
         "created_at": now,
     }

@@ -13,10 +13,9 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from newsletter import i18n
 from newsletter.audience.consent import consent_text
 from newsletter.audience.events import EventKind, record_event
-from newsletter.audience.fields import check_time_zone
+from newsletter.audience.fields import check_locale, check_time_zone
 from newsletter.audience.lifecycle import (
     CONFIRMABLE,
     activate,
@@ -86,7 +85,7 @@ def update_preferences(
         raise InvalidInput(f"unknown newsletter ids {sorted(unknown)}")
     consent_text(consent_text_version)
     zone = None if time_zone is None else check_time_zone(time_zone)  # refused before any change
-    tongue = None if language is None else check_language(language)
+    tongue = None if language is None else check_locale(language)
     renamed = _rename(session, current.subscriber, name, ip=ip, user_agent=user_agent, now=now)
     rezoned = time_zone is not None and _rezone(
         session, current.subscriber, zone, ip=ip, user_agent=user_agent, now=now
@@ -122,31 +121,19 @@ def _rename(
     user_agent: str | None,
     now: datetime,
 ) -> bool:
-    if name is None or check_name(name) == subscriber.name:
+    if name is None:
         return False
-    subscriber.name = check_name(name)
-    session.add(subscriber)
-    record_event(
+    # the name itself stays out of the event (the event log outlives a correction of it)
+    return _change(
         session,
-        subscriber_id=subscriber.id,  # type: ignore[arg-type]
-        kind=EventKind.preferences,
+        subscriber,
+        "name",
+        check_name(name),
         ip=ip,
         user_agent=user_agent,
-        source="preferences",
-        at=now,
-        detail={"changed": ["name"]},
+        now=now,
+        shown=False,
     )
-    return True
-
-
-def check_language(value: str) -> str | None:
-    """One of the shipped locales ("be"), or None for an empty value (the newsletter's)."""
-    tag = value.strip()
-    if not tag:
-        return None
-    if tag not in i18n.LOCALES:
-        raise InvalidInput(f"unknown language {tag[:40]!r}: one of {', '.join(i18n.LOCALES)}")
-    return tag
 
 
 def _rezone(
@@ -170,8 +157,10 @@ def _change(
     ip: str | None,
     user_agent: str | None,
     now: datetime,
+    shown: bool = True,
 ) -> bool:
-    """Set one of the subscriber's own settings; a preferences event when it changed."""
+    """Set one of the subscriber's own settings; a preferences event when it changed (with the
+    new value, when ``shown``)."""
     if value == getattr(subscriber, field):
         return False
     setattr(subscriber, field, value)
@@ -184,7 +173,7 @@ def _change(
         user_agent=user_agent,
         source="preferences",
         at=now,
-        detail={"changed": [field], field: value},
+        detail={"changed": [field]} | ({field: value} if shown else {}),
     )
     return True
 

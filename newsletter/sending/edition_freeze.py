@@ -8,9 +8,9 @@ text. A tracked newsletter's editions share the issue's link numbers (the story 
 same in every edition): an edition whose links are in another order blocks, and a link past the
 default's (a longer translated intro) gets a number of its own. The "view in browser" link of
 an edition is its archive page (``?lang=``): the same for every reader of it, so it is written
-into the frozen email instead of per recipient. So is an edition's greeting: the reader's
-personal one ("Dear Olga,") is English (``recipients``), so an edition greets every reader with
-its language's own words, without the name.
+into the frozen email instead of per recipient. The greeting stays personal: each reader's is
+worded in their message's language when it is sent (``edition_pick.greeted``: "Прывітанне,
+Olga!"); a preview, which has no reader, shows the edition's nameless one.
 """
 
 from __future__ import annotations
@@ -49,12 +49,16 @@ def check(outline: EditionOutline, compiled: CompiledIssue | None, checks: QACon
     return [f"{lang} edition: {message}" for message in found]
 
 
-def edition_values(compiled: CompiledIssue, url: str, language: str) -> CompiledIssue:
-    """The view-in-browser link and the greeting, the same for every reader of the edition."""
+def edition_values(
+    compiled: CompiledIssue, url: str, language: str, *, greeting: bool = False
+) -> CompiledIssue:
+    """The view-in-browser link, the same for every reader of the edition (and, ``greeting``,
+    for a preview, the edition's nameless greeting)."""
     with i18n.use(language):
-        greeting = i18n.gettext("Dear reader,")
+        nameless = i18n.gettext("Dear reader,")
+    filled = [("view_url", url)] + ([("greeting", nameless)] if greeting else [])
     html, text = compiled.html, compiled.text
-    for name, value in (("view_url", url), ("greeting", greeting)):
+    for name, value in filled:
         html = html.replace(PLACEHOLDERS[name], escape(value))
         text = text.replace(PLACEHOLDERS[name], value)
     return CompiledIssue(compiled.subject, compiled.preheader, html, text)

@@ -8,17 +8,19 @@ newsletter's (``editions.pick``; none that matches: the default edition).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
+from newsletter import i18n
 from newsletter.config import Settings
 from newsletter.content import editions
 from newsletter.content.rendering import CompiledIssue
 from newsletter.db import get_engine
-from newsletter.mail.message import MessageTemplate
+from newsletter.mail.message import MessageTemplate, Recipient
 from newsletter.models import RenderedEdition, Subscriber
 from newsletter.sending import subject_tests
 from newsletter.sending.prepare import Prepared
@@ -71,11 +73,30 @@ def _language(conn: Connection, subscriber_id: int) -> str | None:
 
 def template_for(
     settings: Settings, rec: Recorder, prep: Prepared, subscriber_id: int
-) -> MessageTemplate:
-    """The template of the edition this reader gets (the issue's own when it has none)."""
+) -> tuple[MessageTemplate, str]:
+    """The template of the edition this reader gets (the issue's own when it has none), and
+    its language (the newsletter's for the issue's own)."""
     templates = _templates_of(settings, prep)
     if not templates:
-        return prep.template
+        return prep.template, prep.newsletter.language
     language = rec.call(_language, subscriber_id)
     picked = editions.pick(templates, language, prep.newsletter.language)
-    return prep.template if picked is None else templates[picked]
+    if picked is None:
+        return prep.template, prep.newsletter.language
+    return templates[picked], picked
+
+
+def greeted(person: Recipient, language: str) -> Recipient:
+    """The reader's greeting in their message's language ("Прывітанне, Olga!"); English, the
+    source language, keeps ``recipients``' own ("Dear Olga,")."""
+    locale = i18n.negotiate(language)
+    if locale == i18n.SOURCE:
+        return person
+    first = person.name.split()[0] if person.name.strip() else ""
+    with i18n.use(locale):
+        words = (
+            i18n.gettext("Dear %(first)s,") % {"first": first}
+            if first
+            else i18n.gettext("Dear reader,")
+        )
+    return replace(person, values={**person.values, "greeting": words})

@@ -153,7 +153,10 @@ class Run:
                 name=row.name,
                 variant=row.variant,
             )
-            template = edition_pick.template_for(self.settings, self.rec, prep, row.subscriber_id)
+            template, language = edition_pick.template_for(
+                self.settings, self.rec, prep, row.subscriber_id
+            )
+            person = edition_pick.greeted(person, language)
             if prep.signer is None:
                 mid, data = template.render(person)
             else:

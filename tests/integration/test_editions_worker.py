@@ -58,6 +58,11 @@ def test_three_editions_reach_each_reader_once_in_their_language(
         assert message["Subject"] == subject
         text, html = body(message), body(message, "html")
         assert intro in text and title in html
+        first = reader.name.split()[0]  # the greeting is the reader's own, in their language
+        if lang == "en":
+            assert f"Dear {first}," in text
+        else:
+            assert catalogue(lang)["Dear %(first)s,"] % {"first": first} in text
         if lang != "en":
             words = catalogue(lang)
             assert f"{words['Unsubscribe']}:" in text and words["Manage preferences"] in html

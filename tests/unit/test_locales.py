@@ -24,6 +24,7 @@ MODULES = (
     "newsletter/content/text_part.py",
     "newsletter/content/archive_editions.py",
     "newsletter/sending/edition_freeze.py",
+    "newsletter/sending/edition_pick.py",
     "newsletter/api/links.py",
     "newsletter/audience/consent.py",
     "newsletter/api/signup.py",

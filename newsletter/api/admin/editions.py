@@ -85,7 +85,7 @@ def edition_preview(
     edition = edition_outline(outline, found[0])
     url = edition_freeze.edition_view_url(settings.base_url, outline, language)
     compiled = edition_freeze.edition_values(
-        rendering.compile_issue(edition.outline), url, language
+        rendering.compile_issue(edition.outline), url, language, greeting=True
     )
     values, _ = recipients.recipient_values(
         settings, outline.newsletter, outline.issue, subscriber_id=0, email="", name=""

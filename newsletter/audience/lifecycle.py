@@ -88,9 +88,8 @@ def signup(
     active, bounced or complained changes. A confirmation is due when one of the requested
     pending (or unsubscribed: a wish to come back) subscriptions had none sent within
     ``resend_after_seconds``; deciding that is one guarded UPDATE, so two sign-ups at once send
-    one email. An existing subscriber's name is not changed here (a stranger could type it),
-    nor their language: ``language`` (one of the shipped locales; None: the newsletter's) is a
-    new subscriber's, the edition and pages they get.
+    one email. ``name`` and ``language`` (a shipped locale; None: the newsletter's) are a new
+    subscriber's: a known one's are not changed here (a stranger could type the address).
     """
     now = now or utcnow()
     address = normalise_email(email)
@@ -146,15 +145,9 @@ def _ensure_subscriber(
 ) -> int:
     """The subscriber's id; one INSERT ... ON CONFLICT DO NOTHING and one SELECT whether the
     address is new or known, so a sign-up takes the same work (and time) either way."""
-    row: dict[str, object] = {
-        "email": address,
-        "email_hash": address_key(address),
-        "name": name,
-        "language": language,
-        "attributes": {},
-        "created_at": now,
-    }
-    insert_ignore(session, SUB, row)  # a concurrent twin's row wins and ours is dropped
+    row = dict(email=address, email_hash=address_key(address), name=name, language=language)
+    # a concurrent twin's row wins and ours is dropped
+    insert_ignore(session, SUB, row | {"attributes": {}, "created_at": now})
     found = find_subscriber_id(session, address)
     assert found is not None
     return found

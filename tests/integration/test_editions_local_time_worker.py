@@ -22,37 +22,16 @@ from newsletter.db import session_scope
 from newsletter.models import IssueStatus
 from newsletter.sending import local_time, progress
 from newsletter.sending.start import fill_ledger
-from newsletter.transports.sink import Received, SMTPSink
+from newsletter.transports.sink import SMTPSink
 from tests.conftest import celery_worker, make_subscribers
 from tests.integration.editions_support import TEXT, body, issue_with_editions, received
-from tests.integration.test_local_time_worker import START, WAVES, Clock
+from tests.integration.test_local_time_worker import WAVES, Clock, arrivals, clock, sink
 from tests.unit.test_locales import catalogue
 
+__all__ = ["arrivals", "clock", "sink"]  # the local-time worker test's fixtures, used by name
 REDIS_DB = 11  # a database of its own on the shared server, flushed before the test
 LANGUAGES = ("be", "ru", "en")
 QUIET = 1.5  # seconds in which a wave that is not due must send nothing
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    stepped = Clock(START)
-    monkeypatch.setattr(local_time, "clock", stepped)
-    return stepped
-
-
-@pytest.fixture
-def arrivals() -> dict[str, list[datetime]]:
-    return {}
-
-
-@pytest.fixture
-def sink(clock: Clock, arrivals: dict[str, list[datetime]]) -> Iterator[SMTPSink]:
-    def stamp(message: Received) -> None:  # each arrival stamped with the due times' clock
-        for to in message.rcpt_tos:
-            arrivals.setdefault(to, []).append(clock.now)
-
-    with SMTPSink(on_message=stamp) as running:
-        yield running
 
 
 @pytest.fixture

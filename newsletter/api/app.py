@@ -11,7 +11,6 @@ body is capped and a NUL in the URL refused (``limits.py``); bodies are read str
 
 from __future__ import annotations
 
-import gc
 import inspect
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -127,13 +126,9 @@ def no_telemetry() -> dict[str, Any]:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """On start, what the app has loaded (modules, templates, routes) is moved out of the
-    garbage collector's sight (``gc.freeze``): a full collection then walks only what requests
-    made, not the whole app, so it no longer stalls every request in flight for a tenth of a
-    second. On shutdown, the tracking events still buffered are recorded (a clean stop loses
-    none)."""
-    gc.collect()
-    gc.freeze()
+    """On shutdown, the tracking events still buffered are recorded (a clean stop loses none).
+    (The server process freezes what it loaded out of the collector's sight at its start:
+    ``newsletter.cli.run.production_app``.)"""
     yield
     if app.state.recorder is not None:
         await run_in_threadpool(app.state.recorder.stop)

@@ -116,12 +116,27 @@ def production_app() -> Any:
     from newsletter.api.app import create_app
     from worker.dispatch import celery_dispatch, celery_send_confirmation, celery_start_import
 
-    return create_app(
+    app = create_app(
         settings(),
         dispatch=celery_dispatch,
         send_confirmation=celery_send_confirmation,
         start_import=celery_start_import,
     )
+    freeze_loaded()
+    return app
+
+
+def freeze_loaded() -> None:
+    """What the server process has loaded (modules, templates, routes) is moved out of the
+    garbage collector's sight (``gc.freeze``): a full collection then walks only what requests
+    made, not the whole app, so it no longer stalls every request in flight for a tenth of a
+    second (p99 of every route 250-490 ms -> 20-30 ms, ``bench/redirect.py``). Done once per
+    server process, here, not in the app's lifespan: an app built in a test or another
+    process's stack must not freeze what that process holds."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def worker_app() -> Any:

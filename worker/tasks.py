@@ -142,10 +142,14 @@ def deliver_webhook(webhook_delivery_id: int) -> str | None:
     name="worker.tasks.send_confirmation",
     # a relay's 4xx, another task holding the row, a database restart: tried again later
     autoretry_for=(TemporaryFailure, DatabaseUnavailable),
-    retry_backoff=30,  # 30 s, 60 s, ... with jitter: far below the broker's visibility timeout
-    retry_backoff_max=900,
+    # a reader is waiting for this one: 5 s, 10 s, 20 s ... 10 min, each with full jitter, so a
+    # relay back after a short outage (or a 451) costs seconds, not minutes; eight tries cover
+    # about 20 minutes (as 30 s, 60 s ... did in five), far below the broker's visibility
+    # timeout, and a row whose task gave up is relayed again by the outbox
+    retry_backoff=5,
+    retry_backoff_max=600,
     retry_jitter=True,
-    max_retries=5,
+    max_retries=8,
 )
 def send_confirmation(
     subscriber_id: int,

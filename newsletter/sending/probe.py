@@ -6,7 +6,9 @@ issue's ``breaker_probe_at`` says when to look again. The periodic tick (``sched
 calls ``probe_due``: for each such issue whose time came it first moves the time on, as if the
 probe were going to fail (one guarded UPDATE, so two ticks never probe one issue twice and a
 worker killed mid-probe leaves a later time behind), then opens an SMTP connection to the relay
-(EHLO + NOOP, through a ``Probe`` callable so tests can give their own), and when the relay
+(EHLO + NOOP, through a ``Probe`` callable so tests can give their own) of the relay the
+issue's newsletter sends through (its own relay, or any of them when it has none: a send
+routed to a relay that is still down stays paused while another relay answers), and when it
 answers resumes the send the way an operator does (``controls.resume``), with a reason that
 says when it paused, why, and when the relay answered. The waits double from
 ``breaker_probe_seconds`` up to ``breaker_probe_max_seconds``; the n-th probe waits as long as
@@ -32,7 +34,7 @@ from newsletter.config import Settings
 from newsletter.exceptions import InvalidState
 from newsletter.models import IssueStatus, utcnow
 from newsletter.sending import breaker, controls
-from newsletter.tables import I
+from newsletter.tables import NL, I
 from newsletter.transports.smtp import SMTPConfig
 
 log = logging.getLogger(__name__)
@@ -46,10 +48,13 @@ class RelayDown(Exception):
 
 
 #: opens a connection to the relay and says hello; returns its answer or raises ``RelayDown``
-Probe = Callable[[], str]
+RelayProbe = Callable[[], str]
+#: a newsletter's relay choice ("" any relay, by weight) -> the answer of a relay of that choice,
+#: or ``RelayDown`` when none answers
+Probe = Callable[[str], str]
 
 
-def smtp_probe(config: SMTPConfig) -> Probe:
+def smtp_probe(config: SMTPConfig) -> RelayProbe:
     """EHLO and NOOP on a new connection to the relay (with STARTTLS and login when the sends
     use them), then QUIT."""
     timeout = min(config.timeout, PROBE_TIMEOUT)
@@ -95,14 +100,16 @@ def probe_due(
     (committed; the caller starts their batches)."""
     now = now or utcnow()
     rows = session.execute(
-        select(I.c.id, I.c.status_changed_at, I.c.status_reason).where(
+        select(I.c.id, I.c.status_changed_at, I.c.status_reason, NL.c.relay)
+        .join(NL, NL.c.id == I.c.newsletter_id)
+        .where(
             I.c.status == IssueStatus.paused,
             controls.awaiting_probe(),
             I.c.breaker_probe_at <= now,
         )
     ).all()
     resumed = []
-    answer: str | RelayDown | None = None  # one probe a tick: every send waits for one relay
+    answers: dict[str, str | RelayDown] = {}  # one probe a tick per relay choice
     for row in rows:
         paused_at = _aware(row.status_changed_at) or now
         later = next_probe_at(
@@ -113,11 +120,12 @@ def probe_due(
         )
         if not _claim(session, row.id, now, later):
             continue  # another tick probes it, or an operator stepped in
-        if answer is None:
+        if row.relay not in answers:
             try:
-                answer = probe()
+                answers[row.relay] = probe(row.relay)
             except RelayDown as exc:
-                answer = exc
+                answers[row.relay] = exc
+        answer = answers[row.relay]
         if isinstance(answer, RelayDown):
             log.warning(
                 "issue %s: the relay still does not answer (%s); next probe at %s UTC",

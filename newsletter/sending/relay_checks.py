@@ -87,10 +87,13 @@ def recheck_due(settings: Settings) -> dict[str, str | None]:
 
 
 def any_relay(settings: Settings) -> probe.Probe:
-    """The probe of a send paused with every relay out: it passes when one relay answers."""
+    """The probe of a send paused with its relays out: it passes when one relay of the
+    newsletter's choice answers (its own relay; "": any configured relay)."""
 
-    def probe_them() -> str:
-        results = check(settings)
+    def probe_them(choice: str) -> str:
+        results = check(settings, [choice] if choice else None)
+        if not results:  # a relay no longer configured: nothing could ever resume the send
+            raise probe.RelayDown(f"relay {choice!r} is not configured")
         answered = [name for name, why in results.items() if why is None]
         if not answered:
             raise probe.RelayDown("; ".join(f"{n}: {why}" for n, why in results.items()))

@@ -45,8 +45,8 @@ def tick(
 ) -> TickResult:
     """The periodic look: ledgers of issues sent now filled; due scheduled issues started;
     expired leases back to pending; relays whose cool-down ended checked; breaker pauses probed
-    (``relay_probe``, by default EHLO + NOOP to each relay, one answering is enough) and
-    resumed; idle sending issues restarted."""
+    (``relay_probe``, by default EHLO + NOOP to the relays of the newsletter's choice, one
+    answering is enough) and resumed; idle sending issues restarted."""
     with Session(get_engine(settings.database_url)) as session:
         _fill_prepared(session)
         started = _start_due(session, settings)

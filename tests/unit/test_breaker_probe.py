@@ -4,6 +4,7 @@ probed, and the resume a probe makes. SQLite and PostgreSQL; the probes are call
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,8 +13,8 @@ from sqlmodel import Session
 from newsletter.config import Settings
 from newsletter.content.qa import QAConfig
 from newsletter.exceptions import InvalidState
-from newsletter.models import Issue, IssueStatus
-from newsletter.sending import breaker, controls, probe, progress
+from newsletter.models import Issue, IssueStatus, Newsletter
+from newsletter.sending import breaker, controls, probe, progress, relay_checks
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import SMTPSink, free_port
 from newsletter.transports.smtp import SMTPConfig
@@ -79,14 +80,16 @@ def _aware(moment: datetime | None) -> datetime:
 
 
 class Relay:
-    """A probe that answers as told, and counts its calls."""
+    """A probe that answers as told (``up``: every relay choice; ``up_only``: those), and
+    counts its calls and the relay choices it was asked about."""
 
-    def __init__(self, up: bool) -> None:
-        self.up, self.calls = up, 0
+    def __init__(self, up: bool, up_only: frozenset[str] = frozenset()) -> None:
+        self.up, self.up_only, self.calls, self.asked = up, up_only, 0, list[str]()
 
-    def __call__(self) -> str:
+    def __call__(self, choice: str) -> str:
         self.calls += 1
-        if not self.up:
+        self.asked.append(choice)
+        if not (self.up or choice in self.up_only):
             raise probe.RelayDown("127.0.0.1:1: [Errno 111] Connection refused")
         return "250 OK"
 
@@ -189,3 +192,44 @@ def test_the_smtp_probe_says_hello_to_a_real_relay_and_fails_on_a_closed_port() 
     closed = free_port()
     with pytest.raises(probe.RelayDown, match=f"127.0.0.1:{closed}"):
         probe.smtp_probe(SMTPConfig("127.0.0.1", closed, timeout=5))()
+
+
+def test_a_send_routed_to_a_relay_is_resumed_when_that_relay_answers_not_another(
+    session: Session, settings: Settings
+) -> None:
+    routed, anyone = _sending(session), _sending(session)
+    newsletter = session.get(Newsletter, _issue(session, routed).newsletter_id)
+    assert newsletter is not None
+    newsletter.relay = "eu"
+    session.add(newsletter)
+    for issue_id in (routed, anyone):
+        controls.trip(session, issue_id=issue_id, reason="circuit breaker: down", probe_at=T0)
+    session.commit()
+
+    relay = Relay(up=False, up_only=frozenset({""}))  # some relay answers; "eu" does not
+    assert probe.probe_due(session, settings, relay, now=T0) == [anyone]
+    assert sorted(relay.asked) == ["", "eu"]  # one probe per relay choice
+    assert _issue(session, routed).status == IssueStatus.paused
+
+    relay.up_only = frozenset({"", "eu"})
+    later = _aware(_issue(session, routed).breaker_probe_at)
+    assert probe.probe_due(session, settings, relay, now=later) == [routed]
+
+
+def test_the_relays_probe_asks_the_newsletters_relay_or_any(settings: Settings) -> None:
+    closed = free_port()
+    with SMTPSink() as sink:
+        given = [
+            {"name": "up", "host": "127.0.0.1", "port": sink.port},
+            {"name": "down", "host": "127.0.0.1", "port": closed},
+        ]
+        probe_of = relay_checks.any_relay(
+            settings.model_copy(update={"smtp_relays": json.dumps(given), "smtp_timeout": 5})
+        )
+
+        assert probe_of("") == "up answered"  # any relay: one answering is enough
+        assert probe_of("up") == "up answered"
+        with pytest.raises(probe.RelayDown, match=f"down: 127.0.0.1:{closed}"):
+            probe_of("down")  # the newsletter's own relay, still down
+        with pytest.raises(probe.RelayDown, match="'gone' is not configured"):
+            probe_of("gone")

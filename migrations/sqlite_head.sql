@@ -1,9 +1,9 @@
--- schema at revision 0031
+-- schema at revision 0032
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0031');
+INSERT INTO "alembic_version" VALUES('0032');
 CREATE TABLE apitoken (
 	id INTEGER NOT NULL, 
 	name VARCHAR(100) NOT NULL, 
@@ -231,7 +231,7 @@ CREATE TABLE importjob (
 	failure TEXT, 
 	created_at DATETIME NOT NULL, 
 	started_at DATETIME, 
-	finished_at DATETIME, 
+	finished_at DATETIME, attempts INTEGER DEFAULT '0' NOT NULL, heartbeat_at DATETIME, 
 	PRIMARY KEY (id)
 );
 CREATE TABLE importupload (

@@ -159,6 +159,12 @@ class Settings(RelaySettings, AnalyticsSettings):
         """Whether an editor with ``role`` must have two-factor sign-in on."""
         return role in {r.strip() for r in self.two_factor_roles.split(",") if r.strip()}
 
+    import_stall_seconds: int = Field(
+        300,
+        ge=30,
+        description="a running CSV import with no progress this long lost its worker: it is "
+        "started again (3 runs at most)",
+    )
     confirmation_max_age_seconds: int = Field(
         7 * 86400, ge=60, description="how long a sign-up's confirmation link works"
     )

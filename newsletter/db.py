@@ -9,6 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from alembic import command
@@ -21,8 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import NullType
 from sqlmodel import Session, create_engine
 
-from newsletter import schema_snapshot
-from newsletter.schema_snapshot import MIGRATIONS_DIR
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
 #: what the web app, the worker and the CLI say when the database is behind the code
 SCHEMA_BEHIND = "schema not at head: run `newsletter db upgrade`"
@@ -151,11 +151,9 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-def upgrade(url: str, revision: str = "head", *, snapshot: bool = True) -> None:
-    """Migrate ``url``'s database to ``revision``; a new SQLite file gets the head's schema from
-    its snapshot in one script (``schema_snapshot``; ``snapshot=False`` runs every migration)."""
-    if snapshot and revision == "head" and schema_snapshot.load(url):
-        return
+def upgrade(url: str, revision: str = "head") -> None:
+    """Run the migrations up to ``revision`` (``schema_snapshot.upgrade`` first tries the
+    snapshot on a new SQLite file)."""
     command.upgrade(alembic_config(url), revision)
 
 

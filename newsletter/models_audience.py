@@ -113,6 +113,10 @@ class ImportJob(SQLModel, table=True):
     created_at: datetime = Field(default_factory=_now)
     started_at: datetime | None = None
     finished_at: datetime | None = None
+    #: runs started (a worker that went away leaves its job to be started again: ``import_reaper``)
+    attempts: int = 0
+    #: the running job's last sign of life (its claim, each chunk's progress)
+    heartbeat_at: datetime | None = None
 
 
 class ImportUpload(SQLModel, table=True):

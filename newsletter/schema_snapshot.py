@@ -26,7 +26,9 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+from newsletter import db
+from newsletter.db import MIGRATIONS_DIR
+
 SNAPSHOT = MIGRATIONS_DIR / "sqlite_head.sql"
 HEADER = "-- schema at revision "
 _REVISION = re.compile(r'^revision(?::\s*str)?\s*=\s*"([^"]+)"', re.MULTILINE)
@@ -123,14 +125,20 @@ def load(url: str, snapshot: Path = SNAPSHOT) -> bool:
     return True
 
 
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate ``url``'s database to ``revision``: a new SQLite file gets the head's schema from
+    the snapshot in one script, anything else runs the migrations (``db.upgrade``)."""
+    if revision == "head" and load(url):
+        return
+    db.upgrade(url, revision)
+
+
 def make(target: Path = SNAPSHOT) -> Path:
     """Migrate a new SQLite file with Alembic and write its dump to ``target``."""
-    from newsletter import db
-
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "head.db"
         url = f"sqlite:///{path}"
-        db.upgrade(url, snapshot=False)
+        db.upgrade(url)
         db.get_engine(url).dispose()
         text = f"{HEADER}{latest_revision()}\n" + dump(str(path))
     target.write_text(text, encoding="utf-8")

@@ -155,7 +155,8 @@ DELIVERY_MOVES: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
 IMPORT_MOVES: dict[ImportStatus, frozenset[ImportStatus]] = {
     ImportStatus.draft: frozenset({ImportStatus.queued}),
     ImportStatus.queued: frozenset({ImportStatus.running, ImportStatus.failed}),
-    ImportStatus.running: frozenset({ImportStatus.done, ImportStatus.failed}),
+    # running -> queued: its worker went away (``import_reaper``), the job starts again
+    ImportStatus.running: frozenset({ImportStatus.done, ImportStatus.failed, ImportStatus.queued}),
     ImportStatus.done: frozenset(),
     ImportStatus.failed: frozenset(),
 }

@@ -25,7 +25,7 @@ import redis
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
-from newsletter import db
+from newsletter import db, schema_snapshot
 from newsletter.config import Settings, get_settings
 from newsletter.models import (
     Article,
@@ -128,10 +128,10 @@ def postgres_template() -> Iterator[str | None]:
 
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A SQLite file migrated once with Alembic; each test gets a copy (a file copy, not a run
-    of every migration)."""
+    """A new SQLite file at head, made once the way the app makes one (the schema snapshot, which
+    ``test_schema_snapshot`` keeps equal to the migrations); each test gets a copy."""
     path = tmp_path_factory.mktemp("template") / "newsletter.db"
-    db.upgrade(f"sqlite:///{path}")
+    schema_snapshot.upgrade(f"sqlite:///{path}")  # as a new SQLite file gets it: the snapshot
     return path
 
 

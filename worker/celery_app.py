@@ -100,6 +100,8 @@ def celery_conf(settings: Settings) -> dict[str, Any]:
             # the digest autopilot: feeds fetched (each every 30 min), issues drafted before
             # their run, editors told; a minute is fine-grained enough for a lead time in hours
             "autopilot": {"task": "worker.tasks.autopilot", "schedule": 60.0},
+            # CSV imports whose worker went away (no progress for NEWSLETTER_IMPORT_STALL_SECONDS)
+            "reap-imports": {"task": "worker.tasks.reap_imports", "schedule": 60.0},
             # clicks and opens past NEWSLETTER_TRACK_RETENTION_DAYS, folded without subscribers
             "fold-engagement": {"task": "worker.tasks.fold_engagement", "schedule": 86_400.0},
         },

@@ -6,7 +6,7 @@ import threading
 
 from newsletter import db, webhooks
 from newsletter.analytics import retention
-from newsletter.audience import confirmations, import_jobs, outbox
+from newsletter.audience import confirmations, import_jobs, import_reaper, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.autopilot import beat
 from newsletter.config import Settings
@@ -193,6 +193,19 @@ def fold_engagement() -> int:
     settings = current_settings()
     with db.session_scope(settings.database_url) as session:
         return retention.fold_due(session, retention_days=settings.track_retention_days)
+
+
+@app.task(name="worker.tasks.reap_imports")
+def reap_imports() -> list[int]:
+    """The beat's look for CSV imports whose worker went away: started again (or failed)."""
+    from worker.dispatch import celery_start_import
+
+    settings = current_settings()
+    with db.session_scope(settings.database_url) as session:
+        requeued = import_reaper.reap_stalled(session, stale_seconds=settings.import_stall_seconds)
+    for job_id in requeued:
+        celery_start_import(job_id)
+    return requeued
 
 
 @app.task(name="worker.tasks.import_subscribers")

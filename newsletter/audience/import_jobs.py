@@ -150,23 +150,37 @@ def run(session: Session, job_id: int) -> ImportJob | None:
 
     Commits as it goes: the claim, the progress after each chunk, the end (done or failed).
     """
+    now = utcnow()
     claimed = session.execute(
         update(ImportJob)
         .where(
             ImportJob.id == job_id,  # type: ignore[arg-type]
             moving(ImportJob.status, ImportStatus.running, among=[ImportStatus.queued]),
         )
-        .values(status=ImportStatus.running, started_at=utcnow())
+        .values(
+            status=ImportStatus.running,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=ImportJob.attempts + 1,
+        )
     )
     session.commit()
     if not claimed.rowcount:  # type: ignore[attr-defined]
         return None
     job = get(session, job_id)
     report = ImportReport()
+    mine = job.attempts
 
     def progress(bytes_read: int) -> None:
-        job.processed_rows, job.processed_bytes = report.rows, bytes_read
-        session.add(job)
+        """The chunk's rows and the progress in one commit, while the job is still this run's
+        (a run taken for dead and started again: this one stops, its last chunk undone)."""
+        alive = session.execute(
+            update(ImportJob)
+            .where(ours(job_id, mine))
+            .values(processed_rows=report.rows, processed_bytes=bytes_read, heartbeat_at=utcnow())
+        )
+        if not alive.rowcount:  # type: ignore[attr-defined]
+            raise Superseded(f"import job {job_id}: run {mine} was started again")
         session.commit()
 
     try:
@@ -179,6 +193,9 @@ def run(session: Session, job_id: int) -> ImportJob | None:
             on_progress=progress,
             report=report,
         )
+    except Superseded:
+        session.rollback()
+        return None
     except Exception as exc:
         session.rollback()
         _finish(session, job, ImportStatus.failed, report, failure=str(exc)[:2000] or repr(exc))
@@ -197,12 +214,9 @@ def _finish(
     *,
     failure: str | None = None,
 ) -> None:
-    session.execute(
+    finished = session.execute(
         update(ImportJob)
-        .where(
-            ImportJob.id == job.id,  # type: ignore[arg-type]
-            moving(ImportJob.status, status, among=[ImportStatus.running]),
-        )
+        .where(ours(job.id or 0, job.attempts))
         .values(
             status=status,
             finished_at=utcnow(),
@@ -211,9 +225,23 @@ def _finish(
             failure=failure,
         )
     )
-    session.execute(delete(ImportUpload).where(ImportUpload.job_id == job.id))  # type: ignore[arg-type]
+    if finished.rowcount:  # type: ignore[attr-defined]
+        session.execute(delete(ImportUpload).where(ImportUpload.job_id == job.id))  # type: ignore[arg-type]
     session.commit()
     session.refresh(job)
+
+
+class Superseded(Exception):
+    """The run's job was taken for dead and started again (``import_reaper``)."""
+
+
+def ours(job_id: int, attempt: int) -> Any:
+    """The WHERE of a write by run ``attempt`` of a job: still running, and still that run."""
+    return (
+        (ImportJob.id == job_id)
+        & (ImportJob.status == ImportStatus.running)
+        & (ImportJob.attempts == attempt)
+    )
 
 
 def status(job: ImportJob) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from newsletter import db
+from newsletter import db, schema_snapshot
 from newsletter.cli.common import (
     console,
     settings,
@@ -16,7 +16,7 @@ app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 @app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Apply migrations up to REVISION (default: the newest)."""
-    db.upgrade(settings().database_url, revision)
+    schema_snapshot.upgrade(settings().database_url, revision)
     console.print(f"database at {revision}")
 
 

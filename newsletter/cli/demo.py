@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter import db, seeding
+from newsletter import db, schema_snapshot, seeding
 from newsletter.config import Settings
 from newsletter.sending import previews, progress
 from newsletter.sending.start import check_signing, start_send
@@ -40,7 +40,7 @@ def run_demo(
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # the file-system broker has no host; kombu warns about that on every connection
     logging.getLogger("kombu.connection").setLevel(logging.ERROR)
-    db.upgrade(settings.database_url)
+    schema_snapshot.upgrade(settings.database_url)
     with db.session_scope(settings.database_url) as session:
         seeding.seed(session)
         issue = seeding.draft_sample_issue(session)

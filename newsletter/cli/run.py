@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from newsletter import db, seeding
+from newsletter import db, schema_snapshot, seeding
 from newsletter.cli.common import (
     console,
     progress_bar,
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 def seed() -> None:
     """Load the sample newsletter, articles and subscribers (safe to run again)."""
-    db.upgrade(settings().database_url)
+    schema_snapshot.upgrade(settings().database_url)
     with session() as s:
         result = seeding.seed(s)
     console.print(

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from newsletter import db
+from newsletter import schema_snapshot
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
 from newsletter.sending.start import check_signing
@@ -122,7 +122,7 @@ def run_stack(
     ensure_free(host, port, "the web app (--port)")
     ensure_free(settings.smtp_host, settings.smtp_port, "the SMTP sink (--smtp-port)")
     check_signing(settings)  # a DKIM key that cannot sign stops here, in one line
-    db.upgrade(settings.database_url)
+    schema_snapshot.upgrade(settings.database_url)
     _quiet_routine_logs()
     with (
         stop_signals() as stop,

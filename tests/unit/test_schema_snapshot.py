@@ -16,7 +16,7 @@ from newsletter import db, schema_snapshot
 def _migrated(folder: Path, revision: str = "head") -> Path:
     path = folder / f"alembic-{revision}.db"
     url = f"sqlite:///{path}"
-    db.upgrade(url, revision, snapshot=False)
+    db.upgrade(url, revision)  # Alembic, every migration
     db.get_engine(url).dispose()
     return path
 
@@ -49,7 +49,7 @@ def test_a_new_sqlite_file_gets_the_snapshot_and_no_migration_runs(
     monkeypatch.setattr(command, "upgrade", no_migrations)
     url = f"sqlite:///{tmp_path / 'new.db'}"
 
-    db.upgrade(url)
+    schema_snapshot.upgrade(url)
 
     assert schema_snapshot.dump(str(tmp_path / "new.db")) == by_alembic
     assert db.schema_at_head(url)
@@ -63,7 +63,7 @@ def test_a_database_with_tables_is_migrated_from_where_it_is(
     assert not schema_snapshot.load(f"sqlite:///{older}")
 
     url = f"sqlite:///{older}"
-    db.upgrade(url)  # Alembic, from 0030
+    schema_snapshot.upgrade(url)  # Alembic, from 0030
 
     assert schema_snapshot.dump(str(older)) == by_alembic
     db.get_engine(url).dispose()

@@ -63,10 +63,7 @@ def reap_stalled(
                 requeued.append(job_id)
                 log.warning("import job %s: %s; started again (run %s)", job_id, silent, attempts)
             continue
-        failure = (
-            f"{silent}, {attempts} times: the rows its chunks wrote are kept; import the file "
-            "again to finish it (rows already there come out unchanged)"
-        )
+        failure = f"{silent}, {attempts} runs in all"
         moved = session.execute(
             update(ImportJob)
             .where(guard)

@@ -4,9 +4,9 @@ The default edition is the issue itself (its subject, preheader, intro; the arti
 headlines and blurbs); an ``Edition`` row is another language's text, each field empty where the
 editor has not translated it yet (``edition_render``: QA blocks, or the default's text is used,
 per the newsletter's ``missing_translation``), with its sections' titles. ``EditionItem``
-overrides one story's headline and blurb (the article's links stay). ``RenderedEdition`` is an
-edition's frozen email, compiled once at the start of a send like ``RenderedIssue``, which stays
-the default edition's.
+overrides one story's headline, blurb and image alt text (the article's links stay).
+``RenderedEdition`` is an edition's frozen email, compiled once at the start of a send like
+``RenderedIssue``, which stays the default edition's.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class EditionItem(SQLModel, table=True):
     item_id: int = Field(foreign_key="issueitem.id", primary_key=True, ondelete="CASCADE")
     headline: str = Field(default="", sa_type=Text)
     blurb: str = Field(default="", sa_type=Text)
+    image_alt: str = Field(default="", sa_type=Text)  # the picture described in this language
 
 
 class RenderedEdition(SQLModel, table=True):

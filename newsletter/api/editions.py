@@ -3,7 +3,7 @@
 - ``GET    /issues/{id}/editions``                       every edition with its stories' text
 - ``POST   /issues/{id}/editions``                       add one ({"language": "be"})
 - ``PATCH  /issues/{id}/editions/{language}``            subject, preheader, intro_md, title
-- ``PUT    /issues/{id}/editions/{language}/items/{item_id}``  a story's headline and blurb
+- ``PUT    /issues/{id}/editions/{language}/items/{item_id}``  a story's headline, blurb, alt
 - ``PUT    /issues/{id}/editions/{language}/sections/{section_id}``  a section's title
 - ``DELETE /issues/{id}/editions/{language}``
 
@@ -55,6 +55,7 @@ class StoryText(BaseModel):
     model_config = ConfigDict(extra="forbid")
     headline: str | None = Field(None, max_length=200)
     blurb: str | None = Field(None, max_length=100_000)
+    image_alt: str | None = Field(None, max_length=300, description="the image described")
 
 
 def _public(text: EditionText) -> dict[str, Any]:
@@ -67,7 +68,7 @@ def _public(text: EditionText) -> dict[str, Any]:
         "title": e.title,
         "section_titles": e.section_titles,
         "items": {
-            str(item_id): {"headline": o.headline, "blurb": o.blurb}
+            str(item_id): {"headline": o.headline, "blurb": o.blurb, "image_alt": o.image_alt}
             for item_id, o in sorted(text.items.items())
         },
     }
@@ -101,7 +102,7 @@ def update_edition(
 
 @router.put(
     "/{issue_id}/editions/{language}/items/{item_id}",
-    summary="Set a story's headline and blurb in an edition",
+    summary="Set a story's headline, blurb and image alt text in an edition",
     responses=STATE,
 )
 def set_story(
@@ -114,6 +115,7 @@ def set_story(
         item_id=item_id,
         headline=body.headline,
         blurb=body.blurb,
+        image_alt=body.image_alt,
     )
     return _one(session, issue_id, language)
 

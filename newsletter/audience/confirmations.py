@@ -5,7 +5,8 @@ what is still waiting for a confirmation (a subscription confirmed or bounced me
 out; nothing left, no email), signs a confirmation link, and hands the message to the same SMTP
 transport as the issues (DKIM-signed when that is configured). The message is transactional: it
 carries ``Auto-Submitted: auto-generated`` and no List-Unsubscribe, and its envelope sender is the
-bounce address, so a bad mailbox comes back to the bounce path.
+bounce address, so a bad mailbox comes back to the bounce path. It speaks the reader's language
+(the one picked at sign-up), else the first newsletter's, else English (``i18n.negotiate``).
 """
 
 from __future__ import annotations
@@ -15,17 +16,18 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8
 from email.utils import format_datetime, formataddr, make_msgid
 from functools import lru_cache
 from typing import Any
 
+from babel.lists import format_list
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, select
 
-from newsletter import db
+from newsletter import db, i18n
 from newsletter.audience import outbox
 from newsletter.audience.lifecycle import CONFIRMABLE, ConfirmationRequest
 from newsletter.audience.links import make_confirm_token
@@ -35,7 +37,7 @@ from newsletter.content import rendering
 from newsletter.exceptions import DatabaseUnavailable, PermanentFailure, TemporaryFailure
 from newsletter.mail.dkim import signer_from_settings
 from newsletter.mail.message import address_header, domain_of
-from newsletter.models import Newsletter, Subscription, utcnow
+from newsletter.models import Newsletter, Subscriber, Subscription, utcnow
 from newsletter.transports import Transport
 
 TEMPLATE = "confirm"
@@ -56,8 +58,15 @@ def one_line(text: str) -> str:
 
 
 def listing(names: Sequence[str]) -> str:
-    """ "A", "A and B", "A, B and C"."""
+    """ "A", "A and B", "A, B and C" (English wire style); "A, B ir C" in Lithuanian."""
+    if i18n.current() != i18n.SOURCE:
+        return format_list(list(names), locale=i18n.current())
     return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def language_of(subscriber: Subscriber, newsletters: Sequence[Newsletter]) -> str:
+    """The email's locale: the reader's language, else the first newsletter's, else English."""
+    return i18n.negotiate(subscriber.language or newsletters[0].language)
 
 
 @lru_cache(maxsize=32)
@@ -67,22 +76,41 @@ def _compile(source: str) -> str:
 
 
 def compile_confirmation(
-    newsletters: Sequence[Newsletter], *, valid_days: int
+    newsletters: Sequence[Newsletter],
+    *,
+    valid_days: int,
+    language: str | None = None,
+    now: datetime | None = None,
 ) -> rendering.CompiledIssue:
-    """The email with per-recipient placeholders (name, email, confirm_url) still in it."""
-    names = listing([one_line(nl.name) for nl in newsletters])
-    context: dict[str, Any] = {
-        "newsletter": newsletters[0],
-        "newsletters": newsletters,
-        "names": names,
-        "subject": f"Confirm your subscription to {names}",
-        "preheader": "One click and you are subscribed; no click and you never hear from us.",
-        "valid_days": valid_days,
-        "r": rendering.PLACEHOLDERS,
-    }
-    source = rendering.render_template(f"email/{TEMPLATE}.mjml.j2", context)
-    text = rendering.render_template(f"email/{TEMPLATE}.txt.j2", context)
+    """The email in ``language`` (English when None) with per-recipient placeholders (name,
+    email, confirm_url) still in it; the link's last day written as the locale writes dates."""
+    with i18n.use(language):
+        names = listing([one_line(nl.name) for nl in newsletters])
+        until = (now or utcnow()) + timedelta(days=valid_days)
+        context: dict[str, Any] = {
+            "newsletter": newsletters[0],
+            "newsletters": newsletters,
+            "names": names,
+            "subject": i18n.gettext("Confirm your subscription to %(names)s") % {"names": names},
+            "preheader": i18n.gettext(
+                "One click and you are subscribed; no click and you never hear from us."
+            ),
+            "valid_until": rendering.local_date(until, newsletters[0].time_zone),
+            "lang": i18n.current(),
+            "r": rendering.PLACEHOLDERS,
+        }
+        source = rendering.render_template(f"email/{TEMPLATE}.mjml.j2", context)
+        text = rendering.render_template(f"email/{TEMPLATE}.txt.j2", context)
     return rendering.CompiledIssue(context["subject"], context["preheader"], _compile(source), text)
+
+
+def greeting(name: str, language: str) -> str:
+    """ "Hello Ales," in the email's language; "Hello," without a name."""
+    first = name.split()[0] if name else ""
+    with i18n.use(language):
+        if first:
+            return i18n.gettext("Hello %(first)s,") % {"first": first}
+        return i18n.gettext("Hello,")
 
 
 def confirm_url(settings: Settings, request: ConfirmationRequest) -> str:
@@ -116,14 +144,17 @@ def build(
         return None
     request = replace(request, newsletter_ids=tuple(sorted(waiting)))
     newsletters = [n for n in (session.get(Newsletter, i) for i in request.newsletter_ids) if n]
+    language = language_of(subscriber, newsletters)
     compiled = compile_confirmation(
-        newsletters, valid_days=max(1, settings.confirmation_max_age_seconds // 86400)
+        newsletters,
+        valid_days=max(1, settings.confirmation_max_age_seconds // 86400),
+        language=language,
+        now=now,
     )
     name = one_line(subscriber.name)
-    first = name.split()[0] if name else ""
     values = dict.fromkeys(rendering.PLACEHOLDERS, "") | {
         "name": name,
-        "greeting": f"Hello {first}," if first else "Hello,",
+        "greeting": greeting(name, language),
         "email": subscriber.email,
         "view_url": settings.base_url,  # the masthead's link when a newsletter has no website
         "confirm_url": confirm_url(settings, request),

@@ -74,11 +74,19 @@ def edition_story(
     item_id: int,
     headline: Text = None,
     blurb: Text = None,
+    alt: Text = None,
 ) -> None:
-    """Set one story's headline and blurb in an edition (its links stay the article's)."""
+    """Set one story's headline, blurb and image alt text in an edition (its links stay the
+    article's)."""
     with session() as s:
         editions.set_item(
-            s, issue_id=issue_id, language=language, item_id=item_id, headline=headline, blurb=blurb
+            s,
+            issue_id=issue_id,
+            language=language,
+            item_id=item_id,
+            headline=headline,
+            blurb=blurb,
+            image_alt=alt,
         )
     _say(f"item {item_id} in the {language} edition of issue {issue_id} saved")
 

@@ -61,6 +61,10 @@ def _copy_item(entry: OutlineItem, text: EditionText, missing: list[str]) -> Out
         article.bullet = ""  # the English one-liner would read oddly in a translated brief
     elif entry.blurb.strip():
         missing.append(f"{label}: blurb")
+    if override is not None and override.image_alt:
+        article.image_alt = override.image_alt
+    elif entry.article.image_url and (entry.article.image_alt or "").strip():
+        missing.append(f"{label}: image alt text")
     return OutlineItem(item, article)
 
 

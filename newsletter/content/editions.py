@@ -22,6 +22,7 @@ from newsletter.statuses import NOT_STARTED
 
 #: an edition's fields an editor sets, as on the issue
 FIELDS = ("subject", "preheader", "intro_md", "title")
+ALT_MAX = 300  # an image's alt text: a sentence, read aloud in place of the picture
 
 
 @dataclass
@@ -161,8 +162,10 @@ def set_item(
     item_id: int,
     headline: str | None = None,
     blurb: str | None = None,
+    image_alt: str | None = None,
 ) -> EditionItem:
-    """One story's headline and blurb in an edition (its links stay the article's)."""
+    """One story's headline, blurb and image alt text in an edition (its links stay the
+    article's)."""
     _editable(session, issue_id)
     edition = get_edition(session, issue_id=issue_id, language=language)
     item = session.get(IssueItem, item_id)
@@ -177,6 +180,8 @@ def set_item(
         row.headline = text.one_line(headline, field="headline", max_length=issues.TITLE_MAX)
     if blurb is not None:
         row.blurb = text.multiline(blurb, field="blurb")
+    if image_alt is not None:
+        row.image_alt = text.one_line(image_alt, field="alt text", max_length=ALT_MAX)
     session.add(row)
     session.flush()
     return row

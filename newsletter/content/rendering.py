@@ -237,6 +237,11 @@ def _local(value: datetime | None, zone: str) -> datetime | None:
         return aware
 
 
+def local_date(value: datetime, zone: str) -> str:
+    """``value``'s day in ``zone``, written as the current locale writes dates."""
+    return _date(_local(value, zone))
+
+
 def issue_context(outline: IssueOutline) -> dict[str, Any]:
     nl, issue = outline.newsletter, outline.issue
     by_section = [[_story(i) for i in s.items] for s in outline.sections]

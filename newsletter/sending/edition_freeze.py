@@ -4,9 +4,10 @@
 for the others (``RenderedEdition``, one row per language). Each edition's QA report blocks the
 send as the default's does, its findings named by language; an untranslated field blocks too
 when the newsletter says so (``missing_translation`` = "block"), else it reads the default's
-text. A tracked newsletter's editions share the issue's link numbers (the story links are the
-same in every edition): an edition whose links are in another order blocks, and a link past the
-default's (a longer translated intro) gets a number of its own. The "view in browser" link of
+text. A tracked newsletter's editions share the issue's link numbers by URL
+(``analytics.link_numbers``): a link keeps its URL's number wherever a translation moves it, and
+a URL only one edition has gets a number of its own, so each click counts for the address the
+reader followed, and for its story. The "view in browser" link of
 an edition is its archive page (``?lang=``): the same for every reader of it, so it is written
 into the frozen email instead of per recipient. The greeting stays personal: each reader's is
 worded in their message's language when it is sent (``edition_pick.greeted``: "Прывітанне,
@@ -21,6 +22,7 @@ from sqlmodel import Session, col, delete
 
 from newsletter import i18n
 from newsletter.analytics import links as tracking
+from newsletter.analytics.link_numbers import LinkNumbers, renumber
 from newsletter.content import editions, qa
 from newsletter.content.edition_render import EditionOutline, edition_outline
 from newsletter.content.issues import IssueOutline
@@ -64,26 +66,6 @@ def edition_values(
     return CompiledIssue(compiled.subject, compiled.preheader, html, text)
 
 
-def _numbered(
-    specs: list[tracking.LinkSpec], taken: dict[int, tracking.LinkSpec]
-) -> list[tracking.LinkSpec]:
-    """The edition's links not already numbered alike in the issue's (a differing one blocks:
-    the same number cannot count clicks on two addresses)."""
-    fresh = []
-    for spec in specs:
-        known = taken.get(spec.n)
-        if known is None:
-            fresh.append(spec)
-        elif known.url != spec.url:
-            raise QABlocked(
-                [
-                    f"link {spec.n} is {spec.url} in one edition and {known.url} in another: "
-                    "a tracked newsletter's editions need their links in the same order"
-                ]
-            )
-    return fresh
-
-
 def freeze_editions(
     session: Session,
     base: IssueOutline,
@@ -96,15 +78,14 @@ def freeze_editions(
     QABlocked names every blocking finding of every edition."""
     frozen: list[RenderedEdition] = []
     blocking: list[str] = []
-    taken = {spec.n: spec for spec in links}
+    numbers = LinkNumbers(list(links))
     for text in editions.list_editions(session, issue_id):
         outline = edition_outline(base, text)
         plain, compiled, specs = tracking.compile_tracked(
             outline.outline, base_url=checks.base_url, issue_id=issue_id
         )
         blocking += check(outline, plain, checks)
-        for spec in _numbered(specs, taken):
-            taken[spec.n] = spec
+        compiled = renumber(compiled, issue_id, numbers.number(specs))
         url = edition_view_url(checks.base_url, base, outline.language)
         sent = edition_values(compiled, url, outline.language)
         frozen.append(
@@ -123,4 +104,4 @@ def freeze_editions(
     session.exec(delete(RenderedEdition).where(col(RenderedEdition.issue_id) == issue_id))
     session.add_all(frozen)
     session.flush()
-    return list(taken.values())
+    return numbers.specs

@@ -1,5 +1,6 @@
 """The composer's editions page in a real browser: an edition added, its subject and a story
-translated beside the default text, saved and shown again; screenshots at 375 and 1200 px."""
+(headline and image alt text) translated beside the default text, saved and shown again;
+screenshots at 375 and 1200 px."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ from tests.browser import conftest as browser_conftest
 from tests.browser.conftest import ARTIFACTS, Live, sign_in
 
 SUBJECT = "Мінск і Кіеў: што сказаў старшыня КДБ"  # noqa: RUF001 - Belarusian
+#: the seeded lead's alt text ("A man in a dark suit speaks at a lectern in front of a Belarusian
+#: state flag."), translated
+ALT = "Мужчына ў цёмным гарнітуры выступае за трыбунай на фоне беларускага дзяржаўнага сцяга."
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +53,10 @@ def test_an_editor_translates_an_edition_beside_the_default(page: Any, live: Liv
     page.locator("#e-subject").fill(SUBJECT)
     headline = page.locator("input[id^='e-headline-']").first
     headline.fill("Тэртэль кажа, што КДБ гатовы да дыялогу з Кіевам")
+    alt = page.locator("input[id^='e-alt-']").first  # beside the article's own alt text
+    alt_default = page.locator(f"#{alt.get_attribute('id')}-default").inner_text().strip()
+    assert alt_default and alt_default != ALT
+    alt.fill(ALT)
     page.get_by_role("button", name="Save Беларуская edition").click()
     page.get_by_text("Беларуская edition saved.").wait_for()
 
@@ -61,11 +69,19 @@ def test_an_editor_translates_an_edition_beside_the_default(page: Any, live: Liv
         assert [o.headline for o in stories if o.headline] == [
             "Тэртэль кажа, што КДБ гатовы да дыялогу з Кіевам"
         ]
+        assert [o.image_alt for o in stories if o.image_alt] == [ALT]
     assert "Not translated yet" in page.locator("#edition-qa").inner_text()  # the edition's QA
     shoot(page, "editions-side-by-side")
+    story = page.locator(".pair", has=page.locator("input[id^='e-alt-']")).first
+    for width in (1200, 375):  # the first story's alt text beside the article's
+        page.set_viewport_size({"width": width, "height": 900})
+        story.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / f"editions-story-alt-{width}.png"))
+    page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(page.locator("#edition-preview").get_attribute("href"))
     preview = page.content()
     assert "Тэртэль кажа" in preview and "Чытаць далей" in preview  # the edition, its chrome
+    assert f'alt="{ALT}"' in preview and f'alt="{alt_default}"' not in preview
     page.goto("/subscribe?lang=be")  # a public page in a shipped locale
     page.get_by_role("button", name="Падпісацца").wait_for()
     shoot(page, "subscribe-be")

@@ -14,7 +14,7 @@ import pytest
 from sqlmodel import select
 
 from newsletter import seeding
-from newsletter.models import Subscriber
+from newsletter.models import Newsletter, Subscriber
 from newsletter.sending import local_time
 from tests.browser import conftest as browser_conftest
 from tests.browser.conftest import ARTIFACTS, Live, sign_in
@@ -55,7 +55,12 @@ def test_a_local_time_send_from_the_send_card_to_the_waves(
     clock = Clock(START)
     monkeypatch.setattr(local_time, "clock", clock)
     with live.session() as s:
-        issue_id = seeding.draft_sample_issue(s).id
+        issue = seeding.draft_sample_issue(s)
+        issue_id = issue.id
+        newsletter = s.get(Newsletter, issue.newsletter_id)
+        assert newsletter is not None
+        newsletter.time_zone = "Europe/Vilnius"  # +03 from that night on, like Minsk
+        s.add(newsletter)
         people = s.exec(select(Subscriber).order_by(Subscriber.id)).all()
         for index, person in enumerate(people):  # a third in each zone
             person.time_zone = ZONES[index % 3]
@@ -80,6 +85,24 @@ def test_a_local_time_send_from_the_send_card_to_the_waves(
     rows = page.locator("#waves tbody tr")
     assert rows.count() == 3
     assert page.locator("#wave-0-waiting").inner_text() == "14"
+    # each wave at 08:00 where its readers are, then in the newsletter's zone, then in UTC
+    # each wave at 08:00 where its readers are, then in the newsletter's zone and in UTC
+    waves = [
+        [" ".join(page.locator(f"#wave-{i}-{part}").text_content().split()) for i in range(3)]  # type: ignore[union-attr]
+        for part in ("local", "home")
+    ]
+    assert waves == [
+        [
+            "2026-03-29 08:00 Europe/Minsk",
+            "2026-03-29 08:00 Europe/Warsaw",
+            "2026-03-29 08:00 America/New_York",
+        ],
+        [
+            "08:00 Europe/Vilnius · 05:00 UTC",
+            "09:00 Europe/Vilnius · 06:00 UTC",
+            "15:00 Europe/Vilnius · 12:00 UTC",
+        ],
+    ]
     assert live.sink.messages == []  # nobody's 08:00 yet
 
     clock.now = MINSK

@@ -23,7 +23,8 @@ TEXT = {
 
 
 def issue_with_editions(session: Session, *, translate: bool = True) -> IssueFixture:
-    """A draft with be and ru editions: subject, intro, title, and (``translate``) every story."""
+    """A draft with be and ru editions: subject, intro, title, and (``translate``) every story
+    (headline, blurb, image alt text)."""
     fx = make_issue(session, layout=(2, 1))
     issue_id = fx.issue.id
     assert issue_id is not None
@@ -50,6 +51,7 @@ def issue_with_editions(session: Session, *, translate: bool = True) -> IssueFix
                 item_id=item.id,  # type: ignore[arg-type]
                 headline=f"{lang} headline {n}",
                 blurb=f"{lang} blurb {n}.",
+                image_alt=f"{lang} picture {n}",
             )
     session.commit()
     return fx

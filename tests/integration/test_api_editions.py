@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from sqlmodel import Session, select
 from typer.testing import CliRunner
 
 from newsletter import cli
@@ -15,6 +15,7 @@ from newsletter.access import api_tokens
 from newsletter.api import create_app
 from newsletter.config import Settings
 from newsletter.exceptions import UserError
+from newsletter.models import Edition, EditionItem
 from tests.conftest import make_issue
 
 
@@ -43,7 +44,17 @@ def test_an_editor_adds_and_translates_an_edition_over_the_api(
     )
     assert changed.status_code == 200 and changed.json()["subject"] == "Мінск"
     story = client.put(f"{base}/be-BY/items/{item}", json={"headline": "Загаловак"}, headers=auth)
-    assert story.json()["items"][str(item)] == {"headline": "Загаловак", "blurb": ""}
+    assert story.json()["items"][str(item)] == {
+        "headline": "Загаловак",
+        "blurb": "",
+        "image_alt": "",
+    }
+    alt = {"image_alt": "Вуліца ў Мінску"}  # the picture described in the edition's language
+    story = client.put(f"{base}/be-BY/items/{item}", json=alt, headers=auth)
+    assert story.json()["items"][str(item)]["image_alt"] == "Вуліца ў Мінску"
+    assert story.json()["items"][str(item)]["headline"] == "Загаловак"  # the others stay
+    long = {"image_alt": "x" * 301}
+    assert client.put(f"{base}/be-BY/items/{item}", json=long, headers=auth).status_code == 422
     listed = client.get(base, headers=auth).json()
     assert [e["language"] for e in listed] == ["be-BY"] and listed[0]["intro_md"] == "Вітаем"
     assert client.delete(f"{base}/be-BY", headers=auth).status_code == 204
@@ -75,6 +86,12 @@ def test_the_cli_adds_sets_and_lists_editions(session: Session, settings: Settin
     code, out, _ = run("set", issue, "ru", "--subject", "Минск")
     assert code == 0 and "set subject" in out
     assert "ru: subject translated" in run("list", issue)[1]
+    item = str(fx.items[0].id)
+    code, out, _ = run("story", issue, "ru", item, "--alt", "Улица в Минске")
+    assert code == 0 and "saved" in out
+    edition = session.exec(select(Edition).where(Edition.issue_id == fx.issue.id)).one()
+    stored = session.get(EditionItem, (edition.id, fx.items[0].id))
+    assert stored is not None and stored.image_alt == "Улица в Минске"
     code, out, error = run("add", issue, "ru")
     assert code == 1 and isinstance(error, UserError) and "already has a ru edition" in str(error)
     assert "Traceback" not in out

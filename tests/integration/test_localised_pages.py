@@ -1,16 +1,20 @@
 """The public pages in every shipped locale (issue 16, part 4), on SQLite and PostgreSQL: sign-up,
-confirm, unsubscribe, preferences and the archive render in each with no English chrome left;
-a reader's own language wins over the browser's; the archive serves each edition of an issue."""
+confirm, unsubscribe, preferences and the archive render in each with no English chrome left,
+and so does the confirmation email a sign-up in that language brings (HTML and text parts); a
+reader's own language wins over the browser's; the archive serves each edition of an issue."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, date, datetime, timedelta
+from email.message import EmailMessage
 from html import unescape
 
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
 from newsletter import i18n
+from newsletter.audience import confirmations
 from newsletter.audience.links import make_confirm_token
 from newsletter.config import Settings
 from newsletter.models import Newsletter, Subscriber, SubscriptionStatus
@@ -18,9 +22,9 @@ from newsletter.sending.recipients import personal_links
 from newsletter.transports.sink import SMTPSink
 from tests.conftest import make_newsletter, make_subscribers
 from tests.integration.editions_support import TEXT, issue_with_editions, speaking
-from tests.integration.public_support import client, outbox, path_of
+from tests.integration.public_support import Outbox, client, outbox, parse, path_of, text_of
 from tests.integration.send_support import send_issue
-from tests.unit.test_locales import catalogue
+from tests.unit.test_locales import catalogue, marked_messages
 
 __all__ = ["client", "outbox"]  # fixtures
 TRANSLATED = [locale for locale in i18n.LOCALES if locale != i18n.SOURCE]
@@ -36,6 +40,15 @@ def english_left(html: str, locale: str) -> list[str]:
     text = " ".join(visible_text(html).split())
     messages = [m for m in catalogue(locale) if "%(" not in m and "<" not in m and len(m) > 4]
     return [m for m in messages if re.search(rf"(?<!\w){re.escape(m)}(?!\w)", text)]
+
+
+def english_fragments_left(text: str, locale: str, source: str) -> list[str]:
+    """The English words of the messages with values (``%(names)s``) marked in ``source``
+    (a template or module) still in ``text``: each run of words between the values."""
+    marked = marked_messages(only=source)
+    runs = [run.strip() for m in marked if "%(" in m for run in re.split(r"%\([a-z_]+\)s", m)]
+    flat = " ".join(text.split())
+    return [run for run in runs if len(run) > 4 and run in flat]
 
 
 def reader_pages(settings: Settings, nl: Newsletter, reader: Subscriber) -> dict[str, str]:
@@ -111,3 +124,67 @@ def test_the_archive_serves_each_edition_with_a_switch(
             assert f'{url}?lang={other}"' in page.text
     assert "Беларуская" in client.get(url).text and "Русский" in client.get(url).text
     assert TEXT["en"][1] in client.get(f"{url}?lang=de").text  # no such edition: the default
+
+
+CONFIRM_TEMPLATE = "templates/email/confirm.mjml.j2"  # its text twin marks the same messages
+SIGNED_UP_AT = datetime(2025, 10, 19, 10, tzinfo=UTC)
+
+
+def confirmation_email(
+    session: Session, settings: Settings, client: TestClient, outbox: Outbox, data: dict[str, str]
+) -> EmailMessage:
+    """The confirmation email the form's sign-up with ``data`` brings, as the worker builds it."""
+    assert client.post("/subscribe", data=data).status_code == 200
+    built = confirmations.build(settings, session, outbox.requests[-1], now=SIGNED_UP_AT)
+    assert built is not None
+    return parse(built.data)
+
+
+def html_of(message: EmailMessage) -> str:
+    part = message.get_body(("html",))
+    assert part is not None
+    return str(part.get_content())  # type: ignore[attr-defined]
+
+
+def test_the_confirmation_email_speaks_the_language_picked_at_sign_up_with_no_english_left(
+    session: Session, settings: Settings, client: TestClient, outbox: Outbox
+) -> None:
+    nl = make_newsletter(session, name="Belarus Weekly", time_zone="Europe/Vilnius")
+    days = settings.confirmation_max_age_seconds // 86400
+    for locale in TRANSLATED:
+        data = {"email": f"{locale}-{nl.slug}@example.org", "name": "Olga Varabei"}
+        message = confirmation_email(
+            session, settings, client, outbox, data | {"newsletters": nl.slug, "language": locale}
+        )
+        words = catalogue(locale)
+        html, text = html_of(message), text_of(message)
+        assert str(message["Subject"]) == words["Confirm your subscription to %(names)s"] % {
+            "names": "Belarus Weekly"
+        }
+        assert f'lang="{locale}"' in html
+        for part in (visible_text(html), text):
+            assert english_left(part, locale) == [], (locale, part)
+            for source in (CONFIRM_TEMPLATE, "newsletter/audience/confirmations.py"):
+                assert english_fragments_left(part, locale, source) == [], (locale, source)
+            assert words["Hello %(first)s,"] % {"first": "Olga"} in part
+            with i18n.use(locale):  # the link's last day, as the locale writes dates
+                assert i18n.long_date(date(2025, 10, 19) + timedelta(days=days)) in part
+        assert words["Yes, subscribe me"] in html
+
+
+def test_the_confirmation_email_falls_back_to_the_newsletters_language_then_english(
+    session: Session, settings: Settings, client: TestClient, outbox: Outbox
+) -> None:
+    polish = make_newsletter(session, name="Tydzień", language="pl")
+    german = make_newsletter(session, name="Woche", language="de")
+    for nl, subject in (
+        (polish, "Potwierdź subskrypcję: Tydzień"),
+        (german, "Confirm your subscription to Woche"),  # a language we do not ship: English
+    ):
+        sent = {"email": f"reader-{nl.slug}@example.org", "newsletters": [nl.slug]}
+        assert client.post("/api/subscribe", json=sent).status_code == 202  # no language
+        built = confirmations.build(settings, session, outbox.requests[-1], now=SIGNED_UP_AT)
+        assert built is not None
+        assert str(parse(built.data)["Subject"]) == subject
+    english = text_of(parse(built.data))
+    assert "The link works until Oct. 26, 2025." in english and "Hello," in english

@@ -29,6 +29,7 @@ MODULES = (
     "newsletter/audience/consent.py",
     "newsletter/api/signup.py",
     "newsletter/api/archive.py",
+    "newsletter/audience/confirmations.py",
 )
 TRANSLATED = [locale for locale in i18n.LOCALES if locale != i18n.SOURCE]
 _PLACEHOLDER = re.compile(r"%\([a-z_]+\)s|</?[a-z]+>")
@@ -43,11 +44,14 @@ def _sources() -> list[tuple[Path, str]]:
     return email + web + [(ROOT / m, "python") for m in MODULES]
 
 
-def marked_messages() -> set[str]:
-    """Every message id marked in the localised sources (as ``pybabel extract`` finds them)."""
+def marked_messages(only: str | None = None) -> set[str]:
+    """Every message id marked in the localised sources (as ``pybabel extract`` finds them);
+    ``only``: in that one source (a path from the repository's root)."""
     found: set[str] = set()
     options = {"extensions": "jinja2.ext.i18n", "trim_blocks": "true", "lstrip_blocks": "true"}
     for path, method in _sources():
+        if only is not None and path != ROOT / only:
+            continue
         with path.open("rb") as source:
             for _line, message, _comments, _context in extract(
                 method,

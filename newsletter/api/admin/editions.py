@@ -1,9 +1,10 @@
 """The composer's editions page: each language's text side by side with the default's.
 
 ``/admin/issues/{id}/editions?lang=be`` shows the default edition's subject, preheader, title,
-intro and every story's headline and blurb on the left and the chosen edition's fields on the
-right (empty: not translated; the newsletter's ``missing_translation`` says what then). Routes
-do HTTP only (``content.editions``); every change is a form POST answered with a 303.
+intro and every story's headline, blurb and image alt text on the left and the chosen edition's
+fields on the right (empty: not translated; the newsletter's ``missing_translation`` says what
+then). Routes do HTTP only (``content.editions``); every change is a form POST answered with
+a 303.
 """
 
 from __future__ import annotations
@@ -122,7 +123,7 @@ async def save_edition(
             )
     for item in outline.items:
         key = item.item.id
-        if f"headline_{key}" in form or f"blurb_{key}" in form:
+        if any(f"{field}_{key}" in form for field in ("headline", "blurb", "alt")):
             editions.set_item(
                 session,
                 issue_id=issue_id,
@@ -130,6 +131,7 @@ async def save_edition(
                 item_id=key or 0,
                 headline=str(form.get(f"headline_{key}", "")),
                 blurb=str(form.get(f"blurb_{key}", "")),
+                image_alt=str(form.get(f"alt_{key}", "")) if f"alt_{key}" in form else None,
             )
     notice = f"{language_name(edition.language)} edition saved."
     return views.redirect(request, page_url(issue_id, edition.language), notice=notice)

@@ -15,7 +15,7 @@ from newsletter.api.admin.auth import EditorDep, protected_router
 from newsletter.api.deps import DispatcherDep, SessionDep, SettingsDep
 from newsletter.api.inputs import Id
 from newsletter.content import issues
-from newsletter.sending import controls, local_time, relay_checks
+from newsletter.sending import controls, local_time, local_waves, relay_checks
 from newsletter.sending.start import recipient_count
 from newsletter.statuses import NOT_STARTED, IssueStatus
 
@@ -50,6 +50,14 @@ def sending(request: Request, issue_id: Id, session: SessionDep, settings: Setti
         else None,
         relays_out=[r for r in relay_checks.statuses(settings) if not r.up],
         now_iso=local_time.clock().isoformat(),  # a wave due before this is due now
+        wave_times=local_waves.wave_times(
+            session,
+            issue_id=issue_id,
+            newsletter_zone=outline.newsletter.time_zone,
+            due_times=[w.due_at for w in state.waves],
+        )
+        if state.waves
+        else [],
     )
 
 

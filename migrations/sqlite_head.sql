@@ -1,9 +1,9 @@
--- schema at revision 0032
+-- schema at revision 0033
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0032');
+INSERT INTO "alembic_version" VALUES('0033');
 CREATE TABLE apitoken (
 	id INTEGER NOT NULL, 
 	name VARCHAR(100) NOT NULL, 
@@ -144,7 +144,7 @@ CREATE TABLE edition_item (
 	edition_id INTEGER NOT NULL, 
 	item_id INTEGER NOT NULL, 
 	headline TEXT NOT NULL, 
-	blurb TEXT NOT NULL, 
+	blurb TEXT NOT NULL, image_alt TEXT DEFAULT '' NOT NULL, 
 	FOREIGN KEY(edition_id) REFERENCES edition (id) ON DELETE CASCADE, 
 	FOREIGN KEY(item_id) REFERENCES issueitem (id) ON DELETE CASCADE, 
 	PRIMARY KEY (edition_id, item_id)

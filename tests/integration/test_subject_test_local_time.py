@@ -22,9 +22,7 @@ from newsletter.exceptions import InvalidInput, UserError
 from newsletter.models import Issue, IssueStatus, SubjectTest
 from newsletter.sending import local_time, subject_tests
 from tests.conftest import make_issue, make_newsletter, make_subscribers
-from tests.integration.admin_support import Editor, anonymous, dispatched, editor
-
-__all__ = ["anonymous", "dispatched", "editor"]  # the admin fixtures, used by name
+from tests.integration.admin_support import Editor
 
 A, B = "Minsk talks: what the KGB chief said", "Belarus Weekly: 52 prisoners freed"
 TEST = {"subjects": [A, B], "sample": 10, "wait": "4h"}

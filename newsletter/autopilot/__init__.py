@@ -16,8 +16,9 @@ public verbs, in one place.
 from __future__ import annotations
 
 from newsletter.autopilot.beat import BeatResult, run
-from newsletter.autopilot.drafting import Drafted, draft_due, due_run
+from newsletter.autopilot.drafting import Drafted, draft_due
 from newsletter.autopilot.rules import get_autopilot, update_autopilot
+from newsletter.autopilot.runs import due_run
 from newsletter.autopilot.schedule import Schedule, parse
 from newsletter.autopilot.sources import Fetched, add_feed, add_query, fetch, list_sources
 

@@ -17,7 +17,7 @@ is sent after the commit (``notify``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -45,12 +45,6 @@ class Drafted:
     outcome: RunOutcome
     issue_id: int | None
     status: str | None  # the issue's status: draft | in_review | scheduled
-
-
-def due_run(pilot: Autopilot, newsletter: Newsletter, *, now: datetime) -> datetime | None:
-    """The next run, when its lead time has begun (None: not yet)."""
-    run = schedule.parse(pilot.rule, newsletter.time_zone).next_run(now)
-    return run if now >= run - timedelta(hours=pilot.lead_hours) else None
 
 
 def draft_due(

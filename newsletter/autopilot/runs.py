@@ -49,8 +49,8 @@ def due(
     """The run to draft now, if any; the runs missed before it are recorded first (flushed)
     and, when ``missed`` is given, appended to it."""
     plan = schedule.parse(pilot.rule, newsletter.time_zone)
-    upcoming = plan.next_run(now)
-    on_time = now >= upcoming - timedelta(hours=pilot.lead_hours)
+    upcoming = due_run(pilot, newsletter, now=now)
+    on_time = upcoming is not None
     passed = _passed(session, pilot, plan, now=now)
     catch_up = None
     if passed and not on_time and now - passed[-1] <= timedelta(hours=pilot.catch_up_hours):
@@ -61,7 +61,13 @@ def due(
             missed.append(row)
     if catch_up is not None:
         return Due(catch_up, now - catch_up)
-    return Due(upcoming) if on_time else None
+    return Due(upcoming) if upcoming is not None else None
+
+
+def due_run(pilot: Autopilot, newsletter: Newsletter, *, now: datetime) -> datetime | None:
+    """The next run, when its lead time has begun (None: not yet)."""
+    run = schedule.parse(pilot.rule, newsletter.time_zone).next_run(now)
+    return run if now >= run - timedelta(hours=pilot.lead_hours) else None
 
 
 def _passed(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from fastapi.testclient import TestClient
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
@@ -16,11 +17,13 @@ from newsletter.config import Settings
 from newsletter.models import AutopilotRun, Issue, Newsletter
 from newsletter.statuses import IssueStatus
 from newsletter.transports.sink import SMTPSink
+from tests.conftest import make_newsletter
 from tests.integration.admin_support import Editor
 from tests.integration.autopilot_support import FeedState, Story, rss
 from tests.integration.test_autopilot import feed, next_run, sink, the_beat, weekly
+from tests.integration.test_autopilot_fetch_interval import api
 
-__all__ = ["feed", "sink"]  # the autopilot tests' fixtures, used by name
+__all__ = ["api", "feed", "sink"]  # the autopilot tests' fixtures, used by name
 
 WEEK, HOUR = timedelta(days=7), timedelta(hours=1)
 
@@ -176,3 +179,16 @@ def outline(session: Session, issue_id: int | None) -> list[tuple[str, list[str]
 
     assert issue_id is not None
     return outline_of(session, issue_id)
+
+
+def test_the_api_sets_the_catch_up_time_and_refuses_one_out_of_bounds(
+    api: tuple[TestClient, dict[str, str]], session: Session
+) -> None:
+    client, auth = api
+    nl = make_newsletter(session)
+    base = f"/api/newsletters/{nl.id}/autopilot"
+    assert client.get(base, headers=auth).json()["catch_up_hours"] == 24
+    bad = client.patch(base, json={"catch_up_hours": 145}, headers=auth)
+    assert bad.status_code == 422 and "less than or equal to 144" in bad.text
+    changed = client.patch(base, json={"catch_up_hours": 0}, headers=auth)
+    assert changed.status_code == 200 and changed.json()["catch_up_hours"] == 0

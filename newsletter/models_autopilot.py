@@ -49,6 +49,7 @@ class Source(SQLModel, table=True):
     checked_at: datetime | None = None  # last fetch (304 included)
     changed_at: datetime | None = None  # last fetch that brought a new body
     last_result: str = Field(default="", sa_type=Text)  # "12 items", "not modified", an error
+    fetch_minutes: int = 30  # a feed is fetched again this long after its last check
     created_at: datetime = Field(default_factory=utcnow)
 
 
@@ -85,6 +86,9 @@ class Autopilot(SQLModel, table=True):
     #: the draft is scheduled for the run by itself (never where the newsletter requires review)
     auto_schedule: bool = False
     lookback_days: int = 7  # with no issue sent yet: stories this recent
+    #: a run missed while the beat was down is drafted late if its time passed at most this long
+    #: ago (only the latest such run; older ones are recorded as missed)
+    catch_up_hours: int = 24
     updated_at: datetime = Field(default_factory=utcnow)
 
 
@@ -92,6 +96,7 @@ class RunOutcome(StrEnum):
     drafted = "drafted"
     noted = "noted"  # nothing new: a short note was drafted
     skipped = "skipped"  # nothing new: no issue this time
+    missed = "missed"  # the beat was down at its draft time and it was not caught up (detail)
 
 
 class AutopilotRun(SQLModel, table=True):

@@ -5,6 +5,7 @@ Routes do HTTP only; ``newsletter.autopilot`` checks the schedule, the rules and
 - ``GET    /newsletters/{id}/autopilot``               the settings, the next runs, the sources
 - ``PATCH  /newsletters/{id}/autopilot``               change the settings given
 - ``POST   /newsletters/{id}/autopilot/sources``       add a feed URL or a library query
+- ``PATCH  /newsletters/{id}/autopilot/sources/{sid}`` change a feed's fetch interval
 - ``DELETE /newsletters/{id}/autopilot/sources/{sid}`` forget a source
 """
 
@@ -45,6 +46,7 @@ class SourcePublic(BaseModel):
     author: str
     checked_at: datetime | None
     last_result: str
+    fetch_minutes: int = Field(description="a feed is fetched again this long after a check")
 
 
 class AutopilotPublic(BaseModel):
@@ -63,6 +65,10 @@ class AutopilotPublic(BaseModel):
     note_text: str
     auto_schedule: bool
     lookback_days: int
+    catch_up_hours: int = Field(
+        description="a run missed while the beat was down is drafted "
+        "late if its time passed at most this long ago"
+    )
     sources: list[SourcePublic]
 
 
@@ -82,6 +88,7 @@ class AutopilotUpdate(BaseModel):
     note_text: str | None = Field(None, max_length=2000)
     auto_schedule: bool | None = None
     lookback_days: int | None = Field(None, ge=1, le=60)
+    catch_up_hours: int | None = Field(None, ge=0, le=rules.MAX_CATCH_UP_HOURS)
 
 
 class SourceCreate(BaseModel):
@@ -91,6 +98,18 @@ class SourceCreate(BaseModel):
     tag: str = Field("", max_length=200, description="a library query: with this tag")
     section: str = Field("", max_length=200, description="... in this section")
     author: str = Field("", max_length=200, description="... by this author")
+    fetch_minutes: int | None = Field(
+        None,
+        ge=sources.MIN_FETCH_MINUTES,
+        le=sources.MAX_FETCH_MINUTES,
+        description=f"a feed's fetch interval in minutes ({sources.FETCH_MINUTES} if not given)",
+    )
+
+
+class SourceUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    fetch_minutes: int = Field(ge=sources.MIN_FETCH_MINUTES, le=sources.MAX_FETCH_MINUTES)
 
 
 def _source(source: Source) -> SourcePublic:
@@ -130,7 +149,9 @@ def add_source(
 ) -> SourcePublic:
     get_newsletter(session, newsletter_id)
     if body.url is not None:
-        source = sources.add_feed(session, newsletter=newsletter_id, url=body.url)
+        source = sources.add_feed(
+            session, newsletter=newsletter_id, url=body.url, fetch_minutes=body.fetch_minutes
+        )
     else:
         source = sources.add_query(
             session,
@@ -140,6 +161,17 @@ def add_source(
             author=body.author,
         )
     request.state.audit_target = ("source", source.id)
+    return _source(source)
+
+
+@router.patch("/sources/{source_id}", summary="Change a feed's fetch interval")
+def update_source(
+    newsletter_id: Id, source_id: Id, body: SourceUpdate, session: SessionDep
+) -> SourcePublic:
+    get_newsletter(session, newsletter_id)
+    source = sources.set_fetch_minutes(
+        session, source_id, body.fetch_minutes, newsletter_id=newsletter_id
+    )
     return _source(source)
 
 

@@ -4,6 +4,7 @@
 - ``schedule``: "mon 08:00" or a cron expression in the newsletter's zone, across DST changes
 - ``rules``: the autopilot's settings (schedule, lead time, section mapping, order, caps)
 - ``selection``: the new stories, grouped into sections, ordered, capped, the lead picked
+- ``runs``: the run due now: the next in its lead time, or the one the beat missed, late
 - ``drafting``: the run claimed once and its issue drafted, to review or scheduled
 - ``notify``: the editors' e-mail about a drafted run, with a link to the composer
 - ``beat``: one beat: due feeds fetched, due issues drafted, editors told
@@ -15,8 +16,9 @@ public verbs, in one place.
 from __future__ import annotations
 
 from newsletter.autopilot.beat import BeatResult, run
-from newsletter.autopilot.drafting import Drafted, draft_due, due_run
+from newsletter.autopilot.drafting import Drafted, draft_due
 from newsletter.autopilot.rules import get_autopilot, update_autopilot
+from newsletter.autopilot.runs import due_run
 from newsletter.autopilot.schedule import Schedule, parse
 from newsletter.autopilot.sources import Fetched, add_feed, add_query, fetch, list_sources
 

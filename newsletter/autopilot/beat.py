@@ -1,6 +1,7 @@
-"""One beat of the autopilot: fetch the feeds that are due, draft the issues whose lead time has
-begun, notify the editors. Each step commits on its own: a feed that fails is recorded on its
-source and the others go on; a draft and its claim commit together, before anyone is told."""
+"""One beat of the autopilot: fetch the feeds that are due (each at its own interval), draft the
+issues whose lead time has begun or the run it missed while it was down, notify the editors.
+Each step commits on its own: a feed that fails is recorded on its source and the others go on;
+a draft and its claim commit together, before anyone is told."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from newsletter.autopilot.drafting import Drafted
 from newsletter.config import Settings
 from newsletter.content import qa
 from newsletter.exceptions import InvalidInput, UserError
-from newsletter.models import utcnow
+from newsletter.models import AutopilotRun, utcnow
 from newsletter.transports import Transport
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class BeatResult:
     failed: list[str] = field(default_factory=list)  # "source 3: could not fetch ..."
     drafted: list[Drafted] = field(default_factory=list)
     notified: int = 0
+    missed: list[str] = field(default_factory=list)  # "newsletter 2, run ...: missed (why)"
 
 
 def run(
@@ -48,7 +50,11 @@ def run(
     for newsletter_id in newsletter_ids:
         try:
             with db.session_scope(settings.database_url) as session:
-                drafted = drafting.draft_due(session, newsletter_id, checks=checks, now=now)
+                missed: list[AutopilotRun] = []
+                drafted = drafting.draft_due(
+                    session, newsletter_id, checks=checks, now=now, missed=missed
+                )
+                result.missed += [_missed_line(run) for run in missed]
         except UserError as exc:  # e.g. its zone changed under a rule: the others go on
             result.failed.append(f"newsletter {newsletter_id}: {exc}")
             log.warning("autopilot of newsletter %s: %s", newsletter_id, exc)
@@ -57,6 +63,11 @@ def run(
             result.drafted.append(drafted)
             result.notified += notify_run(settings, drafted.run_id, transport)
     return result
+
+
+def _missed_line(run: AutopilotRun) -> str:
+    when = f"{run.run_at:%Y-%m-%d %H:%M} UTC"
+    return f"newsletter {run.newsletter_id}, run {when}: missed ({run.detail['missed']})"
 
 
 def fetch_one(

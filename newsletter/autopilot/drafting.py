@@ -9,14 +9,15 @@ run is recorded as skipped, or a short note is drafted (the newsletter's setting
 
 Where the newsletter requires review the draft goes to review; where the autopilot may
 schedule by itself it is scheduled for the run (QA runs as for any schedule; a blocked issue
-stays a draft, with the reason on the run); otherwise it waits as a draft. The editors'
-notification is sent after the commit (``notify``).
+stays a draft, with the reason on the run); otherwise it waits as a draft. A run the beat
+missed and caught up late (``runs``) is never scheduled by itself. The editors' notification
+is sent after the commit (``notify``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -24,7 +25,7 @@ from sqlmodel import Session, col, select
 from newsletter.access import audit
 from newsletter.access.permissions import Actor
 from newsletter.access.roles import Role
-from newsletter.autopilot import rules, schedule, selection
+from newsletter.autopilot import rules, runs, schedule, selection
 from newsletter.autopilot.selection import Plan
 from newsletter.content import issues, qa, review
 from newsletter.exceptions import InvalidState, QABlocked
@@ -46,32 +47,34 @@ class Drafted:
     status: str | None  # the issue's status: draft | in_review | scheduled
 
 
-def due_run(pilot: Autopilot, newsletter: Newsletter, *, now: datetime) -> datetime | None:
-    """The next run, when its lead time has begun (None: not yet)."""
-    run = schedule.parse(pilot.rule, newsletter.time_zone).next_run(now)
-    return run if now >= run - timedelta(hours=pilot.lead_hours) else None
-
-
 def draft_due(
-    session: Session, newsletter_id: int, *, checks: qa.QAConfig, now: datetime | None = None
+    session: Session,
+    newsletter_id: int,
+    *,
+    checks: qa.QAConfig,
+    now: datetime | None = None,
+    missed: list[AutopilotRun] | None = None,
 ) -> Drafted | None:
-    """Draft the newsletter's next issue if its time has come and no one has yet; flushes, the
-    caller commits (the claim and the draft are one transaction)."""
+    """Draft the newsletter's next issue if its time has come and no one has yet, or the run
+    the beat missed, late (``runs``); flushes, the caller commits (the claim and the draft are
+    one transaction). The runs recorded as missed are appended to ``missed`` when given."""
     now = now or utcnow()
     newsletter = session.get(Newsletter, newsletter_id)
     pilot = rules.get_autopilot(session, newsletter_id)
     if newsletter is None or not pilot.enabled:
         return None
-    run_at = due_run(pilot, newsletter, now=now)
-    if run_at is None:
+    due = runs.due(session, pilot, newsletter, now=now, missed=missed)
+    if due is None:
         return None
-    run = _claim(session, newsletter_id, run_at)
+    run = _claim(session, newsletter_id, due.run_at)
     if run is None:
         return None
+    if due.late is not None:  # a run the beat missed, caught up: never scheduled by itself
+        run.detail = {"late": runs.late_text(due.late)}
     stories = selection.plan(selection.candidates(session, pilot, now=now), pilot)
     if not stories.sections and pilot.nothing_new == "skip":
         return _record(session, run, RunOutcome.skipped, None)
-    issue = _draft(session, newsletter, pilot, stories, run_at)
+    issue = _draft(session, newsletter, pilot, stories, due.run_at)
     outcome = RunOutcome.drafted if stories.sections else RunOutcome.noted
     run.stories = stories.stories
     _hand_over(session, run, pilot, newsletter, issue, checks)
@@ -133,12 +136,12 @@ def _hand_over(
     assert issue.id is not None
     if newsletter.requires_review:
         review.request(session, issue.id)
-    elif pilot.auto_schedule:
+    elif pilot.auto_schedule and not run.detail.get("late"):
         try:
             with session.begin_nested():
                 controls.schedule(session, issue_id=issue.id, at=run.run_at, checks=checks)
         except (QABlocked, InvalidState) as exc:
-            run.detail = {"not_scheduled": str(exc)[:1000]}
+            run.detail = {**run.detail, "not_scheduled": str(exc)[:1000]}
     session.refresh(issue)
 
 
@@ -152,6 +155,16 @@ def _record(
     session.flush()
     status = issue.status if issue is not None else None
     return Drafted(run.id, run.newsletter_id, run.run_at, outcome, run.issue_id, status)
+
+
+def run_text(run: AutopilotRun) -> str:
+    """One line for a run: its outcome, its issue, and why when it was missed or late."""
+    issue = f", issue {run.issue_id}" if run.issue_id else ""
+    stories = f", {run.stories} stories" if run.stories else ""
+    why = "; ".join(
+        str(run.detail[k]) for k in ("missed", "late", "not_scheduled") if k in run.detail
+    )
+    return f"{run.outcome}{stories}{issue}" + (f" ({why})" if why else "")
 
 
 def recent_runs(session: Session, newsletter_id: int, limit: int = 10) -> list[AutopilotRun]:

@@ -97,6 +97,8 @@ def build(settings: Settings, session: Session, run_id: int) -> list[Note]:
         f"of {run.run_at:%Y-%m-%d %H:%M} UTC. It {state}.\n\n"
         f"Open it in the composer: {link}\n"
     )
+    if run.detail.get("late"):
+        body += f"\nIt was drafted late: {run.detail['late']}\n"
     if run.detail.get("not_scheduled"):
         body += f"\nIt was not scheduled: {run.detail['not_scheduled']}\n"
     return [_message(newsletter, to, subject, body) for to in editors(session, newsletter.id)]  # type: ignore[arg-type]

@@ -16,6 +16,10 @@ from newsletter.models import Autopilot, Newsletter, utcnow
 ORDERS = ("newest", "priority")
 NOTHING_NEW = ("skip", "note")
 MAX_LEAD_HOURS = 24 * 6  # a weekly run's draft is made within the week before it
+#: how late a missed run may still be drafted: 24 h by default (a Monday issue out on Tuesday
+#: morning is still this week's news; the beat of a machine off over the weekend catches up a
+#: Monday run when it is back that Monday), at most six days (never into the next weekly run)
+MAX_CATCH_UP_HOURS = 24 * 6
 DEFAULT_NOTE = "No new stories this week: we will be back with the next issue."
 
 
@@ -128,4 +132,5 @@ _CHECKS: dict[str, Any] = {
     "note_text": lambda v: text.multiline(str(v or ""), field="note", max_length=2000).strip(),
     "auto_schedule": _bool,
     "lookback_days": _int(1, 60, "the look-back (days)"),
+    "catch_up_hours": _int(0, MAX_CATCH_UP_HOURS, "the catch-up time (hours)"),
 }

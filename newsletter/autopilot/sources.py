@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urljoin
 
 from sqlalchemy import ColumnElement, or_
@@ -26,8 +26,10 @@ from newsletter.models import Article, Source, SourceArticle, SourceKind, utcnow
 from newsletter.newsletters import get_newsletter
 from newsletter.tables import table_of
 
-#: a feed is fetched again this long after its last check (the beat runs far more often)
-FETCH_EVERY = timedelta(minutes=30)
+#: a feed is fetched again this many minutes after its last check, per source (the beat runs
+#: every minute): at least 5 (a feed is not a chat), at most a day (a weekly digest's feed
+#: checked once a day still misses nothing); 30 unless set
+FETCH_MINUTES, MIN_FETCH_MINUTES, MAX_FETCH_MINUTES = 30, 5, 24 * 60
 ACCEPT = {
     "Accept": "application/feed+json, application/json;q=0.9, application/rss+xml, "
     "application/atom+xml, application/xml;q=0.9, */*;q=0.8"
@@ -55,13 +57,44 @@ class Fetched:
 # ---------------------------------------------------------------- the list
 
 
-def add_feed(session: Session, *, newsletter: str | int, url: str) -> Source:
-    """A feed URL (http or https) as a source of the newsletter."""
+def add_feed(
+    session: Session, *, newsletter: str | int, url: str, fetch_minutes: object = None
+) -> Source:
+    """A feed URL (http or https) as a source of the newsletter, fetched every
+    ``fetch_minutes`` (``FETCH_MINUTES`` when None or empty)."""
     nl = get_newsletter(session, newsletter)
     clean = text.one_line(url, field="feed URL", max_length=2000).strip()
     if not clean.lower().startswith(("http://", "https://")):
         raise InvalidInput("a feed source needs an http(s) URL")
-    source = Source(newsletter_id=nl.id, kind=SourceKind.feed, url=clean)  # type: ignore[arg-type]
+    every = FETCH_MINUTES if fetch_minutes in (None, "") else check_fetch_minutes(fetch_minutes)
+    source = Source(newsletter_id=nl.id, kind=SourceKind.feed, url=clean, fetch_minutes=every)  # type: ignore[arg-type]
+    session.add(source)
+    session.flush()
+    return source
+
+
+def check_fetch_minutes(value: object) -> int:
+    """A fetch interval in whole minutes within the bounds, or InvalidInput saying which."""
+    try:
+        minutes = int(str(value).strip())
+    except ValueError:
+        raise InvalidInput(f"the fetch interval {str(value)[:20]!r} is not whole minutes") from None
+    if not MIN_FETCH_MINUTES <= minutes <= MAX_FETCH_MINUTES:
+        raise InvalidInput(
+            f"the fetch interval is between {MIN_FETCH_MINUTES} and {MAX_FETCH_MINUTES} minutes "
+            f"(a day), not {minutes}"
+        )
+    return minutes
+
+
+def set_fetch_minutes(
+    session: Session, source_id: int, minutes: object, *, newsletter_id: int | None = None
+) -> Source:
+    """Fetch this feed every ``minutes`` from now on (a library query is never fetched)."""
+    source = get_source(session, source_id, newsletter_id=newsletter_id)
+    if source.kind != SourceKind.feed:
+        raise InvalidInput(f"source {source_id} is a library query: it is not fetched")
+    source.fetch_minutes = check_fetch_minutes(minutes)
     session.add(source)
     session.flush()
     return source
@@ -210,19 +243,27 @@ def _link(session: Session, source_id: int, urls: list[str]) -> None:
 
 
 def due_feeds(session: Session, *, now: datetime, newsletter_ids: list[int]) -> list[Source]:
-    """Feed sources of these newsletters not checked for ``FETCH_EVERY``."""
+    """Feed sources of these newsletters not checked for their own ``fetch_minutes``. The
+    interval is compared here, not in SQL (date arithmetic differs between the two databases):
+    a newsletter has a handful of feeds, and the least interval bounds the rows read."""
     if not newsletter_ids:
         return []
-    stale = or_(col(Source.checked_at).is_(None), col(Source.checked_at) <= now - FETCH_EVERY)
-    return list(
-        session.exec(
-            select(Source).where(
-                Source.kind == SourceKind.feed,
-                col(Source.newsletter_id).in_(newsletter_ids),
-                stale,
-            )
-        ).all()
-    )
+    floor = now - timedelta(minutes=MIN_FETCH_MINUTES)
+    stale = or_(col(Source.checked_at).is_(None), col(Source.checked_at) <= floor)
+    found = session.exec(
+        select(Source).where(
+            Source.kind == SourceKind.feed, col(Source.newsletter_id).in_(newsletter_ids), stale
+        )
+    ).all()
+    return [s for s in found if _is_due(s, now)]
+
+
+def _is_due(source: Source, now: datetime) -> bool:
+    if source.checked_at is None:
+        return True
+    checked = source.checked_at
+    checked = checked if checked.tzinfo else checked.replace(tzinfo=UTC)  # SQLite: naive UTC
+    return checked <= now - timedelta(minutes=source.fetch_minutes)
 
 
 # ---------------------------------------------------------------- what the sources hold

@@ -18,8 +18,8 @@ NewsletterArg = Annotated[str, typer.Argument(help="the newsletter's slug or id"
 
 @app.command("show")
 def autopilot_show(newsletter: NewsletterArg) -> None:
-    """The schedule, the rules, the next runs and the sources."""
-    from newsletter.autopilot import rules, schedule, sources
+    """The schedule, the rules, the next runs, the sources and the latest runs."""
+    from newsletter.autopilot import drafting, rules, schedule, sources
     from newsletter.models import utcnow
     from newsletter.newsletters import get_newsletter
 
@@ -29,17 +29,23 @@ def autopilot_show(newsletter: NewsletterArg) -> None:
         plan = schedule.parse(pilot.rule, nl.time_zone)
         state = "on" if pilot.enabled else "off"
         console.print(
-            f"{nl.slug}: autopilot {state}, {plan.label}, drafts {pilot.lead_hours} h ahead"
+            f"{nl.slug}: autopilot {state}, {plan.label}, drafts {pilot.lead_hours} h ahead, "
+            f"catches up a missed run for {pilot.catch_up_hours} h"
         )
         for run in islice(plan.runs_after(utcnow()), 3):
             there = run.astimezone(plan.zone)
             console.print(f"  next run {run:%Y-%m-%d %H:%M} UTC ({there:%a %d %b %H:%M %Z})")
         console.print(f"  sections: {rules.mapping_text(pilot).replace(chr(10), '; ') or '-'}")
-        table = Table("id", "source", "last checked", "result")
+        table = Table("id", "source", "every", "last checked", "result")
         for src in sources.list_sources(s, nl.id):  # type: ignore[arg-type]
             checked = f"{src.checked_at:%Y-%m-%d %H:%M}" if src.checked_at else "-"
-            table.add_row(str(src.id), sources.describe(src), checked, src.last_result or "-")
+            every = f"{src.fetch_minutes} min" if src.kind == "feed" else "-"
+            table.add_row(
+                str(src.id), sources.describe(src), every, checked, src.last_result or "-"
+            )
         console.print(table)
+        for done in drafting.recent_runs(s, nl.id, limit=5):  # type: ignore[arg-type]
+            console.print(f"  run {done.run_at:%Y-%m-%d %H:%M} UTC: {drafting.run_text(done)}")
 
 
 @app.command("set")
@@ -60,6 +66,9 @@ def autopilot_set(
         bool | None, typer.Option("--auto-schedule/--no-auto-schedule")
     ] = None,
     enabled: Annotated[bool | None, typer.Option("--on/--off")] = None,
+    catch_up_hours: Annotated[
+        int | None, typer.Option(help="draft a run missed while the beat was down this late")
+    ] = None,
 ) -> None:
     """Change the schedule and rules (only what is given)."""
     from newsletter.autopilot import rules
@@ -77,6 +86,7 @@ def autopilot_set(
         "nothing_new": nothing_new,
         "auto_schedule": auto_schedule,
         "enabled": enabled,
+        "catch_up_hours": catch_up_hours,
     }
     with session() as s:
         nl = get_newsletter(s, newsletter)
@@ -85,15 +95,35 @@ def autopilot_set(
     autopilot_show(newsletter)
 
 
+FetchMinutes = Annotated[
+    str | None, typer.Option(help="fetch it every N minutes (5 to 1440; 30 if not given)")
+]
+
+
 @app.command("add-feed")
-def autopilot_add_feed(newsletter: NewsletterArg, url: str) -> None:
+def autopilot_add_feed(
+    newsletter: NewsletterArg, url: str, fetch_minutes: FetchMinutes = None
+) -> None:
     """Add an RSS, Atom or JSON Feed URL as a source."""
     from newsletter.autopilot import sources
 
     with session() as s:
-        source = sources.add_feed(s, newsletter=newsletter, url=url)
+        source = sources.add_feed(s, newsletter=newsletter, url=url, fetch_minutes=fetch_minutes)
         audited(s, "autopilot.source", target_type="source", target_id=source.id)
-    console.print(f"source {source.id}: {source.url}")
+    console.print(f"source {source.id}: {source.url}, every {source.fetch_minutes} min")
+
+
+@app.command("set-feed")
+def autopilot_set_feed(
+    source_id: int, fetch_minutes: Annotated[str, typer.Option(help="5 to 1440 minutes")]
+) -> None:
+    """Change how often a feed source is fetched."""
+    from newsletter.autopilot import sources
+
+    with session() as s:
+        source = sources.set_fetch_minutes(s, source_id, fetch_minutes)
+        audited(s, "autopilot.source.update", target_type="source", target_id=source_id)
+    console.print(f"source {source_id}: every {source.fetch_minutes} min")
 
 
 @app.command("add-query")
@@ -142,6 +172,8 @@ def autopilot_run() -> None:
         console.print(f"source {fetched.source_id}: {fetched.summary()}")
     for failure in result.failed:
         console.print(f"[red]{failure}[/red]")
+    for missed in result.missed:
+        console.print(f"[yellow]{missed}[/yellow]")
     for run in result.drafted:
         issue = f"issue {run.issue_id} ({run.status})" if run.issue_id else "no issue"
         console.print(f"run {run.run_at:%Y-%m-%d %H:%M} UTC: {run.outcome}, {issue}")

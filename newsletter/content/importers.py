@@ -21,6 +21,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import feedparser
+import feedparser.namespaces.mediarss
 import yaml
 
 from newsletter import outbound
@@ -173,6 +174,21 @@ def read_feed_bytes(data: bytes, name: str, content_type: str = "") -> list[dict
     return _feed_records(parse_feed_bytes(data), name)
 
 
+def _start_media_description(parser: Any, _attrs: dict[str, str]) -> None:
+    parser.push("media_description", 1)
+
+
+def _end_media_description(parser: Any) -> None:
+    parser.pop("media_description")  # kept on the entry as ``media_description``
+
+
+# feedparser reads <media:description> as the entry's description: the first of the two becomes
+# the summary and the second the content, so an image's caption replaces the item's blurb or its
+# body. Kept apart instead, it is the image's alt text (``_entry_image``).
+feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media_description
+feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
+
+
 def parse_feed_bytes(data: bytes) -> Any:
     """feedparser's reading of a document (it reports, never raises, what it cannot read).
     Always a stream: given bytes or a string, feedparser opens the file or fetches the URL
@@ -235,7 +251,8 @@ def _struct_to_utc(moment: time.struct_time) -> datetime:
 
 
 def _entry_image(entry: Mapping[str, Any], link: str) -> dict[str, Any]:
-    """image_url (resolved against the link) and image_credit from media or enclosures."""
+    """image_url (resolved against the link), image_credit and image_alt (the
+    media:description) from media or enclosures."""
     url = _first_image_url(entry)
     if not url:
         return {}
@@ -246,6 +263,8 @@ def _entry_image(entry: Mapping[str, Any], link: str) -> dict[str, Any]:
     credits = entry.get("media_credit") or []
     if credits and credits[0].get("content"):
         image["image_credit"] = credits[0]["content"]
+    if entry.get("media_description"):
+        image["image_alt"] = str(entry["media_description"])
     return image
 
 

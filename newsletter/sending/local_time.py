@@ -31,12 +31,18 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from newsletter.exceptions import InvalidInput, InvalidState
-from newsletter.models import DeliveryStatus, Issue, IssueStatus, utcnow
+from newsletter.models import DeliveryStatus, Issue, IssueStatus, SubjectTest, utcnow
 from newsletter.newsletters import time_zone
 from newsletter.statuses import NOT_STARTED
 from newsletter.tables import SUB, D, I
 
 _HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+#: a subject test's samples would leave wave by wave, so its wait would end before most of them
+#: were delivered and the winner would be picked by the earliest zones alone: the two are refused
+NOT_WITH_SUBJECT_TEST = (
+    "a subject test cannot be combined with a local-time delivery (the winner would be picked "
+    "before most samples reach their readers): drop the subject test or send to everyone at once"
+)
 
 
 def clock() -> datetime:
@@ -61,6 +67,8 @@ def set_local_time(session: Session, issue: Issue, value: str | None) -> None:
         return
     if issue.status not in (*NOT_STARTED, IssueStatus.scheduled):
         raise InvalidState(f"issue {issue.id} is {issue.status}: its send time is fixed")
+    if wanted is not None and session.get(SubjectTest, issue.id) is not None:
+        raise InvalidInput(NOT_WITH_SUBJECT_TEST)
     issue.local_time = wanted
     session.add(issue)
     session.flush()

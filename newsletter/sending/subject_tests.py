@@ -21,6 +21,7 @@ from newsletter import text
 from newsletter.content.issues import SUBJECT_MAX
 from newsletter.exceptions import InvalidInput, InvalidState
 from newsletter.models import Issue, IssueStatus, Newsletter, SubjectTest
+from newsletter.sending.local_time import NOT_WITH_SUBJECT_TEST
 from newsletter.statuses import NOT_STARTED
 
 METRICS = ("clicks", "opens")
@@ -101,6 +102,8 @@ def configure(session: Session, issue: Issue, test: TestSpec | None) -> SubjectT
             session.delete(row)
             session.flush()
         return None
+    if issue.local_time:
+        raise InvalidInput(NOT_WITH_SUBJECT_TEST)
     newsletter = session.get(Newsletter, issue.newsletter_id)
     assert newsletter is not None
     refuse_untracked(newsletter, test.metric)

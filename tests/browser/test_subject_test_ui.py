@@ -59,6 +59,15 @@ def test_a_subject_test_from_the_send_card_to_the_early_pick(page: Any, live: Li
     assert page.locator("#subject-1").input_value() == A
     shoot(page, "#send-panel", "subject-test-card")
 
+    # a local-time delivery is refused beside a subject test, with the reason (README)
+    page.locator("#local-when").select_option("local")
+    page.get_by_role("button", name="Set delivery").click()
+    refusal = page.locator("[role=alert]").inner_text()
+    assert "cannot be combined with a local-time delivery" in refusal
+    assert page.locator("#local-when").input_value() == "now"
+    assert "Not with a subject test" in page.locator("#local-time-hint").inner_text()
+    shoot(page, "main", "subject-test-local-time-refused")
+
     page.locator("#send-now").click()
     assert (
         "winner by unique human clickers after 4h"

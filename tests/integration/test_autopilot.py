@@ -365,7 +365,10 @@ def test_two_beats_at_once_draft_one_issue(
         thread.join()
     assert sorted(o is None for o in outcomes) == [False, True], outcomes
     assert len(session.exec(select(Issue).where(Issue.newsletter_id == nl.id)).all()) == 1
-    assert len(session.exec(select(AutopilotRun)).all()) == 1
+    # on a Sunday or a Monday the frozen clock leaps over this week's run, which the beats
+    # record as missed (once: the same unique pair); the run they drafted is claimed once
+    claimed = session.exec(select(AutopilotRun).where(AutopilotRun.outcome != "missed")).all()
+    assert [r.run_at for r in claimed] == [run]
 
 
 def test_a_failing_feed_is_recorded_and_the_others_go_on(

@@ -30,6 +30,7 @@ FORM = {
     "lead": "newest",
     "nothing_new": "skip",
     "note_text": "",
+    "catch_up_hours": "36",
 }
 
 
@@ -41,6 +42,7 @@ def test_the_page_saves_the_schedule_and_shows_the_next_runs(
     assert saved.status_code == 303, saved.text
     pilot = rules.get_autopilot(session, nl.id)  # type: ignore[arg-type]
     assert pilot.enabled and pilot.rule == "mon,thu 07:30" and pilot.lead_hours == 10
+    assert pilot.catch_up_hours == 36
     assert pilot.sections == [["politics", "Politics"], ["economy", "Economy"]]
     page = editor.client.get(f"/admin/newsletters/{nl.id}/autopilot")
     assert "Mondays, Thursdays at 07:30 (America/New_York)" in page.text

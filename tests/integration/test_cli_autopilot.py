@@ -32,7 +32,12 @@ def test_the_autopilot_is_shown_changed_and_run(seeded: Path) -> None:
     assert "autopilot on, Mondays, Thursdays at 08:00" in changed.stdout
     assert "diplomacy = World" in changed.stdout
     added = cli(seeded, "autopilot", "add-feed", "belarus-weekly", "https://news.example.org/f")
-    assert added.returncode == 0 and "source 5: https://news.example.org/f" in added.stdout
+    assert added.returncode == 0 and "source 5: https://news.example.org/f, every 30 min" in (
+        added.stdout
+    )
+    every = cli(seeded, "autopilot", "set-feed", "5", "--fetch-minutes", "90")
+    assert every.returncode == 0 and "source 5: every 90 min" in every.stdout
+    assert "90 min" in cli(seeded, "autopilot", "show", "belarus-weekly").stdout
     assert cli(seeded, "autopilot", "remove-source", "5").returncode == 0
     ran = cli(seeded, "autopilot", "run")  # the seeds are a year old: nothing new, if due
     assert ran.returncode == 0, ran.stderr
@@ -49,4 +54,17 @@ def test_autopilot_mistakes_are_one_line(seeded: Path) -> None:
         cli(seeded, "autopilot", "add-feed", "belarus-weekly", "ftp://x.org/f"), "http(s) URL"
     )
     assert_one_line_error(cli(seeded, "autopilot", "add-query", "belarus-weekly"), "needs a tag")
+    feed = ["add-feed", "belarus-weekly", "https://news.example.org/f"]
+    assert_one_line_error(
+        cli(seeded, "autopilot", *feed, "--fetch-minutes", "2"),
+        "the fetch interval is between 5 and 1440 minutes (a day), not 2",
+    )
+    assert_one_line_error(
+        cli(seeded, "autopilot", "set-feed", "1", "--fetch-minutes", "hourly"),
+        "is a library query: it is not fetched",
+    )
+    assert_one_line_error(
+        cli(seeded, "autopilot", "set", "belarus-weekly", "--catch-up-hours", "200"),
+        "the catch-up time (hours) must be between 0 and 144",
+    )
     assert_one_line_error(cli(seeded, "autopilot", "show", "nope"), "nope")

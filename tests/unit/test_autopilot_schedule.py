@@ -9,7 +9,7 @@ from itertools import islice
 import pytest
 
 from newsletter.autopilot import schedule
-from newsletter.autopilot.drafting import due_run
+from newsletter.autopilot.runs import due_run
 from newsletter.exceptions import InvalidInput
 from newsletter.models import Autopilot, Newsletter
 

@@ -39,9 +39,10 @@ TEXT_FIELDS = (
     "lead",
     "nothing_new",
     "note_text",
+    "catch_up_hours",
 )
 BOXES = ("enabled", "auto_schedule")
-SOURCE_FIELDS = ("url", "tag", "section", "author")
+SOURCE_FIELDS = ("url", "fetch_minutes", "tag", "section", "author")
 
 
 def page_url(newsletter_id: int | None) -> str:
@@ -93,7 +94,10 @@ async def add_source(request: Request, newsletter_id: Id, session: SessionDep) -
     typed = await _form(request, SOURCE_FIELDS)
     try:
         if typed["url"].strip():
-            source = sources.add_feed(session, newsletter=newsletter_id, url=typed["url"])
+            every = typed["fetch_minutes"]
+            source = sources.add_feed(
+                session, newsletter=newsletter_id, url=typed["url"], fetch_minutes=every
+            )
         else:
             fields = {k: typed[k] for k in ("tag", "section", "author")}
             source = sources.add_query(session, newsletter=newsletter_id, **fields)
@@ -101,6 +105,23 @@ async def add_source(request: Request, newsletter_id: Id, session: SessionDep) -
         return _refused(request, session, newsletter_id, str(exc), source=typed)
     request.state.audit_target = ("source", source.id)
     notice = f"Source added: {sources.describe(source)}."
+    return views.redirect(request, page_url(newsletter_id), notice=notice)
+
+
+@router.post("/newsletters/{newsletter_id}/autopilot/sources/{source_id}", include_in_schema=False)
+async def update_source(
+    request: Request, newsletter_id: Id, source_id: Id, session: SessionDep
+) -> Response:
+    """A feed's fetch interval, changed from its row in the sources table."""
+    get_newsletter(session, newsletter_id)
+    typed = await _form(request, ("fetch_minutes",))
+    try:
+        source = sources.set_fetch_minutes(
+            session, source_id, typed["fetch_minutes"], newsletter_id=newsletter_id
+        )
+    except UserError as exc:
+        return _refused(request, session, newsletter_id, str(exc))
+    notice = f"Source {source_id}: fetched every {source.fetch_minutes} minutes."
     return views.redirect(request, page_url(newsletter_id), notice=notice)
 
 
@@ -131,7 +152,8 @@ def _page(
         title=f"Autopilot: {newsletter.name}",
         newsletter=newsletter,
         values=values or _values(pilot),
-        source=source or dict.fromkeys(SOURCE_FIELDS, ""),
+        source=source
+        or {**dict.fromkeys(SOURCE_FIELDS, ""), "fetch_minutes": str(sources.FETCH_MINUTES)},
         plan=_plan(pilot, newsletter),
         sources=[(s, sources.describe(s)) for s in sources.list_sources(session, newsletter.id)],
         runs=drafting.recent_runs(session, newsletter.id),

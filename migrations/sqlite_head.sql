@@ -1,9 +1,9 @@
--- schema at revision 0033
+-- schema at revision 0034
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
-INSERT INTO "alembic_version" VALUES('0033');
+INSERT INTO "alembic_version" VALUES('0034');
 CREATE TABLE apitoken (
 	id INTEGER NOT NULL, 
 	name VARCHAR(100) NOT NULL, 
@@ -61,7 +61,7 @@ CREATE TABLE autopilot (
 	note_text TEXT NOT NULL, 
 	auto_schedule BOOLEAN NOT NULL, 
 	lookback_days INTEGER NOT NULL, 
-	updated_at DATETIME NOT NULL, 
+	updated_at DATETIME NOT NULL, catch_up_hours INTEGER DEFAULT '24' NOT NULL, 
 	FOREIGN KEY(newsletter_id) REFERENCES newsletter (id), 
 	PRIMARY KEY (id), 
 	UNIQUE (newsletter_id)
@@ -409,7 +409,7 @@ CREATE TABLE source (
 	checked_at DATETIME, 
 	changed_at DATETIME, 
 	last_result TEXT NOT NULL, 
-	created_at DATETIME NOT NULL, 
+	created_at DATETIME NOT NULL, fetch_minutes INTEGER DEFAULT '30' NOT NULL, 
 	FOREIGN KEY(newsletter_id) REFERENCES newsletter (id), 
 	PRIMARY KEY (id)
 );

@@ -1,8 +1,8 @@
 """autopilot gaps (issue 16): a feed source's own fetch interval, and how late a run missed
 while the beat was down may still be drafted
 
-Revision ID: 0032
-Revises: 0031
+Revision ID: 0034
+Revises: 0033
 Create Date: 2026-11-29 08:00:00
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0032"
-down_revision: str | None = "0031"
+revision: str = "0034"
+down_revision: str | None = "0033"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

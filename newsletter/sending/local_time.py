@@ -60,6 +60,13 @@ def check_local_time(value: str | None) -> str | None:
     return f"{int(found.group(1)):02d}:{found.group(2)}"
 
 
+def refuse_with_subject_test(session: Session, issue: Issue, wanted: str | None) -> None:
+    """InvalidInput when an issue sent at a local time (``wanted``) also has a subject test
+    (set either way round, or both stored before the two were refused together)."""
+    if wanted and session.get(SubjectTest, issue.id) is not None:
+        raise InvalidInput(NOT_WITH_SUBJECT_TEST)
+
+
 def set_local_time(session: Session, issue: Issue, value: str | None) -> None:
     """Send an issue not started yet at this local time in each reader's zone (None: at once)."""
     wanted = check_local_time(value)
@@ -67,8 +74,8 @@ def set_local_time(session: Session, issue: Issue, value: str | None) -> None:
         return
     if issue.status not in (*NOT_STARTED, IssueStatus.scheduled):
         raise InvalidState(f"issue {issue.id} is {issue.status}: its send time is fixed")
-    if wanted is not None and session.get(SubjectTest, issue.id) is not None:
-        raise InvalidInput(NOT_WITH_SUBJECT_TEST)
+    if wanted is not None:
+        refuse_with_subject_test(session, issue, wanted)
     issue.local_time = wanted
     session.add(issue)
     session.flush()

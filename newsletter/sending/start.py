@@ -128,6 +128,7 @@ def prepare(session: Session, *, issue_id: int, checks: QAConfig) -> SendStart:
     refuse_standing(issue)
     if issue.status not in STARTABLE:
         return SendStart(issue_id, False, _count(session, issue_id), 0)
+    local_time.refuse_with_subject_test(session, issue, issue.local_time)
     review.gate(session, issue)  # a newsletter that requires review sends approved issues only
     freeze(session, issue_id, checks=checks)
     claimed = session.execute(
@@ -180,6 +181,7 @@ def fill_ledger(session: Session, *, issue_id: int, checks: QAConfig) -> SendSta
     refuse_standing(issue)
     if issue.status not in STARTABLE:
         return SendStart(issue_id, False, _count(session, issue_id), 0)
+    local_time.refuse_with_subject_test(session, issue, issue.local_time)
     review.gate(session, issue)  # a newsletter that requires review sends approved issues only
     freeze(session, issue_id, checks=checks)
     return _fill(session, issue, among=STARTABLE) or SendStart(

@@ -128,3 +128,22 @@ def test_the_composer_shows_the_reason(session: Session, editor: Editor) -> None
     assert REASON in page  # the flash: what was refused and why
     assert 'id="local-time-refused"' in page  # and the card says it before anyone tries
     assert stored(session, issue_id) == (IssueStatus.draft, None, True)
+
+
+def test_an_issue_stored_with_both_before_they_were_refused_together_does_not_start(
+    session: Session, client: TestClient, auth: dict[str, str]
+) -> None:
+    issue_id = draft(session)
+    issue = session.get(Issue, issue_id)
+    assert issue is not None
+    test = subject_tests.spec([A, B], sample=10, wait="4h", metric="clicks")
+    subject_tests.configure(session, issue, test)
+    issue.local_time = "08:00"  # as an older version let it be stored
+    session.add(issue)
+    session.commit()
+
+    sent = client.post(f"/api/issues/{issue_id}/send", json={}, headers=auth)
+
+    assert sent.status_code == 422, sent.text
+    assert REASON in sent.text
+    assert stored(session, issue_id) == (IssueStatus.draft, "08:00", True)

@@ -10,17 +10,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Select, Table, any_, bindparam, cast, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import NullType
 from sqlmodel import Session, create_engine
+
+if TYPE_CHECKING:  # Alembic is loaded when a migration runs or the revision is read, not before:
+    from alembic.config import Config  # a new SQLite file's schema needs none of it
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -145,6 +144,8 @@ def _array_text(value: str) -> str:
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
@@ -154,16 +155,22 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str, revision: str = "head") -> None:
     """Run the migrations up to ``revision`` (``schema_snapshot.upgrade`` first tries the
     snapshot on a new SQLite file)."""
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str = "base") -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(url), revision)
 
 
 @lru_cache(maxsize=1)
 def migration_heads() -> frozenset[str]:
     """The head revision(s) of the migrations this code ships (read once per process)."""
+    from alembic.script import ScriptDirectory
+
     return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())
 
 
@@ -181,10 +188,15 @@ class _QuietReading(logging.Filter):
 
 _quiet = _QuietReading()
 logging.getLogger("alembic.runtime.migration").addFilter(_quiet)
+# Alembic, loaded on first use (after the process set its logging up), names each of its
+# plugins at INFO as it loads them: routine, and noise in a worker's or a command's output
+logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def schema_revisions(url: str) -> frozenset[str]:
     """The revision(s) the database is at (empty for a database never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
     _quiet.reading.on = True
     try:
         with get_engine(url).connect() as conn:

@@ -8,7 +8,6 @@ from newsletter import db, webhooks
 from newsletter.analytics import retention
 from newsletter.audience import confirmations, import_jobs, import_reaper, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
-from newsletter.autopilot import beat
 from newsletter.config import Settings
 from newsletter.exceptions import DatabaseUnavailable, TemporaryFailure
 from newsletter.sending import batch, relays, scheduler
@@ -182,6 +181,8 @@ def relay_confirmations() -> int:
 @app.task(name="worker.tasks.autopilot")
 def autopilot() -> int:
     """The beat's autopilot: due feeds fetched, due issues drafted, editors told; the drafts."""
+    from newsletter.autopilot import beat  # loaded by the worker that runs it, when it does
+
     settings = current_settings()
     return len(beat.run(settings, checks=qa_config(settings), transport=transport).drafted)
 

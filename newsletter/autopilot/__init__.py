@@ -15,26 +15,34 @@ public verbs, in one place.
 
 from __future__ import annotations
 
-from newsletter.autopilot.beat import BeatResult, run
-from newsletter.autopilot.drafting import Drafted, draft_due
-from newsletter.autopilot.rules import get_autopilot, update_autopilot
-from newsletter.autopilot.runs import due_run
-from newsletter.autopilot.schedule import Schedule, parse
-from newsletter.autopilot.sources import Fetched, add_feed, add_query, fetch, list_sources
+import importlib
+from typing import Any
 
-__all__ = [
-    "BeatResult",
-    "Drafted",
-    "Fetched",
-    "Schedule",
-    "add_feed",
-    "add_query",
-    "draft_due",
-    "due_run",
-    "fetch",
-    "get_autopilot",
-    "list_sources",
-    "parse",
-    "run",
-    "update_autopilot",
-]
+#: the wing's public verbs and where they live; each module is imported when first asked for,
+#: so that a caller of one part (the seeding's rules and sources) does not load the drafting
+#: and the beat with it
+_WHERE = {
+    "BeatResult": "beat",
+    "run": "beat",
+    "Drafted": "drafting",
+    "draft_due": "drafting",
+    "get_autopilot": "rules",
+    "update_autopilot": "rules",
+    "due_run": "runs",
+    "Schedule": "schedule",
+    "parse": "schedule",
+    "Fetched": "sources",
+    "add_feed": "sources",
+    "add_query": "sources",
+    "fetch": "sources",
+    "list_sources": "sources",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

@@ -39,7 +39,6 @@ class Bulk:
         self.session = session
         self.dialect = session.get_bind().dialect.name
         self._sequences: dict[str, str] = {}
-        self._held: set[tuple[str, int]] = set()
         self.may_skip_checks = self.dialect == "postgresql"  # False once the role may not
 
     def insert(self, table: Table, rows: list[dict[str, Any]]) -> bool:
@@ -85,8 +84,9 @@ class Bulk:
     def hold(self, table: Table, ids: Iterable[int]) -> bool:
         """Lock the rows ``ids`` of ``table`` against deletion and key changes until the end of
         the transaction (``FOR KEY SHARE``, as a foreign-key check does); True if all are there,
-        so rows naming them can be copied ``trusted`` (PostgreSQL)."""
-        wanted = {i for i in ids if (table.name, i) not in self._held}
+        so rows naming them can be copied ``trusted`` (PostgreSQL). Asked again for every chunk:
+        an import job commits between chunks, which lets go of the lock."""
+        wanted = set(ids)
         if not wanted:
             return True
         found = self.session.execute(
@@ -94,8 +94,7 @@ class Bulk:
             .where(self.among(table.c.id, sorted(wanted)))
             .with_for_update(key_share=True)
         ).scalars()
-        self._held.update((table.name, i) for i in found)
-        return all((table.name, i) in self._held for i in wanted)
+        return set(found) == wanted
 
     def copy_lines(
         self, table: Table, columns: Sequence[str], lines: list[str], *, trusted: bool = False

@@ -105,20 +105,51 @@ def test_a_role_that_may_not_skip_the_checks_imports_the_same_rows(
     assert len(plain["subscriptions"]) == 12 and len(plain["events"]) == 12
 
 
-def test_a_newsletter_cannot_be_deleted_under_a_running_import(pg: Session) -> None:
-    weekly = make_newsletter(pg)
-    pg.commit()
-    csv_import.import_csv(pg, io.BytesIO(a_file(weekly)))  # not committed: still running
-    other = create_engine(pg.get_bind().engine.url.render_as_string(hide_password=False))
+def delete_refused(session: Session, newsletter_id: int) -> bool:
+    """Whether another connection's DELETE of the newsletter waits on a lock (300 ms, then
+    gives up); False if it went through."""
+    url = session.get_bind().engine.url.render_as_string(hide_password=False)
+    other = create_engine(url)
     try:
         with other.connect() as conn:
             conn.exec_driver_sql("SET lock_timeout = '300ms'")
-            with pytest.raises(OperationalError) as caught:
-                conn.exec_driver_sql("DELETE FROM newsletter WHERE id = %s", (weekly.id,))
-            assert isinstance(caught.value.orig, psycopg.errors.LockNotAvailable)
+            try:
+                conn.exec_driver_sql("DELETE FROM newsletter WHERE id = %s", (newsletter_id,))
+            except OperationalError as exc:
+                assert isinstance(exc.orig, psycopg.errors.LockNotAvailable), exc
+                return True
+            conn.commit()
+            return False
     finally:
         other.dispose()
+
+
+def test_a_newsletter_cannot_be_deleted_under_a_running_import(pg: Session) -> None:
+    weekly = make_newsletter(pg)
+    assert weekly.id is not None
+    pg.commit()
+    csv_import.import_csv(pg, io.BytesIO(a_file(weekly)))  # not committed: still running
+    try:
+        assert delete_refused(pg, weekly.id)
+    finally:
         pg.rollback()
+
+
+def test_each_chunk_holds_its_newsletters_again_after_a_progress_commit(pg: Session) -> None:
+    """An import job commits after each chunk (its progress), which ends the lock: the next
+    chunk takes it again before its rows go in unchecked."""
+    weekly = make_newsletter(pg)
+    assert weekly.id is not None
+    pg.commit()
+    refused: list[bool] = []
+
+    def progress(_bytes: int) -> None:
+        refused.append(delete_refused(pg, weekly.id or 0))
+        pg.commit()
+
+    csv_import.import_csv(pg, io.BytesIO(a_file(weekly)), chunk_rows=2, on_progress=progress)
+    pg.commit()
+    assert refused == [True, True, True]
 
 
 def test_the_tables_copied_trusted_have_no_triggers_or_rules(pg: Session) -> None:

@@ -22,7 +22,7 @@ from newsletter.audience.csv_profile import Existing, People, Person
 from newsletter.audience.csv_rows import Entry, Wanted
 from newsletter.audience.subscribers import STICKY, Way, admission_refusals
 from newsletter.models import SubscriptionStatus, moving, utcnow
-from newsletter.tables import EV, S
+from newsletter.tables import EV, NL, S
 
 if TYPE_CHECKING:  # the report is the orchestration's; here it is only counted into
     from newsletter.audience.csv_report import ImportReport
@@ -112,11 +112,13 @@ class Writer:
         text (``csv_fresh``): every row of theirs makes its subscriptions, as ``_subscriptions``
         would; False, with nothing written, if one is there already after all."""
         pairs = [(people[k].id, e) for k, e in chunk.items() if k in created]  # file order
-        if not self.bulk.copy_lines(
-            S, SUBSCRIPTION_COLUMNS, csv_fresh.lines(pairs, "subscriptions")
-        ):
+        # their subscribers were inserted by this transaction; their newsletters are held
+        trusted = self.bulk.hold(NL, {n for _, e in pairs for row in e.rows for n in row.wants})
+        subscriptions = csv_fresh.lines(pairs, "subscriptions")
+        if not self.bulk.copy_lines(S, SUBSCRIPTION_COLUMNS, subscriptions, trusted=trusted):
             return False
-        self.bulk.copy_lines(EV, EVENT_COLUMNS, csv_fresh.lines(pairs, "events"))
+        events = csv_fresh.lines(pairs, "events")
+        self.bulk.copy_lines(EV, EVENT_COLUMNS, events, trusted=trusted)
         return True
 
     def _admit(self, chunk: dict[str, Entry]) -> dict[str, Entry]:

@@ -171,7 +171,14 @@ class Hands:
         conn.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock: every writer waits
         if self.gate is not None:
             self.gate.hold()
-        return frozenset(conn.execute(query).scalars())
+        try:
+            return frozenset(conn.execute(query).scalars())
+        except BaseException:  # no hand to finish: the lock and the gate go now
+            with suppress(DBAPIError):
+                conn.exec_driver_sql("ROLLBACK")
+            if self.gate is not None:
+                self.gate.let_go()
+            raise
 
     def _locked(self, query: Select[Any]) -> frozenset[int]:
         """PostgreSQL: the query on a hand connection of its own (``_taken``); a connection the

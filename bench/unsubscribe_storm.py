@@ -14,7 +14,9 @@ Checks and figures:
     event (source ``one-click``) for each;
   * mailed_after_answer: subscribers whose message reached the sink after their POST's answer
     (both clocks CLOCK_MONOTONIC, one machine): must be 0; the others got it before their
-    answer, or never (their ledger row skipped);
+    answer, or never (their ledger row skipped); a POST not answered 2xx (``not_2xx``: the
+    client's error, or the status and body, and when in the storm) is counted apart, its reader
+    still subscribed (``not_2xx_mailed_later``);
   * p50/p99 of the POSTs' latency (sent to answered);
   * send_rate_ratio: messages a second into the sink during the storm / in the seconds before
     it, same run (``storm_overlap``: the share of the storm during which the send was still on).
@@ -38,6 +40,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +134,7 @@ class Post:
     sent: float = 0.0
     answered: float = 0.0
     status: int = 0
+    failure: str = ""  # not answered: the client's error, or the status and body
 
 
 async def storm(base: str, posts: list[Post], *, rate_per_min: float, clients: int) -> float:
@@ -151,8 +155,11 @@ async def storm(base: str, posts: list[Post], *, rate_per_min: float, clients: i
                 try:
                     reply = await client.post(post.path, data=ONE_CLICK)
                     post.status = reply.status_code
-                except httpx.HTTPError:
+                    if not 200 <= reply.status_code < 300:
+                        post.failure = f"{reply.status_code} {reply.text[:200]}"
+                except httpx.HTTPError as exc:
                     post.status = -1
+                    post.failure = f"{type(exc).__name__}: {exc}"[:200]
                 post.answered = time.monotonic()
 
         await asyncio.gather(*(one_client() for _ in range(clients)))
@@ -288,6 +295,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         storm_start = asyncio.run(storm(base, posts, rate_per_min=args.rate, clients=args.clients))
         storm_end = max(p.answered for p in posts)
         say(f"storm: {len(posts):,} POSTs answered in {storm_end - storm_start:.1f}s")
+        if any(p.failure for p in posts):  # what the server said about it, while it is up
+            say(f"not answered 2xx: {Counter(p.failure for p in posts if p.failure)}")
+            say(f"newsletter serve, last lines:\n{server.tail(80)}")
         sent_at = wait_sent(url, issue_id, timeout=max(300.0, args.subscribers / 50))
         arrivals = sink.arrivals()
         done, skipped = recorded(url, posts)
@@ -298,14 +308,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     before = rate_between(times, first, storm_start)
     during_end = min(storm_end, last)
     during = rate_between(times, storm_start, during_end)
-    late = [p for p in posts if any(t > p.answered for t in arrivals.get(p.email, []))]
-    before_answer = sum(1 for p in posts if arrivals.get(p.email)) - len(late)
+    after = [p for p in posts if any(t > p.answered for t in arrivals.get(p.email, []))]
+    late = [p for p in after if not p.failure]  # a POST with no 2xx answer has no "after" it
+    before_answer = sum(1 for p in posts if arrivals.get(p.email)) - len(after)
     latencies = [(p.answered - p.sent) * 1000 for p in posts]
     ok = sum(1 for p in posts if 200 <= p.status < 300)
     result: dict[str, Any] = {
         "subscribers": args.subscribers,
         "posts": len(posts),
         "answered_2xx": ok,
+        "not_2xx": dict(Counter(p.failure for p in posts if p.failure)),
+        "not_2xx_at_s": [round(p.sent - storm_start, 1) for p in posts if p.failure],
+        "not_2xx_mailed_later": len(after) - len(late),
         "recorded": done,
         "mailed_after_answer": len(late),
         "mailed_before_answer": before_answer,

@@ -24,6 +24,7 @@ from newsletter.exceptions import DatabaseUnavailable, NewsletterError
 from newsletter.models import Issue
 from newsletter.sending import controls, ledger, pooled, relays
 from newsletter.sending.breaker import CircuitBreaker, breaker_for
+from newsletter.sending.hands import Hands
 from newsletter.sending.prepare import Prepared, prepared
 from newsletter.sending.ratelimit import RateLimiter, limiter_for
 from newsletter.sending.recorder import Recorder
@@ -98,14 +99,21 @@ def _run_batch(
                     rec.call(ledger.release, delivery_ids=ids, lease=claimed[0].lease)
                 raise
             if prep is not None:
-                with rec:
+                hands = Hands(
+                    engine,
+                    rec,
+                    newsletter_id=prep.issue.newsletter_id,
+                    connections=pool.size if pool else 1,
+                    gate=relays.health_of(transport),
+                )
+                with rec, hands:
                     run = Run(settings, prep, transport, limiter, breaker, result, rec)
                     run.generation = generation
                     run.hooks = rec.call(webhooks.enabled_events)  # cached; empty: no webhooks
                     if pool is not None and pool.size > 1:
-                        pooled.send_all(run, claimed, pool)
+                        pooled.send_all(run, claimed, pool, hands)
                     else:
-                        run.send_all(claimed)
+                        run.send_all(claimed, hands)
     _wrap_up(engine, issue_id, result)
     _log_batch(issue_id, result)
     return result

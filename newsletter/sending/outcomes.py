@@ -86,9 +86,18 @@ class RetryPolicy:
 
 
 def record(
-    conn: Executor, row: Claimed, outcome: Outcome, *, issue_id: int, retry: RetryPolicy
+    conn: Executor,
+    row: Claimed,
+    outcome: Outcome,
+    *,
+    issue_id: int,
+    retry: RetryPolicy,
+    subscriptions: Executor | None = None,
 ) -> bool:
-    """Write ``outcome`` for ``row`` (only while this claim holds it); False when it did not."""
+    """Write ``outcome`` for ``row`` (only while this claim holds it); False when it did not.
+
+    A bad mailbox's subscription is marked on ``subscriptions`` (the connection of the hand that
+    holds that row's lock, ``sending.hands``), else on ``conn``."""
     if outcome.kind is Kind.sent:
         return ledger.record_sent(
             conn,
@@ -113,7 +122,11 @@ def record(
         conn, delivery_id=row.delivery_id, response=outcome.response, lease=row.lease
     )
     if outcome.kind is Kind.bounced:
-        ledger.mark_bounced(conn, subscriber_id=row.subscriber_id, issue_id=issue_id)
+        ledger.mark_bounced(
+            subscriptions if subscriptions is not None else conn,
+            subscriber_id=row.subscriber_id,
+            issue_id=issue_id,
+        )
         suppression.suppress(conn, row.email, suppression.Reason.bounced)
     return recorded
 

@@ -65,6 +65,10 @@ class Recorder:
         self._conn = conn
         return conn
 
+    def connection(self) -> Connection:
+        """The connection the next ``call`` runs on (opened now if there is none)."""
+        return self._current()
+
     def _current(self) -> Connection:
         return self._open() if self._conn is None else self._conn
 

@@ -11,6 +11,10 @@ A relay goes out for a cool-down when a connection to it fails (``relays``), or 
 (``RelayBreaker``: the share of temporary failures in its last sends in this process) trips. The
 cool-down doubles with each time out in a row, up to the maximum; when it ends the relay is
 tried again (by the next message, or by the beat's health check) and a success puts it back.
+
+On SQLite a batch holds the one write lock while a message is in hand (``hands``), and a write
+from another connection would wait for it, in the very thread that holds it: while ``held``,
+the writes are kept (this process sees them at once) and go to the table when it lets go.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class Health:
         self._states: dict[str, State] = {}
         self._read_at = float("-inf")
         self._lock = threading.Lock()
+        self._held = 0  # batches holding SQLite's write lock (``hold``)
+        self._pending: dict[str, State] = {}  # writes kept until they let go
 
     def states(self) -> dict[str, State]:
         """Every relay that has a row (read again after ``REFRESH`` seconds)."""
@@ -73,7 +79,7 @@ class Health:
         except SQLAlchemyError:  # the database away: keep what we knew, try again next time
             fresh = self._states
         with self._lock:
-            self._states, self._read_at = fresh, self._clock()
+            self._states, self._read_at = {**fresh, **self._pending}, self._clock()
             return self._states
 
     def out(self, now: datetime | None = None) -> dict[str, State]:
@@ -103,7 +109,30 @@ class Health:
         )
         self._write(State(name, None, reason[:1000], 0, utcnow()))
 
+    def hold(self) -> None:
+        """A batch took SQLite's write lock: keep the writes until ``let_go``."""
+        with self._lock:
+            self._held += 1
+
+    def let_go(self) -> None:
+        """The lock is free again: the writes kept meanwhile go to the table."""
+        with self._lock:
+            self._held -= 1
+            if self._held:
+                return
+            pending, self._pending = list(self._pending.values()), {}
+        for state in pending:
+            self._store(state)
+
     def _write(self, state: State) -> None:
+        with self._lock:
+            self._states = {**self._states, state.name: state}
+            if self._held:
+                self._pending[state.name] = state
+                return
+        self._store(state)
+
+    def _store(self, state: State) -> None:
         values = {
             "out_until": state.out_until,
             "reason": state.reason,
@@ -119,9 +148,7 @@ class Health:
             with self.engine.begin() as conn:
                 conn.execute(update(_T).where(_T.c.name == state.name).values(values))
         except SQLAlchemyError:
-            pass  # the database away: this process still knows (below), the others find out
-        with self._lock:
-            self._states = {**self._states, state.name: state}
+            pass  # the database away: this process still knows, the others find out
 
 
 def read_states(engine: Engine) -> dict[str, State]:

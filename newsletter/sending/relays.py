@@ -33,7 +33,15 @@ from newsletter.sending.relay_health import Health, RelayBreaker, State, health_
 from newsletter.transports import TemporaryFailure, Transport, TransportError
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 
-__all__ = ["RelaySet", "Route", "relay_key", "relay_set", "route", "validate_relay"]
+__all__ = [
+    "RelaySet",
+    "Route",
+    "health_of",
+    "relay_key",
+    "relay_set",
+    "route",
+    "validate_relay",
+]
 
 
 @dataclass
@@ -194,6 +202,11 @@ def relay_set(settings: Settings, route: Route | None = None) -> RelaySet:
         breaker = _breakers.setdefault(key, RelayBreaker(window=key[0], threshold=key[1]))
     limits = limits_for(settings.group_caps(), settings.shared_redis_url)
     return RelaySet(settings.relays(), health=health, breaker=breaker, limits=limits, route=route)
+
+
+def health_of(transport: Transport) -> Health | None:
+    """The relays' health a ``RelaySet`` writes (its pool's connections share the process's)."""
+    return transport.health if isinstance(transport, RelaySet) else None
 
 
 def route(transport: Transport, relay: str) -> None:

@@ -20,6 +20,7 @@ from newsletter.exceptions import InvalidInput, TransportError
 from newsletter.models import utcnow
 from newsletter.sending import controls, edition_pick, ledger, outcomes, probe
 from newsletter.sending.breaker import CircuitBreaker
+from newsletter.sending.hands import Hand, Hands
 from newsletter.sending.outcomes import Kind, Outcome, RetryPolicy
 from newsletter.sending.prepare import Prepared
 from newsletter.sending.ratelimit import LimiterUnavailable, RateLimiter
@@ -55,7 +56,7 @@ class Run:
         self.chunk = max(1, min(10, getattr(limiter, "burst", 10) // 4))
         self.retry = RetryPolicy(settings.max_attempts, settings.retry_base_seconds)
 
-    def send_all(self, claimed: list[ledger.Claimed]) -> None:
+    def send_all(self, claimed: list[ledger.Claimed], hands: Hands) -> None:
         lease = claimed[0].lease
         held = {r.delivery_id for r in claimed}
         renewed = time.monotonic()
@@ -79,7 +80,12 @@ class Run:
             if row.delivery_id not in held:
                 self.result.lost += 1
                 continue
-            self.handle(row)
+            hand = hands.current(index)
+            if hand is None:  # one message at a time: every earlier one has its reply
+                hands.settle(index)
+                hand = hands.take(claimed, index)
+            self.handle(row, hand)
+            hands.landed_through(index)  # the lock goes as soon as the hand's last reply is in
             if self.result.stopped:  # the circuit breaker tripped
                 self.rec.call(ledger.release, delivery_ids=rest[1:], lease=lease)
                 return
@@ -106,17 +112,22 @@ class Run:
         """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
         return self.rec.call(ledger.still_claimable, issue_id=self.issue_id)
 
-    def handle(self, row: ledger.Claimed) -> None:
+    def handle(self, row: ledger.Claimed, hand: Hand) -> None:
         """Send one row, record its outcome, and let the rest of the batch react to it."""
-        outcome = self.send_one(row)
+        outcome = self.send_one(row, hand)
         if outcome.delivered:
             self.tokens -= 1
-        self.settle(row, outcome)
+        self.settle(row, outcome, hand)
 
-    def settle(self, row: ledger.Claimed, outcome: Outcome) -> None:
+    def settle(self, row: ledger.Claimed, outcome: Outcome, hand: Hand) -> None:
         """Record one row's outcome and let the rest of the batch react to it."""
         recorded = self.rec.call(
-            outcomes.record, row, outcome, issue_id=self.issue_id, retry=self.retry
+            outcomes.record,
+            row,
+            outcome,
+            issue_id=self.issue_id,
+            retry=self.retry,
+            subscriptions=hand.conn,
         )
         if not recorded and outcome.kind is Kind.sent:
             log.warning(
@@ -139,9 +150,9 @@ class Run:
                 permanent=outcome.kind is Kind.failed,
             )
 
-    def build(self, row: ledger.Claimed) -> Outcome | tuple[str, bytes]:
+    def build(self, row: ledger.Claimed, hand: Hand) -> Outcome | tuple[str, bytes]:
         """(Message-ID, the signed message) for one row, or the outcome that stops it here."""
-        if not row.active:
+        if not row.active or not hand.allows(row):  # left since the start, or since the claim
             return Outcome(Kind.skipped, "no longer subscribed")
         prep = self.prep
         try:
@@ -166,9 +177,9 @@ class Run:
             return Outcome(Kind.local, f"local: {exc}")
         return mid, data
 
-    def send_one(self, row: ledger.Claimed) -> Outcome:
+    def send_one(self, row: ledger.Claimed, hand: Hand) -> Outcome:
         """Render, sign and hand over one message; what became of it (nothing recorded yet)."""
-        built = self.build(row)
+        built = self.build(row, hand)
         if isinstance(built, Outcome):
             return built
         mid, data = built

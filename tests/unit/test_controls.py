@@ -6,6 +6,7 @@ Sends go through a real aiosmtpd sink over real SMTP; the database is SQLite and
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,9 +26,9 @@ from newsletter.models import (
     RenderedIssue,
     utcnow,
 )
-from newsletter.sending import batch, breaker, controls, ledger, prepare, scheduler
+from newsletter.sending import batch, breaker, controls, hands, ledger, prepare, scheduler
 from newsletter.sending.start import fill_ledger
-from newsletter.transports.sink import FaultPlan, Received, SMTPSink
+from newsletter.transports.sink import FaultPlan, SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 from tests.conftest import make_issue, make_subscribers
 
@@ -101,13 +102,16 @@ def test_pause_stops_new_sends_within_one_batch_and_resume_finishes(
     issue_id = _started(session, 80)
     engine = get_engine(settings.database_url)
 
-    def pause_after_the_third(_: Received) -> None:
-        if len(sink.messages) == 3:
+    def pause_after_the_third() -> None:
+        if len(sink.messages) >= 3 and not acted:
+            acted.append(True)
             with Session(engine) as other:  # the operator, in another connection
                 controls.pause(other, issue_id=issue_id, reason="checking a typo")
                 other.commit()
 
-    with SMTPSink(on_message=pause_after_the_third) as sink:
+    acted: list[bool] = []
+    _when_a_hand_lets_go(monkeypatch, pause_after_the_third)
+    with SMTPSink() as sink:
         first = batch.run_batch(
             settings,
             issue_id=issue_id,
@@ -166,19 +170,34 @@ def test_cancel_mid_send_marks_the_rest_cancelled_and_sends_no_more(
         controls.resume(session, issue_id=issue_id)
 
 
+def _when_a_hand_lets_go(monkeypatch: pytest.MonkeyPatch, act: Callable[[], None]) -> None:
+    """Run ``act`` (another connection's change) each time a batch's hand lets go of its lock:
+    inline during the SMTP exchange it would wait, on SQLite, for the very batch it runs in."""
+    finish = hands.Hands._finish
+
+    def finished(self: hands.Hands, hand: hands.Hand) -> None:
+        finish(self, hand)
+        act()
+
+    monkeypatch.setattr(hands.Hands, "_finish", finished)
+
+
 def test_a_batch_that_sees_the_cancel_releases_its_rows_as_cancelled(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issue_id = _started(session, 40)
     engine = get_engine(settings.database_url)
 
-    def cancel_after_the_second(_: Received) -> None:
-        if len(sink.messages) == 2:
+    def cancel_after_the_second() -> None:
+        if len(sink.messages) >= 2 and not acted:
+            acted.append(True)
             with Session(engine) as other:
                 controls.cancel(other, issue_id=issue_id)
                 other.commit()
 
-    with SMTPSink(on_message=cancel_after_the_second) as sink:
+    acted: list[bool] = []
+    _when_a_hand_lets_go(monkeypatch, cancel_after_the_second)
+    with SMTPSink() as sink:
         result = batch.run_batch(
             settings, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
         )

@@ -22,7 +22,7 @@ from newsletter.models import (
     SubscriptionStatus,
     utcnow,
 )
-from newsletter.sending import ledger, prepare
+from newsletter.sending import hands, ledger, prepare
 from newsletter.sending.batch import BatchResult, run_batch
 from newsletter.sending.start import SendStart, fill_ledger
 from newsletter.transports.memory import MemoryTransport
@@ -602,20 +602,25 @@ def test_a_slow_batch_does_not_send_rows_another_batch_took_over(
         def send(self, envelope_from: str, to: str, data: bytes) -> str:
             reply = super().send(envelope_from, to, data)
             if len(self.sent) == 1:
-                # the server stalls past a third of the lease; meanwhile the lease runs out
-                # and another worker's batch takes the rows over
                 import time
 
-                time.sleep(2.1)
-                with Session(session.get_bind()) as other:
-                    ledger.requeue_expired(other, now=utcnow() + timedelta(seconds=10))
-                    taken.extend(
-                        ledger.claim(other, issue_id=st.issue_id, limit=10, lease_seconds=300)
-                    )
-                    other.commit()
+                time.sleep(2.1)  # the server stalls past a third of the lease
             return reply
 
     transport = SlowFirst()
+    finish = hands.Hands._finish
+
+    def take_over(self: hands.Hands, hand: hands.Hand) -> None:
+        finish(self, hand)
+        if len(transport.sent) == 1 and not taken:
+            # meanwhile the lease ran out and another worker's batch takes the rows over (as
+            # soon as the first message's hand lets go: on SQLite it holds the write lock)
+            with Session(session.get_bind()) as other:
+                ledger.requeue_expired(other, now=utcnow() + timedelta(seconds=10))
+                taken.extend(ledger.claim(other, issue_id=st.issue_id, limit=10, lease_seconds=300))
+                other.commit()
+
+    monkeypatch.setattr(hands.Hands, "_finish", take_over)
     result = run_batch(settings, issue_id=st.issue_id, transport=transport)
     assert len(transport.sent) == 1  # the other four were not sent from here
     assert result.lost == 4 and result.sent == 1

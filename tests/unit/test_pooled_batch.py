@@ -13,7 +13,7 @@ from sqlmodel import Session, select
 from newsletter import db
 from newsletter.config import Settings
 from newsletter.models import Subscription, SubscriptionStatus
-from newsletter.sending import controls, prepare
+from newsletter.sending import controls, hands, prepare
 from newsletter.sending.batch import run_batch
 from newsletter.transports import PermanentFailure, TemporaryFailure, Transport, TransportError
 from newsletter.transports.memory import MemoryTransport
@@ -109,20 +109,28 @@ def test_a_pooled_batch_records_what_one_connection_would(
 
 
 def test_a_pause_mid_batch_records_the_messages_in_flight_and_releases_the_rest(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     st = _start(session, active=60)
     issue_id = st.issue_id
     count = 0
 
-    def pause_after_the_30th() -> None:
+    def counting() -> None:
         nonlocal count
         count += 1
-        if count == 30:
-            with db.session_scope(settings.database_url) as other:
-                controls.pause(other, issue_id=issue_id)
 
-    shared = Shared({}, pause_after_the_30th)
+    finish = hands.Hands._finish
+
+    def pause_after_the_30th(self: hands.Hands, hand: hands.Hand) -> None:
+        finish(self, hand)
+        if count >= 30 and not paused:
+            # an editor pauses (once the hand lets go: on SQLite it holds the write lock)
+            with db.session_scope(settings.database_url) as other:
+                paused.append(controls.pause(other, issue_id=issue_id))
+
+    paused: list[object] = []
+    monkeypatch.setattr(hands.Hands, "_finish", pause_after_the_30th)
+    shared = Shared({}, counting)
     pool = TransportPool(shared.connection, 4)
     try:
         result = run_batch(settings, issue_id=issue_id, transport=MemoryTransport(), pool=pool)

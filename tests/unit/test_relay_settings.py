@@ -11,9 +11,10 @@ from pydantic import ValidationError
 
 from newsletter.config import Settings
 from newsletter.config_relays import DEFAULT_CAPS, GroupCap
+from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput
 from newsletter.sending.domain_caps import group_of
-from newsletter.sending.relay_health import RelayBreaker, State
+from newsletter.sending.relay_health import Health, RelayBreaker, State, read_states
 from newsletter.sending.relays import RelaySet, Route, route
 
 
@@ -152,3 +153,17 @@ def test_a_relays_breaker_trips_on_half_its_window_of_temporary_failures() -> No
     tripped = [breaker.record("a", failed=True) for _ in range(3)]
     assert tripped == [None, None, "3 of its last 6 sends failed"]
     assert breaker.record("a", failed=True) is None  # the window starts again
+
+
+def test_a_held_health_keeps_its_writes_until_it_lets_go_and_sees_them_meanwhile(
+    settings: Settings,
+) -> None:
+    # SQLite: a batch's hand holds the write lock; a write from another connection would wait
+    health = Health(get_engine(settings.database_url), cooldown=60, cooldown_max=60)
+    health.hold()
+    health.mark_out("a", "cannot connect: refused")
+    assert "a" in health.out()  # this process knows at once
+    assert read_states(health.engine) == {}  # the table not yet
+    health.let_go()
+    written = read_states(health.engine)
+    assert set(written) == {"a"} and written["a"].reason == "cannot connect: refused"

@@ -216,7 +216,10 @@ def _finish(
 ) -> None:
     finished = session.execute(
         update(ImportJob)
-        .where(ours(job.id or 0, job.attempts))
+        .where(
+            ours(job.id or 0, job.attempts),
+            moving(ImportJob.status, status, among=[ImportStatus.running]),
+        )
         .values(
             status=status,
             finished_at=utcnow(),

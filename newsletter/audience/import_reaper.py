@@ -20,7 +20,7 @@ from sqlalchemy import select, update
 from sqlmodel import Session
 
 from newsletter.models import ImportJob, ImportUpload, utcnow
-from newsletter.statuses import ImportStatus
+from newsletter.statuses import ImportStatus, moving
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +48,14 @@ def reap_stalled(
     requeued: list[int] = []
     for job_id, attempts, heartbeat in stalled:
         silent = f"its run stopped (no progress since {_at(heartbeat)})"
-        guard = (
-            (ImportJob.id == job_id)
-            & (ImportJob.status == ImportStatus.running)
-            & (ImportJob.attempts == attempts)
-        )
+        same_run = (ImportJob.id == job_id) & (ImportJob.attempts == attempts)
         if attempts < MAX_ATTEMPTS:
             moved = session.execute(
                 update(ImportJob)
-                .where(guard)
+                .where(
+                    same_run,
+                    moving(ImportJob.status, ImportStatus.queued, among=[ImportStatus.running]),
+                )
                 .values(status=ImportStatus.queued, failure=f"{silent}; started again")
             )
             if moved.rowcount:  # type: ignore[attr-defined]
@@ -66,7 +65,10 @@ def reap_stalled(
         failure = f"{silent}, {attempts} runs in all"
         moved = session.execute(
             update(ImportJob)
-            .where(guard)
+            .where(
+                same_run,
+                moving(ImportJob.status, ImportStatus.failed, among=[ImportStatus.running]),
+            )
             .values(status=ImportStatus.failed, failure=failure, finished_at=now)
         )
         if moved.rowcount:  # type: ignore[attr-defined]

@@ -129,9 +129,12 @@ def record_retry(
     max_attempts: int,
     base_seconds: float,
     lease: str | None = None,
+    counted: bool = True,
 ) -> bool:
-    """A temporary failure: back to pending for later, or failed once attempts run out."""
-    if attempts >= max_attempts:
+    """A temporary failure: back to pending for later, or failed once attempts run out.
+    Not ``counted`` (no server was reached: the relays were out), the try is given back: a
+    relay's outage never uses up a message's tries (the circuit breaker pauses the send)."""
+    if counted and attempts >= max_attempts:
         return record_failed(
             session, delivery_id=delivery_id, response=f"gave up: {response}", lease=lease
         )
@@ -147,6 +150,7 @@ def record_retry(
         status=again,
         smtp_response=response[:1000],
         next_attempt_at=utcnow() + backoff(attempts, base=base_seconds),
+        **({} if counted else {"attempts": D.c.attempts - 1}),
     )
 
 

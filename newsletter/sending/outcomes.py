@@ -37,11 +37,14 @@ class Outcome:
     response: str
     message_id: str | None = None
     code: int | None = None
+    #: a retry for which no server was reached (every relay out, or none would connect): the
+    #: relay's outage, not the message's, so it does not use up one of the message's tries
+    unsent: bool = False
 
     @property
     def delivered(self) -> bool:
         """Whether a message went to the server (it used a token of the rate limit)."""
-        return self.kind not in (Kind.local, Kind.skipped)
+        return self.kind not in (Kind.local, Kind.skipped) and not self.unsent
 
     @property
     def throttled(self) -> bool:
@@ -72,7 +75,7 @@ def is_bad_mailbox(code: int | None, response: str) -> bool:
 def classify(error: TransportError, message_id: str | None) -> Outcome:
     """The outcome of a send the transport refused."""
     if isinstance(error, TemporaryFailure):
-        return Outcome(Kind.retry, str(error), message_id, error.code)
+        return Outcome(Kind.retry, str(error), message_id, error.code, unsent=error.connecting)
     if isinstance(error, PermanentFailure) and error.code is not None:
         kind = Kind.bounced if is_bad_mailbox(error.code, error.response) else Kind.failed
         return Outcome(kind, error.response, message_id, error.code)
@@ -117,6 +120,7 @@ def record(
             max_attempts=retry.max_attempts,
             base_seconds=retry.base_seconds,
             lease=row.lease,
+            counted=not outcome.unsent,
         )
     recorded = ledger.record_failed(
         conn, delivery_id=row.delivery_id, response=outcome.response, lease=row.lease

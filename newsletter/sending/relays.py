@@ -86,8 +86,8 @@ class RelaySet:
         tried: list[str] = []
         while True:
             relay = self._pick(tried)
-            if relay is None:
-                raise TemporaryFailure(self._none_left(tried), code=None)
+            if relay is None:  # nothing was written to any server: another try later
+                raise TemporaryFailure(self._none_left(tried), code=None, connecting=True)
             group = group_of(to) if relay.caps else ""
             try:
                 reply = self._send_on(relay, group, envelope_from, to, data)

@@ -12,11 +12,11 @@ from collections import Counter
 from collections.abc import Iterator
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from newsletter.config import Settings, get_settings
 from newsletter.content.qa import QAConfig
-from newsletter.models import Newsletter
+from newsletter.models import Delivery, DeliveryStatus, Newsletter
 from newsletter.sending import batch, breaker, relay_checks, relays
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import SMTPSink
@@ -220,6 +220,38 @@ def test_every_relay_out_fails_temporarily_and_the_issue_breaker_pauses_the_send
         "a": "out",
         "b": "out",
     }
+
+
+def test_an_outage_of_every_relay_uses_up_no_messages_tries(
+    session: Session,
+    settings: Settings,
+    two_sinks: tuple[SMTPSink, SMTPSink],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A message tried while no relay can be reached is not the message's failure: with one try
+    allowed, it is still pending (its try given back) when the breaker pauses the send."""
+    a, b = two_sinks
+    current = with_env(
+        monkeypatch,
+        smtp_relays=relay_json(("a", a, 1), ("b", b, 1)),
+        breaker_min_results="5",
+        max_attempts="1",
+    )
+    fx = make_issue(session)
+    make_subscribers(session, fx.newsletter, 12)
+    issue_id = _started(session, fx.issue.id)  # type: ignore[arg-type]
+    a.stop()
+    b.stop()
+    transport = relays.relay_set(current)
+    try:
+        result = batch.run_batch(current, issue_id=issue_id, transport=transport)
+    finally:
+        transport.close()
+    assert result.stopped and result.sent == 0 and result.retried >= 5
+    session.expire_all()
+    rows = session.exec(select(Delivery).where(Delivery.issue_id == issue_id)).all()
+    assert len(rows) == 12
+    assert {(r.status, r.attempts) for r in rows} == {(DeliveryStatus.pending, 0)}
 
 
 # ---------------------------------------------------------------- caps per domain group

@@ -327,6 +327,26 @@ def test_record_retry_at_max_attempts_fails_the_row(session: Session, started: S
     assert (row.status, row.smtp_response) == ("failed", "gave up: 451 4.3.0 busy")
 
 
+def test_a_retry_no_server_was_reached_for_gives_its_try_back(
+    session: Session, started: Started
+) -> None:
+    c = _one_claimed(session, started)
+    assert c.attempts == 1  # the claim counted one
+    ledger.record_retry(
+        session,
+        delivery_id=c.delivery_id,
+        attempts=3,  # at the limit: a counted retry would give up (above)
+        response="no relay to send through: default out until 12:00:00 UTC",
+        max_attempts=3,
+        base_seconds=60,
+        counted=False,
+    )
+    session.commit()
+    row = _row(session, started, c.delivery_id)
+    assert (row.status, row.attempts) == ("pending", 0)
+    assert row.smtp_response.startswith("no relay to send through")
+
+
 def test_record_failed_fails_the_row(session: Session, started: Started) -> None:
     c = _one_claimed(session, started)
     ledger.record_failed(session, delivery_id=c.delivery_id, response="550 5.1.1 no such user")

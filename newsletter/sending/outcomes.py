@@ -143,6 +143,6 @@ def webhook_event(outcome: Outcome, row: Claimed, *, max_attempts: int) -> str |
         return "delivery.bounced"
     if outcome.kind in (Kind.failed, Kind.local):
         return "delivery.failed"
-    if outcome.kind is Kind.retry and row.attempts >= max_attempts:
-        return "delivery.failed"  # the retry gave up
+    if outcome.kind is Kind.retry and row.attempts >= max_attempts and not outcome.unsent:
+        return "delivery.failed"  # the retry gave up (a try given back never does)
     return None

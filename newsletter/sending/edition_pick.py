@@ -1,9 +1,10 @@
 """Which frozen edition a reader's message is built from (the batch asks per row).
 
 A process builds each edition's ``MessageTemplate`` once, like the issue's (``prepare``), and
-keeps them with the issue's frozen time; an issue without editions costs no query per message.
-With editions, a reader's language is one primary-key read: the subscriber's language, else the
-newsletter's (``editions.pick``; none that matches: the default edition).
+keeps them with the issue's frozen time. A reader's language comes with the claimed row
+(``ledger.Claimed.language``, read in the claim's own query): the subscriber's language, else
+the newsletter's (``editions.pick``; none that matches: the default edition). No query per
+message.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.engine import Connection
 from sqlmodel import Session, col
 
 from newsletter import i18n
@@ -21,10 +21,9 @@ from newsletter.content import editions
 from newsletter.content.rendering import CompiledIssue
 from newsletter.db import get_engine
 from newsletter.mail.message import MessageTemplate, Recipient
-from newsletter.models import RenderedEdition, Subscriber
+from newsletter.models import RenderedEdition
 from newsletter.sending import subject_tests
 from newsletter.sending.prepare import Prepared
-from newsletter.sending.recorder import Recorder
 
 #: (issue id, frozen at) -> language -> its template; a few issues, as ``prepare`` keeps
 _templates: dict[tuple[int, datetime], dict[str, MessageTemplate]] = {}
@@ -64,22 +63,14 @@ def _templates_of(settings: Settings, prep: Prepared) -> dict[str, MessageTempla
     return _templates[key]
 
 
-def _language(conn: Connection, subscriber_id: int) -> str | None:
-    found = conn.execute(
-        select(col(Subscriber.language)).where(col(Subscriber.id) == subscriber_id)
-    ).scalar()
-    return str(found) if found else None
-
-
 def template_for(
-    settings: Settings, rec: Recorder, prep: Prepared, subscriber_id: int
+    settings: Settings, prep: Prepared, language: str | None
 ) -> tuple[MessageTemplate, str]:
-    """The template of the edition this reader gets (the issue's own when it has none), and
-    its language (the newsletter's for the issue's own)."""
+    """The template of the edition a reader of ``language`` gets (the issue's own when it has
+    none), and its language (the newsletter's for the issue's own)."""
     templates = _templates_of(settings, prep)
     if not templates:
         return prep.template, prep.newsletter.language
-    language = rec.call(_language, subscriber_id)
     picked = editions.pick(templates, language, prep.newsletter.language)
     if picked is None:
         return prep.template, prep.newsletter.language

@@ -52,6 +52,7 @@ class Claimed:
     active: bool  # still subscribed now; a row whose subscriber left since the start is skipped
     lease: str = ""  # the claim's token: only its holder may record the row's result
     variant: int | None = None  # its subject test variant (None: the issue's subject)
+    language: str | None = None  # the reader's language (their edition; None: the newsletter's)
 
 
 # ---------------------------------------------------------------- claiming and recording
@@ -138,7 +139,7 @@ def _with_recipients(
         return []
     newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
     people = session.execute(
-        select(SUB.c.id, SUB.c.email, SUB.c.name, S.c.status)
+        select(SUB.c.id, SUB.c.email, SUB.c.name, SUB.c.language, S.c.status)
         .select_from(SUB)
         .join(S, and_(S.c.subscriber_id == SUB.c.id, S.c.newsletter_id == newsletter_id))
         .where(SUB.c.id.in_([r.subscriber_id for r in rows]))
@@ -157,6 +158,7 @@ def _with_recipients(
                 active=person is not None and person.status == SubscriptionStatus.active,
                 lease=token,
                 variant=r.variant,
+                language=(person.language or None) if person else None,
             )
         )
     return claimed

@@ -164,9 +164,7 @@ class Run:
                 name=row.name,
                 variant=row.variant,
             )
-            template, language = edition_pick.template_for(
-                self.settings, self.rec, prep, row.subscriber_id
-            )
+            template, language = edition_pick.template_for(self.settings, prep, row.language)
             person = edition_pick.greeted(person, language)
             if prep.signer is None:
                 mid, data = template.render(person)

@@ -194,42 +194,8 @@ def test_every_relay_out_fails_temporarily_and_the_issue_breaker_pauses_the_send
     two_sinks: tuple[SMTPSink, SMTPSink],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    a, b = two_sinks
-    current = with_env(
-        monkeypatch, smtp_relays=relay_json(("a", a, 1), ("b", b, 1)), breaker_min_results="5"
-    )
-    fx = make_issue(session)
-    make_subscribers(session, fx.newsletter, 12)
-    issue_id = _started(session, fx.issue.id)  # type: ignore[arg-type]
-    a.stop()
-    b.stop()
-    transport = relays.relay_set(current)
-    try:
-        result = batch.run_batch(current, issue_id=issue_id, transport=transport)
-    finally:
-        transport.close()
-    assert result.stopped and result.sent == 0
-    session.expire_all()
-    from newsletter.models import Issue, IssueStatus
-
-    issue = session.get(Issue, issue_id)
-    assert issue is not None and issue.status == IssueStatus.paused
-    assert "no relay to send through" in (issue.status_reason or "")
-    assert issue.breaker_probe_at is not None  # the relays down: a probe resumes it
-    assert {s.relay.name: s.state for s in relay_checks.statuses(current)} == {
-        "a": "out",
-        "b": "out",
-    }
-
-
-def test_an_outage_of_every_relay_uses_up_no_messages_tries(
-    session: Session,
-    settings: Settings,
-    two_sinks: tuple[SMTPSink, SMTPSink],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """A message tried while no relay can be reached is not the message's failure: with one try
-    allowed, it is still pending (its try given back) when the breaker pauses the send."""
+    """... and uses up none of the messages' tries: with one try allowed, every row is still
+    pending (its try given back) when the breaker pauses the send."""
     a, b = two_sinks
     current = with_env(
         monkeypatch,
@@ -252,6 +218,16 @@ def test_an_outage_of_every_relay_uses_up_no_messages_tries(
     rows = session.exec(select(Delivery).where(Delivery.issue_id == issue_id)).all()
     assert len(rows) == 12
     assert {(r.status, r.attempts) for r in rows} == {(DeliveryStatus.pending, 0)}
+    from newsletter.models import Issue, IssueStatus
+
+    issue = session.get(Issue, issue_id)
+    assert issue is not None and issue.status == IssueStatus.paused
+    assert "no relay to send through" in (issue.status_reason or "")
+    assert issue.breaker_probe_at is not None  # the relays down: a probe resumes it
+    assert {s.relay.name: s.state for s in relay_checks.statuses(current)} == {
+        "a": "out",
+        "b": "out",
+    }
 
 
 # ---------------------------------------------------------------- caps per domain group

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
-from newsletter.audience import import_jobs
-from newsletter.models import Subscriber
+from newsletter.audience import import_jobs, import_reaper
+from newsletter.models import ImportJob, Subscriber, utcnow
 from tests.browser import conftest as browser_conftest
 from tests.browser.conftest import Live, screenshot, sign_in
 
@@ -113,3 +115,31 @@ def test_the_progress_page_waits_for_a_worker_then_shows_the_result_by_itself(
     assert done is not None and done.status == "done"
     page.get_by_text("50 rows: 50 imported").wait_for(timeout=15_000)  # import.js reloaded it
     assert page.get_by_text("No row was rejected").is_visible()
+
+
+def test_a_job_started_again_after_its_worker_went_away_says_so_while_it_waits(
+    page: Any, live: Live
+) -> None:
+    with live.session() as s:
+        job = import_jobs.create(
+            s, b"email,name\nolga@example.org,Olga\n", filename="list.csv", created_by="test"
+        )
+        import_jobs.configure(s, job, newsletters=["belarus-weekly"])
+        import_jobs.start(s, job)
+        s.commit()
+        job_id = job.id
+        # what a worker killed mid-import leaves: running, an hour without a sign of life
+        s.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)  # type: ignore[arg-type]
+            .values(status="running", attempts=1, heartbeat_at=utcnow() - timedelta(hours=1))
+        )
+        s.commit()
+        assert import_reaper.reap_stalled(s, stale_seconds=300) == [job_id]  # the beat's look
+    sign_in(page)
+    page.goto(f"/admin/subscribers/import/{job_id}")
+    page.get_by_text("An earlier run: its run stopped (no progress since").wait_for()
+    assert page.get_by_text("Waiting for a worker").is_visible()
+    for width in (1200, 375):
+        page.set_viewport_size({"width": width, "height": 700})
+        screenshot(page, f"import-restarted-{width}.png")

@@ -14,10 +14,12 @@ import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime, formataddr
+from functools import lru_cache
 from urllib.parse import quote
 
 import idna
@@ -180,13 +182,19 @@ class MessageTemplate:
         personal = CRLF.join(
             [
                 _to_header(recipient.name, recipient.email),
-                f"Date: {format_datetime(utcnow())}",
+                f"Date: {_date(int(utcnow().timestamp()))}",
                 f"Message-ID: {mid}",
                 unsubscribe,
             ]
         )
         head = self._head if recipient.variant is None else self._heads[recipient.variant]
         return mid, b"".join([head, personal.encode("utf-8"), (CRLF + CRLF).encode("ascii")])
+
+
+@lru_cache(maxsize=4)
+def _date(second: int) -> str:
+    """The Date header's value for a Unix second (formatted once a second, not per message)."""
+    return format_datetime(datetime.fromtimestamp(second, UTC))
 
 
 def unsubscribe_mailto(mailbox: str, token: str) -> str:

@@ -37,7 +37,8 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol
 
-from sqlalchemy import Select, select
+from sqlalchemy import Integer, Select, any_, bindparam, select
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -52,6 +53,20 @@ HAND_ROWS = 16
 HAND_SECONDS = 0.05
 #: SQLite: how long the batch stays out of the write lock every ``HAND_SECONDS``
 SQLITE_PAUSE = 0.01
+
+
+#: PostgreSQL: the rows of a hand still subscribed, locked FOR SHARE (an UPDATE of them waits);
+#: one statement built once, the ids an array (an IN list would be compiled again every hand)
+_LOCK_ACTIVE = (
+    select(S.c.subscriber_id)
+    .where(
+        S.c.newsletter_id == bindparam("newsletter"),
+        S.c.subscriber_id == any_(bindparam("ids", type_=postgresql.ARRAY(Integer))),
+        S.c.status == SubscriptionStatus.active,
+    )
+    .order_by(S.c.subscriber_id)
+    .with_for_update(read=True)
+)
 
 
 class Gate(Protocol):
@@ -146,19 +161,20 @@ class Hands:
     def take(self, claimed: Sequence[Claimed], index: int) -> Hand:
         """Re-check and lock the rows from ``index`` on; ``full`` must be False."""
         rows = claimed[index : index + self.rows]
-        query = (
-            select(S.c.subscriber_id)
-            .where(
-                S.c.newsletter_id == self.newsletter_id,
-                S.c.subscriber_id.in_(sorted({r.subscriber_id for r in rows})),
-                S.c.status == SubscriptionStatus.active,
-            )
-            .order_by(S.c.subscriber_id)
-        )
+        ids = sorted({r.subscriber_id for r in rows})
         if self.postgres:
-            query = query.with_for_update(read=True)  # FOR SHARE: an UPDATE of these waits
-            active = self.recorder.call(lambda _rec: self._locked(query))
+            values = {"newsletter": self.newsletter_id, "ids": ids}
+            active = self.recorder.call(lambda _rec: self._locked(_LOCK_ACTIVE, values))
         else:
+            query = (
+                select(S.c.subscriber_id)
+                .where(
+                    S.c.newsletter_id == self.newsletter_id,
+                    S.c.subscriber_id.in_(ids),
+                    S.c.status == SubscriptionStatus.active,
+                )
+                .order_by(S.c.subscriber_id)
+            )
             active = self._write_locked(query)
         conn = self._taken if self._taken is not None else self.recorder.connection()
         hand = Hand(conn, index, index + len(rows) - 1, active)
@@ -180,12 +196,12 @@ class Hands:
                 self.gate.let_go()
             raise
 
-    def _locked(self, query: Select[Any]) -> frozenset[int]:
+    def _locked(self, query: Select[Any], values: dict[str, Any]) -> frozenset[int]:
         """PostgreSQL: the query on a hand connection of its own (``_taken``); a connection the
         database dropped (a restart) is discarded and the recorder's ``call`` tries again."""
         conn = self.spare.pop() if self.spare else self._new()
         try:
-            active = frozenset(conn.execute(query).scalars())
+            active = frozenset(conn.execute(query, values).scalars())
         except DBAPIError as exc:
             if connection_lost(exc):
                 self._discard(conn)

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select, update
 from sqlmodel import Session
 
 from newsletter.models import DeliveryStatus, IssueStatus, SubscriptionStatus, moving, utcnow
@@ -67,7 +67,11 @@ def claimable() -> ColumnElement[bool]:
 
 def still_claimable(session: Executor, *, issue_id: int) -> bool:
     """Whether the issue's rows may still go out (a batch looks between messages)."""
-    return bool(session.execute(select(exists().where(I.c.id == issue_id, claimable()))).scalar())
+    return bool(session.execute(_STILL_CLAIMABLE, {"issue": issue_id}).scalar())
+
+
+# built once: a batch asks every few messages
+_STILL_CLAIMABLE = select(exists().where(I.c.id == bindparam("issue"), claimable()))
 
 
 def claim(

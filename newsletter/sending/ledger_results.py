@@ -14,6 +14,8 @@ from sqlmodel import Session
 
 from newsletter.models import DeliveryStatus, SubscriptionStatus, moving, utcnow
 from newsletter.retries import backoff
+from newsletter.sending import driver_sql
+from newsletter.statuses import sources
 from newsletter.tables import D, I, S
 
 #: results are recorded on a Session or, by the sender, on an autocommit Connection
@@ -61,16 +63,13 @@ def record_sent(
     lease: str | None = None,
 ) -> bool:
     if lease is not None:  # the sender's hot path: one statement built once, parameters only
-        now = utcnow()
+        now, response = utcnow(), response[:1000]
+        if driver_sql.usable(session):  # PostgreSQL: psycopg's prepared statement
+            values = (message_id, response, now, now, delivery_id, lease)
+            return driver_sql.rowcount(session, _RECORD_SENT_PG, values) == 1
         result = session.execute(
             _RECORD_SENT,
-            {
-                "rid": delivery_id,
-                "lease": lease,
-                "mid": message_id,
-                "resp": response[:1000],
-                "now": now,
-            },
+            {"rid": delivery_id, "lease": lease, "mid": message_id, "resp": response, "now": now},
         )
         return bool(result.rowcount == 1)  # type: ignore[attr-defined]
     return _finish_row(
@@ -101,6 +100,18 @@ _RECORD_SENT = (
         lease_until=None,
         lease_token=None,
     )
+)
+
+
+# the same statement for psycopg (``driver_sql``): positional parameters, and the statuses it
+# may move from written into it (from the moves table, as ``moving`` does), not an array
+# parameter: psycopg converts each parameter on every call
+_RECORD_SENT_PG = driver_sql.statement(
+    "UPDATE delivery SET status = {to}, message_id = %s, smtp_response = %s, sent_at = %s, "
+    "updated_at = %s, lease_until = NULL, lease_token = NULL "
+    "WHERE id = %s AND status IN ({among}) AND lease_token = %s",
+    to=[DeliveryStatus.sent],
+    among=sources(DeliveryStatus.sent, among=IN_HAND),
 )
 
 

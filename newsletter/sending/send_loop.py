@@ -61,8 +61,8 @@ class Run:
         held = {r.delivery_id for r in claimed}
         renewed = time.monotonic()
         for index, row in enumerate(claimed):
-            rest = [r.delivery_id for r in claimed[index:]]
             if self._must_stop(index, row):
+                rest = [r.delivery_id for r in claimed[index:]]
                 self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
                 self.rec.call(controls.settle_cancelled, issue_id=self.issue_id)
                 self.result.stopped = True
@@ -72,7 +72,7 @@ class Run:
                 # out anyway belong to another batch now and are not sent from here
                 held = self.rec.call(
                     ledger.renew,
-                    delivery_ids=rest,
+                    delivery_ids=[r.delivery_id for r in claimed[index:]],
                     lease=lease,
                     lease_seconds=self.settings.lease_seconds,
                 )
@@ -87,7 +87,8 @@ class Run:
             self.handle(row, hand)
             hands.landed_through(index)  # the lock goes as soon as the hand's last reply is in
             if self.result.stopped:  # the circuit breaker tripped
-                self.rec.call(ledger.release, delivery_ids=rest[1:], lease=lease)
+                rest = [r.delivery_id for r in claimed[index + 1 :]]
+                self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
                 return
 
     def _must_stop(self, index: int, row: ledger.Claimed) -> bool:

@@ -22,7 +22,13 @@ from enum import StrEnum
 from functools import lru_cache
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    Signer,
+    TimestampSigner,
+    URLSafeTimedSerializer,
+)
 from itsdangerous.encoding import base64_encode
 
 from newsletter.exceptions import InvalidLink
@@ -54,12 +60,36 @@ class ConfirmData:
 _NOT_WORTH_COMPRESSING = 64
 
 
+class _Signer(TimestampSigner):
+    """itsdangerous's, its key derived once (a hash per token otherwise)."""
+
+    _derived: bytes | None = None
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        if secret_key is not None:  # verifying against each of several keys
+            return super().derive_key(secret_key)
+        if self._derived is None:
+            self._derived = super().derive_key()
+        return self._derived
+
+
 class _Serializer(URLSafeTimedSerializer):
-    """itsdangerous's, without trying zlib on a short payload. The try cost about 50 us (zlib's
-    set-up) for every token, two a message on the send path, and a payload of a few ids such as
-    ``[48213,3,17]`` never comes out shorter; only a very repetitive one (``[1111111,1111111]``)
-    would, and its token is then a few characters longer. An uncompressed payload is the
-    library's own format: any ``URLSafeTimedSerializer`` with the key reads these tokens."""
+    """itsdangerous's, with its signer made once, and without trying zlib on a short payload.
+    The try cost about 50 us (zlib's set-up) for every token, two a message on the send path,
+    and a payload of a few ids such as ``[48213,3,17]`` never comes out shorter; only a very
+    repetitive one (``[1111111,1111111]``) would, and its token is then a few characters longer.
+    An uncompressed payload is the library's own format: any ``URLSafeTimedSerializer`` with the
+    key reads these tokens."""
+
+    default_signer = _Signer
+    _signer: Signer | None = None
+
+    def make_signer(self, salt: str | bytes | None = None) -> Signer:
+        if salt is not None and salt != self.salt:
+            return super().make_signer(salt)
+        if self._signer is None:  # no state of a token's in it: the time is read per sign
+            self._signer = super().make_signer()
+        return self._signer
 
     def dump_payload(self, obj: Any) -> bytes:
         json = self.serializer.dumps(obj, **self.serializer_kwargs).encode("utf-8")

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
-from typing import Any, TypeGuard
+from typing import Any, TypeGuard, cast
 
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
+
+#: the connection's cursor for these statements, kept in its ``info`` (one per connection)
+_CURSOR = "newsletter.driver_sql.cursor"
 
 
 def usable(conn: object) -> TypeGuard[Connection]:
@@ -48,9 +51,12 @@ def rowcount(conn: Connection, sql: str, params: Sequence[Any]) -> int:
     """``sql`` on ``conn``'s psycopg connection, prepared; the rows it changed."""
     import psycopg  # the driver of a PostgreSQL URL; never imported for SQLite
 
-    raw = conn.connection.dbapi_connection
+    raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
+    cursor: psycopg.Cursor[Any] | None = conn.info.get(_CURSOR)
     try:
-        cursor = raw.execute(sql, params, prepare=True)  # type: ignore[union-attr]
+        if cursor is None or cursor.connection is not raw or cursor.closed:
+            cursor = conn.info[_CURSOR] = raw.cursor()
+        cursor.execute(sql, params, prepare=True)
     except psycopg.Error as exc:
         raise DBAPIError.instance(sql, params, exc, psycopg.Error, dialect=conn.dialect) from exc
     return int(cursor.rowcount)

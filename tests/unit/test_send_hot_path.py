@@ -5,7 +5,8 @@
   surfaces as SQLAlchemy's ``OperationalError`` (the recorder reconnects on it);
 - ``smtp.bracketed`` writes MAIL/RCPT addresses exactly as ``smtplib.quoteaddr``;
 - personal-link tokens skip zlib on short payloads and stay readable by stock itsdangerous;
-- the Date header, formatted once a second, is ``format_datetime`` of that second.
+- the Date header, formatted once a second, is ``format_datetime`` of that second;
+- ``counters.tidy`` vacuums the counter rows (PostgreSQL), once each time it is called.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -28,7 +30,7 @@ from newsletter.audience.links import Purpose, make_token, read_token
 from newsletter.content.qa import QAConfig
 from newsletter.mail import message
 from newsletter.models import Delivery, DeliveryStatus
-from newsletter.sending import driver_sql, ledger
+from newsletter.sending import counters, driver_sql, ledger
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.smtp import bracketed
 from tests.conftest import make_issue, make_subscribers
@@ -163,3 +165,24 @@ def test_a_long_payload_is_still_offered_to_zlib() -> None:
 @given(st.integers(min_value=0, max_value=4_102_444_800))
 def test_the_date_header_is_format_datetime_of_its_second(second: int) -> None:
     assert message._date(second) == format_datetime(datetime.fromtimestamp(second, UTC))
+
+
+def _vacuums(conn: Connection) -> int:
+    return int(
+        conn.execute(
+            text("SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'issue_counter'")
+        ).scalar_one()
+    )
+
+
+def test_tidy_vacuums_the_counter_rows_on_postgresql_only(session: Session) -> None:
+    _claimed(session, 2)
+    engine = session.get_bind()
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # type: ignore[union-attr]
+        if engine.dialect.name != "postgresql":
+            counters.tidy(conn)  # nothing to do, nothing done
+            return
+        before = _vacuums(conn)
+        counters.tidy(conn)
+        counters.tidy(conn)
+        assert _vacuums(conn) == before + 2

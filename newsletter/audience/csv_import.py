@@ -287,20 +287,23 @@ def _chunks(
     """The accepted rows, by address key, in chunks of at most ``chunk_rows`` addresses, each
     given to ``prepare`` first (with the parser's import time)."""
     chunk: dict[str, Entry] = {}
+    parse, place, error = parser.parse, first_rows.place, report.error
     for line, cells in records:
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             continue  # blank line
         if limit_rows is not None and report.rows >= limit_rows:
             break
         report.rows += 1
-        row = _accepted(line, cells, parser, report)
-        if row is None:
+        try:
+            row = parse(line, cells)
+        except RowError as exc:
+            error(line, str(exc))
             continue
         key = address_key(row.email)
-        first, duplicate_of = first_rows.place(key, row)
+        first, duplicate_of = place(key, row)
         if duplicate_of is not None:
             report.duplicates += 1
-            report.error(line, f"duplicate of line {duplicate_of}")
+            error(line, f"duplicate of line {duplicate_of}")
             continue
         for note in row.notes:
             report.warn(line, note)
@@ -320,11 +323,3 @@ def _chunks(
         if prepare is not None:
             prepare(chunk, parser.now)
         yield chunk
-
-
-def _accepted(line: int, cells: list[str], parser: Parser, report: ImportReport) -> Row | None:
-    try:
-        return parser.parse(line, cells)
-    except RowError as exc:
-        report.error(line, str(exc))
-        return None

@@ -73,12 +73,20 @@ def postgres_database() -> contextlib.AbstractContextManager[str]:
     return scratch.scratch_database(PG_ADMIN_URL, prefix="nl_bench_import", say=say)
 
 
-def backend_cpu(session: Session) -> float:
-    """CPU seconds the session's PostgreSQL backend has used (its /proc entry: the server runs
-    on this machine); 0 on SQLite, where the database works inside this process."""
+def backend_pid(session: Session) -> int | None:
+    """The PostgreSQL backend of the session's connection (None on SQLite)."""
     if session.get_bind().dialect.name != "postgresql":
+        return None
+    return int(session.execute(text("SELECT pg_backend_pid()")).scalar_one())
+
+
+def backend_cpu(pid: int | None) -> float:
+    """CPU seconds the PostgreSQL backend ``pid`` has used (its /proc entry: the server runs on
+    this machine); 0 on SQLite, where the database works inside this process. Read by the pid
+    taken before the import: the session may hand its connection back to the pool at the
+    commit, and the one it checks out next may be another backend."""
+    if pid is None:
         return 0.0
-    pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
@@ -103,14 +111,15 @@ def timed_import(url: str, path: Path) -> tuple[float, csv_import.ImportReport]:
         )
         session.commit()
     with Session(db.get_engine(url)) as session, path.open("rb") as stream:
-        server = backend_cpu(session)
+        pid = backend_pid(session)
+        server = backend_cpu(pid)
         client = time.process_time()
         start = time.perf_counter()
         report = csv_import.import_csv(session, stream)
         session.commit()
         elapsed = time.perf_counter() - start
         CPU["client"] = time.process_time() - client
-        CPU["server"] = backend_cpu(session) - server
+        CPU["server"] = backend_cpu(pid) - server
     return elapsed, report
 
 

@@ -61,18 +61,18 @@ def prepare(chunk: dict[str, Entry], now: datetime) -> None:
     unsubscribed = SubscriptionStatus.unsubscribed.value
     for key, entry in chunk.items():
         first = entry.rows[0]
-        attributes = json_text(first.attributes)
+        attributes = json_text(first.attributes) if first.attributes else "{}"
+        language, zone = first.language, first.time_zone
         subscriber = _text(
-            (first.email, key, first.name, first.language, first.time_zone, attributes, stamp)
+            first.email, key, first.name, language, zone, attributes, stamp, probe=(0, 2, 3, 4, 5)
         )
         subscriptions: list[str] = []
         events: list[str] = []
         for row in entry.rows:
             for nid, wanted in row.wants.items():
                 status = str(wanted.status)
-                consent = _text(
-                    (wanted.consent_ip, wanted.consent_source, wanted.consent_text_version)
-                )
+                source, version = wanted.consent_source, wanted.consent_text_version
+                consent = _text(wanted.consent_ip, source, version, probe=(0, 1, 2))
                 at = NULL if wanted.consent_at is None else wanted.consent_at.isoformat()
                 left = stamp if status == unsubscribed else NULL
                 subscriptions.append(
@@ -92,10 +92,11 @@ def lines(ids: Iterable[tuple[int, Entry]], part: str) -> list[str]:
     ]
 
 
-def _text(values: tuple[str | None, ...]) -> str:
-    """Tab-separated COPY text of ``values``: as they are when no character needs escaping
-    (nearly always: one check for the lot), else each through ``csv_bulk``'s escaping."""
-    probe = "".join([v for v in values if v is not None])
-    if probe.isprintable() and "\\" not in probe:
+def _text(*values: str | None, probe: tuple[int, ...]) -> str:
+    """Tab-separated COPY text of ``values``: as they are when none of those at ``probe`` (the
+    others are ours: hex keys and time stamps) needs escaping (nearly always: one check for the
+    lot), else each through ``csv_bulk``'s escaping."""
+    checked = "".join([v for i in probe if (v := values[i]) is not None])
+    if checked.isprintable() and "\\" not in checked:
         return "\t".join([NULL if v is None else v for v in values])
     return "\t".join([copy_text(v) for v in values])

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import queue
 import threading
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
@@ -54,6 +55,7 @@ from sqlalchemy import select, text
 from sqlmodel import Session
 
 from newsletter.audience import csv_fresh
+from newsletter.audience.csv_bulk import TrigramPause
 from newsletter.audience.csv_export import IMPORT_COLUMNS
 from newsletter.audience.csv_mapping import Mapping, detect, from_choices
 from newsletter.audience.csv_profile import Existing
@@ -151,6 +153,7 @@ def import_csv(
     """
     default = [get_newsletter(session, ref).id for ref in newsletters]
     report = report if report is not None else ImportReport()
+    size = _size(stream) if limit_rows is None else 0  # asked before the parsing thread reads
     lines = Lines(stream, report)
     rows = records(lines, report)
     header_line, header_cells = next(rows, (0, []))
@@ -168,14 +171,20 @@ def import_csv(
     prepare = csv_fresh.prepare if ahead else None
     chunks = _chunks(rows, parser, report, first_rows, chunk_rows, limit_rows, prepare)
     source = chunks if limit_rows is not None else prefetched(chunks)
+    pause = TrigramPause(session)
     try:
         with fewer_collections():
             for chunk in source:
+                if size:  # before the first write: the rows to come, by the first ones' bytes
+                    pause.start(size * report.rows // max(lines.bytes_read, 1))
+                    size = 0
                 writer.write(chunk)
                 if on_progress is not None:
                     on_progress(lines.bytes_read)
+        pause.finish()
     finally:
         source.close()  # a failed write stops the parsing thread now, not when collected
+        pause.release()
     report.finish()
     if report.imported + report.updated >= BULK_ROWS:
         refresh_statistics(session)
@@ -268,6 +277,19 @@ def prefetched(items: Iterator[T], depth: int = 2) -> Generator[T, None, None]:
         worker.join()
 
 
+def _size(stream: IO[bytes]) -> int:
+    """The bytes left in the stream, 0 if it cannot say."""
+    try:
+        if not stream.seekable():
+            return 0
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+    except (OSError, ValueError):
+        return 0
+    return end - here
+
+
 def _newsletter_refs(session: Session) -> dict[str, int]:
     refs: dict[str, int] = {}
     for row in session.execute(select(NL.c.id, NL.c.slug)).all():
@@ -287,20 +309,23 @@ def _chunks(
     """The accepted rows, by address key, in chunks of at most ``chunk_rows`` addresses, each
     given to ``prepare`` first (with the parser's import time)."""
     chunk: dict[str, Entry] = {}
+    parse, place, error = parser.parse, first_rows.place, report.error
     for line, cells in records:
-        if not any(c.strip() for c in cells):
+        if not "".join(cells).strip():
             continue  # blank line
         if limit_rows is not None and report.rows >= limit_rows:
             break
         report.rows += 1
-        row = _accepted(line, cells, parser, report)
-        if row is None:
+        try:
+            row = parse(line, cells)
+        except RowError as exc:
+            error(line, str(exc))
             continue
         key = address_key(row.email)
-        first, duplicate_of = first_rows.place(key, row)
+        first, duplicate_of = place(key, row)
         if duplicate_of is not None:
             report.duplicates += 1
-            report.error(line, f"duplicate of line {duplicate_of}")
+            error(line, f"duplicate of line {duplicate_of}")
             continue
         for note in row.notes:
             report.warn(line, note)
@@ -320,11 +345,3 @@ def _chunks(
         if prepare is not None:
             prepare(chunk, parser.now)
         yield chunk
-
-
-def _accepted(line: int, cells: list[str], parser: Parser, report: ImportReport) -> Row | None:
-    try:
-        return parser.parse(line, cells)
-    except RowError as exc:
-        report.error(line, str(exc))
-        return None

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import re
 import socket
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -42,10 +41,24 @@ MAX_LOCAL, MAX_ADDRESS = 64, 254  # RFC 5321 limits, as email-validator checks t
 _ATEXT = r"a-zA-Z0-9_!#\$%&\'\*\+\-/=\?\^`\{\|\}~"  # email-validator's rfc_constants.ATEXT
 _DOT_ATOM = re.compile(f"[{_ATEXT}]+(?:\\.[{_ATEXT}]+)*\\Z")
 TAG_MAX = 64  # SubscriberTag.tag
+# the one-column targets, in the order ``Parser.parse`` takes their cells
+_PLAIN = (
+    "email",
+    "newsletters",
+    "status",
+    "opted_out",
+    CONSENT,
+    "consent_at",
+    "consent_ip",
+    "consent_source",
+    "consent_text_version",
+    "language",
+    "time_zone",
+)
 SHORT_TEXT = 32  # consent_source and consent_text_version columns of SubscriberEvent
 
 
-@dataclass
+@dataclass(slots=True)
 class Wanted:
     """What a row asks for one subscription."""
 
@@ -56,7 +69,7 @@ class Wanted:
     consent_text_version: str | None
 
 
-@dataclass
+@dataclass(slots=True)
 class Row:
     line: int
     email: str
@@ -85,13 +98,14 @@ class Parser:
         self.mapping = mapping
         self.width = len(mapping.fields)
         fields = list(enumerate(mapping.fields))
-        # by kind, so that a row is a few comprehensions rather than a branch per cell
-        self.plain = [(i, t) for i, t in fields if t not in MULTI and not t.startswith(ATTRIBUTE)]
+        # by kind, so that a row is one item getter and a few comprehensions
         self.names = [i for i, t in fields if t == "name"]
         self.tags = [i for i, t in fields if t == "tags"]
         self.attributes = [(i, t[len(ATTRIBUTE) :]) for i, t in fields if t.startswith(ATTRIBUTE)]
-        self._targets = [t for _, t in self.plain]
-        self._take = _getter([i for i, _ in self.plain])
+        # each one-column target's cell, "" (the padding after the last cell) for a missing one
+        column = {t: i for i, t in fields if t not in MULTI and not t.startswith(ATTRIBUTE)}
+        self._take = itemgetter(*(column.get(t, -1) for t in _PLAIN))
+        self._padding = [""] * (self.width + 1)
         self.newsletters = newsletters
         self._refs: dict[str, list[int]] = {}  # a newsletters cell -> ids (few distinct cells)
         self.default = default
@@ -101,38 +115,48 @@ class Parser:
         self._checked: dict[tuple[str, str], str | None] = {}
 
     def parse(self, line: int, cells: list[str]) -> Row:
-        if len(cells) > self.width:
-            raise RowError(f"{len(cells)} fields, but the header names {self.width}")
         width = len(cells)
+        if width > self.width:
+            raise RowError(f"{len(cells)} fields, but the header names {self.width}")
         joined = "\n".join(cells)  # a cell starting with an apostrophe: "\n'" or at [0]
-        cell = _cell if joined[:1] == "'" or "\n'" in joined else _same
-        if width == self.width and cell is _same:  # the common row: no cell to undo, none short
-            values = dict(zip(self._targets, self._take(cells), strict=True))
-        else:
-            values = {t: cell(cells[i]) for i, t in self.plain if i < width}
-        names = [cell(cells[i]) for i in self.names if i < width]
-        tags = [tag for i in self.tags if i < width for tag in split_tags(cell(cells[i]))]
-        attributes = {
-            key: clean_name(cell(cells[i]))
-            for i, key in self.attributes
-            if i < width and cells[i].strip()
-        }
-        email = self._email(values.get("email", ""))
+        if joined[:1] == "'" or "\n'" in joined:
+            cells = [_cell(c) for c in cells]
+        # a short row's missing cells read as empty ones; the last "" is every missing column's
+        padded = cells + self._padding[width:]
+        (address, newsletters, status, opted_out, consent, consent_at, consent_ip, source,
+         version, language, zone) = self._take(padded)  # fmt: skip
+        email = self._email(address)
         notes: list[str] = []
-        name = self._name(" ".join(n for n in names if n.strip()), notes)
-        wanted = self._wanted(values, notes)
-        ids = self._newsletters(values.get("newsletters", ""))
-        row = Row(line, email, name, {nid: wanted for nid in ids}, notes)
-        row.language = self._checked_value("language", values.get("language", ""), notes)
-        row.time_zone = self._checked_value("time_zone", values.get("time_zone", ""), notes)
-        row.tags = list(dict.fromkeys(tags))
-        row.attributes = attributes
-        row.suppress = self.mapping.suppress
+        names = [padded[i] for i in self.names]
+        raw_name = names[0] if len(names) == 1 else " ".join(n for n in names if n.strip())
+        name = self._name(raw_name if raw_name.strip() else "", notes)
+        wanted = self._wanted(
+            status, opted_out, consent, consent_at, consent_ip, source, version, notes
+        )
+        ids = self._newsletters(newsletters)
+        row = Row(
+            line,
+            email,
+            name,
+            {nid: wanted for nid in ids},
+            notes,
+            self._checked_value("language", language, notes) if language else None,
+            self._checked_value("time_zone", zone, notes) if zone else None,
+            list(dict.fromkeys(self._tag_list(padded))) if self.tags else [],
+            self._attributes(padded) if self.attributes else {},
+            self.mapping.suppress,
+        )
         if self.mapping.format == "substack" and SubscriptionStatus.unsubscribed in {
             w.status for w in row.wants.values()
         }:  # Substack's email_disabled: they left there
             row.suppress = "unsubscribed"
         return row
+
+    def _tag_list(self, cells: list[str]) -> list[str]:
+        return [tag for i in self.tags for tag in split_tags(cells[i])]
+
+    def _attributes(self, cells: list[str]) -> dict[str, str]:
+        return {key: clean_name(cells[i]) for i, key in self.attributes if cells[i].strip()}
 
     def _checked_value(self, column: str, raw: str, notes: list[str]) -> str | None:
         """A language tag or time zone, checked as the newsletters' are; a bad one is a warning
@@ -171,13 +195,23 @@ class Parser:
             notes.append(f"name: cut to {len(name)} characters")
         return name
 
-    def _wanted(self, values: dict[str, str], notes: list[str]) -> Wanted:
-        status = self._status(values.get("status", ""), values.get("opted_out", ""))
-        consent = self._consent(values.get(CONSENT, ""), status, values.get("status", ""), notes)
-        consent_at = _when(values.get("consent_at", ""))
-        consent_ip = _ip(values.get("consent_ip", ""))
-        source = _short("consent_source", values.get("consent_source", "")) or "import"
-        version = _short("consent_text_version", values.get("consent_text_version", ""))
+    def _wanted(
+        self,
+        raw_status: str,
+        opted_out: str,
+        raw_consent: str,
+        raw_at: str,
+        raw_ip: str,
+        raw_source: str,
+        raw_version: str,
+        notes: list[str],
+    ) -> Wanted:
+        status = self._status(raw_status, opted_out)
+        consent = self._consent(raw_consent, status, raw_status, notes)
+        consent_at = _when(raw_at) if raw_at else None
+        consent_ip = _ip(raw_ip) if raw_ip else None
+        source = (_short("consent_source", raw_source) if raw_source else None) or "import"
+        version = _short("consent_text_version", raw_version) if raw_version else None
         if consent is False:  # no evidence of consent: never active, nothing recorded
             if status == SubscriptionStatus.active:
                 status = SubscriptionStatus.pending
@@ -236,17 +270,6 @@ class Parser:
         if unknown:
             raise RowError(f"unknown newsletter {unknown[0]!r}")
         return list(dict.fromkeys(self.newsletters[r] for r in refs))
-
-
-def _getter(indexes: list[int]) -> Callable[[list[str]], Sequence[str]]:
-    """The cells at ``indexes``, as a sequence, in one call."""
-    if len(indexes) > 1:
-        return itemgetter(*indexes)
-    return lambda cells: [cells[i] for i in indexes]
-
-
-def _same(cell: str) -> str:
-    return cell
 
 
 def _cell(cell: str) -> str:

@@ -9,6 +9,9 @@ queue, to be imported again from its first row (the chunks already written come 
 ``unchanged``: an import is safe to repeat), at most ``MAX_ATTEMPTS`` runs in all; then it
 fails, saying so. A run that was only slow and comes back finds its job taken (``ours`` no
 longer matches) and stops without writing its next chunk.
+
+A large import drops the subscriber table's trigram index while it runs (``csv_bulk``'s
+``TrigramPause``); one killed midway leaves it dropped, and the reaper builds it again.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
+from newsletter.audience.csv_bulk import restore_trigram_index
 from newsletter.models import ImportJob, ImportUpload, utcnow
 from newsletter.statuses import ImportStatus, moving
 
@@ -76,6 +80,9 @@ def reap_stalled(
                 ImportUpload.__table__.delete().where(ImportUpload.job_id == job_id)  # type: ignore[attr-defined]
             )
             log.error("import job %s: %s", job_id, failure)
+    session.commit()
+    if restore_trigram_index(session):
+        log.warning("the subscriber trigram index was missing (an import stopped midway): built")
     session.commit()
     return requeued
 

@@ -181,9 +181,10 @@ async def storm(base: str, posts: list[Post], *, rate_per_min: float, clients: i
     return start
 
 
-def server_child(env: dict[str, str], workdir: Path) -> tuple[Child, str]:
+def server_child(env: dict[str, str], workdir: Path, processes: int = 1) -> tuple[Child, str]:
     port = free_port()
     argv = [sys.executable, "-m", "newsletter", "serve", "--port", str(port)]
+    argv += ["--workers", str(processes)] if processes > 1 else []
     child = Child("serve", argv, env={**env, "NEWSLETTER_LOG_LEVEL": "WARNING"}, workdir=workdir)
     return child, f"http://127.0.0.1:{port}"
 
@@ -289,7 +290,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for child in workers:
             stack.callback(child.stop)
             child.start()
-        server, base = server_child(env, workdir)
+        server, base = server_child(env, workdir, args.web_workers)
         stack.callback(server.stop)
         server.start()
         wait_healthy(server, base)
@@ -332,6 +333,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     ok = sum(1 for p in posts if 200 <= p.status < 300)
     result: dict[str, Any] = {
         "subscribers": args.subscribers,
+        "clients": args.clients,
+        "web_workers": args.web_workers,
         "posts": len(posts),
         "answered_2xx": ok,
         "not_2xx": dict(Counter(p.failure for p in posts if p.failure)),
@@ -388,7 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscribers", type=int, default=20_000)
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=10_000, help="POSTs a minute")
-    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP connections")
+    parser.add_argument("--clients", type=int, default=32, help="concurrent HTTP connections")
+    parser.add_argument(
+        "--web-workers", type=int, default=1, help="newsletter serve --workers (web processes)"
+    )
     parser.add_argument("--before", type=float, default=5.0, help="seconds of send before it")
     parser.add_argument("--workers", type=int, default=2, help="Celery prefork processes")
     parser.add_argument("--seed", type=int, default=17)

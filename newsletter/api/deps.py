@@ -1,16 +1,19 @@
 """What routes depend on: the app's settings, one database session per request, the dispatcher.
 
 Kept apart from ``app.py`` so that routers can import these without importing the app factory
-(which imports every router).
+(which imports every router). The ones that only read the request or the app's state are
+``async def``: FastAPI runs a plain ``def`` dependency in its thread pool, a hand-off to a
+thread and back for an attribute read (two of the five a one-click POST made).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
+from anyio import CancelScope, CapacityLimiter, to_thread
 from fastapi import BackgroundTasks, Depends, Request
 from sqlmodel import Session
 
@@ -31,7 +34,7 @@ def no_queue(issue_id: int) -> None:
     log.warning("issue %s: no worker queue configured; the periodic tick will start it", issue_id)
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -39,10 +42,34 @@ def get_app_settings(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
-def get_session(settings: SettingsDep) -> Iterator[Session]:
-    """Commits when the route returns, rolls back when it raises (then the error handlers run)."""
-    with db.session_scope(settings.database_url) as session:
+async def get_session(settings: SettingsDep) -> AsyncIterator[Session]:
+    """Commits when the route returns, rolls back when it raises (then the error handlers run).
+
+    ``db.session_scope``'s work with one hand-off to a thread instead of two: making the session
+    touches no database (the route's first statement takes a connection, in the route's thread),
+    so it is made here; the commit or the rollback, then the close, run in one thread. As
+    FastAPI does for a ``def`` dependency's exit: shielded from cancellation, and on a limiter
+    of its own, so that it never waits for a thread held by a route waiting for a connection.
+    """
+    session = Session(db.get_engine(settings.database_url), expire_on_commit=False)
+    try:
         yield session
+    except BaseException:
+        with CancelScope(shield=True):
+            await to_thread.run_sync(_end, session, False, limiter=CapacityLimiter(1))
+        raise
+    with CancelScope(shield=True):
+        await to_thread.run_sync(_end, session, True, limiter=CapacityLimiter(1))
+
+
+def _end(session: Session, commit: bool) -> None:
+    try:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+    finally:
+        session.close()
 
 
 # scope="function": the commit happens before the response is sent, so a client that gets a 200
@@ -50,7 +77,7 @@ def get_session(settings: SettingsDep) -> Iterator[Session]:
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
-def get_dispatcher(request: Request) -> Dispatcher:
+async def get_dispatcher(request: Request) -> Dispatcher:
     dispatch: Dispatcher = request.app.state.dispatch
     return dispatch
 
@@ -69,7 +96,7 @@ def no_confirmation_queue(request: ConfirmationRequest) -> None:
     raise RuntimeError("no worker queue configured")
 
 
-def get_confirmation_sender(request: Request) -> ConfirmationSender:
+async def get_confirmation_sender(request: Request) -> ConfirmationSender:
     send: ConfirmationSender = request.app.state.send_confirmation
     return send
 
@@ -101,7 +128,7 @@ def no_import_queue(import_job_id: int) -> None:
     log.error("import %s: not queued: no worker queue configured", import_job_id)
 
 
-def get_import_starter(request: Request) -> ImportStarter:
+async def get_import_starter(request: Request) -> ImportStarter:
     start: ImportStarter = getattr(request.app.state, "start_import", no_import_queue)
     return start
 
@@ -117,7 +144,7 @@ class Client:
     user_agent: str | None
 
 
-def client_of(request: Request) -> Client:
+async def client_of(request: Request) -> Client:
     return Client(
         request.client.host if request.client else None, request.headers.get("user-agent")
     )

@@ -239,7 +239,7 @@ def unsubscribe_submit(
     """
     try:
         data = _unsubscribe_data(settings, token)
-        subscribers.live_subscriber(session, data.subscriber_id)
+        person = subscribers.live_subscriber(session, data.subscriber_id)
     except InvalidLink as exc:
         return _bad_link(exc)
     changed = lifecycle.unsubscribe(
@@ -251,7 +251,10 @@ def unsubscribe_submit(
         user_agent=client.user_agent,
         issue_id=data.issue_id,
     )
+    # read while ``person`` is referenced: the session's identity map holds its objects weakly,
+    # so the page's subscriber comes from it instead of a second query
     view = _choices(session, data.subscriber_id)
+    del person
     return _unsubscribe_view(settings, view, data, changed=changed)
 
 

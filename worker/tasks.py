@@ -6,7 +6,7 @@ import threading
 
 from newsletter import db, webhooks
 from newsletter.analytics import retention
-from newsletter.audience import confirmations, import_jobs, import_reaper, outbox
+from newsletter.audience import confirmations, import_reaper, outbox
 from newsletter.audience.lifecycle import ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.exceptions import DatabaseUnavailable, TemporaryFailure
@@ -212,6 +212,10 @@ def reap_imports() -> list[int]:
 @app.task(name="worker.tasks.import_subscribers")
 def import_subscribers(import_job_id: int) -> str | None:
     """Run one queued CSV import job (the file is in the database); its final status."""
+    # the CSV importer (psycopg's COPY machinery, the parsers) loads with the first import: a
+    # worker that runs none (the embedded demo's) does not import it
+    from newsletter.audience import import_jobs
+
     with db.session_scope(current_settings().database_url) as session:
         job = import_jobs.run(session, import_job_id)
     return job.status if job is not None else None

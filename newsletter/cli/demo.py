@@ -31,6 +31,11 @@ class DemoResult:
 
 ProgressHook = Callable[[progress.Progress], None]
 
+#: the embedded worker's look at the file broker: the demo's send is three hops (dispatch, the
+#: batch, the stop), each waiting up to this long; a worker idling for seconds at this rate
+#: costs about 3% of a core, nothing next to the demo's own work (``newsletter dev`` keeps 0.1)
+POLL_SECONDS = 0.01
+
 
 def run_demo(
     settings: Settings, *, on_progress: ProgressHook | None = None, timeout: float = 300.0
@@ -54,7 +59,7 @@ def run_demo(
         from worker.celery_app import configure
         from worker.tasks import dispatch, tick
 
-        app = configure(settings)
+        app = configure(settings, poll=POLL_SECONDS)
         check_signing(settings)  # a DKIM key that cannot sign stops here, in a line
         with celery_worker(app):
             with db.session_scope(settings.database_url) as session:

@@ -10,6 +10,7 @@ fetch by itself.
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import json
@@ -20,8 +21,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
-import feedparser
-import feedparser.namespaces.mediarss
 import yaml
 
 from newsletter import outbound
@@ -182,18 +181,27 @@ def _end_media_description(parser: Any) -> None:
     parser.pop("media_description")  # kept on the entry as ``media_description``
 
 
-# feedparser reads <media:description> as the entry's description: the first of the two becomes
-# the summary and the second the content, so an image's caption replaces the item's blurb or its
-# body. Kept apart instead, it is the image's alt text (``_entry_image``).
-feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media_description
-feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
+@functools.cache
+def _feedparser() -> Any:
+    """feedparser, imported by the first feed read (a command that reads no feed, ``newsletter
+    demo`` say, does not load it), with our reading of <media:description>.
+
+    feedparser reads <media:description> as the entry's description: the first of the two
+    becomes the summary and the second the content, so an image's caption replaces the item's
+    blurb or its body. Kept apart instead, it is the image's alt text (``_entry_image``)."""
+    import feedparser
+    import feedparser.namespaces.mediarss
+
+    feedparser.namespaces.mediarss.Namespace._start_media_description = _start_media_description
+    feedparser.namespaces.mediarss.Namespace._end_media_description = _end_media_description
+    return feedparser
 
 
 def parse_feed_bytes(data: bytes) -> Any:
     """feedparser's reading of a document (it reports, never raises, what it cannot read).
     Always a stream: given bytes or a string, feedparser opens the file or fetches the URL
     they name, and it must never reach anything by itself."""
-    return feedparser.parse(io.BytesIO(data))
+    return _feedparser().parse(io.BytesIO(data))
 
 
 def _one_line(reason: object) -> str:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import threading
 
-import redis
-
 from newsletter.config_relays import GroupCap
 from newsletter.sending.ratelimit import LocalTokenBucket, RateLimiter, RedisTokenBucket
 
@@ -68,6 +66,8 @@ class GroupLimits:
             if bucket is None:
                 burst = max(1, round(rate))
                 if self.redis_url:
+                    import redis  # here: a process without Redis (the demo) never loads it
+
                     client = redis.Redis.from_url(self.redis_url, socket_timeout=5)
                     key = f"newsletter:group-rate:{relay}:{group}"
                     bucket = RedisTokenBucket(client, rate=rate, burst=burst, key=key)

@@ -16,11 +16,12 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
-
-import redis
+from typing import TYPE_CHECKING, Protocol
 
 from newsletter.exceptions import NewsletterError
+
+if TYPE_CHECKING:
+    import redis  # imported where a Redis bucket is made: the demo (no Redis) never loads it
 
 #: slow-down when the server pushes back, and how fast the rate comes back
 DECREASE = 0.7
@@ -113,6 +114,8 @@ class RedisTokenBucket:
         return self._factor
 
     def _call(self, want: int) -> float:
+        import redis
+
         try:
             wait, factor = self._script(
                 keys=[self.key],
@@ -205,6 +208,8 @@ def limiter_for(redis_url: str | None, rate: float, burst: int = 0) -> RateLimit
             if rate <= 0:
                 current = Unlimited()
             elif redis_url:
+                import redis
+
                 client = redis.Redis.from_url(redis_url, socket_timeout=5, health_check_interval=30)
                 current = RedisTokenBucket(client, rate=rate, burst=burst)
             else:

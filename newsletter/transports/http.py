@@ -35,12 +35,14 @@ from email import message_from_bytes, policy
 from email.header import decode_header, make_header
 from email.message import Message
 from email.utils import getaddresses
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from newsletter.transports import PermanentFailure, TemporaryFailure, TransportError
 from newsletter.transports.smtp import envelope_address
+
+if TYPE_CHECKING:
+    import httpx  # imported by the first client: the settings name these transports' configs,
+    # and every command (``newsletter demo`` on SMTP) would otherwise load httpx for nothing
 
 # the headers an API takes as fields of its own, or sets itself: never passed as extra headers
 _OWN_HEADERS = frozenset(
@@ -68,6 +70,8 @@ class HTTPTransport:
     provider = "http"
 
     def __init__(self, base_url: str, *, timeout: float, headers: Mapping[str, str]) -> None:
+        import httpx
+
         self.base_url = base_url.rstrip("/")
         self._client = httpx.Client(
             base_url=self.base_url,
@@ -80,6 +84,8 @@ class HTTPTransport:
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
         """POST; a timeout or a connection failure is a ``TemporaryFailure``."""
+        import httpx
+
         try:
             return self._client.post(path, **kwargs)
         except httpx.TimeoutException as exc:

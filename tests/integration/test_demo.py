@@ -22,11 +22,29 @@ from newsletter.seeding import SEEDS_DIR
 LEAD_HEADLINE = "Belarus KGB chief says agency is open to dialogue with Kyiv"  # seeds/articles.yaml
 
 
-def run_demo(folder: Path) -> str:
+#: what the demo has no use for (issue 17: most of its wall time is imports): the Redis client,
+#: the HTTP API transports' client, PostgreSQL's driver and the CSV importer, the feed reader,
+#: the web app and the migrations
+NOT_FOR_THE_DEMO = (
+    "redis",
+    "httpx",
+    "psycopg",
+    "feedparser",
+    "newsletter.audience.import_jobs",
+    "newsletter.audience.csv_import",
+    "newsletter.api",
+    "fastapi",
+    "uvicorn",
+    "alembic",
+)
+
+
+def demo_process(folder: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``python [flags] -m newsletter demo`` in ``folder``; it must end well."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
     env["NEWSLETTER_SPAM_CHECK"] = "off"  # seconds per SpamAssassin run
     done = subprocess.run(
-        [sys.executable, "-m", "newsletter", "demo"],
+        [sys.executable, *flags, "-m", "newsletter", "demo"],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -35,7 +53,11 @@ def run_demo(folder: Path) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
-    return done.stdout
+    return done
+
+
+def run_demo(folder: Path) -> str:
+    return demo_process(folder).stdout
 
 
 def seeded(status: str) -> set[str]:
@@ -106,3 +128,21 @@ def test_each_demo_message_has_its_own_subscribers_unsubscribe_url(
         assert emails[token.subscriber_id] == message["To"].addresses[0].addr_spec
         html = message.get_body(("html",)).get_content()  # type: ignore[union-attr]
         assert url.group(1) in html
+
+
+def test_the_demo_loads_no_module_it_has_no_use_for(tmp_path: Path) -> None:
+    """A module made lazy for the demo stays lazy in a real run, the worker thread's imports
+    included (``-X importtime`` names every module the process imported)."""
+    done = demo_process(tmp_path, "-X", "importtime")
+    loaded = {
+        line.rsplit("|", 1)[1].strip()
+        for line in done.stderr.splitlines()
+        if line.startswith("import time:") and "self [us]" not in line
+    }
+    assert {"newsletter.cli.demo", "worker.tasks", "mjml"} <= loaded  # the listing is whole
+    unwanted = sorted(
+        name
+        for name in loaded
+        if any(name == lazy or name.startswith(f"{lazy}.") for lazy in NOT_FOR_THE_DEMO)
+    )
+    assert unwanted == []

@@ -55,7 +55,6 @@ from sqlalchemy import select, text
 from sqlmodel import Session
 
 from newsletter.audience import csv_fresh
-from newsletter.audience.csv_bulk import TrigramPause
 from newsletter.audience.csv_export import IMPORT_COLUMNS
 from newsletter.audience.csv_mapping import Mapping, detect, from_choices
 from newsletter.audience.csv_profile import Existing
@@ -63,6 +62,7 @@ from newsletter.audience.csv_reader import Lines, records, unneutralise
 from newsletter.audience.csv_report import MAX_ISSUES, ImportReport, RowIssue, Verdict
 from newsletter.audience.csv_rows import CONSENT_RULE, Entry, Parser, Row, RowError
 from newsletter.audience.csv_writer import Writer
+from newsletter.audience.trigram_pause import TrigramPause
 from newsletter.exceptions import InvalidInput
 from newsletter.models import address_key
 from newsletter.newsletters import get_newsletter

@@ -10,8 +10,8 @@ queue, to be imported again from its first row (the chunks already written come 
 fails, saying so. A run that was only slow and comes back finds its job taken (``ours`` no
 longer matches) and stops without writing its next chunk.
 
-A large import drops the subscriber table's trigram index while it runs (``csv_bulk``'s
-``TrigramPause``); one killed midway leaves it dropped, and the reaper builds it again.
+A large import drops the subscriber table's trigram index while it runs (``trigram_pause``'s
+``trigram_pause``); one killed midway leaves it dropped, and the reaper builds it again.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlmodel import Session
 
-from newsletter.audience.csv_bulk import restore_trigram_index
+from newsletter.audience.trigram_pause import restore_trigram_index
 from newsletter.models import ImportJob, ImportUpload, utcnow
 from newsletter.statuses import ImportStatus, moving
 

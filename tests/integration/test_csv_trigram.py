@@ -1,7 +1,7 @@
 """A large import drops the subscriber trigram index while it runs and builds it again at its end
-(``csv_bulk.TrigramPause``); the other sessions are never locked out for long; an import stopped
-midway leaves the index missing only until the beat's import reaper builds it again. PostgreSQL
-(the index is PostgreSQL's)."""
+(``trigram_pause.TrigramPause``); the other sessions are never locked out for long; an import
+stopped midway leaves the index missing only until the beat's import reaper builds it again.
+PostgreSQL (the index is PostgreSQL's)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from sqlmodel import Session
 
-from newsletter.audience import csv_bulk, csv_import, import_reaper
+from newsletter.audience import csv_import, import_reaper, trigram_pause
 from newsletter.models import Newsletter
 from tests.conftest import make_newsletter
 
@@ -23,7 +23,7 @@ HEADER = "email,name,newsletters,status\n"
 def pg(session: Session, monkeypatch: pytest.MonkeyPatch) -> Session:
     if session.get_bind().dialect.name != "postgresql":
         pytest.skip("the trigram index is PostgreSQL's")
-    monkeypatch.setattr(csv_bulk, "PAUSE_MIN_ROWS", 50)  # "large" at test scale
+    monkeypatch.setattr(trigram_pause, "PAUSE_MIN_ROWS", 50)  # "large" at test scale
     return session
 
 
@@ -43,7 +43,7 @@ def index_seen(session: Session) -> bool:
     """Whether ``session`` (a transaction of its own) sees a valid trigram index."""
     found = session.execute(
         text("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(:name)"),
-        {"name": csv_bulk.TRIGRAM_INDEX},
+        {"name": trigram_pause.TRIGRAM_INDEX},
     ).scalar()
     session.rollback()
     return bool(found)
@@ -62,7 +62,7 @@ def test_a_large_import_drops_the_index_meanwhile_and_builds_it_at_its_end(
         if commit_each_chunk:  # as an import job does
             pg.commit()
         seen.append(index_seen(other))
-        restored.append(csv_bulk.restore_trigram_index(other))  # the reaper keeps off it
+        restored.append(trigram_pause.restore_trigram_index(other))  # the reaper keeps off it
         other.rollback()
 
     report = csv_import.import_csv(pg, a_file(weekly, 300), on_progress=progress, chunk_rows=100)
@@ -74,7 +74,7 @@ def test_a_large_import_drops_the_index_meanwhile_and_builds_it_at_its_end(
     assert index_seen(other)
     other.execute(text("SET enable_seqscan = off"))
     plan = other.execute(text("EXPLAIN SELECT id FROM subscriber WHERE email ILIKE '%der12%'"))
-    assert csv_bulk.TRIGRAM_INDEX in " ".join(r[0] for r in plan)
+    assert trigram_pause.TRIGRAM_INDEX in " ".join(r[0] for r in plan)
     other.rollback()
 
 
@@ -129,4 +129,4 @@ def test_an_import_stopped_midway_leaves_the_index_to_the_reaper(
     import_reaper.reap_stalled(other, stale_seconds=300)
 
     assert index_seen(other)
-    assert not csv_bulk.restore_trigram_index(other)  # there: nothing to do
+    assert not trigram_pause.restore_trigram_index(other)  # there: nothing to do

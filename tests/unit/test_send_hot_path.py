@@ -30,7 +30,7 @@ from newsletter.audience.links import Purpose, make_token, read_token
 from newsletter.content.qa import QAConfig
 from newsletter.mail import message
 from newsletter.models import Delivery, DeliveryStatus
-from newsletter.sending import counters, driver_sql, ledger
+from newsletter.sending import batch, counters, driver_sql, ledger
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.smtp import bracketed
 from tests.conftest import make_issue, make_subscribers
@@ -186,3 +186,18 @@ def test_tidy_vacuums_the_counter_rows_on_postgresql_only(session: Session) -> N
         counters.tidy(conn)
         counters.tidy(conn)
         assert _vacuums(conn) == before + 2
+
+
+def test_batches_tidy_the_counters_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[object] = []
+
+    class Rec:
+        def call(self, fn: object) -> None:
+            calls.append(fn)
+
+    clock = iter([100.0, 100.4, 100.99, 101.2, 101.5, 102.3])
+    monkeypatch.setattr(batch.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(batch, "_tidied_at", -batch.TIDY_EVERY_SECONDS)
+    for _ in range(6):
+        batch._tidy_counters(Rec(), issue_id=1)  # type: ignore[arg-type]
+    assert calls == [counters.tidy] * 3  # at 100.0, 101.2 and 102.3

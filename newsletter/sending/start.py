@@ -201,6 +201,8 @@ def _fill(session: Session, issue: Issue, *, among: tuple[IssueStatus, ...]) -> 
     if claimed.rowcount != 1:  # type: ignore[attr-defined]
         session.rollback()  # someone else started it between our read and our update
         return None
+    # the UPDATE went past the ORM: the session's copy of the issue must not keep "draft"
+    session.expire(issue, ["status", "send_started_at", "status_reason"])
     inserted = _insert_ledger(session, issue, rules=segments.issue_rules(session, issue))
     skipped = _subscriptions(session, issue.newsletter_id) - inserted
     subject_pick.assign(session, issue_id=issue_id)  # a subject test's samples, the rest held

@@ -127,6 +127,17 @@ def test_start_send_makes_one_pending_row_per_active_subscriber(
     assert started.start.recipients == 3
 
 
+def test_start_send_leaves_the_sessions_issue_sending(session: Session) -> None:
+    """The move to sending is a Core UPDATE: the session's own copy of the issue (held here, so
+    it stays in the identity map) must not go on saying draft."""
+    fx = make_issue(session)
+    make_subscribers(session, fx.newsletter, 2)
+    fill_ledger(session, issue_id=fx.issue.id, checks=QAConfig())  # type: ignore[arg-type]
+    session.commit()
+    assert fx.issue.status == IssueStatus.sending
+    assert fx.issue.send_started_at is not None
+
+
 def test_start_send_counts_non_active_subscribers_as_skipped(started: Started) -> None:
     assert (started.start.started, started.start.skipped) == (True, 2)
 

@@ -109,9 +109,9 @@ def median_of(label: str, run: Callable[[], int]) -> tuple[float, int]:
 def fill(url: str, issue_id: int, newsletter_id: int, rules: Group | None) -> int:
     """The ledger fill's statement (INSERT ... SELECT), rolled back so it can run again."""
     with Session(db.get_engine(url)) as s:
-        inserted = start._insert_ledger(
-            s, issue_id=issue_id, newsletter_id=newsletter_id, rules=rules
-        )
+        issue = s.get(Issue, issue_id)
+        assert issue is not None and issue.newsletter_id == newsletter_id
+        inserted = start._insert_ledger(s, issue, rules=rules)
         s.rollback()
     return inserted
 

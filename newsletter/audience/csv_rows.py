@@ -56,6 +56,10 @@ _PLAIN = (
     "time_zone",
 )
 SHORT_TEXT = 32  # consent_source and consent_text_version columns of SubscriberEvent
+# the members themselves, looked up once: an enum class's attribute costs a lookup per row
+ACTIVE, PENDING = SubscriptionStatus.active, SubscriptionStatus.pending
+UNSUBSCRIBED = SubscriptionStatus.unsubscribed
+_STATUS_NAMES = frozenset(SubscriptionStatus.__members__)
 
 
 @dataclass(slots=True)
@@ -146,7 +150,7 @@ class Parser:
             self._attributes(padded) if self.attributes else {},
             self.mapping.suppress,
         )
-        if self.mapping.format == "substack" and SubscriptionStatus.unsubscribed in {
+        if self.mapping.format == "substack" and UNSUBSCRIBED in {
             w.status for w in row.wants.values()
         }:  # Substack's email_disabled: they left there
             row.suppress = "unsubscribed"
@@ -213,10 +217,10 @@ class Parser:
         source = (_short("consent_source", raw_source) if raw_source else None) or "import"
         version = _short("consent_text_version", raw_version) if raw_version else None
         if consent is False:  # no evidence of consent: never active, nothing recorded
-            if status == SubscriptionStatus.active:
-                status = SubscriptionStatus.pending
+            if status == ACTIVE:
+                status = PENDING
             return Wanted(status, None, None, source, None)
-        if consent is None and status != SubscriptionStatus.active:
+        if consent is None and status != ACTIVE:
             return Wanted(status, consent_at, consent_ip, source, version)
         return Wanted(status, consent_at or self.now, consent_ip, source, version)
 
@@ -224,9 +228,9 @@ class Parser:
         if self.mapping.status is not None:  # the export says it for every row
             return self.mapping.status
         if opted_out.strip().lower() in CONSENT_YES:
-            return SubscriptionStatus.unsubscribed
-        value = raw.strip().lower() or SubscriptionStatus.active
-        if value not in SubscriptionStatus.__members__:
+            return UNSUBSCRIBED
+        value = raw.strip().lower() or ACTIVE
+        if value not in _STATUS_NAMES:
             choices = ", ".join(SubscriptionStatus)
             raise RowError(f"status {raw!r} is not one of {choices}")
         return value
@@ -243,11 +247,11 @@ class Parser:
         if value and value not in CONSENT_NO:
             raise RowError(f"consent {raw!r} is not yes or no (nor true/false, 1/0)")
         asked = asked.strip().lower()
-        if status != SubscriptionStatus.active:
+        if status != ACTIVE:
             return False
-        if not value and asked in ("", SubscriptionStatus.active):
+        if not value and asked in ("", ACTIVE):
             notes.append("consent is empty (no evidence of consent): pending, not active")
-        elif value and asked == SubscriptionStatus.active:
+        elif value and asked == ACTIVE:
             notes.append(f"consent {raw.strip()!r}: pending, not active")
         return False
 

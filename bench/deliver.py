@@ -56,18 +56,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import _harness
-from _harness import ROOT, Child, DelayProxy, RedisServer, Sink, say
-from sqlalchemy import text
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
+    sys.path.insert(0, str(ROOT))
 
-from newsletter import db
-from newsletter.config import Settings, get_settings
-from newsletter.mail.dkim_keys import generate_key
-from newsletter.models import IssueStatus, RenderedIssue, utcnow
-from newsletter.sending import prepare, progress, recipients
-from newsletter.sending import start as start_module
-from newsletter.sending.checks import qa_config
-from newsletter.sending.start import fill_ledger
+from sqlalchemy import text  # noqa: E402
+
+from bench import _harness  # noqa: E402
+from bench._harness import Child, DelayProxy, RedisServer, Sink, say  # noqa: E402
+from newsletter import db  # noqa: E402
+from newsletter.config import Settings, get_settings  # noqa: E402
+from newsletter.mail.dkim_keys import generate_key  # noqa: E402
+from newsletter.models import IssueStatus, RenderedIssue, utcnow  # noqa: E402
+from newsletter.sending import prepare, progress, recipients  # noqa: E402
+from newsletter.sending import start as start_module  # noqa: E402
+from newsletter.sending.checks import qa_config  # noqa: E402
+from newsletter.sending.start import fill_ledger  # noqa: E402
 
 SMALL = 1000  # the first send, for rss_mb_1k
 TAIL = 250  # the rate is taken up to the (N - TAIL)th message

@@ -30,8 +30,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import uvicorn  # noqa: E402
-from _one_click import Dropped, Line  # noqa: E402
 
+from bench._one_click import Dropped, Line  # noqa: E402
 from newsletter.cli.run import server_options  # noqa: E402
 from newsletter.transports.sink import free_port  # noqa: E402
 

@@ -62,13 +62,16 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import _harness
-import deliver
-from _harness import RedisServer, Sink, say
-from sqlalchemy.engine import make_url
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
+    sys.path.insert(0, str(ROOT))
 
-from newsletter import db, seeding
-from newsletter.content import issues, rendering
+from sqlalchemy.engine import make_url  # noqa: E402
+
+from bench import _harness, deliver  # noqa: E402
+from bench._harness import RedisServer, Sink, say  # noqa: E402
+from newsletter import db, seeding  # noqa: E402
+from newsletter.content import issues, rendering  # noqa: E402
 
 # sorl-thumbnail: the app's image field needs sorl-thumbnail or easy-thumbnails (its README)
 PEER_REQUIREMENTS = [

@@ -50,15 +50,19 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import _harness
-from _harness import ROOT, Child, RedisServer, Sink, free_port, say
-from sqlalchemy import text
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
+    sys.path.insert(0, str(ROOT))
 
-from newsletter import db
-from newsletter.analytics import tokens
-from newsletter.config import get_settings
-from newsletter.sending.checks import qa_config
-from newsletter.sending.start import fill_ledger
+from sqlalchemy import text  # noqa: E402
+
+from bench import _harness  # noqa: E402
+from bench._harness import Child, RedisServer, Sink, free_port, say  # noqa: E402
+from newsletter import db  # noqa: E402
+from newsletter.analytics import tokens  # noqa: E402
+from newsletter.config import get_settings  # noqa: E402
+from newsletter.sending.checks import qa_config  # noqa: E402
+from newsletter.sending.start import fill_ledger  # noqa: E402
 
 SECRET = "bench-secret"
 CPU_GROUPS = (("server", "server"), ("postgres", "other:postgres"))
@@ -361,7 +365,7 @@ def redirect_runs(args: argparse.Namespace, workdir: Path, redis: RedisServer) -
 
 def deliver_rates(args: argparse.Namespace, workdir: Path, redis: RedisServer) -> dict[str, Any]:
     """A send of ``--deliver-subscribers`` with tracking off, then on, alternated."""
-    import deliver
+    from bench import deliver
 
     options = deliver.main_parser().parse_args(
         ["--subscribers", str(args.deliver_subscribers), "--workers", str(args.deliver_workers)]

@@ -52,20 +52,22 @@ from types import FrameType
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import _arrivals
-import _harness
-import deliver
-import httpx
-from _harness import Child, RedisServer, free_port, say
-from _one_click import Line
-from sqlalchemy import text
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
+    sys.path.insert(0, str(ROOT))
 
-from newsletter import db
-from newsletter.models import IssueStatus
-from newsletter.sending import progress
-from newsletter.sending.checks import qa_config
-from newsletter.sending.recipients import personal_links
-from newsletter.sending.start import fill_ledger
+import httpx  # noqa: E402
+from sqlalchemy import text  # noqa: E402
+
+from bench import _arrivals, _harness, deliver  # noqa: E402
+from bench._harness import Child, RedisServer, free_port, say  # noqa: E402
+from bench._one_click import Line  # noqa: E402
+from newsletter import db  # noqa: E402
+from newsletter.models import IssueStatus  # noqa: E402
+from newsletter.sending import progress  # noqa: E402
+from newsletter.sending.checks import qa_config  # noqa: E402
+from newsletter.sending.recipients import personal_links  # noqa: E402
+from newsletter.sending.start import fill_ledger  # noqa: E402
 
 ONE_CLICK = {"List-Unsubscribe": "One-Click"}
 

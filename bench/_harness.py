@@ -230,7 +230,8 @@ def _run_sink(port: int) -> None:
             with self._count_lock:
                 self.accepted += 1
 
-    sink = CountingSink(port=port).start()
+    sink = CountingSink(port=port)  # typed as such: start() returns the base class
+    sink.start()
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:

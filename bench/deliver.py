@@ -261,6 +261,11 @@ def py_spy(pids: list[int], seconds: float, out: Path, label: str) -> list[subpr
     return procs
 
 
+def _kill_if_running(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+
+
 def run_phase(
     n: int,
     *,
@@ -341,7 +346,7 @@ def run_phase(
             children = [p for w in workers for p in _harness.descendants(w.pid) if p != w.pid]
             profilers = py_spy(children, min(600.0, n / 800), args.py_spy, f"n{n}")
             for proc in profilers:
-                stack.callback(lambda proc=proc: proc.poll() is None and proc.kill())
+                stack.callback(_kill_if_running, proc)
         last_done, last_change, last_line, ticks = -1, time.monotonic(), 0.0, 0
         while True:
             time.sleep(0.25)

@@ -130,7 +130,7 @@ def main() -> None:
         return ours["rsa"].sign(template.render(recipient)[1])
 
     def render_relaxed_then_sign(_: bytes) -> bytes:
-        _, message_bytes, relaxed = template.render_relaxed(recipient)
+        _message_id, message_bytes, relaxed = template.render_relaxed(recipient)
         return ours["rsa"].sign(message_bytes, relaxed_body_of_it=relaxed)
 
     results["render_sign_rsa"] = timed(render_then_sign, data, args.runs)

@@ -26,7 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from random import shuffle
 
@@ -86,6 +86,10 @@ def measure(url: str, repeat: int, workdir: Path) -> dict[str, float]:
     return {k: statistics.median(v) * 1000 for k, v in times.items()}
 
 
+#: a database for one run, in a scratch folder: its URL while the context lasts
+DatabaseFactory = Callable[[Path], contextlib.AbstractContextManager[str]]
+
+
 @contextlib.contextmanager
 def sqlite_url(workdir: Path) -> Iterator[str]:
     yield f"sqlite:///{workdir / 'bench.db'}"
@@ -97,7 +101,7 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     result: dict[str, float] = {}
-    databases = [("sqlite", sqlite_url)]
+    databases: list[tuple[str, DatabaseFactory]] = [("sqlite", sqlite_url)]
     if not args.skip_postgres:
         databases.append(("postgresql", lambda _w: scratch_database(PG_ADMIN_URL)))
     for name, make in databases:

@@ -54,7 +54,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # `python bench/x.py` puts bench/ on the path, not the project
@@ -102,6 +102,13 @@ class Phase:
         return max((mb for _, mb in self.rss.values()), default=0.0)
 
 
+class SMTPEndpoint(Protocol):
+    """Where the workers send: ``Sink``, or another bench's sink (unsubscribe_storm's)."""
+
+    host: str
+    port: int
+
+
 def celery(*args: str) -> list[str]:
     return [sys.executable, "-m", "celery", "-A", "worker.celery_app", *args]
 
@@ -147,7 +154,7 @@ def bench_env(
     *,
     database_url: str,
     redis_url: str,
-    sink: Sink,
+    sink: SMTPEndpoint,
     args: argparse.Namespace,
     dkim: dict[str, str] | None = None,
     smtp_port: int | None = None,
@@ -220,14 +227,14 @@ def timed_start_send(settings: Settings, issue_id: int, phase: Phase) -> None:
         finally:
             phase.insert_select_s = time.perf_counter() - t0
 
-    start_module._insert_ledger = insert_timed  # type: ignore[assignment]
+    start_module._insert_ledger = insert_timed
     try:
         t0 = time.perf_counter()
         with db.session_scope(settings.database_url) as s:
             start = fill_ledger(s, issue_id=issue_id, checks=qa_config(settings))
         phase.ledger_insert_s = time.perf_counter() - t0
     finally:
-        start_module._insert_ledger = original  # type: ignore[assignment]
+        start_module._insert_ledger = original
     if not start.started or start.recipients != phase.subscribers:
         raise RuntimeError(f"start_send: {start}")
 

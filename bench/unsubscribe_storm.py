@@ -286,7 +286,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sink = NotingSink(workdir, kind=args.sink).start()
         stack.callback(sink.child.stop)
         ns = argparse.Namespace(workers=args.workers, layout="pool", batch_size=200, parallelism=0)
-        env = deliver.bench_env(database_url=url, redis_url=redis.url, sink=sink, args=ns)  # type: ignore[arg-type]
+        env = deliver.bench_env(database_url=url, redis_url=redis.url, sink=sink, args=ns)
         settings = deliver.use_env(env)
         workers = deliver.worker_children(ns, env, workdir)
         for child in workers:

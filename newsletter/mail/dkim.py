@@ -48,6 +48,7 @@ from newsletter.mail.dkim_keys import (
     txt_record_of,
 )
 from newsletter.mail.dkim_verify import verify_signature
+from newsletter.transports import CleanMessage
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -247,7 +248,8 @@ class DKIMSigner:
         here. Raises ``InvalidInput`` for a message that cannot be signed (no From header, bare
         LF or CR line ends, a malformed header), which is a formatting problem on our side.
         """
-        if not crlf_only(message):
+        clean = isinstance(message, CleanMessage)  # CRLF throughout, by its maker's word
+        if not clean and not crlf_only(message):
             raise InvalidInput("cannot DKIM-sign a message whose lines do not all end in CRLF")
         end = message.find(b"\r\n\r\n")
         if message.startswith(b"\r\n"):
@@ -291,7 +293,9 @@ class DKIMSigner:
             field_name, _, value = header.partition(b":")
             data = signed_part + relaxed_header(field_name, value)
             headers.append(_fold_b(header, key.sign_data(data)))
-        return b"".join(headers) + message
+        signed = b"".join([*headers, message])
+        # the headers added end each line in CRLF and start none with a dot: still clean
+        return CleanMessage(signed) if clean else signed
 
     # ------------------------------------------------ start-up check
 

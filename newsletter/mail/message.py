@@ -29,6 +29,7 @@ from newsletter.exceptions import InvalidInput
 from newsletter.mail.dkim_canon import relaxed_end, relaxed_lines
 from newsletter.mail.qp import QPTemplate
 from newsletter.models import Newsletter, utcnow
+from newsletter.transports import CleanMessage
 
 CRLF = "\r\n"
 
@@ -156,7 +157,7 @@ class MessageTemplate:
             self._html.render(recipient.values),
             self._tail,
         ]
-        return mid, b"".join([head, *body])
+        return mid, CleanMessage(b"".join([head, *body]))
 
     def render_relaxed(self, recipient: Recipient) -> tuple[str, bytes, bytes]:
         """``render``'s (Message-ID, message), and the message's body in DKIM's relaxed form
@@ -166,7 +167,9 @@ class MessageTemplate:
         text, text_relaxed = self._text.render_relaxed(recipient.values)
         html, html_relaxed = self._html.render_relaxed(recipient.values)
         text_head, html_head, tail = self._relaxed
-        data = b"".join([head, self._text_head, text, self._html_head, html, self._tail])
+        data = CleanMessage(
+            b"".join([head, self._text_head, text, self._html_head, html, self._tail])
+        )
         relaxed = relaxed_end(b"".join([text_head, text_relaxed, html_head, html_relaxed, tail]))
         return mid, data, relaxed
 

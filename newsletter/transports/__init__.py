@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["PermanentFailure", "TemporaryFailure", "Transport", "TransportError"]
+__all__ = ["CleanMessage", "PermanentFailure", "TemporaryFailure", "Transport", "TransportError"]
 
 
 class TransportError(Exception):
@@ -46,6 +46,19 @@ class TemporaryFailure(TransportError):
 
 class PermanentFailure(TransportError):
     pass
+
+
+class CleanMessage(bytes):
+    """A message's bytes, vouched for by their maker: every line ends in CRLF and none starts
+    with a dot (``mail.message.MessageTemplate`` builds them so: headers checked for line breaks,
+    quoted-printable parts that write a leading dot as ``=2E``).
+
+    SMTP then sends them as they are, without scanning the whole message for a line to
+    dot-stuff (about 45 us for 70 KB, a tenth of a worker's CPU for a message), and the DKIM
+    signer skips its line-end check. Plain ``bytes`` are always checked.
+    """
+
+    __slots__ = ()
 
 
 class Transport(Protocol):

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import idna
 
-from newsletter.transports import PermanentFailure, TemporaryFailure
+from newsletter.transports import CleanMessage, PermanentFailure, TemporaryFailure
 
 
 @dataclass(frozen=True)
@@ -224,10 +224,11 @@ def _data_parts(data: bytes) -> list[bytes]:
 
     A line starting with a dot gets another (RFC 5321 4.5.2): only a message not built by
     ``mail.message`` (which writes a leading dot as ``=2E``) can have one, so the common path
-    checks (one C scan) and sends ``data`` itself, never a copy. Messages are CRLF throughout,
-    so smtplib's bare-LF repair is not needed.
+    checks (one C scan; none for a ``CleanMessage``, which has none by construction) and sends
+    ``data`` itself, never a copy. Messages are CRLF throughout, so smtplib's bare-LF repair is
+    not needed.
     """
-    if data.startswith(b".") or b"\r\n." in data:
+    if not isinstance(data, CleanMessage) and (data.startswith(b".") or b"\r\n." in data):
         data = data.replace(b"\r\n.", b"\r\n..")
         if data.startswith(b"."):
             data = b"." + data

@@ -649,8 +649,9 @@ def main_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--relay-connections",
         type=int,
-        default=8,
-        help="NEWSLETTER_SMTP_CONNECTIONS of the delayed send's workers (the others: 1)",
+        default=16,
+        help="NEWSLETTER_SMTP_CONNECTIONS of the delayed send's workers (the others: 1); on the "
+        "2-core machine (2026-11-29) 8 gave 941-973 msg/s, 12 gave 1,089-1,113, 16 gave 1,178",
     )
     return parser
 

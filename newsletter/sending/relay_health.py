@@ -65,19 +65,30 @@ class Health:
         self._clock = clock
         self._states: dict[str, State] = {}
         self._read_at = float("-inf")
+        self._reading = False  # a thread is reading the table now: the others keep the old view
         self._lock = threading.Lock()
         self._held = 0  # batches holding SQLite's write lock (``hold``)
         self._pending: dict[str, State] = {}  # writes kept until they let go
 
     def states(self) -> dict[str, State]:
-        """Every relay that has a row (read again after ``REFRESH`` seconds)."""
+        """Every relay that has a row (read again after ``REFRESH`` seconds).
+
+        One thread reads; the others (a pool's connections each ask before every message) keep
+        the view they had until it is back. When they all read at once, each took a database
+        connection of its own beyond the pool's size, which was closed again after: a new
+        PostgreSQL backend every few hundred milliseconds a process during a pooled send."""
         with self._lock:
-            if self._clock() - self._read_at < REFRESH:
+            fresh_enough = self._clock() - self._read_at < REFRESH
+            if fresh_enough or (self._reading and self._read_at > float("-inf")):
                 return self._states
+            self._reading = True
         try:
             fresh = read_states(self.engine)
         except SQLAlchemyError:  # the database away: keep what we knew, try again next time
             fresh = self._states
+        finally:
+            with self._lock:
+                self._reading = False
         with self._lock:
             self._states, self._read_at = {**fresh, **self._pending}, self._clock()
             return self._states

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -13,6 +14,7 @@ from newsletter.config import Settings
 from newsletter.config_relays import DEFAULT_CAPS, GroupCap
 from newsletter.db import get_engine
 from newsletter.exceptions import InvalidInput
+from newsletter.sending import relay_health
 from newsletter.sending.domain_caps import group_of
 from newsletter.sending.relay_health import Health, RelayBreaker, State, read_states
 from newsletter.sending.relays import RelaySet, Route, route
@@ -167,3 +169,48 @@ def test_a_held_health_keeps_its_writes_until_it_lets_go_and_sees_them_meanwhile
     health.let_go()
     written = read_states(health.engine)
     assert set(written) == {"a"} and written["a"].reason == "cannot connect: refused"
+
+
+def test_one_thread_reads_the_health_table_while_the_others_keep_their_view(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a pool's connections each ask before every message; when the view went stale they all
+    # read at once, each on a connection beyond the pool's size (closed again after)
+    now = [0.0]
+    health = Health(
+        get_engine(settings.database_url), cooldown=60, cooldown_max=60, clock=lambda: now[0]
+    )
+    reads: list[int] = []
+    inside = threading.Event()
+    release = threading.Event()
+
+    def slow_read(engine: object) -> dict[str, State]:
+        reads.append(1)
+        inside.set()
+        release.wait(5)
+        return {"a": State("a", datetime.now(UTC) + timedelta(minutes=5), "down", 1)}
+
+    monkeypatch.setattr(relay_health, "read_states", slow_read)
+    first = threading.Thread(target=health.states)
+    first.start()  # the first read of all: nothing to keep yet, so it is waited for
+    assert inside.wait(5)
+    release.set()
+    first.join(5)
+    assert len(reads) == 1 and "a" in health.states()
+
+    now[0] += relay_health.REFRESH + 1  # stale: one thread reads, the rest keep the old view
+    inside.clear()
+    release.clear()
+    reader = threading.Thread(target=health.states)
+    reader.start()
+    assert inside.wait(5)
+    seen = []
+    others = [threading.Thread(target=lambda: seen.append(health.out())) for _ in range(16)]
+    for t in others:
+        t.start()
+    for t in others:
+        t.join(5)
+    assert len(reads) == 2  # only the one
+    assert all("a" in view for view in seen)  # the old view: "a" still out
+    release.set()
+    reader.join(5)

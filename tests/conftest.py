@@ -18,12 +18,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pytest
 import redis
 from sqlalchemy.engine import make_url
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from newsletter import db, schema_snapshot
 from newsletter.config import Settings, get_settings
@@ -352,6 +353,17 @@ def make_article(session: Session, **overrides: object) -> Article:
     session.add(article)
     session.commit()
     return article
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def reloaded(session: Session, model: type[M], key: int) -> M:
+    """The row as the database has it now (the session's copies expired first); it must exist."""
+    session.expire_all()
+    row = session.get(model, key)
+    assert row is not None, f"{model.__name__} {key} is not there"
+    return row
 
 
 def make_subscribers(

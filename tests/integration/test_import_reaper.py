@@ -15,7 +15,7 @@ from sqlmodel import Session, func, select
 from newsletter.audience import csv_import, import_jobs, import_reaper
 from newsletter.models import ImportJob, ImportUpload, Subscription, utcnow
 from newsletter.statuses import ImportStatus
-from tests.conftest import make_newsletter
+from tests.conftest import make_newsletter, reloaded
 
 ROWS = 120
 STALE = 300
@@ -64,13 +64,6 @@ def _importing(
     return committed
 
 
-def _job(session: Session, job_id: int) -> ImportJob:
-    session.expire_all()
-    job = session.get(ImportJob, job_id)
-    assert job is not None
-    return job
-
-
 def _subscriptions(session: Session) -> int:
     return int(session.exec(select(func.count()).select_from(Subscription)).one())
 
@@ -91,7 +84,7 @@ def test_a_killed_import_is_started_again_and_finishes_with_every_row(
     with pytest.raises(WorkerKilled):
         import_jobs.run(session, job_id)
     session.rollback()
-    job = _job(session, job_id)
+    job = reloaded(session, ImportJob, job_id)
     assert job.status == ImportStatus.running and job.attempts == 1
     assert _subscriptions(session) == 50  # two chunks were committed before it died
     assert job.heartbeat_at is not None
@@ -100,7 +93,7 @@ def test_a_killed_import_is_started_again_and_finishes_with_every_row(
     assert import_reaper.reap_stalled(session, stale_seconds=STALE) == []
     later = utcnow() + timedelta(seconds=STALE + 1)
     assert import_reaper.reap_stalled(session, stale_seconds=STALE, now=later) == [job_id]
-    job = _job(session, job_id)
+    job = reloaded(session, ImportJob, job_id)
     assert job.status == ImportStatus.queued
     assert job.failure is not None and "started again" in job.failure
     assert import_reaper.reap_stalled(session, stale_seconds=STALE, now=later) == []  # once
@@ -144,7 +137,7 @@ def test_a_run_taken_for_dead_that_comes_back_stops_without_writing_on(
 
     assert taken == [job_id]
     assert 1 <= len(committed) <= 2  # PostgreSQL: taken before chunk 2's commit; SQLite: after
-    job = _job(session, job_id)
+    job = reloaded(session, ImportJob, job_id)
     assert job.status == ImportStatus.queued and job.attempts == 1
     assert _subscriptions(session) == 25 * len(committed)  # the next chunk was undone
     assert session.get(ImportUpload, job_id) is not None  # kept for the next run
@@ -171,7 +164,7 @@ def test_after_three_runs_the_job_fails_and_says_why(
         )
         assert requeued == ([job_id] if run < import_reaper.MAX_ATTEMPTS else [])
 
-    job = _job(session, job_id)
+    job = reloaded(session, ImportJob, job_id)
     assert job.status == ImportStatus.failed and job.attempts == import_reaper.MAX_ATTEMPTS
     assert job.failure is not None
     assert job.failure.startswith("its run stopped (no progress since ")

@@ -19,7 +19,7 @@ from newsletter.config import Settings
 from newsletter.exceptions import UserError
 from newsletter.models import Issue, IssueStatus, utcnow
 from newsletter.sending import local_time, start
-from tests.conftest import make_issue, make_newsletter, make_subscribers
+from tests.conftest import make_issue, make_newsletter, make_subscribers, reloaded
 from worker import tasks
 
 START = datetime(2026, 11, 30, 6, tzinfo=UTC)  # 09:00 in Minsk, 01:00 in New York
@@ -55,13 +55,6 @@ def _issue(session: Session) -> int:
     return fx.issue.id
 
 
-def _stored(session: Session, issue_id: int) -> Issue:
-    session.expire_all()
-    issue = session.get(Issue, issue_id)
-    assert issue is not None
-    return issue
-
-
 def test_the_api_sends_at_a_local_time_and_its_status_shows_the_waves(
     client: TestClient, auth: dict[str, str], session: Session
 ) -> None:
@@ -87,7 +80,7 @@ def test_a_bad_local_time_is_422_with_the_reason_and_nothing_starts(
     sent = client.post(f"/api/issues/{issue_id}/send", json={"local_time": "25:00"}, headers=auth)
     assert sent.status_code == 422
     assert "not a time of day like '08:00'" in sent.text
-    issue = _stored(session, issue_id)
+    issue = reloaded(session, Issue, issue_id)
     assert (issue.status, issue.local_time) == (IssueStatus.draft, None)
 
 
@@ -99,7 +92,7 @@ def test_the_api_schedules_at_a_local_time(
     body = {"at": at, "local_time": "07:30"}
     scheduled = client.post(f"/api/issues/{issue_id}/schedule", json=body, headers=auth)
     assert scheduled.status_code == 200, scheduled.text
-    issue = _stored(session, issue_id)
+    issue = reloaded(session, Issue, issue_id)
     assert (issue.status, issue.local_time) == (IssueStatus.scheduled, "07:30")
 
 
@@ -128,4 +121,4 @@ def test_a_bad_local_time_in_the_cli_is_one_line(session: Session) -> None:
     assert result.exit_code == 1, result.output
     assert isinstance(result.exception, UserError)
     assert "\n" not in str(result.exception) and "not a time of day" in str(result.exception)
-    assert _stored(session, issue_id).status == IssueStatus.draft
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.draft

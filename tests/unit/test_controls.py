@@ -30,7 +30,7 @@ from newsletter.sending import batch, breaker, controls, hands, ledger, prepare,
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.sink import FaultPlan, SMTPSink
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
-from tests.conftest import make_issue, make_subscribers
+from tests.conftest import make_issue, make_subscribers, reloaded
 
 # an EC (P-256) private key: a valid key that the DKIM signer cannot use (RSA or ed25519 only)
 EC_PEM = (
@@ -57,13 +57,6 @@ def _started(session: Session, count: int) -> int:
     fill_ledger(session, issue_id=issue_id, checks=QAConfig())
     session.commit()
     return issue_id
-
-
-def _issue(session: Session, issue_id: int) -> Issue:
-    session.expire_all()
-    issue = session.get(Issue, issue_id)
-    assert issue is not None
-    return issue
 
 
 def _counts(session: Session, issue_id: int) -> Counter[str]:
@@ -120,7 +113,7 @@ def test_pause_stops_new_sends_within_one_batch_and_resume_finishes(
         assert first.stopped and not first.more
         # the batch looks at the status every STATUS_CHECK_EVERY messages
         assert 3 <= first.sent <= batch.STATUS_CHECK_EVERY
-        issue = _issue(session, issue_id)
+        issue = reloaded(session, Issue, issue_id)
         assert (issue.status, issue.status_reason) == (IssueStatus.paused, "checking a typo")
         counts = _counts(session, issue_id)
         assert counts == {"sent": first.sent, "pending": 80 - first.sent}  # released, not leased
@@ -129,7 +122,7 @@ def test_pause_stops_new_sends_within_one_batch_and_resume_finishes(
         controls.resume(session, issue_id=issue_id)
         session.commit()
         _drain(settings, issue_id, sink.port)
-    assert _issue(session, issue_id).status == IssueStatus.sent
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.sent
     received = _recipients(sink)
     assert len(received) == 80 and set(received.values()) == {1}  # everyone, exactly once
 
@@ -142,7 +135,7 @@ def test_pause_and_resume_refuse_the_wrong_states(session: Session) -> None:
         controls.pause(session, issue_id=issue_id)
     with pytest.raises(InvalidState, match=r"cannot resume issue .*: it is draft"):
         controls.resume(session, issue_id=issue_id)
-    assert _issue(session, issue_id).status == IssueStatus.draft
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.draft
 
 
 # ---------------------------------------------------------------- cancel
@@ -161,7 +154,7 @@ def test_cancel_mid_send_marks_the_rest_cancelled_and_sends_no_more(
         session.commit()
         assert _drain(settings, issue_id, sink.port) == [0]
     assert _counts(session, issue_id) == {"sent": 10, "cancelled": 20}
-    issue = _issue(session, issue_id)
+    issue = reloaded(session, Issue, issue_id)
     assert issue.status == IssueStatus.cancelled
     assert len(sink.messages) == 10
     state = controls.status(session, issue_id=issue_id)
@@ -216,7 +209,7 @@ def test_resend_failed_sends_again_only_to_failed_rows(
     issue_id = _started(session, 6)
     with SMTPSink() as sink:
         _drain(settings, issue_id, sink.port)
-        assert _issue(session, issue_id).status == IssueStatus.sent
+        assert reloaded(session, Issue, issue_id).status == IssueStatus.sent
         rows = session.exec(
             select(Delivery).where(Delivery.issue_id == issue_id).order_by(col(Delivery.id))
         ).all()
@@ -231,11 +224,11 @@ def test_resend_failed_sends_again_only_to_failed_rows(
 
         assert controls.resend_failed(session, issue_id=issue_id) == 2
         session.commit()
-        assert _issue(session, issue_id).status == IssueStatus.sending
+        assert reloaded(session, Issue, issue_id).status == IssueStatus.sending
         _drain(settings, issue_id, sink.port)
         again = sink.messages[before:]
     assert len(again) == 2
-    assert _issue(session, issue_id).status == IssueStatus.sent
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.sent
     assert _counts(session, issue_id) == {"sent": 6}
 
 
@@ -249,7 +242,7 @@ def test_resend_failed_with_nothing_failed_changes_nothing(
     # this one (expire_on_commit=False), which is still there until the garbage collector runs
     session.expire_all()
     assert controls.resend_failed(session, issue_id=issue_id) == 0
-    assert _issue(session, issue_id).status == IssueStatus.sent
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.sent
 
 
 def test_resend_failed_refuses_a_draft(session: Session) -> None:
@@ -270,14 +263,14 @@ def test_schedule_then_tick_starts_the_issue_when_due(session: Session, settings
     controls.schedule(session, issue_id=issue_id, at=later, checks=QAConfig())
     session.commit()
     assert scheduler.tick(settings, parallelism=2).started == []
-    assert _issue(session, issue_id).status == IssueStatus.scheduled
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.scheduled
 
     session.execute(update(Issue).where(col(Issue.id) == issue_id).values(scheduled_at=utcnow()))
     session.commit()
     tick = scheduler.tick(settings, parallelism=2)
     assert tick.started == [issue_id]
     assert tick.batches == {issue_id: 1}  # and its batches are asked for in the same tick
-    assert _issue(session, issue_id).status == IssueStatus.sending
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.sending
     assert _counts(session, issue_id) == {"pending": 3}
     assert scheduler.tick(settings, parallelism=2).started == []  # started once
 
@@ -293,7 +286,7 @@ def test_a_scheduled_issue_that_fails_qa_at_its_time_goes_back_to_draft(
     session.delete(fx.items[0])  # an editor empties the section after scheduling
     session.commit()
     assert scheduler.tick(settings, parallelism=1).started == []
-    issue = _issue(session, issue_id)
+    issue = reloaded(session, Issue, issue_id)
     assert issue.status == IssueStatus.draft
     assert issue.status_reason and "blocked by QA" in issue.status_reason
 
@@ -310,7 +303,7 @@ def test_schedule_refuses_a_naive_time_and_an_issue_qa_blocks(session: Session) 
     session.commit()
     with pytest.raises(QABlocked):
         controls.schedule(session, issue_id=issue_id, at=utcnow(), checks=QAConfig())
-    assert _issue(session, issue_id).status == IssueStatus.draft
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.draft
 
 
 def test_unschedule_goes_back_to_draft(session: Session) -> None:
@@ -365,7 +358,7 @@ def test_circuit_breaker_pauses_the_issue_and_says_why(
             transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port)),
         )
     assert result.stopped and result.retried == 10  # tripped at the tenth failure
-    issue = _issue(session, issue_id)
+    issue = reloaded(session, Issue, issue_id)
     assert issue.status == IssueStatus.paused
     assert issue.status_reason is not None
     assert issue.status_reason.startswith("circuit breaker: 10 of the last 10 sends failed")
@@ -402,7 +395,7 @@ def test_the_breaker_ignores_bad_mailboxes_and_a_resumed_issue_starts_afresh(
         settings, issue_id=issue_id, transport=Rejecting(SMTPConfig("127.0.0.1", 1))
     )
     assert result.failed == 12 and not result.stopped
-    assert _issue(session, issue_id).status == IssueStatus.sent
+    assert reloaded(session, Issue, issue_id).status == IssueStatus.sent
 
 
 def test_cancel_settles_rows_in_sending_at_once(session: Session, settings: Settings) -> None:
@@ -463,7 +456,7 @@ def test_a_batch_that_cannot_build_the_message_pauses_the_issue_with_the_reason(
             settings, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
         )
     assert result.stopped and result.sent == 0 and not sink.messages
-    issue = _issue(session, issue_id)
+    issue = reloaded(session, Issue, issue_id)
     assert issue.status == IssueStatus.paused
     assert issue.status_reason is not None
     assert "cannot build the message" in issue.status_reason
@@ -487,7 +480,7 @@ def test_a_dkim_key_that_cannot_sign_pauses_the_send_instead_of_crashing_batches
             signing, issue_id=issue_id, transport=SMTPTransport(SMTPConfig("127.0.0.1", sink.port))
         )
     assert result.stopped and not sink.messages
-    issue = _issue(session, issue_id)
+    issue = reloaded(session, Issue, issue_id)
     assert issue.status == IssueStatus.paused
     assert "DKIM" in (issue.status_reason or "")
     assert _counts(session, issue_id) == {"pending": 2}
@@ -511,4 +504,4 @@ def test_a_non_ascii_address_fails_its_row_clearly_without_tripping_the_breaker(
     assert _counts(session, fx.issue.id) == {"sent": 2, "failed": 1}  # type: ignore[arg-type]
     failed = session.exec(select(Delivery).where(Delivery.status == "failed")).one()
     assert "SMTPUTF8" in (failed.smtp_response or "")
-    assert _issue(session, fx.issue.id).status == IssueStatus.sent  # type: ignore[arg-type]
+    assert reloaded(session, Issue, fx.issue.id).status == IssueStatus.sent  # type: ignore[arg-type]

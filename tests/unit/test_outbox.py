@@ -20,7 +20,7 @@ from newsletter.audience.outbox import Claim, ConfirmationRequest
 from newsletter.config import Settings
 from newsletter.models import ConfirmationOutbox, Newsletter, utcnow
 from newsletter.tables import OB
-from tests.conftest import make_newsletter, make_subscribers
+from tests.conftest import make_newsletter, make_subscribers, reloaded
 
 
 def _aware(value: datetime | None) -> datetime:
@@ -43,13 +43,6 @@ def _record(session: Session, count: int, *, now: datetime) -> list[int]:
         ids.append(recorded.outbox_id)
     session.commit()
     return ids
-
-
-def _row(session: Session, outbox_id: int) -> ConfirmationOutbox:
-    session.expire_all()
-    row = session.get(ConfirmationOutbox, outbox_id)
-    assert row is not None
-    return row
 
 
 def test_a_recorded_request_is_a_row_with_its_id_and_nothing_is_no_row(session: Session) -> None:
@@ -91,7 +84,7 @@ def test_the_beat_claims_due_rows_once_in_order_after_the_grace(session: Session
     assert [r.outbox_id for r in second] == ids[2:]
     assert again == []  # under the claim's lease: nobody takes them again
     assert first[0].newsletter_ids and first[0].source == "form"
-    assert _row(session, ids[0]).attempts == 1
+    assert reloaded(session, ConfirmationOutbox, ids[0]).attempts == 1
 
 
 def test_rows_a_dead_claimer_left_are_due_again_after_the_lease(session: Session) -> None:
@@ -104,7 +97,7 @@ def test_rows_a_dead_claimer_left_are_due_again_after_the_lease(session: Session
     assert outbox.claim_due(session, now=now + lease - timedelta(seconds=1)) == []
     assert [r.outbox_id for r in outbox.claim_due(session, now=now + lease)] == [oid]
     session.commit()
-    assert _row(session, oid).attempts == 2
+    assert reloaded(session, ConfirmationOutbox, oid).attempts == 2
 
 
 def test_relayed_rows_are_never_claimed(session: Session, settings: Settings) -> None:
@@ -115,12 +108,12 @@ def test_relayed_rows_are_never_claimed(session: Session, settings: Settings) ->
     assert outbox.relay(settings.database_url, _request(session, oid), published.append)
 
     assert [r.outbox_id for r in published] == [oid]
-    assert _row(session, oid).relayed_at is not None
+    assert reloaded(session, ConfirmationOutbox, oid).relayed_at is not None
     assert outbox.claim_due(session, now=now + timedelta(hours=1)) == []
 
 
 def _request(session: Session, oid: int) -> ConfirmationRequest:
-    row = _row(session, oid)
+    row = reloaded(session, ConfirmationOutbox, oid)
     return ConfirmationRequest(
         row.subscriber_id, tuple(row.newsletter_ids), row.source, row.consent_text_version, oid
     )
@@ -137,7 +130,7 @@ def test_a_failed_publish_leaves_the_row_due_with_the_error(
 
     assert not outbox.relay(settings.database_url, _request(session, oid), down)
 
-    row = _row(session, oid)
+    row = reloaded(session, ConfirmationOutbox, oid)
     assert row.relayed_at is None and row.attempts == 1
     assert (
         row.last_error
@@ -162,7 +155,7 @@ def test_the_beats_relay_stops_at_the_first_failure_and_leaves_the_rest_due(
     run = outbox.relay_due(settings.database_url, flaky, batch=10)
 
     assert (run.relayed, run.failed) == (1, 1)
-    rows = [_row(session, i) for i in ids]
+    rows = [reloaded(session, ConfirmationOutbox, i) for i in ids]
     assert rows[0].relayed_at is not None
     assert rows[1].relayed_at is None and rows[1].last_error == "ConnectionError: broker gone"
     assert all(r.relayed_at is None and r.attempts == 0 for r in rows[2:])  # released
@@ -175,7 +168,7 @@ def test_the_beats_relay_stops_at_the_first_failure_and_leaves_the_rest_due(
         settings.database_url, lambda r: None, now=utcnow() + timedelta(minutes=4)
     )
     assert everything.relayed == 3
-    assert all(_row(session, i).relayed_at is not None for i in ids)
+    assert all(reloaded(session, ConfirmationOutbox, i).relayed_at is not None for i in ids)
 
 
 def test_the_beats_relay_drains_a_backlog_batch_by_batch(
@@ -221,7 +214,7 @@ def test_of_two_tasks_with_one_row_one_sends(session: Session) -> None:
     assert outbox.finish_send(session, oid, first.token)
     assert outbox.claim_send(session, oid, lease_seconds=300).state is Claim.sent
     assert outbox.claim_send(session, oid + 1000, lease_seconds=300).state is Claim.gone
-    assert _row(session, oid).sent_at is not None
+    assert reloaded(session, ConfirmationOutbox, oid).sent_at is not None
 
 
 def test_a_temporary_failure_releases_the_row_and_a_dead_senders_lease_runs_out(
@@ -272,7 +265,8 @@ def test_rows_relayed_long_ago_are_pruned_by_the_beats_relay(
     session.expire_all()
     assert session.get(ConfirmationOutbox, old) is None
     assert session.get(ConfirmationOutbox, recent) is not None
-    assert _row(session, waiting).relayed_at is not None  # relayed by this run, kept
+    # relayed by this run, kept
+    assert reloaded(session, ConfirmationOutbox, waiting).relayed_at is not None
 
 
 def test_a_row_relayed_and_never_sent_is_relayed_again_once_it_is_stale(
@@ -301,7 +295,7 @@ def test_a_row_relayed_and_never_sent_is_relayed_again_once_it_is_stale(
     )
 
     assert published == [lost] and run.relayed == 1
-    row = _row(session, lost)
+    row = reloaded(session, ConfirmationOutbox, lost)
     assert row.relayed_at is not None and row.sent_at is None and row.attempts == 1
     assert row.last_error is None  # relayed: the note about the lost task is cleared
     # relayed again just now: the next beats leave it alone until it is stale once more

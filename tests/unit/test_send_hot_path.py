@@ -33,7 +33,7 @@ from newsletter.models import Delivery, DeliveryStatus
 from newsletter.sending import batch, counters, driver_sql, ledger
 from newsletter.sending.start import fill_ledger
 from newsletter.transports.smtp import bracketed
-from tests.conftest import make_issue, make_subscribers
+from tests.conftest import make_issue, make_subscribers, reloaded
 
 
 def _claimed(session: Session, n: int) -> list[ledger.Claimed]:
@@ -44,13 +44,6 @@ def _claimed(session: Session, n: int) -> list[ledger.Claimed]:
     claimed = ledger.claim(session, issue_id=fx.issue.id, limit=n, lease_seconds=300)  # type: ignore[arg-type]
     session.commit()
     return claimed
-
-
-def _row(session: Session, delivery_id: int) -> Delivery:
-    session.expire_all()
-    row = session.get(Delivery, delivery_id)
-    assert row is not None
-    return row
 
 
 def test_a_reply_recorded_on_the_autocommit_connection_keeps_the_lease_guard(
@@ -74,11 +67,11 @@ def test_a_reply_recorded_on_the_autocommit_connection_keeps_the_lease_guard(
                      {"id": third.delivery_id})  # fmt: skip
         assert record(conn, delivery_id=third.delivery_id, message_id="<d@x>", response="250 ok",
                       lease=third.lease)  # fmt: skip
-    row = _row(session, first.delivery_id)
+    row = reloaded(session, Delivery, first.delivery_id)
     assert (row.status, row.message_id, row.smtp_response) == ("sent", "<a@x>", "250 ok")
     assert row.sent_at is not None and row.lease_token is None and row.lease_until is None
-    assert _row(session, second.delivery_id).status == DeliveryStatus.sending
-    assert _row(session, third.delivery_id).status == DeliveryStatus.sent
+    assert reloaded(session, Delivery, second.delivery_id).status == DeliveryStatus.sending
+    assert reloaded(session, Delivery, third.delivery_id).status == DeliveryStatus.sent
 
 
 def test_a_lost_connection_on_the_shortcut_is_sqlalchemys_operational_error(
@@ -101,7 +94,7 @@ def test_a_lost_connection_on_the_shortcut_is_sqlalchemys_operational_error(
     finally:
         conn.invalidate()
         conn.close()
-    assert _row(session, row.delivery_id).status == DeliveryStatus.sending
+    assert reloaded(session, Delivery, row.delivery_id).status == DeliveryStatus.sending
 
 
 def test_statement_writes_only_status_words() -> None:

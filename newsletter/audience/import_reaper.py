@@ -10,8 +10,9 @@ queue, to be imported again from its first row (the chunks already written come 
 fails, saying so. A run that was only slow and comes back finds its job taken (``ours`` no
 longer matches) and stops without writing its next chunk.
 
-A large import drops the subscriber table's trigram index while it runs (``trigram_pause``'s
-``trigram_pause``); one killed midway leaves it dropped, and the reaper builds it again.
+A large import drops the subscriber table's trigram index while it runs
+(``trigram_pause.TrigramPause``); one killed midway leaves it dropped, and the reaper builds it
+again.
 """
 
 from __future__ import annotations

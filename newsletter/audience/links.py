@@ -15,6 +15,7 @@ one purpose never verifies for another):
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from itsdangerous import (
     TimestampSigner,
     URLSafeTimedSerializer,
 )
-from itsdangerous.encoding import base64_encode
+from itsdangerous.encoding import base64_encode, int_to_bytes, want_bytes
 
 from newsletter.exceptions import InvalidLink
 
@@ -103,6 +104,15 @@ def _serializer(secret: str, purpose: Purpose) -> URLSafeTimedSerializer:
     return _Serializer(secret, salt=f"newsletter.{purpose}")
 
 
+@lru_cache(maxsize=32)
+def _signing(secret: str, purpose: Purpose) -> tuple[TimestampSigner, hmac.HMAC, bytes]:
+    """The serializer's signer, an HMAC keyed as it keys its own, and its separator."""
+    signer = _serializer(secret, purpose).make_signer()
+    assert isinstance(signer, TimestampSigner)
+    mac = hmac.new(signer.derive_key(), digestmod=signer.digest_method)
+    return signer, mac, want_bytes(signer.sep)
+
+
 def make_token(
     secret: str,
     purpose: Purpose,
@@ -110,8 +120,20 @@ def make_token(
     newsletter_id: int | None,
     issue_id: int | None = None,
 ) -> str:
+    """The serializer's token for ``[subscriber, newsletter(, issue)]``, written directly: the
+    same bytes as ``_serializer(...).dumps`` (a test compares them), in about a fifth of the
+    time; it is made twice for every message of a send. Anything but plain ints goes through
+    the serializer."""
     payload = [subscriber_id, newsletter_id] + ([] if issue_id is None else [issue_id])
-    return str(_serializer(secret, purpose).dumps(payload))
+    if not all(type(value) is int or value is None for value in payload):
+        return str(_serializer(secret, purpose).dumps(payload))
+    json = "[" + ",".join("null" if value is None else str(value) for value in payload) + "]"
+    signer, mac, sep = _signing(secret, purpose)
+    stamp = base64_encode(int_to_bytes(signer.get_timestamp()))
+    value = base64_encode(json.encode("ascii")) + sep + stamp
+    signed = mac.copy()
+    signed.update(value)
+    return (value + sep + base64_encode(signed.digest())).decode("ascii")
 
 
 def _loads(secret: str, purpose: Purpose, token: str, max_age: int | None) -> tuple[Any, datetime]:

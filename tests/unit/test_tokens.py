@@ -4,9 +4,11 @@ tokens."""
 from __future__ import annotations
 
 import pytest
-from itsdangerous import TimestampSigner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
-from newsletter.audience.links import Purpose, TokenData, make_token, read_token
+from newsletter.audience.links import Purpose, TokenData, _serializer, make_token, read_token
 from newsletter.exceptions import InvalidInput
 
 SECRET = "token-test-secret"
@@ -72,3 +74,36 @@ def test_token_within_max_age_is_accepted(monkeypatch: pytest.MonkeyPatch) -> No
     token = make_token(SECRET, Purpose.confirm, 42, 7)
     now[0] += 3599
     assert read_token(SECRET, Purpose.confirm, token, max_age=3600) == TokenData(42, 7)
+
+
+_IDS = st.integers(min_value=0, max_value=2**31 - 1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    purpose=st.sampled_from([Purpose.unsubscribe, Purpose.preferences]),
+    subscriber=_IDS,
+    newsletter=st.none() | _IDS,
+    issue=st.none() | _IDS,
+    stamp=st.integers(min_value=0, max_value=2**32),
+)
+def test_a_token_is_the_bytes_itsdangerous_writes(
+    purpose: Purpose, subscriber: int, newsletter: int | None, issue: int | None, stamp: int
+) -> None:
+    """``make_token`` writes the token itself (the send makes two a message): the very string
+    its serializer (itsdangerous's, which never tries zlib on a short payload) makes of the same
+    payload at the same second; the library's plain serializer reads it."""
+    payload = [subscriber, newsletter] + ([] if issue is None else [issue])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TimestampSigner, "get_timestamp", lambda self: stamp)
+        token = make_token(SECRET, purpose, subscriber, newsletter, issue)
+        serialized = _serializer(SECRET, purpose).dumps(payload)
+    assert token == serialized
+    read = URLSafeTimedSerializer(SECRET, salt=f"newsletter.{purpose}").loads(token)
+    assert read == payload
+    assert read_token(SECRET, purpose, token) == TokenData(subscriber, newsletter, issue)
+
+
+def test_a_payload_of_other_than_ints_goes_through_the_serializer() -> None:
+    token = make_token(SECRET, Purpose.unsubscribe, True, 7)
+    assert URLSafeTimedSerializer(SECRET, salt="newsletter.unsubscribe").loads(token) == [True, 7]

@@ -211,6 +211,11 @@ def test_the_sample_issues_message_is_quoted_printable_and_fits_72_kb(
 @example(
     template="a  \tb  " + PLACEHOLDERS["name"] + "  \n\n", values={"name": "  x \t"}, html=True
 )
+# ``render`` fills a bytes format: a "%" in the fixed text stays itself
+@example(template="100% %b %s" + PLACEHOLDERS["name"] + "%", values={"name": "%b"}, html=False)
+# the decoded end before the final line break runs back over short pieces and values
+@example(template="x" + PLACEHOLDERS["name"] + "\r" + PLACEHOLDERS["email"], values={"name": "\n"},
+         html=False)  # fmt: skip
 def test_the_pieces_relaxed_apart_are_the_whole_relaxed(
     template: str, values: dict[str, str], html: bool
 ) -> None:

@@ -22,13 +22,14 @@ from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select, upda
 from sqlmodel import Session
 
 from newsletter.models import DeliveryStatus, IssueStatus, SubscriptionStatus, moving, utcnow
-from newsletter.sending import local_time
+from newsletter.sending import driver_sql, local_time
 from newsletter.sending.ledger_results import SENDING
 from newsletter.sending.ledger_results import Executor as Executor
 from newsletter.sending.ledger_results import mark_bounced as mark_bounced
 from newsletter.sending.ledger_results import record_failed as record_failed
 from newsletter.sending.ledger_results import record_retry as record_retry
 from newsletter.sending.ledger_results import record_sent as record_sent
+from newsletter.sending.ledger_results import record_sent_statement as record_sent_statement
 from newsletter.sending.ledger_results import record_skipped as record_skipped
 from newsletter.sending.ledger_state import finish_if_done as finish_if_done
 from newsletter.sending.ledger_state import has_ready as has_ready
@@ -67,11 +68,21 @@ def claimable() -> ColumnElement[bool]:
 
 def still_claimable(session: Executor, *, issue_id: int) -> bool:
     """Whether the issue's rows may still go out (a batch looks between messages)."""
+    if driver_sql.usable(session):  # the sender's autocommit connection on PostgreSQL
+        return bool(driver_sql.value(session, _STILL_CLAIMABLE_PG, (issue_id,)))
     return bool(session.execute(_STILL_CLAIMABLE, {"issue": issue_id}).scalar())
 
 
 # built once: a batch asks every few messages
 _STILL_CLAIMABLE = select(exists().where(I.c.id == bindparam("issue"), claimable()))
+# the same for psycopg itself (``driver_sql``), as ``claimable`` words it
+_STILL_CLAIMABLE_PG = driver_sql.statement(
+    "SELECT EXISTS (SELECT 1 FROM issue WHERE id = %s AND (status IN ({live}) "
+    "OR kind = {welcome} AND status IN ({not_started})))",
+    live=[IssueStatus.sending, IssueStatus.sent],
+    welcome=[IssueKind.welcome],
+    not_started=list(NOT_STARTED),
+)
 
 
 def claim(

@@ -63,10 +63,12 @@ def record_sent(
     lease: str | None = None,
 ) -> bool:
     if lease is not None:  # the sender's hot path: one statement built once, parameters only
-        now, response = utcnow(), response[:1000]
         if driver_sql.usable(session):  # PostgreSQL: psycopg's prepared statement
-            values = (message_id, response, now, now, delivery_id, lease)
-            return driver_sql.rowcount(session, _RECORD_SENT_PG, values) == 1
+            sql, values = record_sent_statement(
+                delivery_id=delivery_id, message_id=message_id, response=response, lease=lease
+            )
+            return driver_sql.rowcount(session, sql, values) == 1
+        now, response = utcnow(), response[:1000]
         result = session.execute(
             _RECORD_SENT,
             {"rid": delivery_id, "lease": lease, "mid": message_id, "resp": response, "now": now},
@@ -81,6 +83,16 @@ def record_sent(
         smtp_response=response[:1000],
         sent_at=utcnow(),
     )
+
+
+def record_sent_statement(
+    *, delivery_id: int, message_id: str, response: str, lease: str
+) -> tuple[str, tuple[Any, ...]]:
+    """PostgreSQL (psycopg): ``record_sent``'s statement and its values, for a claim's row; the
+    sender writes it ahead of its reply (``Recorder.ahead``). It changes 1 row, or 0 when the
+    claim no longer holds it."""
+    now = utcnow()
+    return _RECORD_SENT_PG, (message_id, response[:1000], now, now, delivery_id, lease)
 
 
 # building an update() per message cost more CPU than the SMTP exchange (166 us vs 42 us)

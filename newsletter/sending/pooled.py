@@ -116,6 +116,7 @@ def send_all(run: Run, claimed: list[ledger.Claimed], pool: TransportPool, hands
                     return
             mid, data = built
             run.tokens -= 1  # taken when it leaves (the reply may come after the next)
+            run.rec.catch_up()  # a record sent ahead is confirmed before another message leaves
             future = pool.submit(run.settings.bounce_address, row.email, data)
             flight.append((index, hand, row, mid, future))
         if run.result.stopped:

@@ -8,21 +8,31 @@ batch runs through it is guarded by the row's lease or status, so running one tw
 did commit, its answer was lost) changes nothing. When the database stays away longer, it
 raises ``DatabaseUnavailable``: the batch's task is retried, and the rows it held come back
 when their lease runs out (a message already handed over then goes out again, same Message-ID).
+
+On PostgreSQL with psycopg the record of a delivered message is sent ahead (``ahead``): the
+statement is written to the server, which runs and commits it by itself, and the batch builds its
+next message meanwhile; the reply is read (``catch_up``) before that message leaves (and before
+the connection's next statement), by then arrived. A lost connection at that point runs the
+statement again on a new one, as ``call`` does, so no more messages are unrecorded at a crash or
+an outage than when the batch waited for each reply.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
-from typing import Concatenate, ParamSpec, TypeVar
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from newsletter.exceptions import DatabaseUnavailable
+from newsletter.sending import driver_sql
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -41,6 +51,19 @@ def connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError)
 
 
+class _Lost(Exception):
+    """The connection a statement was sent ahead on is gone."""
+
+
+@dataclass(frozen=True)
+class _Ahead:
+    """A statement written to the server whose reply is not read yet."""
+
+    sql: str
+    params: Sequence[Any]
+    then: Callable[[int], None]
+
+
 class Recorder:
     """One autocommit connection at a time (PostgreSQL: without waiting for the WAL flush)."""
 
@@ -49,12 +72,27 @@ class Recorder:
         self.patience = patience
         self.reconnects = 0  # new connections after a lost one (for the log and the tests)
         self._conn: Connection | None = None
+        self._ahead: _Ahead | None = None
+        #: ``ahead`` can write a statement and read its reply later (PostgreSQL on psycopg)
+        dialect = engine.dialect
+        self.sends_ahead = dialect.name == "postgresql" and dialect.driver == "psycopg"
 
     def __enter__(self) -> Recorder:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        _exc: BaseException | None,
+        _tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        try:  # the statement sent ahead still lands; the batch's own error is the one raised
+            self.close()
+        except (DBAPIError, DatabaseUnavailable) as exc:
+            log.warning("the last result not confirmed: %s", exc)
 
     def _open(self) -> Connection:
         conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -62,11 +100,13 @@ class Recorder:
             # a worker crash cannot lose a committed row; a database crash could lose the last
             # few hundred milliseconds of results, which then go out again (same Message-ID)
             conn.execute(text("SET synchronous_commit TO off"))
+            driver_sql.forget_prepared(conn)  # gone with the pool's reset of the connection
         self._conn = conn
         return conn
 
     def connection(self) -> Connection:
         """The connection the next ``call`` runs on (opened now if there is none)."""
+        self.catch_up()
         return self._current()
 
     def _current(self) -> Connection:
@@ -81,6 +121,7 @@ class Recorder:
                 conn.close()
 
     def close(self) -> None:
+        self.catch_up()
         conn, self._conn = self._conn, None
         if conn is None:
             return
@@ -95,6 +136,7 @@ class Recorder:
     def call(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kw: P.kwargs) -> T:
         """``fn(connection, ...)``, again on a new connection while the database is away (up to
         ``patience`` seconds); ``fn`` must be safe to run twice. ``DatabaseUnavailable`` after."""
+        self.catch_up()
         deadline = time.monotonic() + self.patience
         wait = FIRST_WAIT
         while True:
@@ -106,18 +148,58 @@ class Recorder:
                 self._drop()
                 if time.monotonic() + wait > deadline:
                     raise DatabaseUnavailable(f"the database is unreachable: {exc.orig}") from exc
-                if not self.reconnects:
-                    log.warning("database connection lost (%s); reconnecting", exc.orig)
-                self.reconnects += 1
+                self._reconnecting(exc)
                 time.sleep(wait)
                 wait = min(wait * 2, LONGEST_WAIT)
 
     def once(self, fn: Callable[Concatenate[Connection, P], T], *args: P.args, **kw: P.kwargs) -> T:
         """``fn(connection, ...)`` once (a statement not safe to run twice); a lost connection
         is dropped (the next ``call`` makes a new one) and the error raised."""
+        self.catch_up()
         try:
             return fn(self._current(), *args, **kw)
         except DBAPIError as exc:
             if connection_lost(exc):
                 self._drop()
             raise
+
+    def ahead(self, sql: str, params: Sequence[Any], then: Callable[[int], None]) -> None:
+        """Write ``sql`` (psycopg's placeholders; safe to run twice, autocommit) to the server
+        and return without its reply; ``then`` gets the rows it changed when the reply is read,
+        before the connection's next statement. Only where ``sends_ahead``."""
+        self.catch_up()
+        try:
+            driver_sql.send(self._current(), sql, params)
+        except DBAPIError as exc:
+            if not connection_lost(exc):
+                raise
+            self._drop()
+            self._reconnecting(exc)
+            then(self.call(driver_sql.rowcount, sql, params))  # on a new connection, waiting
+            return
+        self._ahead = _Ahead(sql, params, then)
+
+    def catch_up(self) -> None:
+        """Read the reply of the statement sent ``ahead``, if any; a connection lost meanwhile
+        runs it again on a new one (``call``: it is safe to run twice)."""
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return
+        try:
+            if self._conn is None:  # dropped meanwhile: its reply is gone with it
+                raise _Lost
+            count = driver_sql.collect(self._conn)
+        except driver_sql.NotPrepared:  # not run: now, waiting for it (prepared again later)
+            count = self.call(driver_sql.rowcount, ahead.sql, ahead.params)
+        except (DBAPIError, _Lost) as exc:
+            if isinstance(exc, DBAPIError) and not connection_lost(exc):
+                raise
+            self._drop()
+            self._reconnecting(exc)
+            count = self.call(driver_sql.rowcount, ahead.sql, ahead.params)
+        ahead.then(count)
+
+    def _reconnecting(self, exc: BaseException) -> None:
+        if not self.reconnects:
+            log.warning("database connection lost (%s); reconnecting", getattr(exc, "orig", exc))
+        self.reconnects += 1

@@ -121,21 +121,30 @@ class Run:
         self.settle(row, outcome, hand)
 
     def settle(self, row: ledger.Claimed, outcome: Outcome, hand: Hand) -> None:
-        """Record one row's outcome and let the rest of the batch react to it."""
-        recorded = self.rec.call(
-            outcomes.record,
-            row,
-            outcome,
-            issue_id=self.issue_id,
-            retry=self.retry,
-            subscriptions=hand.conn,
-        )
-        if not recorded and outcome.kind is Kind.sent:
-            log.warning(
-                "delivery %s: sent after its lease was lost",
-                row.delivery_id,
-                extra={"issue_id": self.issue_id, "delivery_id": row.delivery_id},
+        """Record one row's outcome and let the rest of the batch react to it. A message sent
+        is recorded ahead where the recorder can: the statement goes to the server now and its
+        reply is read once the next message is built, before that one leaves (``send_one``),
+        so a worker killed or a database lost re-sends at most the message in flight, as when
+        the batch waited for each reply."""
+        if outcome.kind is Kind.sent and row.lease is not None and self.rec.sends_ahead:
+            sql, values = ledger.record_sent_statement(
+                delivery_id=row.delivery_id,
+                message_id=outcome.message_id or "",
+                response=outcome.response,
+                lease=row.lease,
             )
+            self.rec.ahead(sql, values, lambda count: self._recorded(row, count == 1))
+        else:
+            recorded = self.rec.call(
+                outcomes.record,
+                row,
+                outcome,
+                issue_id=self.issue_id,
+                retry=self.retry,
+                subscriptions=hand.conn,
+            )
+            if outcome.kind is Kind.sent:
+                self._recorded(row, recorded)
         self.result.count(outcome)
         if outcome.kind in (Kind.failed, Kind.local, Kind.bounced):
             _log_failed(self.issue_id, row.delivery_id, outcome.response)
@@ -149,6 +158,14 @@ class Run:
                 failed=outcome.server_trouble,
                 reply=outcome.response,
                 permanent=outcome.kind is Kind.failed,
+            )
+
+    def _recorded(self, row: ledger.Claimed, recorded: bool) -> None:
+        if not recorded:
+            log.warning(
+                "delivery %s: sent after its lease was lost",
+                row.delivery_id,
+                extra={"issue_id": self.issue_id, "delivery_id": row.delivery_id},
             )
 
     def build(self, row: ledger.Claimed, hand: Hand) -> Outcome | tuple[str, bytes]:
@@ -182,6 +199,7 @@ class Run:
         if isinstance(built, Outcome):
             return built
         mid, data = built
+        self.rec.catch_up()  # the last message's record confirmed before this one leaves
         try:
             reply = self.transport.send(self.settings.bounce_address, row.email, data)
         except TransportError as exc:

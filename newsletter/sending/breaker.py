@@ -27,20 +27,30 @@ PREFIX = "circuit breaker: "
 
 @dataclass
 class Window:
+    """The last ``size`` results, and how many of them failed (counted as they come and go: the
+    breaker looks after every message, and a window is 100 results by default)."""
+
     size: int
     results: deque[int] = field(init=False)  # 0 success, 1 temporary, 2 permanent failure
     last_failure: str = ""
+    failures: int = 0
+    permanent: int = 0
 
     def __post_init__(self) -> None:
         self.results = deque(maxlen=self.size)
 
-    @property
-    def failures(self) -> int:
-        return sum(1 for r in self.results if r)
+    def add(self, result: int) -> None:
+        if len(self.results) == self.size:  # the oldest result leaves the window
+            oldest = self.results[0]
+            self.failures -= oldest != 0
+            self.permanent -= oldest == 2
+        self.results.append(result)
+        self.failures += result != 0
+        self.permanent += result == 2
 
-    @property
-    def permanent(self) -> int:
-        return sum(1 for r in self.results if r == 2)
+    def clear(self) -> None:
+        self.results.clear()
+        self.failures = self.permanent = 0
 
 
 @dataclass(frozen=True)
@@ -75,13 +85,13 @@ class CircuitBreaker:
                 for old in [k for k in self._windows if k[0] == issue_id]:
                     del self._windows[old]
                 win = self._windows[key] = Window(self.window)
-            win.results.append((2 if permanent else 1) if failed else 0)
+            win.add((2 if permanent else 1) if failed else 0)
             if failed:
                 win.last_failure = reply
             seen, bad, permanent_ones = len(win.results), win.failures, win.permanent
             if seen < self.min_results or bad / seen < self.threshold:
                 return Verdict(False)
-            win.results.clear()
+            win.clear()
         return Verdict(
             True,
             f"{PREFIX}{bad} of the last {seen} sends failed"

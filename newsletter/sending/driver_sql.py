@@ -72,6 +72,27 @@ def statement(template: str, **statuses: Iterable[StrEnum | str]) -> str:
 
 def rowcount(conn: Connection, sql: str, params: Sequence[Any]) -> int:
     """``sql`` on ``conn``'s psycopg connection, prepared; the rows it changed."""
+    return int(_executed(conn, sql, params).rowcount)
+
+
+def value(conn: Connection, sql: str, params: Sequence[Any]) -> Any:
+    """``sql``'s first value (None without a row) on ``conn``'s psycopg connection, prepared
+    (``usable``: autocommit)."""
+    row = _executed(conn, sql, params).fetchone()
+    return None if row is None else row[0]
+
+
+def column(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
+    """``sql``'s first column on ``conn``'s psycopg connection, prepared, in ``conn``'s
+    transaction (begun here if none is: its ``commit`` ends it)."""
+    if not conn.in_transaction():
+        conn.begin()
+    return [row[0] for row in _executed(conn, sql, params).fetchall()]
+
+
+def _executed(conn: Connection, sql: str, params: Sequence[Any]) -> psycopg.Cursor[Any]:
+    """The connection's cursor (kept in its ``info``) after running ``sql``, prepared; psycopg's
+    errors as SQLAlchemy's."""
     import psycopg  # the driver of a PostgreSQL URL; never imported for SQLite
 
     raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
@@ -82,42 +103,7 @@ def rowcount(conn: Connection, sql: str, params: Sequence[Any]) -> int:
         cursor.execute(sql, params, prepare=True)
     except psycopg.Error as exc:
         raise DBAPIError.instance(sql, params, exc, psycopg.Error, dialect=conn.dialect) from exc
-    return int(cursor.rowcount)
-
-
-def value(conn: Connection, sql: str, params: Sequence[Any]) -> Any:
-    """``sql``'s first value (None without a row) on ``conn``'s psycopg connection, prepared
-    (``usable``: autocommit)."""
-    import psycopg
-
-    raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
-    cursor: psycopg.Cursor[Any] | None = conn.info.get(_CURSOR)
-    try:
-        if cursor is None or cursor.connection is not raw or cursor.closed:
-            cursor = conn.info[_CURSOR] = raw.cursor()
-        cursor.execute(sql, params, prepare=True)
-        row = cursor.fetchone()
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, psycopg.Error, dialect=conn.dialect) from exc
-    return None if row is None else row[0]
-
-
-def column(conn: Connection, sql: str, params: Sequence[Any]) -> list[Any]:
-    """``sql``'s first column on ``conn``'s psycopg connection, prepared, in ``conn``'s
-    transaction (begun here if none is: its ``commit`` ends it)."""
-    import psycopg
-
-    if not conn.in_transaction():
-        conn.begin()
-    raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
-    cursor: psycopg.Cursor[Any] | None = conn.info.get(_CURSOR)
-    try:
-        if cursor is None or cursor.connection is not raw or cursor.closed:
-            cursor = conn.info[_CURSOR] = raw.cursor()
-        cursor.execute(sql, params, prepare=True)
-        return [row[0] for row in cursor.fetchall()]
-    except psycopg.Error as exc:
-        raise DBAPIError.instance(sql, params, exc, psycopg.Error, dialect=conn.dialect) from exc
+    return cursor
 
 
 def send(conn: Connection, sql: str, params: Sequence[Any]) -> None:

@@ -48,6 +48,13 @@ def _statement(row: ledger.Claimed, lease: str | None = None) -> tuple[str, tupl
     )
 
 
+def _end_backend(engine: Engine, rec: Recorder) -> None:
+    """The server ends the recorder's connection (as a restart would)."""
+    pid = rec.connection().execute(text("SELECT pg_backend_pid()")).scalar()
+    with db.get_engine(engine.url.render_as_string(hide_password=False)).connect() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+
 def test_records_sent_ahead_land_and_report_their_counts(session: Session) -> None:
     engine = _postgres(session)
     first, second = _claimed(session, 2)
@@ -95,9 +102,7 @@ def test_a_connection_lost_before_the_reply_runs_the_record_again(session: Sessi
     with Recorder(engine, patience=5) as rec:
         rec.ahead(*_statement(first), counts.append)
         rec.catch_up()
-        pid = rec.connection().execute(text("SELECT pg_backend_pid()")).scalar()
-        with db.get_engine(engine.url.render_as_string(hide_password=False)).connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        _end_backend(engine, rec)
         rec.ahead(*_statement(second), counts.append)  # on the dead connection
         rec.catch_up()
         assert rec.reconnects == 1
@@ -112,9 +117,7 @@ def test_a_connection_lost_before_the_first_record_is_prepared_runs_it_again(
     (row,) = _claimed(session, 1)
     counts: list[int] = []
     with Recorder(engine, patience=5) as rec:
-        pid = rec.connection().execute(text("SELECT pg_backend_pid()")).scalar()
-        with db.get_engine(engine.url.render_as_string(hide_password=False)).connect() as other:
-            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        _end_backend(engine, rec)
         rec.ahead(*_statement(row), counts.append)  # its PREPARE meets the dead connection
         rec.catch_up()
         assert rec.reconnects == 1

@@ -18,7 +18,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, exists, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    exists,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
 from sqlmodel import Session
 
 from newsletter.models import DeliveryStatus, IssueStatus, SubscriptionStatus, moving, utcnow
@@ -152,13 +164,12 @@ def _with_recipients(
 ) -> list[Claimed]:
     if not rows:
         return []
-    newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
-    people = session.execute(
-        select(SUB.c.id, SUB.c.email, SUB.c.name, SUB.c.language, S.c.status)
-        .select_from(SUB)
-        .join(S, and_(S.c.subscriber_id == SUB.c.id, S.c.newsletter_id == newsletter_id))
-        .where(SUB.c.id.in_([r.subscriber_id for r in rows]))
-    ).all()
+    ids = [r.subscriber_id for r in rows]
+    if session.get_bind().dialect.name == "postgresql":  # one statement, prepared by psycopg
+        people = session.execute(_PEOPLE_PG, {"issue": issue_id, "ids": ids}).all()
+    else:
+        newsletter_id = select(I.c.newsletter_id).where(I.c.id == issue_id).scalar_subquery()
+        people = session.execute(_people(newsletter_id).where(SUB.c.id.in_(ids))).all()
     by_id = {p.id: p for p in people}
     claimed = []
     for r in sorted(rows, key=lambda r: r.id):
@@ -177,6 +188,22 @@ def _with_recipients(
             )
         )
     return claimed
+
+
+def _people(newsletter_id: Any) -> Select[Any]:
+    """Subscribers with their subscription to ``newsletter_id`` (a value or a subquery)."""
+    return (
+        select(SUB.c.id, SUB.c.email, SUB.c.name, SUB.c.language, S.c.status)
+        .select_from(SUB)
+        .join(S, and_(S.c.subscriber_id == SUB.c.id, S.c.newsletter_id == newsletter_id))
+    )
+
+
+# PostgreSQL: a batch's ids as one array, so the statement's text is the same for every batch
+# (an IN list of 200 values was parsed and planned again by the server each time, 3.7 ms)
+_PEOPLE_PG = _people(
+    select(I.c.newsletter_id).where(I.c.id == bindparam("issue")).scalar_subquery()
+).where(SUB.c.id == any_(bindparam("ids", type_=postgresql.ARRAY(Integer))))
 
 
 def release(session: Executor, *, delivery_ids: list[int], lease: str | None = None) -> int:

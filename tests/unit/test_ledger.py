@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from newsletter.audience import suppression
@@ -190,6 +191,26 @@ def test_claim_returns_the_recipients_address_and_name(session: Session, started
         (by_id[c.subscriber_id].email, by_id[c.subscriber_id].name, True) for c in claimed
     }
     assert len(claimed) == 3
+
+
+def test_claim_reads_each_readers_subscription_and_language_now(
+    session: Session, started: Started
+) -> None:
+    """A reader who left after the start is claimed inactive (skipped, not mailed); a reader's
+    language comes with the row; both from the subscription and subscriber as they are now."""
+    left, french, plain = started.active
+    session.execute(
+        text("UPDATE subscription SET status = 'unsubscribed' WHERE subscriber_id = :id"),
+        {"id": left.id},
+    )
+    session.execute(text("UPDATE subscriber SET language = 'fr' WHERE id = :id"), {"id": french.id})
+    session.commit()
+    claimed = {c.subscriber_id: c for c in _claim(session, started.issue_id)}
+    assert {i: (c.active, c.language) for i, c in claimed.items()} == {
+        left.id: (False, None),
+        french.id: (True, "fr"),
+        plain.id: (True, None),
+    }
 
 
 def test_claim_leases_rows_and_counts_the_attempt(session: Session, started: Started) -> None:

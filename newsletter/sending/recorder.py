@@ -51,10 +51,6 @@ def connection_lost(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError)
 
 
-class _Lost(Exception):
-    """The connection a statement was sent ahead on is gone."""
-
-
 @dataclass(frozen=True)
 class _Ahead:
     """A statement written to the server whose reply is not read yet."""
@@ -185,17 +181,18 @@ class Recorder:
         ahead, self._ahead = self._ahead, None
         if ahead is None:
             return
+        count: int | None = None  # None: not known to have run, so it runs again, waiting
         try:
-            if self._conn is None:  # dropped meanwhile: its reply is gone with it
-                raise _Lost
-            count = driver_sql.collect(self._conn)
-        except driver_sql.NotPrepared:  # not run: now, waiting for it (prepared again later)
-            count = self.call(driver_sql.rowcount, ahead.sql, ahead.params)
-        except (DBAPIError, _Lost) as exc:
-            if isinstance(exc, DBAPIError) and not connection_lost(exc):
+            if self._conn is not None:  # a drop reads the reply first: the connection is there
+                count = driver_sql.collect(self._conn)
+        except driver_sql.NotPrepared:  # not run (prepared again on the next ``ahead``)
+            pass
+        except DBAPIError as exc:
+            if not connection_lost(exc):
                 raise
             self._drop()
             self._reconnecting(exc)
+        if count is None:
             count = self.call(driver_sql.rowcount, ahead.sql, ahead.params)
         ahead.then(count)
 

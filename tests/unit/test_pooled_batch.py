@@ -56,8 +56,12 @@ class Shared:
 
 
 def test_a_pooled_batch_records_what_one_connection_would(
-    session: Session, settings: Settings
+    session: Session, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # one hand for the whole batch: on SQLite a hand past its time (50 ms, easily spent building
+    # the first messages on a loaded machine) waits for every message in flight before the next
+    # is handed over, so the three held sends could never overlap and the test timed out
+    monkeypatch.setattr(hands, "HAND_SECONDS", 60.0)
     st = _start(session, active=12)
     busy, gone, left, *ok = st.active
     subscription = session.exec(

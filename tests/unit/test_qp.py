@@ -211,7 +211,7 @@ def test_the_sample_issues_message_is_quoted_printable_and_fits_72_kb(
 @example(
     template="a  \tb  " + PLACEHOLDERS["name"] + "  \n\n", values={"name": "  x \t"}, html=True
 )
-# ``render`` fills a bytes format: a "%" in the fixed text stays itself
+# a "%" in the fixed text stays itself (``render`` once filled a bytes format)
 @example(template="100% %b %s" + PLACEHOLDERS["name"] + "%", values={"name": "%b"}, html=False)
 # the decoded end before the final line break runs back over short pieces and values
 @example(template="x" + PLACEHOLDERS["name"] + "\r" + PLACEHOLDERS["email"], values={"name": "\n"},

@@ -42,6 +42,8 @@ def encode(data: bytes, *, text: bool) -> bytes:
     The result ends where ``data`` ends: with a hard line break, or mid-line (see ``finish``).
     """
     encoded = binascii.b2a_qp(data, quotetabs=False, istext=text)
+    if len(encoded) < MAX_LINE and b"\n" not in encoded and not encoded.startswith(b"."):
+        return encoded  # one short line, as nearly every personal value is: nothing to mend
     if b"\r" not in encoded:
         # binascii writes LF line ends unless data's first line break is CRLF; without a CR
         # in the output, every LF in it is a line end (istext=False escapes the data's own)

@@ -9,8 +9,11 @@ import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import getaddresses
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlmodel import Session
 
 from newsletter.audience.links import Purpose, read_token
@@ -273,3 +276,13 @@ def test_date_is_stamped_when_each_message_is_rendered_not_when_the_template_was
     monkeypatch.setattr(message, "utcnow", lambda: later)
     msg = _parse(_render(session, settings, started, subscriber_id=102)[1])
     assert msg["Date"].datetime == later  # type: ignore[union-attr]
+
+
+@given(token=st.text(st.characters(codec="utf-8")))
+def test_the_unsubscribe_mailto_names_the_mailbox_and_carries_the_token_in_its_subject(
+    token: str,
+) -> None:
+    url = message.unsubscribe_mailto("unsubscribe@news.example.org", token)
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.path) == ("mailto", "unsubscribe@news.example.org")
+    assert parse_qs(parts.query, keep_blank_values=True) == {"subject": ["unsubscribe " + token]}

@@ -47,10 +47,19 @@ from worker.embedded import wake_to_stop
 # that a one-line message stays on one line
 os.environ["COLUMNS"] = "200"
 
+# libpq tries GSSAPI encryption first (gssencmode=prefer) on every TCP connection, which starts
+# Kerberos; that path has crashed processes that connect from several threads (psycopg issues
+# 1088, 1213: a segfault inside connect). A CI run died so, in the thread that makes copies of
+# the template database. The test server takes no GSSAPI: off for this process and its children
+os.environ.setdefault("PGGSSENCMODE", "disable")
+
 PG_ADMIN_URL = os.environ.get(
     "NEWSLETTER_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
+
+# a worker process that dies mid-test does not hang the run (see the module)
+pytest_plugins = ["tests.support.xdist_crash"]
 
 _WORKER_SERVERS: list[subprocess.Popen[bytes]] = []
 

@@ -153,10 +153,11 @@ class Hands:
             return None
         return hand
 
-    def landed_through(self, index: int) -> None:
-        """Every message up to ``index`` has its reply (one at a time): end the hands there."""
+    def landed_through(self, index: int, *, keep: int | None = None) -> None:
+        """Every message up to ``index`` has its reply (one at a time): end the hands there,
+        a hand past its time included, unless it holds row ``keep`` (let in already)."""
         if self.open and self.open[-1].expired:
-            self.open[-1].last = min(self.open[-1].last, index)
+            self.open[-1].last = min(self.open[-1].last, index if keep is None else keep)
         self.settle(index + 1)
 
     def settle(self, landed_before: int) -> None:

@@ -30,7 +30,7 @@ from newsletter.models import utcnow
 from newsletter.sending.domain_caps import GroupLimits, group_of, limits_for
 from newsletter.sending.ratelimit import LimiterUnavailable
 from newsletter.sending.relay_health import Health, RelayBreaker, State, health_for
-from newsletter.transports import TemporaryFailure, Transport, TransportError
+from newsletter.transports import Announcing, TemporaryFailure, Transport, TransportError
 from newsletter.transports.smtp import SMTPConfig, SMTPTransport
 
 __all__ = [
@@ -79,18 +79,27 @@ class RelaySet:
         self.route = route or Route()
         self._make = make
         self._conns: dict[tuple[str, str], Transport] = {}
+        self._announcers: dict[tuple[str, str], Announcing] = {}  # those of them that announce
         self._counts: dict[tuple[str, str], int] = {}  # messages on each capped connection
         self._current = dict.fromkeys(self.relays, 0)  # smooth weighted round robin
+        self._alone = False  # the last pick had no other relay to choose from
 
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
+        return self.send_then(envelope_from, to, data, None)
+
+    def send_then(self, envelope_from: str, to: str, data: bytes, then: str | None) -> str:
+        """``send``; ``then`` (the next recipient) is announced on the relay's connection when
+        that relay is the only one the choice allows and has no caps: the next message will
+        take the same connection."""
         tried: list[str] = []
         while True:
             relay = self._pick(tried)
             if relay is None:  # nothing was written to any server: another try later
                 raise TemporaryFailure(self._none_left(tried), code=None, connecting=True)
             group = group_of(to) if relay.caps else ""
+            ahead = then if self._alone and not relay.caps else None
             try:
-                reply = self._send_on(relay, group, envelope_from, to, data)
+                reply = self._send_on(relay, group, envelope_from, to, data, ahead)
             except TransportError as exc:
                 if exc.connecting:
                     self.health.mark_out(relay.name, f"cannot connect: {exc}")
@@ -101,7 +110,20 @@ class RelaySet:
             self._record(relay.name, failed=False)
             return reply
 
-    def _send_on(self, relay: Relay, group: str, envelope_from: str, to: str, data: bytes) -> str:
+    def abandon(self) -> None:
+        """An announced recipient will not be sent: each connection undoes its announcement."""
+        for conn in self._announcers.values():
+            conn.abandon()
+
+    def _send_on(
+        self,
+        relay: Relay,
+        group: str,
+        envelope_from: str,
+        to: str,
+        data: bytes,
+        then: str | None = None,
+    ) -> str:
         key = (relay.name, group)
         if relay.caps:
             try:
@@ -111,7 +133,12 @@ class RelaySet:
         conn = self._conns.get(key)
         if conn is None:
             conn = self._conns[key] = self._make(relay.smtp)
+            if isinstance(conn, Announcing):
+                self._announcers[key] = conn
         try:
+            announcer = self._announcers.get(key)
+            if announcer is not None:
+                return announcer.send_then(envelope_from, to, data, then)
             return conn.send(envelope_from, to, data)
         finally:
             if relay.caps:
@@ -145,6 +172,7 @@ class RelaySet:
         ]
         weights = {n: self.relays[n].weight or (1 if only else 0) for n in names}
         names = [n for n in names if weights[n] > 0]
+        self._alone = len(names) == 1
         if not names:
             return None
         total = sum(weights.values())
@@ -164,6 +192,7 @@ class RelaySet:
         for conn in self._conns.values():
             conn.close()
         self._conns.clear()
+        self._announcers.clear()
 
 
 def _why(name: str, state: State | None, tried: bool) -> str:

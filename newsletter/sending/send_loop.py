@@ -27,7 +27,7 @@ from newsletter.sending.ratelimit import LimiterUnavailable, RateLimiter
 from newsletter.sending.recipients import recipient
 from newsletter.sending.recorder import Recorder
 from newsletter.sending.results import BatchResult
-from newsletter.transports import Transport
+from newsletter.transports import Announcing, Transport
 
 #: how many messages between two looks at the issue's status (pause/cancel take effect here)
 STATUS_CHECK_EVERY = 25
@@ -55,50 +55,93 @@ class Run:
         self.hooks: frozenset[str] = frozenset()  # webhook events some endpoint wants
         self.chunk = max(1, min(10, getattr(limiter, "burst", 10) // 4))
         self.retry = RetryPolicy(settings.max_attempts, settings.retry_base_seconds)
+        #: the transport, where it can announce the next message (``send_then``)
+        self.announcer = transport if isinstance(transport, Announcing) else None
+        self.held: set[int] = set()  # the batch's rows whose lease it still holds
+        self.renewed = time.monotonic()
 
     def send_all(self, claimed: list[ledger.Claimed], hands: Hands) -> None:
         lease = claimed[0].lease
-        held = {r.delivery_id for r in claimed}
-        renewed = time.monotonic()
+        self.held = {r.delivery_id for r in claimed}
+        self.renewed = time.monotonic()
+        # where the transport can, each message's end opens the next one's transaction (one
+        # round trip a message): that row is let in (status, rate, lease, hand) before
+        # this one leaves, its hand held until it lands. PostgreSQL only, where a hand of its
+        # own can be open beside the one in flight
+        looks_ahead = self.rec.sends_ahead and self.announcer is not None
+        verdict: Hand | _Stop | None = None
         for index, row in enumerate(claimed):
-            if self._must_stop(index, row):
-                rest = [r.delivery_id for r in claimed[index:]]
-                self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
-                self.rec.call(controls.settle_cancelled, issue_id=self.issue_id)
-                self.result.stopped = True
-                return
-            if time.monotonic() - renewed > self.settings.lease_seconds / 3:
-                # a slow batch (rate limit, slow server) keeps its rows; rows whose lease ran
-                # out anyway belong to another batch now and are not sent from here
-                held = self.rec.call(
-                    ledger.renew,
-                    delivery_ids=[r.delivery_id for r in claimed[index:]],
-                    lease=lease,
-                    lease_seconds=self.settings.lease_seconds,
-                )
-                renewed = time.monotonic()
-            if row.delivery_id not in held:
-                self.result.lost += 1
+            if verdict is None:
+                verdict = self._let_in(claimed, index, hands, landed_before=index)
+            if isinstance(verdict, _Stop):
+                if verdict is _STOPPED:
+                    rest = [r.delivery_id for r in claimed[index:]]
+                    self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
+                    self.rec.call(controls.settle_cancelled, issue_id=self.issue_id)
+                    self.result.stopped = True
+                    return
+                self.result.lost += 1  # _LOST
+                verdict = None
                 continue
-            hand = hands.current(index)
-            if hand is None:  # one message at a time: every earlier one has its reply
-                hands.settle(index)
-                hand = hands.take(claimed, index)
-            self.handle(row, hand)
-            hands.landed_through(index)  # the lock goes as soon as the hand's last reply is in
+            hand, verdict = verdict, None
+            then: ledger.Claimed | None = None
+            if looks_ahead and index + 1 < len(claimed):
+                verdict = self._let_in(claimed, index + 1, hands, landed_before=index)
+                following = claimed[index + 1]
+                if isinstance(verdict, Hand) and following.active and verdict.allows(following):
+                    then = following
+            self.handle(row, hand, then)
+            # the lock goes as soon as the hand's last reply is in (and the row let in next has
+            # one of its own, or this one, kept)
+            hands.landed_through(index, keep=index + 1 if isinstance(verdict, Hand) else index)
             if self.result.stopped:  # the circuit breaker tripped
+                if then is not None:
+                    self._abandon()
                 rest = [r.delivery_id for r in claimed[index + 1 :]]
                 self.rec.call(ledger.release, delivery_ids=rest, lease=lease)
                 return
 
-    def _must_stop(self, index: int, row: ledger.Claimed) -> bool:
-        """Paused or cancelled (looked at every few messages), or no rate budget to be had."""
+    def _let_in(
+        self, claimed: list[ledger.Claimed], index: int, hands: Hands, *, landed_before: int
+    ) -> Hand | _Stop:
+        """Whether row ``index`` may go: the hand it goes in, or ``_STOPPED`` (paused,
+        cancelled, no rate budget) or ``_LOST`` (its lease went to another batch). Every message
+        before ``landed_before`` has its reply."""
+        row = claimed[index]
+        if self._must_stop(index, row, unsent=index - landed_before):
+            return _STOPPED
+        if time.monotonic() - self.renewed > self.settings.lease_seconds / 3:
+            # a slow batch (rate limit, slow server) keeps its rows; rows whose lease ran
+            # out anyway belong to another batch now and are not sent from here
+            self.held = self.rec.call(
+                ledger.renew,
+                delivery_ids=[r.delivery_id for r in claimed[landed_before:]],
+                lease=claimed[0].lease,
+                lease_seconds=self.settings.lease_seconds,
+            )
+            self.renewed = time.monotonic()
+        if row.delivery_id not in self.held:
+            return _LOST
+        hand = hands.current(index)
+        if hand is None:  # every earlier message has its reply, or the hands allow one more
+            hands.settle(landed_before)
+            hand = hands.take(claimed, index)
+        return hand
+
+    def _abandon(self) -> None:
+        """The row announced to the transport will not go after all."""
+        if self.announcer is not None:
+            self.announcer.abandon()
+
+    def _must_stop(self, index: int, row: ledger.Claimed, *, unsent: int = 0) -> bool:
+        """Paused or cancelled (looked at every few messages), or no rate budget to be had
+        (``unsent``: rows let in before this one, not sent yet, each with a token of its own)."""
         if index and index % STATUS_CHECK_EVERY == 0 and not self._still_sending():
             return True
-        if self.tokens == 0 and row.active:
+        if self.tokens <= unsent and row.active:
             try:
                 self.limiter.acquire(self.chunk)
-                self.tokens = self.chunk
+                self.tokens += self.chunk
             except LimiterUnavailable as exc:
                 log.warning(
                     "issue %s: %s; batch stopped",
@@ -113,9 +156,10 @@ class Run:
         """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
         return self.rec.call(ledger.still_claimable, issue_id=self.issue_id)
 
-    def handle(self, row: ledger.Claimed, hand: Hand) -> None:
-        """Send one row, record its outcome, and let the rest of the batch react to it."""
-        outcome = self.send_one(row, hand)
+    def handle(self, row: ledger.Claimed, hand: Hand, then: ledger.Claimed | None = None) -> None:
+        """Send one row (announcing ``then``, the row let in next), record its outcome, and let
+        the rest of the batch react to it."""
+        outcome = self.send_one(row, hand, then)
         if outcome.delivered:
             self.tokens -= 1
         self.settle(row, outcome, hand)
@@ -193,15 +237,24 @@ class Run:
             return Outcome(Kind.local, f"local: {exc}")
         return mid, data
 
-    def send_one(self, row: ledger.Claimed, hand: Hand) -> Outcome:
-        """Render, sign and hand over one message; what became of it (nothing recorded yet)."""
+    def send_one(
+        self, row: ledger.Claimed, hand: Hand, then: ledger.Claimed | None = None
+    ) -> Outcome:
+        """Render, sign and hand over one message (announcing ``then``'s transaction after it,
+        where the transport can); what became of it (nothing recorded yet)."""
         built = self.build(row, hand)
         if isinstance(built, Outcome):
+            self._abandon()  # this row was announced, perhaps: its transaction goes unfinished
             return built
         mid, data = built
         self.rec.catch_up()  # the last message's record confirmed before this one leaves
         try:
-            reply = self.transport.send(self.settings.bounce_address, row.email, data)
+            if then is not None and self.announcer is not None:
+                reply = self.announcer.send_then(
+                    self.settings.bounce_address, row.email, data, then.email
+                )
+            else:
+                reply = self.transport.send(self.settings.bounce_address, row.email, data)
         except TransportError as exc:
             return outcomes.classify(exc, mid)
         return Outcome(Kind.sent, reply, mid)
@@ -241,6 +294,20 @@ class Run:
                     extra={"issue_id": self.issue_id},
                 )
             self.result.stopped = True
+
+
+class _Stop:
+    """A row not let in: the batch stops there, or the row went to another batch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+_STOPPED = _Stop("stopped")
+_LOST = _Stop("lost")
 
 
 def _log_failed(issue_id: int, delivery_id: int, response: str) -> None:

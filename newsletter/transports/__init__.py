@@ -22,7 +22,7 @@ TransportError            a message could not be handed over
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 __all__ = ["CleanMessage", "PermanentFailure", "TemporaryFailure", "Transport", "TransportError"]
 
@@ -66,3 +66,17 @@ class Transport(Protocol):
         """Hand one message over; return the server's reply, or raise TransportError."""
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class Announcing(Protocol):
+    """A transport that can open the next message's transaction with this one's end (SMTP
+    PIPELINING: the next MAIL, RCPT and DATA after this message's dot, one round trip a
+    message). Nothing of the next message's content leaves before its own ``send``."""
+
+    def send_then(self, envelope_from: str, to: str, data: bytes, then: str | None) -> str:
+        """``send``, announcing ``then`` (the next recipient, same sender) where it can."""
+
+    def abandon(self) -> None:
+        """The announced recipient will not be sent: undo the announcement (its connection
+        goes)."""

@@ -5,6 +5,13 @@ their three replies are read after it: two round trips a message (the commands, 
 content) instead of four. The content is sent as it is, in one system call with its ending
 ``.``: messages from ``mail.message`` have no line starting with a dot, so the dot-stuffing
 pass only runs (and copies the message) for a message that has one.
+
+``send_then`` also names the next recipient: its MAIL FROM, RCPT TO and DATA follow this
+message's ending dot in the same write (RFC 2920 3.1: message content may open a group), and
+their replies are read by the next ``send``: one round trip a message. Nothing of the next
+message itself is written before that ``send``. A connection whose announced recipient is not
+the next one sent (a row skipped or stopped after all) is dropped, never ended with a dot: a
+server discards a message whose DATA the connection did not finish.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ class SMTPTransport:
     def __init__(self, config: SMTPConfig) -> None:
         self.config = config
         self._conn: smtplib.SMTP | None = None
+        #: (envelope from, to) whose MAIL, RCPT and DATA were written after the last message's
+        #: dot, their replies not read yet: that recipient's ``send`` reads them
+        self._announced: tuple[str, str] | None = None
 
     def _connect(self, *, fresh: bool = True) -> smtplib.SMTP:
         """A connection that said hello (and logged in). ``fresh``: no message of this send was
@@ -73,25 +83,46 @@ class SMTPTransport:
         return conn
 
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
+        return self.send_then(envelope_from, to, data, None)
+
+    def send_then(self, envelope_from: str, to: str, data: bytes, then: str | None) -> str:
+        """``send``; with ``then`` (the next recipient, from the same sender) its MAIL, RCPT and
+        DATA follow this message's dot in the same write, where the server pipelines and the
+        address needs no SMTPUTF8; the next ``send`` of that recipient reads their replies."""
+        if self._announced is not None and self._announced != (envelope_from, to):
+            self.abandon()
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect(fresh=attempt == 1)
             try:
-                return self._send_once(self._conn, envelope_from, to, data)
+                return self._send_once(self._conn, envelope_from, to, data, then)
             except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as exc:
                 self._drop()
                 if attempt == 2:
                     raise TemporaryFailure(f"connection lost: {exc}") from exc
         raise AssertionError("unreachable")
 
-    def _send_once(self, conn: smtplib.SMTP, envelope_from: str, to: str, data: bytes) -> str:
+    def abandon(self) -> None:
+        """The recipient announced by ``send_then`` will not be sent: the connection goes (its
+        DATA may be open; only a dot would end it, and that would deliver an empty message)."""
+        if self._announced is not None:
+            self._drop()
+
+    def _send_once(
+        self, conn: smtplib.SMTP, envelope_from: str, to: str, data: bytes, then: str | None
+    ) -> str:
+        announced, self._announced = self._announced is not None, None
         conn.ehlo_or_helo_if_needed()
         sender, utf8_from = envelope_address(envelope_from)
         recipient, utf8_to = envelope_address(to)
         options = _utf8_options(conn, recipient) if utf8_from or utf8_to else []
         try:
             if conn.does_esmtp and conn.has_extn("pipelining"):
-                return self._pipelined(conn, sender, recipient, options, data)
+                after = _announcement(sender, utf8_from, then)
+                key = (envelope_from, then) if after and then is not None else None
+                return self._pipelined(
+                    conn, sender, recipient, options, data, announced, after, key
+                )
             code, msg = conn.mail(sender, options)
             if code != 250:
                 self._fail(conn, code, msg)
@@ -106,14 +137,21 @@ class SMTPTransport:
             conn.command_encoding = "ascii"  # SMTPUTF8 lasts one transaction
 
     def _pipelined(
-        self, conn: smtplib.SMTP, sender: str, recipient: str, options: list[str], data: bytes
+        self,
+        conn: smtplib.SMTP,
+        sender: str,
+        recipient: str,
+        options: list[str],
+        data: bytes,
+        announced: bool = False,
+        after: bytes = b"",
+        then: tuple[str, str] | None = None,
     ) -> str:
-        """MAIL, RCPT and DATA in one write, then their replies; the first refusal counts."""
-        extra = "".join(f" {option}" for option in options)
-        commands = (
-            f"MAIL FROM:{bracketed(sender)}{extra}\r\nRCPT TO:{bracketed(recipient)}\r\nDATA\r\n"
-        )
-        conn.send(commands.encode("utf-8" if "SMTPUTF8" in options else "ascii"))
+        """MAIL, RCPT and DATA in one write (``announced``: written after the last message's
+        dot already), then their replies; the first refusal counts. ``after``: the next
+        recipient's commands, written after this message's dot (``then``: whose they are)."""
+        if not announced:
+            conn.send(_commands(sender, recipient, options))
         refused: tuple[int, bytes] | None = None
         for accepted in ((250,), (250, 251), (354,)):
             code, msg = conn.getreply()
@@ -131,11 +169,22 @@ class SMTPTransport:
                 conn.send(b".\r\n")
                 conn.getreply()
             self._fail(conn, *refused)
-        return self._content(conn, data)
+        return self._content(conn, data, after, then)
 
-    def _content(self, conn: smtplib.SMTP, data: bytes) -> str:
-        """After a 354: the message and its ending dot; the server's verdict on it."""
-        _send_parts(conn, _data_parts(data))
+    def _content(
+        self,
+        conn: smtplib.SMTP,
+        data: bytes,
+        after: bytes = b"",
+        then: tuple[str, str] | None = None,
+    ) -> str:
+        """After a 354: the message and its ending dot (and ``after``, the commands of ``then``,
+        announced); the server's verdict on it."""
+        parts = _data_parts(data)
+        if after:
+            parts.append(after)
+        _send_parts(conn, parts)
+        self._announced = then if after else None
         code, msg = conn.getreply()
         if code != 250:
             self._fail(conn, code, msg)
@@ -147,7 +196,7 @@ class SMTPTransport:
         elif code == -1:
             self._drop()
             raise TemporaryFailure("connection lost mid-transaction", code=None)
-        else:
+        elif self._announced is None:  # else the announced commands follow: the next send's
             self._reset(conn)
         raise _classify(code, msg)
 
@@ -158,6 +207,7 @@ class SMTPTransport:
             self._drop()
 
     def _drop(self) -> None:
+        self._announced = None
         if self._conn is not None:
             try:
                 self._conn.close()
@@ -165,6 +215,7 @@ class SMTPTransport:
                 self._conn = None
 
     def close(self) -> None:
+        self.abandon()  # an announced DATA is never ended: the connection just goes
         if self._conn is not None:
             with contextlib.suppress(smtplib.SMTPException, OSError):
                 self._conn.quit()
@@ -205,6 +256,25 @@ def envelope_address(address: str) -> tuple[str, bool]:
             raise PermanentFailure(reason, code=None, response=reason) from None
         address = f"{local}@{domain}"
     return address, not address.isascii()
+
+
+def _commands(sender: str, recipient: str, options: list[str]) -> bytes:
+    """MAIL FROM, RCPT TO and DATA of one message, for one write."""
+    extra = "".join(f" {option}" for option in options)
+    commands = f"MAIL FROM:{bracketed(sender)}{extra}\r\nRCPT TO:{bracketed(recipient)}\r\nDATA\r\n"
+    return commands.encode("utf-8" if "SMTPUTF8" in options else "ascii")
+
+
+def _announcement(sender: str, utf8_from: bool, then: str | None) -> bytes:
+    """The next recipient's commands to write after this message's dot; nothing when there is
+    none, or when its address needs SMTPUTF8 or is refused here (its own ``send`` says why)."""
+    if then is None or utf8_from:
+        return b""
+    try:
+        recipient, utf8_to = envelope_address(then)
+    except PermanentFailure:
+        return b""
+    return b"" if utf8_to else _commands(sender, recipient, [])
 
 
 def _utf8_options(conn: smtplib.SMTP, recipient: str) -> list[str]:

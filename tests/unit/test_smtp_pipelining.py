@@ -418,3 +418,129 @@ def test_a_large_message_arrives_whole_through_one_gathered_write(
     finally:
         transport.close()
     assert script.accepted[0][2] == _message(1, body)
+
+
+# ---------------------------------------------------------------- the next message announced
+
+
+def _send_then(transport: SMTPTransport, n: int, then: int | None, body: str = "") -> str:
+    nxt = None if then is None else f"reader{then}@example.org"
+    return transport.send_then(SENDER, f"reader{n}@example.org", _message(n, body), nxt)
+
+
+def test_each_message_opens_the_next_ones_transaction_one_round_trip_a_message(
+    server: int, script: Script, wire: list[str], connects: list[int]
+) -> None:
+    transport = _transport(server)
+    try:
+        replies = [_send_then(transport, n, n + 1 if n < 4 else None) for n in range(5)]
+    finally:
+        transport.close()
+    assert replies == ["250 2.0.0 OK queued"] * 5
+    start = next(i for i, e in enumerate(wire) if e.startswith("W MAIL FROM"))
+    talk = wire[start : wire.index("W quit\r\n")]
+    # the commands once, alone; after that each message's write carries the next commands
+    assert talk[:4] == [
+        f"W MAIL FROM:<{SENDER}>\r\nRCPT TO:<reader0@example.org>\r\nDATA\r\n",
+        "R 250",
+        "R 250",
+        "R 354",
+    ]
+    assert talk[4:] == ["W <message>", "R 250", "R 250", "R 250", "R 354"] * 4 + [
+        "W <message>",
+        "R 250",
+    ]
+    assert round_trips(talk) == 6  # 5 messages: the first commands, then one per message
+    assert connects == [server]
+    assert [(m, r, c) for m, r, c in script.accepted] == [
+        (SENDER, [f"reader{n}@example.org"], _message(n)) for n in range(5)
+    ]
+
+
+def test_an_announced_recipient_not_sent_next_costs_its_connection_never_an_empty_message(
+    server: int, script: Script, connects: list[int]
+) -> None:
+    transport = _transport(server)
+    try:
+        _send_then(transport, 1, 2)  # reader2's DATA is open on this connection
+        _send_then(transport, 3, None)  # but reader3 comes next: a new connection
+        _send_then(transport, 4, 5)
+        transport.abandon()  # reader5 will not come: the connection goes
+        _send_then(transport, 6, 7)
+    finally:
+        transport.close()  # reader7's DATA is open: closed without its dot
+    assert [r for _, r, _ in script.accepted] == [
+        ["reader1@example.org"],
+        ["reader3@example.org"],
+        ["reader4@example.org"],
+        ["reader6@example.org"],
+    ]
+    assert len(connects) == 3
+    assert script.seen.count("DATA") == 4  # no DATA ended for an announced recipient
+
+
+def test_an_announced_recipient_refused_fails_on_its_own_send_and_the_connection_goes_on(
+    server: int, script: Script, wire: list[str], connects: list[int]
+) -> None:
+    script.rcpt["reader2@example.org"] = "550 5.1.1 <reader2@example.org>: no such user"
+    transport = _transport(server)
+    try:
+        assert _send_then(transport, 1, 2).startswith("250")
+        with pytest.raises(PermanentFailure) as refused:
+            _send_then(transport, 2, 3)  # its replies read here: 250, 550, 503
+        assert _send_then(transport, 3, None).startswith("250")
+    finally:
+        transport.close()
+    assert refused.value.code == 550
+    assert "RSET" in script.seen  # after the refusal, in step again
+    assert connects == [server]
+    assert [r for _, r, _ in script.accepted] == [["reader1@example.org"], ["reader3@example.org"]]
+
+
+def test_a_message_refused_at_its_end_leaves_the_announced_one_to_go_on_the_same_connection(
+    server: int, script: Script, connects: list[int]
+) -> None:
+    script.data[b"casino"] = "554 5.6.0 message content refused"
+    transport = _transport(server)
+    try:
+        with pytest.raises(PermanentFailure) as refused:
+            _send_then(transport, 1, 2, body="Win big at the casino\r\n")
+        assert _send_then(transport, 2, None).startswith("250")
+    finally:
+        transport.close()
+    assert refused.value.code == 554
+    assert "RSET" not in script.seen  # an RSET would have landed in reader2's DATA
+    assert connects == [server]
+    assert [r for _, r, _ in script.accepted] == [["reader2@example.org"]]
+
+
+def test_a_recipient_needing_smtputf8_is_not_announced(
+    wire: list[str], connects: list[int]
+) -> None:
+    with SMTPSink() as sink:
+        transport = _transport(sink.port)
+        try:
+            transport.send_then(SENDER, "a@example.org", _message(1), "józef@example.org")
+            transport.send_then(SENDER, "józef@example.org", _message(2), None)
+        finally:
+            transport.close()
+        assert [m.rcpt_tos for m in sink.messages] == [["a@example.org"], ["józef@example.org"]]
+    commands = [e for e in wire if e.startswith("W MAIL FROM")]
+    assert len(commands) == 2  # each written alone, the second with its SMTPUTF8 option
+    assert "SMTPUTF8" in commands[1]
+    assert len(connects) == 1
+
+
+def test_without_pipelining_nothing_is_announced(script: Script, wire: list[str]) -> None:
+    script.pipelining = False
+    controller = Controller(_ScriptedHandler(script), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        transport = _transport(controller.port)
+        assert _send_then(transport, 1, 2).startswith("250")
+        assert _send_then(transport, 2, None).startswith("250")
+        transport.close()
+    finally:
+        controller.stop()
+    assert round_trips(_transaction(wire)) == 4
+    assert [r for _, r, _ in script.accepted] == [["reader1@example.org"], ["reader2@example.org"]]

@@ -215,3 +215,26 @@ def _row(subscriber_id: int) -> ledger.Claimed:
         delivery_id=subscriber_id, subscriber_id=subscriber_id, email="", name="", attempts=0,
         active=True, lease="x",
     )  # fmt: skip
+
+
+def test_a_hands_commit_skips_the_wal_flush_and_its_connection_goes_back_as_it_came(
+    session: Session,
+) -> None:
+    engine = _postgres(session)
+    fx = make_issue(session)
+    people = make_subscribers(session, fx.newsletter, 3)
+    session.commit()
+    ids = sorted(p.id for p in people if p.id is not None)
+    assert fx.newsletter.id is not None
+    with Recorder(engine, patience=5) as rec, Hands(engine, rec, newsletter_id=fx.newsletter.id,
+                                                    connections=1) as hands:  # fmt: skip
+        hand = hands.take([_row(i) for i in ids], 0)
+        assert hand.active == frozenset(ids)
+        raw = hand.conn.connection.dbapi_connection
+        assert raw is not None
+        assert hand.conn.exec_driver_sql("SHOW synchronous_commit").scalar() == "off"
+        hands.settle(len(ids))
+    with raw.cursor() as cursor:  # the pool's connection, after the hands let it go
+        cursor.execute("SHOW synchronous_commit")
+        assert cursor.fetchone() == ("on",)
+        raw.rollback()

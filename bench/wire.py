@@ -5,7 +5,8 @@ One run, the sample issue of seeds/ in a temporary SQLite database:
     (each recipient's whole HTML part in base64 and text part in quoted-printable), same run,
     same recipients, interleaved rounds (the best of each); bytes per message for both;
   * smtp: a message handed to Postfix's ``smtp-sink`` (C, accepts and discards) over one
-    connection: ``SMTPTransport`` with PIPELINING, the same with a sink that does not offer it
+    connection: ``SMTPTransport`` with PIPELINING, the same announcing each next message after
+    the dot (``send_then``: one round trip a message), the same with a sink that does not offer it
     (``smtp-sink -p``: MAIL, RCPT, DATA one by one), and the transport as it was before
     (``--before REV``, default the commit before pipelining, read with ``git show``); the
     sample issue's message (before: the base64 one with the old transport), and a ~100-byte
@@ -215,9 +216,11 @@ def main() -> None:
             "old_transport": (old.SMTPTransport, port, message),
             "unpipelined": (SMTPTransport, port_p, message),
             "pipelined": (SMTPTransport, port, message),
+            "announced": (SMTPTransport, port, message),
             "small_old_transport": (old.SMTPTransport, port, small),
             "small_unpipelined": (SMTPTransport, port_p, small),
             "small_pipelined": (SMTPTransport, port, small),
+            "small_announced": (SMTPTransport, port, small),
         }
         # interleaved rounds: the machine is shared, so each variant's best round is quoted
         # (the least disturbed) with its median
@@ -227,6 +230,12 @@ def main() -> None:
 
                 def send(t: Sender = transport, d: bytes = data) -> str:
                     return t.send("b@example.org", "r@example.org", d)
+
+                if label.endswith("announced"):  # each message opens the next one's transaction
+
+                    def send(t: Sender = transport, d: bytes = data) -> str:
+                        assert isinstance(t, SMTPTransport)
+                        return t.send_then("b@example.org", "r@example.org", d, "r@example.org")
 
                 rate = per_second(send, args.messages // args.rounds)
                 transport.close()

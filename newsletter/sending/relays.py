@@ -87,7 +87,14 @@ class RelaySet:
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
         return self.send_then(envelope_from, to, data, None)
 
-    def send_then(self, envelope_from: str, to: str, data: bytes, then: str | None) -> str:
+    def send_then(
+        self,
+        envelope_from: str,
+        to: str,
+        data: bytes,
+        then: str | None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str:
         """``send``; ``then`` (the next recipient) is announced on the relay's connection when
         that relay is the only one the choice allows and has no caps: the next message will
         take the same connection."""
@@ -99,7 +106,7 @@ class RelaySet:
             group = group_of(to) if relay.caps else ""
             ahead = then if self._alone and not relay.caps else None
             try:
-                reply = self._send_on(relay, group, envelope_from, to, data, ahead)
+                reply = self._send_on(relay, group, envelope_from, to, data, ahead, meanwhile)
             except TransportError as exc:
                 if exc.connecting:
                     self.health.mark_out(relay.name, f"cannot connect: {exc}")
@@ -123,6 +130,7 @@ class RelaySet:
         to: str,
         data: bytes,
         then: str | None = None,
+        meanwhile: Callable[[], None] | None = None,
     ) -> str:
         key = (relay.name, group)
         if relay.caps:
@@ -138,7 +146,7 @@ class RelaySet:
         try:
             announcer = self._announcers.get(key)
             if announcer is not None:
-                return announcer.send_then(envelope_from, to, data, then)
+                return announcer.send_then(envelope_from, to, data, then, meanwhile)
             return conn.send(envelope_from, to, data)
         finally:
             if relay.caps:

@@ -59,6 +59,9 @@ class Run:
         self.announcer = transport if isinstance(transport, Announcing) else None
         self.held: set[int] = set()  # the batch's rows whose lease it still holds
         self.renewed = time.monotonic()
+        #: (delivery id, its message or the outcome that stops it, or what building it raised):
+        #: the next row's message, built while the server read the one before
+        self._prebuilt: tuple[int, Outcome | tuple[str, bytes] | Exception] | None = None
 
     def send_all(self, claimed: list[ledger.Claimed], hands: Hands) -> None:
         lease = claimed[0].lease
@@ -84,12 +87,12 @@ class Run:
                 verdict = None
                 continue
             hand, verdict = verdict, None
-            then: ledger.Claimed | None = None
+            then: tuple[ledger.Claimed, Hand] | None = None
             if looks_ahead and index + 1 < len(claimed):
                 verdict = self._let_in(claimed, index + 1, hands, landed_before=index)
                 following = claimed[index + 1]
                 if isinstance(verdict, Hand) and following.active and verdict.allows(following):
-                    then = following
+                    then = (following, verdict)
             self.handle(row, hand, then)
             # the lock goes as soon as the hand's last reply is in (and the row let in next has
             # one of its own, or this one, kept)
@@ -156,9 +159,11 @@ class Run:
         """Sending (or a standing issue, or a sent one's late rows): not paused nor cancelled."""
         return self.rec.call(ledger.still_claimable, issue_id=self.issue_id)
 
-    def handle(self, row: ledger.Claimed, hand: Hand, then: ledger.Claimed | None = None) -> None:
-        """Send one row (announcing ``then``, the row let in next), record its outcome, and let
-        the rest of the batch react to it."""
+    def handle(
+        self, row: ledger.Claimed, hand: Hand, then: tuple[ledger.Claimed, Hand] | None = None
+    ) -> None:
+        """Send one row (announcing ``then``, the row let in next, and its hand), record its
+        outcome, and let the rest of the batch react to it."""
         outcome = self.send_one(row, hand, then)
         if outcome.delivered:
             self.tokens -= 1
@@ -238,11 +243,12 @@ class Run:
         return mid, data
 
     def send_one(
-        self, row: ledger.Claimed, hand: Hand, then: ledger.Claimed | None = None
+        self, row: ledger.Claimed, hand: Hand, then: tuple[ledger.Claimed, Hand] | None = None
     ) -> Outcome:
         """Render, sign and hand over one message (announcing ``then``'s transaction after it,
-        where the transport can); what became of it (nothing recorded yet)."""
-        built = self.build(row, hand)
+        where the transport can, and building its message while the server reads this one);
+        what became of it (nothing recorded yet)."""
+        built = self._built(row, hand)
         if isinstance(built, Outcome):
             self._abandon()  # this row was announced, perhaps: its transaction goes unfinished
             return built
@@ -250,14 +256,37 @@ class Run:
         self.rec.catch_up()  # the last message's record confirmed before this one leaves
         try:
             if then is not None and self.announcer is not None:
+                following, its_hand = then
                 reply = self.announcer.send_then(
-                    self.settings.bounce_address, row.email, data, then.email
+                    self.settings.bounce_address,
+                    row.email,
+                    data,
+                    following.email,
+                    lambda: self._prebuild(following, its_hand),
                 )
             else:
                 reply = self.transport.send(self.settings.bounce_address, row.email, data)
         except TransportError as exc:
             return outcomes.classify(exc, mid)
         return Outcome(Kind.sent, reply, mid)
+
+    def _built(self, row: ledger.Claimed, hand: Hand) -> Outcome | tuple[str, bytes]:
+        """The row's message: built already while the one before was read, or now."""
+        prebuilt, self._prebuilt = self._prebuilt, None
+        if prebuilt is None or prebuilt[0] != row.delivery_id:
+            return self.build(row, hand)
+        built = prebuilt[1]
+        if isinstance(built, Exception):  # raised where building it would have
+            raise built
+        return built
+
+    def _prebuild(self, row: ledger.Claimed, hand: Hand) -> None:
+        """Build the next row's message now (the transport's ``meanwhile``: it must not raise;
+        an error is raised at that row's turn)."""
+        try:
+            self._prebuilt = (row.delivery_id, self.build(row, hand))
+        except Exception as exc:  # raised again at its own turn
+            self._prebuilt = (row.delivery_id, exc)
 
     def hook(self, event: str, row: ledger.Claimed, outcome: Outcome) -> None:
         """Queue a webhook event; a no-op unless an endpoint wants it. Never stops the send."""

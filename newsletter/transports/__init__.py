@@ -22,6 +22,7 @@ TransportError            a message could not be handed over
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 __all__ = ["CleanMessage", "PermanentFailure", "TemporaryFailure", "Transport", "TransportError"]
@@ -74,8 +75,17 @@ class Announcing(Protocol):
     PIPELINING: the next MAIL, RCPT and DATA after this message's dot, one round trip a
     message). Nothing of the next message's content leaves before its own ``send``."""
 
-    def send_then(self, envelope_from: str, to: str, data: bytes, then: str | None) -> str:
-        """``send``, announcing ``then`` (the next recipient, same sender) where it can."""
+    def send_then(
+        self,
+        envelope_from: str,
+        to: str,
+        data: bytes,
+        then: str | None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str:
+        """``send``, announcing ``then`` (the next recipient, same sender) where it can;
+        ``meanwhile`` (which must not raise) runs once the message is written, before its reply
+        is read, or not at all when the message was refused before it was written."""
 
     def abandon(self) -> None:
         """The announced recipient will not be sent: undo the announcement (its connection

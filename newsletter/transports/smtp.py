@@ -21,6 +21,7 @@ import re
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NoReturn
 
@@ -42,6 +43,17 @@ class SMTPConfig:
 def _reply(code: int, message: bytes | str) -> str:
     text = message.decode("utf-8", "replace") if isinstance(message, bytes) else message
     return f"{code} {text}".strip()
+
+
+@dataclass(frozen=True)
+class _Next:
+    """What follows a message: the next recipient's commands after its dot (``after``, empty
+    when none is announced; ``whose``: (envelope from, to)), and the caller's work to run before
+    its reply is read."""
+
+    after: bytes
+    whose: tuple[str, str]
+    meanwhile: Callable[[], None] | None
 
 
 class SMTPTransport:
@@ -85,17 +97,26 @@ class SMTPTransport:
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
         return self.send_then(envelope_from, to, data, None)
 
-    def send_then(self, envelope_from: str, to: str, data: bytes, then: str | None) -> str:
+    def send_then(
+        self,
+        envelope_from: str,
+        to: str,
+        data: bytes,
+        then: str | None,
+        meanwhile: Callable[[], None] | None = None,
+    ) -> str:
         """``send``; with ``then`` (the next recipient, from the same sender) its MAIL, RCPT and
         DATA follow this message's dot in the same write, where the server pipelines and the
-        address needs no SMTPUTF8; the next ``send`` of that recipient reads their replies."""
+        address needs no SMTPUTF8; the next ``send`` of that recipient reads their replies.
+        ``meanwhile`` runs once the message is written, before its reply is read (the caller's
+        next message built while the server reads this one); it must not raise."""
         if self._announced is not None and self._announced != (envelope_from, to):
             self.abandon()
         for attempt in (1, 2):
             if self._conn is None:
                 self._conn = self._connect(fresh=attempt == 1)
             try:
-                return self._send_once(self._conn, envelope_from, to, data, then)
+                return self._send_once(self._conn, envelope_from, to, data, then, meanwhile)
             except (smtplib.SMTPServerDisconnected, ConnectionError, TimeoutError) as exc:
                 self._drop()
                 if attempt == 2:
@@ -109,7 +130,13 @@ class SMTPTransport:
             self._drop()
 
     def _send_once(
-        self, conn: smtplib.SMTP, envelope_from: str, to: str, data: bytes, then: str | None
+        self,
+        conn: smtplib.SMTP,
+        envelope_from: str,
+        to: str,
+        data: bytes,
+        then: str | None,
+        meanwhile: Callable[[], None] | None,
     ) -> str:
         announced, self._announced = self._announced is not None, None
         conn.ehlo_or_helo_if_needed()
@@ -119,10 +146,8 @@ class SMTPTransport:
         try:
             if conn.does_esmtp and conn.has_extn("pipelining"):
                 after = _announcement(sender, utf8_from, then)
-                key = (envelope_from, then) if after and then is not None else None
-                return self._pipelined(
-                    conn, sender, recipient, options, data, announced, after, key
-                )
+                nxt = _Next(after, (envelope_from, then or ""), meanwhile)
+                return self._pipelined(conn, sender, recipient, options, data, announced, nxt)
             code, msg = conn.mail(sender, options)
             if code != 250:
                 self._fail(conn, code, msg)
@@ -132,7 +157,7 @@ class SMTPTransport:
             code, msg = conn.docmd("data")
             if code != 354:
                 self._fail(conn, code, msg)
-            return self._content(conn, data)
+            return self._content(conn, data, _Next(b"", ("", ""), meanwhile))
         finally:
             conn.command_encoding = "ascii"  # SMTPUTF8 lasts one transaction
 
@@ -144,12 +169,11 @@ class SMTPTransport:
         options: list[str],
         data: bytes,
         announced: bool = False,
-        after: bytes = b"",
-        then: tuple[str, str] | None = None,
+        nxt: _Next | None = None,
     ) -> str:
         """MAIL, RCPT and DATA in one write (``announced``: written after the last message's
-        dot already), then their replies; the first refusal counts. ``after``: the next
-        recipient's commands, written after this message's dot (``then``: whose they are)."""
+        dot already), then their replies; the first refusal counts. ``nxt``: what follows this
+        message's dot (the next recipient's commands) and runs while its reply is awaited."""
         if not announced:
             conn.send(_commands(sender, recipient, options))
         refused: tuple[int, bytes] | None = None
@@ -169,22 +193,18 @@ class SMTPTransport:
                 conn.send(b".\r\n")
                 conn.getreply()
             self._fail(conn, *refused)
-        return self._content(conn, data, after, then)
+        return self._content(conn, data, nxt)
 
-    def _content(
-        self,
-        conn: smtplib.SMTP,
-        data: bytes,
-        after: bytes = b"",
-        then: tuple[str, str] | None = None,
-    ) -> str:
-        """After a 354: the message and its ending dot (and ``after``, the commands of ``then``,
+    def _content(self, conn: smtplib.SMTP, data: bytes, nxt: _Next | None = None) -> str:
+        """After a 354: the message and its ending dot (and the next recipient's commands,
         announced); the server's verdict on it."""
         parts = _data_parts(data)
-        if after:
-            parts.append(after)
+        if nxt is not None and nxt.after:
+            parts.append(nxt.after)
         _send_parts(conn, parts)
-        self._announced = then if after else None
+        self._announced = nxt.whose if nxt is not None and nxt.after else None
+        if nxt is not None and nxt.meanwhile is not None:
+            nxt.meanwhile()
         code, msg = conn.getreply()
         if code != 250:
             self._fail(conn, code, msg)

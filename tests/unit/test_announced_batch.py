@@ -172,3 +172,35 @@ def test_an_announced_row_whose_message_cannot_be_built_fails_alone_and_the_batc
     else:
         assert script.seen.count(f"RCPT {broken.email}") == 0
         assert alone.count("connect") == 1
+
+
+def test_a_message_built_ahead_that_raised_raises_at_its_own_turn_after_the_one_before_landed(
+    session: Session,
+    settings: Settings,
+    transport: SMTPTransport,
+    script: Script,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    st = _start(session, active=5)
+    order = [r.subscriber_id for r in _rows(session, st.issue_id)]
+    people = {p.id: p for p in st.active}
+    claim = [people[i] for i in order if i in people]
+    broken = claim[2]
+    build = send_loop.recipient
+
+    def failing(settings: Settings, prep: Any, **kw: Any) -> Any:
+        if kw["subscriber_id"] == broken.id:
+            raise RuntimeError("a bug in building a message")
+        return build(settings, prep, **kw)
+
+    monkeypatch.setattr(send_loop, "recipient", failing)
+
+    with pytest.raises(RuntimeError, match="a bug in building"):
+        run_batch(settings, issue_id=st.issue_id, transport=transport)
+
+    # the message whose send built the broken one ahead was delivered and recorded first
+    assert [r[0] for _, r, _ in script.accepted] == [claim[0].email, claim[1].email]
+    assert script.seen.count("DATA") == 2
+    statuses = _statuses(session, st.issue_id)
+    assert [statuses[p.id] for p in claim[:2]] == ["sent", "sent"]  # type: ignore[index]
+    assert statuses[broken.id] == "sending"  # type: ignore[index]  # back after its lease

@@ -544,3 +544,23 @@ def test_without_pipelining_nothing_is_announced(script: Script, wire: list[str]
         controller.stop()
     assert round_trips(_transaction(wire)) == 4
     assert [r for _, r, _ in script.accepted] == [["reader1@example.org"], ["reader2@example.org"]]
+
+
+def test_meanwhile_runs_once_the_message_is_written_before_its_reply_is_read(
+    server: int, script: Script, wire: list[str]
+) -> None:
+    script.rcpt["gone@example.org"] = "550 5.1.1 no such user"
+    transport = _transport(server)
+    try:
+        transport.send_then(
+            SENDER, "reader1@example.org", _message(1), None, lambda: wire.append("meanwhile")
+        )
+        with pytest.raises(PermanentFailure):  # refused before its content: nothing runs
+            transport.send_then(
+                SENDER, "gone@example.org", _message(2), None, lambda: wire.append("refused")
+            )
+    finally:
+        transport.close()
+    at = wire.index("meanwhile")
+    assert wire[at - 1 : at + 2] == ["W <message>", "meanwhile", "R 250"]
+    assert "refused" not in wire

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 
+from celery import Task
+
 from newsletter import db, webhooks
 from newsletter.analytics import retention
 from newsletter.audience import confirmations, import_reaper, outbox
@@ -138,19 +140,17 @@ def deliver_webhook(webhook_delivery_id: int) -> str | None:
 
 
 @app.task(
+    bind=True,
     name="worker.tasks.send_confirmation",
-    # a relay's 4xx, another task holding the row, a database restart: tried again later
-    autoretry_for=(TemporaryFailure, DatabaseUnavailable),
-    # a reader is waiting for this one: 5 s, 10 s, 20 s ... 10 min, each with full jitter, so a
-    # relay back after a short outage (or a 451) costs seconds, not minutes; eight tries cover
-    # about 20 minutes (as 30 s, 60 s ... did in five), far below the broker's visibility
-    # timeout, and a row whose task gave up is relayed again by the outbox
-    retry_backoff=5,
-    retry_backoff_max=600,
-    retry_jitter=True,
+    # a relay's 4xx, another task holding the row, a database restart: tried again later. A
+    # reader is waiting for this one: 5 s, 10 s, 20 s ... 10 min, each with full jitter, and
+    # while every relay is out, soon after the first is due back (``retry_delay``); eight tries
+    # cover about 20 minutes, far below the broker's visibility timeout, and a row whose task
+    # gave up is relayed again by the outbox
     max_retries=8,
 )
 def send_confirmation(
+    self: Task,
     subscriber_id: int,
     newsletter_ids: list[int],
     source: str,
@@ -161,7 +161,11 @@ def send_confirmation(
     per outbox row, however often the row was relayed."""
     ids = tuple(newsletter_ids)
     request = ConfirmationRequest(subscriber_id, ids, source, consent_text_version, outbox_id)
-    return confirmations.send_confirmation(current_settings(), request, transport=transport())
+    try:
+        return confirmations.send_confirmation(current_settings(), request, transport=transport())
+    except (TemporaryFailure, DatabaseUnavailable) as exc:
+        countdown = confirmations.retry_delay(self.request.retries, exc)
+        raise self.retry(exc=exc, countdown=countdown) from exc
 
 
 @app.task(name="worker.tasks.relay_confirmations")

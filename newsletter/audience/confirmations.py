@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -236,6 +237,26 @@ def _send_once(settings: Settings, request: ConfirmationRequest, transport: Tran
         raise
     _finish(settings, request.outbox_id, claim.token)
     return outcome
+
+
+#: a confirmation's retries: full-jitter exponential backoff from 5 s up to 10 min (a reader is
+#: waiting), or, when every relay is out, soon after the first is due back
+RETRY_BASE_SECONDS = 5.0
+RETRY_LONGEST_SECONDS = 600.0
+RETRY_SPREAD_SECONDS = 2.0
+
+
+def retry_delay(retries: int, exc: BaseException, *, now: datetime | None = None) -> float:
+    """Seconds until a confirmation that failed ``retries + 1`` times is tried again. While the
+    relays are out (``retry_at``: their cool-down's end) a backoff grown over the outage would
+    keep a reader waiting minutes past the relay's return; the task goes then instead, spread
+    over a couple of seconds."""
+    back_at = getattr(exc, "retry_at", None)
+    if isinstance(back_at, datetime):
+        wait = (back_at - (now or utcnow())).total_seconds()
+        return max(1.0, wait) + random.uniform(0.0, RETRY_SPREAD_SECONDS)
+    ceiling = min(RETRY_LONGEST_SECONDS, RETRY_BASE_SECONDS * 2**retries)
+    return random.uniform(0.0, ceiling)
 
 
 def _finish(settings: Settings, outbox_id: int, token: str) -> None:

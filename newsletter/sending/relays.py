@@ -22,6 +22,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from newsletter.config import Settings
 from newsletter.config_relays import Relay
@@ -102,7 +103,9 @@ class RelaySet:
         while True:
             relay = self._pick(tried)
             if relay is None:  # nothing was written to any server: another try later
-                raise TemporaryFailure(self._none_left(tried), code=None, connecting=True)
+                raise TemporaryFailure(
+                    self._none_left(tried), code=None, connecting=True, retry_at=self._back_at()
+                )
             group = group_of(to) if relay.caps else ""
             ahead = then if self._alone and not relay.caps else None
             try:
@@ -189,6 +192,16 @@ class RelaySet:
         best = max(names, key=lambda n: self._current[n])
         self._current[best] -= total
         return self.relays[best]
+
+    def _back_at(self) -> datetime | None:
+        """When the first relay of the choice that is out comes back (None: none is out)."""
+        only = self.route.only
+        ends = [
+            state.out_until
+            for name, state in self.health.out().items()
+            if state.out_until is not None and (only is None or name in only)
+        ]
+        return min(ends) if ends else None
 
     def _none_left(self, tried: list[str]) -> str:
         states = self.health.out()

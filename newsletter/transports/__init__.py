@@ -23,6 +23,7 @@ TransportError            a message could not be handed over
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 __all__ = ["CleanMessage", "PermanentFailure", "TemporaryFailure", "Transport", "TransportError"]
@@ -30,15 +31,23 @@ __all__ = ["CleanMessage", "PermanentFailure", "TemporaryFailure", "Transport", 
 
 class TransportError(Exception):
     """``connecting``: the failure came while opening a connection (connect, greeting, EHLO,
-    STARTTLS, login) for a message nothing was written of yet: another relay may take it."""
+    STARTTLS, login) for a message nothing was written of yet: another relay may take it.
+    ``retry_at``: when a try is next worth it (every relay out until then), if known."""
 
     def __init__(
-        self, message: str, *, code: int | None = None, response: str = "", connecting: bool = False
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        response: str = "",
+        connecting: bool = False,
+        retry_at: datetime | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.response = response
         self.connecting = connecting
+        self.retry_at = retry_at
 
 
 class TemporaryFailure(TransportError):

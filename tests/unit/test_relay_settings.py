@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from newsletter.config import Settings
 from newsletter.config_relays import DEFAULT_CAPS, GroupCap
 from newsletter.db import get_engine
-from newsletter.exceptions import InvalidInput
+from newsletter.exceptions import InvalidInput, TemporaryFailure
 from newsletter.sending import relay_health
 from newsletter.sending.domain_caps import group_of
 from newsletter.sending.relay_health import Health, RelayBreaker, State, read_states
@@ -147,6 +147,22 @@ def test_a_relay_out_or_tried_is_skipped_and_a_route_narrows_the_choice() -> Non
     assert {relays._pick([]).name for _ in range(3)} == {"z"}  # type: ignore[union-attr]
     with pytest.raises(InvalidInput, match="relay 'y' is not configured"):
         route(relays, "y")
+
+
+def test_with_every_relay_out_the_failure_says_when_the_first_is_due_back() -> None:
+    health = _Health()
+    relays = relay_set(THREE_RELAYS, health)
+    now = datetime.now(UTC)
+    health.states["a"] = State("a", now + timedelta(seconds=90), "cannot connect", 2)
+    health.states["b"] = State("b", now + timedelta(seconds=30), "cannot connect", 1)
+    with pytest.raises(TemporaryFailure, match="no relay to send through") as none:
+        relays.send("b@example.org", "r@example.org", b"x")
+    assert none.value.connecting
+    assert none.value.retry_at == now + timedelta(seconds=30)  # b, the first back
+    route(relays, "a")  # a newsletter on relay a waits for a alone
+    with pytest.raises(TemporaryFailure) as none:
+        relays.send("b@example.org", "r@example.org", b"x")
+    assert none.value.retry_at == now + timedelta(seconds=90)
 
 
 def test_a_relays_breaker_trips_on_half_its_window_of_temporary_failures() -> None:

@@ -533,14 +533,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 connections=args.relay_connections,
                 label=f"relay +{args.relay_delay_ms:g} ms, {args.relay_connections} conn.",
             )
+        sessions = args.workers * args.connections  # as many connections as the send had
         source = _harness.smtp_source_rate(
             port=sink.port,
             size=big.message_bytes,
-            sessions=args.workers,
+            sessions=sessions,
             messages=args.source_messages,
         )
         say(
-            f"smtp-source: {source or 0:,.0f} messages/s ({args.workers} connection(s), "
+            f"smtp-source: {source or 0:,.0f} messages/s ({sessions} connection(s), "
             f"{big.message_bytes:,}-byte messages, {args.source_messages:,} of them)"
         )
     cpu = {g: 1000 * sec / max(big.sent, 1) for g, sec in big.cpu.items()}

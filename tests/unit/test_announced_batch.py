@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 
 from newsletter.config import Settings
 from newsletter.exceptions import InvalidInput
-from newsletter.models import Subscription, SubscriptionStatus
+from newsletter.models import Subscriber, Subscription, SubscriptionStatus
 from newsletter.sending import prepare, send_loop
 from newsletter.sending.batch import run_batch
 from newsletter.sending.breaker import CircuitBreaker
@@ -73,14 +73,33 @@ def _postgres(settings: Settings) -> bool:
     return settings.database_url.startswith("postgresql")
 
 
+def _claim_order(session: Session, active: int) -> tuple[int, list[Subscriber]]:
+    """A started issue with ``active`` subscribers: its id, and them in the claim's order."""
+    st = _start(session, active=active)
+    people = {p.id: p for p in st.active}
+    order = [r.subscriber_id for r in _rows(session, st.issue_id)]
+    return st.issue_id, [people[i] for i in order if i in people]
+
+
+def _failing_to_build(
+    monkeypatch: pytest.MonkeyPatch, subscriber: Subscriber, error: Exception
+) -> None:
+    """Building ``subscriber``'s message raises ``error``."""
+    build = send_loop.recipient
+
+    def failing(settings: Settings, prep: Any, **kw: Any) -> Any:
+        if kw["subscriber_id"] == subscriber.id:
+            raise error
+        return build(settings, prep, **kw)
+
+    monkeypatch.setattr(send_loop, "recipient", failing)
+
+
 def test_each_message_announces_the_next_and_every_row_goes_once(
     session: Session, settings: Settings, transport: SMTPTransport, script: Script, alone: list[str]
 ) -> None:
-    st = _start(session, active=30)
-    order = [r.subscriber_id for r in _rows(session, st.issue_id)]
-    people = {p.id: p for p in st.active}
-    left_id = next(i for i in order[8:] if i in people)  # a row in the middle of the claim
-    left = people[left_id]
+    issue_id, claim = _claim_order(session, 30)
+    left = claim[8]  # a row in the middle of the claim
     subscription = session.exec(
         select(Subscription).where(Subscription.subscriber_id == left.id)
     ).one()
@@ -88,13 +107,13 @@ def test_each_message_announces_the_next_and_every_row_goes_once(
     session.add(subscription)
     session.commit()
 
-    result = run_batch(settings, issue_id=st.issue_id, transport=transport)
+    result = run_batch(settings, issue_id=issue_id, transport=transport)
 
-    mailed = [p for p in st.active if p is not left]
+    mailed = [p for p in claim if p is not left]
     assert sorted(r[0] for _, r, _ in script.accepted) == sorted(p.email for p in mailed)
     assert all(content for _, _, content in script.accepted)
     assert script.seen.count("DATA") == len(mailed)  # no DATA ended but for a message
-    statuses = _statuses(session, st.issue_id)
+    statuses = _statuses(session, issue_id)
     assert {statuses[p.id] for p in mailed} == {"sent"}  # type: ignore[index]
     assert statuses[left.id] == "skipped"  # type: ignore[index]
     assert (result.sent, result.skipped) == (29, 1)
@@ -110,19 +129,16 @@ def test_each_message_announces_the_next_and_every_row_goes_once(
 def test_a_breaker_tripped_by_a_message_drops_the_announced_next_one_unsent(
     session: Session, settings: Settings, transport: SMTPTransport, script: Script, alone: list[str]
 ) -> None:
-    st = _start(session, active=8)
-    order = [r.subscriber_id for r in _rows(session, st.issue_id)]
-    people = {p.id: p for p in st.active}
-    claim = [people[i] for i in order if i in people]
+    issue_id, claim = _claim_order(session, 8)
     script.data[claim[2].email.encode()] = "451 4.3.0 try again later"
     breaker = CircuitBreaker(window=10, min_results=3, threshold=0.3)  # trips on the third
 
-    result = run_batch(settings, issue_id=st.issue_id, transport=transport, breaker=breaker)
+    result = run_batch(settings, issue_id=issue_id, transport=transport, breaker=breaker)
 
     assert result.stopped
     assert [r[0] for _, r, _ in script.accepted] == [claim[0].email, claim[1].email]
     assert script.seen.count("DATA") == 3  # two delivered, one refused: none ended empty
-    statuses = _statuses(session, st.issue_id)
+    statuses = _statuses(session, issue_id)
     assert [statuses[p.id] for p in claim[:2]] == ["sent", "sent"]  # type: ignore[index]
     # the refused one waits for its retry; the announced one and the rest were released
     assert {statuses[p.id] for p in claim[2:]} == {"pending"}  # type: ignore[index]
@@ -143,26 +159,16 @@ def test_an_announced_row_whose_message_cannot_be_built_fails_alone_and_the_batc
     alone: list[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    st = _start(session, active=6)
-    order = [r.subscriber_id for r in _rows(session, st.issue_id)]
-    people = {p.id: p for p in st.active}
-    claim = [people[i] for i in order if i in people]
+    issue_id, claim = _claim_order(session, 6)
     broken = claim[2]
-    build = send_loop.recipient
+    _failing_to_build(monkeypatch, broken, InvalidInput("a personal value that cannot be written"))
 
-    def failing(settings: Settings, prep: Any, **kw: Any) -> Any:
-        if kw["subscriber_id"] == broken.id:
-            raise InvalidInput("a personal value that cannot be written")
-        return build(settings, prep, **kw)
-
-    monkeypatch.setattr(send_loop, "recipient", failing)
-
-    result = run_batch(settings, issue_id=st.issue_id, transport=transport)
+    result = run_batch(settings, issue_id=issue_id, transport=transport)
 
     mailed = [p for p in claim if p is not broken]
     assert [r[0] for _, r, _ in script.accepted] == [p.email for p in mailed]
     assert script.seen.count("DATA") == len(mailed)
-    statuses = _statuses(session, st.issue_id)
+    statuses = _statuses(session, issue_id)
     assert statuses[broken.id] == "failed"  # type: ignore[index]
     assert {statuses[p.id] for p in mailed} == {"sent"}  # type: ignore[index]
     assert (result.sent, result.failed) == (5, 1)
@@ -181,26 +187,16 @@ def test_a_message_built_ahead_that_raised_raises_at_its_own_turn_after_the_one_
     script: Script,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    st = _start(session, active=5)
-    order = [r.subscriber_id for r in _rows(session, st.issue_id)]
-    people = {p.id: p for p in st.active}
-    claim = [people[i] for i in order if i in people]
+    issue_id, claim = _claim_order(session, 5)
     broken = claim[2]
-    build = send_loop.recipient
-
-    def failing(settings: Settings, prep: Any, **kw: Any) -> Any:
-        if kw["subscriber_id"] == broken.id:
-            raise RuntimeError("a bug in building a message")
-        return build(settings, prep, **kw)
-
-    monkeypatch.setattr(send_loop, "recipient", failing)
+    _failing_to_build(monkeypatch, broken, RuntimeError("a bug in building a message"))
 
     with pytest.raises(RuntimeError, match="a bug in building"):
-        run_batch(settings, issue_id=st.issue_id, transport=transport)
+        run_batch(settings, issue_id=issue_id, transport=transport)
 
     # the message whose send built the broken one ahead was delivered and recorded first
     assert [r[0] for _, r, _ in script.accepted] == [claim[0].email, claim[1].email]
     assert script.seen.count("DATA") == 2
-    statuses = _statuses(session, st.issue_id)
+    statuses = _statuses(session, issue_id)
     assert [statuses[p.id] for p in claim[:2]] == ["sent", "sent"]  # type: ignore[index]
     assert statuses[broken.id] == "sending"  # type: ignore[index]  # back after its lease

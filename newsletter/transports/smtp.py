@@ -95,7 +95,7 @@ class SMTPTransport:
         return conn
 
     def send(self, envelope_from: str, to: str, data: bytes) -> str:
-        return self.send_then(envelope_from, to, data, None)
+        return self._deliver(envelope_from, to, data, None, None)
 
     def send_then(
         self,
@@ -110,6 +110,18 @@ class SMTPTransport:
         address needs no SMTPUTF8; the next ``send`` of that recipient reads their replies.
         ``meanwhile`` runs once the message is written, before its reply is read (the caller's
         next message built while the server reads this one); it must not raise."""
+        if type(self).send is not SMTPTransport.send:  # a subclass takes each message itself
+            return self.send(envelope_from, to, data)
+        return self._deliver(envelope_from, to, data, then, meanwhile)
+
+    def _deliver(
+        self,
+        envelope_from: str,
+        to: str,
+        data: bytes,
+        then: str | None,
+        meanwhile: Callable[[], None] | None,
+    ) -> str:
         if self._announced is not None and self._announced != (envelope_from, to):
             self.abandon()
         for attempt in (1, 2):

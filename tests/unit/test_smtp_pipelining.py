@@ -564,3 +564,28 @@ def test_meanwhile_runs_once_the_message_is_written_before_its_reply_is_read(
     at = wire.index("meanwhile")
     assert wire[at - 1 : at + 2] == ["W <message>", "meanwhile", "R 250"]
     assert "refused" not in wire
+
+
+def test_a_subclass_that_takes_each_message_itself_gets_them_from_send_then_too(
+    server: int, script: Script
+) -> None:
+    taken: list[str] = []
+    ran: list[str] = []
+
+    class Taking(SMTPTransport):
+        def send(self, envelope_from: str, to: str, data: bytes) -> str:
+            taken.append(to)
+            return super().send(envelope_from, to, data)
+
+    transport = Taking(SMTPConfig(host="127.0.0.1", port=server, timeout=5))
+    try:
+        _send_then(transport, 1, 2)
+        transport.send_then(
+            SENDER, "reader2@example.org", _message(2), None, lambda: ran.append("x")
+        )
+    finally:
+        transport.close()
+    assert taken == ["reader1@example.org", "reader2@example.org"]
+    assert ran == []  # its send knows nothing of what comes next: built at its own turn
+    assert script.seen.count("RCPT reader2@example.org") == 1  # never announced
+    assert [r for _, r, _ in script.accepted] == [["reader1@example.org"], ["reader2@example.org"]]

@@ -47,13 +47,13 @@ def _reply(code: int, message: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class _Next:
-    """What follows a message: the next recipient's commands after its dot (``after``, empty
-    when none is announced; ``whose``: (envelope from, to)), and the caller's work to run before
-    its reply is read."""
+    """What follows a message: the next recipient's commands after its dot (``after``; empty
+    when none is announced) and whose they are (envelope from, to), and the caller's work to run
+    before the message's reply is read."""
 
-    after: bytes
-    whose: tuple[str, str]
-    meanwhile: Callable[[], None] | None
+    after: bytes = b""
+    whose: tuple[str, str] | None = None
+    meanwhile: Callable[[], None] | None = None
 
 
 class SMTPTransport:
@@ -158,7 +158,8 @@ class SMTPTransport:
         try:
             if conn.does_esmtp and conn.has_extn("pipelining"):
                 after = _announcement(sender, utf8_from, then)
-                nxt = _Next(after, (envelope_from, then or ""), meanwhile)
+                whose = (envelope_from, then) if after and then is not None else None
+                nxt = _Next(after, whose, meanwhile)
                 return self._pipelined(conn, sender, recipient, options, data, announced, nxt)
             code, msg = conn.mail(sender, options)
             if code != 250:
@@ -169,7 +170,7 @@ class SMTPTransport:
             code, msg = conn.docmd("data")
             if code != 354:
                 self._fail(conn, code, msg)
-            return self._content(conn, data, _Next(b"", ("", ""), meanwhile))
+            return self._content(conn, data, _Next(meanwhile=meanwhile))
         finally:
             conn.command_encoding = "ascii"  # SMTPUTF8 lasts one transaction
 
@@ -181,7 +182,7 @@ class SMTPTransport:
         options: list[str],
         data: bytes,
         announced: bool = False,
-        nxt: _Next | None = None,
+        nxt: _Next = _Next(),
     ) -> str:
         """MAIL, RCPT and DATA in one write (``announced``: written after the last message's
         dot already), then their replies; the first refusal counts. ``nxt``: what follows this
@@ -207,15 +208,15 @@ class SMTPTransport:
             self._fail(conn, *refused)
         return self._content(conn, data, nxt)
 
-    def _content(self, conn: smtplib.SMTP, data: bytes, nxt: _Next | None = None) -> str:
+    def _content(self, conn: smtplib.SMTP, data: bytes, nxt: _Next = _Next()) -> str:
         """After a 354: the message and its ending dot (and the next recipient's commands,
         announced); the server's verdict on it."""
         parts = _data_parts(data)
-        if nxt is not None and nxt.after:
+        if nxt.after:
             parts.append(nxt.after)
         _send_parts(conn, parts)
-        self._announced = nxt.whose if nxt is not None and nxt.after else None
-        if nxt is not None and nxt.meanwhile is not None:
+        self._announced = nxt.whose
+        if nxt.meanwhile is not None:
             nxt.meanwhile()
         code, msg = conn.getreply()
         if code != 250:
